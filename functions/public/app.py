@@ -1,0 +1,22 @@
+"""PublicFunction: published articles, the feed and the API documentation, for anyone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from newsdesk.api.public import router
+from newsdesk.api.resolver import create_resolver
+from newsdesk.observability import logger, metrics, tracer
+
+app = create_resolver()
+app.include_router(router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

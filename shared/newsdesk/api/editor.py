@@ -1,0 +1,135 @@
+"""Editor routes under /admin. API Gateway's Lambda authorizer has checked the token before these run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+
+from newsdesk.api.dependencies import article_service
+from newsdesk.api.resolver import documented
+from newsdesk.models.articles import (
+    AdminArticlePage,
+    Article,
+    ArticleStatus,
+    CreateArticleRequest,
+    UpdateArticleRequest,
+)
+from newsdesk.services.articles import ArticleService
+
+router = Router()
+
+BEARER = [{"bearerAuth": []}]
+AUTH_ERRORS = (401, 403)
+Articles = Annotated[ArticleService, Depends(article_service)]
+IfMatch = Annotated[
+    str | None,
+    Header(max_length=200, description="The `ETag` of the version you edited; a stale one gets 412."),
+]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """`"7"`, `W/"7"` and `7` name version 7; `*` or no header match any. Anything else matches nothing."""
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    return int(text) if text.isdigit() and len(text) < 10 else -1
+
+
+def with_etag(article: Article, status: int = 200) -> Response[Article]:
+    return Response(status, body=article, headers={"ETag": f'"{article.version}"'})
+
+
+@router.post(
+    "/admin/articles",
+    summary="Create a draft article",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(201, "The draft, with its `ETag`.", *AUTH_ERRORS, 400, 409, 413, 503),
+)
+def create_article(request: Annotated[CreateArticleRequest, Body()], articles: Articles) -> Response[Article]:
+    article = articles.create(request)
+    response = with_etag(article, 201)
+    response.headers["Location"] = f"/admin/articles/{article.id}"
+    return response
+
+
+@router.get(
+    "/admin/articles",
+    summary="List articles, optionally by status",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(200, "One page of articles.", *AUTH_ERRORS, 503),
+)
+def list_articles(
+    articles: Articles,
+    status: Annotated[ArticleStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> AdminArticlePage:
+    items, next_cursor = articles.list_admin(status=status, limit=limit, cursor=cursor)
+    return AdminArticlePage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/admin/articles/<id>",
+    summary="Read one article",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(200, "The article, with its `ETag`.", *AUTH_ERRORS, 404, 503),
+)
+def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002 - the route's own name
+    return with_etag(articles.get(id))
+
+
+@router.patch(
+    "/admin/articles/<id>",
+    summary="Change some fields of an article",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 503),
+)
+def update_article(
+    id: str,  # noqa: A002
+    request: Annotated[UpdateArticleRequest, Body()],
+    articles: Articles,
+    if_match: IfMatch = None,
+) -> Response[Article]:
+    return with_etag(articles.update(id, request, if_match=parse_if_match(if_match)))
+
+
+@router.delete(
+    "/admin/articles/<id>",
+    summary="Delete an article",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 412, 503),
+)
+def delete_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[None]:  # noqa: A002
+    articles.delete(id, if_match=parse_if_match(if_match))
+    return Response(204)
+
+
+@router.post(
+    "/admin/articles/<id>/publish",
+    summary="Publish an article (again: no effect)",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503),
+)
+def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
+    return with_etag(articles.publish(id, if_match=parse_if_match(if_match)))
+
+
+@router.post(
+    "/admin/articles/<id>/unpublish",
+    summary="Take an article off the public routes",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503),
+)
+def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
+    return with_etag(articles.unpublish(id, if_match=parse_if_match(if_match)))

@@ -1,0 +1,79 @@
+"""Public routes: published articles, the feed, and the API's own documentation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from newsdesk.api.dependencies import article_service
+from newsdesk.api.resolver import documented
+from newsdesk.models.articles import ArticlePage, PublicArticle
+from newsdesk.services.articles import ArticleService
+
+router = Router()
+
+PUBLIC_CACHE = {"Cache-Control": "public, max-age=60"}
+Articles = Annotated[ArticleService, Depends(article_service)]
+
+
+@router.get(
+    "/articles",
+    summary="List published articles, newest first",
+    tags=["Articles"],
+    responses=documented(200, "One page of articles.", 503),
+)
+def list_articles(
+    articles: Articles,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    author: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> Response[ArticlePage]:
+    items, next_cursor = articles.list_public(tag=tag, author=author, limit=limit, cursor=cursor)
+    return Response(200, body=ArticlePage(items=items, next_cursor=next_cursor), headers=PUBLIC_CACHE)
+
+
+@router.get(
+    "/articles/<slug>",
+    summary="Read one published article",
+    tags=["Articles"],
+    responses=documented(200, "The article.", 404, 503),
+)
+def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
+    return Response(200, body=articles.get_public(slug), headers=PUBLIC_CACHE)
+
+
+@router.get(
+    "/feed.xml",
+    summary="Atom feed of the 20 newest articles",
+    tags=["Articles"],
+    responses=documented(200, "An Atom 1.0 feed.", content_type="application/atom+xml"),
+)
+def feed(articles: Articles) -> Response[str]:
+    from newsdesk.feed import atom_feed  # feedgen pulls in lxml: load it only for this route
+
+    return Response(200, content_type="application/atom+xml; charset=utf-8", body=atom_feed(articles),
+                    headers=PUBLIC_CACHE)  # fmt: skip
+
+
+@router.get(
+    "/openapi.json",
+    summary="This API's OpenAPI document",
+    tags=["Documentation"],
+    responses=documented(200, "OpenAPI 3.1 document.", content_type="application/json"),
+)
+def openapi_document() -> Response[str]:
+    from newsdesk.api.openapi import openapi_json
+
+    return Response(200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
+
+
+@router.get("/docs", summary="Swagger UI for this API", tags=["Documentation"], include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    from newsdesk.api.openapi import swagger_html
+
+    return Response(200, content_type="text/html; charset=utf-8", body=swagger_html())

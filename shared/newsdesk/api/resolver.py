@@ -1,0 +1,102 @@
+"""The resolver every HTTP function uses, and the one mapping from exceptions to HTTP replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
+from pydantic import BaseModel
+
+from newsdesk.errors import NewsdeskError
+from newsdesk.observability import logger
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class GatewayError(BaseModel):
+    """What API Gateway itself answers when the authorizer refuses a request."""
+
+    message: str
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (for example, a body that is not JSON).",
+    401: "No `Authorization` header (answered by API Gateway).",
+    403: "The token is wrong or revoked (answered by API Gateway).",
+    404: "Not found.",
+    409: "Conflicts with existing data.",
+    412: "`If-Match` names an older version.",
+    413: "Too large.",
+    422: "The request does not match the schema.",
+    503: "AWS is throttling; retry after a moment.",
+}
+
+
+def documented(success: int, description: str, *errors: int, content_type: str | None = None) -> dict[int, Any]:
+    """OpenAPI `responses` of a route: its success (schema from the return type, or none for 204 or a
+    `content_type` that is not JSON) and the error statuses it can answer with, all in the one error shape."""
+    responses: dict[int, dict[str, Any]] = {success: {"description": description}}
+    if success == 204:
+        responses[success]["content"] = {}
+    elif content_type:
+        responses[success]["content"] = {content_type: {"schema": {"type": "string"}}}
+    for status in sorted({*errors, 422}):
+        model = GatewayError if status in (401, 403) else ErrorResponse
+        responses[status] = {
+            "description": _DESCRIPTIONS[status],
+            "content": {content_types.APPLICATION_JSON: {"model": model}},
+        }
+    return responses
+
+
+def error_reply(status: int, code: str, message: str, details: Any = None) -> Response[ErrorResponse]:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
+    headers = {"Retry-After": "2"} if status == 503 else None
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(),
+        headers=headers,
+    )
+
+
+def _validation_details(errors: Any) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        for error in errors
+    ]
+
+
+def create_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.exception_handler(NewsdeskError)
+    def _newsdesk_error(exc: NewsdeskError) -> Response[ErrorResponse]:
+        logger.info("request refused", extra={"code": exc.code, "status": exc.status})
+        return error_reply(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response[ErrorResponse]:
+        details = _validation_details(exc.errors())
+        if any(d["type"] == "json_invalid" for d in details):
+            return error_reply(400, "malformed_json", "the request body is not valid JSON", details)
+        return error_reply(422, "validation_error", "the request does not match the schema", details)
+
+    @app.exception_handler(ValidationException)
+    def _unsupported_request(exc: ValidationException) -> Response[ErrorResponse]:
+        return error_reply(400, "bad_request", "the request could not be read", _validation_details(exc.errors()))
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[ErrorResponse]:
+        return error_reply(404, "not_found", "no such route")
+
+    return app

@@ -1,0 +1,312 @@
+"""Articles in DynamoDB. Item kinds and keys are described in docs/data-model.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from newsdesk.clock import iso
+from newsdesk.dal.dynamodb import (
+    Item,
+    aws_errors,
+    cancellation_reasons,
+    decode_cursor,
+    encode_cursor,
+    error_code,
+    from_attributes,
+    to_attributes,
+)
+from newsdesk.errors import Conflict, PreconditionFailed
+from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
+from newsdesk.rendering import make_slug
+
+FEED_ALL = "all"
+_LIST_FIELDS = tuple(ArticleSummary.model_fields)
+_PUBLIC_FIELDS = tuple(PublicArticle.model_fields)
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+
+
+class VersionConflict(PreconditionFailed):
+    """The article changed (or vanished) since the caller read it."""
+
+
+def tag_feed(tag: str) -> str:
+    return f"tag#{tag}"
+
+
+def author_feed(author: str) -> str:
+    return f"author#{make_slug(author)}"
+
+
+def _article_key(article_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"article#{article_id}"}}
+
+
+def _slug_key(slug: str) -> dict[str, Any]:
+    return {"pk": {"S": f"slug#{slug}"}}
+
+
+def _feeds(article: Article) -> list[str]:
+    return [FEED_ALL, author_feed(article.author), *(tag_feed(tag) for tag in article.tags)]
+
+
+class ArticleRepository:
+    """Every article write is one transaction over the article, its slug claim and its feed entries, so a
+    reader never sees half an edit and the public copies can never drift from the article."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # ------------------------------------------------------------------ reads
+    def get(self, article_id: str) -> Article | None:
+        with aws_errors():
+            reply = self._client.get_item(TableName=self._table, Key=_article_key(article_id), ConsistentRead=True)
+        item = reply.get("Item")
+        return Article.model_validate(from_attributes(item)) if item else None
+
+    def get_public(self, slug: str) -> PublicArticle | None:
+        """One GetItem: the slug claim of a published article carries the public copy."""
+        with aws_errors():
+            reply = self._client.get_item(TableName=self._table, Key=_slug_key(slug))
+        item = from_attributes(reply.get("Item", {}))
+        if not item.get("published"):
+            return None
+        return PublicArticle.model_validate(item)
+
+    def slug_owner(self, slug: str) -> str | None:
+        with aws_errors():
+            reply = self._client.get_item(
+                TableName=self._table, Key=_slug_key(slug), ConsistentRead=True, ProjectionExpression="article_id"
+            )
+        return from_attributes(reply.get("Item", {})).get("article_id")
+
+    def list_public(
+        self, *, tag: str | None, author: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[ArticleSummary], str | None]:
+        """Newest first. One feed is queried; with both tag and author, the tag feed filtered by author."""
+        feed = tag_feed(tag) if tag else author_feed(author) if author else FEED_ALL
+        extra: dict[str, Any] = {}
+        if tag and author:
+            extra = {
+                "FilterExpression": "author_key = :author",
+                "ExpressionAttributeValues": {":author": {"S": make_slug(author)}},
+            }
+        items, next_cursor = self._query_page(
+            index="by-feed",
+            condition="feed = :feed",
+            values={":feed": {"S": feed}},
+            key_names=frozenset({"pk", "feed", "feed_sort"}),
+            limit=limit,
+            cursor=cursor,
+            newest_first=True,
+            **extra,
+        )
+        return [ArticleSummary.model_validate(item) for item in items], next_cursor
+
+    def list_admin(
+        self, *, status: ArticleStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Article], str | None]:
+        if status is None:
+            index, condition, values = "by-entity", "entity = :v", {":v": {"S": "article"}}
+            key_names = frozenset({"pk", "entity", "entity_sort"})
+        else:
+            index, condition, values = "by-status", "#status = :v", {":v": {"S": status.value}}
+            key_names = frozenset({"pk", "status", "status_sort"})
+        items, next_cursor = self._query_page(
+            index=index,
+            condition=condition,
+            values=values,
+            names={"#status": "status"} if status else None,
+            key_names=key_names,
+            limit=limit,
+            cursor=cursor,
+            # Scheduled articles come soonest first; everything else newest first.
+            newest_first=status is not ArticleStatus.SCHEDULED,
+        )
+        return [Article.model_validate(item) for item in items], next_cursor
+
+    def due_scheduled(self, *, now_iso: str, limit: int) -> list[Article]:
+        """Scheduled articles whose time has come, oldest first; reads only due items."""
+        items, _ = self._query_page(
+            index="by-status",
+            condition="#status = :s AND status_sort <= :now",
+            values={":s": {"S": ArticleStatus.SCHEDULED.value}, ":now": {"S": f"{now_iso}#~"}},
+            names={"#status": "status"},
+            key_names=frozenset({"pk", "status", "status_sort"}),
+            limit=limit,
+            cursor=None,
+            newest_first=False,
+        )
+        return [Article.model_validate(item) for item in items]
+
+    def _query_page(
+        self,
+        *,
+        index: str,
+        condition: str,
+        values: dict[str, Any],
+        key_names: frozenset[str],
+        limit: int,
+        cursor: str | None,
+        newest_first: bool,
+        names: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> tuple[list[Item], str | None]:
+        """Read one page. Asking for limit + 1 tells whether another page exists without a second call;
+        a filter (tag and author together) may need more than one read to fill the page."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": {**values, **extra.pop("ExpressionAttributeValues", {})},
+            "ScanIndexForward": not newest_first,
+            "Limit": limit + 1,
+            **extra,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        start = decode_cursor(cursor, key_names) if cursor else None
+        items: list[Item] = []
+        while True:
+            if start:
+                request["ExclusiveStartKey"] = start
+            with aws_errors():
+                reply = self._client.query(**request)
+            items.extend(reply.get("Items", []))
+            start = reply.get("LastEvaluatedKey")
+            if len(items) > limit or not start:
+                break
+        if len(items) <= limit:
+            return [from_attributes(i) for i in items], None
+        page = items[:limit]
+        last = page[-1]
+        return [from_attributes(i) for i in page], encode_cursor({name: last[name] for name in key_names})
+
+    # ------------------------------------------------------------------ writes
+    def save(self, old: Article | None, new: Article | None, *, extra: Sequence[dict[str, Any]] = ()) -> None:
+        """Move an article from `old` to `new` (None: absent) in one transaction.
+
+        The article write is conditional on `old.version`, a new slug on nobody holding it. `extra` items
+        (such as the publication record) join the same transaction.
+        """
+        assert old or new
+        writes: list[dict[str, Any]] = []
+        kinds: list[str] = []
+
+        def add(kind: str, write: dict[str, Any]) -> None:
+            kinds.append(kind)
+            writes.append(write)
+
+        if new is None:
+            assert old is not None
+            add("article", self._delete_article(old))
+        else:
+            add("article", self._put_article(new, old))
+
+        old_slug = old.slug if old else None
+        new_slug = new.slug if new else None
+        if new is not None and new_slug != old_slug:
+            add("slug", {"Put": {
+                "TableName": self._table,
+                "Item": self._slug_item(new),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }})  # fmt: skip
+        elif new is not None and _public_copy(new) != (_public_copy(old) if old else None):
+            add("slug-update", {"Put": {"TableName": self._table, "Item": self._slug_item(new)}})
+        if old is not None and old_slug != new_slug:
+            add("slug-release", {"Delete": {"TableName": self._table, "Key": _slug_key(old.slug)}})
+
+        old_entries = self._feed_entries(old)
+        new_entries = self._feed_entries(new)
+        for pk, entry in new_entries.items():
+            if old_entries.get(pk) != entry:
+                add("feed", {"Put": {"TableName": self._table, "Item": to_attributes(entry)}})
+        for pk in old_entries.keys() - new_entries.keys():
+            add("feed", {"Delete": {"TableName": self._table, "Key": {"pk": {"S": pk}}}})
+
+        for write in extra:
+            add("extra", write)
+
+        try:
+            with aws_errors():
+                self._client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = cancellation_reasons(exc)
+            failed = {kinds[i] for i, code in enumerate(reasons) if code not in ("None", "")}
+            if "slug" in failed:
+                raise SlugTaken(f"the slug {new_slug!r} belongs to another article") from exc
+            raise VersionConflict(
+                "the article was changed by someone else; read it again and retry",
+                details={"reasons": sorted(set(reasons) - {"None"})},
+            ) from exc
+
+    def stored_items(self, article: Article) -> list[dict[str, Any]]:
+        """Every item `save(None, article)` writes, in DynamoDB's attribute format (for bulk loading)."""
+        writes = [self._put_article(article, None)["Put"]["Item"], self._slug_item(article)]
+        return writes + [to_attributes(entry) for entry in self._feed_entries(article).values()]
+
+    def _put_article(self, new: Article, old: Article | None) -> dict[str, Any]:
+        item = new.model_dump(mode="json", exclude_none=True)
+        status_moment = {
+            ArticleStatus.DRAFT: new.updated_at,
+            ArticleStatus.SCHEDULED: new.publish_at or new.updated_at,
+            ArticleStatus.PUBLISHED: new.published_at or new.updated_at,
+        }[new.status]
+        item.update(
+            pk=f"article#{new.id}",
+            entity="article",
+            entity_sort=f"{iso(new.created_at)}#{new.id}",
+            status_sort=f"{iso(status_moment)}#{new.id}",
+        )
+        put: dict[str, Any] = {"TableName": self._table, "Item": to_attributes(item)}
+        if old is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = {":v": {"N": str(old.version)}}
+        return {"Put": put}
+
+    def _delete_article(self, old: Article) -> dict[str, Any]:
+        return {"Delete": {
+            "TableName": self._table,
+            "Key": _article_key(old.id),
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeValues": {":v": {"N": str(old.version)}},
+        }}  # fmt: skip
+
+    def _slug_item(self, article: Article) -> dict[str, Any]:
+        item: dict[str, Any] = {"pk": f"slug#{article.slug}", "article_id": article.id, "published": False}
+        public = _public_copy(article)
+        if public is not None:
+            item.update(public, published=True)
+        return to_attributes(item)
+
+    def _feed_entries(self, article: Article | None) -> dict[str, Item]:
+        if article is None or article.status is not ArticleStatus.PUBLISHED or article.published_at is None:
+            return {}
+        summary = article.model_dump(mode="json", include=set(_LIST_FIELDS))
+        sort = f"{iso(article.published_at)}#{article.id}"
+        return {
+            f"feed#{feed}#{article.id}": {
+                **summary,
+                "pk": f"feed#{feed}#{article.id}",
+                "feed": feed,
+                "feed_sort": sort,
+                "author_key": make_slug(article.author),
+            }
+            for feed in _feeds(article)
+        }
+
+
+def _public_copy(article: Article | None) -> dict[str, Any] | None:
+    if article is None or article.status is not ArticleStatus.PUBLISHED:
+        return None
+    return article.model_dump(mode="json", include=set(_PUBLIC_FIELDS))

@@ -1,0 +1,102 @@
+"""DynamoDB plumbing shared by the repositories: the client, (de)serialisation and error mapping."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from newsdesk.errors import InvalidInput, ServiceBusy
+
+Item = dict[str, Any]
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def dynamodb_client() -> Any:
+    """One client per process; it honours AWS_ENDPOINT_URL, which is how the local stack is reached."""
+    return boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
+
+
+def from_attributes(attributes: Mapping[str, Any]) -> Item:
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in attributes.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def cancellation_reasons(exc: ClientError) -> list[str]:
+    """The per-item codes of a cancelled transaction ("None" for items that were fine)."""
+    return [str(reason.get("Code", "None")) for reason in exc.response.get("CancellationReasons", [])]
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn throttling into ServiceBusy (a 503 the client may retry); other ClientErrors are faults."""
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) in RETRYABLE_CODES:
+            raise ServiceBusy("the database is busy, please retry shortly") from exc
+        raise
+
+
+def encode_cursor(key: Mapping[str, Any]) -> str:
+    raw = json.dumps(from_attributes(key), separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, expected_keys: frozenset[str]) -> dict[str, Any]:
+    """Decode a cursor we issued; anything else is the client's error, never a database fault."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise InvalidInput("cursor is not valid", code="invalid_cursor") from exc
+    if (
+        not isinstance(value, dict)
+        or set(value) != expected_keys
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in value.values())
+    ):
+        raise InvalidInput("cursor is not valid", code="invalid_cursor")
+    return to_attributes(value)

@@ -1,0 +1,55 @@
+"""The project's exceptions. The API maps each to one HTTP status in one place (newsdesk.api.resolver)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigurationError(RuntimeError):
+    """The deployment is missing configuration; a fault of the operator, not the client."""
+
+
+class NewsdeskError(Exception):
+    """A failure with a stable machine-readable code, safe to show to the client."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(NewsdeskError):
+    status = 422
+    code = "invalid_input"
+
+
+class NotFound(NewsdeskError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(NewsdeskError):
+    status = 409
+    code = "conflict"
+
+
+class PreconditionFailed(NewsdeskError):
+    status = 412
+    code = "version_mismatch"
+
+
+class PayloadTooLarge(NewsdeskError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ServiceBusy(NewsdeskError):
+    """AWS throttled us or is briefly unavailable: the client may retry."""
+
+    status = 503
+    code = "service_busy"

@@ -1,0 +1,95 @@
+"""Article shapes: what editors send, what the service works with, and what readers and editors get back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from newsdesk.models.types import AuthorName, MarkdownBody, Slug, Summary, Tags, Title
+
+
+class ArticleStatus(str, Enum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateArticleRequest(_Request):
+    title: Title
+    body: MarkdownBody = Field(description="Markdown; rendered and sanitized on save.")
+    author: AuthorName
+    summary: Summary | None = None
+    tags: Tags = Field(default_factory=list)
+    slug: Slug | None = Field(default=None, description="Generated from the title when absent.")
+
+
+class UpdateArticleRequest(_Request):
+    """Only the fields present are changed; `summary: null` goes back to a summary derived from the body."""
+
+    title: Title | None = None
+    body: MarkdownBody | None = None
+    author: AuthorName | None = None
+    summary: Summary | None = None
+    tags: Tags | None = None
+    slug: Slug | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> UpdateArticleRequest:
+        nulls = sorted(name for name in self.model_fields_set if name != "summary" and getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
+        return self
+
+
+class Article(BaseModel):
+    """The editor's full view of an article, as stored."""
+
+    id: str
+    slug: str
+    title: str
+    body: str
+    html: str
+    author: str
+    summary: str
+    custom_summary: bool = Field(default=False, description="False when the summary is derived from the body.")
+    tags: list[str]
+    status: ArticleStatus
+    version: int
+    reading_time_minutes: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None = None
+    publish_at: datetime | None = None
+
+
+class ArticleSummary(BaseModel):
+    """One entry of a public list."""
+
+    id: str
+    slug: str
+    title: str
+    summary: str
+    author: str
+    tags: list[str]
+    published_at: datetime
+    reading_time_minutes: int
+
+
+class PublicArticle(ArticleSummary):
+    html: str = Field(description="Sanitized HTML rendered from the Markdown body.")
+
+
+class ArticlePage(BaseModel):
+    items: list[ArticleSummary]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
+
+
+class AdminArticlePage(BaseModel):
+    items: list[Article]
+    next_cursor: str | None = None

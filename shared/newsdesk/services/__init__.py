@@ -1,0 +1,1 @@
+"""Business logic: plain classes that take their dependencies as arguments."""

@@ -1,0 +1,208 @@
+"""Writing, publishing and reading articles. `ArticleService.publish` is the one publish path."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from newsdesk.clock import utc_now
+from newsdesk.dal.articles import ArticleRepository, SlugTaken, VersionConflict
+from newsdesk.dal.publications import publication_write
+from newsdesk.errors import InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
+from newsdesk.models.articles import (
+    Article,
+    ArticleStatus,
+    ArticleSummary,
+    CreateArticleRequest,
+    PublicArticle,
+    UpdateArticleRequest,
+)
+from newsdesk.models.types import SLUG_PATTERN
+from newsdesk.observability import logger, metrics
+from newsdesk.rendering import make_slug, normalize_tag, reading_time_minutes, render_markdown, summarize
+
+MAX_HTML_BYTES = 192 * 1024
+_ARTICLE_ID = re.compile(r"[0-9a-f]{16}")
+_SLUG = re.compile(SLUG_PATTERN)
+_NUMBERED_SLUG_TRIES = 20
+
+
+class ArticleService:
+    def __init__(
+        self,
+        repository: ArticleRepository,
+        *,
+        publications_table: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._repo = repository
+        self._publications_table = publications_table
+        self._clock = clock
+
+    # ------------------------------------------------------------------ editor
+    def create(self, request: CreateArticleRequest) -> Article:
+        now = self._clock()
+        html = _render(request.body)
+        draft = Article(
+            id=secrets.token_hex(8),
+            slug=request.slug or "",
+            title=request.title,
+            body=request.body,
+            html=html,
+            author=request.author,
+            summary=request.summary if request.summary is not None else summarize(html),
+            custom_summary=request.summary is not None,
+            tags=_normalize_tags(request.tags),
+            status=ArticleStatus.DRAFT,
+            version=1,
+            reading_time_minutes=reading_time_minutes(html),
+            created_at=now,
+            updated_at=now,
+        )
+        if request.slug:
+            self._repo.save(None, draft)
+            created = draft
+        else:
+            created = self._create_with_free_slug(draft)
+        metrics.add_metric(name="ArticlesCreated", unit=MetricUnit.Count, value=1)
+        logger.info("article created", extra={"article_id": created.id, "slug": created.slug})
+        return created
+
+    def _create_with_free_slug(self, draft: Article) -> Article:
+        base = make_slug(draft.title)
+        candidates = [base, *(f"{base}-{n}" for n in range(2, _NUMBERED_SLUG_TRIES + 1))]
+        for slug in candidates:
+            if self._repo.slug_owner(slug) is not None:
+                continue
+            article = draft.model_copy(update={"slug": slug})
+            try:
+                self._repo.save(None, article)
+            except SlugTaken:
+                continue  # taken between our look and our write; try the next one
+            return article
+        article = draft.model_copy(update={"slug": f"{base}-{secrets.token_hex(3)}"})
+        self._repo.save(None, article)
+        return article
+
+    def get(self, article_id: str) -> Article:
+        article = self._repo.get(article_id) if _ARTICLE_ID.fullmatch(article_id) else None
+        if article is None:
+            raise NotFound(f"no article with id {article_id!r}")
+        return article
+
+    def list_admin(
+        self, *, status: ArticleStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Article], str | None]:
+        return self._repo.list_admin(status=status, limit=limit, cursor=cursor)
+
+    def update(self, article_id: str, request: UpdateArticleRequest, *, if_match: int | None) -> Article:
+        current = self._current(article_id, if_match)
+        changes = request.model_dump(exclude_unset=True)
+        if not changes:
+            return current
+        update: dict[str, object] = {k: v for k, v in changes.items() if k != "summary"}
+        html = _render(changes["body"]) if "body" in changes else current.html
+        if "body" in changes:
+            update.update(html=html, reading_time_minutes=reading_time_minutes(html))
+        if "tags" in changes:
+            update["tags"] = _normalize_tags(changes["tags"])
+        if "summary" in changes:
+            explicit = changes["summary"]
+            update.update(summary=explicit if explicit is not None else summarize(html),
+                          custom_summary=explicit is not None)  # fmt: skip
+        elif not current.custom_summary:
+            update["summary"] = summarize(html)
+        updated = current.model_copy(update={**update, "version": current.version + 1, "updated_at": self._clock()})
+        self._repo.save(current, updated)
+        return updated
+
+    def delete(self, article_id: str, *, if_match: int | None) -> None:
+        current = self._current(article_id, if_match)
+        self._repo.save(current, None)
+        logger.info("article deleted", extra={"article_id": article_id})
+
+    def publish(self, article_id: str, *, if_match: int | None = None) -> Article:
+        """Make the article public. The first publish also records the publication (the newsletter's
+        outbox) in the same transaction; publishing a published article changes nothing."""
+        current = self._current(article_id, if_match)
+        if current.status is ArticleStatus.PUBLISHED:
+            return current
+        now = self._clock()
+        first_time = current.published_at is None
+        published = current.model_copy(
+            update={
+                "status": ArticleStatus.PUBLISHED,
+                "published_at": current.published_at or now,
+                "publish_at": None,
+                "version": current.version + 1,
+                "updated_at": now,
+            }
+        )
+        extra = [publication_write(self._publications_table, published)] if first_time else []
+        try:
+            self._repo.save(current, published, extra=extra)
+        except VersionConflict:
+            # A concurrent publish of the same article won: that is the outcome the caller wanted.
+            latest = self.get(article_id)
+            if latest.status is ArticleStatus.PUBLISHED:
+                return latest
+            raise
+        metrics.add_metric(name="ArticlesPublished", unit=MetricUnit.Count, value=1)
+        logger.info("article published", extra={"article_id": article_id, "first_time": first_time})
+        return published
+
+    def unpublish(self, article_id: str, *, if_match: int | None = None) -> Article:
+        current = self._current(article_id, if_match)
+        if current.status is not ArticleStatus.PUBLISHED:
+            return current
+        draft = current.model_copy(
+            update={"status": ArticleStatus.DRAFT, "version": current.version + 1, "updated_at": self._clock()}
+        )
+        self._repo.save(current, draft)
+        logger.info("article unpublished", extra={"article_id": article_id})
+        return draft
+
+    def _current(self, article_id: str, if_match: int | None) -> Article:
+        current = self.get(article_id)
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(
+                f"the article is at version {current.version}, not {if_match}",
+                details={"current_version": current.version},
+            )
+        return current
+
+    # ------------------------------------------------------------------ readers
+    def list_public(
+        self, *, tag: str | None, author: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[ArticleSummary], str | None]:
+        return self._repo.list_public(
+            tag=normalize_tag(tag) if tag else None, author=author, limit=limit, cursor=cursor
+        )
+
+    def get_public(self, slug: str) -> PublicArticle:
+        article = self._repo.get_public(slug) if _SLUG.fullmatch(slug) and len(slug) <= 80 else None
+        if article is None:
+            raise NotFound(f"no published article at {slug!r}")
+        return article
+
+
+def _render(body: str) -> str:
+    html = render_markdown(body)
+    if len(html.encode("utf-8")) > MAX_HTML_BYTES:
+        raise PayloadTooLarge(f"the rendered article is larger than {MAX_HTML_BYTES} bytes")
+    return html
+
+
+def _normalize_tags(tags: list[str]) -> list[str]:
+    normalized: list[str] = []
+    for tag in tags:
+        value = normalize_tag(tag)
+        if not value:
+            raise InvalidInput(f"tag {tag!r} has no letters or digits", details=[{"loc": ["body", "tags"]}])
+        if value not in normalized:
+            normalized.append(value)
+    return normalized

@@ -1,0 +1,35 @@
+"""Configuration from environment variables, read once and validated at cold start."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+
+from newsdesk.errors import ConfigurationError
+
+
+class Settings(BaseModel):
+    """Every variable the functions read; names are the upper-case field names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    articles_table: str = Field(min_length=3)
+    deliveries_table: str = Field(min_length=3)
+    tokens_table: str = Field(min_length=3)
+    publication_name: str = "Newsdesk"
+    site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
+
+    @property
+    def site_base(self) -> str:
+        return str(self.site_url).rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings.model_validate({name.lower(): value for name, value in os.environ.items()})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid or missing environment variables: {problems}") from exc
