@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from newsdesk.api.public import router
 from newsdesk.api.resolver import create_resolver
-from newsdesk.observability import logger, metrics, tracer
+from newsdesk.observability import logger, tracer
 
 app = create_resolver()
 app.include_router(router)
@@ -17,6 +17,5 @@ app.include_router(router)
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

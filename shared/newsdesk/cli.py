@@ -1,8 +1,8 @@
 """`newsdesk`: the editor's command-line tool (API tokens), for the deployed or the local stack.
 
-    newsdesk token create --name laptop --stack newsdesk     # deployed: tables from the stack's outputs
-    newsdesk token create --name laptop --local              # the stack that `make dev` runs
-    newsdesk token list | newsdesk token revoke <id>
+newsdesk token create --name laptop --stack newsdesk     # deployed: tables from the stack's outputs
+newsdesk token create --name laptop --local              # the stack that `make dev` runs
+newsdesk token list | newsdesk token revoke <id>
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def _tokens_table(args: argparse.Namespace) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="newsdesk", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="newsdesk", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--stack", help="name of the deployed CloudFormation stack")
     where.add_argument("--table", default=os.environ.get("TOKENS_TABLE"), help="tokens table name")

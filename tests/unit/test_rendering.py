@@ -9,7 +9,9 @@ from tests.support.html_safety import executable_content
 
 
 def test_markdown_becomes_html() -> None:
-    html = render_markdown("# Title\n\nSome **bold** text and a [link](https://example.org).\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    html = render_markdown(
+        "# Title\n\nSome **bold** text and a [link](https://example.org).\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    )
     assert "<h1>Title</h1>" in html
     assert "<strong>bold</strong>" in html
     assert '<a href="https://example.org" rel="noopener noreferrer">link</a>' in html

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
@@ -22,7 +22,7 @@ from newsdesk.services.articles import ArticleService
 
 router = Router()
 
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 AUTH_ERRORS = (401, 403)
 Articles = Annotated[ArticleService, Depends(article_service)]
 IfMatch = Annotated[
@@ -40,7 +40,7 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 def with_etag(article: Article, status: int = 200) -> Response[Article]:
-    return Response(status, body=article, headers={"ETag": f'"{article.version}"'})
+    return Response(status, content_types.APPLICATION_JSON, article, headers={"ETag": f'"{article.version}"'})
 
 
 @router.post(
@@ -48,7 +48,7 @@ def with_etag(article: Article, status: int = 200) -> Response[Article]:
     summary="Create a draft article",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(201, "The draft, with its `ETag`.", *AUTH_ERRORS, 400, 409, 413, 503),
+    responses=documented(201, "The draft, with its `ETag`.", *AUTH_ERRORS, 400, 409, 413, 415, 503),
 )
 def create_article(request: Annotated[CreateArticleRequest, Body()], articles: Articles) -> Response[Article]:
     article = articles.create(request)
@@ -90,7 +90,7 @@ def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002
     summary="Change some fields of an article",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 503),
+    responses=documented(200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 415, 503),
 )
 def update_article(
     id: str,  # noqa: A002

@@ -44,7 +44,7 @@ def swagger_html() -> str:
         openapi_json().replace("</", "<\\/"),
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
         (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
-        None,
+        "",
         None,
         False,
     )

@@ -34,7 +34,8 @@ def list_articles(
     author: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> Response[ArticlePage]:
     items, next_cursor = articles.list_public(tag=tag, author=author, limit=limit, cursor=cursor)
-    return Response(200, body=ArticlePage(items=items, next_cursor=next_cursor), headers=PUBLIC_CACHE)
+    page = ArticlePage(items=items, next_cursor=next_cursor)
+    return Response(200, content_types.APPLICATION_JSON, page, headers=PUBLIC_CACHE)
 
 
 @router.get(
@@ -44,7 +45,7 @@ def list_articles(
     responses=documented(200, "The article.", 404, 503),
 )
 def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
-    return Response(200, body=articles.get_public(slug), headers=PUBLIC_CACHE)
+    return Response(200, content_types.APPLICATION_JSON, articles.get_public(slug), headers=PUBLIC_CACHE)
 
 
 @router.get(

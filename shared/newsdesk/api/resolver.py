@@ -36,6 +36,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with existing data.",
     412: "`If-Match` names an older version.",
     413: "Too large.",
+    415: "The body is not sent as `application/json`.",
     422: "The request does not match the schema.",
     503: "AWS is throttling; retry after a moment.",
 }
@@ -58,15 +59,10 @@ def documented(success: int, description: str, *errors: int, content_type: str |
     return responses
 
 
-def error_reply(status: int, code: str, message: str, details: Any = None) -> Response[ErrorResponse]:
+def error_reply(status: int, code: str, message: str, details: Any = None) -> Response[str]:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
     headers = {"Retry-After": "2"} if status == 503 else None
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=body.model_dump_json(),
-        headers=headers,
-    )
+    return Response(status, content_types.APPLICATION_JSON, body.model_dump_json(), headers=headers)
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
@@ -76,27 +72,36 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type.lower() == "application/json" or content_type.lower().endswith("+json")
+
+
 def create_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
 
     @app.exception_handler(NewsdeskError)
-    def _newsdesk_error(exc: NewsdeskError) -> Response[ErrorResponse]:
+    def _newsdesk_error(exc: NewsdeskError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
         return error_reply(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    def _invalid_request(exc: RequestValidationError) -> Response[ErrorResponse]:
+    def _invalid_request(exc: RequestValidationError) -> Response[str]:
         details = _validation_details(exc.errors())
+        content_type = (app.current_event.headers.get("content-type") or "application/json").split(";")[0].strip()
+        if app.current_event.body and not _is_json(content_type) and any(d["loc"][:1] == ["body"] for d in details):
+            # curl -d sends form encoding by default: say what to send rather than list odd field errors.
+            message = f"send the body as JSON with Content-Type: application/json (got {content_type})"
+            return error_reply(415, "unsupported_media_type", message)
         if any(d["type"] == "json_invalid" for d in details):
             return error_reply(400, "malformed_json", "the request body is not valid JSON", details)
         return error_reply(422, "validation_error", "the request does not match the schema", details)
 
     @app.exception_handler(ValidationException)
-    def _unsupported_request(exc: ValidationException) -> Response[ErrorResponse]:
+    def _unsupported_request(exc: ValidationException) -> Response[str]:
         return error_reply(400, "bad_request", "the request could not be read", _validation_details(exc.errors()))
 
     @app.not_found
-    def _not_found(_: Exception) -> Response[ErrorResponse]:
+    def _not_found(_: Exception) -> Response[str]:
         return error_reply(404, "not_found", "no such route")
 
     return app

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from newsdesk.models.types import AuthorName, MarkdownBody, Slug, Summary, Tags, Title
 
 
-class ArticleStatus(str, Enum):
+class ArticleStatus(StrEnum):
     DRAFT = "draft"
     SCHEDULED = "scheduled"
     PUBLISHED = "published"

@@ -1,0 +1,134 @@
+"""`python -m local`: the embedded AWS, the template's resources, event sources and the HTTP API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from local.aws import (
+    LocalResource,
+    aws_environment,
+    client,
+    create_resources,
+    default_region,
+    register_editor_token,
+    start_moto,
+)
+from local.events import ApiContext, HttpRequest
+from local.server import ApiServer, Functions, serve_in_thread
+from local.sources import EventSources
+from local.template import FUNCTION, Resolver, load_template
+
+log = logging.getLogger("local")
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+# Lambda has no X-Ray daemon here: traces would only produce connection errors.
+LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true"}
+
+
+def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
+    aws = f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region {region} --endpoint-url {endpoint}"
+    return "\n".join(
+        [
+            "",
+            "Newsdesk is running locally.",
+            f"  HTTP API      {api_url}",
+            f"  AWS endpoint  {endpoint}  (region {region}, any credentials)",
+            f"                {aws} dynamodb list-tables",
+            f"                {aws} s3 ls",
+            f"  Editor token  {token}",
+            f'                curl -H "Authorization: Bearer {token}" {api_url}/admin/articles',
+            f"  Resources     {api_url}/_local/resources",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # moto's request log and botocore's credential notes would drown the functions' own logs.
+    for noisy in ("werkzeug", "botocore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    port = int(os.environ.get("PORT", "3000"))
+    aws_port = int(os.environ.get("AWS_PORT", "4566"))
+    token = os.environ.get("NEWSDESK_DEV_TOKEN") or secrets.token_urlsafe(32)
+    region = default_region()
+    template = load_template(TEMPLATE)
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    try:
+        moto, endpoint = start_moto(aws_port)
+    except RuntimeError as error:
+        log.error("%s", error)
+        return 1
+    server: ApiServer | None = None
+    serving: threading.Thread | None = None
+    sources: EventSources | None = None
+    try:
+        os.environ.update(aws_environment(endpoint, region))
+        resolver = Resolver(template, region=region)
+        resources = create_resources(template, resolver, endpoint)
+        resources += [
+            LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions
+        ]
+        environment = resolver.environment() | LOCAL_ONLY_ENVIRONMENT
+        os.environ.update(environment)
+        if "TOKENS_TABLE" in environment:
+            register_editor_token(client("dynamodb", endpoint, region), environment["TOKENS_TABLE"], token)
+        else:
+            log.warning("no TOKENS_TABLE in the template's environment: the editor token is not registered")
+
+        functions = Functions(template, resolver)
+        server = ApiServer(("127.0.0.1", port), template, functions, ApiContext(region=region))
+        api_url = server.url
+
+        def list_resources(_request: HttpRequest) -> tuple[int, Any]:
+            return 200, {
+                "aws_endpoint": endpoint,
+                "region": region,
+                "api_url": api_url,
+                "resources": [resource.as_dict() for resource in resources],
+            }
+
+        server.add_local_route("GET", "/_local/resources", list_resources)
+        sources = EventSources(template, resolver, functions.invoke, endpoint)
+        sources.start()
+        serving = serve_in_thread(server)
+        print(_banner(api_url, endpoint, region, token), flush=True)
+        while not stop.wait(0.5):
+            pass
+        return 0
+    except OSError as error:
+        log.error("cannot start the local stack: %s", error)
+        return 1
+    finally:
+        if server is not None:
+            if serving is not None:
+                server.shutdown()
+            server.server_close()
+        if sources is not None:
+            sources.stop()
+        moto.stop()
+        log.info("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The embedded AWS: a moto server in this process, and every resource the template declares created in it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.template import (
+    BUCKET,
+    FUNCTION,
+    HTTP_API,
+    LAYER,
+    LOG_GROUP,
+    QUEUE,
+    SECRET,
+    SES_CONFIGURATION_SET,
+    SES_EMAIL_IDENTITY,
+    SSM_PARAMETER,
+    TABLE,
+    TOPIC,
+    Resolver,
+    Resource,
+    Template,
+)
+
+log = logging.getLogger(__name__)
+
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+}
+# Table properties moto rejects or that mean nothing locally (encryption, backups, replication, ...).
+_IGNORED_TABLE_PROPERTIES = {
+    "SSESpecification",
+    "PointInTimeRecoverySpecification",
+    "ContributorInsightsSpecification",
+    "KinesisStreamSpecification",
+    "ImportSourceSpecification",
+    "ResourcePolicy",
+    "OnDemandThroughput",
+    "WarmThroughput",
+    "DeletionProtectionEnabled",
+    "TableClass",
+    "TimeToLiveSpecification",
+    "TableName",
+}
+# Resources the runner stands in for itself, or that change nothing locally.
+_NOT_NEEDED_LOCALLY = {FUNCTION, HTTP_API, LAYER, LOG_GROUP}
+_IGNORED_QUEUE_PROPERTIES = {"QueueName", "Tags", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds"}
+
+
+@dataclass(frozen=True)
+class LocalResource:
+    logical_id: str
+    type: str
+    physical_name: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"logical_id": self.logical_id, "type": self.type, "physical_name": self.physical_name}
+
+
+def default_region() -> str:
+    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+
+
+def aws_environment(endpoint: str, region: str) -> dict[str, str]:
+    """Variables that send every boto3 client of this process (the functions' too) to the embedded AWS."""
+    return DUMMY_CREDENTIALS | {
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+
+
+def client(service: str, endpoint: str, region: str) -> Any:
+    """A boto3 client for the embedded AWS; explicit arguments so it can never reach real AWS."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+
+
+def start_moto(port: int, host: str = "127.0.0.1") -> tuple[ThreadedMotoServer, str]:
+    """Start moto in this process (port 0: any free port) and return it with its endpoint URL."""
+    if port:
+        # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly.
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                raise RuntimeError(f"cannot start the embedded AWS on {host}:{port}: {error}") from error
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    return server, f"http://{bound_host}:{bound_port}"
+
+
+def _create_table(dynamodb: Any, resolver: Resolver, resource: Resource) -> None:
+    props = resolver.resolve(resource.properties)
+    name = resolver.physical_name(resource.logical_id)
+    request = {key: value for key, value in props.items() if key not in _IGNORED_TABLE_PROPERTIES}
+    on_demand = props.get("BillingMode", "PROVISIONED") == "PAY_PER_REQUEST"
+    for index in request.get("GlobalSecondaryIndexes", []):
+        index.pop("ContributorInsightsSpecification", None)
+        if on_demand:
+            index.pop("ProvisionedThroughput", None)
+    if on_demand:
+        request.pop("ProvisionedThroughput", None)
+    if "StreamSpecification" in request:
+        # CloudFormation enables the stream by naming a view type; the API wants StreamEnabled too.
+        request["StreamSpecification"] = {"StreamEnabled": True, **request["StreamSpecification"]}
+    answer = dynamodb.create_table(TableName=name, **request)
+    stream_arn = answer["TableDescription"].get("LatestStreamArn")
+    if stream_arn:
+        resolver.record(resource.logical_id, "StreamArn", stream_arn)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+
+def _attribute(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def _create_queue(sqs: Any, resolver: Resolver, resource: Resource) -> None:
+    props = resolver.resolve(resource.properties)
+    attributes = {key: _attribute(value) for key, value in props.items() if key not in _IGNORED_QUEUE_PROPERTIES}
+    tags = {tag["Key"]: tag["Value"] for tag in props.get("Tags", [])}
+    answer = sqs.create_queue(QueueName=resolver.physical_name(resource.logical_id), Attributes=attributes, tags=tags)
+    resolver.record(resource.logical_id, "QueueUrl", answer["QueueUrl"])
+
+
+def _create_bucket(s3: Any, resolver: Resolver, resource: Resource) -> None:
+    props = resolver.resolve(resource.properties)
+    name = resolver.physical_name(resource.logical_id)
+    if resolver.region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": resolver.region})
+    versioning = (props.get("VersioningConfiguration") or {}).get("Status")
+    if versioning:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning})
+
+
+def _create_topic(sns: Any, resolver: Resolver, resource: Resource) -> None:
+    props = resolver.resolve(resource.properties)
+    attributes = {key: _attribute(props[key]) for key in ("FifoTopic", "ContentBasedDeduplication") if key in props}
+    answer = sns.create_topic(Name=resolver.physical_name(resource.logical_id), Attributes=attributes)
+    resolver.record(resource.logical_id, "Arn", answer["TopicArn"])
+
+
+def _create_secret(secretsmanager: Any, resolver: Resolver, resource: Resource) -> None:
+    props = resolver.resolve(resource.properties)
+    value = props.get("SecretString")
+    generate = props.get("GenerateSecretString")
+    if value is None and generate and generate.get("GenerateStringKey"):
+        template = json.loads(generate.get("SecretStringTemplate") or "{}")
+        value = json.dumps(template | {generate["GenerateStringKey"]: secrets.token_urlsafe(24)})
+    answer = secretsmanager.create_secret(
+        Name=resolver.physical_name(resource.logical_id), SecretString=value or secrets.token_urlsafe(24)
+    )
+    resolver.record(resource.logical_id, "Arn", answer["ARN"])
+    resolver.record(resource.logical_id, "Ref", answer["ARN"])
+
+
+def _create_parameter(ssm: Any, resolver: Resolver, resource: Resource) -> None:
+    props = resolver.resolve(resource.properties)
+    ssm.put_parameter(
+        Name=resolver.physical_name(resource.logical_id),
+        Value=str(props["Value"]),
+        Type=props.get("Type", "String"),
+        Overwrite=True,
+    )
+
+
+def _create_configuration_set(sesv2: Any, resolver: Resolver, resource: Resource) -> None:
+    sesv2.create_configuration_set(ConfigurationSetName=resolver.physical_name(resource.logical_id))
+
+
+def _create_email_identity(sesv2: Any, resolver: Resolver, resource: Resource) -> None:
+    sesv2.create_email_identity(EmailIdentity=resolver.physical_name(resource.logical_id))
+
+
+Creator = Callable[[Any, Resolver, Resource], None]
+# Creation order matters: queues before the buckets and topics that may notify them.
+_CREATORS: dict[str, tuple[str, Creator]] = {
+    TABLE: ("dynamodb", _create_table),
+    QUEUE: ("sqs", _create_queue),
+    BUCKET: ("s3", _create_bucket),
+    TOPIC: ("sns", _create_topic),
+    SECRET: ("secretsmanager", _create_secret),
+    SSM_PARAMETER: ("ssm", _create_parameter),
+    SES_CONFIGURATION_SET: ("sesv2", _create_configuration_set),
+    SES_EMAIL_IDENTITY: ("sesv2", _create_email_identity),
+}
+
+
+def _ordered(resources: list[Resource]) -> list[Resource]:
+    # A queue's redrive target has to exist first; dead-letter queues have no redrive policy themselves.
+    return sorted(resources, key=lambda resource: "RedrivePolicy" in resource.properties)
+
+
+def _create(aws_client: Any, template: Template, resolver: Resolver | None, resource_type: str) -> dict[str, str]:
+    resolver = resolver or Resolver(template, region=aws_client.meta.region_name)
+    created = {}
+    for resource in _ordered(template.of_type(resource_type)):
+        _CREATORS[resource_type][1](aws_client, resolver, resource)
+        created[resource.logical_id] = resolver.physical_name(resource.logical_id)
+        log.debug("created %s %s", resource_type, created[resource.logical_id])
+    return created
+
+
+def create_tables(dynamodb: Any, template: Template, resolver: Resolver | None = None) -> dict[str, str]:
+    """Create the template's tables (keys, GSIs, streams) in the embedded AWS: logical id -> table name."""
+    return _create(dynamodb, template, resolver, TABLE)
+
+
+def create_queues(sqs: Any, template: Template, resolver: Resolver | None = None) -> dict[str, str]:
+    """Create the template's queues, dead-letter queues first: logical id -> queue name."""
+    return _create(sqs, template, resolver, QUEUE)
+
+
+def create_buckets(s3: Any, template: Template, resolver: Resolver | None = None) -> dict[str, str]:
+    """Create the template's buckets (with versioning when declared): logical id -> bucket name."""
+    return _create(s3, template, resolver, BUCKET)
+
+
+def create_resources(template: Template, resolver: Resolver, endpoint: str) -> list[LocalResource]:
+    """Create every supported resource of the template; the resolver learns the ARNs and URLs AWS chose."""
+    created = []
+    for resource_type, (service, _creator) in _CREATORS.items():
+        aws_client = client(service, endpoint, resolver.region)
+        for logical_id, name in _create(aws_client, template, resolver, resource_type).items():
+            created.append(LocalResource(logical_id, resource_type, name))
+    for resource in template.resources.values():
+        if resource.type not in _CREATORS and resource.type not in _NOT_NEEDED_LOCALLY:
+            log.info("%s (%s) is not emulated locally", resource.logical_id, resource.type)
+    return created
+
+
+def register_editor_token(dynamodb: Any, table_name: str, token: str, name: str = "local-dev") -> str:
+    """Store an editor token as the product does (only its hash); returns the token id."""
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    token_id = token_hash[:8]
+    dynamodb.put_item(
+        TableName=table_name,
+        Item={
+            "token_hash": {"S": token_hash},
+            "token_id": {"S": token_id},
+            "name": {"S": name},
+            "created_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
+            "revoked": {"BOOL": False},
+        },
+    )
+    return token_id

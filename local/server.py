@@ -1,0 +1,305 @@
+"""The local Lambda runtime and HTTP API: loads the template's functions and serves their routes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from local.events import (
+    ApiContext,
+    HttpRequest,
+    HttpResponse,
+    LambdaContext,
+    authorizer_event,
+    http_api_event,
+    http_api_response,
+)
+from local.template import Resolver, Route, Template
+
+log = logging.getLogger(__name__)
+
+LocalHandler = Callable[[HttpRequest], tuple[int, Any]]
+
+
+def _lambda_json(value: Any) -> Any:
+    # The Python runtime serialises a handler's answer to JSON (Decimal as a number); do the same so a
+    # function that works here cannot return something Lambda would refuse.
+    def default(item: Any) -> Any:
+        if isinstance(item, Decimal):
+            return int(item) if item == item.to_integral_value() else float(item)
+        raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+
+    return json.loads(json.dumps(value, default=default))
+
+
+class Functions:
+    """Loads the template's functions in this process and invokes them one event at a time each."""
+
+    def __init__(self, template: Template, resolver: Resolver) -> None:
+        self.template = template
+        self.resolver = resolver
+        self._locks = {logical_id: threading.Lock() for logical_id in template.functions}
+        self._modules: dict[str, ModuleType] = {}
+        for layer_dir in template.layer_dirs:
+            if str(layer_dir) not in sys.path:
+                sys.path.append(str(layer_dir))
+
+    def _load(self, logical_id: str) -> ModuleType:
+        if logical_id in self._modules:
+            return self._modules[logical_id]
+        function = self.template.functions[logical_id]
+        # Every function has a module called `app`: load each under its own name.
+        name = f"_newsdesk_local_function_{logical_id}"
+        spec = importlib.util.spec_from_file_location(name, function.module_file)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {function.module_file}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        # Lambda puts the code folder on the import path, for the handler's sibling modules.
+        sys.path.insert(0, str(function.code_dir))
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        finally:
+            sys.path.remove(str(function.code_dir))
+        self._modules[logical_id] = module
+        return module
+
+    def module(self, logical_id: str) -> ModuleType:
+        """The function's loaded handler module (loading it if needed)."""
+        with self._locks[logical_id]:
+            return self._load(logical_id)
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Run the function on one event; its exception is logged with the traceback, then raised."""
+        function = self.template.functions[logical_id]
+        with self._locks[logical_id]:
+            context = LambdaContext(
+                self.resolver.physical_name(logical_id),
+                memory_limit_in_mb=function.memory_size,
+                timeout_seconds=function.timeout,
+                region=self.resolver.region,
+                account_id=self.resolver.account_id,
+            )
+            started = time.monotonic()
+            try:
+                handler = getattr(self._load(logical_id), function.handler_function)
+                return _lambda_json(handler(_lambda_json(event), context))
+            except Exception:
+                log.exception("%s failed (request %s)", logical_id, context.aws_request_id)
+                raise
+            finally:
+                elapsed = time.monotonic() - started
+                if elapsed > function.timeout:
+                    log.warning("%s ran %.1fs, beyond its %ss timeout", logical_id, elapsed, function.timeout)
+
+
+def _segments(path: str) -> list[str]:
+    return path.split("/")[1:]
+
+
+def match_path(pattern: str, path: str) -> dict[str, str] | None:
+    """Path parameters when `path` fits the route pattern ({name}, greedy {name+} last), else None."""
+    wanted, given = _segments(pattern), _segments(path)
+    parameters = {}
+    for index, part in enumerate(wanted):
+        if part.startswith("{") and part.endswith("+}"):
+            rest = "/".join(given[index:])
+            if not rest:
+                return None
+            parameters[part[1:-2]] = rest
+            return parameters
+        if index >= len(given):
+            return None
+        if part.startswith("{") and part.endswith("}"):
+            if not given[index]:
+                return None
+            parameters[part[1:-1]] = given[index]
+        elif part != given[index]:
+            return None
+    return parameters if len(wanted) == len(given) else None
+
+
+def _specificity(route: Route) -> tuple[tuple[int, ...], int]:
+    # Left to right, a literal segment beats {param}, which beats {proxy+}; an explicit method beats ANY.
+    ranks = tuple(2 if part.endswith("+}") else 1 if part.startswith("{") else 0 for part in _segments(route.path))
+    return ranks, int(route.method == "ANY")
+
+
+def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """Select the route API Gateway would: most specific path and method first, $default last."""
+    candidates = []
+    for route in routes:
+        if route.path == "$default" or route.method not in (method.upper(), "ANY"):
+            continue
+        parameters = match_path(route.path, path)
+        if parameters is not None:
+            candidates.append((_specificity(route), route, parameters))
+    if candidates:
+        _, route, parameters = min(candidates, key=lambda candidate: candidate[0])
+        return route, parameters
+    default = next((route for route in routes if route.path == "$default"), None)
+    return (default, {}) if default else None
+
+
+def json_response(status: int, body: Any) -> HttpResponse:
+    return HttpResponse(
+        status, [("content-type", "application/json")], json.dumps(body, separators=(",", ":")).encode()
+    )
+
+
+def _message(status: int, message: str) -> HttpResponse:
+    return json_response(status, {"message": message})
+
+
+class ApiServer(ThreadingHTTPServer):
+    """The HTTP API of the template, as API Gateway serves it, plus the runner's own /_local routes."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], template: Template, functions: Functions, api: ApiContext) -> None:
+        super().__init__(address, _RequestHandler)
+        self.routes = template.routes
+        self.functions = functions
+        self.api = api
+        self.local_routes: dict[tuple[str, str], LocalHandler] = {}
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def add_local_route(self, method: str, path: str, handler: LocalHandler) -> None:
+        """Serve `handler`'s (status, JSON body) at METHOD /_local/...; it runs outside any function."""
+        self.local_routes[(method.upper(), path)] = handler
+
+    def dispatch(self, request: HttpRequest) -> HttpResponse:
+        path = request.decoded_path
+        local = self.local_routes.get((request.method.upper(), path))
+        if local is not None:
+            status, body = local(request)
+            return json_response(status, body)
+        found = match_route(self.routes, request.method, path)
+        if found is None:
+            return _message(404, "Not Found")
+        route, parameters = found
+        authorizer_context: dict[str, Any] | None = None
+        if route.authorizer is not None:
+            outcome = self._authorize(route, request, parameters)
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            authorizer_context = outcome
+        event = http_api_event(
+            request, route.route_key, parameters, authorizer_context=authorizer_context, api=self.api
+        )
+        try:
+            result = self.functions.invoke(route.function_id, event)
+        except Exception:  # invoke has logged the traceback
+            return _message(500, "Internal Server Error")
+        try:
+            return http_api_response(result)
+        except (ValueError, TypeError, KeyError) as error:
+            log.error("%s returned a response API Gateway cannot map: %s", route.function_id, error)
+            return _message(500, "Internal Server Error")
+
+    def _authorize(
+        self, route: Route, request: HttpRequest, parameters: dict[str, str]
+    ) -> HttpResponse | dict[str, Any]:
+        authorizer = route.authorizer
+        assert authorizer is not None
+        query = parse_qs(request.query, keep_blank_values=True)
+        identity = [request.header(name) for name in authorizer.identity_headers]
+        identity += [",".join(query[name]) if name in query else None for name in authorizer.identity_query]
+        if not all(identity):
+            # API Gateway answers 401 itself when an identity source is missing; the authorizer never runs.
+            return _message(401, "Unauthorized")
+        event = authorizer_event(
+            request,
+            route.route_key,
+            parameters,
+            identity_source=[str(value) for value in identity],
+            api=self.api,
+        )
+        try:
+            answer = self.functions.invoke(authorizer.function_id, event)
+        except Exception:  # invoke has logged the traceback
+            return _message(500, "Internal Server Error")
+        if not isinstance(answer, dict):
+            log.error("authorizer %s returned %r, not an object", authorizer.function_id, answer)
+            return _message(500, "Internal Server Error")
+        if authorizer.simple_responses:
+            if not isinstance(answer.get("isAuthorized"), bool):
+                log.error("authorizer %s answered without a boolean isAuthorized", authorizer.function_id)
+                return _message(500, "Internal Server Error")
+            allowed = answer["isAuthorized"]
+        else:
+            statements = (answer.get("policyDocument") or {}).get("Statement") or []
+            effects = {str(statement.get("Effect")) for statement in statements}
+            allowed = "Allow" in effects and "Deny" not in effects
+        if not allowed:
+            return _message(403, "Forbidden")
+        return dict(answer.get("context") or {})
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        request = HttpRequest(
+            method=self.command,
+            path=parts.path or "/",
+            query=parts.query,
+            headers=[(key, value) for key, value in self.headers.items() if key.lower() != "transfer-encoding"],
+            body=self._read_body(),
+            source_ip=self.client_address[0],
+            protocol=self.request_version,
+        )
+        try:
+            response = self.server.dispatch(request)
+        except Exception:
+            log.exception("the local runner failed on %s %s", self.command, self.path)
+            response = _message(500, "Internal Server Error")
+        self.send_response(response.status)
+        for key, value in response.headers:
+            if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.info("%s %s", self.address_string(), format % args)
+
+
+def serve_in_thread(server: ApiServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="api-server", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,550 @@
+"""Event sources as Lambda runs them: SQS and DynamoDB stream pollers, S3 notifications, schedules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from calendar import monthrange
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+from zoneinfo import ZoneInfo
+
+from local import events
+from local.aws import client
+from local.template import EventSource, Resolver, Schedule, Template
+
+log = logging.getLogger(__name__)
+
+Invoke = Callable[[str, dict[str, Any]], Any]
+
+S3_ATTEMPTS = 3  # an asynchronous invocation: the first try and two retries
+S3_RETRY_DELAY_SECONDS = 60
+
+
+# ------------------------------------------------------------------------------------------- filters
+
+
+def filter_patterns(criteria: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The patterns of an event source's FilterCriteria (each Pattern is a JSON string)."""
+    patterns = []
+    for item in (criteria or {}).get("Filters") or []:
+        pattern = item["Pattern"]
+        patterns.append(json.loads(pattern) if isinstance(pattern, str) else pattern)
+    return patterns
+
+
+def matches_filters(patterns: list[dict[str, Any]], record: dict[str, Any]) -> bool:
+    """Lambda's event filtering: a record passes when there is no pattern or any pattern matches."""
+    return not patterns or any(_matches(pattern, record) for pattern in patterns)
+
+
+def _matches(pattern: dict[str, Any], value: Any) -> bool:
+    for key, rule in pattern.items():
+        present = isinstance(value, dict) and key in value
+        field = value[key] if present else None
+        if isinstance(rule, dict):
+            if not present or not _matches(rule, field):
+                return False
+        elif not _matches_any(rule, present, field):
+            return False
+    return True
+
+
+def _matches_any(rules: list[Any], present: bool, field: Any) -> bool:
+    candidates = field if isinstance(field, list) else [field]
+    for rule in rules:
+        if isinstance(rule, dict) and "exists" in rule:
+            if bool(rule["exists"]) == present:
+                return True
+        elif present and any(_matches_value(rule, candidate) for candidate in candidates):
+            return True
+    return False
+
+
+_NUMERIC = {
+    "=": lambda a, b: a == b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _matches_value(rule: Any, value: Any) -> bool:
+    if not isinstance(rule, dict):
+        return bool(rule == value)
+    ((operator, argument),) = rule.items()
+    if operator == "prefix":
+        return isinstance(value, str) and value.startswith(argument)
+    if operator == "suffix":
+        return isinstance(value, str) and value.endswith(argument)
+    if operator == "equals-ignore-case":
+        return isinstance(value, str) and value.lower() == str(argument).lower()
+    if operator == "anything-but":
+        excluded = argument if isinstance(argument, list) else [argument]
+        return not any(_matches_value(item, value) for item in excluded)
+    if operator == "numeric":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        pairs = zip(argument[::2], argument[1::2], strict=True)
+        return all(_NUMERIC[op](value, bound) for op, bound in pairs)
+    raise ValueError(f"filter operator {operator!r} is not emulated")
+
+
+def _sqs_filter_view(record: dict[str, Any]) -> dict[str, Any]:
+    # Lambda matches SQS filters on the body parsed as JSON when it is JSON, otherwise as plain text.
+    try:
+        return record | {"body": json.loads(record["body"])}
+    except ValueError:
+        return record
+
+
+# ----------------------------------------------------------------------------------------- schedules
+
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_CRON = re.compile(r"^cron\((.+)\)$")
+_MONTH_NAMES = {
+    name: number
+    for number, name in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
+    )
+}
+_DAY_NAMES = {name: number for number, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], 1)}
+
+
+def _cron_values(field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
+    values: set[int] = set()
+    for part in field.upper().split(","):
+        for name, number in (names or {}).items():
+            part = part.replace(name, str(number))
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/", 1)
+            step = int(step_text)
+        if part in ("*", "?"):
+            first, last = low, high
+        elif "-" in part:
+            first, last = (int(bound) for bound in part.split("-", 1))
+        else:
+            first = int(part)
+            last = high if step > 1 else first
+        values.update(range(first, last + 1, step))
+    return values
+
+
+class Cron:
+    """An EventBridge cron expression: minutes hours day-of-month month day-of-week year.
+
+    Supports numbers, names, ranges, lists, steps, `*`, `?`, `L` (last day of the month) and `d#n`
+    (the n-th such weekday); W and weekday-L are refused.
+    """
+
+    def __init__(self, expression: str) -> None:
+        fields = expression.split()
+        if len(fields) != 6:
+            raise ValueError(f"cron({expression}) needs 6 fields")
+        minutes, hours, self.day_of_month, months, self.day_of_week, years = fields
+        if "W" in self.day_of_month.upper() or "L" in self.day_of_week.upper():
+            raise ValueError(f"cron({expression}): W and weekday L are not emulated")
+        self.minutes = _cron_values(minutes, 0, 59)
+        self.hours = _cron_values(hours, 0, 23)
+        self.months = _cron_values(months, 1, 12, _MONTH_NAMES)
+        self.years = _cron_values(years, 1970, 2199)
+
+    def _day_matches(self, day: datetime) -> bool:
+        last_day = monthrange(day.year, day.month)[1]
+        if self.day_of_month != "?":
+            dom = self.day_of_month.upper()
+            wanted = {last_day} if dom == "L" else _cron_values(dom, 1, 31)
+            if day.day not in wanted:
+                return False
+        if self.day_of_week != "?":
+            weekday = (day.weekday() + 1) % 7 + 1  # EventBridge counts SUN=1 .. SAT=7
+            dow = self.day_of_week.upper()
+            if "#" in dow:
+                name, nth = dow.split("#", 1)
+                return weekday in _cron_values(name, 1, 7, _DAY_NAMES) and (day.day - 1) // 7 + 1 == int(nth)
+            return weekday in _cron_values(dow, 1, 7, _DAY_NAMES)
+        return True
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first matching minute strictly after `moment`, in `moment`'s time zone."""
+        candidate = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        limit = moment + timedelta(days=366 * 5)
+        while candidate < limit:
+            if candidate.year not in self.years or candidate.month not in self.months:
+                candidate = (candidate.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
+            elif not self._day_matches(candidate):
+                candidate = candidate.replace(hour=0, minute=0) + timedelta(days=1)
+            elif candidate.hour not in self.hours:
+                candidate = candidate.replace(minute=0) + timedelta(hours=1)
+            elif candidate.minute not in self.minutes:
+                candidate += timedelta(minutes=1)
+            else:
+                return candidate
+        return None
+
+
+def next_fire(schedule: Schedule, after: datetime) -> datetime | None:
+    """When the schedule fires next after `after` (an aware datetime), or None if never."""
+    rate = _RATE.match(schedule.expression.strip())
+    if rate:
+        unit = rate.group(2).rstrip("s")
+        return after + timedelta(**{unit + "s": int(rate.group(1))})
+    cron = _CRON.match(schedule.expression.strip())
+    if cron:
+        zone = ZoneInfo(schedule.timezone or "UTC")
+        found = Cron(cron.group(1)).next_after(after.astimezone(zone))
+        return found.astimezone(UTC) if found else None
+    if schedule.expression.startswith("at("):
+        at = datetime.fromisoformat(schedule.expression[3:-1]).replace(tzinfo=ZoneInfo(schedule.timezone or "UTC"))
+        return at if at > after else None
+    raise ValueError(f"schedule expression {schedule.expression!r} is not understood")
+
+
+# ------------------------------------------------------------------------------------------- runner
+
+
+class EventSources:
+    """Background threads that feed the functions from queues, streams, buckets and schedules."""
+
+    def __init__(
+        self,
+        template: Template,
+        resolver: Resolver,
+        invoke: Invoke,
+        endpoint: str,
+        *,
+        poll_seconds: float = 0.25,
+        s3_retry_delay_seconds: int = S3_RETRY_DELAY_SECONDS,
+    ) -> None:
+        self.template = template
+        self.resolver = resolver
+        self.invoke = invoke
+        self.endpoint = endpoint
+        self.poll_seconds = poll_seconds
+        self.s3_retry_delay_seconds = s3_retry_delay_seconds
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._versioned: dict[str, bool] = {}
+
+    def _client(self, service: str) -> Any:
+        return client(service, self.endpoint, self.resolver.region)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    target()
+                except Exception:
+                    # A poller must outlive a hiccup of the embedded AWS, as Lambda's pollers do.
+                    log.exception("event source %s failed; retrying", name)
+                    self._stop.wait(1)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def start(self) -> None:
+        """Start polling; positions and notifications are set up before this returns."""
+        for event in self.template.events_of("SQS"):
+            if event.properties.get("Enabled", True):
+                self._spawn(f"sqs:{event.function_id}.{event.name}", self._sqs_poller(event))
+        for event in self.template.events_of("DynamoDB"):
+            if event.properties.get("Enabled", True):
+                self._spawn(f"dynamodb:{event.function_id}.{event.name}", self._stream_poller(event))
+        for name, poll in self._s3_pollers():
+            self._spawn(name, poll)
+        if any(schedule.enabled for schedule in self.template.schedules):
+            self._spawn("schedules", self._schedule_loop())
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    # ----------------------------------------------------------------------------------------- SQS
+
+    def _sqs_poller(self, event: EventSource) -> Callable[[], None]:
+        props = self.resolver.resolve(event.properties)
+        queue_arn = str(props["Queue"])
+        sqs = self._client("sqs")
+        queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        batch_size = int(props.get("BatchSize", 10))
+        report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+        patterns = filter_patterns(props.get("FilterCriteria"))
+
+        def poll() -> None:
+            messages = self._receive(sqs, queue_url, batch_size)
+            if not messages:
+                return
+            records = [events.sqs_record(message, queue_arn, self.resolver.region) for message in messages]
+            wanted = [record for record in records if matches_filters(patterns, _sqs_filter_view(record))]
+            # Lambda deletes the messages its filters drop.
+            done = {record["receiptHandle"] for record in records if record not in wanted}
+            if wanted:
+                done |= self._deliver_sqs(event.function_id, wanted, report_failures)
+            for start in range(0, len(done), 10):
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(sorted(done)[start : start + 10])
+                ]
+                sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+
+        return poll
+
+    def _receive(self, sqs: Any, queue_url: str, batch_size: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < batch_size and not self._stop.is_set():
+            answer = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(10, batch_size - len(messages)),
+                WaitTimeSeconds=0 if messages else 1,  # short, so stop() is prompt
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            received = answer.get("Messages") or []
+            if not received:
+                break
+            messages.extend(received)
+        return messages
+
+    def _deliver_sqs(self, function_id: str, records: list[dict[str, Any]], report_failures: bool) -> set[str]:
+        """Invoke with the batch; the receipt handles of the messages to delete."""
+        try:
+            answer = self.invoke(function_id, {"Records": records})
+        except Exception:  # logged by invoke; the messages reappear after their visibility timeout
+            return set()
+        handles = {record["messageId"]: record["receiptHandle"] for record in records}
+        if not report_failures or not isinstance(answer, dict) or not answer.get("batchItemFailures"):
+            return set(handles.values())
+        failures = answer["batchItemFailures"]
+        failed = (
+            {item.get("itemIdentifier") for item in failures if isinstance(item, dict)}
+            if isinstance(failures, list)
+            else {None}
+        )
+        if not failed <= set(handles):
+            # An unknown or empty identifier makes Lambda treat the whole batch as failed.
+            log.error("%s reported unknown batchItemFailures %s: the whole batch failed", function_id, failures)
+            return set()
+        return {handle for message_id, handle in handles.items() if message_id not in failed}
+
+    # ----------------------------------------------------------------------------------- DynamoDB
+
+    def _stream_poller(self, event: EventSource) -> Callable[[], None]:
+        props = self.resolver.resolve(event.properties)
+        stream_arn = str(props["Stream"])
+        streams = self._client("dynamodbstreams")
+        batch_size = int(props.get("BatchSize", 100))
+        max_retries = int(props.get("MaximumRetryAttempts", -1))
+        report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+        patterns = filter_patterns(props.get("FilterCriteria"))
+        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        # Positions are taken now, so a write made right after start() is not missed.
+        iterators = {
+            shard["ShardId"]: streams.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+            )["ShardIterator"]
+            for shard in shards
+        }
+        pending: list[dict[str, Any]] = []
+        attempts = 0
+
+        def poll() -> None:
+            nonlocal pending, attempts
+            if not pending:
+                for shard_id, iterator in list(iterators.items()):
+                    answer = streams.get_records(ShardIterator=iterator, Limit=1000)
+                    iterators[shard_id] = answer["NextShardIterator"]
+                    records = [
+                        events.dynamodb_stream_record(r, stream_arn, self.resolver.region) for r in answer["Records"]
+                    ]
+                    pending += [record for record in records if matches_filters(patterns, record)]
+                if not pending:
+                    self._stop.wait(self.poll_seconds)
+                    return
+            batch = pending[:batch_size]
+            done = self._deliver_stream(event.function_id, batch, report_failures)
+            pending = pending[done:]
+            if done == len(batch):
+                attempts = 0
+                return
+            attempts += 1
+            if 0 <= max_retries < attempts:
+                log.error(
+                    "%s: dropping %d stream records after %d retries",
+                    event.function_id,
+                    len(batch) - done,
+                    max_retries,
+                )
+                pending = pending[len(batch) - done :]
+                attempts = 0
+                return
+            self._stop.wait(min(30.0, 0.5 * 2**attempts))
+
+        return poll
+
+    def _deliver_stream(self, function_id: str, batch: list[dict[str, Any]], report_failures: bool) -> int:
+        """Invoke with the batch; how many records from its start are done."""
+        try:
+            answer = self.invoke(function_id, {"Records": batch})
+        except Exception:  # logged by invoke; the whole batch is retried
+            return 0
+        if not report_failures or not isinstance(answer, dict) or not answer.get("batchItemFailures"):
+            return len(batch)
+        sequence_numbers = [record["dynamodb"]["SequenceNumber"] for record in batch]
+        failed = [item.get("itemIdentifier") for item in answer["batchItemFailures"] if isinstance(item, dict)]
+        if not failed or not set(failed) <= set(sequence_numbers):
+            return 0
+        # Lambda retries from the earliest reported record: everything before it counts as done.
+        return min(sequence_numbers.index(identifier) for identifier in failed)
+
+    # ----------------------------------------------------------------------------------------- S3
+
+    def _s3_pollers(self) -> list[tuple[str, Callable[[], None]]]:
+        """Route each bucket's notifications to an internal queue per S3 event, and consume those."""
+        sqs, s3 = self._client("sqs"), self._client("s3")
+        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        pollers = []
+        for event in self.template.events_of("S3"):
+            props = self.resolver.resolve(event.properties)
+            queue_name = f"{self.resolver.prefix}-s3-{event.function_id}-{event.name}"[:80]
+            queue_url = sqs.create_queue(
+                QueueName=queue_name, Attributes={"VisibilityTimeout": str(self.s3_retry_delay_seconds)}
+            )["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            kinds = props["Events"]
+            rules = ((props.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+            configuration: dict[str, Any] = {
+                "Id": f"{event.function_id}{event.name}",
+                "QueueArn": queue_arn,
+                "Events": [kinds] if isinstance(kinds, str) else list(kinds),
+            }
+            if rules:
+                configuration["Filter"] = {
+                    "Key": {"FilterRules": [{"Name": rule["Name"].lower(), "Value": rule["Value"]} for rule in rules]}
+                }
+            by_bucket.setdefault(str(props["Bucket"]), []).append(configuration)
+            pollers.append((f"s3:{event.function_id}.{event.name}", self._s3_poller(event.function_id, sqs, queue_url)))
+        for bucket, configurations in by_bucket.items():
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations}
+            )
+        return pollers
+
+    def _s3_poller(self, function_id: str, sqs: Any, queue_url: str) -> Callable[[], None]:
+        s3 = self._client("s3")
+
+        def poll() -> None:
+            for message in self._receive(sqs, queue_url, 10):
+                notification = json.loads(message["Body"])
+                if notification.get("Event") == "s3:TestEvent":
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    continue
+                event = events.s3_event(self._s3_record(s3, record) for record in notification.get("Records", []))
+                attempt = int(message["Attributes"]["ApproximateReceiveCount"])
+                try:
+                    self.invoke(function_id, event)
+                except Exception:  # logged by invoke
+                    if attempt < S3_ATTEMPTS:
+                        log.warning(
+                            "%s failed on an S3 event; retrying in %ss",
+                            function_id,
+                            self.s3_retry_delay_seconds,
+                        )
+                        continue
+                    log.error("%s failed on an S3 event %d times; dropping it", function_id, attempt)
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+        return poll
+
+    def _s3_record(self, s3: Any, record: dict[str, Any]) -> dict[str, Any]:
+        # moto's S3 sent the notification; events.s3_event_record completes it to what AWS sends.
+        s3_object = record["s3"]["object"]
+        bucket, key = record["s3"]["bucket"]["name"], unquote_plus(s3_object["key"])
+        version_id = s3_object.get("versionId")
+        if version_id is None and record["eventName"].startswith("ObjectCreated"):
+            # moto leaves out the version; the current one is right unless the key was overwritten since.
+            answer = s3.head_object(Bucket=bucket, Key=key) if self._is_versioned(s3, bucket) else {}
+            version_id = answer.get("VersionId")
+        return events.s3_event_record(
+            bucket,
+            key,
+            size=int(s3_object.get("size", 0)),
+            etag=s3_object.get("eTag", ""),
+            region=record.get("awsRegion", self.resolver.region),
+            event_name=record["eventName"],
+            event_time=datetime.fromisoformat(record["eventTime"]) if record.get("eventTime") else None,
+            version_id=version_id,
+            configuration_id=record["s3"].get("configurationId", "local"),
+        )
+
+    def _is_versioned(self, s3: Any, bucket: str) -> bool:
+        if bucket not in self._versioned:
+            self._versioned[bucket] = s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+        return self._versioned[bucket]
+
+    # ---------------------------------------------------------------------------------- schedules
+
+    def _schedule_event(self, schedule: Schedule) -> dict[str, Any]:
+        if schedule.input is not None:
+            return json.loads(schedule.input) if isinstance(schedule.input, str) else dict(schedule.input)
+        name = f"{self.resolver.prefix}-{schedule.function_id}{schedule.name}"
+        region, account = self.resolver.region, self.resolver.account_id
+        arn = (
+            f"arn:aws:scheduler:{region}:{account}:schedule/default/{name}"
+            if schedule.kind == "ScheduleV2"
+            else f"arn:aws:events:{region}:{account}:rule/{name}"
+        )
+        return events.scheduled_event(arn, region=region, account_id=account)
+
+    def _fire(self, schedule: Schedule) -> bool:
+        try:
+            self.invoke(schedule.function_id, self._schedule_event(schedule))
+        except Exception:  # logged by invoke
+            return False
+        return True
+
+    def run_schedules(self, function_logical_id: str | None = None) -> list[dict[str, Any]]:
+        """Fire the enabled schedules (of one function, or all) once now, one after the other."""
+        return [
+            {"function": schedule.function_id, "schedule": schedule.name, "ok": self._fire(schedule)}
+            for schedule in self.template.schedules
+            if schedule.enabled and function_logical_id in (None, schedule.function_id)
+        ]
+
+    def _schedule_loop(self) -> Callable[[], None]:
+        due: list[tuple[Schedule, datetime | None]] = []
+        now = datetime.now(UTC)
+        for schedule in self.template.schedules:
+            if not schedule.enabled:
+                continue
+            try:
+                due.append((schedule, next_fire(schedule, now)))
+            except ValueError as error:
+                log.warning("%s.%s will only run on request: %s", schedule.function_id, schedule.name, error)
+
+        def tick() -> None:
+            upcoming = [moment for _, moment in due if moment is not None]
+            if not upcoming:
+                self._stop.wait()
+                return
+            wait = (min(upcoming) - datetime.now(UTC)).total_seconds()
+            if wait > 0 and self._stop.wait(min(wait, 60)):
+                return
+            now = datetime.now(UTC)
+            for index, (schedule, moment) in enumerate(due):
+                if moment is not None and moment <= now:
+                    self._fire(schedule)
+                    # Keep a rate's rhythm, unless the machine slept through several periods.
+                    since = moment if moment > now - timedelta(minutes=1) else now
+                    due[index] = (schedule, next_fire(schedule, since))
+
+        return tick

@@ -1,0 +1,72 @@
+"""Smoke test of `python -m local`: resources exist, the authorizer guards /admin, public routes answer."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from local.aws import client
+from local.template import Resolver, load_template
+from tests.e2e.conftest import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+def call(method: str, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_every_table_is_listed_and_exists(local_stack: LocalStack) -> None:
+    template = load_template(TEMPLATE)
+    resolver = Resolver(template, region=local_stack.region)
+    dynamodb = client("dynamodb", local_stack.aws_endpoint, local_stack.region)
+
+    existing = set(dynamodb.list_tables()["TableNames"])
+
+    for table in template.tables:
+        assert local_stack.physical_name(table.logical_id) == resolver.physical_name(table.logical_id)
+        assert resolver.physical_name(table.logical_id) in existing
+
+
+def test_admin_route_without_token_is_401(local_stack: LocalStack) -> None:
+    status, body = call("GET", f"{local_stack.api_url}/admin/articles")
+
+    assert (status, json.loads(body)) == (401, {"message": "Unauthorized"})
+
+
+def test_admin_route_with_a_wrong_token_is_403(local_stack: LocalStack) -> None:
+    status, body = call("GET", f"{local_stack.api_url}/admin/articles", {"Authorization": "Bearer wrong"})
+
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+
+
+def test_admin_route_with_the_dev_token_reaches_the_editor(local_stack: LocalStack) -> None:
+    headers = {"Authorization": f"Bearer {local_stack.token}"}
+
+    status, _ = call("GET", f"{local_stack.api_url}/admin/articles", headers)
+
+    assert status == 200
+
+
+def test_public_route_reaches_its_function(local_stack: LocalStack) -> None:
+    status, body = call("GET", f"{local_stack.api_url}/articles")
+
+    assert status == 200
+    assert "items" in json.loads(body)
+
+
+def test_unknown_route_is_404(local_stack: LocalStack) -> None:
+    status, body = call("GET", f"{local_stack.api_url}/no/such/route")
+
+    assert (status, json.loads(body)) == (404, {"message": "Not Found"})

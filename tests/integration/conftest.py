@@ -1,0 +1,92 @@
+"""Handlers driven in-process with the sample events, against moto, with tables built from template.yaml."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.aws import create_tables
+from local.server import Functions
+from local.template import Resolver, Template, load_template
+from newsdesk.api import dependencies
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Stack:
+    """The template's functions and tables, in this process."""
+
+    template: Template
+    resolver: Resolver
+    functions: Functions
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        return self.functions.invoke(function, event)
+
+    def call(self, function: str, event: dict[str, Any]) -> Reply:
+        """Invoke an HTTP function and read its payload 2.0 answer."""
+        answer = self.invoke(function, event)
+        headers = {key.lower(): value for key, value in (answer.get("headers") or {}).items()}
+        return Reply(answer["statusCode"], headers, answer.get("body") or "")
+
+    def table(self, logical_id: str) -> str:
+        return self.resolver.physical_name(logical_id)
+
+    def items(self, logical_id: str) -> list[dict[str, Any]]:
+        pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=self.table(logical_id))
+        return [item for page in pages for item in page["Items"]]
+
+
+@pytest.fixture(scope="session")
+def template() -> Template:
+    return load_template(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="session")
+def resolver(template: Template) -> Resolver:
+    return Resolver(template)
+
+
+@pytest.fixture(scope="session")
+def functions(template: Template, resolver: Resolver) -> Functions:
+    return Functions(template, resolver)
+
+
+@pytest.fixture
+def stack(
+    monkeypatch: pytest.MonkeyPatch, template: Template, resolver: Resolver, functions: Functions
+) -> Iterator[Stack]:
+    environment = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": resolver.region,
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        **resolver.environment(),
+    }
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        create_tables(boto3.client("dynamodb"), template, resolver)
+        dependencies.reset()
+        yield Stack(template, resolver, functions)
+    dependencies.reset()

@@ -1,0 +1,47 @@
+"""Loads the sample events in events/ (the ones `sam local invoke` takes) and fills in a request."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@cache
+def _sample(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / f"{name}.json").read_text()))
+
+
+def sample_event(
+    name: str,
+    *,
+    path: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
+    drop_headers: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The sample event `name`, with path parameters, query, JSON body or headers replaced."""
+    event = copy.deepcopy(_sample(name))
+    if path is not None:
+        event["pathParameters"] = path
+        raw_path = event["routeKey"].split(" ", 1)[1]
+        for key, value in path.items():
+            raw_path = raw_path.replace(f"{{{key}}}", value)
+        event["rawPath"] = event["requestContext"]["http"]["path"] = raw_path
+    if query is not None:
+        event["rawQueryString"] = urlencode(query)
+        event["queryStringParameters"] = query
+    if body is not None or raw_body is not None:
+        event["body"] = raw_body if raw_body is not None else json.dumps(body)
+        event["isBase64Encoded"] = False
+    for name_ in drop_headers:
+        event["headers"].pop(name_, None)
+    event["headers"].update({key.lower(): value for key, value in (headers or {}).items()})
+    return event

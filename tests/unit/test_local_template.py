@@ -1,0 +1,191 @@
+"""local.template: short tags, SAM globals, routes, schedules, intrinsics; local.aws builds tables from it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.aws import create_queues, create_tables
+from local.template import Resolver, Template, load_template, load_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "local_stack" / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def fixture() -> Template:
+    return load_template(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def project() -> Template:
+    return load_template(ROOT / "template.yaml")
+
+
+def test_short_tags_become_long_forms() -> None:
+    data = load_yaml(
+        """
+        a: !Ref Thing
+        b: !GetAtt Table.StreamArn
+        c: !Sub "${AWS::Region}-x"
+        d: !Join [",", [!Ref A, b]]
+        e: !If [Cond, !Select [0, [x, y]], !Split [",", "a,b"]]
+        f: !GetAtt [Queue, Arn]
+        g: !Equals [!Ref P, x]
+        """
+    )
+
+    assert data == {
+        "a": {"Ref": "Thing"},
+        "b": {"Fn::GetAtt": ["Table", "StreamArn"]},
+        "c": {"Fn::Sub": "${AWS::Region}-x"},
+        "d": {"Fn::Join": [",", [{"Ref": "A"}, "b"]]},
+        "e": {"Fn::If": ["Cond", {"Fn::Select": [0, ["x", "y"]]}, {"Fn::Split": [",", "a,b"]}]},
+        "f": {"Fn::GetAtt": ["Queue", "Arn"]},
+        "g": {"Fn::Equals": [{"Ref": "P"}, "x"]},
+    }
+
+
+def test_project_routes_and_auth(project: Template) -> None:
+    routes = {route.route_key: route for route in project.routes}
+
+    assert routes["GET /articles/{slug}"].function_id == "PublicFunction"
+    assert not routes["GET /articles"].auth_required
+    assert routes["POST /admin/articles/{id}/publish"].auth_required
+    assert all(route.auth_required == route.path.startswith("/admin") for route in routes.values())
+    assert project.authorizer_function == "AuthorizerFunction"
+    assert {table.logical_id for table in project.tables} >= {"ArticlesTable", "DeliveriesTable", "TokensTable"}
+
+
+def test_project_functions_load_from_their_code_uri(project: Template) -> None:
+    for function in project.functions.values():
+        assert function.module_file == ROOT / "functions" / function.code_dir.name / "app.py"
+        assert (function.handler_module, function.handler_function) == ("app", "lambda_handler")
+    assert project.layer_dirs == [ROOT / "shared"]
+
+
+def test_functions_merge_globals(fixture: Template) -> None:
+    api = fixture.functions["ApiFunction"]
+
+    assert api.code_dir == FIXTURE.parent / "functions"
+    assert api.handler_function == "api"
+    assert (api.memory_size, api.timeout) == (256, 10)
+    assert api.environment["ROLE"] == "api"
+    assert api.environment["GREETING"] == {"Ref": "Greeting"}
+    assert [event.name for event in fixture.functions["WorkerFunction"].events_of("SQS")] == ["Jobs"]
+
+
+def test_routes_with_default_and_opted_out_auth(fixture: Template) -> None:
+    routes = {route.route_key: route for route in fixture.routes}
+
+    assert set(routes) == {
+        "GET /items",
+        "GET /items/{id}",
+        "GET /items/special",
+        "ANY /items/{id}",
+        "GET /files/{proxy+}",
+        "POST /secure",
+    }
+    secure = routes["POST /secure"].authorizer
+    assert secure is not None
+    assert (secure.function_id, secure.identity_headers, secure.simple_responses) == (
+        "AuthorizerFunction",
+        ("Authorization",),
+        True,
+    )
+    assert routes["GET /items"].authorizer is None
+
+
+def test_schedules(fixture: Template) -> None:
+    schedules = {schedule.name: schedule for schedule in fixture.schedules}
+
+    assert schedules["EveryMinute"].expression == "rate(1 minute)"
+    assert (schedules["Nightly"].kind, schedules["Nightly"].timezone) == ("ScheduleV2", "Europe/Paris")
+    assert schedules["Nightly"].input == '{"job": "nightly"}'
+    assert not schedules["Paused"].enabled
+
+
+def test_resolver_names_and_arns(fixture: Template) -> None:
+    resolver = Resolver(fixture, region="eu-west-1")
+
+    assert resolver.ref("EventsTable") == "newsdesk-local-EventsTable"
+    assert resolver.ref("UploadsBucket") == "newsdesk-local-uploadsbucket"
+    assert resolver.physical_name("OrdersQueue") == "newsdesk-local-OrdersQueue.fifo"
+    assert resolver.ref("JobsQueue") == "https://sqs.eu-west-1.amazonaws.com/123456789012/newsdesk-local-JobsQueue"
+    assert resolver.get_att("JobsQueue", "Arn") == "arn:aws:sqs:eu-west-1:123456789012:newsdesk-local-JobsQueue"
+    assert resolver.get_att("UploadsBucket", "Arn") == "arn:aws:s3:::newsdesk-local-uploadsbucket"
+    assert resolver.resolve(fixture.resources["JobsQueue"].properties)["RedrivePolicy"] == {
+        "deadLetterTargetArn": "arn:aws:sqs:eu-west-1:123456789012:newsdesk-local-JobsDeadLetterQueue",
+        "maxReceiveCount": 2,
+    }
+
+
+def test_resolver_intrinsics(fixture: Template) -> None:
+    resolver = Resolver(fixture, parameter_overrides={"Greeting": "HELLO"})
+    resolver.record("EventsTable", "StreamArn", "arn:stream")
+
+    assert resolver.resolve(
+        {
+            "sub": {"Fn::Sub": "${AWS::Region}/${EventsTable}/${EventsTable.StreamArn}/${!Literal}"},
+            "sub_vars": {"Fn::Sub": ["${X}-${Greeting}", {"X": {"Ref": "AWS::AccountId"}}]},
+            "join": {"Fn::Join": ["-", ["a", {"Ref": "Greeting"}, 3]]},
+            "if": {"Fn::If": ["IsLoud", "loud", "quiet"]},
+            "gone": {"Ref": "AWS::NoValue"},
+            "list": ["a", {"Ref": "AWS::NoValue"}],
+        }
+    ) == {
+        "sub": "us-east-1/newsdesk-local-EventsTable/arn:stream/${Literal}",
+        "sub_vars": "123456789012-HELLO",
+        "join": "a-HELLO-3",
+        "if": "loud",
+        "list": ["a"],
+    }
+
+
+def test_environment_is_strings_and_conflicts_are_logged(fixture: Template, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="local.template"):
+        environment = Resolver(fixture).environment()
+
+    assert environment["GREETING"] == "hello"
+    assert environment["VOLUME"] == "quiet"
+    assert environment["EVENTS_TABLE"] == "newsdesk-local-EventsTable"
+    assert environment["ROLE"] == "api"
+    assert "ROLE" in caplog.text
+    assert "TickFunction" in caplog.text
+
+
+@mock_aws
+def test_create_tables_from_the_template(project: Template) -> None:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+
+    names = create_tables(dynamodb, project)
+
+    articles = dynamodb.describe_table(TableName=names["ArticlesTable"])["Table"]
+    assert articles["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    declared = project.resources["ArticlesTable"].properties["GlobalSecondaryIndexes"]
+    assert {index["IndexName"] for index in articles["GlobalSecondaryIndexes"]} == {
+        index["IndexName"] for index in declared
+    }
+    for table in project.tables:
+        described = dynamodb.describe_table(TableName=names[table.logical_id])["Table"]
+        assert described["KeySchema"] == table.properties["KeySchema"]
+        stream = table.properties.get("StreamSpecification")
+        if stream:
+            assert described["StreamSpecification"] == {"StreamEnabled": True, **stream}
+
+
+@mock_aws
+def test_create_queues_dead_letter_first(fixture: Template) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    resolver = Resolver(fixture)
+
+    names = create_queues(sqs, fixture, resolver)
+
+    attributes = sqs.get_queue_attributes(QueueUrl=resolver.ref("JobsQueue"), AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "1"
+    assert '"maxReceiveCount": 2' in attributes["RedrivePolicy"]
+    assert names["OrdersQueue"].endswith(".fifo")
