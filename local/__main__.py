@@ -18,13 +18,14 @@ from local.aws import (
     client,
     create_resources,
     default_region,
-    register_editor_token,
     start_moto,
 )
 from local.events import ApiContext, HttpRequest
 from local.server import ApiServer, Functions, serve_in_thread
 from local.sources import EventSources
 from local.template import FUNCTION, Resolver, load_template
+from newsdesk.dal.tokens import TokenRepository
+from newsdesk.services.tokens import TokenService
 
 log = logging.getLogger("local")
 
@@ -91,10 +92,8 @@ def main() -> int:
         ]
         environment = resolver.environment() | LOCAL_ONLY_ENVIRONMENT
         os.environ.update(environment)
-        if "TOKENS_TABLE" in environment:
-            register_editor_token(client("dynamodb", endpoint, region), environment["TOKENS_TABLE"], token)
-        else:
-            log.warning("no TOKENS_TABLE in the template's environment: the editor token is not registered")
+        tokens = TokenRepository(client("dynamodb", endpoint, region), environment["TOKENS_TABLE"])
+        TokenService(tokens).create("local-dev", token=token)
 
         functions = Functions(template, resolver)
         server = ApiServer(("127.0.0.1", port), template, functions, ApiContext(region=region))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -10,7 +9,6 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -255,20 +253,3 @@ def create_resources(template: Template, resolver: Resolver, endpoint: str) -> l
         if resource.type not in _CREATORS and resource.type not in _NOT_NEEDED_LOCALLY:
             log.info("%s (%s) is not emulated locally", resource.logical_id, resource.type)
     return created
-
-
-def register_editor_token(dynamodb: Any, table_name: str, token: str, name: str = "local-dev") -> str:
-    """Store an editor token as the product does (only its hash); returns the token id."""
-    token_hash = hashlib.sha256(token.encode()).hexdigest()
-    token_id = token_hash[:8]
-    dynamodb.put_item(
-        TableName=table_name,
-        Item={
-            "token_hash": {"S": token_hash},
-            "token_id": {"S": token_id},
-            "name": {"S": name},
-            "created_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-            "revoked": {"BOOL": False},
-        },
-    )
-    return token_id

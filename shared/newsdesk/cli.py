@@ -23,8 +23,11 @@ from newsdesk.services.tokens import TokenService
 
 def _local_tokens_table(api_url: str) -> str:
     """Ask the local runner where its tables live, and point boto3 at its embedded AWS endpoint."""
-    with urllib.request.urlopen(f"{api_url.rstrip('/')}/_local/resources", timeout=5) as reply:  # noqa: S310
-        resources = json.load(reply)
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/_local/resources", timeout=5) as reply:  # noqa: S310
+            resources = json.load(reply)
+    except OSError as exc:
+        raise SystemExit(f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`") from exc
     os.environ["AWS_ENDPOINT_URL"] = resources["aws_endpoint"]
     os.environ.setdefault("AWS_DEFAULT_REGION", resources.get("region", "us-east-1"))
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -67,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    service = TokenService(TokenRepository(dynamodb_client(), _tokens_table(args)))
+    table = _tokens_table(args)  # first: for --local it also points boto3 at the local endpoint
+    service = TokenService(TokenRepository(dynamodb_client(), table))
     try:
         if args.action == "create":
             issued = service.create(args.name)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -70,3 +73,18 @@ def test_unknown_route_is_404(local_stack: LocalStack) -> None:
     status, body = call("GET", f"{local_stack.api_url}/no/such/route")
 
     assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+
+
+def test_cli_mints_a_token_the_local_stack_accepts(local_stack: LocalStack) -> None:
+    command = [sys.executable, "-m", "newsdesk.cli", "--local", "--local-url", local_stack.api_url, "token", "create"]
+    minted = subprocess.run([*command, "--name", "e2e"], capture_output=True, text=True, check=True, env=_clean_env())
+    token = minted.stdout.splitlines()[1]
+
+    reply = local_stack.request("GET", "/admin/articles", headers={"Authorization": f"Bearer {token}"})
+
+    assert reply.status == 200
+
+
+def _clean_env() -> dict[str, str]:
+    # The CLI must find the local stack's endpoint by itself, not through the test's environment.
+    return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
