@@ -23,7 +23,7 @@ from local.aws import (
 from local.events import ApiContext, HttpRequest
 from local.server import ApiServer, Functions, serve_in_thread
 from local.sources import EventSources
-from local.template import FUNCTION, Resolver, load_template
+from local.template import FUNCTION, Resolver, load_template, local_parameters
 from newsdesk.dal.tokens import TokenRepository
 from newsdesk.services.tokens import TokenService
 
@@ -85,7 +85,7 @@ def main() -> int:
     sources: EventSources | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
-        resolver = Resolver(template, region=region)
+        resolver = Resolver(template, region=region, parameter_overrides=local_parameters(f"http://127.0.0.1:{port}"))
         resources = create_resources(template, resolver, endpoint)
         resources += [
             LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions

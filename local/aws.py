@@ -221,6 +221,8 @@ def _create(aws_client: Any, template: Template, resolver: Resolver | None, reso
     resolver = resolver or Resolver(template, region=aws_client.meta.region_name)
     created = {}
     for resource in _ordered(template.of_type(resource_type)):
+        if resource.condition and not resolver.condition(resource.condition):
+            continue
         _CREATORS[resource_type][1](aws_client, resolver, resource)
         created[resource.logical_id] = resolver.physical_name(resource.logical_id)
         log.debug("created %s %s", resource_type, created[resource.logical_id])
@@ -242,11 +244,18 @@ def create_buckets(s3: Any, template: Template, resolver: Resolver | None = None
     return _create(s3, template, resolver, BUCKET)
 
 
-def create_resources(template: Template, resolver: Resolver, endpoint: str) -> list[LocalResource]:
-    """Create every supported resource of the template; the resolver learns the ARNs and URLs AWS chose."""
+def create_resources(template: Template, resolver: Resolver, endpoint: str | None = None) -> list[LocalResource]:
+    """Create every supported resource of the template; the resolver learns the ARNs and URLs AWS chose.
+
+    Without an endpoint the clients are plain boto3 ones, for tests inside moto's `mock_aws`.
+    """
     created = []
     for resource_type, (service, _creator) in _CREATORS.items():
-        aws_client = client(service, endpoint, resolver.region)
+        aws_client = (
+            client(service, endpoint, resolver.region)
+            if endpoint
+            else boto3.client(service, region_name=resolver.region)
+        )
         for logical_id, name in _create(aws_client, template, resolver, resource_type).items():
             created.append(LocalResource(logical_id, resource_type, name))
     for resource in template.resources.values():

@@ -93,6 +93,7 @@ class Resource:
     logical_id: str
     type: str
     properties: dict[str, Any]
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class Template:
     @cached_property
     def resources(self) -> dict[str, Resource]:
         return {
-            logical_id: Resource(logical_id, body["Type"], dict(body.get("Properties") or {}))
+            logical_id: Resource(logical_id, body["Type"], dict(body.get("Properties") or {}), body.get("Condition"))
             for logical_id, body in (self.data.get("Resources") or {}).items()
         }
 
@@ -325,6 +326,14 @@ def load_template(path: str | Path) -> Template:
     if not isinstance(data, dict) or "Resources" not in data:
         raise ValueError(f"{path} is not a CloudFormation template")
     return Template(data=data, root=path.parent)
+
+
+LOCAL_SENDER = "newsroom@newsdesk.localhost"
+
+
+def local_parameters(api_url: str) -> dict[str, str]:
+    """Template parameters for the local stack: what a deployer passes to `sam deploy --guided`."""
+    return {"SenderAddress": LOCAL_SENDER, "CreateEmailIdentity": "true", "PublicApiUrl": api_url}
 
 
 _NO_VALUE = object()

@@ -53,3 +53,11 @@ class ServiceBusy(NewsdeskError):
 
     status = 503
     code = "service_busy"
+
+
+class SendThrottled(Exception):
+    """SES refused for now (rate, or a passing fault): the same message may be sent again later."""
+
+
+class SendRejected(Exception):
+    """SES refused this message for good (for example, a rejected address): do not retry it."""

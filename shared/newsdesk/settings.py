@@ -18,6 +18,11 @@ class Settings(BaseModel):
     articles_table: str = Field(min_length=3)
     deliveries_table: str = Field(min_length=3)
     tokens_table: str = Field(min_length=3)
+    subscribers_table: str = Field(min_length=3)
+    sender_address: str = Field(min_length=3, description="verified SES sender, e.g. news@example.org")
+    ses_configuration_set: str = Field(min_length=1)
+    signing_secret_arn: str = Field(min_length=1)
+    api_url_parameter: str = Field(min_length=1, description="SSM parameter holding the API's base URL")
     publication_name: str = "Newsdesk"
     site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from local.aws import client
-from local.template import Resolver, load_template
+from local.template import Resolver, load_template, local_parameters
 from tests.e2e.conftest import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ def call(method: str, url: str, headers: dict[str, str] | None = None) -> tuple[
 
 def test_every_table_is_listed_and_exists(local_stack: LocalStack) -> None:
     template = load_template(TEMPLATE)
-    resolver = Resolver(template, region=local_stack.region)
+    resolver = Resolver(template, region=local_stack.region, parameter_overrides=local_parameters(local_stack.api_url))
     dynamodb = client("dynamodb", local_stack.aws_endpoint, local_stack.region)
 
     existing = set(dynamodb.list_tables()["TableNames"])

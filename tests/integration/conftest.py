@@ -12,12 +12,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws import create_tables
+from local.aws import create_resources
 from local.server import Functions
-from local.template import Resolver, Template, load_template
+from local.template import Resolver, Template, load_template, local_parameters
 from newsdesk.api import dependencies
 
 ROOT = Path(__file__).resolve().parents[2]
+API_URL = "https://api.newsdesk.test"
 
 
 @dataclass
@@ -62,7 +63,7 @@ def template() -> Template:
 
 @pytest.fixture(scope="session")
 def resolver(template: Template) -> Resolver:
-    return Resolver(template)
+    return Resolver(template, parameter_overrides=local_parameters(API_URL))
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +87,7 @@ def stack(
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        create_tables(boto3.client("dynamodb"), template, resolver)
+        create_resources(template, resolver)
         dependencies.reset()
         yield Stack(template, resolver, functions)
     dependencies.reset()

@@ -7,8 +7,14 @@ from functools import lru_cache
 
 from newsdesk.dal.articles import ArticleRepository
 from newsdesk.dal.dynamodb import dynamodb_client
+from newsdesk.dal.email import SesSender, ses_client
+from newsdesk.dal.parameters import api_base_url, signing_secret
+from newsdesk.dal.subscribers import SubscriberRepository
 from newsdesk.dal.tokens import TokenRepository
 from newsdesk.services.articles import ArticleService
+from newsdesk.services.emails import EmailComposer
+from newsdesk.services.links import LinkSigner
+from newsdesk.services.subscriptions import SubscriptionService
 from newsdesk.services.tokens import TokenService
 from newsdesk.settings import get_settings
 
@@ -25,7 +31,44 @@ def token_service() -> TokenService:
     return TokenService(TokenRepository(dynamodb_client(), get_settings().tokens_table))
 
 
+def link_signer() -> LinkSigner:
+    """Built per use: the secret and the API URL come from Powertools' parameter cache (5 minutes)."""
+    settings = get_settings()
+    return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
+
+
+@lru_cache(maxsize=1)
+def email_composer() -> EmailComposer:
+    settings = get_settings()
+    return EmailComposer(
+        sender=settings.sender_address, publication=settings.publication_name, site_url=settings.site_base
+    )
+
+
+@lru_cache(maxsize=1)
+def ses_sender() -> SesSender:
+    return SesSender(ses_client(), configuration_set=get_settings().ses_configuration_set)
+
+
+@lru_cache(maxsize=1)
+def subscription_service() -> SubscriptionService:
+    repository = SubscriberRepository(dynamodb_client(), get_settings().subscribers_table)
+    return SubscriptionService(repository, sender=ses_sender(), composer=email_composer(), links=link_signer)
+
+
 def reset() -> None:
-    """Forget every cached service (tests call this after changing the environment)."""
-    for factory in (article_service, token_service, get_settings, dynamodb_client):
+    """Forget every cached service and parameter (tests call this after changing the environment)."""
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    for factory in (
+        article_service,
+        token_service,
+        email_composer,
+        ses_sender,
+        subscription_service,
+        get_settings,
+        dynamodb_client,
+        ses_client,
+    ):
         factory.cache_clear()
+    clear_caches()

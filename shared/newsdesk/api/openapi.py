@@ -19,11 +19,11 @@ VERSION = "1.0.0"
 
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
-    from newsdesk.api import editor, public
+    from newsdesk.api import editor, public, subscriptions
 
     app = create_resolver()
-    app.include_router(public.router)
-    app.include_router(editor.router)
+    for router in (public.router, subscriptions.router, editor.router, subscriptions.admin_router):
+        app.include_router(router)
     return app.get_openapi_json_schema(
         title=TITLE,
         version=VERSION,

@@ -1,0 +1,184 @@
+"""Mailing-list routes: the public sign-up, confirm and unsubscribe pages, and the editor's views."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from newsdesk.api.dependencies import subscription_service
+from newsdesk.api.resolver import documented
+from newsdesk.models.subscribers import (
+    SubscribeAccepted,
+    SubscribeRequest,
+    SubscriberPage,
+    SubscriberStats,
+    SubscriberStatus,
+)
+from newsdesk.services.links import InvalidLink
+from newsdesk.services.subscriptions import ConfirmOutcome, SubscriptionService
+from newsdesk.settings import get_settings
+from newsdesk.templating import render
+
+router = Router()
+admin_router = Router()
+
+Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
+Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
+HTML = "text/html; charset=utf-8"
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def page(status: int, heading: str, message: str, **extra: str | None) -> Response[str]:
+    body = render(
+        "pages/page.html",
+        publication=get_settings().publication_name,
+        heading=heading,
+        message=message,
+        action_url=extra.get("action_url"),
+        action_label=extra.get("action_label"),
+        subscribe_url=extra.get("subscribe_url"),
+    )
+    return Response(status, HTML, body, headers=NO_STORE)
+
+
+def invalid_link_page(subscriptions: SubscriptionService, message: str) -> Response[str]:
+    return page(400, "This link does not work", message, subscribe_url=subscriptions.subscribe_url())
+
+
+def html_page(description: str) -> dict[int, Any]:
+    content = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        200: {"description": description, "content": content},
+        400: {"description": "An expired, altered or unknown link.", "content": content},
+    }
+
+
+@router.post(
+    "/subscribers",
+    summary="Join the mailing list (a confirmation email follows)",
+    tags=["Subscribers"],
+    responses=documented(202, "Accepted; the answer is the same for every address.", 400, 415, 503),
+)
+def subscribe(
+    request: Annotated[SubscribeRequest, Body()], subscriptions: Subscriptions
+) -> Response[SubscribeAccepted]:
+    subscriptions.subscribe(request)
+    return Response(202, content_types.APPLICATION_JSON, SubscribeAccepted(), headers=NO_STORE)
+
+
+@router.get(
+    "/subscribers/confirm",
+    summary="Confirm a subscription (the link in the confirmation email)",
+    tags=["Subscribers"],
+    responses={**documented(200, "ok", 503), **html_page("The subscription is confirmed.")},
+)
+def confirm(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
+    try:
+        outcome = subscriptions.confirm(token)
+    except InvalidLink as exc:
+        return invalid_link_page(subscriptions, f"{exc.message.capitalize()}. You can ask for a new one below.")
+    if outcome is ConfirmOutcome.NOT_PENDING:
+        return invalid_link_page(
+            subscriptions, "This subscription can no longer be confirmed with this link. Subscribe again below."
+        )
+    return page(200, "You are subscribed", "Thank you: your subscription is confirmed.")
+
+
+@router.get(
+    "/unsubscribe",
+    summary="The unsubscribe page (the link in every email)",
+    tags=["Subscribers"],
+    responses={**documented(200, "ok", 503), **html_page("A page with an Unsubscribe button.")},
+)
+def unsubscribe_page(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
+    try:
+        subscriptions.check_unsubscribe_link(token)
+    except InvalidLink:
+        return invalid_link_page(subscriptions, "This unsubscribe link is not valid.")
+    return page(
+        200,
+        "Unsubscribe",
+        "Stop receiving these emails? One click and you are off the list.",
+        action_url=f"?token={quote(token or '')}",  # this same address, by POST
+        action_label="Unsubscribe",
+    )
+
+
+@router.post(
+    "/unsubscribe",
+    summary="Unsubscribe at once (RFC 8058 one-click; no cookies, no login)",
+    tags=["Subscribers"],
+    responses={**documented(200, "ok", 503), **html_page("Unsubscribed (also when already unsubscribed).")},
+)
+def unsubscribe(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
+    # The body (List-Unsubscribe=One-Click) is not needed: the signed token says who and what.
+    try:
+        subscriptions.unsubscribe(token)
+    except InvalidLink:
+        return invalid_link_page(subscriptions, "This unsubscribe link is not valid.")
+    return page(200, "You are unsubscribed", "You will not receive these emails any more.")
+
+
+@admin_router.get(
+    "/admin/subscribers",
+    summary="List subscribers, optionally by status",
+    tags=["Subscribers"],
+    security=BEARER,
+    responses=documented(200, "One page of subscribers.", 401, 403, 503),
+)
+def list_subscribers(
+    subscriptions: Subscriptions,
+    status: Annotated[SubscriberStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> SubscriberPage:
+    items, next_cursor = subscriptions.page(status=status, limit=limit, cursor=cursor)
+    return SubscriberPage(items=items, next_cursor=next_cursor)
+
+
+@admin_router.get(
+    "/admin/subscribers/stats",
+    summary="How many subscribers there are in each status",
+    tags=["Subscribers"],
+    security=BEARER,
+    responses=documented(200, "Counts per status.", 401, 403, 503),
+)
+def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
+    return subscriptions.stats()
+
+
+@admin_router.get(
+    "/admin/subscribers/export",
+    summary="Export subscribers as CSV, 5,000 per page (the next page's cursor is in X-Next-Cursor)",
+    tags=["Subscribers"],
+    security=BEARER,
+    responses=documented(200, "CSV with a header row.", 401, 403, 503, content_type="text/csv"),
+)
+def export_subscribers(
+    subscriptions: Subscriptions,
+    status: Annotated[SubscriberStatus | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response[str]:
+    body, next_cursor = subscriptions.export_csv(status=status, cursor=cursor)
+    headers = {"Content-Disposition": 'attachment; filename="subscribers.csv"', **NO_STORE}
+    if next_cursor:
+        headers["X-Next-Cursor"] = next_cursor
+    return Response(200, "text/csv; charset=utf-8", body, headers=headers)
+
+
+@admin_router.delete(
+    "/admin/subscribers/<email>",
+    summary="Erase a subscriber's data (privacy requests)",
+    tags=["Subscribers"],
+    security=BEARER,
+    responses=documented(204, "Erased.", 401, 403, 404, 503),
+)
+def erase_subscriber(email: str, subscriptions: Subscriptions) -> Response[None]:
+    subscriptions.erase(unquote(email))
+    return Response(204)

@@ -1,0 +1,233 @@
+"""Subscribers in DynamoDB, keyed by address. Every state change is a conditional write, so racing
+requests (a confirm and an unsubscribe, fifty sign-ups at once) can never resurrect or duplicate anyone."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from newsdesk.clock import iso
+from newsdesk.dal.dynamodb import (
+    aws_errors,
+    decode_cursor,
+    encode_cursor,
+    error_code,
+    from_attributes,
+    to_attributes,
+)
+from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
+
+FANOUT_SHARDS = 8
+"""Confirmed subscribers are spread over this many `audience` partitions, which fan-out reads in parallel."""
+
+_STATUS = {"#status": "status"}
+
+
+def audience(frequency: Frequency, email: str) -> str:
+    return f"{frequency.value}#{zlib.crc32(email.encode()) % FANOUT_SHARDS}"
+
+
+def _key(email: str) -> dict[str, Any]:
+    return {"email": {"S": email}}
+
+
+class SubscriberRepository:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # ------------------------------------------------------------------ reads
+    def get(self, email: str) -> Subscriber | None:
+        with aws_errors():
+            reply = self._client.get_item(TableName=self._table, Key=_key(email), ConsistentRead=True)
+        item = reply.get("Item")
+        return Subscriber.model_validate(from_attributes(item)) if item else None
+
+    def page(
+        self, *, status: SubscriberStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Subscriber], str | None]:
+        """One page, in sign-up order for a status; without a status, in table order."""
+        request: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        if status is None:
+            key_names = frozenset({"email"})
+            call = self._client.scan
+        else:
+            key_names = frozenset({"email", "status", "status_sort"})
+            call = self._client.query
+            request.update(
+                IndexName="by-status",
+                KeyConditionExpression="#status = :status",
+                ExpressionAttributeNames=_STATUS,
+                ExpressionAttributeValues={":status": {"S": status.value}},
+            )
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(cursor, key_names)
+        with aws_errors():
+            reply = call(**request)
+        last = reply.get("LastEvaluatedKey")
+        items = [Subscriber.model_validate(from_attributes(item)) for item in reply.get("Items", [])]
+        return items, encode_cursor(last) if last else None
+
+    def count(self, status: SubscriberStatus) -> int:
+        total = 0
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-status",
+            "KeyConditionExpression": "#status = :status",
+            "ExpressionAttributeNames": _STATUS,
+            "ExpressionAttributeValues": {":status": {"S": status.value}},
+            "Select": "COUNT",
+        }
+        while True:
+            with aws_errors():
+                reply = self._client.query(**request)
+            total += int(reply["Count"])
+            if "LastEvaluatedKey" not in reply:
+                return total
+            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def audience_pages(
+        self, audience_key: str, *, page_size: int, cursor: dict[str, Any] | None
+    ) -> Iterator[tuple[list[dict[str, str]], dict[str, Any] | None]]:
+        """Confirmed subscribers of one audience partition, a page at a time, with the key to resume after."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-audience",
+            "KeyConditionExpression": "audience = :audience",
+            "ExpressionAttributeValues": {":audience": {"S": audience_key}},
+            "Limit": page_size,
+        }
+        while True:
+            if cursor:
+                request["ExclusiveStartKey"] = cursor
+            with aws_errors():
+                reply = self._client.query(**request)
+            cursor = reply.get("LastEvaluatedKey")
+            people = [{"email": i["email"]["S"], "name": i.get("name", {}).get("S", "")} for i in reply["Items"]]
+            yield people, cursor
+            if not cursor:
+                return
+
+    # ------------------------------------------------------------------ writes
+    def create_pending(self, subscriber: Subscriber) -> bool:
+        """Store a new pending subscriber; False when the address is already known."""
+        item = subscriber.model_dump(mode="json", exclude_none=True)
+        item["status_sort"] = f"{iso(subscriber.created_at)}#{subscriber.email}"
+        return self._conditional(
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_attributes(item),
+            ConditionExpression="attribute_not_exists(email)",
+        )
+
+    def claim_confirmation(
+        self, email: str, *, now: datetime, resend_after: datetime, name: str | None, frequency: Frequency
+    ) -> bool:
+        """Make a pending or unsubscribed address pending, if no confirmation went to it since
+        `resend_after`. True means the caller won the right to send one now."""
+        names = dict(_STATUS)
+        values = {
+            ":pending": {"S": SubscriberStatus.PENDING.value},
+            ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
+            ":now": {"S": iso(now)},
+            ":cutoff": {"S": iso(resend_after)},
+            ":frequency": {"S": frequency.value},
+        }
+        update = "SET #status = :pending, confirmation_sent_at = :now, updated_at = :now, frequency = :frequency"
+        if name is not None:
+            update += ", #name = :name"
+            names["#name"] = "name"
+            values[":name"] = {"S": name}
+        return self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression=update + " REMOVE audience",
+            ConditionExpression=(
+                "#status IN (:pending, :unsubscribed) AND "
+                "(attribute_not_exists(confirmation_sent_at) OR confirmation_sent_at < :cutoff)"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def release_confirmation(self, email: str, sent_at: datetime) -> None:
+        """Forget a confirmation claim whose email could not be sent, so the next request can try again."""
+        self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="REMOVE confirmation_sent_at",
+            ConditionExpression="confirmation_sent_at = :sent",
+            ExpressionAttributeValues={":sent": {"S": iso(sent_at)}},
+        )
+
+    def confirm(self, subscriber: Subscriber, now: datetime) -> bool:
+        """pending -> confirmed; False if the status moved on meanwhile (an unsubscribe wins the race)."""
+        return self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(subscriber.email),
+            UpdateExpression="SET #status = :confirmed, confirmed_at = :now, updated_at = :now, audience = :audience",
+            ConditionExpression="#status = :pending AND frequency = :frequency",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
+                ":pending": {"S": SubscriberStatus.PENDING.value},
+                ":frequency": {"S": subscriber.frequency.value},
+                ":audience": {"S": audience(subscriber.frequency, subscriber.email)},
+                ":now": {"S": iso(now)},
+            },
+        )
+
+    def unsubscribe(self, email: str, now: datetime) -> bool:
+        """pending or confirmed -> unsubscribed; False if there was nothing to do."""
+        return self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="SET #status = :unsubscribed, unsubscribed_at = :now, updated_at = :now REMOVE audience",
+            ConditionExpression="#status IN (:pending, :confirmed)",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
+                ":pending": {"S": SubscriberStatus.PENDING.value},
+                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
+                ":now": {"S": iso(now)},
+            },
+        )
+
+    def suppress(self, email: str, status: SubscriberStatus, now: datetime) -> bool:
+        """Mark a known address bounced or complained, for good; a complaint is never downgraded."""
+        return self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="SET #status = :status, updated_at = :now REMOVE audience",
+            ConditionExpression="attribute_exists(email) AND #status <> :complained",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":status": {"S": status.value},
+                ":complained": {"S": SubscriberStatus.COMPLAINED.value},
+                ":now": {"S": iso(now)},
+            },
+        )
+
+    def erase(self, email: str) -> bool:
+        with aws_errors():
+            reply = self._client.delete_item(TableName=self._table, Key=_key(email), ReturnValues="ALL_OLD")
+        return "Attributes" in reply
+
+    def _conditional(self, call: Any, **request: Any) -> bool:
+        try:
+            with aws_errors():
+                call(**request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
