@@ -63,7 +63,9 @@ class MessageTemplate:
     ) -> None:
         self._sender_domain = sender.rsplit("@", 1)[-1]
         self._mailto = f"mailto:{sender}?subject={quote('unsubscribe')}"
-        self._marks = {key: f"NEWSDESK{key.upper()}{secrets.token_hex(8).upper()}" for key in ("to", "id", "unsub")}
+        self._marks = {
+            key: f"NEWSDESK{key.upper()}{secrets.token_hex(8).upper()}" for key in ("to", "id", "date", "unsub")
+        }
         self._html = html_body
         self._text = text_body
 
@@ -71,7 +73,7 @@ class MessageTemplate:
         message["From"] = format_address(sender, sender_name)
         message["To"] = self._marks["to"]
         message["Subject"] = _one_line(subject)
-        message["Date"] = formatdate(usegmt=True)
+        message["Date"] = self._marks["date"]
         message["Message-ID"] = self._marks["id"]
         if list_unsubscribe:
             message["List-Unsubscribe"] = f"<{self._marks['unsub']}>, <{self._mailto}>"
@@ -96,6 +98,7 @@ class MessageTemplate:
         return (
             self._skeleton.replace(self._marks["to"].encode(), format_address(recipient.email, recipient.name).encode())
             .replace(self._marks["id"].encode(), make_msgid(domain=self._sender_domain).encode())
+            .replace(self._marks["date"].encode(), formatdate(usegmt=True).encode())
             .replace(self._marks["unsub"].encode(), _one_line(unsubscribe).encode())
             .replace(self._body_marks["text"].encode(), _base64_lines(text))
             .replace(self._body_marks["html"].encode(), _base64_lines(markup))

@@ -75,19 +75,19 @@ def functions(template: Template, resolver: Resolver) -> Functions:
 def stack(
     monkeypatch: pytest.MonkeyPatch, template: Template, resolver: Resolver, functions: Functions
 ) -> Iterator[Stack]:
-    environment = {
+    base = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": resolver.region,
-        "POWERTOOLS_TRACE_DISABLED": "1",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
-        **resolver.environment(),
     }
-    for key, value in environment.items():
+    for key, value in base.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         create_resources(template, resolver)
+        # After creation: the resolver now knows the ARNs moto chose (the signing secret's, for one).
+        for key, value in resolver.environment().items():
+            monkeypatch.setenv(key, value)
         dependencies.reset()
         yield Stack(template, resolver, functions)
-    dependencies.reset()

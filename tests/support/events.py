@@ -25,7 +25,6 @@ def sample_event(
     body: Any = None,
     raw_body: str | None = None,
     headers: dict[str, str] | None = None,
-    drop_headers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The sample event `name`, with path parameters, query, JSON body or headers replaced."""
     event = copy.deepcopy(_sample(name))
@@ -41,7 +40,6 @@ def sample_event(
     if body is not None or raw_body is not None:
         event["body"] = raw_body if raw_body is not None else json.dumps(body)
         event["isBase64Encoded"] = False
-    for name_ in drop_headers:
-        event["headers"].pop(name_, None)
-    event["headers"].update({key.lower(): value for key, value in (headers or {}).items()})
+    if "headers" in event:  # HTTP events only
+        event["headers"].update({key.lower(): value for key, value in (headers or {}).items()})
     return event

@@ -1,0 +1,305 @@
+"""The mailing list through the handlers: double opt-in, one-click unsubscribe, suppression, editor views."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import csv
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+
+from tests.integration.conftest import API_URL, Reply, Stack
+from tests.support.events import sample_event
+from tests.support.mail import mail_to, outbox
+
+ADDRESS = "reader@example.org"
+
+
+def subscribe(stack: Stack, email: str = ADDRESS, **fields: Any) -> Reply:
+    return stack.call("PublicFunction", sample_event("public-subscribe", body={"email": email, **fields}))
+
+
+def open_link(stack: Stack, sample: str, token: str, **request: Any) -> Reply:
+    return stack.call("PublicFunction", sample_event(sample, query={"token": token}, **request))
+
+
+def subscriber(stack: Stack, email: str = ADDRESS) -> dict[str, Any] | None:
+    items = [i for i in stack.items("SubscribersTable") if i["email"]["S"] == email]
+    return {key: next(iter(value.values())) for key, value in items[0].items()} if items else None
+
+
+def confirmed(stack: Stack, email: str = ADDRESS) -> str:
+    """Subscribe and confirm `email`; returns the confirmation email's token."""
+    assert subscribe(stack, email).status == 202
+    token = mail_to(email)[-1].token("/subscribers/confirm")
+    assert open_link(stack, "public-confirm", token).status == 200
+    return token
+
+
+def unsubscribe_token(stack: Stack, email: str) -> str:
+    from newsdesk.api.dependencies import link_signer
+    from newsdesk.services.links import LinkPurpose
+
+    return link_signer().token(LinkPurpose.UNSUBSCRIBE, email)
+
+
+# ---------------------------------------------------------------------- subscribe and confirm
+
+
+def test_subscribing_sends_one_confirmation_and_confirming_adds_the_reader(stack: Stack) -> None:
+    reply = subscribe(stack, "  Reader@EXAMPLE.org ", name="Rea Der")
+
+    assert reply.status == 202
+    assert subscriber(stack)["status"] == "pending"
+    [mail] = mail_to(ADDRESS)
+    assert mail.subject == "Confirm your subscription to Newsdesk"
+    assert mail.message["Message-ID"]
+    assert mail.link("/subscribers/confirm").startswith(f"{API_URL}/subscribers/confirm?token=")
+
+    page = open_link(stack, "public-confirm", mail.token("/subscribers/confirm"))
+
+    assert page.status == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "You are subscribed" in page.body
+    assert subscriber(stack)["status"] == "confirmed"
+    assert open_link(stack, "public-confirm", mail.token("/subscribers/confirm")).status == 200  # harmless twice
+
+
+def test_the_answer_never_tells_whether_an_address_is_subscribed(stack: Stack) -> None:
+    confirmed(stack, "confirmed@example.org")
+    subscribe(stack, "pending@example.org")
+    stack.call(
+        "PublicFunction",
+        sample_event("public-unsubscribe", query={"token": unsubscribe_token(stack, "confirmed@example.org")}),
+    )
+    replies = {
+        email: subscribe(stack, email)
+        for email in ("new@example.org", "pending@example.org", "confirmed@example.org", "gone@example.org")
+    }
+
+    assert {(r.status, r.body) for r in replies.values()} == {(202, replies["new@example.org"].body)}
+
+
+def test_confirmations_are_rate_limited_and_confirmed_addresses_get_none(stack: Stack) -> None:
+    start = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    with freeze_time(start) as clock:
+        subscribe(stack)
+        subscribe(stack)
+        clock.tick(timedelta(minutes=9))
+        subscribe(stack)
+        assert len(mail_to(ADDRESS)) == 1
+        clock.tick(timedelta(minutes=2))
+        subscribe(stack)
+        assert len(mail_to(ADDRESS)) == 2
+        open_link(stack, "public-confirm", mail_to(ADDRESS)[-1].token("/subscribers/confirm"))
+        clock.tick(timedelta(hours=1))
+        subscribe(stack)
+        assert len(mail_to(ADDRESS)) == 2
+
+
+def test_fifty_concurrent_signups_make_one_subscriber_and_at_most_one_email(stack: Stack) -> None:
+    events = [sample_event("public-subscribe", body={"email": ADDRESS}) for _ in range(50)]
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = set(pool.map(lambda event: stack.invoke("PublicFunction", event)["statusCode"], events))
+
+    assert statuses == {202}
+    assert len([i for i in stack.items("SubscribersTable") if i["email"]["S"] == ADDRESS]) == 1
+    assert len(mail_to(ADDRESS)) == 1
+
+
+@pytest.mark.parametrize("tamper", ["expired", "altered", "garbage", "missing", "other purpose"])
+def test_a_bad_confirmation_link_is_a_400_page_offering_to_subscribe_again(stack: Stack, tamper: str) -> None:
+    start = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    with freeze_time(start) as clock:
+        subscribe(stack)
+        token = mail_to(ADDRESS)[-1].token("/subscribers/confirm")
+        query: dict[str, str] = {"token": token}
+        if tamper == "expired":
+            clock.tick(timedelta(days=8))
+        elif tamper == "altered":
+            query["token"] = token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")
+        elif tamper == "garbage":
+            query["token"] = "x" * 5000
+        elif tamper == "missing":
+            query = {}
+        else:
+            query["token"] = unsubscribe_token(stack, ADDRESS)
+
+        page = stack.call("PublicFunction", sample_event("public-confirm", query=query))
+
+    assert page.status == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Subscribe again" in page.body
+    assert subscriber(stack)["status"] == "pending"
+
+
+# ---------------------------------------------------------------------- unsubscribe
+
+
+def test_one_click_unsubscribe_is_immediate_and_idempotent(stack: Stack) -> None:
+    confirmed(stack)
+    token = unsubscribe_token(stack, ADDRESS)
+
+    page = open_link(stack, "public-unsubscribe-page", token)
+    assert page.status == 200
+    assert 'method="post"' in page.body
+    assert subscriber(stack)["status"] == "confirmed"  # looking at the page changes nothing
+
+    first = open_link(stack, "public-unsubscribe", token)
+    second = open_link(stack, "public-unsubscribe", token)
+
+    assert (first.status, second.status) == (200, 200)
+    assert "location" not in first.headers
+    assert "You are unsubscribed" in first.body
+    assert subscriber(stack)["status"] == "unsubscribed"
+    assert "audience" not in subscriber(stack)
+
+
+def test_a_link_cannot_be_turned_against_another_address(stack: Stack) -> None:
+    confirmed(stack, "victim@example.org")
+    confirmed(stack)
+    token = unsubscribe_token(stack, ADDRESS)
+    _, signature = token.split(".", 1)
+    forged = base64.urlsafe_b64encode(json.dumps("victim@example.org").encode()).decode().rstrip("=")
+    forged_token = f"{forged}.{signature}"
+
+    assert open_link(stack, "public-unsubscribe", forged_token).status == 400
+    assert subscriber(stack, "victim@example.org")["status"] == "confirmed"
+
+
+def test_a_confirm_after_an_unsubscribe_never_resurrects(stack: Stack) -> None:
+    subscribe(stack)
+    confirm_token = mail_to(ADDRESS)[-1].token("/subscribers/confirm")
+    open_link(stack, "public-unsubscribe", unsubscribe_token(stack, ADDRESS))
+
+    page = open_link(stack, "public-confirm", confirm_token)
+
+    assert page.status == 400
+    assert subscriber(stack)["status"] == "unsubscribed"
+
+
+def test_resubscribing_after_unsubscribing_needs_a_new_confirmation(stack: Stack) -> None:
+    confirmed(stack)
+    open_link(stack, "public-unsubscribe", unsubscribe_token(stack, ADDRESS))
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=11)):
+        subscribe(stack)
+
+    assert subscriber(stack)["status"] == "pending"
+    assert len(mail_to(ADDRESS)) == 2
+
+
+# ---------------------------------------------------------------------- suppression
+
+
+def ses_event(notification: dict[str, Any]) -> dict[str, Any]:
+    event = copy.deepcopy(sample_event("ses-bounce"))
+    event["Records"][0]["Sns"]["Message"] = json.dumps(notification)
+    return event
+
+
+def bounce(email: str, kind: str) -> dict[str, Any]:
+    return {"eventType": "Bounce", "bounce": {"bounceType": kind, "bouncedRecipients": [{"emailAddress": email}]}}
+
+
+def test_the_sample_bounce_event_suppresses_its_address(stack: Stack) -> None:
+    confirmed(stack)
+
+    stack.invoke("SesEventsFunction", sample_event("ses-bounce"))
+
+    assert subscriber(stack)["status"] == "bounced"
+    assert "audience" not in subscriber(stack)
+
+
+def test_transient_bounces_do_not_suppress(stack: Stack) -> None:
+    confirmed(stack)
+
+    stack.invoke("SesEventsFunction", ses_event(bounce(ADDRESS, "Transient")))
+
+    assert subscriber(stack)["status"] == "confirmed"
+
+
+def test_a_complaint_suppresses_for_good(stack: Stack) -> None:
+    confirmed(stack)
+    complaint = {"notificationType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": ADDRESS}]}}
+
+    stack.invoke("SesEventsFunction", ses_event(complaint))
+    stack.invoke("SesEventsFunction", ses_event(bounce(ADDRESS, "Permanent")))
+    with freeze_time(datetime.now(UTC) + timedelta(hours=1)):
+        assert subscribe(stack).status == 202
+
+    assert subscriber(stack)["status"] == "complained"
+    assert len(mail_to(ADDRESS)) == 1  # only the original confirmation
+
+
+def test_feedback_about_unknown_addresses_creates_nothing(stack: Stack) -> None:
+    stack.invoke("SesEventsFunction", ses_event(bounce("stranger@example.org", "Permanent")))
+
+    assert stack.items("SubscribersTable") == []
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "not-an-address"},
+        {"email": "a@b"},
+        {},
+        {"email": ADDRESS, "name": "x" * 101},
+        {"email": ADDRESS, "name": "Evil\r\nBcc: all@example.org"},
+        {"email": ADDRESS, "frequency": "hourly"},
+        {"email": ADDRESS, "admin": True},
+    ],
+)
+def test_bad_signups_are_422_and_change_nothing(stack: Stack, body: dict[str, Any]) -> None:
+    reply = (
+        subscribe(stack, **body)
+        if "email" in body
+        else stack.call("PublicFunction", sample_event("public-subscribe", body=body))
+    )
+
+    assert reply.status == 422
+    assert set(reply.json()["error"]) == {"code", "message", "details"}
+    assert stack.items("SubscribersTable") == []
+    assert outbox() == []
+
+
+# ---------------------------------------------------------------------- editors
+
+
+def editor(stack: Stack, sample: str, **request: Any) -> Reply:
+    return stack.call("EditorFunction", sample_event(sample, **request))
+
+
+def test_editors_list_count_export_and_erase(stack: Stack) -> None:
+    for n in range(3):
+        confirmed(stack, f"c{n}@example.org")
+    subscribe(stack, "p@example.org", name='=HYPERLINK("x")')
+
+    listing = editor(stack, "editor-list-subscribers", query={"status": "confirmed"}).json()
+    stats = editor(stack, "editor-subscriber-stats").json()
+    export = editor(stack, "editor-export-subscribers", query={})
+    erased = editor(stack, "editor-erase-subscriber", path={"email": "c0%40example.org"})
+    again = editor(stack, "editor-erase-subscriber", path={"email": "c0@example.org"})
+
+    assert sorted(s["email"] for s in listing["items"]) == ["c0@example.org", "c1@example.org", "c2@example.org"]
+    assert stats == {"pending": 1, "confirmed": 3, "unsubscribed": 0, "bounced": 0, "complained": 0, "total": 4}
+    assert export.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.body)))
+    assert sorted(row["email"] for row in rows) == [
+        "c0@example.org",
+        "c1@example.org",
+        "c2@example.org",
+        "p@example.org",
+    ]
+    assert next(row for row in rows if row["email"] == "p@example.org")["name"].startswith("'=")
+    assert (erased.status, again.status) == (204, 404)
+    assert subscriber(stack, "c0@example.org") is None

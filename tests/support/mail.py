@@ -1,0 +1,56 @@
+"""Reads what the (moto) SES sent, as a subscriber's mail program would."""
+
+from __future__ import annotations
+
+import email
+import re
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from urllib.parse import parse_qs, urlsplit
+
+from local.outbox import sent_emails
+
+_URL = re.compile(r"https?://[^\s<>\"]+")
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    message: EmailMessage
+    raw: str
+
+    @property
+    def text(self) -> str:
+        part = self.message.get_body(("plain",))
+        assert part is not None
+        return str(part.get_content())  # type: ignore[attr-defined]
+
+    @property
+    def html(self) -> str:
+        part = self.message.get_body(("html",))
+        assert part is not None
+        return str(part.get_content())  # type: ignore[attr-defined]
+
+    def link(self, path: str) -> str:
+        """The one link in the text part whose path is `path`."""
+        found = {url for url in _URL.findall(self.text) if urlsplit(url).path == path}
+        assert len(found) == 1, f"expected one {path} link, found {found}"
+        return found.pop()
+
+    def token(self, path: str) -> str:
+        return parse_qs(urlsplit(self.link(path)).query)["token"][0]
+
+
+def outbox(region: str = "us-east-1") -> list[Mail]:
+    mails = []
+    for sent in sent_emails(region):
+        message = email.message_from_string(sent["raw"], policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        mails.append(Mail(to=sent["to"], subject=sent["subject"], message=message, raw=sent["raw"]))
+    return mails
+
+
+def mail_to(address: str, region: str = "us-east-1") -> list[Mail]:
+    return [mail for mail in outbox(region) if address in mail.to]
