@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint bench fuzz clean
+.PHONY: dev test lint chromium bench fuzz clean
 
 $(INSTALLED): requirements-dev.txt shared/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,18 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used).
+CHROMIUM := /usr/bin/chromium
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+	  else echo "$(CHROMIUM) is missing and installing it needs root or sudo: the browser tests will skip (and fail under CI)"; exit 0; fi; \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends chromium; \
+	fi
+
+test: lint chromium
 	$(PY) -m pytest
 
 bench: $(INSTALLED)

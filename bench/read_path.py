@@ -59,7 +59,7 @@ _WORDS = _TEXT.split()
 
 _ENVIRONMENT = {
     "ARTICLES_TABLE": "bench-articles",  # unused: a dependency override picks each request's table
-    "DELIVERIES_TABLE": "bench-deliveries",
+    "PUBLICATIONS_TABLE": "bench-publications",
     "TOKENS_TABLE": "bench-tokens",
     "SITE_URL": "https://news.example.com",
     "POWERTOOLS_SERVICE_NAME": "newsdesk",
@@ -237,7 +237,7 @@ class PublicFunction:
 
     def __init__(self, tables: dict[int, str]) -> None:
         # The product's modules read their configuration at import, so they are imported only now.
-        from newsdesk.api import dependencies
+        from newsdesk import dependencies
         from newsdesk.dal.dynamodb import dynamodb_client
         from newsdesk.services.articles import ArticleService
 
@@ -247,7 +247,7 @@ class PublicFunction:
         self.app, self.handler = module.app, module.lambda_handler
         self.client = dynamodb_client()
         self._services = {
-            size: ArticleService(ArticleRepository(self.client, table), publications_table="bench-deliveries")
+            size: ArticleService(ArticleRepository(self.client, table), publications_table="bench-publications")
             for size, table in tables.items()
         }
         self.context = LambdaContext("PublicFunction", memory_limit_in_mb=512, region=REGION)

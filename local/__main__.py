@@ -21,6 +21,7 @@ from local.aws import (
     start_moto,
 )
 from local.events import ApiContext, HttpRequest
+from local.outbox_routes import add_outbox_routes
 from local.server import ApiServer, Functions, serve_in_thread
 from local.sources import EventSources
 from local.template import FUNCTION, Resolver, load_template, local_parameters
@@ -47,6 +48,7 @@ def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
             f"  Editor token  {token}",
             f'                curl -H "Authorization: Bearer {token}" {api_url}/admin/articles',
             f"  Resources     {api_url}/_local/resources",
+            f"  Sent emails   {api_url}/_local/",
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -108,6 +110,7 @@ def main() -> int:
             }
 
         server.add_local_route("GET", "/_local/resources", list_resources)
+        add_outbox_routes(server, region)
         sources = EventSources(template, resolver, functions.invoke, endpoint)
         sources.start()
         serving = serve_in_thread(server)

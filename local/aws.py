@@ -57,6 +57,7 @@ _IGNORED_TABLE_PROPERTIES = {
 }
 # Resources the runner stands in for itself, or that change nothing locally.
 _NOT_NEEDED_LOCALLY = {FUNCTION, HTTP_API, LAYER, LOG_GROUP}
+LOCAL_MAX_VISIBILITY_SECONDS = 2
 _IGNORED_QUEUE_PROPERTIES = {"QueueName", "Tags", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds"}
 
 
@@ -142,6 +143,9 @@ def _attribute(value: Any) -> str:
 def _create_queue(sqs: Any, resolver: Resolver, resource: Resource) -> None:
     props = resolver.resolve(resource.properties)
     attributes = {key: _attribute(value) for key, value in props.items() if key not in _IGNORED_QUEUE_PROPERTIES}
+    if "VisibilityTimeout" in attributes:
+        # A failed message returns after seconds rather than minutes: nobody waits that long locally.
+        attributes["VisibilityTimeout"] = str(min(int(attributes["VisibilityTimeout"]), LOCAL_MAX_VISIBILITY_SECONDS))
     tags = {tag["Key"]: tag["Value"] for tag in props.get("Tags", [])}
     answer = sqs.create_queue(QueueName=resolver.physical_name(resource.logical_id), Attributes=attributes, tags=tags)
     resolver.record(resource.logical_id, "QueueUrl", answer["QueueUrl"])

@@ -28,7 +28,8 @@ from local.template import Resolver, Route, Template
 
 log = logging.getLogger(__name__)
 
-LocalHandler = Callable[[HttpRequest], tuple[int, Any]]
+# A local route answers a full HttpResponse (any content type), or (status, body) as JSON for convenience.
+LocalHandler = Callable[[HttpRequest], HttpResponse | tuple[int, Any]]
 
 
 def _lambda_json(value: Any) -> Any:
@@ -160,6 +161,10 @@ def json_response(status: int, body: Any) -> HttpResponse:
     )
 
 
+def html_response(status: int, page: str, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
+    return HttpResponse(status, [("content-type", "text/html; charset=utf-8"), *(headers or [])], page.encode())
+
+
 def _message(status: int, message: str) -> HttpResponse:
     return json_response(status, {"message": message})
 
@@ -182,14 +187,29 @@ class ApiServer(ThreadingHTTPServer):
         return f"http://{host!s}:{port}"
 
     def add_local_route(self, method: str, path: str, handler: LocalHandler) -> None:
-        """Serve `handler`'s (status, JSON body) at METHOD /_local/...; it runs outside any function."""
+        """Serve `handler` at METHOD /_local/...; it runs outside any function.
+
+        `path` may hold {name} segments like a template route (the handler reads them from the request's
+        path). The handler answers an HttpResponse, or (status, body) to send the body as JSON."""
         self.local_routes[(method.upper(), path)] = handler
+
+    def _local_route(self, method: str, path: str) -> LocalHandler | None:
+        exact = self.local_routes.get((method.upper(), path))
+        if exact is not None:
+            return exact
+        for (route_method, pattern), handler in self.local_routes.items():
+            if route_method == method.upper() and "{" in pattern and match_path(pattern, path) is not None:
+                return handler
+        return None
 
     def dispatch(self, request: HttpRequest) -> HttpResponse:
         path = request.decoded_path
-        local = self.local_routes.get((request.method.upper(), path))
+        local = self._local_route(request.method, path)
         if local is not None:
-            status, body = local(request)
+            answer = local(request)
+            if isinstance(answer, HttpResponse):
+                return answer
+            status, body = answer
             return json_response(status, body)
         found = match_route(self.routes, request.method, path)
         if found is None:

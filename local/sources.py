@@ -6,12 +6,16 @@ import json
 import logging
 import re
 import threading
+import time
 from calendar import monthrange
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
+
+import boto3
+from botocore.config import Config
 
 from local import events
 from local.aws import client
@@ -20,6 +24,7 @@ from local.template import EventSource, Resolver, Schedule, Template
 log = logging.getLogger(__name__)
 
 Invoke = Callable[[str, dict[str, Any]], Any]
+Poll = Callable[[], bool]
 
 S3_ATTEMPTS = 3  # an asynchronous invocation: the first try and two retries
 S3_RETRY_DELAY_SECONDS = 60
@@ -217,11 +222,12 @@ class EventSources:
         template: Template,
         resolver: Resolver,
         invoke: Invoke,
-        endpoint: str,
+        endpoint: str | None,
         *,
         poll_seconds: float = 0.25,
         s3_retry_delay_seconds: int = S3_RETRY_DELAY_SECONDS,
     ) -> None:
+        """`endpoint` None: plain boto3 clients, for tests inside moto's `mock_aws`."""
         self.template = template
         self.resolver = resolver
         self.invoke = invoke
@@ -231,11 +237,18 @@ class EventSources:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._versioned: dict[str, bool] = {}
+        self._wait_seconds = 1
+        self._pollers: list[tuple[str, Poll]] | None = None
+        self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
 
     def _client(self, service: str) -> Any:
+        if self.endpoint is None:
+            # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
+            config = Config(account_id_endpoint_mode="disabled")
+            return boto3.client(service, region_name=self.resolver.region, config=config)
         return client(service, self.endpoint, self.resolver.region)
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _spawn(self, name: str, target: Callable[[], object]) -> None:
         def run() -> None:
             while not self._stop.is_set():
                 try:
@@ -249,18 +262,50 @@ class EventSources:
         self._threads.append(thread)
         thread.start()
 
+    def pollers(self) -> list[tuple[str, Poll]]:
+        """Every queue, stream and bucket source, set up once; each poll says whether it delivered."""
+        if self._pollers is None:
+            self._pollers = []
+            for event in self.template.events_of("SQS"):
+                if event.properties.get("Enabled", True):
+                    self._pollers.append((f"sqs:{event.function_id}.{event.name}", self._sqs_poller(event)))
+            for event in self.template.events_of("DynamoDB"):
+                if event.properties.get("Enabled", True):
+                    self._pollers.append((f"dynamodb:{event.function_id}.{event.name}", self._stream_poller(event)))
+            self._pollers += self._s3_pollers()
+        return self._pollers
+
     def start(self) -> None:
         """Start polling; positions and notifications are set up before this returns."""
-        for event in self.template.events_of("SQS"):
-            if event.properties.get("Enabled", True):
-                self._spawn(f"sqs:{event.function_id}.{event.name}", self._sqs_poller(event))
-        for event in self.template.events_of("DynamoDB"):
-            if event.properties.get("Enabled", True):
-                self._spawn(f"dynamodb:{event.function_id}.{event.name}", self._stream_poller(event))
-        for name, poll in self._s3_pollers():
+        for name, poll in self.pollers():
             self._spawn(name, poll)
         if any(schedule.enabled for schedule in self.template.schedules):
             self._spawn("schedules", self._schedule_loop())
+
+    def drain(self, timeout: float = 120, *, skip: Collection[str] = ()) -> None:
+        """Deliver in this thread until every queue and stream is empty (tests use this instead of
+        `start`), leaving the functions in `skip` alone. Messages waiting out a visibility timeout
+        after a failure are waited for."""
+        self._wait_seconds = 0
+        sqs = self._client("sqs")
+        pollers = [poll for name, poll in self.pollers() if name.split(":", 1)[1].split(".")[0] not in skip]
+        urls = [url for url, function_id in self._source_queues.items() if function_id not in skip]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any([poll() for poll in pollers]):
+                continue
+            in_flight = sum(
+                int(value)
+                for url in urls
+                for value in sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"].values()
+            )
+            if not in_flight:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"event sources still busy after {timeout}s")
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
@@ -270,19 +315,20 @@ class EventSources:
 
     # ----------------------------------------------------------------------------------------- SQS
 
-    def _sqs_poller(self, event: EventSource) -> Callable[[], None]:
+    def _sqs_poller(self, event: EventSource) -> Poll:
         props = self.resolver.resolve(event.properties)
         queue_arn = str(props["Queue"])
         sqs = self._client("sqs")
         queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        self._source_queues[queue_url] = event.function_id
         batch_size = int(props.get("BatchSize", 10))
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
         patterns = filter_patterns(props.get("FilterCriteria"))
 
-        def poll() -> None:
+        def poll() -> bool:
             messages = self._receive(sqs, queue_url, batch_size)
             if not messages:
-                return
+                return False
             records = [events.sqs_record(message, queue_arn, self.resolver.region) for message in messages]
             wanted = [record for record in records if matches_filters(patterns, _sqs_filter_view(record))]
             # Lambda deletes the messages its filters drop.
@@ -294,6 +340,7 @@ class EventSources:
                     {"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(sorted(done)[start : start + 10])
                 ]
                 sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+            return True
 
         return poll
 
@@ -303,7 +350,7 @@ class EventSources:
             answer = sqs.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=min(10, batch_size - len(messages)),
-                WaitTimeSeconds=0 if messages else 1,  # short, so stop() is prompt
+                WaitTimeSeconds=0 if messages else self._wait_seconds,  # short, so stop() is prompt
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
@@ -336,7 +383,7 @@ class EventSources:
 
     # ----------------------------------------------------------------------------------- DynamoDB
 
-    def _stream_poller(self, event: EventSource) -> Callable[[], None]:
+    def _stream_poller(self, event: EventSource) -> Poll:
         props = self.resolver.resolve(event.properties)
         stream_arn = str(props["Stream"])
         streams = self._client("dynamodbstreams")
@@ -355,7 +402,7 @@ class EventSources:
         pending: list[dict[str, Any]] = []
         attempts = 0
 
-        def poll() -> None:
+        def poll() -> bool:
             nonlocal pending, attempts
             if not pending:
                 for shard_id, iterator in list(iterators.items()):
@@ -366,14 +413,14 @@ class EventSources:
                     ]
                     pending += [record for record in records if matches_filters(patterns, record)]
                 if not pending:
-                    self._stop.wait(self.poll_seconds)
-                    return
+                    self._stop.wait(self.poll_seconds * self._wait_seconds)
+                    return False
             batch = pending[:batch_size]
             done = self._deliver_stream(event.function_id, batch, report_failures)
             pending = pending[done:]
             if done == len(batch):
                 attempts = 0
-                return
+                return True
             attempts += 1
             if 0 <= max_retries < attempts:
                 log.error(
@@ -384,8 +431,9 @@ class EventSources:
                 )
                 pending = pending[len(batch) - done :]
                 attempts = 0
-                return
+                return True
             self._stop.wait(min(30.0, 0.5 * 2**attempts))
+            return True
 
         return poll
 
@@ -406,7 +454,7 @@ class EventSources:
 
     # ----------------------------------------------------------------------------------------- S3
 
-    def _s3_pollers(self) -> list[tuple[str, Callable[[], None]]]:
+    def _s3_pollers(self) -> list[tuple[str, Poll]]:
         """Route each bucket's notifications to an internal queue per S3 event, and consume those."""
         sqs, s3 = self._client("sqs"), self._client("s3")
         by_bucket: dict[str, list[dict[str, Any]]] = {}
@@ -417,6 +465,7 @@ class EventSources:
             queue_url = sqs.create_queue(
                 QueueName=queue_name, Attributes={"VisibilityTimeout": str(self.s3_retry_delay_seconds)}
             )["QueueUrl"]
+            self._source_queues[queue_url] = event.function_id
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
@@ -439,11 +488,12 @@ class EventSources:
             )
         return pollers
 
-    def _s3_poller(self, function_id: str, sqs: Any, queue_url: str) -> Callable[[], None]:
+    def _s3_poller(self, function_id: str, sqs: Any, queue_url: str) -> Poll:
         s3 = self._client("s3")
 
-        def poll() -> None:
-            for message in self._receive(sqs, queue_url, 10):
+        def poll() -> bool:
+            messages = self._receive(sqs, queue_url, 10)
+            for message in messages:
                 notification = json.loads(message["Body"])
                 if notification.get("Event") == "s3:TestEvent":
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -462,6 +512,7 @@ class EventSources:
                         continue
                     log.error("%s failed on an S3 event %d times; dropping it", function_id, attempt)
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return bool(messages)
 
         return poll
 

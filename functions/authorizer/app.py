@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.api.dependencies import token_service
+from newsdesk.dependencies import token_service
 from newsdesk.observability import logger
 
 

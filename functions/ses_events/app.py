@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.api.dependencies import subscription_service
+from newsdesk.dependencies import subscription_service
 from newsdesk.models.subscribers import SubscriberStatus
 from newsdesk.observability import logger
 

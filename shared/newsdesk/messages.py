@@ -73,7 +73,8 @@ class MessageTemplate:
         message["From"] = format_address(sender, sender_name)
         message["To"] = self._marks["to"]
         message["Subject"] = _one_line(subject)
-        message["Date"] = self._marks["date"]
+        # A date header is parsed and re-rendered by the email package, so mark it with a real date.
+        message["Date"] = formatdate(0, usegmt=True)
         message["Message-ID"] = self._marks["id"]
         if list_unsubscribe:
             message["List-Unsubscribe"] = f"<{self._marks['unsub']}>, <{self._mailto}>"
@@ -87,6 +88,9 @@ class MessageTemplate:
         message.attach(text_part)
         message.attach(html_part)
         self._skeleton = message.as_bytes(policy=SMTP)
+        self._date_mark = next(
+            line.split(b":", 1)[1].strip() for line in self._skeleton.split(b"\r\n") if line.startswith(b"Date:")
+        )
 
     def render(self, recipient: Recipient) -> bytes:
         unsubscribe = recipient.unsubscribe_url or ""
@@ -98,7 +102,7 @@ class MessageTemplate:
         return (
             self._skeleton.replace(self._marks["to"].encode(), format_address(recipient.email, recipient.name).encode())
             .replace(self._marks["id"].encode(), make_msgid(domain=self._sender_domain).encode())
-            .replace(self._marks["date"].encode(), formatdate(usegmt=True).encode())
+            .replace(self._date_mark, formatdate(usegmt=True).encode(), 1)
             .replace(self._marks["unsub"].encode(), _one_line(unsubscribe).encode())
             .replace(self._body_marks["text"].encode(), _base64_lines(text))
             .replace(self._body_marks["html"].encode(), _base64_lines(markup))

@@ -16,9 +16,14 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     articles_table: str = Field(min_length=3)
-    deliveries_table: str = Field(min_length=3)
+    publications_table: str = Field(min_length=3)
     tokens_table: str = Field(min_length=3)
     subscribers_table: str = Field(min_length=3)
+    deliveries_table: str = Field(min_length=3)
+    fanout_queue_url: str = Field(min_length=1)
+    send_queue_url: str = Field(min_length=1)
+    send_rate_per_second: float = Field(gt=0, description="the SES account's send rate, shared by the mailers")
+    mailer_concurrency: int = Field(ge=1)
     sender_address: str = Field(min_length=3, description="verified SES sender, e.g. news@example.org")
     ses_configuration_set: str = Field(min_length=1)
     signing_secret_arn: str = Field(min_length=1)
@@ -29,6 +34,11 @@ class Settings(BaseModel):
     @property
     def site_base(self) -> str:
         return str(self.site_url).rstrip("/")
+
+    @property
+    def mailer_rate(self) -> float:
+        """Messages per second one mailer may send, so that all of them together stay within SES's rate."""
+        return self.send_rate_per_second / self.mailer_concurrency
 
 
 @lru_cache(maxsize=1)

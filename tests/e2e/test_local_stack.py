@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import urllib.error
@@ -88,3 +89,31 @@ def test_cli_mints_a_token_the_local_stack_accepts(local_stack: LocalStack) -> N
 def _clean_env() -> dict[str, str]:
     # The CLI must find the local stack's endpoint by itself, not through the test's environment.
     return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+
+
+def test_outbox_lists_sent_emails_newest_last(local_stack: LocalStack) -> None:
+    first, second = (f"outbox-{secrets.token_hex(4)}-{n}@example.com" for n in (1, 2))
+    for address in (first, second):
+        assert local_stack.request("POST", "/subscribers", json_body={"email": address}).status == 202
+
+    reply = local_stack.request("GET", "/_local/emails")
+
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/json"
+    emails = reply.json()
+    assert [item["to"] for item in emails if item["to"] in (first, second)] == [first, second]
+    newest = emails[-1]
+    assert set(newest) == {"id", "to", "subject", "sent_at", "raw"}
+    assert newest["subject"].startswith("Confirm your subscription")
+    one = local_stack.request("GET", f"/_local/emails/{newest['id']}")
+    assert (one.status, one.json()) == (200, newest)
+    assert local_stack.request("GET", "/_local/emails/no-such-id").status == 404
+
+
+def test_outbox_page_is_html(local_stack: LocalStack) -> None:
+    reply = local_stack.request("GET", "/_local/")
+
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/html; charset=utf-8"
+    assert reply.headers["content-security-policy"].startswith("default-src 'none'")  # so: no scripts
+    assert b"<title>Local outbox</title>" in reply.body

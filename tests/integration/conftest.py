@@ -14,8 +14,9 @@ from moto import mock_aws
 
 from local.aws import create_resources
 from local.server import Functions
+from local.sources import EventSources
 from local.template import Resolver, Template, load_template, local_parameters
-from newsdesk.api import dependencies
+from newsdesk import dependencies
 
 ROOT = Path(__file__).resolve().parents[2]
 API_URL = "https://api.newsdesk.test"
@@ -38,6 +39,11 @@ class Stack:
     template: Template
     resolver: Resolver
     functions: Functions
+    sources: EventSources
+
+    def drain(self, *, skip: tuple[str, ...] = ()) -> None:
+        """Run the queue and stream event sources until nothing is left to deliver."""
+        self.sources.drain(skip=skip)
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         return self.functions.invoke(function, event)
@@ -63,7 +69,8 @@ def template() -> Template:
 
 @pytest.fixture(scope="session")
 def resolver(template: Template) -> Resolver:
-    return Resolver(template, parameter_overrides=local_parameters(API_URL))
+    # A fast SES: the tests check what is sent, not how slowly (pacing has tests of its own).
+    return Resolver(template, parameter_overrides={**local_parameters(API_URL), "SendRatePerSecond": "5000"})
 
 
 @pytest.fixture(scope="session")
@@ -90,4 +97,6 @@ def stack(
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()
-        yield Stack(template, resolver, functions)
+        sources = EventSources(template, resolver, functions.invoke, endpoint=None)
+        sources.pollers()  # stream positions are taken now, before the test writes anything
+        yield Stack(template, resolver, functions, sources)

@@ -188,7 +188,7 @@ def test_delete_frees_the_slug(stack: Stack) -> None:
 
 
 def publication_records(stack: Stack) -> list[dict[str, Any]]:
-    return [item for item in stack.items("DeliveriesTable") if item["sk"]["S"] == "#publication"]
+    return [item for item in stack.items("PublicationsTable") if item["sk"]["S"] == "#publication"]
 
 
 def test_publishing_twice_publishes_once(stack: Stack) -> None:

@@ -43,7 +43,7 @@ def confirmed(stack: Stack, email: str = ADDRESS) -> str:
 
 
 def unsubscribe_token(stack: Stack, email: str) -> str:
-    from newsdesk.api.dependencies import link_signer
+    from newsdesk.dependencies import link_signer
     from newsdesk.services.links import LinkPurpose
 
     return link_signer().token(LinkPurpose.UNSUBSCRIBE, email)

@@ -58,7 +58,7 @@ def test_project_routes_and_auth(project: Template) -> None:
     assert routes["POST /admin/articles/{id}/publish"].auth_required
     assert all(route.auth_required == route.path.startswith("/admin") for route in routes.values())
     assert project.authorizer_function == "AuthorizerFunction"
-    assert {table.logical_id for table in project.tables} >= {"ArticlesTable", "DeliveriesTable", "TokensTable"}
+    assert {table.logical_id for table in project.tables} >= {"ArticlesTable", "PublicationsTable", "TokensTable"}
 
 
 def test_project_functions_load_from_their_code_uri(project: Template) -> None:

@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
-from newsdesk.api.dependencies import article_service
 from newsdesk.api.resolver import documented
+from newsdesk.dependencies import article_service, newsletter_service
 from newsdesk.models.articles import (
     AdminArticlePage,
     Article,
@@ -18,13 +18,16 @@ from newsdesk.models.articles import (
     CreateArticleRequest,
     UpdateArticleRequest,
 )
+from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
 from newsdesk.services.articles import ArticleService
+from newsdesk.services.delivery import NewsletterService
 
 router = Router()
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 AUTH_ERRORS = (401, 403)
 Articles = Annotated[ArticleService, Depends(article_service)]
+Newsletters = Annotated[NewsletterService, Depends(newsletter_service)]
 IfMatch = Annotated[
     str | None,
     Header(max_length=200, description="The `ETag` of the version you edited; a stale one gets 412."),
@@ -133,3 +136,33 @@ def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Re
 )
 def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
     return with_etag(articles.unpublish(id, if_match=parse_if_match(if_match)))
+
+
+@router.get(
+    "/admin/articles/<id>/delivery",
+    summary="How the article's newsletter is going",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(
+        200, "Delivery progress; once done, sent + failed + suppressed = total.", *AUTH_ERRORS, 404, 503
+    ),
+)
+def delivery_progress(id: str, articles: Articles, newsletters: Newsletters) -> DeliveryProgress:  # noqa: A002
+    return newsletters.progress(articles.get(id))
+
+
+@router.post(
+    "/admin/articles/<id>/test-email",
+    summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(202, "Sent.", *AUTH_ERRORS, 400, 404, 415, 503),
+)
+def send_test_email(
+    id: str,  # noqa: A002
+    request: Annotated[TestEmailRequest, Body()],
+    articles: Articles,
+    newsletters: Newsletters,
+) -> Response[None]:
+    newsletters.send_test(articles.get(id), request.to)
+    return Response(202)

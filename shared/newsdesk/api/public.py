@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from newsdesk.api.dependencies import article_service
 from newsdesk.api.resolver import documented
+from newsdesk.dependencies import article_service
 from newsdesk.models.articles import ArticlePage, PublicArticle
 from newsdesk.services.articles import ArticleService
 

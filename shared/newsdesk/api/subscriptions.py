@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from newsdesk.api.dependencies import subscription_service
 from newsdesk.api.resolver import documented
+from newsdesk.dependencies import subscription_service
 from newsdesk.models.subscribers import (
     SubscribeAccepted,
     SubscribeRequest,

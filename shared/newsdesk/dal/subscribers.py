@@ -27,8 +27,12 @@ FANOUT_SHARDS = 8
 _STATUS = {"#status": "status"}
 
 
+def audience_key(frequency: Frequency, shard: int) -> str:
+    return f"{frequency.value}#{shard}"
+
+
 def audience(frequency: Frequency, email: str) -> str:
-    return f"{frequency.value}#{zlib.crc32(email.encode()) % FANOUT_SHARDS}"
+    return audience_key(frequency, zlib.crc32(email.encode()) % FANOUT_SHARDS)
 
 
 def _key(email: str) -> dict[str, Any]:
@@ -71,6 +75,27 @@ class SubscriberRepository:
         last = reply.get("LastEvaluatedKey")
         items = [Subscriber.model_validate(from_attributes(item)) for item in reply.get("Items", [])]
         return items, encode_cursor(last) if last else None
+
+    def statuses(self, emails: list[str]) -> dict[str, SubscriberStatus]:
+        """The current status of each known address among `emails` (strongly consistent)."""
+        found: dict[str, SubscriberStatus] = {}
+        for start in range(0, len(emails), 100):
+            keys = [_key(email) for email in emails[start : start + 100]]
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "email, #status",
+                    "ExpressionAttributeNames": _STATUS,
+                }
+            }
+            while request:
+                with aws_errors():
+                    reply = self._client.batch_get_item(RequestItems=request)
+                for item in reply["Responses"].get(self._table, []):
+                    found[item["email"]["S"]] = SubscriberStatus(item["status"]["S"])
+                request = reply.get("UnprocessedKeys") or {}
+        return found
 
     def count(self, status: SubscriberStatus) -> int:
         total = 0

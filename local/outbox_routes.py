@@ -1,0 +1,160 @@
+"""The local outbox over HTTP: /_local/emails as JSON and /_local/ as a page that shows each sent email."""
+
+from __future__ import annotations
+
+import email
+import re
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage, Message
+from html import escape
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from local.events import HttpRequest, HttpResponse
+from local.outbox import sent_emails
+from local.server import ApiServer, html_response, match_path
+
+EMAIL_PATH = "/_local/emails/{id}"
+# Defence in depth behind the escaping: the page and the email frame (srcdoc inherits it) run no script.
+PAGE_HEADERS = [
+    ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data: http: https:"),
+    ("cache-control", "no-store"),
+]
+# Links in an email open in a new tab, outside the sandbox, as a mail program opens them in the browser.
+_LINKS_IN_NEW_TAB = '<base target="_blank">'
+_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+_DOCTYPE = re.compile(r"<!doctype[^>]*>", re.IGNORECASE)
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
+header { padding: .6em 1em; background: #eee; border-bottom: 1px solid #ccc; }
+h1 { font-size: 1.1em; margin: 0; display: inline; }
+main { display: grid; grid-template-columns: minmax(18em, 1fr) 2fr; gap: 1em; padding: 1em; }
+table { border-collapse: collapse; width: 100%; font-size: .9em; }
+th, td { text-align: left; padding: .3em .4em; border-bottom: 1px solid #ddd; vertical-align: top; }
+tr[aria-current] td { background: #dde8f7; }
+td a { display: block; color: #1a4d8f; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .1em 1em; font-size: .85em; margin: 0 0 1em; }
+dt { font-weight: 600; } dd { margin: 0; word-break: break-all; }
+iframe { width: 100%; height: 28em; border: 1px solid #ccc; background: #fff; }
+pre { white-space: pre-wrap; word-break: break-all; background: #f6f6f6; padding: .6em; font-size: .85em; }
+h2 { font-size: 1em; margin: 1em 0 .4em; }
+"""
+
+
+def _parse(raw: str) -> EmailMessage:
+    message = email.message_from_string(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)  # policy.default builds EmailMessage
+    return message
+
+
+def _part_text(message: EmailMessage, subtype: str) -> str | None:
+    part: Message | None = message.get_body((subtype,))
+    if part is None:
+        return None
+    return str(part.get_content())  # type: ignore[attr-defined]  # an EmailMessage under policy.default
+
+
+def links_in_new_tab(document: str) -> str:
+    # <base> must come after the doctype (else quirks mode) and ideally inside <head>.
+    found = _HEAD.search(document) or _DOCTYPE.search(document)
+    if found is None:
+        return _LINKS_IN_NEW_TAB + document
+    return document[: found.end()] + _LINKS_IN_NEW_TAB + document[found.end() :]
+
+
+def _sent_time(sent_at: str | None) -> str:
+    if not sent_at:
+        return "-"
+    return datetime.fromisoformat(sent_at).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _email_list(emails: list[dict[str, Any]], selected: str | None) -> str:
+    if not emails:
+        return "<p>No emails sent yet. Subscribe an address and reload this page.</p>"
+    rows = []
+    for sent in reversed(emails):  # newest at the top, as a mail program lists them
+        current = ' aria-current="true"' if sent["id"] == selected else ""
+        link = f"?id={quote(sent['id'], safe='')}"
+        rows.append(
+            f'<tr{current}><td><a href="{escape(link)}">{escape(sent["subject"] or "(no subject)")}</a></td>'
+            f'<td>{escape(sent["to"])}</td><td><time datetime="{escape(sent["sent_at"] or "")}">'
+            f"{escape(_sent_time(sent['sent_at']))}</time></td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>Subject</th><th>To</th><th>Sent</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+
+
+def _email_view(sent: dict[str, Any]) -> str:
+    message = _parse(sent["raw"])
+    headers = "".join(f"<dt>{escape(key)}</dt><dd>{escape(str(value))}</dd>" for key, value in message.items())
+    html_part = _part_text(message, "html")
+    text_part = _part_text(message, "plain")
+    if html_part is None:
+        rendered = "<p>This email has no HTML part.</p>"
+    else:
+        # An empty sandbox: no script, no forms, no same-origin; popups only, so links open in a new tab.
+        rendered = (
+            f'<iframe title="{escape(sent["subject"])}" sandbox="allow-popups allow-popups-to-escape-sandbox" '
+            f'srcdoc="{escape(links_in_new_tab(html_part))}"></iframe>'
+        )
+    text = f"<pre>{escape(text_part)}</pre>" if text_part is not None else "<p>This email has no text part.</p>"
+    return (
+        f'<section aria-label="Selected email"><h2>{escape(sent["subject"] or "(no subject)")}</h2>'
+        f"<dl>{headers}</dl>"
+        f"<h2>As HTML</h2>{rendered}<h2>As text</h2>{text}"
+        f"<details><summary>Raw message</summary><pre>{escape(sent['raw'])}</pre></details></section>"
+    )
+
+
+def outbox_page(emails: list[dict[str, Any]], selected: str | None) -> tuple[int, str]:
+    """The outbox page (status, HTML): every email listed, the selected one shown as it was sent."""
+    status = 200
+    chosen = next((sent for sent in emails if sent["id"] == selected), None)
+    if chosen is not None:
+        detail = _email_view(chosen)
+    elif selected:
+        status, detail = 404, "<p>There is no sent email with this id.</p>"
+    else:
+        detail = "<p>Select an email to read it.</p>" if emails else ""
+    count = f"{len(emails)} email{'' if len(emails) == 1 else 's'}"
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Local outbox</title><style>{STYLE}</style></head><body>"
+        f'<header><h1>Local outbox</h1> &middot; {count} sent by the local SES &middot; <a href="./">reload</a>'
+        f' &middot; <a href="emails">JSON</a></header>'
+        f'<main><nav aria-label="Sent emails">{_email_list(emails, selected)}</nav><div>{detail}</div></main>'
+        "</body></html>"
+    )
+    return status, page
+
+
+def add_outbox_routes(server: ApiServer, region: str) -> None:
+    """Serve the local SES's sent emails: GET /_local/emails[/{id}] as JSON, GET /_local/ as a page."""
+
+    def list_emails(_request: HttpRequest) -> tuple[int, Any]:
+        return 200, sent_emails(region)
+
+    def one_email(request: HttpRequest) -> tuple[int, Any]:
+        wanted = (match_path(EMAIL_PATH, request.decoded_path) or {}).get("id")
+        found = next((sent for sent in sent_emails(region) if sent["id"] == wanted), None)
+        return (200, found) if found is not None else (404, {"message": "Not Found"})
+
+    def page(request: HttpRequest) -> HttpResponse:
+        selected = parse_qs(request.query).get("id", [None])[0]
+        status, body = outbox_page(sent_emails(region), selected)
+        return html_response(status, body, PAGE_HEADERS)
+
+    def to_page(_request: HttpRequest) -> HttpResponse:
+        # Relative links on the page resolve against /_local/, so send the bare path there.
+        return HttpResponse(308, [("location", "/_local/")])
+
+    server.add_local_route("GET", "/_local/emails", list_emails)
+    server.add_local_route("GET", EMAIL_PATH, one_email)
+    server.add_local_route("GET", "/_local/", page)
+    server.add_local_route("GET", "/_local", to_page)

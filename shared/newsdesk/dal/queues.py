@@ -1,0 +1,41 @@
+"""SQS: the queues between fan-out and the mailers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import boto3
+
+from newsdesk.dal.dynamodb import aws_errors
+from newsdesk.errors import ServiceBusy
+
+_SQS_BATCH = 10
+_ATTEMPTS = 5
+
+
+@lru_cache(maxsize=1)
+def sqs_client() -> Any:
+    return boto3.client("sqs")
+
+
+class QueuePublisher:
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def send(self, bodies: Sequence[str]) -> None:
+        """Send every body (ten per call); entries SQS did not take are sent again, or this raises."""
+        for start in range(0, len(bodies), _SQS_BATCH):
+            entries = {str(i): body for i, body in enumerate(bodies[start : start + _SQS_BATCH])}
+            for _ in range(_ATTEMPTS):
+                with aws_errors():
+                    reply = self._client.send_message_batch(
+                        QueueUrl=self._url, Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()]
+                    )
+                entries = {failure["Id"]: entries[failure["Id"]] for failure in reply.get("Failed", [])}
+                if not entries:
+                    break
+            else:
+                raise ServiceBusy(f"SQS did not accept {len(entries)} messages")

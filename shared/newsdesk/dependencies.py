@@ -1,0 +1,136 @@
+"""Services for the routes, built once per process from the settings; tests swap them through
+`app.dependency_overrides` or by clearing these caches."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from newsdesk.dal.articles import ArticleRepository
+from newsdesk.dal.deliveries import DeliveryRepository
+from newsdesk.dal.dynamodb import dynamodb_client
+from newsdesk.dal.email import SesSender, ses_client
+from newsdesk.dal.parameters import api_base_url, signing_secret
+from newsdesk.dal.publications import PublicationRepository
+from newsdesk.dal.queues import QueuePublisher, sqs_client
+from newsdesk.dal.subscribers import FANOUT_SHARDS, SubscriberRepository
+from newsdesk.dal.tokens import TokenRepository
+from newsdesk.services.articles import ArticleService
+from newsdesk.services.delivery import FanoutService, MailerService, NewsletterService
+from newsdesk.services.emails import EmailComposer
+from newsdesk.services.links import LinkSigner
+from newsdesk.services.subscriptions import SubscriptionService
+from newsdesk.services.tokens import TokenService
+from newsdesk.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def article_repository() -> ArticleRepository:
+    return ArticleRepository(dynamodb_client(), get_settings().articles_table)
+
+
+@lru_cache(maxsize=1)
+def subscriber_repository() -> SubscriberRepository:
+    return SubscriberRepository(dynamodb_client(), get_settings().subscribers_table)
+
+
+@lru_cache(maxsize=1)
+def publication_repository() -> PublicationRepository:
+    return PublicationRepository(dynamodb_client(), get_settings().publications_table, shards=FANOUT_SHARDS)
+
+
+@lru_cache(maxsize=1)
+def article_service() -> ArticleService:
+    return ArticleService(article_repository(), publications_table=get_settings().publications_table)
+
+
+@lru_cache(maxsize=1)
+def token_service() -> TokenService:
+    return TokenService(TokenRepository(dynamodb_client(), get_settings().tokens_table))
+
+
+def link_signer() -> LinkSigner:
+    """Built per use: the secret and the API URL come from Powertools' parameter cache (5 minutes)."""
+    settings = get_settings()
+    return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
+
+
+@lru_cache(maxsize=1)
+def email_composer() -> EmailComposer:
+    settings = get_settings()
+    return EmailComposer(
+        sender=settings.sender_address, publication=settings.publication_name, site_url=settings.site_base
+    )
+
+
+@lru_cache(maxsize=1)
+def ses_sender() -> SesSender:
+    return SesSender(ses_client(), configuration_set=get_settings().ses_configuration_set)
+
+
+@lru_cache(maxsize=1)
+def subscription_service() -> SubscriptionService:
+    return SubscriptionService(
+        subscriber_repository(), sender=ses_sender(), composer=email_composer(), links=link_signer
+    )
+
+
+@lru_cache(maxsize=1)
+def fanout_service() -> FanoutService:
+    settings = get_settings()
+    return FanoutService(
+        publications=publication_repository(),
+        subscribers=subscriber_repository(),
+        fanout_queue=QueuePublisher(sqs_client(), settings.fanout_queue_url),
+        send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
+    )
+
+
+@lru_cache(maxsize=1)
+def mailer_service() -> MailerService:
+    settings = get_settings()
+    return MailerService(
+        publications=publication_repository(),
+        deliveries=DeliveryRepository(dynamodb_client(), settings.deliveries_table),
+        subscribers=subscriber_repository(),
+        articles=article_repository(),
+        sender=ses_sender(),
+        composer=email_composer(),
+        links=link_signer,
+        rate=settings.mailer_rate,
+    )
+
+
+@lru_cache(maxsize=1)
+def newsletter_service() -> NewsletterService:
+    return NewsletterService(
+        articles=article_repository(),
+        publications=publication_repository(),
+        sender=ses_sender(),
+        composer=email_composer(),
+        links=link_signer,
+    )
+
+
+def reset() -> None:
+    """Forget every cached service and parameter (tests call this after changing the environment)."""
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    for factory in (
+        article_repository,
+        subscriber_repository,
+        publication_repository,
+        article_service,
+        token_service,
+        email_composer,
+        ses_sender,
+        subscription_service,
+        fanout_service,
+        mailer_service,
+        newsletter_service,
+        get_settings,
+        dynamodb_client,
+        ses_client,
+        sqs_client,
+    ):
+        factory.cache_clear()
+    clear_caches()

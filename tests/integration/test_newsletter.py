@@ -1,0 +1,244 @@
+"""Publishing sends the newsletter: one email per confirmed subscriber, whatever goes wrong on the way."""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from newsdesk import dependencies
+from newsdesk.clock import utc_now
+from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
+from newsdesk.services import delivery
+from tests.integration.conftest import API_URL, Reply, Stack
+from tests.support.events import sample_event
+from tests.support.mail import Mail, outbox
+
+ARTICLE = {"title": "Harbour reopens", "author": "Ada", "body": "Boats are **back**.\n\nMore soon."}
+
+
+def add_subscribers(count: int, *, prefix: str = "reader", frequency: Frequency = Frequency.INSTANT) -> list[str]:
+    """Confirmed subscribers, written through the product's own repository."""
+    repository = dependencies.subscriber_repository()
+    emails = [f"{prefix}{n}@example.org" for n in range(count)]
+    now = utc_now()
+    for email in emails:
+        pending = Subscriber(
+            email=email, frequency=frequency, status=SubscriberStatus.PENDING, created_at=now, updated_at=now
+        )
+        assert repository.create_pending(pending)
+        assert repository.confirm(pending, now)
+    return emails
+
+
+def editor(stack: Stack, sample: str, **request: Any) -> Reply:
+    return stack.call("EditorFunction", sample_event(sample, **request))
+
+
+def publish_new_article(stack: Stack, **fields: Any) -> dict[str, Any]:
+    article = editor(stack, "editor-create-article", body={**ARTICLE, **fields}).json()
+    assert editor(stack, "editor-publish-article", path={"id": article["id"]}).status == 200
+    return dict(article)
+
+
+def progress(stack: Stack, article_id: str) -> dict[str, Any]:
+    reply = stack.call("EditorFunction", sample_event("editor-get-article", path={"id": article_id}) | {
+        "rawPath": f"/admin/articles/{article_id}/delivery",
+        "routeKey": "GET /admin/articles/{id}/delivery",
+    })  # fmt: skip
+    assert reply.status == 200, reply.body
+    return dict(reply.json())
+
+
+def newsletters(subject: str) -> list[Mail]:
+    return [mail for mail in outbox() if mail.subject == subject]
+
+
+# ---------------------------------------------------------------------- the email
+
+
+def test_every_confirmed_instant_subscriber_gets_one_personal_email(stack: Stack) -> None:
+    readers = add_subscribers(230)
+    add_subscribers(3, prefix="weekly", frequency=Frequency.DIGEST)
+    stack.call("PublicFunction", sample_event("public-subscribe", body={"email": "pending@example.org"}))
+
+    article = publish_new_article(stack)
+    stack.drain()
+
+    mails = newsletters(ARTICLE["title"])
+    assert sorted(mail.message["To"].addresses[0].addr_spec for mail in mails) == sorted(readers)
+    mail = mails[0]
+    reader = mail.message["To"].addresses[0].addr_spec
+    unsubscribe = mail.link("/unsubscribe")
+    assert (
+        mail.message["List-Unsubscribe"] == f"<{unsubscribe}>, <mailto:newsroom@newsdesk.localhost?subject=unsubscribe>"
+    )
+    assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.message["From"] == "Newsdesk <newsroom@newsdesk.localhost>"
+    assert "<strong>back</strong>" in mail.html
+    assert f"https://example.com/articles/{article['slug']}" in mail.html
+    assert f'href="{unsubscribe}"' in mail.html
+    assert "Boats are back." in mail.text
+    assert len({m.link("/unsubscribe") for m in mails}) == len(readers)  # personal links
+    assert unsubscribe.startswith(f"{API_URL}/unsubscribe?token=")
+    assert progress(stack, article["id"]) | {"started_at": None, "finished_at": None} == {
+        "state": "done", "total": 230, "sent": 230, "failed": 0, "suppressed": 0,
+        "started_at": None, "finished_at": None,
+    }  # fmt: skip
+
+    # The link in the email unsubscribes its reader, and only them.
+    token = mail.token("/unsubscribe")
+    assert stack.call("PublicFunction", sample_event("public-unsubscribe", query={"token": token})).status == 200
+    assert dependencies.subscriber_repository().get(reader).status is SubscriberStatus.UNSUBSCRIBED
+    assert dependencies.subscriber_repository().get(readers[0] if readers[0] != reader else readers[1]).status is (
+        SubscriberStatus.CONFIRMED
+    )
+
+
+def test_a_subscriber_who_leaves_before_their_batch_is_sent_is_skipped(stack: Stack) -> None:
+    readers = add_subscribers(40)
+    article = publish_new_article(stack)
+    stack.drain(skip=("MailerFunction",))  # the batches are queued, not yet sent
+    subscriptions = dependencies.subscription_service()
+    stack.call(
+        "PublicFunction",
+        sample_event("public-unsubscribe", query={"token": _unsubscribe_token(readers[0])}),
+    )
+    subscriptions.suppress(readers[1], SubscriberStatus.BOUNCED)
+
+    stack.drain()
+
+    recipients = {mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"])}
+    assert recipients == set(readers[2:])
+    assert progress(stack, article["id"])["suppressed"] == 2
+    assert progress(stack, article["id"])["sent"] == 38
+
+
+def _unsubscribe_token(email: str) -> str:
+    from newsdesk.services.links import LinkPurpose
+
+    return dependencies.link_signer().token(LinkPurpose.UNSUBSCRIBE, email)
+
+
+def test_republishing_and_editing_send_nothing_more(stack: Stack) -> None:
+    add_subscribers(5)
+    article = publish_new_article(stack)
+    stack.drain()
+
+    editor(stack, "editor-unpublish-article", path={"id": article["id"]})
+    editor(stack, "editor-publish-article", path={"id": article["id"]})
+    editor(stack, "editor-update-article", path={"id": article["id"]}, headers={"If-Match": "*"}, body={"title": "New"})
+    stack.drain()
+
+    assert len(outbox()) == 5
+
+
+def test_a_list_without_subscribers_is_done_at_once(stack: Stack) -> None:
+    article = publish_new_article(stack)
+    stack.drain()
+
+    assert progress(stack, article["id"])["state"] == "done"
+    assert progress(stack, article["id"])["total"] == 0
+
+
+def test_drafts_have_no_delivery(stack: Stack) -> None:
+    article = editor(stack, "editor-create-article", body=ARTICLE).json()
+
+    reply = stack.call("EditorFunction", sample_event("editor-get-article", path={"id": article["id"]}) | {
+        "rawPath": f"/admin/articles/{article['id']}/delivery",
+    })  # fmt: skip
+
+    assert reply.status == 404
+
+
+def test_test_email_reaches_one_address_without_touching_deliveries(stack: Stack) -> None:
+    add_subscribers(3)
+    draft = editor(stack, "editor-create-article", body=ARTICLE).json()
+    event = sample_event("editor-publish-article", path={"id": draft["id"]}, body={"to": "Editor@Example.org"})
+    event["rawPath"] = f"/admin/articles/{draft['id']}/test-email"
+
+    reply = stack.call("EditorFunction", event)
+
+    assert reply.status == 202
+    [mail] = outbox()
+    assert mail.message["To"].addresses[0].addr_spec == "editor@example.org"
+    assert mail.subject == ARTICLE["title"]
+    assert stack.items("DeliveriesTable") == []
+    assert stack.items("PublicationsTable") == []
+
+
+# ---------------------------------------------------------------------- exactly once, under faults
+
+
+class FlakySes:
+    """SES as it behaves on a bad day: throttles 20% of calls, fails 2% with retryable errors, and
+    crashes the mailer once, halfway through a batch. Every call that succeeds is a real (moto) send."""
+
+    def __init__(self, real: Any, *, crash_on_call: int) -> None:
+        self._real = real
+        self._random = random.Random(7)
+        self._calls = 0
+        self._crash_on_call = crash_on_call
+        self._lock = threading.Lock()
+        self.throttled = 0
+        self.failed = 0
+
+    def send_email(self, **request: Any) -> Any:
+        with self._lock:
+            self._calls += 1
+            roll = self._random.random()
+            if self._calls == self._crash_on_call:
+                raise RuntimeError("the mailer process crashed")
+            if roll < 0.20:
+                self.throttled += 1
+                raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail")
+            if roll < 0.22:
+                self.failed += 1
+                raise ClientError({"Error": {"Code": "InternalFailure", "Message": "try again"}}, "SendEmail")
+        return self._real.send_email(**request)
+
+
+def test_faults_never_cause_a_duplicate_or_a_gap(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    readers = add_subscribers(2000)
+    flaky = FlakySes(boto3.client("sesv2"), crash_on_call=1050)
+    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: flaky))
+    monkeypatch.setattr(delivery, "backoff_delay", lambda attempt: 0.001)  # keep the test quick
+    dependencies.mailer_service.cache_clear()
+    dependencies.ses_sender.cache_clear()
+    article = editor(stack, "editor-create-article", body=ARTICLE).json()
+
+    # Two editors press "publish" at the same moment.
+    publish = sample_event("editor-publish-article", path={"id": article["id"]})
+    with ThreadPoolExecutor(2) as pool:
+        assert set(pool.map(lambda _: stack.invoke("EditorFunction", publish)["statusCode"], range(2))) == {200}
+    stack.drain(skip=("MailerFunction",))
+    # SQS delivers one batch twice.
+    sqs = boto3.client("sqs")
+    queue = stack.resolver.queue_url("SendQueue")
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+    sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+
+    stack.drain()
+
+    received = Counter(mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"]))
+    assert flaky.throttled > 300
+    assert flaky.failed > 20
+    assert set(received) == set(readers)
+    assert set(received.values()) == {1}
+    report = progress(stack, article["id"])
+    assert (report["state"], report["total"], report["sent"], report["failed"], report["suppressed"]) == (
+        "done", 2000, 2000, 0, 0
+    )  # fmt: skip
+    assert datetime.fromisoformat(report["finished_at"]) <= datetime.now(UTC)
+    assert len(stack.items("DeliveriesTable")) == 2000
+    dead_letters = stack.resolver.queue_url("SendDeadLetterQueue")
+    assert "Messages" not in sqs.receive_message(QueueUrl=dead_letters)

@@ -1,0 +1,91 @@
+"""local.outbox_routes: the outbox page escapes what senders and subscribers wrote and runs none of it."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from typing import Any
+
+from local.outbox_routes import links_in_new_tab, outbox_page
+
+HOSTILE = '<script>alert("x")</script>'
+EMAIL_HTML = (
+    '<!doctype html><html><head><title>t</title></head><body><p>Hi "you" & co</p>'
+    f'{HOSTILE}<a href="https://example.com/confirm?token=a&amp;b=1">Yes</a></body></html>'
+)
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(page: str) -> _Elements:
+    parser = _Elements()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def sent(message_id: str, subject: str, to: str) -> dict[str, Any]:
+    message = EmailMessage()
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(f"Text for {to}\n")
+    message.add_alternative(EMAIL_HTML, subtype="html")
+    return {"id": message_id, "to": to, "subject": subject, "sent_at": "2024-03-05T07:08:09+00:00", "raw": str(message)}
+
+
+EMAILS = [sent("old-1", "First", "a@example.com"), sent("new&2", HOSTILE, '"<b>Bo</b>" <b@example.com>')]
+
+
+def test_list_newest_first_with_hostile_subjects_as_text() -> None:
+    status, page = outbox_page(EMAILS, None)
+
+    parsed = parse(page)
+    assert status == 200
+    assert not [tag for tag, _ in parsed.elements if tag in ("script", "b", "iframe")]
+    links = [attrs["href"] for tag, attrs in parsed.elements if tag == "a" and "id=" in (attrs["href"] or "")]
+    assert links == ["?id=new%262", "?id=old-1"]
+    text = "".join(parsed.text)
+    assert HOSTILE in text
+    assert "2024-03-05 07:08:09 UTC" in text
+
+
+def test_selected_email_is_shown_in_an_empty_script_sandbox() -> None:
+    status, page = outbox_page(EMAILS, "new&2")
+
+    parsed = parse(page)
+    assert status == 200
+    assert not [tag for tag, _ in parsed.elements if tag in ("script", "b", "base")]
+    [frame] = [attrs for tag, attrs in parsed.elements if tag == "iframe"]
+    assert frame["sandbox"] == "allow-popups allow-popups-to-escape-sandbox"  # no allow-scripts, no same-origin
+    # The frame gets the email's HTML unchanged but for links opening in a new tab.
+    assert (frame["srcdoc"] or "").rstrip("\n") == EMAIL_HTML.replace("<head>", '<head><base target="_blank">')
+    text = "".join(parsed.text)
+    assert '"<b>Bo</b>" <b@example.com>' in text  # the To header, as text
+    assert "Text for" in text
+
+
+def test_unknown_email_is_404() -> None:
+    status, page = outbox_page(EMAILS, "missing")
+
+    assert status == 404
+    assert "There is no sent email with this id." in page
+
+
+def test_base_goes_after_the_doctype_when_there_is_no_head() -> None:
+    assert links_in_new_tab("<!DOCTYPE html><p>x") == '<!DOCTYPE html><base target="_blank"><p>x'
+    assert links_in_new_tab("<p>x") == '<base target="_blank"><p>x'
+
+
+def test_empty_outbox() -> None:
+    assert "No emails sent yet." in outbox_page([], None)[1]
