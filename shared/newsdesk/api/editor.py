@@ -16,6 +16,7 @@ from newsdesk.models.articles import (
     Article,
     ArticleStatus,
     CreateArticleRequest,
+    ScheduleRequest,
     UpdateArticleRequest,
 )
 from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
@@ -136,6 +137,33 @@ def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Re
 )
 def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
     return with_etag(articles.unpublish(id, if_match=parse_if_match(if_match)))
+
+
+@router.post(
+    "/admin/articles/<id>/schedule",
+    summary="Schedule an article to be published at a time (ISO 8601 with an offset)",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(200, "The scheduled article.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503),
+)
+def schedule_article(
+    id: str,  # noqa: A002
+    request: Annotated[ScheduleRequest, Body()],
+    articles: Articles,
+    if_match: IfMatch = None,
+) -> Response[Article]:
+    return with_etag(articles.schedule(id, request.publish_at, if_match=parse_if_match(if_match)))
+
+
+@router.delete(
+    "/admin/articles/<id>/schedule",
+    summary="Cancel the schedule: the article goes back to draft",
+    tags=["Editor"],
+    security=BEARER,
+    responses=documented(200, "The draft.", *AUTH_ERRORS, 404, 412, 503),
+)
+def unschedule_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
+    return with_etag(articles.unschedule(id, if_match=parse_if_match(if_match)))
 
 
 @router.get(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from newsdesk.models.types import AuthorName, MarkdownBody, Slug, Summary, Tags, Title
 
@@ -45,6 +46,18 @@ class UpdateArticleRequest(_Request):
         if nulls:
             raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
         return self
+
+
+def _aware_future(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset, for example 2026-12-01T06:00:00+01:00")
+    return value.astimezone(UTC)
+
+
+class ScheduleRequest(_Request):
+    publish_at: Annotated[datetime, AfterValidator(_aware_future)] = Field(
+        description="ISO 8601 with a UTC offset; stored and shown in UTC."
+    )
 
 
 class Article(BaseModel):

@@ -9,10 +9,10 @@ from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from newsdesk.clock import utc_now
+from newsdesk.clock import iso, utc_now
 from newsdesk.dal.articles import ArticleRepository, SlugTaken, VersionConflict
 from newsdesk.dal.publications import publication_write
-from newsdesk.errors import InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
+from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
 from newsdesk.models.articles import (
     Article,
     ArticleStatus,
@@ -154,6 +154,64 @@ class ArticleService:
         metrics.add_metric(name="ArticlesPublished", unit=MetricUnit.Count, value=1)
         logger.info("article published", extra={"article_id": article_id, "first_time": first_time})
         return published
+
+    def schedule(self, article_id: str, publish_at: datetime, *, if_match: int | None = None) -> Article:
+        """Publish at `publish_at` (the scheduler does it, through `publish`)."""
+        current = self._current(article_id, if_match)
+        if current.status is ArticleStatus.PUBLISHED:
+            raise Conflict("the article is already published", code="already_published")
+        if publish_at <= self._clock():
+            raise InvalidInput("publish_at must be in the future", details=[{"loc": ["body", "publish_at"]}])
+        scheduled = current.model_copy(
+            update={
+                "status": ArticleStatus.SCHEDULED,
+                "publish_at": publish_at,
+                "version": current.version + 1,
+                "updated_at": self._clock(),
+            }
+        )
+        self._repo.save(current, scheduled)
+        logger.info("article scheduled", extra={"article_id": article_id, "publish_at": publish_at.isoformat()})
+        return scheduled
+
+    def unschedule(self, article_id: str, *, if_match: int | None = None) -> Article:
+        """Back to draft; a draft or published article is left as it is."""
+        current = self._current(article_id, if_match)
+        if current.status is not ArticleStatus.SCHEDULED:
+            return current
+        draft = current.model_copy(
+            update={
+                "status": ArticleStatus.DRAFT,
+                "publish_at": None,
+                "version": current.version + 1,
+                "updated_at": self._clock(),
+            }
+        )
+        self._repo.save(current, draft)
+        return draft
+
+    def publish_due(self, *, limit: int = 100) -> list[Article]:
+        """Publish every scheduled article whose time has come (oldest first). Safe to run twice at once:
+        each publish is conditional on the version it read, and an article is only announced once."""
+        published: list[Article] = []
+        now = self._clock()
+        while True:
+            due = self._repo.due_scheduled(now_iso=iso(now), limit=limit)
+            for article in due:
+                result = self._publish_if_due(article.id, now)
+                if result is not None:
+                    published.append(result)
+            if len(due) < limit:
+                return published
+
+    def _publish_if_due(self, article_id: str, now: datetime) -> Article | None:
+        try:
+            current = self.get(article_id)
+            if current.status is not ArticleStatus.SCHEDULED or current.publish_at is None or current.publish_at > now:
+                return None  # rescheduled, unscheduled or published since the query
+            return self.publish(article_id, if_match=current.version)
+        except (NotFound, PreconditionFailed):
+            return None  # deleted or changed meanwhile: the next run looks again
 
     def unpublish(self, article_id: str, *, if_match: int | None = None) -> Article:
         current = self._current(article_id, if_match)
