@@ -37,5 +37,12 @@ test: lint chromium
 bench: $(INSTALLED)
 	$(PY) -m bench
 
+# Schemathesis against the local stack with FUZZ_EXAMPLES generated cases per operation (about 10,000
+# requests); `make test` runs the same test CI-sized (40 per operation, at least 1,000 requests).
+FUZZ_EXAMPLES ?= 400
+
+fuzz: $(INSTALLED)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -m fuzz tests/e2e/test_fuzz.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

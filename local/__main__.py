@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs
 
 from local.aws import (
     LocalResource,
@@ -112,6 +113,15 @@ def main() -> int:
         server.add_local_route("GET", "/_local/resources", list_resources)
         add_outbox_routes(server, region)
         sources = EventSources(template, resolver, functions.invoke, endpoint)
+
+        def run_schedules(request: HttpRequest) -> tuple[int, Any]:
+            names = parse_qs(request.query).get("function")
+            function = names[0] if names else None
+            if function is not None and function not in template.functions:
+                return 404, {"message": f"no function {function!r} in the template"}
+            return 200, {"fired": sources.run_schedules(function)}
+
+        server.add_local_route("POST", "/_local/schedules/run", run_schedules)
         sources.start()
         serving = serve_in_thread(server)
         print(_banner(api_url, endpoint, region, token), flush=True)

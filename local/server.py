@@ -173,6 +173,9 @@ class ApiServer(ThreadingHTTPServer):
     """The HTTP API of the template, as API Gateway serves it, plus the runner's own /_local routes."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when many clients connect at once; API Gateway
+    # takes them all.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], template: Template, functions: Functions, api: ApiContext) -> None:
         super().__init__(address, _RequestHandler)
@@ -314,6 +317,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers 501 to a method it has no do_<METHOD> for (TRACE, QUERY...); API Gateway
+        # matches any method against the routes (none: 404), so every method is served the same way.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.info("%s %s", self.address_string(), format % args)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 import threading
 import time
+import uuid
 from calendar import monthrange
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -240,6 +242,15 @@ class EventSources:
         self._wait_seconds = 1
         self._pollers: list[tuple[str, Poll]] | None = None
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
+        # Expressions and time zones may be parameters (!Ref DigestSchedule): resolve them once.
+        self.schedules = [
+            dataclasses.replace(
+                schedule,
+                expression=str(resolver.resolve(schedule.expression)),
+                timezone=str(resolver.resolve(schedule.timezone)),
+            )
+            for schedule in template.schedules
+        ]
 
     def _client(self, service: str) -> Any:
         if self.endpoint is None:
@@ -279,7 +290,7 @@ class EventSources:
         """Start polling; positions and notifications are set up before this returns."""
         for name, poll in self.pollers():
             self._spawn(name, poll)
-        if any(schedule.enabled for schedule in self.template.schedules):
+        if any(schedule.enabled for schedule in self.schedules):
             self._spawn("schedules", self._schedule_loop())
 
     def drain(self, timeout: float = 120, *, skip: Collection[str] = ()) -> None:
@@ -544,9 +555,7 @@ class EventSources:
 
     # ---------------------------------------------------------------------------------- schedules
 
-    def _schedule_event(self, schedule: Schedule) -> dict[str, Any]:
-        if schedule.input is not None:
-            return json.loads(schedule.input) if isinstance(schedule.input, str) else dict(schedule.input)
+    def _schedule_event(self, schedule: Schedule, at: datetime) -> dict[str, Any]:
         name = f"{self.resolver.prefix}-{schedule.function_id}{schedule.name}"
         region, account = self.resolver.region, self.resolver.account_id
         arn = (
@@ -554,11 +563,23 @@ class EventSources:
             if schedule.kind == "ScheduleV2"
             else f"arn:aws:events:{region}:{account}:rule/{name}"
         )
-        return events.scheduled_event(arn, region=region, account_id=account)
+        if schedule.input is not None:
+            text = schedule.input if isinstance(schedule.input, str) else json.dumps(schedule.input)
+            if schedule.kind == "ScheduleV2":
+                # EventBridge Scheduler fills in these context attributes in a target's input.
+                for placeholder, value in {
+                    "<aws.scheduler.scheduled-time>": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "<aws.scheduler.schedule-arn>": arn,
+                    "<aws.scheduler.execution-id>": str(uuid.uuid4()),
+                    "<aws.scheduler.attempt-number>": "1",
+                }.items():
+                    text = text.replace(placeholder, value)
+            return dict(json.loads(text))
+        return events.scheduled_event(arn, region=region, account_id=account, now=at)
 
-    def _fire(self, schedule: Schedule) -> bool:
+    def _fire(self, schedule: Schedule, at: datetime | None = None) -> bool:
         try:
-            self.invoke(schedule.function_id, self._schedule_event(schedule))
+            self.invoke(schedule.function_id, self._schedule_event(schedule, at or datetime.now(UTC)))
         except Exception:  # logged by invoke
             return False
         return True
@@ -567,14 +588,14 @@ class EventSources:
         """Fire the enabled schedules (of one function, or all) once now, one after the other."""
         return [
             {"function": schedule.function_id, "schedule": schedule.name, "ok": self._fire(schedule)}
-            for schedule in self.template.schedules
+            for schedule in self.schedules
             if schedule.enabled and function_logical_id in (None, schedule.function_id)
         ]
 
     def _schedule_loop(self) -> Callable[[], None]:
         due: list[tuple[Schedule, datetime | None]] = []
         now = datetime.now(UTC)
-        for schedule in self.template.schedules:
+        for schedule in self.schedules:
             if not schedule.enabled:
                 continue
             try:
@@ -593,7 +614,7 @@ class EventSources:
             now = datetime.now(UTC)
             for index, (schedule, moment) in enumerate(due):
                 if moment is not None and moment <= now:
-                    self._fire(schedule)
+                    self._fire(schedule, moment)
                     # Keep a rate's rhythm, unless the machine slept through several periods.
                     since = moment if moment > now - timedelta(minutes=1) else now
                     due[index] = (schedule, next_fire(schedule, since))

@@ -7,13 +7,14 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.api import editor, subscriptions
+from newsdesk.api import editor, subscriptions, uploads
 from newsdesk.api.resolver import create_resolver
 from newsdesk.observability import logger, metrics, tracer
 
 app = create_resolver()
 app.include_router(editor.router)
 app.include_router(subscriptions.admin_router)
+app.include_router(uploads.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from newsdesk.dependencies import fanout_service
 from newsdesk.models.delivery import FanoutTask
+from newsdesk.models.subscribers import Frequency
 from newsdesk.observability import logger, tracer
 
 stream_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
@@ -21,10 +22,10 @@ task_processor = BatchProcessor(event_type=EventType.SQS)
 
 def start_delivery(record: DynamoDBRecord) -> None:
     image = record.dynamodb.new_image if record.dynamodb else None
-    if not image or "article_id" not in image:
-        logger.warning("stream record without an article id ignored", extra={"event_id": record.event_id})
+    if not image or "pk" not in image:
+        logger.warning("stream record without a delivery ignored", extra={"event_id": record.event_id})
         return
-    fanout_service().start(str(image["article_id"]))
+    fanout_service().start(str(image["pk"]), Frequency(str(image.get("frequency", Frequency.INSTANT.value))))
 
 
 def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:

@@ -11,15 +11,19 @@ from newsdesk.dal.dynamodb import dynamodb_client
 from newsdesk.dal.email import SesSender, ses_client
 from newsdesk.dal.parameters import api_base_url, signing_secret
 from newsdesk.dal.publications import PublicationRepository
-from newsdesk.dal.queues import QueuePublisher, sqs_client
+from newsdesk.dal.queues import QueuePublisher, move_messages, sqs_client
 from newsdesk.dal.subscribers import FANOUT_SHARDS, SubscriberRepository
 from newsdesk.dal.tokens import TokenRepository
+from newsdesk.dal.uploads import UploadObjects, UploadRepository, s3_client
 from newsdesk.services.articles import ArticleService
 from newsdesk.services.delivery import FanoutService, MailerService, NewsletterService
 from newsdesk.services.emails import EmailComposer
+from newsdesk.services.imports import SubscriberImporter
 from newsdesk.services.links import LinkSigner
+from newsdesk.services.scheduling import DigestService, Housekeeping
 from newsdesk.services.subscriptions import SubscriptionService
 from newsdesk.services.tokens import TokenService
+from newsdesk.services.uploads import UploadService
 from newsdesk.settings import get_settings
 
 
@@ -40,7 +44,10 @@ def publication_repository() -> PublicationRepository:
 
 @lru_cache(maxsize=1)
 def article_service() -> ArticleService:
-    return ArticleService(article_repository(), publications_table=get_settings().publications_table)
+    settings = get_settings()
+    return ArticleService(
+        article_repository(), publications_table=settings.publications_table, media_base_url=settings.media_base_url
+    )
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +118,52 @@ def newsletter_service() -> NewsletterService:
     )
 
 
+@lru_cache(maxsize=1)
+def digest_service() -> DigestService:
+    return DigestService(articles=article_repository(), publications=publication_repository())
+
+
+def redrive_dead_letters() -> int:
+    """Move the fan-out and send dead-letter queues back to their queues."""
+    settings = get_settings()
+    return sum(
+        move_messages(sqs_client(), from_url=dead, to_url=live)
+        for dead, live in (
+            (settings.fanout_dead_letter_queue_url, settings.fanout_queue_url),
+            (settings.send_dead_letter_queue_url, settings.send_queue_url),
+        )
+    )
+
+
+@lru_cache(maxsize=1)
+def housekeeping() -> Housekeeping:
+    return Housekeeping(publications=publication_repository(), fanout=fanout_service(), redrive=redrive_dead_letters)
+
+
+@lru_cache(maxsize=1)
+def upload_service() -> UploadService:
+    settings = get_settings()
+    uploads = UploadRepository(dynamodb_client(), settings.uploads_table, retention_days=settings.upload_retention_days)
+    objects = UploadObjects(s3_client())
+    importer = SubscriberImporter(
+        uploads=uploads,
+        objects=objects,
+        subscribers=subscriber_repository(),
+        subscriptions=subscription_service(),
+        chunks=QueuePublisher(sqs_client(), settings.import_queue_url),
+        confirmations=QueuePublisher(sqs_client(), settings.confirmation_queue_url),
+        # Each consumer sends at one mailer's share of the SES rate (the queue allows two at once).
+        confirmation_rate=settings.mailer_rate,
+    )
+    return UploadService(
+        uploads=uploads,
+        objects=objects,
+        articles=article_service(),
+        importer=importer,
+        default_author=settings.publication_name,
+    )
+
+
 def reset() -> None:
     """Forget every cached service and parameter (tests call this after changing the environment)."""
     from aws_lambda_powertools.utilities.parameters import clear_caches
@@ -127,10 +180,14 @@ def reset() -> None:
         fanout_service,
         mailer_service,
         newsletter_service,
+        digest_service,
+        housekeeping,
+        upload_service,
         get_settings,
         dynamodb_client,
         ses_client,
         sqs_client,
+        s3_client,
     ):
         factory.cache_clear()
     clear_caches()

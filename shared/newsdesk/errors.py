@@ -61,3 +61,16 @@ class SendThrottled(Exception):
 
 class SendRejected(Exception):
     """SES refused this message for good (for example, a rejected address): do not retry it."""
+
+
+class UploadRejected(Exception):
+    """An uploaded file cannot be used as it is; `reason` is recorded for the editor to read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RetryLater(Exception):
+    """This event or message cannot be handled now (busy elsewhere, throttled, out of time): deliver it
+    again later."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import html
 import math
+import posixpath
 import re
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from slugify import slugify
 
 WORDS_PER_MINUTE = 230
@@ -33,11 +36,44 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start"},
 }
 URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+MEDIA_BASE_URL = "media_base_url"
+"""Key of the rendering environment that holds the public address relative images resolve against."""
+
+
+def media_url(base_url: str, src: str) -> str:
+    """`src` made absolute under `base_url` when it is a relative path; any other address as it is.
+
+    Relative paths are taken from the root of the uploads bucket, where `media/` lives, wherever the
+    Markdown file sits: `media/x.png`, `./media/x.png` and `../media/x.png` all name `<base>/media/x.png`.
+    """
+    parts = urlsplit(src)
+    if not base_url or not parts.path or parts.scheme or parts.netloc or src.startswith(("/", "#", "?")):
+        return src
+    path = posixpath.normpath(parts.path)
+    while path.startswith("../"):
+        path = path[3:]
+    if path in (".", ".."):
+        return src
+    return urlunsplit(("", "", f"{base_url.rstrip('/')}/{path}", parts.query, parts.fragment))
+
+
+def _absolute_media_urls(state: StateCore) -> None:
+    # On the token stream, not the HTML: only what Markdown itself calls an image is rewritten.
+    base_url = state.env.get(MEDIA_BASE_URL) if isinstance(state.env, dict) else None
+    if not base_url:
+        return
+    for block in state.tokens:
+        for token in block.children or ():
+            src = token.attrGet("src") if token.type == "image" else None
+            if isinstance(src, str):
+                token.attrSet("src", media_url(base_url, src))
 
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.core.ruler.push("absolute_media_urls", _absolute_media_urls)
+    return md
 
 
 def sanitize_html(markup: str) -> str:
@@ -52,7 +88,8 @@ def sanitize_html(markup: str) -> str:
 
 
 def render_markdown(body: str, *, env: dict[str, Any] | None = None) -> str:
-    """Render with markdown-it, then sanitize: raw HTML in the Markdown is allowed only if it is safe."""
+    """Render with markdown-it, then sanitize: raw HTML in the Markdown is allowed only if it is safe.
+    With `env[MEDIA_BASE_URL]`, relative image paths become absolute addresses under it."""
     return sanitize_html(_markdown().render(body, env or {}))
 
 

@@ -22,12 +22,23 @@ class Settings(BaseModel):
     deliveries_table: str = Field(min_length=3)
     fanout_queue_url: str = Field(min_length=1)
     send_queue_url: str = Field(min_length=1)
+    fanout_dead_letter_queue_url: str = Field(min_length=1)
+    send_dead_letter_queue_url: str = Field(min_length=1)
     send_rate_per_second: float = Field(gt=0, description="the SES account's send rate, shared by the mailers")
     mailer_concurrency: int = Field(ge=1)
     sender_address: str = Field(min_length=3, description="verified SES sender, e.g. news@example.org")
     ses_configuration_set: str = Field(min_length=1)
     signing_secret_arn: str = Field(min_length=1)
     api_url_parameter: str = Field(min_length=1, description="SSM parameter holding the API's base URL")
+    uploads_table: str = Field(min_length=3)
+    upload_retention_days: int = Field(default=90, ge=1)
+    import_queue_url: str = Field(min_length=1)
+    confirmation_queue_url: str = Field(min_length=1)
+    media_base_url: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="address that serves the uploads bucket's media/ as <base>/media/...; empty: images stay relative",
+    )
     publication_name: str = "Newsdesk"
     site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
 

@@ -184,7 +184,7 @@ def delivery_progress(id: str, articles: Articles, newsletters: Newsletters) -> 
     summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(202, "Sent.", *AUTH_ERRORS, 400, 404, 415, 503),
+    responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 415, 503, body=False),
 )
 def send_test_email(
     id: str,  # noqa: A002

@@ -19,10 +19,10 @@ VERSION = "1.0.0"
 
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
-    from newsdesk.api import editor, public, subscriptions
+    from newsdesk.api import editor, public, subscriptions, uploads
 
     app = create_resolver()
-    for router in (public.router, subscriptions.router, editor.router, subscriptions.admin_router):
+    for router in (public.router, subscriptions.router, editor.router, subscriptions.admin_router, uploads.router):
         app.include_router(router)
     return app.get_openapi_json_schema(
         title=TITLE,

@@ -32,7 +32,10 @@ _DESCRIPTIONS = {
     400: "Malformed request (for example, a body that is not JSON).",
     401: "No `Authorization` header (answered by API Gateway).",
     403: "The token is wrong or revoked (answered by API Gateway).",
-    404: "Not found.",
+    404: (
+        'Not found; API Gateway answers `{"message": "Not Found"}` itself when no route matches'
+        " (for example, a path parameter holding an encoded `/`)."
+    ),
     409: "Conflicts with existing data.",
     412: "`If-Match` names an older version.",
     413: "Too large.",
@@ -41,17 +44,24 @@ _DESCRIPTIONS = {
     503: "AWS is throttling; retry after a moment.",
 }
 
+# Statuses API Gateway answers itself (in its own shape), without or besides the function.
+_MODELS: dict[int, Any] = {401: GatewayError, 403: GatewayError, 404: ErrorResponse | GatewayError}
 
-def documented(success: int, description: str, *errors: int, content_type: str | None = None) -> dict[int, Any]:
-    """OpenAPI `responses` of a route: its success (schema from the return type, or none for 204 or a
-    `content_type` that is not JSON) and the error statuses it can answer with, all in the one error shape."""
+
+def documented(
+    success: int, description: str, *errors: int, content_type: str | None = None, body: bool = True
+) -> dict[int, Any]:
+    """OpenAPI `responses` of a route: its success (schema from the return type; none for 204 or `body=False`;
+    a JSON object or a string for an explicit `content_type`) and the error statuses it can answer with, in
+    the one error shape (or API Gateway's own, for what API Gateway answers)."""
     responses: dict[int, dict[str, Any]] = {success: {"description": description}}
-    if success == 204:
+    if success == 204 or not body:
         responses[success]["content"] = {}
     elif content_type:
-        responses[success]["content"] = {content_type: {"schema": {"type": "string"}}}
+        schema = {"type": "object"} if _is_json(content_type) else {"type": "string"}
+        responses[success]["content"] = {content_type: {"schema": schema}}
     for status in sorted({*errors, 422}):
-        model = GatewayError if status in (401, 403) else ErrorResponse
+        model = _MODELS.get(status, ErrorResponse)
         responses[status] = {
             "description": _DESCRIPTIONS[status],
             "content": {content_types.APPLICATION_JSON: {"model": model}},
@@ -99,6 +109,22 @@ def create_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(ValidationException)
     def _unsupported_request(exc: ValidationException) -> Response[str]:
         return error_reply(400, "bad_request", "the request could not be read", _validation_details(exc.errors()))
+
+    @app.exception_handler(ValueError)
+    def _unreadable_body(exc: ValueError) -> Response[str]:
+        # Reading the body raises ValueError (UnicodeDecodeError among them) for bytes that are not UTF-8,
+        # and Powertools raises it for a multipart Content-Type without a boundary. When the request shows
+        # one of those, the error is the client's; any other ValueError is a fault and stays a 5xx.
+        event = app.current_event
+        try:
+            event.decoded_body  # noqa: B018 - decoding is the check
+        except UnicodeDecodeError:
+            return error_reply(400, "malformed_body", "the request body is not UTF-8 text")
+        content_type = (event.headers.get("content-type") or "").lower()
+        if content_type.startswith("multipart/") and "boundary=" not in content_type:
+            message = f"send the body as JSON with Content-Type: application/json (got {content_type})"
+            return error_reply(415, "unsupported_media_type", message)
+        raise exc
 
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from newsdesk.api.resolver import documented
 from newsdesk.dependencies import subscription_service
 from newsdesk.models.subscribers import (
+    Frequency,
     SubscribeAccepted,
     SubscribeRequest,
     SubscriberPage,
@@ -42,6 +43,7 @@ def page(status: int, heading: str, message: str, **extra: str | None) -> Respon
         message=message,
         action_url=extra.get("action_url"),
         action_label=extra.get("action_label"),
+        frequency=extra.get("frequency"),
         subscribe_url=extra.get("subscribe_url"),
     )
     return Response(status, HTML, body, headers=NO_STORE)
@@ -123,6 +125,49 @@ def unsubscribe(subscriptions: Subscriptions, token: Token = None) -> Response[s
     except InvalidLink:
         return invalid_link_page(subscriptions, "This unsubscribe link is not valid.")
     return page(200, "You are unsubscribed", "You will not receive these emails any more.")
+
+
+FREQUENCY_TEXT = {Frequency.INSTANT: "every article as it is published", Frequency.DIGEST: "one weekly digest"}
+
+
+@router.get(
+    "/subscribers/preferences",
+    summary="The email preferences page (the link in every email)",
+    tags=["Subscribers"],
+    responses={**documented(200, "ok", 503), **html_page("Instant or weekly digest.")},
+)
+def preferences_page(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
+    try:
+        subscriber = subscriptions.preferences(token)
+    except InvalidLink as exc:
+        return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
+    return page(
+        200,
+        "Email preferences",
+        f"You now receive {FREQUENCY_TEXT[subscriber.frequency]}. How would you like it?",
+        action_url=f"?token={quote(token or '')}",
+        action_label="Save",
+        frequency=subscriber.frequency.value,
+    )
+
+
+@router.post(
+    "/subscribers/preferences",
+    summary="Save email preferences (form field `frequency`: instant or digest)",
+    tags=["Subscribers"],
+    responses={**documented(200, "ok", 503), **html_page("Saved.")},
+)
+def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
+    form = parse_qs(router.current_event.decoded_body or "")
+    try:
+        frequency = Frequency((form.get("frequency") or [""])[0])
+    except ValueError:
+        return page(400, "Choose how often", "Pick instant or weekly digest, then save.")
+    try:
+        subscriptions.set_frequency(token, frequency)
+    except InvalidLink as exc:
+        return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
+    return page(200, "Preferences saved", f"From now on you receive {FREQUENCY_TEXT[frequency]}.")
 
 
 @admin_router.get(

@@ -131,6 +131,19 @@ class ArticleRepository:
         )
         return [Article.model_validate(item) for item in items], next_cursor
 
+    def published_between(self, start_iso: str, end_iso: str, *, limit: int) -> list[ArticleSummary]:
+        """Articles first published in [start, end), newest first (a digest's contents)."""
+        items, _ = self._query_page(
+            index="by-feed",
+            condition="feed = :feed AND feed_sort BETWEEN :start AND :end",
+            values={":feed": {"S": FEED_ALL}, ":start": {"S": start_iso}, ":end": {"S": end_iso}},
+            key_names=frozenset({"pk", "feed", "feed_sort"}),
+            limit=limit,
+            cursor=None,
+            newest_first=True,
+        )
+        return [ArticleSummary.model_validate(item) for item in items]
+
     def due_scheduled(self, *, now_iso: str, limit: int) -> list[Article]:
         """Scheduled articles whose time has come, oldest first; reads only due items."""
         items, _ = self._query_page(

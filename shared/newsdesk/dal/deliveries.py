@@ -37,8 +37,8 @@ class Existing:
     batch_id: str
 
 
-def _key(article_id: str, email: str) -> dict[str, Any]:
-    return {"pk": {"S": f"article#{article_id}"}, "sk": {"S": recipient_key(email)}}
+def _key(delivery_id: str, email: str) -> dict[str, Any]:
+    return {"pk": {"S": delivery_id}, "sk": {"S": recipient_key(email)}}
 
 
 class DeliveryRepository:
@@ -46,10 +46,10 @@ class DeliveryRepository:
         self._client = client
         self._table = table_name
 
-    def claim(self, article_id: str, email: str, outcome: Outcome, *, batch_id: str, at: datetime) -> Existing | None:
+    def claim(self, delivery_id: str, email: str, outcome: Outcome, *, batch_id: str, at: datetime) -> Existing | None:
         """Record `outcome` for the recipient unless a record exists; None when ours is written,
         else the record that was there first."""
-        item = {"pk": f"article#{article_id}", "sk": recipient_key(email), "outcome": outcome.value,
+        item = {"pk": delivery_id, "sk": recipient_key(email), "outcome": outcome.value,
                 "batch_id": batch_id, "at": iso(at)}  # fmt: skip
         try:
             with aws_errors():
@@ -66,23 +66,23 @@ class DeliveryRepository:
             return Existing(Outcome(old.get("outcome", Outcome.SENT.value)), str(old.get("batch_id", "")))
         return None
 
-    def settle(self, article_id: str, email: str, outcome: Outcome, detail: str) -> None:
+    def settle(self, delivery_id: str, email: str, outcome: Outcome, detail: str) -> None:
         """Change a claimed record's outcome (a send that SES refused for good)."""
         with aws_errors():
             self._client.update_item(
                 TableName=self._table,
-                Key=_key(article_id, email),
+                Key=_key(delivery_id, email),
                 UpdateExpression="SET outcome = :outcome, detail = :detail",
                 ExpressionAttributeValues={":outcome": {"S": outcome.value}, ":detail": {"S": detail[:500]}},
             )
 
-    def unclaim(self, article_id: str, email: str, batch_id: str) -> None:
+    def unclaim(self, delivery_id: str, email: str, batch_id: str) -> None:
         """Remove our claim on a recipient we did not manage to send to, so a retry will."""
         try:
             with aws_errors():
                 self._client.delete_item(
                     TableName=self._table,
-                    Key=_key(article_id, email),
+                    Key=_key(delivery_id, email),
                     ConditionExpression="batch_id = :batch",
                     ExpressionAttributeValues={":batch": {"S": batch_id}},
                 )

@@ -39,3 +39,21 @@ class QueuePublisher:
                     break
             else:
                 raise ServiceBusy(f"SQS did not accept {len(entries)} messages")
+
+
+def move_messages(client: Any, *, from_url: str, to_url: str, limit: int = 10_000) -> int:
+    """Move up to `limit` messages from a dead-letter queue back to its source queue (a redrive)."""
+    moved = 0
+    while moved < limit:
+        with aws_errors():
+            messages = client.receive_message(QueueUrl=from_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return moved
+        QueuePublisher(client, to_url).send([message["Body"] for message in messages])
+        with aws_errors():
+            client.delete_message_batch(
+                QueueUrl=from_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        moved += len(messages)
+    return moved

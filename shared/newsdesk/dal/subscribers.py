@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +26,11 @@ FANOUT_SHARDS = 8
 """Confirmed subscribers are spread over this many `audience` partitions, which fan-out reads in parallel."""
 
 _STATUS = {"#status": "status"}
+PENDING_DAYS = 7
+
+
+def _expiry(moment: datetime) -> int:
+    return int((moment + timedelta(days=PENDING_DAYS)).timestamp())
 
 
 def audience_key(frequency: Frequency, shard: int) -> str:
@@ -37,6 +43,15 @@ def audience(frequency: Frequency, email: str) -> str:
 
 def _key(email: str) -> dict[str, Any]:
     return {"email": {"S": email}}
+
+
+class ImportResult(StrEnum):
+    ADDED = "added"
+    """New on the list (or added by this very row of this import on an earlier attempt)."""
+    KNOWN = "known"
+    """Already on the list, in whatever status: left exactly as it is."""
+    REPEATED = "repeated"
+    """An earlier row of the same import added it."""
 
 
 class SubscriberRepository:
@@ -139,14 +154,70 @@ class SubscriberRepository:
 
     # ------------------------------------------------------------------ writes
     def create_pending(self, subscriber: Subscriber) -> bool:
-        """Store a new pending subscriber; False when the address is already known."""
+        """Store a new pending subscriber; False when the address is already known. DynamoDB's TTL
+        deletes it PENDING_DAYS later unless it is confirmed (or unsubscribed or suppressed) first."""
         item = subscriber.model_dump(mode="json", exclude_none=True)
         item["status_sort"] = f"{iso(subscriber.created_at)}#{subscriber.email}"
+        item["expires_at"] = _expiry(subscriber.created_at)
         return self._conditional(
             self._client.put_item,
             TableName=self._table,
             Item=to_attributes(item),
             ConditionExpression="attribute_not_exists(email)",
+        )
+
+    def create_imported(self, subscriber: Subscriber, *, upload_id: str, row: int) -> tuple[ImportResult, int | None]:
+        """Add an imported address, pending or confirmed, unless the address is known; never overwrites.
+
+        The item remembers the upload and row that added it, so a retried import counts its own rows as
+        added and tells a repeated address (returned with the row that added it) from a known one.
+        """
+        item = subscriber.model_dump(mode="json", exclude_none=True)
+        item.update(
+            status_sort=f"{iso(subscriber.created_at)}#{subscriber.email}",
+            imported_from=upload_id,
+            import_row=row,
+        )
+        if subscriber.status is SubscriberStatus.CONFIRMED:
+            item["audience"] = audience(subscriber.frequency, subscriber.email)
+        else:
+            item["expires_at"] = _expiry(subscriber.created_at)
+        try:
+            with aws_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=to_attributes(item),
+                    ConditionExpression="attribute_not_exists(email)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            existing = from_attributes(exc.response.get("Item") or {})
+            if existing.get("imported_from") != upload_id:
+                return ImportResult.KNOWN, None
+            earlier = int(existing.get("import_row", 0))
+            return (ImportResult.ADDED, None) if earlier == row else (ImportResult.REPEATED, earlier)
+        return ImportResult.ADDED, None
+
+    def claim_imported_confirmation(self, email: str, *, now: datetime, resend_after: datetime) -> bool:
+        """Like `claim_confirmation`, for an address an import added: only while it is still pending, so
+        an address that unsubscribed meanwhile is never asked again."""
+        return self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="SET confirmation_sent_at = :now, updated_at = :now, expires_at = :expires",
+            ConditionExpression=(
+                "#status = :pending AND (attribute_not_exists(confirmation_sent_at) OR confirmation_sent_at < :cutoff)"
+            ),
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":pending": {"S": SubscriberStatus.PENDING.value},
+                ":now": {"S": iso(now)},
+                ":cutoff": {"S": iso(resend_after)},
+                ":expires": {"N": str(_expiry(now))},
+            },
         )
 
     def claim_confirmation(
@@ -161,8 +232,12 @@ class SubscriberRepository:
             ":now": {"S": iso(now)},
             ":cutoff": {"S": iso(resend_after)},
             ":frequency": {"S": frequency.value},
+            ":expires": {"N": str(_expiry(now))},
         }
-        update = "SET #status = :pending, confirmation_sent_at = :now, updated_at = :now, frequency = :frequency"
+        update = (
+            "SET #status = :pending, confirmation_sent_at = :now, updated_at = :now, frequency = :frequency, "
+            "expires_at = :expires"
+        )
         if name is not None:
             update += ", #name = :name"
             names["#name"] = "name"
@@ -197,7 +272,10 @@ class SubscriberRepository:
             self._client.update_item,
             TableName=self._table,
             Key=_key(subscriber.email),
-            UpdateExpression="SET #status = :confirmed, confirmed_at = :now, updated_at = :now, audience = :audience",
+            UpdateExpression=(
+                "SET #status = :confirmed, confirmed_at = :now, updated_at = :now, audience = :audience "
+                "REMOVE expires_at"
+            ),
             ConditionExpression="#status = :pending AND frequency = :frequency",
             ExpressionAttributeNames=_STATUS,
             ExpressionAttributeValues={
@@ -215,7 +293,9 @@ class SubscriberRepository:
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
-            UpdateExpression="SET #status = :unsubscribed, unsubscribed_at = :now, updated_at = :now REMOVE audience",
+            UpdateExpression=(
+                "SET #status = :unsubscribed, unsubscribed_at = :now, updated_at = :now REMOVE audience, expires_at"
+            ),
             ConditionExpression="#status IN (:pending, :confirmed)",
             ExpressionAttributeNames=_STATUS,
             ExpressionAttributeValues={
@@ -232,13 +312,44 @@ class SubscriberRepository:
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
-            UpdateExpression="SET #status = :status, updated_at = :now REMOVE audience",
+            UpdateExpression="SET #status = :status, updated_at = :now REMOVE audience, expires_at",
             ConditionExpression="attribute_exists(email) AND #status <> :complained",
             ExpressionAttributeNames=_STATUS,
             ExpressionAttributeValues={
                 ":status": {"S": status.value},
                 ":complained": {"S": SubscriberStatus.COMPLAINED.value},
                 ":now": {"S": iso(now)},
+            },
+        )
+
+    def set_frequency(self, email: str, frequency: Frequency, now: datetime) -> bool:
+        """Switch between instant and digest; a confirmed subscriber moves to that audience at once."""
+        if self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="SET frequency = :frequency, updated_at = :now, audience = :audience",
+            ConditionExpression="#status = :confirmed",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":frequency": {"S": frequency.value},
+                ":now": {"S": iso(now)},
+                ":audience": {"S": audience(frequency, email)},
+                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
+            },
+        ):
+            return True
+        return self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="SET frequency = :frequency, updated_at = :now",
+            ConditionExpression="#status = :pending",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":frequency": {"S": frequency.value},
+                ":now": {"S": iso(now)},
+                ":pending": {"S": SubscriberStatus.PENDING.value},
             },
         )
 

@@ -51,13 +51,18 @@ class UpdateArticleRequest(_Request):
 def _aware_future(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("needs a UTC offset, for example 2026-12-01T06:00:00+01:00")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+PublishTime = Annotated[datetime, AfterValidator(_aware_future)]
+"""When to publish: ISO 8601 with a UTC offset (the API and uploaded files alike), converted to UTC."""
 
 
 class ScheduleRequest(_Request):
-    publish_at: Annotated[datetime, AfterValidator(_aware_future)] = Field(
-        description="ISO 8601 with a UTC offset; stored and shown in UTC."
-    )
+    publish_at: PublishTime = Field(description="ISO 8601 with a UTC offset; stored and shown in UTC.")
 
 
 class Article(BaseModel):

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from newsdesk.models.subscribers import Email
+from newsdesk.models.subscribers import Email, Frequency
 
 
 class DeliveryState(StrEnum):
@@ -19,7 +19,8 @@ class DeliveryState(StrEnum):
 class FanoutTask(BaseModel):
     """Queue one audience shard's subscribers for an article, resuming after `cursor`."""
 
-    article_id: str
+    delivery_id: str
+    frequency: Frequency = Frequency.INSTANT
     shard: int
     number: int = Field(default=0, description="Position in the shard's chain of tasks.")
     cursor: str | None = None
@@ -35,7 +36,7 @@ class SendBatch(BaseModel):
     """Up to BATCH_SIZE recipients of one article. `batch_id` is the same for every copy of the batch,
     however many times fan-out queues it, which is what lets the mailer send it once."""
 
-    article_id: str
+    delivery_id: str
     batch_id: str
     recipients: list[BatchRecipient]
 

@@ -23,7 +23,14 @@ from newsdesk.models.articles import (
 )
 from newsdesk.models.types import SLUG_PATTERN
 from newsdesk.observability import logger, metrics
-from newsdesk.rendering import make_slug, normalize_tag, reading_time_minutes, render_markdown, summarize
+from newsdesk.rendering import (
+    MEDIA_BASE_URL,
+    make_slug,
+    normalize_tag,
+    reading_time_minutes,
+    render_markdown,
+    summarize,
+)
 
 MAX_HTML_BYTES = 192 * 1024
 _ARTICLE_ID = re.compile(r"[0-9a-f]{16}")
@@ -37,18 +44,22 @@ class ArticleService:
         repository: ArticleRepository,
         *,
         publications_table: str,
+        media_base_url: str = "",
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
         self._publications_table = publications_table
+        self._media_base_url = media_base_url
         self._clock = clock
 
     # ------------------------------------------------------------------ editor
-    def create(self, request: CreateArticleRequest) -> Article:
+    def create(self, request: CreateArticleRequest, *, article_id: str | None = None) -> Article:
+        """A new draft; `article_id` (16 hex digits) is for callers that must name it before it exists,
+        such as an upload that may be retried."""
         now = self._clock()
-        html = _render(request.body)
+        html = self._render(request.body)
         draft = Article(
-            id=secrets.token_hex(8),
+            id=article_id or new_article_id(),
             slug=request.slug or "",
             title=request.title,
             body=request.body,
@@ -105,7 +116,7 @@ class ArticleService:
         if not changes:
             return current
         update: dict[str, object] = {k: v for k, v in changes.items() if k != "summary"}
-        html = _render(changes["body"]) if "body" in changes else current.html
+        html = self._render(changes["body"]) if "body" in changes else current.html
         if "body" in changes:
             update.update(html=html, reading_time_minutes=reading_time_minutes(html))
         if "tags" in changes:
@@ -247,12 +258,15 @@ class ArticleService:
             raise NotFound(f"no published article at {slug!r}")
         return article
 
+    def _render(self, body: str) -> str:
+        html = render_markdown(body, env={MEDIA_BASE_URL: self._media_base_url})
+        if len(html.encode("utf-8")) > MAX_HTML_BYTES:
+            raise PayloadTooLarge(f"the rendered article is larger than {MAX_HTML_BYTES} bytes")
+        return html
 
-def _render(body: str) -> str:
-    html = render_markdown(body)
-    if len(html.encode("utf-8")) > MAX_HTML_BYTES:
-        raise PayloadTooLarge(f"the rendered article is larger than {MAX_HTML_BYTES} bytes")
-    return html
+
+def new_article_id() -> str:
+    return secrets.token_hex(8)
 
 
 def _normalize_tags(tags: list[str]) -> list[str]:

@@ -26,10 +26,10 @@ from newsdesk.dal.articles import ArticleRepository
 from newsdesk.dal.deliveries import DeliveryRepository, Outcome
 from newsdesk.dal.dynamodb import decode_cursor, encode_cursor
 from newsdesk.dal.email import SesSender
-from newsdesk.dal.publications import BatchClaim, PublicationRepository
+from newsdesk.dal.publications import Claim, PublicationRepository, newsletter_id
 from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import FANOUT_SHARDS, SubscriberRepository, audience_key
-from newsdesk.errors import InvalidInput, NotFound, SendRejected, SendThrottled, ServiceBusy
+from newsdesk.errors import InvalidInput, NotFound, RetryLater, SendRejected, SendThrottled, ServiceBusy
 from newsdesk.messages import MessageTemplate, Recipient
 from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.models.delivery import BatchRecipient, DeliveryProgress, FanoutTask, SendBatch
@@ -48,8 +48,9 @@ BATCH_LEASE = timedelta(seconds=120)
 _AUDIENCE_KEYS = frozenset({"email", "audience"})
 
 
-class RetryLater(Exception):
-    """This batch or task cannot finish now (busy elsewhere, throttled, out of time): queue it again."""
+def personal(links: LinkSigner, email: str, name: str | None = None) -> Recipient:
+    """A recipient with their own unsubscribe and preferences links."""
+    return Recipient(email, name, links.url(LinkPurpose.UNSUBSCRIBE, email), links.url(LinkPurpose.PREFERENCES, email))
 
 
 def batch_id(shard: int, recipients: list[BatchRecipient]) -> str:
@@ -74,28 +75,34 @@ class FanoutService:
         self._send_queue = send_queue
         self._clock = clock
 
-    def start(self, article_id: str) -> None:
-        """Begin delivering an article. Safe to repeat: duplicate tasks are refused by their claims."""
-        self._publications.start(article_id, self._clock())
-        tasks = [FanoutTask(article_id=article_id, shard=shard) for shard in range(FANOUT_SHARDS)]
+    def start(self, delivery_id: str, frequency: Frequency) -> None:
+        """Begin a delivery (an article's newsletter or a digest). Safe to repeat: duplicate tasks are
+        refused by their claims."""
+        self._publications.start(delivery_id, self._clock())
+        tasks = [FanoutTask(delivery_id=delivery_id, frequency=frequency, shard=s) for s in range(FANOUT_SHARDS)]
         self._fanout_queue.send([task.model_dump_json() for task in tasks])
-        logger.info("delivery started", extra={"article_id": article_id})
+        logger.info("delivery started", extra={"delivery_id": delivery_id})
 
     def run(self, task: FanoutTask, *, task_owner: str, seconds_left: Callable[[], float]) -> None:
         """Queue one stretch of a shard; `task_owner` is the queue message's id."""
-        if not self._publications.claim_task(task.article_id, task.shard, task.number, task_owner):
-            logger.info("duplicate fan-out task skipped", extra={"article_id": task.article_id, "shard": task.shard})
+        claim = self._publications.claim_task(task.delivery_id, task.shard, task.number, task_owner, now=self._clock())
+        if claim is not Claim.CLAIMED:
+            logger.info("duplicate fan-out task skipped", extra={"delivery_id": task.delivery_id, "shard": task.shard})
             return
+        self._queue_stretch(task, seconds_left)
+        self._publications.finish_task(task.delivery_id, task.shard, task.number)
+
+    def _queue_stretch(self, task: FanoutTask, seconds_left: Callable[[], float]) -> None:
         cursor = decode_cursor(task.cursor, _AUDIENCE_KEYS) if task.cursor else None
         counted, outgoing = task.counted, []
         people_pages = self._subscribers.audience_pages(
-            audience_key(Frequency.INSTANT, task.shard), page_size=BATCH_SIZE, cursor=cursor
+            audience_key(task.frequency, task.shard), page_size=BATCH_SIZE, cursor=cursor
         )
         for pages, (people, next_key) in enumerate(people_pages, start=1):
             if people:
                 recipients = [BatchRecipient(email=p["email"], name=p["name"] or None) for p in people]
                 batch = SendBatch(
-                    article_id=task.article_id, batch_id=batch_id(task.shard, recipients), recipients=recipients
+                    delivery_id=task.delivery_id, batch_id=batch_id(task.shard, recipients), recipients=recipients
                 )
                 outgoing.append(batch.model_dump_json())
                 counted += len(recipients)
@@ -107,9 +114,9 @@ class FanoutService:
                 self._fanout_queue.send([follow_up.model_dump_json()])
                 return
         self._send_queue.send(outgoing)
-        if self._publications.complete_shard(task.article_id, task.shard, counted):
-            logger.info("shard queued", extra={"article_id": task.article_id, "shard": task.shard, "total": counted})
-            self._publications.finish_if_complete(task.article_id, self._clock())
+        if self._publications.complete_shard(task.delivery_id, task.shard, counted):
+            logger.info("shard queued", extra={"delivery_id": task.delivery_id, "shard": task.shard, "total": counted})
+            self._publications.finish_if_complete(task.delivery_id, self._clock())
 
 
 @dataclass
@@ -153,27 +160,38 @@ class MailerService:
         owner = uuid.uuid4().hex
         now = self._clock()
         claim = self._publications.claim_batch(
-            batch.article_id, batch.batch_id, owner, now=now, lease_until=now + BATCH_LEASE
+            batch.delivery_id, batch.batch_id, owner, now=now, lease_until=now + BATCH_LEASE
         )
-        if claim is BatchClaim.DONE:
+        if claim is Claim.DONE:
             logger.info("batch already sent", extra={"batch_id": batch.batch_id})
             return
-        if claim is BatchClaim.BUSY:
+        if claim is Claim.BUSY:
             raise RetryLater(f"batch {batch.batch_id} is being sent by another mailer")
         try:
             tally = self._send_batch(batch, seconds_left)
         except BaseException:
-            self._publications.release_batch(batch.article_id, batch.batch_id, owner)
+            self._publications.release_batch(batch.delivery_id, batch.batch_id, owner)
             raise
         counts = {outcome.value: n for outcome, n in tally.counts.items()}
-        if self._publications.complete_batch(batch.article_id, batch.batch_id, owner, **counts):
+        if self._publications.complete_batch(batch.delivery_id, batch.batch_id, owner, **counts):
             logger.info("batch sent", extra={"batch_id": batch.batch_id, **counts})
-            self._publications.finish_if_complete(batch.article_id, self._clock())
+            self._publications.finish_if_complete(batch.delivery_id, self._clock())
+
+    def _content(self, delivery_id: str) -> MessageTemplate | None:
+        """The message of a delivery; None when its articles were unpublished or deleted meanwhile."""
+        record = self._publications.publication(delivery_id) or {}
+        if record.get("kind") == "digest":
+            found = (self._articles.get(article_id) for article_id in record.get("article_ids", []))
+            articles = [a for a in found if a is not None and a.status is ArticleStatus.PUBLISHED]
+            return self._composer.digest(articles) if articles else None
+        article = self._articles.get(str(record.get("article_id", "")))
+        if article is None or article.status is not ArticleStatus.PUBLISHED:
+            return None
+        return self._composer.newsletter(article)
 
     def _send_batch(self, batch: SendBatch, seconds_left: Callable[[], float]) -> _Tally:
-        article = self._articles.get(batch.article_id)
-        withdrawn = article is None or article.status is not ArticleStatus.PUBLISHED
-        template = None if article is None or withdrawn else self._composer.newsletter(article)
+        template = self._content(batch.delivery_id)
+        withdrawn = template is None
         statuses = self._subscribers.statuses([r.email for r in batch.recipients])
         links = self._links()
         tally = _Tally()
@@ -186,7 +204,7 @@ class MailerService:
                 outcome = Outcome.SENT
                 self._limiter.acquire()
             existing = self._deliveries.claim(
-                batch.article_id, recipient.email, outcome, batch_id=batch.batch_id, at=self._clock()
+                batch.delivery_id, recipient.email, outcome, batch_id=batch.batch_id, at=self._clock()
             )
             if existing is not None:
                 if existing.batch_id == batch.batch_id:
@@ -207,9 +225,7 @@ class MailerService:
         seconds_left: Callable[[], float],
     ) -> Outcome:
         """Send to a claimed recipient; gives the claim back if the email may not have gone out."""
-        raw = template.render(
-            Recipient(recipient.email, recipient.name, links.url(LinkPurpose.UNSUBSCRIBE, recipient.email))
-        )
+        raw = template.render(personal(links, recipient.email, recipient.name))
         attempt = 0
         try:
             while True:
@@ -225,10 +241,10 @@ class MailerService:
                     self._limiter.acquire()
         except SendRejected as exc:
             logger.warning("SES rejected a newsletter", extra={"batch_id": batch.batch_id, "reason": str(exc)})
-            self._deliveries.settle(batch.article_id, recipient.email, Outcome.FAILED, str(exc))
+            self._deliveries.settle(batch.delivery_id, recipient.email, Outcome.FAILED, str(exc))
             return Outcome.FAILED
         except BaseException:
-            self._deliveries.unclaim(batch.article_id, recipient.email, batch.batch_id)
+            self._deliveries.unclaim(batch.delivery_id, recipient.email, batch.batch_id)
             raise
 
 
@@ -251,16 +267,14 @@ class NewsletterService:
         self._links = links
 
     def progress(self, article: Article) -> DeliveryProgress:
-        progress = self._publications.progress(article.id)
+        progress = self._publications.progress(newsletter_id(article.id))
         if progress is None:
             raise NotFound("this article has not been published, so no newsletter went out")
         return progress
 
     def send_test(self, article: Article, to: str) -> None:
         """The newsletter as subscribers will get it, to one address; no delivery record is touched."""
-        raw = self._composer.newsletter(article).render(
-            Recipient(to, None, self._links().url(LinkPurpose.UNSUBSCRIBE, to))
-        )
+        raw = self._composer.newsletter(article).render(personal(self._links(), to))
         try:
             self._sender.send(sender=self._composer.sender, recipient=to, raw=raw)
         except SendRejected as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from newsdesk.messages import PREFERENCES_URL, UNSUBSCRIBE_URL, MessageTemplate, Recipient
@@ -40,11 +41,33 @@ class EmailComposer:
             "unsubscribe_url": UNSUBSCRIBE_URL,
             "preferences_url": PREFERENCES_URL,
         }
+        return self._to_subscribers(article.title, "newsletter", context)
+
+    def digest(self, articles: list[Article]) -> MessageTemplate:
+        """The articles of a digest period, newest first, each with its summary and link."""
+        context = {
+            "publication": self.publication,
+            "articles": [
+                {
+                    "title": a.title,
+                    "author": a.author,
+                    "summary": a.summary,
+                    "url": f"{self.site_url}/articles/{a.slug}",
+                }
+                for a in articles
+            ],
+            "unsubscribe_url": UNSUBSCRIBE_URL,
+            "preferences_url": PREFERENCES_URL,
+        }
+        count = f"{len(articles)} new article{'s' if len(articles) != 1 else ''}"
+        return self._to_subscribers(f"{self.publication}: {count}", "digest", context)
+
+    def _to_subscribers(self, subject: str, name: str, context: Mapping[str, object]) -> MessageTemplate:
         return MessageTemplate(
             sender=self.sender,
             sender_name=self.publication,
-            subject=article.title,
-            html_body=render("email/newsletter.html", **context),
-            text_body=render("email/newsletter.txt", **context),
+            subject=subject,
+            html_body=render(f"email/{name}.html", **context),
+            text_body=render(f"email/{name}.txt", **context),
             list_unsubscribe=True,
         )

@@ -30,8 +30,8 @@ class RateLimiter:
             now = self._clock()
             self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
             self._last = now
-            if self._tokens >= 1:
-                self._tokens -= 1
+            if self._tokens >= 1 - 1e-9:  # float rounding must not make a wait never quite end
+                self._tokens = max(0.0, self._tokens - 1)
                 return
             self._sleep((1 - self._tokens) / self._rate)
 

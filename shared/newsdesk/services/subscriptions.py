@@ -14,6 +14,7 @@ from newsdesk.dal.subscribers import SubscriberRepository
 from newsdesk.errors import NotFound, SendRejected, SendThrottled
 from newsdesk.messages import Recipient
 from newsdesk.models.subscribers import (
+    Frequency,
     Subscriber,
     SubscribeRequest,
     SubscriberStats,
@@ -21,7 +22,7 @@ from newsdesk.models.subscribers import (
 )
 from newsdesk.observability import logger
 from newsdesk.services.emails import EmailComposer
-from newsdesk.services.links import LinkPurpose, LinkSigner
+from newsdesk.services.links import InvalidLink, LinkPurpose, LinkSigner
 
 CONFIRMATION_INTERVAL = timedelta(minutes=10)
 EXPORT_PAGE = 5000
@@ -76,15 +77,35 @@ class SubscriptionService:
         if claimed:
             self._send_confirmation(request.email, request.name, now)
 
+    def _confirmation_email(self, email: str, name: str | None) -> bytes:
+        return self._composer.confirmation(Recipient(email, name), self._links().url(LinkPurpose.CONFIRM, email))
+
     def _send_confirmation(self, email: str, name: str | None, claimed_at: datetime) -> None:
-        links = self._links()
-        raw = self._composer.confirmation(Recipient(email, name), links.url(LinkPurpose.CONFIRM, email))
+        raw = self._confirmation_email(email, name)
         try:
             self._sender.send(sender=self._composer.sender, recipient=email, raw=raw)
         except (SendThrottled, SendRejected) as exc:
             # The reply stays the same (no hint about the address); a later request may send again.
             logger.warning("confirmation email not sent", extra={"reason": str(exc)})
             self._repo.release_confirmation(email, claimed_at)
+
+    def confirm_imported(self, email: str, name: str | None) -> bool:
+        """Ask an address an import added as pending to confirm, through the same once-per-interval claim
+        as a sign-up. False when no email is due (no longer pending, or asked recently) or SES refused
+        the address for good; SendThrottled, with the claim given back, when it may be sent later."""
+        now = self._clock()
+        if not self._repo.claim_imported_confirmation(email, now=now, resend_after=now - CONFIRMATION_INTERVAL):
+            return False
+        raw = self._confirmation_email(email, name)
+        try:
+            self._sender.send(sender=self._composer.sender, recipient=email, raw=raw)
+        except SendRejected as exc:
+            logger.warning("imported address refused by SES", extra={"reason": str(exc)})
+            return False
+        except SendThrottled:
+            self._repo.release_confirmation(email, now)
+            raise
+        return True
 
     def confirm(self, token: str | None) -> ConfirmOutcome:
         email = self._links().email(LinkPurpose.CONFIRM, token)
@@ -109,6 +130,20 @@ class SubscriptionService:
         email = self.check_unsubscribe_link(token)
         if self._repo.unsubscribe(email, self._clock()):
             logger.info("unsubscribed")
+
+    def preferences(self, token: str | None) -> Subscriber:
+        """The subscriber a preferences link was made for (InvalidLink if gone or not theirs)."""
+        email = self._links().email(LinkPurpose.PREFERENCES, token)
+        subscriber = self._repo.get(email)
+        if subscriber is None or subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+            raise InvalidLink("this address is not subscribed any more")
+        return subscriber
+
+    def set_frequency(self, token: str | None, frequency: Frequency) -> Subscriber:
+        subscriber = self.preferences(token)
+        if not self._repo.set_frequency(subscriber.email, frequency, self._clock()):
+            raise InvalidLink("this address is not subscribed any more")
+        return subscriber.model_copy(update={"frequency": frequency})
 
     # ------------------------------------------------------------------ SES feedback
     def suppress(self, email: str, status: SubscriberStatus) -> bool:

@@ -1,0 +1,334 @@
+"""Who can reach what, on the local stack: every /admin route against every kind of token, and what the public
+routes can never show. Routes come from the served OpenAPI document, so new routes are checked as they appear.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import pytest
+
+from tests.e2e.conftest import HttpReply, LocalStack
+
+pytestmark = pytest.mark.e2e
+
+UNAUTHORIZED = (401, {"message": "Unauthorized"})
+FORBIDDEN = (403, {"message": "Forbidden"})
+FAR_FUTURE = "2099-01-01T06:00:00+00:00"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method and path of the OpenAPI document."""
+
+    method: str
+    path: str
+    parameters: tuple[dict[str, Any], ...]
+    has_body: bool
+    secured: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def path_with(self, value: str, **known: str) -> str:
+        """The path with the `known` parameters set, and every other {parameter} set to `value`."""
+        return re.sub(r"\{([^}]+)\}", lambda found: quote(known.get(found[1], value), safe=""), self.path)
+
+    @property
+    def text_query_parameters(self) -> list[str]:
+        """Query parameters that take a string."""
+        return [
+            parameter["name"]
+            for parameter in self.parameters
+            if parameter.get("in") == "query" and "string" in json.dumps(parameter.get("schema") or {})
+        ]
+
+
+def operations(document: dict[str, Any]) -> list[Operation]:
+    found = []
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            found.append(
+                Operation(
+                    method=method.upper(),
+                    path=path,
+                    parameters=tuple(operation.get("parameters") or ()),
+                    has_body="requestBody" in operation,
+                    secured=bool(operation.get("security")),
+                )
+            )
+    return found
+
+
+@pytest.fixture(scope="module")
+def document(local_stack: LocalStack) -> dict[str, Any]:
+    reply = local_stack.request("GET", "/openapi.json")
+    assert reply.status == 200
+    return dict(reply.json())
+
+
+@pytest.fixture(scope="module")
+def admin_operations(document: dict[str, Any]) -> list[Operation]:
+    found = [operation for operation in operations(document) if operation.path.startswith("/admin")]
+    assert len(found) >= 10, "the document lists fewer editor routes than the API has"
+    return found
+
+
+@pytest.fixture(scope="module")
+def public_operations(document: dict[str, Any]) -> list[Operation]:
+    found = [operation for operation in operations(document) if not operation.path.startswith("/admin")]
+    assert {"GET /articles", "GET /articles/{slug}", "GET /feed.xml"} <= {op.label for op in found}
+    return found
+
+
+def _newsdesk_cli(local_stack: LocalStack, *arguments: str) -> list[str]:
+    # The CLI finds the local stack's AWS endpoint by itself, not through this process's environment.
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    command = [sys.executable, "-m", "newsdesk.cli", "--local", "--local-url", local_stack.api_url, *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
+    return result.stdout.splitlines()
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token_id: str
+    secret: str
+
+
+@pytest.fixture(scope="module")
+def revoked_token(local_stack: LocalStack) -> MintedToken:
+    """A token that worked until `newsdesk token revoke`."""
+    first, secret = _newsdesk_cli(local_stack, "token", "create", "--name", "revoked-in-e2e")[:2]
+    token = MintedToken(token_id=first.split()[1], secret=secret)
+    bearer = {"Authorization": f"Bearer {token.secret}"}
+    assert local_stack.request("GET", "/admin/articles?limit=1", headers=bearer).status == 200
+
+    _newsdesk_cli(local_stack, "token", "revoke", token.token_id)
+
+    return token
+
+
+def create_article(local_stack: LocalStack, title: str, **fields: Any) -> dict[str, Any]:
+    body = {"title": title, "author": fields.pop("author", "Ada"), "body": fields.pop("body", "Text."), **fields}
+    reply = local_stack.request("POST", "/admin/articles", json_body=body, editor=True)
+    assert reply.status == 201, reply.body
+    return dict(reply.json())
+
+
+# -------------------------------------------------------------------------------- the token matrix
+
+# A body that would succeed, where the route takes one: a refused request must have no effect even so.
+INTRUDER = f"intruder-{secrets.token_hex(4)}"
+WORKING_BODIES: dict[str, Any] = {
+    "POST /admin/articles": {"title": f"Written by {INTRUDER}", "author": "X", "body": "x"},
+    "PATCH /admin/articles/{id}": {"title": f"Changed by {INTRUDER}"},
+    "POST /admin/articles/{id}/schedule": {"publish_at": FAR_FUTURE},
+    "POST /admin/articles/{id}/test-email": {"to": f"{INTRUDER}@example.com"},
+}
+
+
+def malformed_credentials(valid: str) -> dict[str, str]:
+    return {
+        "scheme only": "Bearer",
+        "another scheme": f"Basic {valid}",
+        "no scheme": valid,
+        "altered token": f"Bearer {valid[:-1]}{'A' if valid[-1] != 'A' else 'B'}",
+        "token with a suffix": f"Bearer {valid}x",
+        "two tokens": f"Bearer {valid} {valid}",
+        "oversized token": f"Bearer {'a' * 4096}",
+        "markup": "Bearer <script>alert(1)</script>",
+        "encoded nul": "Bearer %00",
+    }
+
+
+def call(local_stack: LocalStack, operation: Operation, article_id: str, authorization: str | None) -> HttpReply:
+    path = operation.path_with(f"nobody-{secrets.token_hex(3)}@example.com", id=article_id)
+    headers = {} if authorization is None else {"Authorization": authorization}
+    if operation.has_body:
+        body = WORKING_BODIES.get(operation.label, {})
+        return local_stack.request(operation.method, path, json_body=body, headers=headers)
+    return local_stack.request(operation.method, path, headers=headers)
+
+
+def gateway_answer(reply: HttpReply) -> tuple[int, Any]:
+    try:
+        return reply.status, reply.json()
+    except ValueError:
+        return reply.status, reply.body
+
+
+def test_every_admin_route_lets_only_a_valid_token_through(
+    local_stack: LocalStack, admin_operations: list[Operation], revoked_token: MintedToken
+) -> None:
+    # Given an article that refused requests aim at, and every kind of credential
+    target = create_article(local_stack, f"Target of {INTRUDER}")
+    refused: dict[str, tuple[str | None, tuple[int, Any]]] = {"no Authorization header": (None, UNAUTHORIZED)}
+    for name, value in malformed_credentials(local_stack.token).items():
+        refused[name] = (value, FORBIDDEN)
+    refused["revoked token"] = (f"Bearer {revoked_token.secret}", FORBIDDEN)
+    refused["revoked token, lower-case scheme"] = (f"bearer  {revoked_token.secret}", FORBIDDEN)
+
+    # When every /admin route is called with each of them, then with the valid token
+    wrong: list[str] = []
+    for operation in admin_operations:
+        for name, (authorization, expected) in refused.items():
+            answer = gateway_answer(call(local_stack, operation, target["id"], authorization))
+            if answer != expected:
+                wrong.append(f"{operation.label} with {name}: {answer}, expected {expected}")
+        own = create_article(local_stack, f"Own article for {operation.label}")
+        answer = gateway_answer(call(local_stack, operation, own["id"], f"Bearer {local_stack.token}"))
+        if answer in (UNAUTHORIZED, FORBIDDEN) or answer[0] >= 500:
+            wrong.append(f"{operation.label} with the valid token: {answer}")
+
+    # Then only the valid token got through, and none of the refused requests changed anything
+    assert not wrong, "\n".join(wrong)
+    after = local_stack.request("GET", f"/admin/articles/{target['id']}", editor=True)
+    assert after.status == 200
+    assert (after.json()["version"], after.json()["status"], after.json()["title"]) == (1, "draft", target["title"])
+    written = [article for article in _all_admin_articles(local_stack) if INTRUDER in article["title"]]
+    assert sorted(article["title"] for article in written) == sorted(
+        [f"Target of {INTRUDER}", f"Written by {INTRUDER}", f"Changed by {INTRUDER}"]
+    )
+    sent = [item for item in local_stack.request("GET", "/_local/emails").json() if INTRUDER in item["to"]]
+    assert len(sent) == 1, "only the valid token's test email may be sent"
+
+
+def _all_admin_articles(local_stack: LocalStack) -> Iterator[dict[str, Any]]:
+    cursor: str | None = None
+    while True:
+        query = urlencode({"limit": 100, **({"cursor": cursor} if cursor else {})})
+        page = local_stack.request("GET", f"/admin/articles?{query}", editor=True).json()
+        yield from page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return
+
+
+def test_every_admin_route_documents_the_token_and_the_gateways_refusals(
+    document: dict[str, Any], admin_operations: list[Operation]
+) -> None:
+    gateway_error = {"$ref": "#/components/schemas/GatewayError"}
+    for operation in admin_operations:
+        responses = document["paths"][operation.path][operation.method.lower()]["responses"]
+        assert operation.secured, f"{operation.label} does not declare bearerAuth"
+        for status in ("401", "403"):
+            assert responses[status]["content"]["application/json"]["schema"] == gateway_error, operation.label
+
+
+# -------------------------------------------------------------------------------- the public side
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """What the public must never see, and the values to probe the public routes with."""
+
+    never_shown: frozenset[str]
+    probes: tuple[str, ...]
+    hidden_slugs: tuple[str, ...]
+    addresses: tuple[str, ...]
+    published_title: str
+
+
+def confirm_link(raw: str) -> str:
+    """The confirmation link in the text part of a raw confirmation email."""
+    message = email.message_from_string(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(("plain",))
+    assert part is not None
+    text = str(part.get_content())
+    return next(url for url in re.findall(r"https?://\S+", text) if urlsplit(url).path == "/subscribers/confirm")
+
+
+@pytest.fixture(scope="module")
+def hidden(local_stack: LocalStack, revoked_token: MintedToken) -> Secrets:
+    """A draft, a scheduled article, a published one, a pending and a confirmed subscriber."""
+    marker = secrets.token_hex(4)
+    draft = create_article(
+        local_stack, f"Draft {marker}", author=f"Draft Author {marker}", body=f"draft-body-{marker}",
+        tags=[f"draft-tag-{marker}"],
+    )  # fmt: skip
+    scheduled = create_article(local_stack, f"Scheduled {marker}", body=f"scheduled-body-{marker}")
+    reply = local_stack.request(
+        "POST", f"/admin/articles/{scheduled['id']}/schedule", json_body={"publish_at": FAR_FUTURE}, editor=True
+    )
+    assert reply.status == 200, reply.body
+    published = create_article(local_stack, f"Published {marker}")
+    assert local_stack.request("POST", f"/admin/articles/{published['id']}/publish", editor=True).status == 200
+    pending, confirmed = f"pending-{marker}@example.com", f"confirmed-{marker}@example.com"
+    for address in (pending, confirmed):
+        assert local_stack.request("POST", "/subscribers", json_body={"email": address}).status == 202
+    raw = next(item["raw"] for item in local_stack.request("GET", "/_local/emails").json() if confirmed in item["to"])
+    link = urlsplit(confirm_link(raw))
+    assert local_stack.request("GET", f"{link.path}?{link.query}").status == 200
+    never_shown = {
+        draft["id"], draft["slug"], draft["title"], f"draft-body-{marker}", f"Draft Author {marker}",
+        scheduled["id"], scheduled["slug"], scheduled["title"], f"scheduled-body-{marker}",
+        pending, confirmed, local_stack.token, revoked_token.secret,
+    }  # fmt: skip
+    hidden_slugs = (draft["slug"], draft["id"], scheduled["slug"], scheduled["id"])
+    probes = (*hidden_slugs, f"draft-tag-{marker}", f"Draft Author {marker}", pending, confirmed, "draft", "scheduled")
+    return Secrets(frozenset(never_shown), probes, hidden_slugs, (pending, confirmed), published["title"])
+
+
+def public_requests(operation: Operation, probe: str) -> list[str]:
+    """The probe in the path, then in each text query parameter in turn."""
+    path = operation.path_with(probe)
+    return [path] + [f"{path}?{urlencode({name: probe})}" for name in operation.text_query_parameters]
+
+
+def test_public_routes_never_show_drafts_scheduled_articles_addresses_or_tokens(
+    local_stack: LocalStack, public_operations: list[Operation], hidden: Secrets
+) -> None:
+    # Given drafts, a scheduled article, subscribers and tokens in the stack
+    # When every public route is called with each secret value in its path or query, carrying a token too
+    leaks: list[str] = []
+    headers = {"Authorization": f"Bearer {local_stack.token}"}
+    for operation in public_operations:
+        for probe in hidden.probes:
+            for target in public_requests(operation, probe):
+                json_body: dict[str, Any] | None = {} if operation.has_body else None
+                reply = local_stack.request(operation.method, target, json_body=json_body, headers=headers)
+                # Then no answer is a 5xx or shows anything hidden (an echo of what was sent is no leak)
+                if reply.status >= 500:
+                    leaks.append(f"{operation.method} {target}: {reply.status}")
+                text = reply.body.decode("utf-8", errors="replace")
+                shown = sorted(secret for secret in hidden.never_shown - {probe} if secret in text)
+                if shown:
+                    leaks.append(f"{operation.method} {target} shows {shown}")
+    assert not leaks, "\n".join(leaks)
+
+    # And the published article is there, so the routes were not simply empty
+    assert hidden.published_title in local_stack.request("GET", "/articles?limit=100").body.decode()
+    assert hidden.published_title in local_stack.request("GET", "/feed.xml").body.decode()
+
+
+def test_drafts_and_scheduled_articles_are_not_found_by_slug_or_id(local_stack: LocalStack, hidden: Secrets) -> None:
+    for value in hidden.hidden_slugs:
+        reply = local_stack.request("GET", f"/articles/{quote(value, safe='')}")
+
+        assert reply.status == 404, value
+
+
+def test_subscribing_answers_the_same_whoever_the_address_is(local_stack: LocalStack, hidden: Secrets) -> None:
+    unknown = f"new-{secrets.token_hex(4)}@example.com"
+
+    replies = [
+        local_stack.request("POST", "/subscribers", json_body={"email": address})
+        for address in (*hidden.addresses, unknown)
+    ]
+
+    assert {(reply.status, reply.body) for reply in replies} == {(replies[0].status, replies[0].body)}
+    assert replies[0].status == 202
