@@ -8,6 +8,7 @@ It exits when its stdin closes, so it cannot outlive the process that started it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,10 +35,8 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """Close the child's pipes (its signal to exit), then terminate it, then kill it."""
     for stream in (process.stdin, process.stdout):
         if stream is not None:
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
     try:
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
