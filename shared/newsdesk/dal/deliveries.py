@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from newsdesk.clock import iso
-from newsdesk.dal.dynamodb import aws_errors, error_code, from_attributes, to_attributes
+from newsdesk.dal.dynamodb import aws_errors, error_code, from_attributes, to_attributes, write_if
 
 
 class Outcome(StrEnum):
@@ -78,14 +78,10 @@ class DeliveryRepository:
 
     def unclaim(self, delivery_id: str, email: str, batch_id: str) -> None:
         """Remove our claim on a recipient we did not manage to send to, so a retry will."""
-        try:
-            with aws_errors():
-                self._client.delete_item(
-                    TableName=self._table,
-                    Key=_key(delivery_id, email),
-                    ConditionExpression="batch_id = :batch",
-                    ExpressionAttributeValues={":batch": {"S": batch_id}},
-                )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        write_if(
+            self._client.delete_item,
+            TableName=self._table,
+            Key=_key(delivery_id, email),
+            ConditionExpression="batch_id = :batch",
+            ExpressionAttributeValues={":batch": {"S": batch_id}},
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -79,6 +79,18 @@ def aws_errors() -> Iterator[None]:
         if error_code(exc) in RETRYABLE_CODES:
             raise ServiceBusy("the database is busy, please retry shortly") from exc
         raise
+
+
+def write_if(call: Callable[..., Any], **request: Any) -> bool:
+    """Make a conditional write; False (not an error) when its condition does not hold."""
+    try:
+        with aws_errors():
+            call(**request)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def encode_cursor(key: Mapping[str, Any]) -> str:

@@ -19,7 +19,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from newsdesk.clock import iso
-from newsdesk.dal.dynamodb import aws_errors, cancellation_reasons, error_code, from_attributes, to_attributes
+from newsdesk.dal.dynamodb import (
+    aws_errors,
+    cancellation_reasons,
+    error_code,
+    from_attributes,
+    to_attributes,
+    write_if,
+)
 from newsdesk.errors import ServiceBusy
 from newsdesk.models.articles import Article
 from newsdesk.models.delivery import DeliveryProgress, DeliveryState
@@ -288,14 +295,7 @@ class PublicationRepository:
         )
 
     def _update_if(self, **request: Any) -> bool:
-        try:
-            with aws_errors():
-                self._client.update_item(TableName=self._table, **request)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return write_if(self._client.update_item, TableName=self._table, **request)
 
     def _transact(self, writes: list[dict[str, Any]]) -> bool:
         """True if written; False if the marker (the first write) already existed or changed hands.

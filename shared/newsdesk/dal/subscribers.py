@@ -19,6 +19,7 @@ from newsdesk.dal.dynamodb import (
     error_code,
     from_attributes,
     to_attributes,
+    write_if,
 )
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 
@@ -159,7 +160,7 @@ class SubscriberRepository:
         item = subscriber.model_dump(mode="json", exclude_none=True)
         item["status_sort"] = f"{iso(subscriber.created_at)}#{subscriber.email}"
         item["expires_at"] = _expiry(subscriber.created_at)
-        return self._conditional(
+        return write_if(
             self._client.put_item,
             TableName=self._table,
             Item=to_attributes(item),
@@ -203,7 +204,7 @@ class SubscriberRepository:
     def claim_imported_confirmation(self, email: str, *, now: datetime, resend_after: datetime) -> bool:
         """Like `claim_confirmation`, for an address an import added: only while it is still pending, so
         an address that unsubscribed meanwhile is never asked again."""
-        return self._conditional(
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
@@ -242,7 +243,7 @@ class SubscriberRepository:
             update += ", #name = :name"
             names["#name"] = "name"
             values[":name"] = {"S": name}
-        return self._conditional(
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
@@ -257,7 +258,7 @@ class SubscriberRepository:
 
     def release_confirmation(self, email: str, sent_at: datetime) -> None:
         """Forget a confirmation claim whose email could not be sent, so the next request can try again."""
-        self._conditional(
+        write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
@@ -268,7 +269,7 @@ class SubscriberRepository:
 
     def confirm(self, subscriber: Subscriber, now: datetime) -> bool:
         """pending -> confirmed; False if the status moved on meanwhile (an unsubscribe wins the race)."""
-        return self._conditional(
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(subscriber.email),
@@ -289,7 +290,7 @@ class SubscriberRepository:
 
     def unsubscribe(self, email: str, now: datetime) -> bool:
         """pending or confirmed -> unsubscribed; False if there was nothing to do."""
-        return self._conditional(
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
@@ -308,7 +309,7 @@ class SubscriberRepository:
 
     def suppress(self, email: str, status: SubscriberStatus, now: datetime) -> bool:
         """Mark a known address bounced or complained, for good; a complaint is never downgraded."""
-        return self._conditional(
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
@@ -324,7 +325,7 @@ class SubscriberRepository:
 
     def set_frequency(self, email: str, frequency: Frequency, now: datetime) -> bool:
         """Switch between instant and digest; a confirmed subscriber moves to that audience at once."""
-        if self._conditional(
+        if write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
@@ -339,7 +340,7 @@ class SubscriberRepository:
             },
         ):
             return True
-        return self._conditional(
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
@@ -357,13 +358,3 @@ class SubscriberRepository:
         with aws_errors():
             reply = self._client.delete_item(TableName=self._table, Key=_key(email), ReturnValues="ALL_OLD")
         return "Attributes" in reply
-
-    def _conditional(self, call: Any, **request: Any) -> bool:
-        try:
-            with aws_errors():
-                call(**request)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True

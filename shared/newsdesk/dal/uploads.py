@@ -27,6 +27,7 @@ from newsdesk.dal.dynamodb import (
     error_code,
     from_attributes,
     to_attributes,
+    write_if,
 )
 from newsdesk.models.uploads import Upload
 
@@ -116,18 +117,14 @@ class UploadRepository:
 
     def release(self, key: str, sequencer: str) -> None:
         """Give the key back without applying the event (it failed; its retry may claim it again)."""
-        try:
-            with aws_errors():
-                self._client.update_item(
-                    TableName=self._table,
-                    Key=_source_key(key),
-                    UpdateExpression="REMOVE lease_sequencer, lease_until",
-                    ConditionExpression="lease_sequencer = :seq",
-                    ExpressionAttributeValues={":seq": {"S": sequencer}},
-                )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+        write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_source_key(key),
+            UpdateExpression="REMOVE lease_sequencer, lease_until",
+            ConditionExpression="lease_sequencer = :seq",
+            ExpressionAttributeValues={":seq": {"S": sequencer}},
+        )
 
     def complete(self, key: str, sequencer: str, upload: Upload, *, write_record: bool = True) -> bool:
         """Mark the event applied and (unless an import has been saving it all along) store its record, in
@@ -172,34 +169,22 @@ class UploadRepository:
 
     def create(self, upload: Upload) -> bool:
         """Store a new record; False if one with this id exists (an earlier attempt at the same event)."""
-        try:
-            with aws_errors():
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=_upload_item(upload, self._retention_days),
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return write_if(
+            self._client.put_item,
+            TableName=self._table,
+            Item=_upload_item(upload, self._retention_days),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def save_progress(self, upload: Upload, *, expected_next_row: int) -> bool:
         """Store an import's progress, if nobody else moved it on since it was at `expected_next_row`."""
-        try:
-            with aws_errors():
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=_upload_item(upload, self._retention_days),
-                    ConditionExpression="next_row = :expected",
-                    ExpressionAttributeValues={":expected": {"N": str(expected_next_row)}},
-                )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return write_if(
+            self._client.put_item,
+            TableName=self._table,
+            Item=_upload_item(upload, self._retention_days),
+            ConditionExpression="next_row = :expected",
+            ExpressionAttributeValues={":expected": {"N": str(expected_next_row)}},
+        )
 
     def page(self, *, limit: int, cursor: str | None) -> tuple[list[Upload], str | None]:
         """Newest first. Asking for limit + 1 tells whether there is a next page; a page reads at most
