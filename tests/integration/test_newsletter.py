@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
+from newsdesk.dal.subscribers import audience
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 from newsdesk.services import delivery
 from tests.integration.conftest import API_URL, Reply, Stack
@@ -242,3 +243,27 @@ def test_faults_never_cause_a_duplicate_or_a_gap(stack: Stack, monkeypatch: pyte
     assert len(stack.items("DeliveriesTable")) == 2000
     dead_letters = stack.resolver.queue_url("SendDeadLetterQueue")
     assert "Messages" not in sqs.receive_message(QueueUrl=dead_letters)
+
+
+def test_an_unaddressable_stored_address_fails_alone(stack: Stack) -> None:
+    readers = add_subscribers(3)
+    broken = "evil@example.org\r\nBcc: all@example.org"
+    boto3.client("dynamodb").put_item(
+        TableName=stack.table("SubscribersTable"),
+        Item={
+            "email": {"S": broken},
+            "status": {"S": "confirmed"},
+            "frequency": {"S": "instant"},
+            "audience": {"S": audience(Frequency.INSTANT, broken)},
+            "created_at": {"S": "2026-11-01T00:00:00Z"},
+            "updated_at": {"S": "2026-11-01T00:00:00Z"},
+        },
+    )
+
+    article = publish_new_article(stack)
+    stack.drain()
+
+    assert sorted(m.message["To"].addresses[0].addr_spec for m in newsletters(ARTICLE["title"])) == sorted(readers)
+    assert all("all@example.org" not in m.raw for m in outbox())
+    report = progress(stack, article["id"])
+    assert (report["state"], report["total"], report["sent"], report["failed"]) == ("done", 4, 3, 1)

@@ -225,9 +225,12 @@ class MailerService:
         seconds_left: Callable[[], float],
     ) -> Outcome:
         """Send to a claimed recipient; gives the claim back if the email may not have gone out."""
-        raw = template.render(personal(links, recipient.email, recipient.name))
         attempt = 0
         try:
+            try:
+                raw = template.render(personal(links, recipient.email, recipient.name))
+            except ValueError as exc:  # an address no email can be addressed to: never sendable
+                raise SendRejected(f"cannot address an email to this recipient: {exc}") from exc
             while True:
                 try:
                     self._sender.send(sender=self._composer.sender, recipient=recipient.email, raw=raw)

@@ -1,0 +1,152 @@
+"""One cold start for bench/cold_start.py, in the fresh process this file is run in.
+
+`python bench/cold_runner.py '<job as JSON>'` either imports a function's handler module and serves one
+event (mode "handler"), or imports boto3 and makes one AWS call (mode "twin": the minimal handler). Before
+the clock starts it imports only what Lambda's own runtime has loaded by then (sys, os, time, json) and
+reads the job; the clock runs from just before the first import to the end of the first invocation.
+
+It prints one JSON line to the stdout it started with: import_ms, invoke_ms, the reply (or the AWS error
+code), and with "record" the AWS calls the handler made (service, operation, parameters). Anything the
+product prints (logs, metrics) goes to stderr. It reads nothing from stdin and exits when done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+Call = dict[str, Any]
+
+
+class LambdaContext:
+    """The context the Python runtime passes a handler; built without importing anything."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.function_name = str(spec["function_name"])
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = str(spec["function_arn"])
+        self.memory_limit_in_mb = int(spec["memory_limit_in_mb"])
+        self.aws_request_id = str(spec["request_id"])
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = f"2026/01/01/[$LATEST]{self.aws_request_id.replace('-', '')}"
+        self.identity: Any = None
+        self.client_context: Any = None
+        self._deadline = time.monotonic() + float(spec["timeout_seconds"])
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+# ------------------------------------------------------------------------------- (de)serialising params
+def encode(value: Any) -> Any:
+    """json.dumps `default`: bytes and datetimes, which boto3 parameters may hold."""
+    import base64
+    from datetime import datetime
+
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": base64.b64encode(value).decode()}
+    if isinstance(value, datetime):
+        return {"__datetime__": value.isoformat()}
+    raise TypeError(f"cannot record a parameter of type {type(value).__name__}")
+
+
+def decode(value: dict[str, Any]) -> Any:
+    """json.loads `object_hook`, the inverse of `encode`."""
+    if "__bytes__" in value:
+        import base64
+
+        return base64.b64decode(value["__bytes__"])
+    if "__datetime__" in value:
+        from datetime import datetime
+
+        return datetime.fromisoformat(value["__datetime__"])
+    return value
+
+
+def _record_calls() -> list[Call]:
+    """Record every AWS call any botocore client of this process makes (untimed warm-up runs only)."""
+    import copy
+
+    from botocore.client import BaseClient
+
+    calls: list[Call] = []
+    original = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        service = client.meta.service_model.service_name
+        entry: Call = {"service": service, "operation": operation_name, "params": copy.deepcopy(api_params)}
+        try:
+            return original(client, operation_name, api_params)
+        except Exception as exc:
+            entry["error"] = _error_code(exc)
+            raise
+        finally:
+            calls.append(entry)
+
+    BaseClient._make_api_call = recording  # type: ignore[method-assign]
+    return calls
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__
+
+
+# ------------------------------------------------------------------------------------------------- modes
+def serve_event(job: dict[str, Any]) -> dict[str, Any]:
+    """Import the handler module as Lambda does (its folder first on the path) and serve one event."""
+    sys.path[0] = job["code_dir"]  # instead of this file's folder
+    event = job["event"]
+    context = LambdaContext(job["context"])
+    calls = _record_calls() if job.get("record") else None
+
+    started = time.perf_counter()
+    module = __import__(job["module"])
+    imported = time.perf_counter()
+    reply = getattr(module, job["function"])(event, context)
+    finished = time.perf_counter()
+
+    answer = {"import_ms": (imported - started) * 1000, "invoke_ms": (finished - imported) * 1000, "reply": reply}
+    if calls is not None:
+        answer["calls"] = calls
+    return answer
+
+
+def make_call(job: dict[str, Any]) -> dict[str, Any]:
+    """The minimal handler: import boto3, make a client, make the one call."""
+    params = json.loads(job["params"], object_hook=decode)
+    error = None
+
+    started = time.perf_counter()
+    import boto3
+
+    imported = time.perf_counter()
+    client = boto3.client(job["service"])
+    try:
+        getattr(client, job["method"])(**params)
+    except Exception as exc:  # an error answer is still one complete round trip; the report shows it
+        error = _error_code(exc)
+        if not hasattr(exc, "response"):
+            raise
+    finished = time.perf_counter()
+
+    return {"import_ms": (imported - started) * 1000, "invoke_ms": (finished - imported) * 1000, "error": error}
+
+
+def main() -> None:
+    # The answer goes to the stdout we were given; whatever else prints (the product's logs) goes to stderr.
+    answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    job = json.loads(sys.argv[1])
+    result = serve_event(job) if job["mode"] == "handler" else make_call(job)
+    answer.write(json.dumps(result, default=encode) + "\n")
+    answer.flush()
+
+
+if __name__ == "__main__":
+    main()
