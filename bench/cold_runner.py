@@ -6,8 +6,9 @@ the clock starts it imports only what Lambda's own runtime has loaded by then (s
 reads the job; the clock runs from just before the first import to the end of the first invocation.
 
 It prints one JSON line to the stdout it started with: import_ms, invoke_ms, the reply (or the AWS error
-code), and with "record" the AWS calls the handler made (service, operation, parameters). Anything the
-product prints (logs, metrics) goes to stderr. It reads nothing from stdin and exits when done.
+code), and with "record" the AWS calls the handler made (service, operation, parameters) and the clients
+it created. Anything the product prints (logs, metrics) goes to stderr. It reads nothing from stdin and
+exits when done.
 """
 
 from __future__ import annotations
@@ -66,28 +67,36 @@ def decode(value: dict[str, Any]) -> Any:
     return value
 
 
-def _record_calls() -> list[Call]:
-    """Record every AWS call any botocore client of this process makes (untimed warm-up runs only)."""
+def _record_calls() -> tuple[list[Call], list[str]]:
+    """Record every AWS call any botocore client of this process makes, and every client it creates
+    (untimed warm-up runs only)."""
     import copy
 
     from botocore.client import BaseClient
+    from botocore.session import Session
 
     calls: list[Call] = []
-    original = BaseClient._make_api_call
+    clients: list[str] = []
+    make_api_call, create_client = BaseClient._make_api_call, Session.create_client
 
     def recording(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         service = client.meta.service_model.service_name
         entry: Call = {"service": service, "operation": operation_name, "params": copy.deepcopy(api_params)}
         try:
-            return original(client, operation_name, api_params)
+            return make_api_call(client, operation_name, api_params)
         except Exception as exc:
             entry["error"] = _error_code(exc)
             raise
         finally:
             calls.append(entry)
 
-    BaseClient._make_api_call = recording  # type: ignore[method-assign]
-    return calls
+    def creating(session: Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        clients.append(service_name)
+        return create_client(session, service_name, *args, **kwargs)
+
+    BaseClient._make_api_call = recording
+    Session.create_client = creating
+    return calls, clients
 
 
 def _error_code(exc: BaseException) -> str:
@@ -103,7 +112,7 @@ def serve_event(job: dict[str, Any]) -> dict[str, Any]:
     sys.path[0] = job["code_dir"]  # instead of this file's folder
     event = job["event"]
     context = LambdaContext(job["context"])
-    calls = _record_calls() if job.get("record") else None
+    recorded = _record_calls() if job.get("record") else None
 
     started = time.perf_counter()
     module = __import__(job["module"])
@@ -112,8 +121,8 @@ def serve_event(job: dict[str, Any]) -> dict[str, Any]:
     finished = time.perf_counter()
 
     answer = {"import_ms": (imported - started) * 1000, "invoke_ms": (finished - imported) * 1000, "reply": reply}
-    if calls is not None:
-        answer["calls"] = calls
+    if recorded is not None:
+        answer["calls"], answer["clients"] = recorded
     return answer
 
 

@@ -15,6 +15,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -136,6 +137,15 @@ def _take_recipients() -> list[str]:
     return taken
 
 
+def _forget_instances(stop: threading.Event) -> None:
+    """moto keeps every model object it ever made (for its dashboard, which nobody opens here), so deleted
+    items, messages and tables would pile up in memory and in every garbage collection: forget them."""
+    from moto.core.model_instances import reset_model_data
+
+    while not stop.wait(1.0):
+        reset_model_data()
+
+
 def _serve(commands: IO[str], answers: IO[str]) -> None:
     import moto.backends
     from moto.server import ThreadedMotoServer
@@ -144,10 +154,12 @@ def _serve(commands: IO[str], answers: IO[str]) -> None:
     # moto lists its own package folder on every request to route it (a stat per service, ~0.4 ms a call);
     # the listing never changes while it runs, so it is taken once.
     modules = tuple(moto.backends.list_of_moto_modules())
-    moto.backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    moto.backends.list_of_moto_modules = lambda: modules
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    stop = threading.Event()
+    threading.Thread(target=_forget_instances, args=(stop,), name="forget-instances", daemon=True).start()
     try:
         host, port = server.get_host_and_port()
         answers.write(json.dumps({"endpoint": f"http://{host}:{port}"}) + "\n")
@@ -157,6 +169,7 @@ def _serve(commands: IO[str], answers: IO[str]) -> None:
                 answers.write(json.dumps({"recipients": _take_recipients()}) + "\n")
                 answers.flush()
     finally:
+        stop.set()
         server.stop()
 
 

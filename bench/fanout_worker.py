@@ -55,6 +55,7 @@ BASE_ENVIRONMENT = {
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here, as in the local runner
     "POWERTOOLS_METRICS_NAMESPACE": "Newsdesk",
+    "POWERTOOLS_METRICS_DISABLED": "true",  # the editor's EMF lines would only be noise on the terminal
 }
 
 
@@ -66,6 +67,7 @@ class Job:
     subscribers: int
     send_rate: float
     mailer_concurrency: int
+    emulator_pid: int = 0
     throttle_rate: float = 0.0
     throttle_burst: float = 1.0
 
@@ -85,15 +87,86 @@ class Result:
     duplicates: int = 0
     first_send: float = 0.0
     last_send: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    stalls: int = 0
+    stall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    emulator_cpu_seconds: float = 0.0
+    calls: dict[str, tuple[int, float]] = field(default_factory=dict)
+    message_bytes: int = 0
 
 
 def email_of(n: int) -> str:
     return f"reader{n:06d}@example.org"
 
 
+def name_of(n: int) -> str:
+    return f"Reader {n:06d}"
+
+
 def _progress(message: str) -> None:
     print(f"[fanout] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------- timing
+class CallLog:
+    """botocore hooks on every client of this process: calls and seconds per operation while recording."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.calls: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+
+    def install(self) -> None:
+        """On boto3's default session, before any client exists: every client made later inherits them."""
+        import boto3
+
+        boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        # From the first event of a call to the last: building the request and parsing the answer count too.
+        boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._before)
+        boto3.DEFAULT_SESSION.events.register("after-call", self._after)
+
+    def _before(self, context: dict[str, Any], **_: Any) -> None:
+        context["bench_started"] = time.perf_counter()
+
+    def _after(self, context: dict[str, Any], event_name: str, **_: Any) -> None:
+        started = context.get("bench_started")
+        if self.recording and started is not None:
+            operation = ".".join(event_name.split(".")[1:3])
+            self.calls[operation] += 1
+            self.seconds[operation] += time.perf_counter() - started
+
+
+CALLS = CallLog()
+
+
+def _emulator_cpu(pid: int) -> float:
+    """User and system CPU seconds the emulator process has used (all its threads)."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Timer:
+    """Wall time, this process's CPU time, the emulator's CPU time and the AWS calls of the timed section."""
+
+    def __init__(self, job: Job, result: Result) -> None:
+        self._job, self._result = job, result
+        CALLS.calls.clear()
+        CALLS.seconds.clear()
+        CALLS.recording = True
+        self._emulator = _emulator_cpu(job.emulator_pid)
+        self._cpu = time.process_time()
+        self._wall = time.perf_counter()
+
+    def stop(self) -> None:
+        result = self._result
+        result.seconds = time.perf_counter() - self._wall
+        result.cpu_seconds = time.process_time() - self._cpu
+        result.emulator_cpu_seconds = _emulator_cpu(self._job.emulator_pid) - self._emulator
+        CALLS.recording = False
+        result.calls = {name: (CALLS.calls[name], round(CALLS.seconds[name], 3)) for name in sorted(CALLS.calls)}
 
 
 # --------------------------------------------------------------------------------------------- stack
@@ -101,13 +174,16 @@ class Stack:
     """The template's resources under one prefix, and its functions loaded in this process."""
 
     def __init__(self, job: Job) -> None:
-        # The product reads its configuration from the environment, so it is imported only now.
-        from local.aws import aws_environment, create_resources
+        from local.aws import aws_environment
+
+        # Before the product's modules are imported: Powertools reads its variables when they load.
+        os.environ.update(BASE_ENVIRONMENT | aws_environment(job.endpoint, REGION))
+        CALLS.install()
+        from local.aws import create_resources
         from local.server import Functions
         from local.template import Resolver, load_template, local_parameters
         from newsdesk import dependencies
 
-        os.environ.update(BASE_ENVIRONMENT | aws_environment(job.endpoint, REGION))
         self.job = job
         self.template = load_template(ROOT / "template.yaml")
         overrides = {
@@ -117,7 +193,7 @@ class Stack:
         }
         self.resolver = Resolver(self.template, region=REGION, parameter_overrides=overrides, prefix=job.prefix)
         create_resources(self.template, self.resolver, job.endpoint)
-        os.environ.update(self.resolver.environment())
+        os.environ.update(self.resolver.environment() | BASE_ENVIRONMENT)  # no INFO line per batch on the terminal
         dependencies.reset()
         self.dependencies = dependencies
         self.functions = Functions(self.template, self.resolver)
@@ -154,10 +230,11 @@ class Stack:
 
     def dead_letters(self) -> int:
         """Messages waiting in the template's dead-letter queues."""
-        sqs = self.dependencies.sqs_client()
+        from newsdesk.dal.queues import sqs_client
+
         total = 0
         for logical_id in ("FanoutDeadLetterQueue", "SendDeadLetterQueue"):
-            attributes = sqs.get_queue_attributes(
+            attributes = sqs_client().get_queue_attributes(
                 QueueUrl=self.resolver.queue_url(logical_id),
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
@@ -167,41 +244,56 @@ class Stack:
     def delete(self) -> None:
         """Drop this stack's tables and queues, so the emulator's state does not grow from run to run."""
         from local.template import QUEUE, TABLE
+        from newsdesk.dal.dynamodb import dynamodb_client
+        from newsdesk.dal.queues import sqs_client
 
-        dynamodb, sqs = self.dependencies.dynamodb_client(), self.dependencies.sqs_client()
         for item in self.template.of_type(TABLE):
-            dynamodb.delete_table(TableName=self.table(item.logical_id))
+            dynamodb_client().delete_table(TableName=self.table(item.logical_id))
         for item in self.template.of_type(QUEUE):
-            sqs.delete_queue(QueueUrl=self.resolver.queue_url(item.logical_id))
+            sqs_client().delete_queue(QueueUrl=self.resolver.queue_url(item.logical_id))
 
 
 # --------------------------------------------------------------------------------------------- seeding
-def _subscriber_items(count: int) -> Iterator[dict[str, Any]]:
-    """Confirmed instant subscribers exactly as SubscriberRepository.create_pending then confirm store them."""
-    from newsdesk.clock import iso, utc_now
-    from newsdesk.dal.dynamodb import to_attributes
-    from newsdesk.dal.subscribers import audience
+def _confirmed_item(stack: Stack) -> dict[str, Any]:
+    """Subscriber 0 signed up and confirmed through SubscriberRepository, and its item as stored."""
+    from newsdesk.clock import utc_now
+    from newsdesk.dal.dynamodb import dynamodb_client
     from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 
-    for n in range(count):
-        email, now = email_of(n), utc_now()
-        pending = Subscriber(
-            email=email,
-            name=f"Reader {n}",
-            frequency=Frequency.INSTANT,
-            status=SubscriberStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-        )
-        item = pending.model_dump(mode="json", exclude_none=True)  # create_pending
-        item["status_sort"] = f"{iso(now)}#{email}"
-        item.update(  # confirm
-            status=SubscriberStatus.CONFIRMED.value,
-            confirmed_at=iso(now),
-            updated_at=iso(now),
-            audience=audience(Frequency.INSTANT, email),
-        )
-        yield to_attributes(item)
+    repository, now = stack.dependencies.subscriber_repository(), utc_now()
+    pending = Subscriber(
+        email=email_of(0),
+        name=name_of(0),
+        frequency=Frequency.INSTANT,
+        status=SubscriberStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+    if not (repository.create_pending(pending) and repository.confirm(pending, now)):
+        raise RuntimeError("could not sign up and confirm the first subscriber")
+    key = {"email": {"S": email_of(0)}}
+    item: dict[str, Any] = dynamodb_client().get_item(
+        TableName=stack.table("SubscribersTable"), Key=key, ConsistentRead=True
+    )["Item"]
+    return item
+
+
+def _subscriber_items(first: dict[str, Any], count: int) -> Iterator[dict[str, Any]]:
+    """Subscribers 1 to count - 1, shaped exactly like the first: its address and name replaced wherever
+    they appear (the key, status_sort, ...), and the audience shard of their own address."""
+    from newsdesk.dal.subscribers import audience
+    from newsdesk.models.subscribers import Frequency
+
+    def replaced(value: dict[str, Any], n: int) -> dict[str, Any]:
+        if "S" not in value:
+            return value
+        return {"S": value["S"].replace(email_of(0), email_of(n)).replace(name_of(0), name_of(n))}
+
+    for n in range(1, count):
+        item = {name: replaced(value, n) for name, value in first.items()}
+        if "audience" in item:
+            item["audience"] = {"S": audience(Frequency.INSTANT, email_of(n))}
+        yield item
 
 
 def _write_batch(client: Any, table: str, items: list[dict[str, Any]]) -> None:
@@ -211,14 +303,15 @@ def _write_batch(client: Any, table: str, items: list[dict[str, Any]]) -> None:
 
 
 def seed(stack: Stack, count: int) -> float:
-    """Write `count` confirmed subscribers with BatchWriteItem, a few batches at a time (memory stays flat)."""
+    """`count` confirmed subscribers: the first through the product, the rest with BatchWriteItem, a few
+    batches at a time so that this process's memory does not grow with `count`."""
+    from newsdesk.dal.dynamodb import dynamodb_client
+
     started = time.perf_counter()
-    client, table = stack.dependencies.dynamodb_client(), stack.table("SubscribersTable")
-    items = _subscriber_items(count)
+    client, table = dynamodb_client(), stack.table("SubscribersTable")
+    items = _subscriber_items(_confirmed_item(stack), count)
     with ThreadPoolExecutor(SEED_THREADS) as pool:
-        while window := [
-            batch for batch in (list(islice(items, SEED_BATCH)) for _ in range(4 * SEED_THREADS)) if batch
-        ]:
+        while window := [b for b in (list(islice(items, SEED_BATCH)) for _ in range(4 * SEED_THREADS)) if b]:
             list(pool.map(lambda batch: _write_batch(client, table, batch), window))
     return time.perf_counter() - started
 
@@ -227,26 +320,29 @@ def seed(stack: Stack, count: int) -> float:
 def floor(stack: Stack, result: Result) -> None:
     """The unavoidable work, with the clients the product uses: read, record and send, nothing else."""
     from newsdesk.clock import iso, utc_now
+    from newsdesk.dal.dynamodb import dynamodb_client
+    from newsdesk.dal.email import ses_client
     from newsdesk.dal.subscribers import FANOUT_SHARDS, audience_key
     from newsdesk.messages import Recipient
     from newsdesk.models.subscribers import Frequency
     from newsdesk.services.links import LinkPurpose
+    from newsdesk.settings import get_settings
 
+    # The message: the product's own newsletter for the same article, rendered once.
     deps = stack.dependencies
     article_id = str(stack.editor("editor-create-article", body=ARTICLE)["id"])
     article = deps.article_repository().get(article_id)
     assert article is not None
-    first = email_of(0)
-    unsubscribe = deps.link_signer().url(LinkPurpose.UNSUBSCRIBE, first)
-    raw = deps.email_composer().newsletter(article).render(Recipient(first, "Reader 0", unsubscribe))
-    settings = deps.get_settings()
-    dynamodb, ses = deps.dynamodb_client(), deps.ses_client()
+    unsubscribe = deps.link_signer().url(LinkPurpose.UNSUBSCRIBE, email_of(0))
+    raw = deps.email_composer().newsletter(article).render(Recipient(email_of(0), name_of(0), unsubscribe))
+    settings, dynamodb, ses = get_settings(), dynamodb_client(), ses_client()
     subscribers, deliveries = stack.table("SubscribersTable"), stack.table("DeliveriesTable")
-    result.extra["message_bytes"] = len(raw)
+    result.message_bytes = len(raw)
 
-    started = time.perf_counter()
     sent = 0
+    timer = Timer(stack.job, result)
     for shard in range(FANOUT_SHARDS):
+        # DynamoDB's own page size (up to 1 MB): as few round trips as the list allows.
         request: dict[str, Any] = {
             "TableName": subscribers,
             "IndexName": "by-audience",
@@ -260,7 +356,7 @@ def floor(stack: Stack, result: Result) -> None:
                 dynamodb.put_item(
                     TableName=deliveries,
                     Item={
-                        "pk": {"S": f"article#{article_id}"},
+                        "pk": {"S": f"delivery#{article_id}"},
                         "sk": {"S": "to#" + hashlib.sha256(email.encode()).hexdigest()[:32]},
                         "outcome": {"S": "sent"},
                         "batch_id": {"S": f"{shard}-floor"},
@@ -278,15 +374,13 @@ def floor(stack: Stack, result: Result) -> None:
             if "LastEvaluatedKey" not in page:
                 break
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    result.seconds = time.perf_counter() - started
-    result.sent = sent
-    result.state = "done"
-    result.dead_letters = 0
+    timer.stop()
+    result.sent, result.state, result.dead_letters = sent, "done", 0
 
 
 # --------------------------------------------------------------------------------------------- pipeline
 class ThrottlingSes:
-    """SES that accepts at most `rate` sends a second (a token bucket with `burst` tokens) and answers
+    """SES that accepts at most `rate` sends a second (a token bucket holding up to `burst`) and answers
     TooManyRequestsException above that; every send it accepts goes on to the real (moto) client."""
 
     def __init__(self, real: Any, *, rate: float, burst: float) -> None:
@@ -321,9 +415,10 @@ class ThrottlingSes:
 
 def _use_ses(stack: Stack, client: Any) -> None:
     """Swap the SES client the product's services are built with, as the integration tests do."""
-    stack.dependencies.ses_client = lru_cache(maxsize=1)(lambda: client)  # type: ignore[assignment]
-    stack.dependencies.ses_sender.cache_clear()
-    stack.dependencies.mailer_service.cache_clear()
+    dependencies: Any = stack.dependencies  # the factory it imported from newsdesk.dal.email is replaced
+    dependencies.ses_client = lru_cache(maxsize=1)(lambda: client)
+    dependencies.ses_sender.cache_clear()
+    dependencies.mailer_service.cache_clear()
 
 
 def pipeline(stack: Stack, result: Result, standin: ThrottlingSes | None) -> None:
@@ -335,10 +430,12 @@ def pipeline(stack: Stack, result: Result, standin: ThrottlingSes | None) -> Non
     article_id = str(stack.editor("editor-create-article", body=ARTICLE)["id"])
     sources = EventSources(stack.template, stack.resolver, stack.functions.invoke, stack.job.endpoint)
     sources.pollers()  # stream positions are taken now, before the publish writes its record
-    started = time.perf_counter()
+    for function in ("FanoutFunction", "MailerFunction"):
+        stack.functions.module(function)  # imported now: a cold start is no part of the throughput
+    timer = Timer(stack.job, result)
     stack.editor("editor-publish-article", article_id=article_id)
     sources.drain(DRAIN_TIMEOUT_SECONDS)
-    result.seconds = time.perf_counter() - started
+    timer.stop()
     progress = stack.progress(article_id)
     result.state, result.sent = str(progress.get("state")), int(progress.get("sent", -1))
     result.dead_letters = stack.dead_letters()
@@ -348,10 +445,16 @@ def pipeline(stack: Stack, result: Result, standin: ThrottlingSes | None) -> Non
         result.duplicates = sum(count - 1 for count in standin.recipients.values() if count > 1)
         if standin.accepted:
             result.first_send, result.last_send = standin.accepted[0], standin.accepted[-1]
+        # Pauses between accepted sends longer than two intervals at the limit, and the time lost in them.
+        interval = 1 / stack.job.throttle_rate
+        gaps = [later - earlier for earlier, later in zip(standin.accepted, standin.accepted[1:], strict=False)]
+        stalls = [gap - interval for gap in gaps if gap >= 2 * interval]
+        result.stalls, result.stall_seconds = len(stalls), round(sum(stalls), 3)
 
 
 # --------------------------------------------------------------------------------------------- main
 def execute(job: Job) -> Result:
+    """Set up, seed, measure, clean up."""
     result = Result(mode=job.mode, subscribers=job.subscribers)
     stack = Stack(job)
     result.seed_seconds = seed(stack, job.subscribers)
@@ -361,11 +464,12 @@ def execute(job: Job) -> Result:
     elif job.mode == "pipeline":
         pipeline(stack, result, None)
     elif job.mode == "throttled":
-        real = stack.dependencies.ses_client()
-        pipeline(stack, result, ThrottlingSes(real, rate=job.throttle_rate, burst=job.throttle_burst))
+        from newsdesk.dal.email import ses_client
+
+        pipeline(stack, result, ThrottlingSes(ses_client(), rate=job.throttle_rate, burst=job.throttle_burst))
     else:
         raise ValueError(f"unknown mode {job.mode!r}")
-    # On Linux ru_maxrss is in kilobytes: the peak of this process, whose only delivery was this one.
+    # Linux gives ru_maxrss in kilobytes: the peak of this process, whose only delivery was this one.
     result.max_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stack.delete()
     return result
@@ -375,7 +479,8 @@ def _exit_when_orphaned() -> None:
     """Exit at once when the benchmark closes our stdin (or dies): nothing may outlive it."""
 
     def watch() -> None:
-        sys.stdin.buffer.read()
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
         os._exit(3)
 
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
@@ -386,8 +491,7 @@ def main() -> None:
     # The result goes to the stdout we were given; whatever else prints (the product's logs) goes to stderr.
     answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    job = Job(**json.loads(sys.argv[1]))
-    result = execute(job)
+    result = execute(Job(**json.loads(sys.argv[1])))
     answer.write(json.dumps(asdict(result)) + "\n")
     answer.flush()
 

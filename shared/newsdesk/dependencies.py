@@ -1,49 +1,61 @@
 """Services for the routes, built once per process from the settings; tests swap them through
-`app.dependency_overrides` or by clearing these caches."""
+`app.dependency_overrides` or by clearing these caches.
+
+Each factory imports the classes it builds when it is first called: every function imports this module,
+and importing every service for every function made each cold start pay for all of them (bench/cold_start.py).
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from newsdesk.dal.articles import ArticleRepository
-from newsdesk.dal.deliveries import DeliveryRepository
 from newsdesk.dal.dynamodb import dynamodb_client
-from newsdesk.dal.email import SesSender, ses_client
-from newsdesk.dal.parameters import api_base_url, signing_secret
-from newsdesk.dal.publications import PublicationRepository
-from newsdesk.dal.queues import QueuePublisher, move_messages, sqs_client
-from newsdesk.dal.subscribers import FANOUT_SHARDS, SubscriberRepository
-from newsdesk.dal.tokens import TokenRepository
-from newsdesk.dal.uploads import UploadObjects, UploadRepository, s3_client
-from newsdesk.services.articles import ArticleService
-from newsdesk.services.delivery import FanoutService, MailerService, NewsletterService
-from newsdesk.services.emails import EmailComposer
-from newsdesk.services.imports import SubscriberImporter
-from newsdesk.services.links import LinkSigner
-from newsdesk.services.scheduling import DigestService, Housekeeping
-from newsdesk.services.subscriptions import SubscriptionService
-from newsdesk.services.tokens import TokenService
-from newsdesk.services.uploads import UploadService
+from newsdesk.dal.email import ses_client
+from newsdesk.dal.queues import sqs_client
 from newsdesk.settings import get_settings
+
+if TYPE_CHECKING:
+    from newsdesk.dal.articles import ArticleRepository
+    from newsdesk.dal.email import SesSender
+    from newsdesk.dal.publications import PublicationRepository
+    from newsdesk.dal.subscribers import SubscriberRepository
+    from newsdesk.services.articles import ArticleService
+    from newsdesk.services.delivery import FanoutService, MailerService, NewsletterService
+    from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.links import LinkSigner
+    from newsdesk.services.scheduling import DigestService, Housekeeping
+    from newsdesk.services.subscriptions import SubscriptionService
+    from newsdesk.services.tokens import TokenService
+    from newsdesk.services.uploads import UploadService
 
 
 @lru_cache(maxsize=1)
 def article_repository() -> ArticleRepository:
+    from newsdesk.dal.articles import ArticleRepository
+
     return ArticleRepository(dynamodb_client(), get_settings().articles_table)
 
 
 @lru_cache(maxsize=1)
 def subscriber_repository() -> SubscriberRepository:
+    from newsdesk.dal.subscribers import SubscriberRepository
+
     return SubscriberRepository(dynamodb_client(), get_settings().subscribers_table)
 
 
 @lru_cache(maxsize=1)
 def publication_repository() -> PublicationRepository:
+    from newsdesk.dal.publications import PublicationRepository
+    from newsdesk.dal.subscribers import FANOUT_SHARDS
+
     return PublicationRepository(dynamodb_client(), get_settings().publications_table, shards=FANOUT_SHARDS)
 
 
 @lru_cache(maxsize=1)
 def article_service() -> ArticleService:
+    from newsdesk.services.articles import ArticleService
+
     settings = get_settings()
     return ArticleService(
         article_repository(), publications_table=settings.publications_table, media_base_url=settings.media_base_url
@@ -52,17 +64,25 @@ def article_service() -> ArticleService:
 
 @lru_cache(maxsize=1)
 def token_service() -> TokenService:
+    from newsdesk.dal.tokens import TokenRepository
+    from newsdesk.services.tokens import TokenService
+
     return TokenService(TokenRepository(dynamodb_client(), get_settings().tokens_table))
 
 
 def link_signer() -> LinkSigner:
     """Built per use: the secret and the API URL come from Powertools' parameter cache (5 minutes)."""
+    from newsdesk.dal.parameters import api_base_url, signing_secret
+    from newsdesk.services.links import LinkSigner
+
     settings = get_settings()
     return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
 
 
 @lru_cache(maxsize=1)
 def email_composer() -> EmailComposer:
+    from newsdesk.services.emails import EmailComposer
+
     settings = get_settings()
     return EmailComposer(
         sender=settings.sender_address, publication=settings.publication_name, site_url=settings.site_base
@@ -71,11 +91,15 @@ def email_composer() -> EmailComposer:
 
 @lru_cache(maxsize=1)
 def ses_sender() -> SesSender:
+    from newsdesk.dal.email import SesSender
+
     return SesSender(ses_client(), configuration_set=get_settings().ses_configuration_set)
 
 
 @lru_cache(maxsize=1)
 def subscription_service() -> SubscriptionService:
+    from newsdesk.services.subscriptions import SubscriptionService
+
     return SubscriptionService(
         subscriber_repository(), sender=ses_sender(), composer=email_composer(), links=link_signer
     )
@@ -83,6 +107,9 @@ def subscription_service() -> SubscriptionService:
 
 @lru_cache(maxsize=1)
 def fanout_service() -> FanoutService:
+    from newsdesk.dal.queues import QueuePublisher
+    from newsdesk.services.delivery import FanoutService
+
     settings = get_settings()
     return FanoutService(
         publications=publication_repository(),
@@ -94,6 +121,9 @@ def fanout_service() -> FanoutService:
 
 @lru_cache(maxsize=1)
 def mailer_service() -> MailerService:
+    from newsdesk.dal.deliveries import DeliveryRepository
+    from newsdesk.services.delivery import MailerService
+
     settings = get_settings()
     return MailerService(
         publications=publication_repository(),
@@ -109,6 +139,8 @@ def mailer_service() -> MailerService:
 
 @lru_cache(maxsize=1)
 def newsletter_service() -> NewsletterService:
+    from newsdesk.services.delivery import NewsletterService
+
     return NewsletterService(
         articles=article_repository(),
         publications=publication_repository(),
@@ -120,11 +152,15 @@ def newsletter_service() -> NewsletterService:
 
 @lru_cache(maxsize=1)
 def digest_service() -> DigestService:
+    from newsdesk.services.scheduling import DigestService
+
     return DigestService(articles=article_repository(), publications=publication_repository())
 
 
 def redrive_dead_letters() -> int:
     """Move the fan-out and send dead-letter queues back to their queues."""
+    from newsdesk.dal.queues import move_messages
+
     settings = get_settings()
     return sum(
         move_messages(sqs_client(), from_url=dead, to_url=live)
@@ -137,11 +173,18 @@ def redrive_dead_letters() -> int:
 
 @lru_cache(maxsize=1)
 def housekeeping() -> Housekeeping:
+    from newsdesk.services.scheduling import Housekeeping
+
     return Housekeeping(publications=publication_repository(), fanout=fanout_service(), redrive=redrive_dead_letters)
 
 
 @lru_cache(maxsize=1)
 def upload_service() -> UploadService:
+    from newsdesk.dal.queues import QueuePublisher
+    from newsdesk.dal.uploads import UploadObjects, UploadRepository, s3_client
+    from newsdesk.services.imports import SubscriberImporter
+    from newsdesk.services.uploads import UploadService
+
     settings = get_settings()
     uploads = UploadRepository(dynamodb_client(), settings.uploads_table, retention_days=settings.upload_retention_days)
     objects = UploadObjects(s3_client())
@@ -167,6 +210,8 @@ def upload_service() -> UploadService:
 def reset() -> None:
     """Forget every cached service and parameter (tests call this after changing the environment)."""
     from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    from newsdesk.dal.uploads import s3_client
 
     for factory in (
         article_repository,

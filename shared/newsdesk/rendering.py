@@ -7,13 +7,17 @@ import math
 import posixpath
 import re
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nh3
-from markdown_it import MarkdownIt
-from markdown_it.rules_core import StateCore
-from slugify import slugify
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.rules_core import StateCore
+
+# markdown-it and python-slugify are imported where they are used: most functions never render or make a
+# slug, and importing them cost every cold start about 25 ms on the benchmark machine (bench/cold_start.py).
 
 WORDS_PER_MINUTE = 230
 SUMMARY_CHARS = 280
@@ -71,6 +75,8 @@ def _absolute_media_urls(state: StateCore) -> None:
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
     md.core.ruler.push("absolute_media_urls", _absolute_media_urls)
     return md
@@ -113,8 +119,12 @@ def reading_time_minutes(markup: str) -> int:
 
 
 def make_slug(text: str) -> str:
+    from slugify import slugify
+
     return slugify(text, max_length=70, word_boundary=True) or "article"
 
 
 def normalize_tag(tag: str) -> str:
+    from slugify import slugify
+
     return slugify(tag, max_length=40)

@@ -14,8 +14,6 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import frontmatter
-import yaml
 from pydantic import ValidationError
 
 from newsdesk.clock import utc_now
@@ -77,6 +75,10 @@ def _validation_reason(error: ValidationError) -> str:
 
 def read_article_file(data: bytes, *, default_author: str) -> ArticleUpload:
     """UTF-8 Markdown with YAML front matter, checked by the API's own request model."""
+    # Imported here: every function imports this module (through newsdesk.dependencies), only uploads read YAML.
+    import frontmatter
+    import yaml
+
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -1,0 +1,545 @@
+"""Cold start of every function in template.yaml against a minimal handler making the same first AWS call.
+
+For each function a fresh process (bench/cold_runner.py) imports the handler module and serves one
+representative event; its twin, also a fresh process, imports boto3 and makes the first AWS call the real
+handler made (recorded in an untimed warm-up run: same service, operation and parameters). Both run with
+the function's environment from the template against one moto server in its own process (bench/emulator.py),
+with the template's resources created and seeded so that every call succeeds. Real and twin runs alternate,
+PAIRS pairs per function, the order flipping each pair, so machine noise hits both alike.
+
+Measured inside the child: from just before the first import (the handler module, or boto3) to the end
+of the first invocation. The parent also times each whole child process (interpreter start and exit
+included), shown for information. The figure is the median of the per-pair ratios, target <= 1.3.
+
+The child gets the variables Lambda sets too, LAMBDA_TASK_ROOT among them: without it the X-Ray SDK, which
+Powertools' Tracer imports even with tracing off, would build two X-Ray clients at import (about 150 ms that
+Lambda never pays). Tracing is off (POWERTOOLS_TRACE_DISABLED): there is no X-Ray daemon here.
+
+Stateful functions get fresh state for every run (a new upload key, a new delivery), so each run does the
+same work; before each twin run the item its call writes is deleted and the run's state is seeded again.
+`python -m bench.cold_start [--pairs N] [--functions Public,Mailer]` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+from bench.emulator import Emulator
+from local.aws import aws_environment, client, create_resources
+from local.events import sqs_record
+from local.template import Function, Resolver, Template, load_template, local_parameters
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT / "bench" / "cold_runner.py"
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+API_URL = "https://api.newsdesk.test"
+PAIRS = 10
+RATIO_TARGET = 1.3
+CHILD_TIMEOUT_SECONDS = 120.0
+ARTICLE_ID = "0123456789abcdef"  # events/editor-get-article.json
+ARTICLE_SLUG = "council-approves-budget"  # events/public-get-article.json
+BOUNCED = "reader@example.org"  # events/ses-bounce.json
+READERS = 64  # confirmed subscribers spread over the fan-out shards
+# What Lambda's environment has and the template does not say; no X-Ray daemon here, so no tracing.
+LAMBDA_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "1", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"}
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+Event = dict[str, Any]
+Row = dict[str, Any]
+Call = dict[str, Any]
+
+
+def _sample(name: str) -> Event:
+    event: Event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return event
+
+
+def reader(n: int) -> str:
+    return f"reader{n:06d}@example.org"
+
+
+# ---------------------------------------------------------------------------------------------- stack
+class Stack:
+    """The template's resources in the emulator, seeded with what the sample events refer to."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.template: Template = load_template(ROOT / "template.yaml")
+        self.resolver = Resolver(self.template, region=REGION, parameter_overrides=local_parameters(API_URL))
+        create_resources(self.template, self.resolver, endpoint)
+        self.dynamodb = client("dynamodb", endpoint, REGION)
+        self.s3 = client("s3", endpoint, REGION)
+        self._seed()
+
+    def table(self, logical_id: str) -> str:
+        return self.resolver.physical_name(logical_id)
+
+    def environment(self, function: Function) -> dict[str, str]:
+        """The function's variables as Lambda sets them, pointed at the emulator; the layer on the path."""
+        passed = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+        return (
+            passed
+            | self.resolver.function_environment(function)
+            | aws_environment(self.endpoint, REGION)
+            | LAMBDA_ENVIRONMENT
+            | {
+                "PYTHONPATH": str(ROOT / "shared"),
+                "AWS_LAMBDA_FUNCTION_NAME": self.resolver.physical_name(function.logical_id),
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+                "LAMBDA_TASK_ROOT": str(function.code_dir),
+                "_HANDLER": function.handler,
+            }
+        )
+
+    # ------------------------------------------------------------------ seeding
+    def _seed(self) -> None:
+        from newsdesk.dal.articles import ArticleRepository
+        from newsdesk.dal.subscribers import SubscriberRepository
+        from newsdesk.dal.tokens import TokenRepository
+        from newsdesk.services.tokens import TokenService
+
+        token = _sample("authorizer.json")["headers"]["authorization"].split(" ", 1)[1]
+        TokenService(TokenRepository(self.dynamodb, self.table("TokensTable"))).create("cold start", token=token)
+        self.article = _article()
+        for item in ArticleRepository(self.dynamodb, self.table("ArticlesTable")).stored_items(self.article):
+            self.dynamodb.put_item(TableName=self.table("ArticlesTable"), Item=item)
+        self.subscribers = SubscriberRepository(self.dynamodb, self.table("SubscribersTable"))
+        for n in range(READERS):
+            self.confirmed(reader(n))
+
+    def confirmed(self, email: str) -> None:
+        """A confirmed instant subscriber (nothing changes if the address is known)."""
+        from newsdesk.models.subscribers import Subscriber, SubscriberStatus
+
+        now = datetime.now(UTC)
+        pending = SubscriberStatus.PENDING
+        subscriber = Subscriber(email=email, name="Reader", status=pending, created_at=now, updated_at=now)
+        if self.subscribers.create_pending(subscriber):
+            self.subscribers.confirm(subscriber, now)
+
+    def delivery(self, delivery_id: str) -> None:
+        """A newsletter of the seeded article, started (as the stream's first fan-out leaves it)."""
+        from newsdesk.dal.publications import publication_write
+
+        item = publication_write(self.table("PublicationsTable"), self.article)["Put"]["Item"]
+        item |= {"pk": {"S": delivery_id}, "state": {"S": "sending"}, "started_at": item["opened_at"]}
+        self.dynamodb.put_item(TableName=self.table("PublicationsTable"), Item=item)
+
+    def undo(self, call: Call) -> None:
+        """Delete the item a recorded UpdateItem or PutItem wrote, so that replaying it writes it again."""
+        params = call["params"]
+        if call["service"] != "dynamodb" or call["operation"] not in ("UpdateItem", "PutItem"):
+            return
+        key = params.get("Key")
+        if key is None:
+            schema = self.dynamodb.describe_table(TableName=params["TableName"])["Table"]["KeySchema"]
+            key = {part["AttributeName"]: params["Item"][part["AttributeName"]] for part in schema}
+        self.dynamodb.delete_item(TableName=params["TableName"], Key=key)
+
+
+def _article() -> Any:
+    """The published article the public and editor sample events ask for (body from examples/)."""
+    from newsdesk.models.articles import Article, ArticleStatus
+    from newsdesk.rendering import reading_time_minutes, render_markdown, summarize
+
+    body = (ROOT / "examples" / "council-approves-budget.md").read_text(encoding="utf-8").split("---", 2)[2].strip()
+    html = render_markdown(body)
+    published = datetime(2026, 11, 28, 9, tzinfo=UTC)
+    return Article(
+        id=ARTICLE_ID,
+        slug=ARTICLE_SLUG,
+        title="Council approves the 2027 budget",
+        body=body,
+        html=html,
+        author="Ada Brennan",
+        summary=summarize(html),
+        tags=["council", "budget"],
+        status=ArticleStatus.PUBLISHED,
+        version=2,
+        reading_time_minutes=reading_time_minutes(html),
+        created_at=published - timedelta(hours=2),
+        updated_at=published,
+        published_at=published,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- cases
+@dataclass(frozen=True)
+class Case:
+    """A function's representative event: `prepare(stack, n)` seeds run n's state and returns its event."""
+
+    function_id: str
+    event: str
+    prepare: Callable[[Stack, int], Event]
+    check: Callable[[Any], bool]
+
+
+def _as_is(function_id: str, name: str, check: Callable[[Any], bool]) -> Case:
+    """A case whose event is a sample of events/ as it is (the function changes nothing it reads)."""
+    return Case(function_id, f"events/{name}", lambda _stack, _n: _sample(name), check)
+
+
+def _status_200(reply: Any) -> bool:
+    return isinstance(reply, dict) and reply.get("statusCode") == 200
+
+
+def _no_failures(reply: Any) -> bool:
+    return reply == {"batchItemFailures": []}
+
+
+def _sqs_event(stack: Stack, queue_id: str, body: str) -> Event:
+    message = {
+        "MessageId": str(uuid.uuid4()),
+        "ReceiptHandle": uuid.uuid4().hex,
+        "Body": body,
+        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
+        "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's own checksum
+    }
+    return {"Records": [sqs_record(message, stack.resolver.arn(queue_id), REGION)]}
+
+
+def _fanout_task(stack: Stack, n: int) -> Event:
+    """Run n's fan-out task: one audience shard of a fresh delivery (the shard with the most readers)."""
+    from collections import Counter
+
+    from newsdesk.dal.subscribers import FANOUT_SHARDS, audience, audience_key
+    from newsdesk.models.delivery import FanoutTask
+    from newsdesk.models.subscribers import Frequency
+
+    members = Counter(audience(Frequency.INSTANT, reader(i)) for i in range(READERS))
+    shard = max(range(FANOUT_SHARDS), key=lambda s: members[audience_key(Frequency.INSTANT, s)])
+    delivery_id = f"article#cold-fanout-{n}"
+    stack.delivery(delivery_id)
+    return _sqs_event(stack, "FanoutQueue", FanoutTask(delivery_id=delivery_id, shard=shard).model_dump_json())
+
+
+def _send_batch(stack: Stack, n: int) -> Event:
+    """Run n's send batch: one confirmed recipient of a fresh delivery of the seeded article."""
+    from newsdesk.models.delivery import BatchRecipient, SendBatch
+
+    delivery_id = f"article#cold-mailer-{n}"
+    stack.delivery(delivery_id)
+    batch = SendBatch(delivery_id=delivery_id, batch_id="0-cold", recipients=[BatchRecipient(email=reader(0))])
+    return _sqs_event(stack, "SendQueue", batch.model_dump_json())
+
+
+def _article_upload(stack: Stack, n: int) -> Event:
+    """Run n's upload: examples/council-approves-budget.md under a new key and slug, put in the bucket."""
+    text = (ROOT / "examples" / "council-approves-budget.md").read_text(encoding="utf-8")
+    text = text.replace("slug: council-approves-2027-budget", f"slug: cold-start-upload-{n}")
+    key, data = f"articles/Cold start é {n}.md", text.encode()
+    event = _sample("s3-article-upload.json")
+    bucket = event["Records"][0]["s3"]["bucket"]["name"]
+    reply = stack.s3.put_object(Bucket=bucket, Key=key, Body=data)
+    s3_object = event["Records"][0]["s3"]["object"]
+    s3_object.update(
+        key=quote_plus(key, safe="/"),
+        size=len(data),
+        eTag=reply["ETag"].strip('"'),
+        versionId=reply["VersionId"],
+        sequencer=f"{time.time_ns():018X}",
+    )
+    return event
+
+
+def _bounce(stack: Stack, _n: int) -> Event:
+    stack.confirmed(BOUNCED)  # suppressing it again (already bounced) does the same work
+    return _sample("ses-bounce.json")
+
+
+def _upload_published(reply: Any) -> bool:
+    return isinstance(reply, dict) and [u.get("outcome") for u in reply.get("uploads", [])] == ["published"]
+
+
+def _authorized(reply: Any) -> bool:
+    return reply == {"isAuthorized": True}
+
+
+def _nothing_due(reply: Any) -> bool:
+    return isinstance(reply, dict) and reply.get("published") == []
+
+
+def _one_suppressed(reply: Any) -> bool:
+    return reply == {"suppressed": 1}
+
+
+CASES = {
+    case.function_id: case
+    for case in (
+        _as_is("AuthorizerFunction", "authorizer.json", _authorized),
+        _as_is("PublicFunction", "public-get-article.json", _status_200),
+        _as_is("EditorFunction", "editor-get-article.json", _status_200),
+        Case("FanoutFunction", f"SQS FanoutTask (the fullest shard of {READERS} readers)", _fanout_task, _no_failures),
+        Case("MailerFunction", "SQS SendBatch (1 recipient)", _send_batch, _no_failures),
+        _as_is("SchedulerFunction", "schedule-publish-due.json", _nothing_due),
+        Case("UploadFunction", "events/s3-article-upload.json", _article_upload, _upload_published),
+        Case("SesEventsFunction", "events/ses-bounce.json", _bounce, _one_suppressed),
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------- children
+@dataclass(frozen=True)
+class Sample:
+    """One child run: in-child milliseconds (import, first invocation) and the whole process's."""
+
+    import_ms: float
+    invoke_ms: float
+    process_ms: float
+    answer: dict[str, Any]
+
+    @property
+    def total_ms(self) -> float:
+        return self.import_ms + self.invoke_ms
+
+
+def run_child(job: dict[str, Any], env: dict[str, str]) -> Sample:
+    """Run bench/cold_runner.py on one job in a fresh interpreter (killed if it overruns)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), json.dumps(job)],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=CHILD_TIMEOUT_SECONDS,
+        check=False,
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0 or not done.stdout.strip():
+        detail = done.stderr.decode(errors="replace").strip()[-3000:]
+        raise RuntimeError(f"cold runner ({job['mode']}) exited with {done.returncode}:\n{detail}")
+    answer = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return Sample(float(answer["import_ms"]), float(answer["invoke_ms"]), elapsed, answer)
+
+
+def handler_job(stack: Stack, function: Function, event: Event, *, record: bool = False) -> dict[str, Any]:
+    return {
+        "mode": "handler",
+        "code_dir": str(function.code_dir),
+        "module": function.handler_module,
+        "function": function.handler_function,
+        "event": event,
+        "record": record,
+        "context": {
+            "function_name": stack.resolver.physical_name(function.logical_id),
+            "function_arn": stack.resolver.arn(function.logical_id),
+            "memory_limit_in_mb": function.memory_size,
+            "timeout_seconds": function.timeout,
+            "request_id": str(uuid.uuid4()),
+        },
+    }
+
+
+def twin_job(call: Call) -> dict[str, Any]:
+    from botocore import xform_name
+
+    from bench.cold_runner import encode
+
+    return {
+        "mode": "twin",
+        "service": call["service"],
+        "method": xform_name(call["operation"]),
+        "params": json.dumps(call["params"], default=encode),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- measure
+def measure(stack: Stack, case: Case, pairs: int) -> Row:
+    """Warm up (recording the real handler's calls), then alternate real and twin runs."""
+    function = stack.template.functions[case.function_id]
+    env = stack.environment(function)
+
+    def real(n: int, *, record: bool = False) -> Sample:
+        sample = run_child(handler_job(stack, function, case.prepare(stack, n), record=record), env)
+        if not case.check(sample.answer["reply"]):
+            raise RuntimeError(f"{case.function_id} run {n}: unexpected reply {sample.answer['reply']!r}")
+        return sample
+
+    def twin(first: Call) -> Sample:
+        stack.undo(first)
+        case.prepare(stack, 0)  # the state the recorded call was made in
+        sample = run_child(twin_job(first), env)
+        if sample.answer["error"]:
+            raise RuntimeError(f"{case.function_id} twin: {first['operation']} failed: {sample.answer['error']}")
+        return sample
+
+    recorded = real(0, record=True).answer  # this run also compiles and caches everything the handler imports
+    calls, clients = recorded["calls"], recorded["clients"]
+    if not calls:
+        raise RuntimeError(f"{case.function_id} made no AWS call")
+    first = calls[0]
+    twin(first)  # warm-up
+    samples: dict[str, list[Sample]] = {"real": [], "twin": []}
+    for n in range(1, pairs + 1):
+        for kind in ("real", "twin") if n % 2 else ("twin", "real"):
+            samples[kind].append(real(n) if kind == "real" else twin(first))
+    _progress(f"{case.function_id}: {pairs} pairs measured")
+    return _row(case, calls, clients, samples)
+
+
+def _grouped(names: list[str]) -> str:
+    """ "a, a, b" -> "a x2, b" (consecutive repeats counted)."""
+    groups: list[list[Any]] = []
+    for name in names:
+        if groups and groups[-1][0] == name:
+            groups[-1][1] += 1
+        else:
+            groups.append([name, 1])
+    return ", ".join(f"{name} x{count}" if count > 1 else name for name, count in groups)
+
+
+def _row(case: Case, calls: list[Call], clients: list[str], samples: dict[str, list[Sample]]) -> Row:
+    real, twin = samples["real"], samples["twin"]
+    ratio = statistics.median(r.total_ms / t.total_ms for r, t in zip(real, twin, strict=True))
+    process_ratio = statistics.median(r.process_ms / t.process_ms for r, t in zip(real, twin, strict=True))
+    first = calls[0]
+    return {
+        "benchmark": "cold_start",
+        "function": case.function_id,
+        "event": case.event,
+        "calls": len(calls),
+        "services": sorted({call["service"] for call in calls}),
+        "call_list": _grouped([f"{call['service']}.{call['operation']}" for call in calls]),
+        "clients": clients,
+        "twin_call": f"{first['service']}.{first['operation']}",
+        "real_import_ms": round(statistics.median(s.import_ms for s in real), 1),
+        "real_invoke_ms": round(statistics.median(s.invoke_ms for s in real), 1),
+        "real_ms": round(statistics.median(s.total_ms for s in real), 1),
+        "twin_import_ms": round(statistics.median(s.import_ms for s in twin), 1),
+        "twin_ms": round(statistics.median(s.total_ms for s in twin), 1),
+        "ratio": round(ratio, 3),
+        "real_process_ms": round(statistics.median(s.process_ms for s in real), 1),
+        "twin_process_ms": round(statistics.median(s.process_ms for s in twin), 1),
+        "process_ratio": round(process_ratio, 3),
+        "target": RATIO_TARGET,
+        "pairs": len(real),
+        "result": "PASS" if ratio <= RATIO_TARGET else "SHORT",
+    }
+
+
+def _missing_row(function_id: str) -> Row:
+    return {"benchmark": "cold_start", "function": function_id, "event": "no representative event in CASES",
+            "target": RATIO_TARGET, "result": "SHORT"}  # fmt: skip
+
+
+def run(pairs: int = PAIRS, only: set[str] | None = None) -> list[Row]:
+    """Every function of template.yaml (or those named in `only`), one row each."""
+    rows = []
+    with Emulator() as emulator:
+        _progress(f"moto server at {emulator.endpoint} (pid {emulator.pid})")
+        stack = Stack(emulator.endpoint)
+        for function_id in stack.template.functions:
+            if only and function_id not in only and function_id.removesuffix("Function") not in only:
+                continue
+            case = CASES.get(function_id)
+            rows.append(measure(stack, case, pairs) if case else _missing_row(function_id))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- report
+def summary_rows(rows: list[Row]) -> list[Row]:
+    """One line per function for the combined report."""
+    return [
+        {
+            "benchmark": "cold start",
+            "figure": f"{row['function']} real/twin (median of {row.get('pairs', 0)} pairs)",
+            "value": f"{row['ratio']:.2f}" if "ratio" in row else "-",
+            "target": f"<= {row['target']:.2f}",
+            "result": row["result"],
+        }
+        for row in rows
+    ]
+
+
+def format_table(rows: list[Row]) -> str:
+    """The rows as a fixed-width text table, with what was measured in its title."""
+    if not rows:
+        return "cold start: no rows"
+    headers = ("function", "calls", "twin's call", "import ms", "invoke ms", "real ms", "twin ms", "ratio",
+               "target", "result", "process ms real/twin", "ratio")  # fmt: skip
+    lines = []
+    for row in rows:
+        if "ratio" not in row:
+            lines.append((row["function"], "-", row["event"], *("-",) * 6, row["result"], "-", "-"))
+            continue
+        lines.append(
+            (
+                row["function"],
+                str(row["calls"]),
+                row["twin_call"],
+                f"{row['real_import_ms']:.0f}",
+                f"{row['real_invoke_ms']:.0f}",
+                f"{row['real_ms']:.0f}",
+                f"{row['twin_ms']:.0f}",
+                f"{row['ratio']:.2f}",
+                f"<= {row['target']:.2f}",
+                row["result"],
+                f"{row['real_process_ms']:.0f}/{row['twin_process_ms']:.0f}",
+                f"{row['process_ratio']:.2f}",
+            )
+        )
+    widths = [max(len(cells[i]) for cells in (headers, *lines)) for i in range(len(headers))]
+
+    def render(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i in (0, 2) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    pairs = max(int(row.get("pairs", 0)) for row in rows)
+    title = (
+        f"cold start: fresh process per run against moto (own process); real handler vs a twin that imports boto3 "
+        f"and makes the handler's first AWS call; {pairs} alternated pairs per function.\n"
+        "ms = in-child time from just before the first import to the end of the first invocation (median); "
+        "ratio = median of per-pair real/twin ratios; process ms = whole child process (interpreter start and "
+        "exit included), for information."
+    )
+    rule = "  ".join("-" * width for width in widths)
+    events = [
+        f"  {row['function']}: {row['event']}"
+        + (f"; calls {row['call_list']}; clients {', '.join(row['clients'])}" if "call_list" in row else "")
+        for row in rows
+    ]
+    return "\n".join(
+        [
+            title,
+            render(headers),
+            rule,
+            *map(render, lines),
+            "events, the handler's AWS calls and the clients it made:",
+            *events,
+        ]
+    )
+
+
+def _progress(message: str) -> None:
+    print(f"[cold_start] {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=PAIRS, help=f"real/twin pairs per function (default {PAIRS})")
+    parser.add_argument("--functions", default="", help="comma-separated logical ids (Public or PublicFunction)")
+    args = parser.parse_args()
+    only = {name.strip() for name in args.functions.split(",") if name.strip()} or None
+    print(format_table(run(args.pairs, only)))
+
+
+if __name__ == "__main__":
+    main()
