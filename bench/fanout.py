@@ -11,11 +11,15 @@ from another's state, and each peak RSS is that run's own:
 
 Floor and pipeline at 10,000 subscribers run twice each, in the order floor, pipeline, pipeline, floor, and
 the ratio is between their medians; pacing is off for them (SEND_RATE_PER_SECOND far above what the
-emulator can take), since the floor has none. Those pipeline runs and one at 50,000 give the peak RSS.
-The throttled runs put SES behind a stand-in that refuses more than R sends a second (a token bucket with
-bursts of R/10), with SEND_RATE_PER_SECOND = R and MAILER_CONCURRENCY = 1 (the drain runs one mailer at a
-time): once at the issue's R = 200/s, and once at 50/s, a limit this emulator can keep up with. After every
-run the emulator's SES store is read: each subscriber must have exactly one email.
+emulator can take), since the floor has none. Two cross-checks stand beside it, because the load of a shared
+machine swings from one run to the next: the ratio of CPU seconds (worker and emulator), and the ratio of
+wall times each counted in its own run's mean SendEmail and PutItem call, the work both sides share.
+
+Those pipeline runs and one at 50,000 give the peak RSS figures. The throttled runs put SES behind a
+stand-in that refuses more than R sends a second (a token bucket with bursts of R/10), with
+SEND_RATE_PER_SECOND = R and MAILER_CONCURRENCY = 1 (the drain runs one mailer at a time): once at the
+issue's R = 200/s, and once at 50/s, a limit this emulator can keep up with. After every run the
+emulator's SES store is read: each subscriber must have exactly one email.
 """
 
 from __future__ import annotations
@@ -66,6 +70,15 @@ class Run:
     def cpu_seconds(self) -> float:
         """CPU of the worker and of the emulator during the timed part."""
         return float(self.result["cpu_seconds"]) + float(self.result["emulator_cpu_seconds"])
+
+    @property
+    def adjusted(self) -> float:
+        """Wall time in units of this run's own mean SendEmail and PutItem call: those calls are the same in
+        floor and pipeline, so the unit moves with the load the shared machine was under during the run."""
+        calls = self.result["calls"]
+        shared = [calls[name] for name in ("sesv2.SendEmail", "dynamodb.PutItem") if name in calls]
+        count, seconds = sum(n for n, _ in shared), sum(s for _, s in shared)
+        return self.seconds * count / seconds if seconds else 0.0
 
     @property
     def rss_mb(self) -> float:
@@ -155,17 +168,22 @@ def _ratio_row(floors: list[Run], pipelines: list[Run]) -> Row:
     cpu_ratio = statistics.median(run.cpu_seconds for run in pipelines) / statistics.median(
         run.cpu_seconds for run in floors
     )
+    adjusted_ratio = statistics.median(run.adjusted for run in pipelines) / statistics.median(
+        run.adjusted for run in floors
+    )
     ratio = pipeline / floor
     intact = all(run.intact for run in floors + pipelines)
     return {
         "benchmark": "fanout",
         "metric": f"pipeline / floor wall time, {SUBSCRIBERS:,} subscribers",
         "measured": (
-            f"floor {_each(floors)} s, pipeline {_each(pipelines)} s; CPU ratio (worker + emulator) {cpu_ratio:.2f}"
+            f"floor {_each(floors)} s, pipeline {_each(pipelines)} s; load-adjusted ratio {adjusted_ratio:.2f}, "
+            f"CPU ratio (worker + emulator) {cpu_ratio:.2f}"
         ),
         "floor_seconds": round(floor, 2),
         "pipeline_seconds": round(pipeline, 2),
         "cpu_ratio": round(cpu_ratio, 3),
+        "adjusted_ratio": round(adjusted_ratio, 3),
         "floor_calls": _mean_calls(floors),
         "pipeline_calls": _mean_calls(pipelines),
         "floor_in_process_seconds": statistics.mean(_in_process(run) for run in floors),
