@@ -1,0 +1,74 @@
+"""The template as CloudFormation deploys it: expanded by the SAM translator, as `sam deploy` does.
+
+The local runner takes each function's IAM role from here (policy templates, `Policies` statements and the
+managed policies SAM adds for event sources and tracing), and the template tests check the expanded
+resources rather than the YAML.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from typing import Any
+
+import boto3
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from local.template import FUNCTION, LAYER, Template
+
+MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
+
+
+@cache
+def aws_managed_policies() -> dict[str, dict[str, Any]]:
+    """AWS's managed policies, by name: {"arn": ..., "document": ...} (the copy moto ships)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return {
+        name: {"arn": f"{MANAGED_POLICY_PREFIX}{body['Path'].lstrip('/')}{name}", "document": body["Document"]}
+        for name, body in json.loads(aws_managed_policies_data).items()
+    }
+
+
+def managed_policy_document(arn: str) -> dict[str, Any]:
+    """The document of an AWS managed policy named by its ARN."""
+    name = arn.rsplit("/", 1)[-1]
+    found = aws_managed_policies().get(name)
+    if found is None or found["arn"].split(":", 4)[4] != arn.split(":", 4)[4]:
+        raise ValueError(f"unknown AWS managed policy {arn}")
+    return dict(found["document"])
+
+
+def expand(
+    template: Template, parameters: dict[str, str] | None = None, *, region: str = "us-east-1"
+) -> dict[str, Any]:
+    """The CloudFormation template SAM makes of `template` (code locations as `sam package` leaves them)."""
+    data = copy.deepcopy(template.data)
+    for logical_id, body in (data.get("Resources") or {}).items():
+        properties = body.get("Properties") or {}
+        # `sam package` uploads the folders and writes their S3 addresses in; the translator wants those.
+        if body.get("Type") == FUNCTION and isinstance(properties.get("CodeUri", "."), str):
+            properties["CodeUri"] = f"s3://newsdesk-artifacts/{logical_id}.zip"
+        if body.get("Type") == LAYER and isinstance(properties.get("ContentUri"), str):
+            properties["ContentUri"] = f"s3://newsdesk-artifacts/{logical_id}.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+    names = {name: policy["arn"] for name, policy in aws_managed_policies().items()}
+    expanded: dict[str, Any] = translator.translate(
+        data, parameter_values=dict(parameters or {}), get_managed_policy_map=lambda: names
+    )
+    return expanded
+
+
+def function_roles(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each function's execution role (the AWS::IAM::Role its `Role` property points at), by function id."""
+    resources = expanded["Resources"]
+    roles = {}
+    for logical_id, body in resources.items():
+        if body["Type"] != "AWS::Lambda::Function":
+            continue
+        role = body["Properties"].get("Role")
+        if isinstance(role, dict) and "Fn::GetAtt" in role:
+            roles[logical_id] = resources[role["Fn::GetAtt"][0]]["Properties"]
+    return roles
