@@ -180,7 +180,7 @@ class Stack:
         os.environ.update(BASE_ENVIRONMENT | aws_environment(job.endpoint, REGION))
         CALLS.install()
         from local.aws import create_resources
-        from local.server import Functions
+        from local.functions import InProcessFunctions
         from local.template import Resolver, load_template, local_parameters
         from newsdesk import dependencies
 
@@ -196,7 +196,7 @@ class Stack:
         os.environ.update(self.resolver.environment() | BASE_ENVIRONMENT)  # no INFO line per batch on the terminal
         dependencies.reset()
         self.dependencies = dependencies
-        self.functions = Functions(self.template, self.resolver)
+        self.functions = InProcessFunctions(self.template, self.resolver)
 
     def table(self, logical_id: str) -> str:
         return self.resolver.physical_name(logical_id)

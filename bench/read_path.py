@@ -28,8 +28,9 @@ from botocore.config import Config
 
 from bench.dynalite import Dynalite
 from local.aws import DUMMY_CREDENTIALS, aws_environment, create_tables
-from local.events import HttpRequest, LambdaContext, http_api_event
+from local.events import HttpRequest, http_api_event
 from local.template import Resolver, Template, load_template
+from local.worker import LambdaContext
 from newsdesk.dal.articles import ArticleRepository
 from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.rendering import make_slug, reading_time_minutes, render_markdown, summarize

@@ -29,9 +29,9 @@ from typing import Any
 
 from bench.dynalite import Dynalite
 from local.aws import aws_environment, client, create_tables
-from local.events import LambdaContext
-from local.server import Functions
+from local.functions import InProcessFunctions
 from local.template import Resolver, Template, load_template, local_parameters
+from local.worker import LambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -98,7 +98,7 @@ class Setup:
             admin.put_item(TableName=table, Item=item)
         dependencies.reset()  # the settings and clients are read again from this environment
         self.handler: Callable[[dict[str, Any], Any], dict[str, Any]] = (
-            Functions(template, resolver).module(FUNCTION).lambda_handler
+            InProcessFunctions(template, resolver).module(FUNCTION).lambda_handler
         )
         function = template.functions[FUNCTION]
         self.context = LambdaContext(

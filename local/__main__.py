@@ -22,10 +22,12 @@ from local.aws import (
     start_moto,
 )
 from local.events import ApiContext, HttpRequest
+from local.functions import WorkerFunctions
+from local.iam import AccessPolicy, function_roles_from_template
 from local.outbox_routes import add_outbox_routes
-from local.server import ApiServer, Functions, serve_in_thread
+from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
-from local.template import FUNCTION, Resolver, load_template, local_parameters
+from local.template import ACCOUNT_ID, FUNCTION, Resolver, load_template, local_parameters
 from newsdesk.dal.tokens import TokenRepository
 from newsdesk.services.tokens import TokenService
 
@@ -43,7 +45,8 @@ def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
             "",
             "Newsdesk is running locally.",
             f"  HTTP API      {api_url}",
-            f"  AWS endpoint  {endpoint}  (region {region}, any credentials)",
+            f"  AWS endpoint  {endpoint}  (region {region}; credentials testing/testing may do anything,",
+            "                each function has its own, limited to its IAM role: see Resources)",
             f"                {aws} dynamodb list-tables",
             f"                {aws} s3 ls",
             f"  Editor token  {token}",
@@ -78,14 +81,16 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    policy = AccessPolicy(ACCOUNT_ID)
     try:
-        moto, endpoint = start_moto(aws_port)
+        moto, endpoint = start_moto(aws_port, policy=policy)
     except RuntimeError as error:
         log.error("%s", error)
         return 1
     server: ApiServer | None = None
     serving: threading.Thread | None = None
     sources: EventSources | None = None
+    functions: WorkerFunctions | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
         resolver = Resolver(template, region=region, parameter_overrides=local_parameters(f"http://127.0.0.1:{port}"))
@@ -93,23 +98,33 @@ def main() -> int:
         resources += [
             LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions
         ]
-        environment = resolver.environment() | LOCAL_ONLY_ENVIRONMENT
-        os.environ.update(environment)
-        tokens = TokenRepository(client("dynamodb", endpoint, region), environment["TOKENS_TABLE"])
+        # After creation: the roles name ARNs that exist only now (the signing secret's).
+        policy.use_roles(function_roles_from_template(resolver))
+        tokens = TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
         TokenService(tokens).create("local-dev", token=token)
 
-        functions = Functions(template, resolver)
+        functions = WorkerFunctions(
+            template,
+            resolver,
+            policy.credentials,
+            extra_environment={"AWS_ENDPOINT_URL": endpoint, **LOCAL_ONLY_ENVIRONMENT},
+        )
         server = ApiServer(("127.0.0.1", port), template, functions, ApiContext(region=region))
         api_url = server.url
 
         def list_resources(_request: HttpRequest) -> tuple[int, Any]:
-            return 200, {
-                "aws_endpoint": endpoint,
-                "region": region,
-                "api_url": api_url,
-                "resources": [resource.as_dict() for resource in resources],
-            }
+            described = []
+            for resource in resources:
+                entry: dict[str, Any] = resource.as_dict()
+                if resource.type == FUNCTION:
+                    entry["credentials"] = policy.credentials[resource.logical_id].as_dict()
+                described.append(entry)
+            return 200, {"aws_endpoint": endpoint, "region": region, "api_url": api_url, "resources": described}
 
+        def list_denials(_request: HttpRequest) -> tuple[int, Any]:
+            return 200, {"denials": [denial.as_dict() for denial in policy.denials()]}
+
+        server.add_local_route("GET", "/_local/iam/denials", list_denials)
         server.add_local_route("GET", "/_local/resources", list_resources)
         add_outbox_routes(server, region)
         sources = EventSources(template, resolver, functions.invoke, endpoint)
@@ -138,6 +153,8 @@ def main() -> int:
             server.server_close()
         if sources is not None:
             sources.stop()
+        if functions is not None:
+            functions.stop()
         moto.stop()
         log.info("stopped")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -9,11 +10,18 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+from werkzeug.wsgi import get_input_stream
 
+from local import moto_fixes
+from local.aws_calls import describe
+from local.iam import AccessPolicy, access_denied, unknown_key
 from local.template import (
     BUCKET,
     FUNCTION,
@@ -96,8 +104,75 @@ def client(service: str, endpoint: str, region: str) -> Any:
     )
 
 
-def start_moto(port: int, host: str = "127.0.0.1") -> tuple[ThreadedMotoServer, str]:
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
+
+
+class IamEnforcement:
+    """WSGI middleware in front of moto: a request reaches it only if IAM would let it through on AWS."""
+
+    def __init__(self, app: WsgiApp, policy: AccessPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+            return self.app(environ, start_response)
+        body = get_input_stream(environ).read()
+        # moto reads the body again: hand it a fresh stream with the body as read (de-chunked).
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input_terminated"] = False
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        headers = {
+            key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = str(environ["CONTENT_TYPE"])
+        url = str(environ.get("RAW_URI") or environ.get("PATH_INFO") or "/")
+        if environ.get("QUERY_STRING") and "?" not in url:
+            url += "?" + str(environ["QUERY_STRING"])
+        call = describe(environ["REQUEST_METHOD"], url, headers, body, account_id=self.policy.account_id)
+        if call is None:
+            return self._answer(start_response, 403, {"Content-Type": "text/xml"}, _MISSING_AUTHENTICATION)
+        if call.access_key_id is None or not self.policy.is_known_key(call.access_key_id):
+            return self._answer(start_response, *unknown_key(call))
+        denial = self.policy.check(call, self.policy.function_for_key(call.access_key_id))
+        if denial is not None:
+            return self._answer(start_response, *access_denied(call, denial))
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _answer(start_response: Callable[..., Any], status: int, headers: dict[str, str], body: bytes) -> list[bytes]:
+        start_response(f"{status} {HTTPStatus(status).phrase}", [*headers.items(), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+_MISSING_AUTHENTICATION = (
+    b"<ErrorResponse><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code>"
+    b"<Message>Request is missing Authentication Token</Message></Error></ErrorResponse>"
+)
+
+
+class EmbeddedAws(ThreadedMotoServer):
+    """moto's server, corrected where it is looser than AWS (`local.moto_fixes`) and, given an access
+    policy, refusing what IAM would refuse."""
+
+    def __init__(self, host: str, port: int, policy: AccessPolicy | None) -> None:
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self.policy = policy
+
+    def _server_entry(self) -> None:
+        app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        if self.policy is not None:
+            app = IamEnforcement(app, self.policy)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+def start_moto(port: int, host: str = "127.0.0.1", policy: AccessPolicy | None = None) -> tuple[EmbeddedAws, str]:
     """Start moto in this process (port 0: any free port) and return it with its endpoint URL."""
+    moto_fixes.apply()
     if port:
         # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly.
         with socket.socket() as probe:
@@ -105,7 +180,7 @@ def start_moto(port: int, host: str = "127.0.0.1") -> tuple[ThreadedMotoServer, 
                 probe.bind((host, port))
             except OSError as error:
                 raise RuntimeError(f"cannot start the embedded AWS on {host}:{port}: {error}") from error
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = EmbeddedAws(host, port, policy)
     server.start()
     bound_host, bound_port = server.get_host_and_port()
     return server, f"http://{bound_host}:{bound_port}"

@@ -213,34 +213,6 @@ def http_api_response(result: Any) -> HttpResponse:
     return HttpResponse(int(result["statusCode"]), headers, payload)
 
 
-class LambdaContext:
-    """The context object the Python runtime passes to a handler."""
-
-    def __init__(
-        self,
-        function_name: str,
-        *,
-        memory_limit_in_mb: int = 128,
-        timeout_seconds: float = 3,
-        region: str = "us-east-1",
-        account_id: str = ACCOUNT_ID,
-        aws_request_id: str | None = None,
-    ) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.aws_request_id = aws_request_id or str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-        self.identity: Any = None
-        self.client_context: Any = None
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     converted: dict[str, Any] = {
         "stringListValues": list(value.get("StringListValues") or []),

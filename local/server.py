@@ -1,30 +1,26 @@
-"""The local Lambda runtime and HTTP API: loads the template's functions and serves their routes."""
+"""The HTTP API of the template as API Gateway serves it: routes, the Lambda authorizer, payload 2.0."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 import threading
-import time
 from collections.abc import Callable
-from decimal import Decimal
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from local.events import (
     ApiContext,
     HttpRequest,
     HttpResponse,
-    LambdaContext,
     authorizer_event,
     http_api_event,
     http_api_response,
 )
-from local.template import Resolver, Route, Template
+from local.template import Route, Template
 
 log = logging.getLogger(__name__)
 
@@ -32,79 +28,13 @@ log = logging.getLogger(__name__)
 LocalHandler = Callable[[HttpRequest], HttpResponse | tuple[int, Any]]
 
 
-def _lambda_json(value: Any) -> Any:
-    # The Python runtime serialises a handler's answer to JSON (Decimal as a number); do the same so a
-    # function that works here cannot return something Lambda would refuse.
-    def default(item: Any) -> Any:
-        if isinstance(item, Decimal):
-            return int(item) if item == item.to_integral_value() else float(item)
-        raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
-
-    return json.loads(json.dumps(value, default=default))
+class Invoker(Protocol):
+    def invoke(self, logical_id: str, event: dict[str, Any], started: threading.Event | None = None) -> Any:
+        """Run a function on an event; set `started` once it runs (after any local wait for a worker)."""
 
 
-class Functions:
-    """Loads the template's functions in this process and invokes them one event at a time each."""
-
-    def __init__(self, template: Template, resolver: Resolver) -> None:
-        self.template = template
-        self.resolver = resolver
-        self._locks = {logical_id: threading.Lock() for logical_id in template.functions}
-        self._modules: dict[str, ModuleType] = {}
-        for layer_dir in template.layer_dirs:
-            if str(layer_dir) not in sys.path:
-                sys.path.append(str(layer_dir))
-
-    def _load(self, logical_id: str) -> ModuleType:
-        if logical_id in self._modules:
-            return self._modules[logical_id]
-        function = self.template.functions[logical_id]
-        # Every function has a module called `app`: load each under its own name.
-        name = f"_newsdesk_local_function_{logical_id}"
-        spec = importlib.util.spec_from_file_location(name, function.module_file)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {function.module_file}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        # Lambda puts the code folder on the import path, for the handler's sibling modules.
-        sys.path.insert(0, str(function.code_dir))
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-        finally:
-            sys.path.remove(str(function.code_dir))
-        self._modules[logical_id] = module
-        return module
-
-    def module(self, logical_id: str) -> ModuleType:
-        """The function's loaded handler module (loading it if needed)."""
-        with self._locks[logical_id]:
-            return self._load(logical_id)
-
-    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        """Run the function on one event; its exception is logged with the traceback, then raised."""
-        function = self.template.functions[logical_id]
-        with self._locks[logical_id]:
-            context = LambdaContext(
-                self.resolver.physical_name(logical_id),
-                memory_limit_in_mb=function.memory_size,
-                timeout_seconds=function.timeout,
-                region=self.resolver.region,
-                account_id=self.resolver.account_id,
-            )
-            started = time.monotonic()
-            try:
-                handler = getattr(self._load(logical_id), function.handler_function)
-                return _lambda_json(handler(_lambda_json(event), context))
-            except Exception:
-                log.exception("%s failed (request %s)", logical_id, context.aws_request_id)
-                raise
-            finally:
-                elapsed = time.monotonic() - started
-                if elapsed > function.timeout:
-                    log.warning("%s ran %.1fs, beyond its %ss timeout", logical_id, elapsed, function.timeout)
+class _IntegrationTimeout(Exception):
+    pass
 
 
 def _segments(path: str) -> list[str]:
@@ -169,6 +99,10 @@ def _message(status: int, message: str) -> HttpResponse:
     return json_response(status, {"message": message})
 
 
+INTEGRATION_TIMEOUT_SECONDS = 30.0
+"""How long an HTTP API waits for a Lambda integration before it answers 503 itself."""
+
+
 class ApiServer(ThreadingHTTPServer):
     """The HTTP API of the template, as API Gateway serves it, plus the runner's own /_local routes."""
 
@@ -177,12 +111,41 @@ class ApiServer(ThreadingHTTPServer):
     # takes them all.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], template: Template, functions: Functions, api: ApiContext) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        template: Template,
+        functions: Invoker,
+        api: ApiContext,
+        *,
+        integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
+    ) -> None:
         super().__init__(address, _RequestHandler)
         self.routes = template.routes
         self.functions = functions
         self.api = api
+        self.integration_timeout = integration_timeout
         self.local_routes: dict[tuple[str, str], LocalHandler] = {}
+        self._integrations = ThreadPoolExecutor(max_workers=64, thread_name_prefix="integration")
+
+    def _integrate(self, function_id: str, event: dict[str, Any]) -> Any:
+        """Invoke a function as API Gateway does: it stops waiting after the integration timeout (the
+        function runs on), and a function that fails (or times out first) is its 500."""
+        started = threading.Event()
+        future = self._integrations.submit(self.functions.invoke, function_id, event, started)
+        try:
+            # Waiting for a free local worker is no part of the integration's time: Lambda scales out.
+            while not started.wait(0.1):
+                if future.done():
+                    return future.result()
+            return future.result(timeout=self.integration_timeout)
+        except FutureTimeout:
+            log.error("%s did not answer within %.0fs: 503", function_id, self.integration_timeout)
+            raise _IntegrationTimeout from None
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._integrations.shutdown(wait=False, cancel_futures=True)
 
     @property
     def url(self) -> str:
@@ -228,8 +191,10 @@ class ApiServer(ThreadingHTTPServer):
             request, route.route_key, parameters, authorizer_context=authorizer_context, api=self.api
         )
         try:
-            result = self.functions.invoke(route.function_id, event)
-        except Exception:  # invoke has logged the traceback
+            result = self._integrate(route.function_id, event)
+        except _IntegrationTimeout:
+            return _message(503, "Service Unavailable")
+        except Exception:  # a function error (logged by the invoker): API Gateway's 500
             return _message(500, "Internal Server Error")
         try:
             return http_api_response(result)
@@ -256,8 +221,8 @@ class ApiServer(ThreadingHTTPServer):
             api=self.api,
         )
         try:
-            answer = self.functions.invoke(authorizer.function_id, event)
-        except Exception:  # invoke has logged the traceback
+            answer = self._integrate(authorizer.function_id, event)
+        except Exception:  # a failed or silent authorizer (logged by the invoker): API Gateway's 500
             return _message(500, "Internal Server Error")
         if not isinstance(answer, dict):
             log.error("authorizer %s returned %r, not an object", authorizer.function_id, answer)

@@ -113,6 +113,8 @@ class Function:
     timeout: int
     environment: dict[str, Any]
     events: tuple[EventSource, ...] = ()
+    layer_dirs: tuple[Path, ...] = ()
+    reserved_concurrency: int | None = None
 
     @property
     def handler_module(self) -> str:
@@ -225,6 +227,10 @@ class Template:
                 timeout=int(props.get("Timeout", 3)),
                 environment=dict((props.get("Environment") or {}).get("Variables") or {}),
                 events=events,
+                layer_dirs=tuple(self._layer_dir(layer) for layer in props.get("Layers") or []),
+                reserved_concurrency=(
+                    int(props["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in props else None
+                ),
             )
         return functions
 
@@ -239,6 +245,12 @@ class Template:
             for layer in self.of_type(LAYER)
             if isinstance(layer.properties.get("ContentUri"), str)
         ]
+
+    def _layer_dir(self, reference: Any) -> Path:
+        layer = self.resources.get(reference["Ref"]) if isinstance(reference, dict) and "Ref" in reference else None
+        if layer is None or layer.type != LAYER or not isinstance(layer.properties.get("ContentUri"), str):
+            raise ValueError(f"only the template's own layers are supported locally, not {reference!r}")
+        return (self.root / layer.properties["ContentUri"]).resolve()
 
     def http_api_properties(self, api_id: str) -> dict[str, Any]:
         own = self.resources[api_id].properties if api_id in self.resources else {}

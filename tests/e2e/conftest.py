@@ -115,6 +115,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         process = subprocess.Popen(
             [sys.executable, "-m", "local"], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
+    refused: list[dict[str, str]] = []
     try:
         info = _wait_until_ready(process, f"http://127.0.0.1:{port}", log_path)
         yield LocalStack(
@@ -125,6 +126,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             resources=info["resources"],
             log_path=log_path,
         )
+        with urllib.request.urlopen(f"{info['api_url']}/_local/iam/denials", timeout=10) as response:
+            refused = json.loads(response.read())["denials"]
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -134,3 +137,5 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             process.wait()
             pytest.fail(f"python -m local did not stop on SIGTERM:\n{_log_tail(log_path)}")
     assert process.returncode == 0, f"python -m local stopped with {process.returncode}:\n{_log_tail(log_path)}"
+    # Every function ran with only its role: a call AWS would refuse is a defect, whatever the test saw.
+    assert refused == [], f"AWS would refuse these calls of the functions: {refused}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local import moto_fixes
 from local.aws import create_resources
-from local.server import Functions
+from local.functions import InProcessFunctions
+from local.iam import AccessPolicy, enforced_in_process, function_roles_from_template
 from local.sources import EventSources
 from local.template import Resolver, Template, load_template, local_parameters
 from newsdesk import dependencies
@@ -34,12 +37,14 @@ class Reply:
 
 @dataclass
 class Stack:
-    """The template's functions and tables, in this process."""
+    """The template's functions and tables, in this process; each function may only do what its IAM role
+    allows (a refused call fails the test, see `stack`)."""
 
     template: Template
     resolver: Resolver
-    functions: Functions
+    functions: InProcessFunctions
     sources: EventSources
+    policy: AccessPolicy
 
     def drain(self, *, skip: tuple[str, ...] = ()) -> None:
         """Run the queue and stream event sources until nothing is left to deliver."""
@@ -74,14 +79,15 @@ def resolver(template: Template) -> Resolver:
 
 
 @pytest.fixture(scope="session")
-def functions(template: Template, resolver: Resolver) -> Functions:
-    return Functions(template, resolver)
+def functions(template: Template, resolver: Resolver) -> InProcessFunctions:
+    return InProcessFunctions(template, resolver)
 
 
-@pytest.fixture
-def stack(
-    monkeypatch: pytest.MonkeyPatch, template: Template, resolver: Resolver, functions: Functions
+@contextmanager
+def running_stack(
+    monkeypatch: pytest.MonkeyPatch, template: Template, resolver: Resolver, functions: InProcessFunctions
 ) -> Iterator[Stack]:
+    """The template's resources in moto, its functions in this process, each checked against its role."""
     base = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -91,12 +97,26 @@ def stack(
     for key, value in base.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    moto_fixes.apply()
+    policy = AccessPolicy(resolver.account_id)
+    with mock_aws(), enforced_in_process(policy):
         create_resources(template, resolver)
         # After creation: the resolver now knows the ARNs moto chose (the signing secret's, for one).
+        policy.use_roles(function_roles_from_template(resolver))
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()
         sources = EventSources(template, resolver, functions.invoke, endpoint=None)
         sources.pollers()  # stream positions are taken now, before the test writes anything
-        yield Stack(template, resolver, functions, sources)
+        yield Stack(template, resolver, functions, sources, policy)
+
+
+@pytest.fixture
+def stack(
+    monkeypatch: pytest.MonkeyPatch, template: Template, resolver: Resolver, functions: InProcessFunctions
+) -> Iterator[Stack]:
+    """The stack of template.yaml; a call AWS would refuse to a function fails the test."""
+    with running_stack(monkeypatch, template, resolver, functions) as running:
+        yield running
+    refused = running.policy.take_denials()
+    assert not refused, f"AWS would refuse these calls (the function's role lacks them): {refused}"

@@ -15,7 +15,8 @@ import pytest
 
 from local.aws import aws_environment, client, create_resources, start_moto
 from local.events import ApiContext, HttpRequest
-from local.server import ApiServer, Functions, serve_in_thread
+from local.functions import InProcessFunctions
+from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
 from local.template import Resolver, Template, load_template
 
@@ -27,7 +28,7 @@ REGION = "us-east-1"
 class Stack:
     template: Template
     resolver: Resolver
-    functions: Functions
+    functions: InProcessFunctions
     sources: EventSources
     server: ApiServer
     endpoint: str
@@ -57,7 +58,7 @@ def stack() -> Iterator[Stack]:
         create_resources(template, resolver, endpoint)
         for key, value in resolver.environment().items():
             patch.setenv(key, value)
-        functions = Functions(template, resolver)
+        functions = InProcessFunctions(template, resolver)
         sources = EventSources(template, resolver, functions.invoke, endpoint, poll_seconds=0.1)
         sources.start()
         server = ApiServer(("127.0.0.1", 0), template, functions, ApiContext(region=REGION))

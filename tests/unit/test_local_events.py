@@ -11,7 +11,6 @@ import pytest
 from local.events import (
     ApiContext,
     HttpRequest,
-    LambdaContext,
     authorizer_event,
     dynamodb_stream_record,
     http_api_event,
@@ -21,6 +20,7 @@ from local.events import (
     scheduled_event,
     sqs_event,
 )
+from local.worker import LambdaContext
 
 NOW = datetime(2024, 3, 5, 7, 8, 9, 123000, tzinfo=UTC)
 REQUEST = HttpRequest(

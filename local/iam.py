@@ -1,0 +1,312 @@
+"""IAM on the local stack: each function has the role SAM generates for it, and every call is checked.
+
+moto checks neither the action nor the resource of most calls, so a function that works locally could be
+refused on AWS (a missing `dynamodb:UpdateItem` costs subscribers their newsletter). Here every request to
+the embedded AWS is read as IAM reads it (`local.aws_calls`) and checked against the caller's policies:
+explicit Deny wins, then any Allow, otherwise it is refused with the service's own AccessDenied error.
+
+Callers are told apart by their credentials (each function's worker has its own) or, for functions run
+inside the test process, by `acting_as`. The administrator's credentials (`testing`) may do anything.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import secrets
+import string
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from xml.sax.saxutils import escape
+
+from local.aws_calls import Call, Permission, describe
+from local.sam import expand, function_roles, managed_policy_document
+from local.template import Resolver
+
+log = logging.getLogger(__name__)
+
+ADMIN_ACCESS_KEY_ID = "testing"
+_acting_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("acting_function", default=None)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+            "session_token": self.session_token,
+        }
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+        }
+
+
+def _new_credentials() -> Credentials:
+    alphabet = string.ascii_uppercase + string.digits
+    return Credentials(
+        access_key_id="ASIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
+        secret_access_key=secrets.token_urlsafe(30),
+        session_token=secrets.token_urlsafe(48),
+    )
+
+
+# --------------------------------------------------------------------------------------- policies
+
+
+@cache
+def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
+    # IAM wildcards: * is any run of characters, ? exactly one; everything else is literal (moto's own
+    # matcher treats the rest as a regular expression and compares actions case-sensitively).
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
+    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+
+
+def _any_matches(patterns: Any, value: str, *, ignore_case: bool) -> bool:
+    items = patterns if isinstance(patterns, list) else [patterns]
+    return any(_pattern(str(item), ignore_case).match(value) for item in items)
+
+
+def _applies(statement: dict[str, Any], permission: Permission) -> bool:
+    if "NotAction" in statement:
+        action_matches = not _any_matches(statement["NotAction"], permission.action, ignore_case=True)
+    else:
+        action_matches = _any_matches(statement.get("Action", []), permission.action, ignore_case=True)
+    if "NotResource" in statement:
+        resource_matches = not _any_matches(statement["NotResource"], permission.resource, ignore_case=False)
+    else:
+        resource_matches = _any_matches(statement.get("Resource", []), permission.resource, ignore_case=False)
+    return action_matches and resource_matches
+
+
+def allows(documents: list[dict[str, Any]], permission: Permission) -> bool:
+    """IAM's evaluation of identity policies: an explicit Deny wins, then any Allow; nothing is a deny.
+
+    Conditions are not evaluated locally: an Allow that has one is not counted, a Deny that has one is
+    (so a condition can only make the local stack stricter than AWS, never looser)."""
+    allowed = False
+    for document in documents:
+        statements = document.get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if not _applies(statement, permission):
+                continue
+            if statement.get("Effect") == "Deny":
+                return False
+            if statement.get("Effect") == "Allow" and not statement.get("Condition"):
+                allowed = True
+    return allowed
+
+
+@dataclass(frozen=True)
+class Role:
+    """A function's execution role: its inline policies and the managed policies attached to it."""
+
+    function_id: str
+    arn: str
+    documents: tuple[dict[str, Any], ...]
+
+    def allows(self, permission: Permission) -> bool:
+        return allows(list(self.documents), permission)
+
+
+def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
+    """Each function's role as SAM generates it, with the local stack's names and ARNs filled in."""
+    parameters = {name: str(resolver.ref(name)) for name in resolver.template.parameters if _has_value(resolver, name)}
+    expanded = expand(resolver.template, parameters, region=resolver.region)
+    roles = {}
+    for function_id, role in function_roles(expanded).items():
+        documents = [resolver.resolve(policy["PolicyDocument"]) for policy in role.get("Policies") or []]
+        documents += [
+            managed_policy_document(str(resolver.resolve(arn))) for arn in role.get("ManagedPolicyArns") or []
+        ]
+        name = f"arn:aws:sts::{resolver.account_id}:assumed-role/{resolver.prefix}-{function_id}Role/"
+        roles[function_id] = Role(function_id, name + resolver.physical_name(function_id), tuple(documents))
+    return roles
+
+
+def _has_value(resolver: Resolver, name: str) -> bool:
+    try:
+        resolver.ref(name)
+    except ValueError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------- enforcement
+
+
+@dataclass(frozen=True)
+class Denial:
+    function_id: str
+    action: str
+    resource: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"function": self.function_id, "action": self.action, "resource": self.resource}
+
+
+class AccessPolicy:
+    """Who may call what on the embedded AWS: the administrator anything, each function its role.
+
+    Roles name resources whose ARNs exist only once the resources do (a secret's), so they are set with
+    `use_roles` after creation; until then a function's calls are refused."""
+
+    def __init__(self, account_id: str, roles: dict[str, Role] | None = None) -> None:
+        self.account_id = account_id
+        self.roles: dict[str, Role] = {}
+        self.credentials: dict[str, Credentials] = {}
+        self._by_key: dict[str, str] = {}
+        self._denials: list[Denial] = []
+        self._lock = threading.Lock()
+        self.use_roles(roles or {})
+
+    def use_roles(self, roles: dict[str, Role]) -> None:
+        """Take the functions' roles; each function keeps (or gets) credentials of its own."""
+        self.roles = dict(roles)
+        for function_id in roles:
+            self.credentials.setdefault(function_id, _new_credentials())
+        self._by_key = {creds.access_key_id: function_id for function_id, creds in self.credentials.items()}
+
+    def function_for_key(self, access_key_id: str) -> str | None:
+        return self._by_key.get(access_key_id)
+
+    def is_known_key(self, access_key_id: str) -> bool:
+        return access_key_id == ADMIN_ACCESS_KEY_ID or access_key_id in self._by_key
+
+    def check(self, call: Call, function_id: str | None) -> Denial | None:
+        """The denial of `call` made as `function_id` (None: the administrator), or None if allowed."""
+        if function_id is None or not call.needs_permission:
+            return None
+        role = self.roles.get(function_id)
+        for permission in call.needs:
+            if role is None or not role.allows(permission):
+                who = role.arn if role else function_id
+                denial = Denial(
+                    function_id,
+                    permission.action,
+                    permission.resource,
+                    f"User: {who} is not authorized to perform: {permission.action} on resource: "
+                    f"{permission.resource} because no identity-based policy allows the {permission.action} action",
+                )
+                with self._lock:
+                    self._denials.append(denial)
+                log.warning("IAM: %s may not %s on %s", function_id, permission.action, permission.resource)
+                return denial
+        return None
+
+    def denials(self) -> list[Denial]:
+        """Every call refused so far, oldest first."""
+        with self._lock:
+            return list(self._denials)
+
+    def take_denials(self) -> list[Denial]:
+        """The calls refused since the last time this was asked."""
+        with self._lock:
+            taken, self._denials = self._denials, []
+        return taken
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+# Error codes AWS answers a refused call with, by service; the body's shape follows the protocol.
+_DENIED_CODES = {"s3": "AccessDenied", "sqs": "AccessDenied", "sns": "AuthorizationError", "ses": "AccessDenied"}
+
+
+def error_response(call: Call, code: str, message: str, status: int = 403) -> Response:
+    """An AWS error reply in the shape the service's protocol uses, so SDKs raise it as that service would."""
+    request_id = str(uuid.uuid4())
+    if call.protocol == "json":
+        headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": request_id}
+        if call.service == "sqs":
+            headers["x-amzn-query-error"] = f"{code};Sender"
+        return 400, headers, json.dumps({"__type": f"com.amazon.coral.service#{code}", "Message": message}).encode()
+    if call.protocol == "rest-json":
+        headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "x-amzn-RequestId": request_id}
+        return status, headers, json.dumps({"message": message}).encode()
+    if call.protocol == "rest-xml":
+        body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+        return (
+            status,
+            {"Content-Type": "application/xml"},
+            f"{body}<RequestId>{request_id}</RequestId></Error>".encode(),
+        )
+    body = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return status, {"Content-Type": "text/xml"}, body.encode()
+
+
+def access_denied(call: Call, denial: Denial) -> Response:
+    code = _DENIED_CODES.get(call.service, "AccessDeniedException")
+    return error_response(call, code, denial.message)
+
+
+def unknown_key(call: Call) -> Response:
+    if call.service == "s3":
+        return error_response(call, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist.")
+    code = "UnrecognizedClientException" if call.protocol == "json" else "InvalidClientTokenId"
+    return error_response(call, code, "The security token included in the request is invalid.")
+
+
+# ------------------------------------------------------------------------------- in the test process
+
+
+@contextmanager
+def acting_as(function_id: str) -> Iterator[None]:
+    """Calls made in this block (and in threads it starts through an executor) are the function's."""
+    token = _acting_function.set(function_id)
+    try:
+        yield
+    finally:
+        _acting_function.reset(token)
+
+
+@contextmanager
+def enforced_in_process(policy: AccessPolicy) -> Iterator[None]:
+    """Check every call that moto's in-process mock (`mock_aws`) receives against `policy`.
+
+    The caller is whoever `acting_as` names; outside it, the test itself (the administrator)."""
+    from moto.core.models import botocore_stubber
+
+    process_request: Callable[[Any], Any] = botocore_stubber.process_request
+    submit = ThreadPoolExecutor.submit
+
+    def checked(request: Any) -> Any:
+        function_id = _acting_function.get()
+        if function_id is not None:
+            body = request.body if isinstance(request.body, bytes | str) else None  # a stream: an S3 upload
+            call = describe(request.method, request.url, dict(request.headers), body, account_id=policy.account_id)
+            denial = policy.check(call, function_id) if call is not None else None
+            if call is not None and denial is not None:
+                return access_denied(call, denial)
+        return process_request(request)
+
+    def submit_in_context(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        # A function's worker threads act as the function, as they would inside its Lambda sandbox.
+        return submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
+
+    botocore_stubber.process_request = checked  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = submit_in_context  # type: ignore[assignment,method-assign]
+    try:
+        yield
+    finally:
+        botocore_stubber.process_request = process_request  # type: ignore[assignment,method-assign]
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]

@@ -1,0 +1,149 @@
+"""Where moto (5.2.5) is looser or slower than AWS, the local stack corrects it; `apply()` does so once.
+
+Measured on `make dev`, publishing one article after another: memory grew with the square of the article
+count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsletters for good. Causes:
+
+- `transact_write_items` deep-copies every table a transaction touches, once per item, to roll back; a
+  rollback swaps the copy in as the live table (a stream reader holding the old one then reads nothing
+  new), and a copy taken while another thread writes fails with "dictionary changed size". Here a
+  transaction keeps copies of the items it touches only, and a rollback restores those items (and drops the
+  stream records the cancelled transaction wrote), in the same live table.
+- Every model object moto creates is kept in a class-level list for its dashboard, forever.
+- A table's stream keeps every record ever written, and every shard iterator ever handed out.
+- moto serves requests on many threads without locks, so two conditional writes can both pass their
+  check; DynamoDB makes each write (and each transaction) atomic. Here DynamoDB requests run one at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from typing import Any
+
+_applied = False
+_dynamodb_lock = threading.RLock()
+_in_transaction = threading.local()
+
+
+def apply() -> None:
+    """Patch moto in this process (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    _applied = True
+    _stop_tracking_instances()
+    _serialize_dynamodb()
+    _transactions_restore_items()
+    _streams_free_what_was_read()
+
+
+def _stop_tracking_instances() -> None:
+    from moto.core.common_models import BaseModel
+
+    def new(cls: type, *_args: Any, **_kwargs: Any) -> Any:
+        return object.__new__(cls)
+
+    BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign]
+
+
+def _serialize_dynamodb() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        original = handler.call_action
+
+        @functools.wraps(original)
+        def call_action(self: Any, _original: Any = original) -> Any:
+            with _dynamodb_lock:
+                return _original(self)
+
+        handler.call_action = call_action  # type: ignore[method-assign]
+
+
+def _transactions_restore_items() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    def table_deepcopy(self: Table, memo: dict[int, Any]) -> Table:
+        if getattr(_in_transaction, "active", False):
+            return self  # moto's own rollback copy: not needed, the items are restored below
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
+
+    Table.__deepcopy__ = table_deepcopy  # type: ignore[attr-defined]
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[Table, DynamoType, DynamoType | None, Any]] = []
+        streams: dict[int, tuple[Any, int]] = {}
+        for entry in transact_items:
+            for kind, operation in entry.items():
+                table = self.tables.get(operation.get("TableName", ""))
+                if table is None:
+                    continue
+                attributes = operation["Item"] if kind == "Put" else operation.get("Key") or {}
+                if table.hash_key_attr not in attributes:
+                    continue
+                hash_key = DynamoType(attributes[table.hash_key_attr])
+                range_key = DynamoType(attributes[table.range_key_attr]) if table.range_key_attr in attributes else None
+                saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+                if table.stream_shard is not None:
+                    streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+        _in_transaction.active = True
+        try:
+            original(self, transact_items)
+        except BaseException:
+            for table, hash_key, range_key, item in reversed(saved):
+                _restore(table, hash_key, range_key, item)
+            for shard, length in streams.values():
+                del shard.items[length:]  # a cancelled transaction writes no stream records
+            raise
+        finally:
+            _in_transaction.active = False
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _restore(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
+    if range_key is None:
+        if item is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = item
+        return
+    if item is None:
+        table.items[hash_key].pop(range_key, None)
+    else:
+        table.items[hash_key][range_key] = item
+
+
+def _streams_free_what_was_read() -> None:
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    def get(self: StreamShard, start: int, quantity: int) -> list[dict[str, Any]]:
+        index = start - self.starting_sequence_number
+        # The stack has one reader per stream (the event source): what it has moved past is freed. The
+        # list keeps its length, so sequence numbers (positions in it) stay as they are.
+        freed = getattr(self, "_freed", 0)
+        for position in range(freed, min(index, len(self.items))):
+            self.items[position] = None  # type: ignore[call-overload]
+        self._freed = max(freed, index)  # type: ignore[attr-defined]
+        return [record.to_json() for record in self.items[index : index + quantity] if record is not None]
+
+    StreamShard.get = get  # type: ignore[method-assign]
+    original_get_records = DynamoDBStreamsBackend.get_records
+
+    def get_records(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> dict[str, Any]:
+        answer = original_get_records(self, iterator_arn, limit)
+        # An iterator is used once (the answer names the next one); moto would keep every one forever.
+        self.shard_iterators.pop(iterator_arn, None)
+        return answer
+
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]

@@ -1,0 +1,186 @@
+"""The local runner runs each function as Lambda does: a process of its own with only its environment and
+its role's credentials, stopped at its timeout (tests/fixtures/local_workers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local.aws import aws_environment, client, create_resources, start_moto
+from local.events import ApiContext
+from local.functions import WorkerFunctions
+from local.iam import AccessPolicy, function_roles_from_template
+from local.server import ApiServer, serve_in_thread
+from local.sources import EventSources
+from local.template import ACCOUNT_ID, Resolver, load_template
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "local_workers" / "template.yaml"
+REGION = "us-east-1"
+INTEGRATION_TIMEOUT = 4.0
+
+
+@dataclass
+class Stack:
+    resolver: Resolver
+    policy: AccessPolicy
+    functions: WorkerFunctions
+    api_url: str
+    endpoint: str
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str) -> tuple[int, Any]:
+        request = urllib.request.Request(f"{self.api_url}{path}", method=method, data=b"" if method == "POST" else None)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def notes(self) -> set[str]:
+        items = client("dynamodb", self.endpoint, REGION).scan(TableName=self.resolver.ref("NotesTable"))["Items"]
+        return {item["pk"]["S"] for item in items}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    template = load_template(TEMPLATE)
+    policy = AccessPolicy(ACCOUNT_ID)
+    moto, endpoint = start_moto(0, policy=policy)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in aws_environment(endpoint, REGION).items():
+            patch.setenv(key, value)
+        patch.setenv("RUNNER_ONLY_SECRET", "the runner's own environment")
+        resolver = Resolver(template, region=REGION)
+        create_resources(template, resolver, endpoint)
+        policy.use_roles(function_roles_from_template(resolver))
+        functions = WorkerFunctions(
+            template, resolver, policy.credentials, extra_environment={"AWS_ENDPOINT_URL": endpoint}
+        )
+        sources = EventSources(template, resolver, functions.invoke, endpoint, poll_seconds=0.1)
+        sources.start()
+        server = ApiServer(
+            ("127.0.0.1", 0), template, functions, ApiContext(region=REGION), integration_timeout=INTEGRATION_TIMEOUT
+        )
+        serve_in_thread(server)
+        try:
+            yield Stack(resolver, policy, functions, server.url, endpoint)
+        finally:
+            server.shutdown()
+            server.server_close()
+            sources.stop()
+            functions.stop()
+            moto.stop()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_function_sees_only_its_own_environment_and_credentials(stack: Stack) -> None:
+    status, answer = stack.get("/environment")
+
+    assert status == 200
+    variables = set(answer["variables"])
+    assert {
+        "NOTES_TABLE",
+        "ROLE",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_REGION",
+        "_HANDLER",
+        "AWS_SESSION_TOKEN",
+    } <= variables
+    assert "RUNNER_ONLY_SECRET" not in variables  # nothing of the runner's own environment
+    assert answer["access_key_id"] == stack.policy.credentials["ReaderFunction"].access_key_id
+    assert answer["access_key_id"] != stack.policy.credentials["SlowFunction"].access_key_id
+    assert 0 < answer["remaining_ms"] <= 10_000  # counts down from the template's Timeout
+    assert answer["process"] != os.getpid()
+
+
+def test_a_warm_worker_serves_the_next_invocation(stack: Stack) -> None:
+    _, first = stack.get("/environment")
+    _, second = stack.get("/environment")
+
+    assert (second["process"], second["started_at"]) == (first["process"], first["started_at"])
+
+
+def test_a_call_outside_the_role_is_refused_as_aws_refuses_it(stack: Stack) -> None:
+    stack.policy.take_denials()
+
+    status, answer = stack.request("POST", "/write")
+
+    assert (status, answer) == (200, {"error": "AccessDeniedException"})
+    assert "written-by-reader" not in stack.notes()
+    (denial,) = stack.policy.take_denials()
+    assert (denial.function_id, denial.action) == ("ReaderFunction", "dynamodb:PutItem")
+
+
+def test_a_function_that_crashes_takes_only_its_invocation_down(stack: Stack) -> None:
+    _, before = stack.get("/environment")
+
+    crashed, body = stack.get("/crash")
+    status, after = stack.get("/environment")
+
+    assert (crashed, body) == (500, {"message": "Internal Server Error"})
+    assert status == 200
+    assert after["process"] != before["process"] or after["started_at"] != before["started_at"]
+
+
+def test_an_invocation_past_its_timeout_is_stopped_and_its_batch_comes_back(stack: Stack) -> None:
+    sqs = client("sqs", stack.endpoint, REGION)
+    sqs.send_message(QueueUrl=stack.resolver.ref("JobsQueue"), MessageBody="job1")
+
+    wait_for(lambda: "done-job1" in stack.notes())
+    time.sleep(5)  # long enough for the first attempt to have finished, had it not been stopped
+
+    notes = stack.notes()
+    assert {"started-job1-1", "started-job1-2", "done-job1"} <= notes
+    assert "finished-late-job1" not in notes
+
+
+def test_api_gateway_answers_for_functions_that_time_out_or_answer_too_late(stack: Stack) -> None:
+    timed_out = stack.get("/sleep")  # SlowFunction's own 2 s timeout ends it: a function error
+    too_late = stack.get(f"/late?seconds={INTEGRATION_TIMEOUT + 2}")  # API Gateway stops waiting first
+
+    assert timed_out == (500, {"message": "Internal Server Error"})
+    assert too_late == (503, {"message": "Service Unavailable"})
+
+
+def test_each_functions_credentials_work_from_outside_with_the_same_rights(stack: Stack) -> None:
+    credentials = stack.policy.credentials["ReaderFunction"]
+    as_reader = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.endpoint,
+        region_name=REGION,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+    )
+    table = stack.resolver.ref("NotesTable")
+
+    as_reader.get_item(TableName=table, Key={"pk": {"S": "x"}})
+    with pytest.raises(as_reader.exceptions.ClientError, match="AccessDeniedException"):
+        as_reader.put_item(TableName=table, Item={"pk": {"S": "x"}})
+    client("dynamodb", stack.endpoint, REGION).put_item(TableName=table, Item={"pk": {"S": "by-admin"}})
+    stack.policy.take_denials()
+    unknown = boto3.client("sqs", endpoint_url=stack.endpoint, region_name=REGION,
+                           aws_access_key_id="AKIAUNKNOWN", aws_secret_access_key="x")  # fmt: skip
+    with pytest.raises(unknown.exceptions.ClientError, match="security token"):
+        unknown.list_queues()
