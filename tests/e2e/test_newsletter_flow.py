@@ -27,7 +27,7 @@ def emails_to(local_stack: LocalStack, address: str) -> list[EmailMessage]:
     return messages
 
 
-def wait_for(local_stack: LocalStack, address: str, subject: str, timeout: float = 30) -> EmailMessage:
+def wait_for(local_stack: LocalStack, address: str, subject: str, timeout: float = 60) -> EmailMessage:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = [m for m in emails_to(local_stack, address) if m["Subject"] == subject]
@@ -78,7 +78,7 @@ def test_subscribe_confirm_receive_and_leave_in_one_click(local_stack: LocalStac
     assert b"You are unsubscribed" in left.body
     listed = local_stack.request("GET", "/admin/subscribers?status=unsubscribed", editor=True).json()["items"]
     assert ADDRESS in [s["email"] for s in listed]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while (
         local_stack.request("GET", f"/admin/articles/{article['id']}/delivery", editor=True).json()["state"] != "done"
     ):

@@ -1,0 +1,109 @@
+"""local.moto_fixes: DynamoDB transactions, streams and memory in the embedded AWS behave as AWS's do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import Item
+
+from local import moto_fixes
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    moto_fixes.apply()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName="notes",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )
+        yield client
+
+
+def stream_reader(dynamodb: Any) -> Any:
+    """A reader positioned at the end of the table's stream, as the local event source is."""
+    # moto does not know the account-based endpoints botocore would pick for streams.
+    streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+    arn = dynamodb.describe_table(TableName="notes")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+
+    def read() -> list[str]:
+        nonlocal iterator
+        answer = streams.get_records(ShardIterator=iterator)
+        iterator = answer["NextShardIterator"]
+        return [record["dynamodb"]["Keys"]["pk"]["S"] for record in answer["Records"]]
+
+    return read
+
+
+def put(key: str, *, only_if_new: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {"TableName": "notes", "Item": {"pk": {"S": key}}}
+    if only_if_new:
+        operation["ConditionExpression"] = "attribute_not_exists(pk)"
+    return {"Put": operation}
+
+
+def test_a_cancelled_transaction_leaves_the_items_and_the_stream_as_they_were(dynamodb: Any) -> None:
+    dynamodb.put_item(TableName="notes", Item={"pk": {"S": "taken"}, "v": {"S": "original"}})
+    dynamodb.put_item(TableName="notes", Item={"pk": {"S": "guard"}})
+    read = stream_reader(dynamodb)
+    table = dynamodb_backends["123456789012"][REGION].tables["notes"]
+
+    with pytest.raises(ClientError, match="TransactionCanceled"):
+        dynamodb.transact_write_items(
+            TransactItems=[put("new"), {"Update": {"TableName": "notes", "Key": {"pk": {"S": "taken"}},
+                                                   "UpdateExpression": "SET v = :v",
+                                                   "ExpressionAttributeValues": {":v": {"S": "changed"}}}},
+                           put("guard", only_if_new=True)]
+        )  # fmt: skip
+    dynamodb.put_item(TableName="notes", Item={"pk": {"S": "after"}})
+
+    items = {item["pk"]["S"]: item for item in dynamodb.scan(TableName="notes")["Items"]}
+    assert set(items) == {"taken", "guard", "after"}
+    assert items["taken"]["v"] == {"S": "original"}
+    assert read() == ["after"]  # the cancelled writes left no stream records; the reader still reads
+    assert dynamodb_backends["123456789012"][REGION].tables["notes"] is table  # no copy swapped in
+
+
+def test_concurrent_conditional_writes_let_exactly_one_win(dynamodb: Any) -> None:
+    def claim(_: int) -> bool:
+        try:
+            dynamodb.transact_write_items(TransactItems=[put("claim", only_if_new=True), put("other-side")])
+        except ClientError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(claim, range(40)))
+
+    assert wins.count(True) == 1
+
+
+def test_stream_records_are_freed_once_read_and_models_are_not_tracked(dynamodb: Any) -> None:
+    read = stream_reader(dynamodb)
+    tracked = len(Item.instances_tracked)  # type: ignore[attr-defined]
+    for number in range(50):
+        dynamodb.put_item(TableName="notes", Item={"pk": {"S": f"n{number}"}})
+
+    assert len(read()) == 50
+    assert read() == []
+    shard = dynamodb_backends["123456789012"][REGION].tables["notes"].stream_shard
+    assert all(record is None for record in shard.items)  # what was read is freed
+    assert len(Item.instances_tracked) == tracked  # type: ignore[attr-defined]
