@@ -25,6 +25,7 @@ from local.events import ApiContext, HttpRequest
 from local.functions import WorkerFunctions
 from local.iam import AccessPolicy, function_roles_from_template
 from local.outbox_routes import add_outbox_routes
+from local.ses_events import SesEventPublisher
 from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
 from local.template import ACCOUNT_ID, FUNCTION, Resolver, load_template, local_parameters
@@ -100,6 +101,7 @@ def main() -> int:
         ]
         # After creation: the roles name ARNs that exist only now (the signing secret's).
         policy.use_roles(function_roles_from_template(resolver))
+        SesEventPublisher(resolver).install()
         tokens = TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
         TokenService(tokens).create("local-dev", token=token)
 

@@ -24,6 +24,8 @@ from local.aws_calls import describe
 from local.iam import AccessPolicy, access_denied, unknown_key
 from local.template import (
     BUCKET,
+    EVENT_BUS,
+    EVENT_RULE,
     FUNCTION,
     HTTP_API,
     LAYER,
@@ -269,6 +271,30 @@ def _create_parameter(ssm: Any, resolver: Resolver, resource: Resource) -> None:
     )
 
 
+def _create_event_bus(events: Any, resolver: Resolver, resource: Resource) -> None:
+    events.create_event_bus(Name=resolver.physical_name(resource.logical_id))
+
+
+def _create_event_rule(events: Any, resolver: Resolver, resource: Resource) -> None:
+    props = resolver.resolve(resource.properties)
+    name = resolver.physical_name(resource.logical_id)
+    bus = str(props.get("EventBusName", "default"))
+    pattern = props.get("EventPattern")
+    events.put_rule(
+        Name=name,
+        EventBusName=bus,
+        EventPattern=pattern if isinstance(pattern, str) else json.dumps(pattern),
+        State=props.get("State", "ENABLED"),
+    )
+    # Retry policies and dead-letter queues of targets change nothing locally: moto delivers at once.
+    targets = [
+        {key: value for key, value in target.items() if key in ("Id", "Arn", "Input", "InputPath", "SqsParameters")}
+        for target in props.get("Targets") or []
+    ]
+    if targets:
+        events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+
+
 def _create_configuration_set(sesv2: Any, resolver: Resolver, resource: Resource) -> None:
     sesv2.create_configuration_set(ConfigurationSetName=resolver.physical_name(resource.logical_id))
 
@@ -288,6 +314,8 @@ _CREATORS: dict[str, tuple[str, Creator]] = {
     SSM_PARAMETER: ("ssm", _create_parameter),
     SES_CONFIGURATION_SET: ("sesv2", _create_configuration_set),
     SES_EMAIL_IDENTITY: ("sesv2", _create_email_identity),
+    EVENT_BUS: ("events", _create_event_bus),
+    EVENT_RULE: ("events", _create_event_rule),
 }
 
 

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, unquote
 
@@ -224,6 +224,26 @@ def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     if "BinaryValue" in value:
         converted["binaryValue"] = _b64(value["BinaryValue"])
     return converted
+
+
+def tumbling_window_fields(
+    shard_id: str, event_source_arn: str, seconds: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """What Lambda adds to a stream event when the event source has a tumbling window: the shard, the
+    window, and the state the function returned for it (locally every invocation is a window of its own)."""
+    start = (now or datetime.now(UTC)).replace(microsecond=0)
+    return {
+        "shardId": shard_id,
+        "eventSourceARN": event_source_arn,
+        "window": {"start": _iso_z(start), "end": _iso_z(start + timedelta(seconds=seconds))},
+        "state": {},
+        "isFinalInvokeForWindow": True,
+        "isWindowTerminatedEarly": False,
+    }
+
+
+def _iso_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

@@ -402,6 +402,7 @@ class EventSources:
         max_retries = int(props.get("MaximumRetryAttempts", -1))
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
         patterns = filter_patterns(props.get("FilterCriteria"))
+        window = int(props.get("TumblingWindowInSeconds", 0))
         shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
         # Positions are taken now, so a write made right after start() is not missed.
         iterators = {
@@ -410,7 +411,7 @@ class EventSources:
             )["ShardIterator"]
             for shard in shards
         }
-        pending: list[dict[str, Any]] = []
+        pending: list[tuple[str, dict[str, Any]]] = []  # (shard id, record): a batch never mixes shards
         attempts = 0
 
         def poll() -> bool:
@@ -422,12 +423,16 @@ class EventSources:
                     records = [
                         events.dynamodb_stream_record(r, stream_arn, self.resolver.region) for r in answer["Records"]
                     ]
-                    pending += [record for record in records if matches_filters(patterns, record)]
+                    pending += [(shard_id, record) for record in records if matches_filters(patterns, record)]
                 if not pending:
                     self._stop.wait(self.poll_seconds * self._wait_seconds)
                     return False
-            batch = pending[:batch_size]
-            done = self._deliver_stream(event.function_id, batch, report_failures)
+            shard_id = pending[0][0]
+            batch = [record for shard, record in pending[:batch_size] if shard == shard_id]
+            invocation: dict[str, Any] = {"Records": batch}
+            if window:
+                invocation |= events.tumbling_window_fields(shard_id, stream_arn, window)
+            done = self._deliver_stream(event.function_id, invocation, report_failures)
             pending = pending[done:]
             if done == len(batch):
                 attempts = 0
@@ -448,10 +453,11 @@ class EventSources:
 
         return poll
 
-    def _deliver_stream(self, function_id: str, batch: list[dict[str, Any]], report_failures: bool) -> int:
+    def _deliver_stream(self, function_id: str, invocation: dict[str, Any], report_failures: bool) -> int:
         """Invoke with the batch; how many records from its start are done."""
+        batch = invocation["Records"]
         try:
-            answer = self.invoke(function_id, {"Records": batch})
+            answer = self.invoke(function_id, invocation)
         except Exception:  # logged by invoke; the whole batch is retried
             return 0
         if not report_failures or not isinstance(answer, dict) or not answer.get("batchItemFailures"):

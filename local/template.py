@@ -32,6 +32,8 @@ SSM_PARAMETER = "AWS::SSM::Parameter"
 SES_CONFIGURATION_SET = "AWS::SES::ConfigurationSet"
 SES_EMAIL_IDENTITY = "AWS::SES::EmailIdentity"
 LOG_GROUP = "AWS::Logs::LogGroup"
+EVENT_BUS = "AWS::Events::EventBus"
+EVENT_RULE = "AWS::Events::Rule"
 
 # Property that names a resource explicitly, when the template sets one.
 _NAME_PROPERTY = {
@@ -46,6 +48,8 @@ _NAME_PROPERTY = {
     SES_EMAIL_IDENTITY: "EmailIdentity",
     LOG_GROUP: "LogGroupName",
     LAYER: "LayerName",
+    EVENT_BUS: "Name",
+    EVENT_RULE: "Name",
 }
 
 
@@ -345,7 +349,13 @@ LOCAL_SENDER = "newsroom@newsdesk.localhost"
 
 def local_parameters(api_url: str) -> dict[str, str]:
     """Template parameters for the local stack: what a deployer passes to `sam deploy --guided`."""
-    return {"SenderAddress": LOCAL_SENDER, "CreateEmailIdentity": "true", "PublicApiUrl": api_url}
+    return {
+        "SenderAddress": LOCAL_SENDER,
+        "CreateEmailIdentity": "true",
+        "PublicApiUrl": api_url,
+        # SES's events come at once locally: an email without one is known lost after seconds, not minutes.
+        "ReconciliationWindowSeconds": "5",
+    }
 
 
 _NO_VALUE = object()
@@ -406,10 +416,17 @@ class Resolver:
             SES_CONFIGURATION_SET: f"arn:aws:ses:{region}:{account}:configuration-set/{name}",
             LOG_GROUP: f"arn:aws:logs:{region}:{account}:log-group:{name}:*",
             LAYER: f"arn:aws:lambda:{region}:{account}:layer:{name}:1",
+            EVENT_BUS: f"arn:aws:events:{region}:{account}:event-bus/{name}",
+            EVENT_RULE: f"arn:aws:events:{region}:{account}:rule/{self._rule_path(resource, name)}",
         }
         if resource.type not in arns:
             raise ValueError(f"no local ARN for {logical_id} ({resource.type})")
         return self._recorded.get((logical_id, "Arn"), arns[resource.type])
+
+    def _rule_path(self, rule: Resource, name: str) -> str:
+        bus = self.resolve(rule.properties.get("EventBusName", "default"))
+        bus_name = str(bus).rsplit("/", 1)[-1]
+        return name if bus_name == "default" else f"{bus_name}/{name}"
 
     def queue_url(self, logical_id: str) -> str:
         default = f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{self.physical_name(logical_id)}"
@@ -443,6 +460,10 @@ class Resolver:
             return self.queue_url(name)
         if resource.type in (TOPIC, SECRET, LAYER):
             return self.arn(name)
+        if resource.type == EVENT_RULE:
+            # Ref of a rule on a custom bus is "bus|name"; on the default bus, its name.
+            path = self.arn(name).split(":rule/", 1)[1]
+            return path.replace("/", "|")
         if resource.type in (HTTP_API, "AWS::ApiGatewayV2::Api"):
             return LOCAL_API_ID
         return self.physical_name(name)

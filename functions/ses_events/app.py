@@ -1,45 +1,37 @@
-"""SesEventsFunction: SES bounce and complaint notifications (via SNS) suppress the subscriber for good.
-
-Only permanent bounces suppress: a full mailbox (a transient bounce) may accept the next email.
-"""
+"""SesEventsFunction: SES's events about every email (through EventBridge and the SesEventsQueue, in
+batches) settle the delivery ledger and suppress addresses that bounced for good or complained."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dependencies import subscription_service
-from newsdesk.models.subscribers import SubscriberStatus
-from newsdesk.observability import logger
+from newsdesk.dependencies import ses_feedback
+from newsdesk.observability import logger, tracer
+from newsdesk.services.ses_feedback import SesEvent
+
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def suppressions(notification: dict[str, Any]) -> list[tuple[str, SubscriberStatus]]:
-    """(address, new status) pairs from one SES event-publishing or notification message."""
-    kind = notification.get("eventType") or notification.get("notificationType")
-    if kind == "Bounce" and notification.get("bounce", {}).get("bounceType") == "Permanent":
-        recipients = notification["bounce"].get("bouncedRecipients", [])
-        return [(r["emailAddress"], SubscriberStatus.BOUNCED) for r in recipients if r.get("emailAddress")]
-    if kind == "Complaint":
-        recipients = notification.get("complaint", {}).get("complainedRecipients", [])
-        return [(r["emailAddress"], SubscriberStatus.COMPLAINED) for r in recipients if r.get("emailAddress")]
-    return []
+def handle_event(record: SQSRecord) -> None:
+    try:
+        envelope = json.loads(record.body)
+    except json.JSONDecodeError:
+        logger.warning("ignored a message that is not JSON", extra={"message_id": record.message_id})
+        return
+    detail = envelope.get("detail") if isinstance(envelope, dict) else None
+    if not isinstance(detail, dict):
+        logger.warning("ignored a message that is no SES event", extra={"message_id": record.message_id})
+        return
+    ses_feedback().handle(SesEvent(detail))
 
 
 @logger.inject_lambda_context
-@event_source(data_class=SNSEvent)
-def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, int]:
-    service = subscription_service()
-    suppressed = 0
-    for record in event.records:
-        try:
-            notification = json.loads(record.sns.message)
-        except json.JSONDecodeError:
-            logger.warning("ignored an SNS message that is not JSON", extra={"message_id": record.sns.message_id})
-            continue
-        for address, status in suppressions(notification):
-            suppressed += service.suppress(address, status)
-    logger.info("SES feedback processed", extra={"suppressed": suppressed})
-    return {"suppressed": suppressed}
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=handle_event, processor=processor, context=context)

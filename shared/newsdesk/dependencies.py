@@ -18,13 +18,16 @@ from newsdesk.settings import get_settings
 if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
     from newsdesk.dal.email import SesSender
+    from newsdesk.dal.ledger import LedgerRepository
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
     from newsdesk.services.articles import ArticleService
-    from newsdesk.services.delivery import FanoutService, MailerService, NewsletterService
+    from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
     from newsdesk.services.links import LinkSigner
+    from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DigestService, Housekeeping
+    from newsdesk.services.ses_feedback import SesFeedback
     from newsdesk.services.subscriptions import SubscriptionService
     from newsdesk.services.tokens import TokenService
     from newsdesk.services.uploads import UploadService
@@ -53,6 +56,13 @@ def publication_repository() -> PublicationRepository:
 
 
 @lru_cache(maxsize=1)
+def ledger_repository() -> LedgerRepository:
+    from newsdesk.dal.ledger import LedgerRepository
+
+    return LedgerRepository(dynamodb_client(), get_settings().deliveries_table)
+
+
+@lru_cache(maxsize=1)
 def article_service() -> ArticleService:
     from newsdesk.services.articles import ArticleService
 
@@ -77,6 +87,14 @@ def link_signer() -> LinkSigner:
 
     settings = get_settings()
     return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
+
+
+def recipient_keys() -> RecipientKeys:
+    """Built per use, like the link signer: the key is derived from the signing secret (cached 5 minutes)."""
+    from newsdesk.dal.parameters import signing_secret
+    from newsdesk.services.recipients import RecipientKeys
+
+    return RecipientKeys(signing_secret(get_settings().signing_secret_arn))
 
 
 @lru_cache(maxsize=1)
@@ -121,32 +139,59 @@ def fanout_service() -> FanoutService:
 
 @lru_cache(maxsize=1)
 def mailer_service() -> MailerService:
-    from newsdesk.dal.deliveries import DeliveryRepository
+    from datetime import timedelta
+
+    from newsdesk.dal.queues import QueuePublisher
     from newsdesk.services.delivery import MailerService
 
     settings = get_settings()
     return MailerService(
         publications=publication_repository(),
-        deliveries=DeliveryRepository(dynamodb_client(), settings.deliveries_table),
+        ledger=ledger_repository(),
         subscribers=subscriber_repository(),
         articles=article_repository(),
         sender=ses_sender(),
         composer=email_composer(),
         links=link_signer,
+        recipient_keys=recipient_keys,
+        send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
         rate=settings.mailer_rate,
+        reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
     )
 
 
 @lru_cache(maxsize=1)
-def newsletter_service() -> NewsletterService:
-    from newsdesk.services.delivery import NewsletterService
+def tally() -> Tally:
+    from newsdesk.services.delivery import Tally
 
-    return NewsletterService(
+    return Tally(publications=publication_repository())
+
+
+@lru_cache(maxsize=1)
+def ses_feedback() -> SesFeedback:
+    from newsdesk.services.ses_feedback import SesFeedback
+
+    engagement = None
+    if get_settings().track_engagement:
+        from newsdesk.dal.parameters import signing_secret
+        from newsdesk.services.engagement import EngagementCounter
+
+        engagement = EngagementCounter(publication_repository(), signing_secret(get_settings().signing_secret_arn))
+    return SesFeedback(ledger=ledger_repository(), suppress=subscription_service().suppress, engagement=engagement)
+
+
+@lru_cache(maxsize=1)
+def delivery_reports() -> DeliveryReports:
+    from newsdesk.services.delivery import DeliveryReports
+
+    return DeliveryReports(
         articles=article_repository(),
         publications=publication_repository(),
+        ledger=ledger_repository(),
         sender=ses_sender(),
         composer=email_composer(),
         links=link_signer,
+        recipient_keys=recipient_keys,
     )
 
 
@@ -222,9 +267,12 @@ def reset() -> None:
         email_composer,
         ses_sender,
         subscription_service,
+        ledger_repository,
         fanout_service,
         mailer_service,
-        newsletter_service,
+        tally,
+        ses_feedback,
+        delivery_reports,
         digest_service,
         housekeeping,
         upload_service,

@@ -63,6 +63,15 @@ class SendRejected(Exception):
     """SES refused this message for good (for example, a rejected address): do not retry it."""
 
 
+class SendQuotaExceeded(Exception):
+    """SES's 24-hour sending quota is spent: nothing more can be sent until it frees up."""
+
+
+class SendUncertain(Exception):
+    """The request may have reached SES but no answer came back: whether the email was accepted is unknown
+    (SES's own `Send` event will tell)."""
+
+
 class UploadRejected(Exception):
     """An uploaded file cannot be used as it is; `reason` is recorded for the editor to read."""
 

@@ -39,6 +39,10 @@ class Settings(BaseModel):
         pattern=r"^(https?://\S+)?$",
         description="address that serves the uploads bucket's media/ as <base>/media/...; empty: images stay relative",
     )
+    reconciliation_window_seconds: int = Field(
+        default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
+    )
+    track_engagement: bool = False
     publication_name: str = "Newsdesk"
     site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
 

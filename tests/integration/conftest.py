@@ -17,6 +17,7 @@ from local import moto_fixes
 from local.aws import create_resources
 from local.functions import InProcessFunctions
 from local.iam import AccessPolicy, enforced_in_process, function_roles_from_template
+from local.ses_events import SesEventPublisher
 from local.sources import EventSources
 from local.template import Resolver, Template, load_template, local_parameters
 from newsdesk import dependencies
@@ -103,6 +104,7 @@ def running_stack(
         create_resources(template, resolver)
         # After creation: the resolver now knows the ARNs moto chose (the signing secret's, for one).
         policy.use_roles(function_roles_from_template(resolver))
+        SesEventPublisher(resolver).install()
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
 from newsdesk.api.resolver import documented
-from newsdesk.dependencies import article_service, newsletter_service
+from newsdesk.dependencies import article_service, delivery_reports
 from newsdesk.models.articles import (
     AdminArticlePage,
     Article,
@@ -21,14 +21,14 @@ from newsdesk.models.articles import (
 )
 from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
 from newsdesk.services.articles import ArticleService
-from newsdesk.services.delivery import NewsletterService
+from newsdesk.services.delivery import DeliveryReports
 
 router = Router()
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 AUTH_ERRORS = (401, 403)
 Articles = Annotated[ArticleService, Depends(article_service)]
-Newsletters = Annotated[NewsletterService, Depends(newsletter_service)]
+Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
 IfMatch = Annotated[
     str | None,
     Header(max_length=200, description="The `ETag` of the version you edited; a stale one gets 412."),
@@ -172,11 +172,11 @@ def unschedule_article(id: str, articles: Articles, if_match: IfMatch = None) ->
     tags=["Editor"],
     security=BEARER,
     responses=documented(
-        200, "Delivery progress; once done, sent + failed + suppressed = total.", *AUTH_ERRORS, 404, 503
+        200, "Delivery progress, with the counts by ledger state (they add up to `total`).", *AUTH_ERRORS, 404, 503
     ),
 )
-def delivery_progress(id: str, articles: Articles, newsletters: Newsletters) -> DeliveryProgress:  # noqa: A002
-    return newsletters.progress(articles.get(id))
+def delivery_progress(id: str, articles: Articles, deliveries: Deliveries) -> DeliveryProgress:  # noqa: A002
+    return deliveries.of_article(articles.get(id))
 
 
 @router.post(
@@ -190,7 +190,7 @@ def send_test_email(
     id: str,  # noqa: A002
     request: Annotated[TestEmailRequest, Body()],
     articles: Articles,
-    newsletters: Newsletters,
+    deliveries: Deliveries,
 ) -> Response[None]:
-    newsletters.send_test(articles.get(id), request.to)
+    deliveries.send_test(articles.get(id), request.to)
     return Response(202)

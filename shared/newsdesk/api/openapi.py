@@ -19,10 +19,17 @@ VERSION = "1.0.0"
 
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
-    from newsdesk.api import editor, public, subscriptions, uploads
+    from newsdesk.api import deliveries, editor, public, subscriptions, uploads
 
     app = create_resolver()
-    for router in (public.router, subscriptions.router, editor.router, subscriptions.admin_router, uploads.router):
+    for router in (
+        public.router,
+        subscriptions.router,
+        editor.router,
+        subscriptions.admin_router,
+        uploads.router,
+        deliveries.router,
+    ):
         app.include_router(router)
     return app.get_openapi_json_schema(
         title=TITLE,

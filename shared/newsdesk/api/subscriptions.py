@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from newsdesk.api.resolver import documented
-from newsdesk.dependencies import subscription_service
+from newsdesk.dependencies import delivery_reports, subscription_service
 from newsdesk.models.subscribers import (
     Frequency,
     SubscribeAccepted,
@@ -20,6 +20,7 @@ from newsdesk.models.subscribers import (
     SubscriberStats,
     SubscriberStatus,
 )
+from newsdesk.services.delivery import DeliveryReports
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, SubscriptionService
 from newsdesk.settings import get_settings
@@ -29,6 +30,7 @@ router = Router()
 admin_router = Router()
 
 Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
+Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
 Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
 HTML = "text/html; charset=utf-8"
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -224,6 +226,8 @@ def export_subscribers(
     security=BEARER,
     responses=documented(204, "Erased.", 401, 403, 404, 503),
 )
-def erase_subscriber(email: str, subscriptions: Subscriptions) -> Response[None]:
-    subscriptions.erase(unquote(email))
+def erase_subscriber(email: str, subscriptions: Subscriptions, deliveries: Deliveries) -> Response[None]:
+    address = unquote(email)
+    subscriptions.erase(address)
+    deliveries.forget(address.strip().lower())
     return Response(204)

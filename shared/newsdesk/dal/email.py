@@ -1,19 +1,22 @@
-"""Sending through Amazon SES v2: one raw MIME message per recipient."""
+"""Sending through Amazon SES v2: one raw MIME message per recipient, tagged for SES's events."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from newsdesk.dal.dynamodb import error_code
-from newsdesk.errors import SendRejected, SendThrottled
+from newsdesk.errors import SendQuotaExceeded, SendRejected, SendThrottled, SendUncertain
 
 # SES refuses these messages themselves (an invalid or rejected address): sending again cannot help.
 PERMANENT_CODES = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
+# SES tells a spent daily quota from a rate limit only by the message of its throttling error.
+DAILY_QUOTA_MESSAGE = "daily message quota exceeded"
 
 
 @lru_cache(maxsize=1)
@@ -27,23 +30,33 @@ class SesSender:
         self._client = client
         self._configuration_set = configuration_set
 
-    def send(self, *, sender: str, recipient: str, raw: bytes) -> str:
-        """Send one message; returns SES's message id.
+    def send(self, *, sender: str, recipient: str, raw: bytes, tags: Mapping[str, str] | None = None) -> str:
+        """Send one message with these message tags; returns SES's message id.
 
-        Raises SendRejected when SES refuses this message for good, and SendThrottled for everything
-        that may pass (throttling, a paused account, a network fault), so the caller can retry later.
+        Raises SendRejected when SES refuses this message for good, SendQuotaExceeded when the account's
+        daily quota is spent, SendThrottled when SES refused it for now (the email was certainly not
+        accepted), and SendUncertain when the request may have reached SES without an answer coming back.
         """
+        request: dict[str, Any] = {
+            "FromEmailAddress": sender,
+            "Destination": {"ToAddresses": [recipient]},
+            "Content": {"Raw": {"Data": raw}},
+            "ConfigurationSetName": self._configuration_set,
+        }
+        if tags:
+            request["EmailTags"] = [{"Name": name, "Value": value} for name, value in tags.items()]
         try:
-            reply = self._client.send_email(
-                FromEmailAddress=sender,
-                Destination={"ToAddresses": [recipient]},
-                Content={"Raw": {"Data": raw}},
-                ConfigurationSetName=self._configuration_set,
-            )
+            reply = self._client.send_email(**request)
         except ClientError as exc:
+            # An error answer means SES did not accept the message.
+            message = str(exc.response.get("Error", {}).get("Message", ""))
             if error_code(exc) in PERMANENT_CODES:
-                raise SendRejected(f"{error_code(exc)}: {exc}") from exc
-            raise SendThrottled(f"{error_code(exc)}: {exc}") from exc
+                raise SendRejected(error_code(exc)) from exc
+            if DAILY_QUOTA_MESSAGE in message.lower():
+                raise SendQuotaExceeded(message) from exc
+            raise SendThrottled(error_code(exc)) from exc
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:
+            raise SendThrottled(type(exc).__name__) from exc  # the request never left
         except BotoCoreError as exc:
-            raise SendThrottled(str(exc)) from exc
+            raise SendUncertain(type(exc).__name__) from exc
         return str(reply["MessageId"])

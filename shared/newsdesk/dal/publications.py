@@ -1,17 +1,18 @@
-"""Publication records: the newsletter's outbox and its progress.
+"""Publication records: each delivery's outbox entry, its progress and its counts by ledger state.
 
 The publication item is written in the same transaction as the first publish of an article, and only
 then (`attribute_not_exists`), so an article is announced at most once and never lost: the table's
 stream hands the record to fan-out even if the publishing process dies right after the write. Beside it
-live one marker per fanned-out audience shard and one per recipient batch; each marker is written
-together with the counters it adds (one transaction), so the counts are exact however often a step
-is retried.
+live one marker per fanned-out audience shard (written together with the total it adds), one per
+recipient batch, and one counter item per stream shard of the ledger: the counts by state, each applied
+exactly once by remembering the last stream sequence number it includes.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -22,6 +23,8 @@ from newsdesk.clock import iso
 from newsdesk.dal.dynamodb import (
     aws_errors,
     cancellation_reasons,
+    decode_cursor,
+    encode_cursor,
     error_code,
     from_attributes,
     to_attributes,
@@ -29,13 +32,27 @@ from newsdesk.dal.dynamodb import (
 )
 from newsdesk.errors import ServiceBusy
 from newsdesk.models.articles import Article
-from newsdesk.models.delivery import DeliveryProgress, DeliveryState
+from newsdesk.models.delivery import (
+    DeliveryKind,
+    DeliveryProgress,
+    DeliveryState,
+    Engagement,
+    LedgerCounts,
+    LedgerState,
+)
 from newsdesk.models.subscribers import Frequency
 
 PUBLICATION_SK = "#publication"
+AGGREGATES = "agg#"
+COUNTS_PREFIX = f"{AGGREGATES}count#"
+ENGAGEMENT_SK = f"{AGGREGATES}engagement"
+CLICKS_PREFIX = f"{AGGREGATES}click#"
 DIGEST_CURSOR = {"pk": {"S": "digest#cursor"}, "sk": {"S": "#cursor"}}
 TASK_LEASE = timedelta(minutes=10)
 _CONFLICT_RETRIES = 8
+_LISTED = "delivery"
+_LISTED_CURSOR_KEYS = frozenset({"pk", "sk", "listed", "listed_sort"})
+_SEQUENCE_DIGITS = 40
 
 
 class Claim(StrEnum):
@@ -45,13 +62,14 @@ class Claim(StrEnum):
 
 
 def newsletter_id(article_id: str) -> str:
-    """The delivery of an article's newsletter."""
-    return f"article#{article_id}"
+    """The delivery of an article's newsletter. Delivery ids are letters, digits and dashes only, so they
+    fit in URLs and in SES message tags."""
+    return f"article-{article_id}"
 
 
 def digest_id(run: str) -> str:
-    """The delivery of one digest run (named by its scheduled time)."""
-    return f"digest#{run}"
+    """The delivery of one digest run, named by its scheduled time (2026-11-30T08:00:00Z: 20261130T080000Z)."""
+    return "digest-" + "".join(ch for ch in run if ch.isalnum())
 
 
 def _key(delivery_id: str, sk: str = PUBLICATION_SK) -> dict[str, Any]:
@@ -76,11 +94,10 @@ def _publication_put(table_name: str, delivery_id: str, attributes: dict[str, An
         **attributes,
         "opened_at": iso(opened),
         "open": "open",
+        "listed": _LISTED,
+        "listed_sort": f"{iso(opened)}#{delivery_id}",
         "state": DeliveryState.PENDING.value,
         "total": 0,
-        "sent": 0,
-        "failed": 0,
-        "suppressed": 0,
         "shards_done": 0,
     }
     return {
@@ -92,17 +109,115 @@ def _publication_put(table_name: str, delivery_id: str, attributes: dict[str, An
     }
 
 
+def _counts(aggregates: list[dict[str, Any]], total: int) -> tuple[LedgerCounts, int]:
+    """The counts by state summed over a delivery's counter items, and the late `Send` events."""
+    counters = [item for item in aggregates if str(item["sk"]).startswith(COUNTS_PREFIX)]
+    sums = {state.value: sum(int(item.get(state.value, 0)) for item in counters) for state in LedgerState}
+    late = sum(int(item.get("late_send", 0)) for item in counters)
+    return LedgerCounts(queued=total - sum(sums.values()), **sums), late
+
+
+def _engagement(aggregates: list[dict[str, Any]]) -> Engagement | None:
+    found = next((item for item in aggregates if item["sk"] == ENGAGEMENT_SK), None)
+    clicks = {str(item["link"]): int(item.get("clicks", 0)) for item in aggregates
+              if str(item["sk"]).startswith(CLICKS_PREFIX)}  # fmt: skip
+    if found is None and not clicks:
+        return None
+    found = found or {}
+    return Engagement(
+        unique_opens=int(found.get("unique_opens", 0)),
+        machine_opens=int(found.get("machine_opens", 0)),
+        clicks=clicks,
+        scanner_clicks=int(found.get("scanner_clicks", 0)),
+    )
+
+
+def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datetime) -> DeliveryProgress:
+    counts, late = _counts(aggregates, int(item.get("total", 0)))
+    paused = item.get("paused_until")
+    paused_until = datetime.fromisoformat(paused) if paused else None
+    return DeliveryProgress(
+        id=item["pk"],
+        kind=DeliveryKind(item.get("kind", DeliveryKind.NEWSLETTER.value)),
+        article_id=item.get("article_id"),
+        state=DeliveryState(item["state"]),
+        total=int(item.get("total", 0)),
+        sent=counts.sent + counts.delivered + counts.bounced + counts.complained,
+        failed=counts.failed,
+        suppressed=counts.suppressed,
+        counts=counts,
+        late_send_events=late,
+        paused_until=paused_until if paused_until and paused_until > now and item["state"] != "done" else None,
+        engagement=_engagement(aggregates),
+        started_at=item.get("started_at"),
+        finished_at=item.get("finished_at"),
+    )
+
+
 class PublicationRepository:
     def __init__(self, client: Any, table_name: str, *, shards: int) -> None:
         self._client = client
         self._table = table_name
         self._shards = shards
 
-    def progress(self, delivery_id: str) -> DeliveryProgress | None:
+    def progress(self, delivery_id: str, now: datetime) -> DeliveryProgress | None:
+        item = self.publication(delivery_id)
+        return _progress(item, self._aggregates(delivery_id), now) if item else None
+
+    def _aggregates(self, delivery_id: str) -> list[dict[str, Any]]:
+        """The delivery's counter items (one per stream shard of the ledger) and engagement items."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :aggregates)",
+            "ExpressionAttributeValues": {":pk": {"S": delivery_id}, ":aggregates": {"S": AGGREGATES}},
+            "ConsistentRead": True,
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            with aws_errors():
+                reply = self._client.query(**request)
+            found += [from_attributes(item) for item in reply["Items"]]
+            if "LastEvaluatedKey" not in reply:
+                return found
+            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def deliveries(self, *, limit: int, cursor: str | None, now: datetime) -> tuple[list[DeliveryProgress], str | None]:
+        """Deliveries, newest first, with their progress."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-listed",
+            "KeyConditionExpression": "listed = :listed",
+            "ExpressionAttributeValues": {":listed": {"S": _LISTED}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(cursor, _LISTED_CURSOR_KEYS)
         with aws_errors():
-            reply = self._client.get_item(TableName=self._table, Key=_key(delivery_id), ConsistentRead=True)
-        item = reply.get("Item")
-        return DeliveryProgress.model_validate(from_attributes(item)) if item else None
+            reply = self._client.query(**request)
+        items = [from_attributes(item) for item in reply["Items"]]
+        last = reply.get("LastEvaluatedKey")
+        return [_progress(item, self._aggregates(item["pk"]), now) for item in items], (
+            encode_cursor(last) if last else None
+        )
+
+    def delivery_ids(self) -> Iterator[str]:
+        """Every delivery's id, newest first."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-listed",
+            "KeyConditionExpression": "listed = :listed",
+            "ExpressionAttributeValues": {":listed": {"S": _LISTED}},
+            "ProjectionExpression": "pk",
+            "ScanIndexForward": False,
+        }
+        while True:
+            with aws_errors():
+                reply = self._client.query(**request)
+            yield from (str(item["pk"]["S"]) for item in reply["Items"])
+            if "LastEvaluatedKey" not in reply:
+                return
+            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def publication(self, delivery_id: str) -> dict[str, Any] | None:
         with aws_errors():
@@ -240,57 +355,103 @@ class PublicationRepository:
             },
         )
 
-    def complete_batch(
-        self, delivery_id: str, batch_id: str, owner: str, *, sent: int, failed: int, suppressed: int
+    def complete_batch(self, delivery_id: str, batch_id: str, owner: str) -> bool:
+        """Mark the batch done (its recipients are all claimed, settled or sent): a copy of it is skipped."""
+        return self._update_if(
+            Key=_key(delivery_id, f"batch#{batch_id}"),
+            UpdateExpression="SET #state = :done",
+            ConditionExpression="#owner = :owner AND #state = :processing",
+            ExpressionAttributeNames={"#state": "state", "#owner": "owner"},
+            ExpressionAttributeValues={
+                ":done": {"S": "done"},
+                ":owner": {"S": owner},
+                ":processing": {"S": "processing"},
+            },
+        )
+
+    def pause(self, delivery_id: str, until: datetime) -> None:
+        """SES's daily quota is spent: sending waits until `until` (shown in the progress)."""
+        self._update_if(
+            Key=_key(delivery_id),
+            UpdateExpression="SET paused_until = :until",
+            ConditionExpression=(
+                "attribute_exists(pk) AND (attribute_not_exists(paused_until) OR paused_until < :until)"
+            ),
+            ExpressionAttributeValues={":until": {"S": iso(until)}},
+        )
+
+    def apply_counts(
+        self, delivery_id: str, stream_shard: str, *, first: str, last: str, changes: dict[str, int]
     ) -> bool:
-        """Mark the batch done and add its outcome to the article's counters, together."""
-        counts = {":sent": {"N": str(sent)}, ":failed": {"N": str(failed)}, ":suppressed": {"N": str(suppressed)}}
-        return self._transact(
-            [
-                {"Update": {
-                    "TableName": self._table,
-                    "Key": _key(delivery_id, f"batch#{batch_id}"),
-                    "UpdateExpression": "SET #state = :done, sent = :sent, failed = :failed, suppressed = :suppressed",
-                    "ConditionExpression": "#owner = :owner AND #state = :processing",
-                    "ExpressionAttributeNames": {"#state": "state", "#owner": "owner"},
-                    "ExpressionAttributeValues": {
-                        ":done": {"S": "done"}, ":owner": {"S": owner}, ":processing": {"S": "processing"}, **counts,
-                    },
-                }},
-                {"Update": {
-                    "TableName": self._table,
-                    "Key": _key(delivery_id),
-                    "UpdateExpression": "ADD sent :sent, failed :failed, suppressed :suppressed",
-                    "ExpressionAttributeValues": counts,
-                }},
-            ]
-        )  # fmt: skip
+        """Add one stream batch's changes to the delivery's counts, once: the counter item of the stream
+        shard remembers the last sequence number it includes, and a batch it has seen is not added again."""
+        names = {f"#c{index}": name for index, name in enumerate(sorted(changes))}
+        values: dict[str, Any] = {f":c{index}": {"N": str(changes[name])} for index, name in enumerate(sorted(changes))}
+        values.update({":first": {"S": first.zfill(_SEQUENCE_DIGITS)}, ":last": {"S": last.zfill(_SEQUENCE_DIGITS)}})
+        adds = ", ".join(f"#c{index} :c{index}" for index in range(len(names)))
+        request: dict[str, Any] = {
+            "Key": _key(delivery_id, f"{COUNTS_PREFIX}{stream_shard}"),
+            "UpdateExpression": "SET last_sequence = :last" + (f" ADD {adds}" if adds else ""),
+            "ConditionExpression": "attribute_not_exists(last_sequence) OR last_sequence < :first",
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        return self._update_if(**request)
+
+    def first_sighting(self, delivery_id: str, marker: str, *, forget_at: datetime) -> bool:
+        """True the first time `marker` (a keyed hash, never an address) is seen for this delivery; the
+        marker is forgotten at `forget_at` (TTL)."""
+        item = {"pk": delivery_id, "sk": f"seen#{marker}", "expires_at": int(forget_at.timestamp())}
+        return write_if(
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_attributes(item),
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+
+    def add_engagement(
+        self, delivery_id: str, *, unique_opens: int = 0, machine_opens: int = 0, scanner_clicks: int = 0
+    ) -> None:
+        with aws_errors():
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(delivery_id, ENGAGEMENT_SK),
+                UpdateExpression="ADD unique_opens :opens, machine_opens :machine, scanner_clicks :scanner",
+                ExpressionAttributeValues={
+                    ":opens": {"N": str(unique_opens)},
+                    ":machine": {"N": str(machine_opens)},
+                    ":scanner": {"N": str(scanner_clicks)},
+                },
+            )
+
+    def add_click(self, delivery_id: str, link: str, link_key: str) -> None:
+        with aws_errors():
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(delivery_id, f"{CLICKS_PREFIX}{link_key}"),
+                UpdateExpression="SET link = :link ADD clicks :one",
+                ExpressionAttributeValues={":link": {"S": link[:2000]}, ":one": {"N": "1"}},
+            )
 
     def finish_if_complete(self, delivery_id: str, now: datetime) -> bool:
-        """sending -> done once every shard is queued and every queued recipient is accounted for."""
-        with aws_errors():
-            reply = self._client.get_item(TableName=self._table, Key=_key(delivery_id), ConsistentRead=True)
-        item = from_attributes(reply.get("Item", {}))
-        counts = {name: int(item.get(name, 0)) for name in ("sent", "failed", "suppressed", "total", "shards_done")}
-        if (
-            item.get("state") != DeliveryState.SENDING.value
-            or counts["shards_done"] < self._shards
-            or counts["sent"] + counts["failed"] + counts["suppressed"] != counts["total"]
-        ):
+        """sending -> done once every shard is queued and every queued recipient is settled (none queued or
+        pending). Safe to call from anywhere at any time: only one caller finishes it."""
+        item = self.publication(delivery_id)
+        if item is None or item.get("state") != DeliveryState.SENDING.value or item["shards_done"] < self._shards:
             return False
-        # Conditional on the counts just read: a batch finishing meanwhile makes this a no-op, and that
-        # batch's own check finishes the delivery.
+        counts, _ = _counts(self._aggregates(delivery_id), int(item["total"]))
+        if counts.queued or counts.pending:
+            return False
         return self._update_if(
             Key=_key(delivery_id),
             UpdateExpression="SET #state = :done, finished_at = :now REMOVE #open",
-            ConditionExpression="#state = :sending AND sent = :sent AND failed = :failed "
-            "AND suppressed = :suppressed AND #total = :total AND shards_done = :shards_done",
-            ExpressionAttributeNames={"#state": "state", "#total": "total", "#open": "open"},
+            ConditionExpression="#state = :sending",
+            ExpressionAttributeNames={"#state": "state", "#open": "open"},
             ExpressionAttributeValues={
                 ":done": {"S": DeliveryState.DONE.value},
                 ":sending": {"S": DeliveryState.SENDING.value},
                 ":now": {"S": iso(now)},
-                **{f":{name}": {"N": str(value)} for name, value in counts.items()},
             },
         )
 

@@ -13,6 +13,7 @@ from newsdesk.errors import ServiceBusy
 
 _SQS_BATCH = 10
 _ATTEMPTS = 5
+MAX_DELAY_SECONDS = 900
 
 
 @lru_cache(maxsize=1)
@@ -25,14 +26,19 @@ class QueuePublisher:
         self._client = client
         self._url = queue_url
 
-    def send(self, bodies: Sequence[str]) -> None:
-        """Send every body (ten per call); entries SQS did not take are sent again, or this raises."""
+    def send(self, bodies: Sequence[str], *, delay_seconds: int = 0) -> None:
+        """Send every body (ten per call), each visible after `delay_seconds` (at most 900, SQS's limit);
+        entries SQS did not take are sent again, or this raises."""
+        delay = max(0, min(MAX_DELAY_SECONDS, delay_seconds))
         for start in range(0, len(bodies), _SQS_BATCH):
             entries = {str(i): body for i, body in enumerate(bodies[start : start + _SQS_BATCH])}
             for _ in range(_ATTEMPTS):
                 with aws_errors():
                     reply = self._client.send_message_batch(
-                        QueueUrl=self._url, Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()]
+                        QueueUrl=self._url,
+                        Entries=[
+                            {"Id": key, "MessageBody": body, "DelaySeconds": delay} for key, body in entries.items()
+                        ],
                     )
                 entries = {failure["Id"]: entries[failure["Id"]] for failure in reply.get("Failed", [])}
                 if not entries:

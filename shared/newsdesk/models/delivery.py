@@ -1,4 +1,4 @@
-"""Newsletter delivery: queue messages between the functions, and the progress editors see."""
+"""Deliveries (an article's newsletter, a digest): queue messages, the ledger's states, and the editor's views."""
 
 from __future__ import annotations
 
@@ -16,8 +16,33 @@ class DeliveryState(StrEnum):
     DONE = "done"
 
 
+class DeliveryKind(StrEnum):
+    NEWSLETTER = "newsletter"
+    DIGEST = "digest"
+
+
+class LedgerState(StrEnum):
+    """Where one recipient of one delivery stands; every state but `pending` is final for the sending
+    (SES may still report a delivery, bounce or complaint about a `sent` email)."""
+
+    PENDING = "pending"
+    """Claimed for sending; SES has not (yet) reported accepting it."""
+    SENT = "sent"
+    """SES accepted it: its `Send` event arrived, with the message id."""
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    FAILED = "failed"
+    """Refused for good (SES rejected the address or the message, or the article was withdrawn)."""
+    SUPPRESSED = "suppressed"
+    """Skipped: unsubscribed, bounced, complained or erased before their turn."""
+
+
+ACCEPTED_STATES = frozenset({LedgerState.SENT, LedgerState.DELIVERED, LedgerState.BOUNCED, LedgerState.COMPLAINED})
+
+
 class FanoutTask(BaseModel):
-    """Queue one audience shard's subscribers for an article, resuming after `cursor`."""
+    """Queue one audience shard's subscribers of a delivery, resuming after `cursor`."""
 
     delivery_id: str
     frequency: Frequency = Frequency.INSTANT
@@ -33,7 +58,7 @@ class BatchRecipient(BaseModel):
 
 
 class SendBatch(BaseModel):
-    """Up to BATCH_SIZE recipients of one article. `batch_id` is the same for every copy of the batch,
+    """Up to BATCH_SIZE recipients of one delivery. `batch_id` is the same for every copy of the batch,
     however many times fan-out queues it, which is what lets the mailer send it once."""
 
     delivery_id: str
@@ -41,14 +66,66 @@ class SendBatch(BaseModel):
     recipients: list[BatchRecipient]
 
 
+class LedgerCounts(BaseModel):
+    """How many recipients are in each state; with `queued` (not yet claimed) they add up to the total."""
+
+    queued: int = Field(default=0, description="Queued by fan-out, not yet taken by a mailer.")
+    pending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    complained: int = 0
+    failed: int = 0
+    suppressed: int = 0
+
+
+class Engagement(BaseModel):
+    """Aggregate opens and clicks of a delivery (only with TrackEngagement); never per person."""
+
+    unique_opens: int = Field(default=0, description="Recipients who opened it, as far as a person did.")
+    machine_opens: int = Field(default=0, description="Opens by mail privacy proxies (e.g. Apple Mail), not people.")
+    clicks: dict[str, int] = Field(default_factory=dict, description="Human clicks per link.")
+    scanner_clicks: int = Field(default=0, description="Clicks by link scanners, counted apart.")
+
+
 class DeliveryProgress(BaseModel):
+    id: str = Field(description="The delivery's id (`article-<article id>` or `digest-<scheduled time>`).")
+    kind: DeliveryKind
+    article_id: str | None = None
     state: DeliveryState
-    total: int = Field(description="Recipients queued so far (final once every shard is queued).")
-    sent: int
+    total: int = Field(description="Recipients queued so far (final once fan-out has finished).")
+    sent: int = Field(description="Emails SES accepted: sent, delivered, bounced and complained together.")
     failed: int
     suppressed: int = Field(description="Skipped: unsubscribed, bounced or complained before their turn.")
+    counts: LedgerCounts
+    late_send_events: int = Field(
+        default=0,
+        description="`Send` events that arrived after the email was sent again (the recipient may have two copies).",
+    )
+    paused_until: datetime | None = Field(default=None, description="Sending waits for SES's daily quota until then.")
+    engagement: Engagement | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryProgress]
+    next_cursor: str | None = None
+
+
+class LedgerEntry(BaseModel):
+    """One recipient of one delivery, as the editor sees it."""
+
+    email: str | None = Field(description="None once the person was erased.")
+    state: LedgerState
+    message_id: str | None = Field(default=None, description="SES's message id, once SES accepted the email.")
+    detail: str | None = Field(default=None, description="Why it failed, bounced or was skipped.")
+    updated_at: datetime
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntry]
+    next_cursor: str | None = None
 
 
 class TestEmailRequest(BaseModel):

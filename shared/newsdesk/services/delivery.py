@@ -1,43 +1,69 @@
-"""Newsletter delivery: from a publication record to one email per confirmed subscriber.
+"""Delivery: from a publication record to one email per confirmed subscriber, proven by SES's own record.
 
 1. Start: the publication record's stream INSERT starts the delivery and queues one fan-out task per
    audience shard (FANOUT_SHARDS of them, read in parallel).
-2. Fan-out: a task pages through its shard's confirmed instant subscribers and queues them in batches of
+2. Fan-out: a task pages through its shard's confirmed subscribers and queues them in batches of
    BATCH_SIZE on the send queue; after PAGES_PER_TASK pages (or when time runs short) it queues its own
    continuation, so no invocation grows with the list. The last task of a shard adds the shard's count
    to the delivery's total, once.
-3. Mail: a mailer claims a batch (a lease, so one mailer works on it at a time), skips recipients no
-   longer confirmed, and for each recipient first writes the delivery record (the claim that makes the
-   send unique), then sends within its share of the SES rate, backing off when throttled. The batch's
-   outcome is added to the delivery's counters together with the batch's "done" mark.
+3. Mail: a mailer takes a batch (a lease, so one mailer works on it at a time) and, per recipient, writes
+   the ledger record `pending` (the claim that makes the send unique) and sends, tagged with the delivery,
+   the recipient's key and the attempt, within its share of the SES rate. SES's `Send` event, not the
+   mailer, makes the record `sent` (services.ses_feedback). A record still `pending` when the batch comes
+   round again may or may not have reached SES: once the reconciliation window has passed without its
+   `Send` event it certainly did not, and it is sent again, once.
+4. Tally: the ledger's stream keeps the counts by state, each change counted once (Tally), and finishes
+   the delivery when nobody is queued or pending.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.articles import ArticleRepository
-from newsdesk.dal.deliveries import DeliveryRepository, Outcome
 from newsdesk.dal.dynamodb import decode_cursor, encode_cursor
 from newsdesk.dal.email import SesSender
+from newsdesk.dal.ledger import LedgerRecord, LedgerRepository
 from newsdesk.dal.publications import Claim, PublicationRepository, newsletter_id
 from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import FANOUT_SHARDS, SubscriberRepository, audience_key
-from newsdesk.errors import InvalidInput, NotFound, RetryLater, SendRejected, SendThrottled, ServiceBusy
+from newsdesk.errors import (
+    InvalidInput,
+    NotFound,
+    RetryLater,
+    SendQuotaExceeded,
+    SendRejected,
+    SendThrottled,
+    SendUncertain,
+    ServiceBusy,
+)
 from newsdesk.messages import MessageTemplate, Recipient
 from newsdesk.models.articles import Article, ArticleStatus
-from newsdesk.models.delivery import BatchRecipient, DeliveryProgress, FanoutTask, SendBatch
+from newsdesk.models.delivery import (
+    BatchRecipient,
+    DeliveryProgress,
+    FanoutTask,
+    LedgerEntry,
+    LedgerState,
+    SendBatch,
+)
 from newsdesk.models.subscribers import Frequency, SubscriberStatus
 from newsdesk.observability import logger
 from newsdesk.services.emails import EmailComposer
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from newsdesk.services.pacing import RateLimiter, backoff_delay
+from newsdesk.services.recipients import RecipientKeys
 
 BATCH_SIZE = 100
 PAGES_PER_TASK = 100
@@ -45,7 +71,14 @@ PAGES_PER_TASK = 100
 SAFETY_MARGIN_SECONDS = 15.0
 BATCH_LEASE = timedelta(seconds=120)
 """Longer than the mailer's timeout: a lease only lapses when its mailer is surely gone."""
+MAX_ATTEMPTS = 2
+"""A recipient whose first email SES never confirmed is sent it once more, no more."""
+QUOTA_PAUSE = timedelta(hours=1)
+"""How long a delivery waits after SES says its 24-hour quota is spent, before trying again."""
 _AUDIENCE_KEYS = frozenset({"email", "audience"})
+TAG_DELIVERY = "newsdesk-delivery"
+TAG_RECIPIENT = "newsdesk-recipient"
+TAG_ATTEMPT = "newsdesk-attempt"
 
 
 def personal(links: LinkSigner, email: str, name: str | None = None) -> Recipient:
@@ -119,12 +152,21 @@ class FanoutService:
             self._publications.finish_if_complete(task.delivery_id, self._clock())
 
 
-@dataclass
-class _Tally:
-    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+class _Paused(Exception):
+    """SES's daily quota is spent: the delivery is paused, the batch waits."""
 
-    def add(self, outcome: Outcome) -> None:
-        self.counts[outcome] += 1
+
+class _OutOfTime(Exception):
+    """The invocation cannot send more before its timeout: the rest of the batch goes back on the queue."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A recipient the mailer is about to send to, with the attempt its ledger record holds."""
+
+    recipient: BatchRecipient
+    key: str
+    attempt: int
 
 
 class MailerService:
@@ -132,31 +174,38 @@ class MailerService:
         self,
         *,
         publications: PublicationRepository,
-        deliveries: DeliveryRepository,
+        ledger: LedgerRepository,
         subscribers: SubscriberRepository,
         articles: ArticleRepository,
         sender: SesSender,
         composer: EmailComposer,
         links: Callable[[], LinkSigner],
+        recipient_keys: Callable[[], RecipientKeys],
+        send_queue: QueuePublisher,
         rate: float,
+        reconciliation_window: timedelta,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._publications = publications
-        self._deliveries = deliveries
+        self._ledger = ledger
         self._subscribers = subscribers
         self._articles = articles
         self._sender = sender
         self._composer = composer
         self._links = links
+        self._recipient_keys = recipient_keys
+        self._send_queue = send_queue
+        self._window = reconciliation_window
         self._clock = clock
         self._sleep = sleep
-        # Per process, so the pace holds across invocations of a warm mailer.
-        self._limiter = RateLimiter(rate)
+        # Per process, so the pace holds across invocations of a warm mailer; a small burst lets a mailer
+        # catch up the time a pause cost it without ever exceeding its rate over a second.
+        self._limiter = RateLimiter(rate, burst=max(1.0, rate / 2))
 
     def deliver(self, batch: SendBatch, *, seconds_left: Callable[[], float]) -> None:
         """Send one batch. Raises RetryLater (or any fault) to have the queue deliver it again; what was
-        sent stays recorded, so the retry sends only the rest."""
+        claimed stays in the ledger, so the retry sends only the rest."""
         owner = uuid.uuid4().hex
         now = self._clock()
         claim = self._publications.claim_batch(
@@ -168,18 +217,112 @@ class MailerService:
         if claim is Claim.BUSY:
             raise RetryLater(f"batch {batch.batch_id} is being sent by another mailer")
         try:
-            tally = self._send_batch(batch, seconds_left)
+            come_back_at = self._send_batch(batch, seconds_left)
         except BaseException:
             self._publications.release_batch(batch.delivery_id, batch.batch_id, owner)
             raise
-        counts = {outcome.value: n for outcome, n in tally.counts.items()}
-        if self._publications.complete_batch(batch.delivery_id, batch.batch_id, owner, **counts):
-            logger.info("batch sent", extra={"batch_id": batch.batch_id, **counts})
-            self._publications.finish_if_complete(batch.delivery_id, self._clock())
+        if come_back_at is None:
+            self._publications.complete_batch(batch.delivery_id, batch.batch_id, owner)
+            logger.info("batch sent", extra={"batch_id": batch.batch_id})
+            return
+        # Not finished: a fresh copy comes back when there is something to do (SQS delays up to 15 minutes,
+        # and a copy that finds nothing to do yet is delayed again).
+        self._publications.release_batch(batch.delivery_id, batch.batch_id, owner)
+        delay = int((come_back_at - self._clock()).total_seconds()) + 1
+        self._send_queue.send([batch.model_dump_json()], delay_seconds=delay)
+        logger.info("batch comes back later", extra={"batch_id": batch.batch_id, "delay_seconds": delay})
 
-    def _content(self, delivery_id: str) -> MessageTemplate | None:
+    def _send_batch(self, batch: SendBatch, seconds_left: Callable[[], float]) -> datetime | None:
+        """Settle or send every recipient of the batch; when some must wait, the moment to come back."""
+        record = self._publications.publication(batch.delivery_id) or {}
+        now = self._clock()
+        paused = record.get("paused_until")
+        if paused and datetime.fromisoformat(paused) > now:
+            return datetime.fromisoformat(paused)
+        template = self._content(record)
+        keys = self._recipient_keys()
+        recipients = {keys.of(recipient.email): recipient for recipient in batch.recipients}
+        ledger = self._ledger.records(batch.delivery_id, recipients)
+        statuses = self._subscribers.statuses([recipient.email for recipient in batch.recipients])
+        come_back_at: datetime | None = None
+        links = self._links()
+        try:
+            for key, recipient in recipients.items():
+                target = self._target(batch, key, recipient, ledger.get(key), template, statuses, now)
+                if isinstance(target, datetime):
+                    come_back_at = min(come_back_at or target, target)
+                elif target is not None:
+                    assert template is not None
+                    self._send(batch, template, links, target, seconds_left)
+        except _Paused:
+            return self._clock() + QUOTA_PAUSE
+        except _OutOfTime:
+            return self._clock()
+        return come_back_at
+
+    def _target(
+        self,
+        batch: SendBatch,
+        key: str,
+        recipient: BatchRecipient,
+        record: LedgerRecord | None,
+        template: MessageTemplate | None,
+        statuses: dict[str, SubscriberStatus],
+        now: datetime,
+    ) -> _Target | datetime | None:
+        """What to do for one recipient: send (with the attempt claimed), wait (until when), or nothing."""
+        status = statuses.get(recipient.email)
+        if record is None:
+            if template is None or status is not SubscriberStatus.CONFIRMED:
+                self._settle_unsent(batch, key, recipient, status, withdrawn=template is None, now=now)
+                return None
+            claimed = self._ledger.claim(
+                batch.delivery_id, key, recipient.email, batch_id=batch.batch_id, attempt=1, now=now
+            )
+            return _Target(recipient, key, 1) if claimed else None
+        if record.state is not LedgerState.PENDING or record.batch_id != batch.batch_id:
+            return None  # settled already, or another batch's
+        # An earlier attempt at this batch claimed this recipient and may or may not have reached SES.
+        assert record.pending_since is not None
+        decided_at = record.pending_since + self._window
+        if decided_at > now:
+            return decided_at  # its Send event may still come
+        if record.attempt >= MAX_ATTEMPTS or template is None or status is not SubscriberStatus.CONFIRMED:
+            detail = "SES never confirmed sending it, after two attempts" if record.attempt >= MAX_ATTEMPTS else (
+                "the article was withdrawn" if template is None else f"{status or 'erased'} before it was sent again"
+            )  # fmt: skip
+            to = LedgerState.FAILED if record.attempt >= MAX_ATTEMPTS or template is None else LedgerState.SUPPRESSED
+            self._ledger.move(batch.delivery_id, key, to=to, allowed_from=[LedgerState.PENDING], now=now,
+                              attempt=record.attempt, detail=detail)  # fmt: skip
+            return None
+        # No Send event within the window: that attempt never reached SES. Send again, once.
+        if not self._ledger.retry(batch.delivery_id, key, attempt=record.attempt, now=now):
+            return None
+        logger.info("recipient sent again after no Send event", extra={"batch_id": batch.batch_id})
+        return _Target(recipient, key, record.attempt + 1)
+
+    def _settle_unsent(
+        self,
+        batch: SendBatch,
+        key: str,
+        recipient: BatchRecipient,
+        status: SubscriberStatus | None,
+        *,
+        withdrawn: bool,
+        now: datetime,
+    ) -> None:
+        if withdrawn:
+            state, detail = LedgerState.FAILED, "the article was unpublished or deleted before it was sent"
+        else:
+            state, detail = LedgerState.SUPPRESSED, f"{status.value if status else 'erased'} before it was sent"
+        # An erased person's address is not written down again.
+        email = recipient.email if status is not None else ""
+        self._ledger.settle_unsent(
+            batch.delivery_id, key, email, state, detail=detail, batch_id=batch.batch_id, now=now
+        )
+
+    def _content(self, record: dict[str, Any]) -> MessageTemplate | None:
         """The message of a delivery; None when its articles were unpublished or deleted meanwhile."""
-        record = self._publications.publication(delivery_id) or {}
         if record.get("kind") == "digest":
             found = (self._articles.get(article_id) for article_id in record.get("article_ids", []))
             articles = [a for a in found if a is not None and a.status is ArticleStatus.PUBLISHED]
@@ -189,91 +332,180 @@ class MailerService:
             return None
         return self._composer.newsletter(article)
 
-    def _send_batch(self, batch: SendBatch, seconds_left: Callable[[], float]) -> _Tally:
-        template = self._content(batch.delivery_id)
-        withdrawn = template is None
-        statuses = self._subscribers.statuses([r.email for r in batch.recipients])
-        links = self._links()
-        tally = _Tally()
-        for recipient in batch.recipients:
-            if withdrawn:
-                outcome = Outcome.FAILED  # the article was unpublished or deleted while it was being sent
-            elif statuses.get(recipient.email) is not SubscriberStatus.CONFIRMED:
-                outcome = Outcome.SUPPRESSED
-            else:
-                outcome = Outcome.SENT
-                self._limiter.acquire()
-            existing = self._deliveries.claim(
-                batch.delivery_id, recipient.email, outcome, batch_id=batch.batch_id, at=self._clock()
-            )
-            if existing is not None:
-                if existing.batch_id == batch.batch_id:
-                    tally.add(existing.outcome)  # settled by an earlier attempt at this same batch
-                continue
-            if outcome is Outcome.SENT:
-                assert template is not None
-                outcome = self._send(batch, template, links, recipient, seconds_left)
-            tally.add(outcome)
-        return tally
-
     def _send(
         self,
         batch: SendBatch,
         template: MessageTemplate,
         links: LinkSigner,
-        recipient: BatchRecipient,
+        target: _Target,
         seconds_left: Callable[[], float],
-    ) -> Outcome:
-        """Send to a claimed recipient; gives the claim back if the email may not have gone out."""
-        attempt = 0
+    ) -> None:
+        """Send to a claimed recipient. Only what SES certainly did not accept is given back; anything else
+        stays `pending` for SES's Send event (or the reconciliation window) to settle."""
         try:
+            raw = template.render(personal(links, target.recipient.email, target.recipient.name))
+        except ValueError:  # an address no email can be addressed to: never sendable
+            self._fail(batch, target, "the stored address cannot be written in an email header")
+            return
+        tags = {TAG_DELIVERY: batch.delivery_id, TAG_RECIPIENT: target.key, TAG_ATTEMPT: str(target.attempt)}
+        throttled = 0
+        while True:
+            if not self._limiter.acquire(max_wait=seconds_left() - SAFETY_MARGIN_SECONDS):
+                self._give_back(batch, target)
+                raise _OutOfTime
             try:
-                raw = template.render(personal(links, recipient.email, recipient.name))
-            except ValueError as exc:  # an address no email can be addressed to: never sendable
-                raise SendRejected(f"cannot address an email to this recipient: {exc}") from exc
-            while True:
-                try:
-                    self._sender.send(sender=self._composer.sender, recipient=recipient.email, raw=raw)
-                    return Outcome.SENT
-                except SendThrottled:
-                    delay = backoff_delay(attempt)
-                    attempt += 1
-                    if seconds_left() - delay < SAFETY_MARGIN_SECONDS:
-                        raise RetryLater("SES kept throttling until this invocation ran out of time") from None
-                    self._sleep(delay)
-                    self._limiter.acquire()
-        except SendRejected as exc:
-            logger.warning("SES rejected a newsletter", extra={"batch_id": batch.batch_id, "reason": str(exc)})
-            self._deliveries.settle(batch.delivery_id, recipient.email, Outcome.FAILED, str(exc))
-            return Outcome.FAILED
-        except BaseException:
-            self._deliveries.unclaim(batch.delivery_id, recipient.email, batch.batch_id)
-            raise
+                self._sender.send(sender=self._composer.sender, recipient=target.recipient.email, raw=raw, tags=tags)
+                return
+            except SendThrottled:
+                delay = backoff_delay(throttled)
+                throttled += 1
+                if seconds_left() - delay < SAFETY_MARGIN_SECONDS:
+                    self._give_back(batch, target)
+                    raise _OutOfTime from None
+                self._sleep(delay)
+            except SendQuotaExceeded:
+                self._give_back(batch, target)
+                self._publications.pause(batch.delivery_id, self._clock() + QUOTA_PAUSE)
+                logger.warning("SES's daily quota is spent: delivery paused", extra={"delivery_id": batch.delivery_id})
+                raise _Paused from None
+            except SendRejected as exc:
+                self._fail(batch, target, f"SES refused the email ({exc})")
+                return
+            except SendUncertain as exc:
+                logger.warning("SES's answer was lost; its Send event will tell", extra={"reason": str(exc)})
+                return
+
+    def _fail(self, batch: SendBatch, target: _Target, detail: str) -> None:
+        self._ledger.move(batch.delivery_id, target.key, to=LedgerState.FAILED, allowed_from=[LedgerState.PENDING],
+                          now=self._clock(), attempt=target.attempt, detail=detail)  # fmt: skip
+
+    def _give_back(self, batch: SendBatch, target: _Target) -> None:
+        """Undo the claim of an attempt SES certainly did not accept."""
+        if target.attempt == 1:
+            self._ledger.release(batch.delivery_id, target.key, attempt=1)
+        else:
+            # Back to the previous attempt, decided already: the next pass at the batch retries at once.
+            self._ledger.back_off(batch.delivery_id, target.key, attempt=target.attempt,
+                                  now=self._clock() - self._window)  # fmt: skip
 
 
-class NewsletterService:
-    """What editors ask about a newsletter: its progress, and a test copy."""
+# ---------------------------------------------------------------------------------------------- tally
+
+
+@dataclass(frozen=True)
+class LedgerChange:
+    """One change of one ledger record, as the table's stream reports it."""
+
+    delivery_id: str
+    sequence: str
+    old_state: str | None
+    new_state: str | None
+    late_send: bool
+
+
+class Tally:
+    """Keeps each delivery's counts by ledger state from the ledger's stream, exactly once per change, and
+    finishes a delivery once nobody is queued or pending."""
+
+    def __init__(self, *, publications: PublicationRepository, clock: Callable[[], datetime] = utc_now) -> None:
+        self._publications = publications
+        self._clock = clock
+
+    def apply(self, stream_shard: str, changes: list[LedgerChange]) -> None:
+        by_delivery: dict[str, list[LedgerChange]] = defaultdict(list)
+        for change in changes:
+            by_delivery[change.delivery_id].append(change)
+        for delivery_id, own in by_delivery.items():
+            counts: Counter[str] = Counter()
+            for change in own:
+                if change.old_state:
+                    counts[change.old_state] -= 1
+                if change.new_state:
+                    counts[change.new_state] += 1
+                counts["late_send"] += change.late_send
+            sequences = sorted((change.sequence for change in own), key=int)
+            applied = self._publications.apply_counts(
+                delivery_id,
+                stream_shard,
+                first=sequences[0],
+                last=sequences[-1],
+                changes={name: value for name, value in counts.items() if value},
+            )
+            if applied:
+                self._publications.finish_if_complete(delivery_id, self._clock())
+
+
+# -------------------------------------------------------------------------------------------- reports
+
+EXPORT_PAGE = 5000
+EXPORT_COLUMNS = ("email", "state", "message_id", "detail", "updated_at")
+
+
+class DeliveryReports:
+    """What editors ask about deliveries: progress, the ledger of each, and a test copy of a newsletter."""
 
     def __init__(
         self,
         *,
         articles: ArticleRepository,
         publications: PublicationRepository,
+        ledger: LedgerRepository,
         sender: SesSender,
         composer: EmailComposer,
         links: Callable[[], LinkSigner],
+        recipient_keys: Callable[[], RecipientKeys],
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._articles = articles
         self._publications = publications
+        self._ledger = ledger
+        self._recipient_keys = recipient_keys
         self._sender = sender
         self._composer = composer
         self._links = links
+        self._clock = clock
 
-    def progress(self, article: Article) -> DeliveryProgress:
-        progress = self._publications.progress(newsletter_id(article.id))
+    def of_article(self, article: Article) -> DeliveryProgress:
+        progress = self._publications.progress(newsletter_id(article.id), self._clock())
         if progress is None:
             raise NotFound("this article has not been published, so no newsletter went out")
         return progress
+
+    def get(self, delivery_id: str) -> DeliveryProgress:
+        progress = self._publications.progress(delivery_id, self._clock()) if _plausible(delivery_id) else None
+        if progress is None:
+            raise NotFound(f"no delivery {delivery_id!r}")
+        return progress
+
+    def page(self, *, limit: int, cursor: str | None) -> tuple[list[DeliveryProgress], str | None]:
+        return self._publications.deliveries(limit=limit, cursor=cursor, now=self._clock())
+
+    def recipients(
+        self, delivery_id: str, *, state: LedgerState | None, limit: int, cursor: str | None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        self.get(delivery_id)
+        records, next_cursor = self._ledger.page(delivery_id, state=state, limit=limit, cursor=cursor)
+        return [_entry(record) for record in records], next_cursor
+
+    def export_csv(self, delivery_id: str, *, state: LedgerState | None, cursor: str | None) -> tuple[str, str | None]:
+        """One page of a delivery's ledger as CSV (with a header row), and the cursor of the next page."""
+        entries, next_cursor = self.recipients(delivery_id, state=state, limit=EXPORT_PAGE, cursor=cursor)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(EXPORT_COLUMNS)
+        for entry in entries:
+            row = entry.model_dump(mode="json")
+            writer.writerow([_csv_safe(row.get(column)) for column in EXPORT_COLUMNS])
+        return buffer.getvalue(), next_cursor
+
+    def forget(self, email: str) -> int:
+        """Remove an erased person's address from every delivery's ledger (one write per delivery, a few
+        at a time); their records keep only their state. How many held the address."""
+        key = self._recipient_keys().of(email)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return sum(
+                pool.map(lambda delivery_id: self._ledger.scrub(delivery_id, key), self._publications.delivery_ids())
+            )
 
     def send_test(self, article: Article, to: str) -> None:
         """The newsletter as subscribers will get it, to one address; no delivery record is touched."""
@@ -281,6 +513,21 @@ class NewsletterService:
         try:
             self._sender.send(sender=self._composer.sender, recipient=to, raw=raw)
         except SendRejected as exc:
-            raise InvalidInput(f"SES refused to send to this address: {exc}", code="send_rejected") from exc
-        except SendThrottled as exc:
+            raise InvalidInput(f"SES refused to send to this address ({exc})", code="send_rejected") from exc
+        except (SendThrottled, SendQuotaExceeded, SendUncertain) as exc:
             raise ServiceBusy("SES is busy; try again in a moment") from exc
+
+
+def _plausible(delivery_id: str) -> bool:
+    return 0 < len(delivery_id) <= 100 and all(ch.isalnum() or ch == "-" for ch in delivery_id)
+
+
+def _entry(record: LedgerRecord) -> LedgerEntry:
+    return LedgerEntry(email=record.email or None, state=record.state, message_id=record.message_id,
+                       detail=record.detail, updated_at=record.updated_at)  # fmt: skip
+
+
+def _csv_safe(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ is a formula in spreadsheets: keep exported values inert.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

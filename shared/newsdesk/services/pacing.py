@@ -25,15 +25,20 @@ class RateLimiter:
         self._sleep = sleep
         self._last = clock()
 
-    def acquire(self) -> None:
+    def acquire(self, *, max_wait: float | None = None) -> bool:
+        """Take one token, waiting for it; False (taking nothing, waiting not at all) when that would mean
+        waiting longer than `max_wait` seconds."""
         while True:
             now = self._clock()
             self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
             self._last = now
             if self._tokens >= 1 - 1e-9:  # float rounding must not make a wait never quite end
                 self._tokens = max(0.0, self._tokens - 1)
-                return
-            self._sleep((1 - self._tokens) / self._rate)
+                return True
+            wait = (1 - self._tokens) / self._rate
+            if max_wait is not None and wait > max_wait:
+                return False
+            self._sleep(wait)
 
 
 def backoff_delay(attempt: int, *, base: float = 0.05, cap: float = 2.0) -> float:

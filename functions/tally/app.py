@@ -1,0 +1,48 @@
+"""TallyFunction: the delivery ledger's stream keeps each delivery's counts by state, and finishes it.
+
+The event source uses a tumbling window only for the `shardId` Lambda then passes along: counts are applied
+per stream shard with its last sequence number, so a retried batch is never counted twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from newsdesk.dependencies import tally
+from newsdesk.observability import logger, tracer
+from newsdesk.services.delivery import LedgerChange
+
+
+def _state(image: dict[str, Any] | None) -> str | None:
+    return str(image["state"]["S"]) if image and "state" in image else None
+
+
+def ledger_change(record: dict[str, Any]) -> LedgerChange | None:
+    """What one stream record changed about a ledger record's state; None for other items."""
+    stream = record.get("dynamodb") or {}
+    keys = stream.get("Keys") or {}
+    if not str((keys.get("sk") or {}).get("S", "")).startswith("to#"):
+        return None
+    old, new = stream.get("OldImage"), stream.get("NewImage")
+    old_state, new_state = _state(old), _state(new)
+    late = bool(new and "late_send" in new) and not bool(old and "late_send" in old)
+    if old_state == new_state and not late:
+        return None
+    return LedgerChange(
+        delivery_id=str(keys["pk"]["S"]),
+        sequence=str(stream["SequenceNumber"]),
+        old_state=old_state,
+        new_state=new_state,
+        late_send=late,
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    changes = [change for record in event.get("Records") or [] if (change := ledger_change(record))]
+    if changes:
+        tally().apply(str(event["shardId"]), changes)
+    return {"state": {}}

@@ -1,0 +1,86 @@
+"""Editor routes for deliveries (newsletters and digests): progress, and the ledger of every recipient."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from newsdesk.api.editor import AUTH_ERRORS, BEARER
+from newsdesk.api.resolver import documented
+from newsdesk.dependencies import delivery_reports
+from newsdesk.models.delivery import DeliveryPage, DeliveryProgress, LedgerPage, LedgerState
+from newsdesk.services.delivery import DeliveryReports
+
+router = Router()
+
+Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
+State = Annotated[LedgerState | None, Query(description="Only recipients in this state.")]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.get(
+    "/admin/deliveries",
+    summary="List deliveries (newsletters and digests), newest first",
+    tags=["Deliveries"],
+    security=BEARER,
+    responses=documented(200, "One page of deliveries, each with its progress.", *AUTH_ERRORS, 503),
+)
+def list_deliveries(
+    deliveries: Deliveries, limit: Annotated[int, Query(ge=1, le=50)] = 20, cursor: Cursor = None
+) -> DeliveryPage:
+    items, next_cursor = deliveries.page(limit=limit, cursor=cursor)
+    return DeliveryPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/admin/deliveries/<delivery_id>",
+    summary="How a delivery is going",
+    tags=["Deliveries"],
+    security=BEARER,
+    responses=documented(200, "Progress, with the counts by ledger state.", *AUTH_ERRORS, 404, 503),
+)
+def get_delivery(delivery_id: str, deliveries: Deliveries) -> DeliveryProgress:
+    return deliveries.get(delivery_id)
+
+
+@router.get(
+    "/admin/deliveries/<delivery_id>/recipients",
+    summary="The ledger of a delivery: every recipient and their state",
+    tags=["Deliveries"],
+    security=BEARER,
+    responses=documented(
+        200, "One page; with `state`, a page may hold fewer than `limit` (at most `limit` are examined).",
+        *AUTH_ERRORS, 404, 503,
+    ),
+)  # fmt: skip
+def list_recipients(
+    delivery_id: str,
+    deliveries: Deliveries,
+    state: State = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+) -> LedgerPage:
+    items, next_cursor = deliveries.recipients(delivery_id, state=state, limit=limit, cursor=cursor)
+    return LedgerPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/admin/deliveries/<delivery_id>/recipients/export",
+    summary="The ledger of a delivery as CSV, 5,000 per page (the next page's cursor is in X-Next-Cursor)",
+    tags=["Deliveries"],
+    security=BEARER,
+    responses=documented(200, "CSV with a header row.", *AUTH_ERRORS, 404, 503, content_type="text/csv"),
+)
+def export_recipients(
+    delivery_id: str, deliveries: Deliveries, state: State = None, cursor: Cursor = None
+) -> Response[str]:
+    body, next_cursor = deliveries.export_csv(delivery_id, state=state, cursor=cursor)
+    headers = {"Content-Disposition": f'attachment; filename="{delivery_id}.csv"', **NO_STORE}
+    if next_cursor:
+        headers["X-Next-Cursor"] = next_cursor
+    return Response(200, "text/csv; charset=utf-8", body, headers=headers)

@@ -1,0 +1,244 @@
+"""The delivery ledger: one record per recipient of a delivery, in exactly one state (models.LedgerState).
+
+A record is keyed by its delivery and a keyed hash of the address (`to#<recipient key>`), which SES's
+events carry back as message tags, so an event finds its record without the address. The address is kept
+for the editor's report and removed when the person is erased. Every change is conditional on the state it
+moves from, so an event delivered twice or out of order changes nothing twice; the table's stream is how
+the counts by state are kept (services.delivery.Tally).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from newsdesk.clock import iso
+from newsdesk.dal.dynamodb import aws_errors, decode_cursor, encode_cursor, from_attributes, to_attributes, write_if
+from newsdesk.errors import InvalidInput
+from newsdesk.models.delivery import LedgerState
+
+_STATE = {"#state": "state"}
+_CURSOR_KEYS = frozenset({"pk", "sk"})
+DETAIL_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    recipient_key: str
+    email: str | None
+    state: LedgerState
+    attempt: int
+    batch_id: str
+    message_id: str | None
+    detail: str | None
+    pending_since: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> LedgerRecord:
+        since = item.get("pending_since")
+        return cls(
+            recipient_key=str(item["sk"]).removeprefix("to#"),
+            email=item.get("email"),
+            state=LedgerState(item["state"]),
+            attempt=int(item.get("attempt", 1)),
+            batch_id=str(item.get("batch_id", "")),
+            message_id=item.get("message_id"),
+            detail=item.get("detail"),
+            pending_since=datetime.fromisoformat(since) if since else None,
+            updated_at=datetime.fromisoformat(item["updated_at"]),
+        )
+
+
+def _key(delivery_id: str, recipient_key: str) -> dict[str, Any]:
+    return {"pk": {"S": delivery_id}, "sk": {"S": f"to#{recipient_key}"}}
+
+
+class LedgerRepository:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # ------------------------------------------------------------------ reads
+    def records(self, delivery_id: str, recipient_keys: Iterable[str]) -> dict[str, LedgerRecord]:
+        """The records that exist among these recipients of a delivery (strongly consistent)."""
+        found: dict[str, LedgerRecord] = {}
+        keys = [_key(delivery_id, key) for key in dict.fromkeys(recipient_keys)]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                with aws_errors():
+                    reply = self._client.batch_get_item(RequestItems=request)
+                for item in reply["Responses"].get(self._table, []):
+                    record = LedgerRecord.from_item(from_attributes(item))
+                    found[record.recipient_key] = record
+                request = reply.get("UnprocessedKeys") or {}
+        return found
+
+    def page(
+        self, delivery_id: str, *, state: LedgerState | None, limit: int, cursor: str | None
+    ) -> tuple[list[LedgerRecord], str | None]:
+        """Records of a delivery in key order. With a state, at most `limit` records are examined, so a page
+        may hold fewer (even none) and still have a next cursor."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :to)",
+            "ExpressionAttributeValues": {":pk": {"S": delivery_id}, ":to": {"S": "to#"}},
+            "Limit": limit,
+        }
+        if state is not None:
+            request["FilterExpression"] = "#state = :state"
+            request["ExpressionAttributeNames"] = _STATE
+            request["ExpressionAttributeValues"][":state"] = {"S": state.value}
+        if cursor:
+            start = decode_cursor(cursor, _CURSOR_KEYS)
+            if start["pk"] != {"S": delivery_id}:
+                raise InvalidInput("the cursor belongs to another delivery", code="invalid_cursor")
+            request["ExclusiveStartKey"] = start
+        with aws_errors():
+            reply = self._client.query(**request)
+        last = reply.get("LastEvaluatedKey")
+        records = [LedgerRecord.from_item(from_attributes(item)) for item in reply.get("Items", [])]
+        return records, encode_cursor(last) if last else None
+
+    # ------------------------------------------------------------------ the mailer's writes
+    def claim(
+        self, delivery_id: str, recipient_key: str, email: str, *, batch_id: str, attempt: int, now: datetime
+    ) -> bool:
+        """Take a recipient for sending (`pending`); False if a record exists (someone else took it)."""
+        item = {"pk": delivery_id, "sk": f"to#{recipient_key}", "email": email, "batch_id": batch_id,
+                "state": LedgerState.PENDING.value, "attempt": attempt, "pending_since": iso(now),
+                "updated_at": iso(now)}  # fmt: skip
+        return write_if(
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_attributes(item),
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+
+    def settle_unsent(
+        self, delivery_id: str, recipient_key: str, email: str, state: LedgerState, *, detail: str, batch_id: str,
+        now: datetime,
+    ) -> bool:  # fmt: skip
+        """Record a recipient who will not be sent this delivery (`suppressed`, or `failed` when the article
+        was withdrawn); False if a record exists."""
+        item = {"pk": delivery_id, "sk": f"to#{recipient_key}", "email": email, "state": state.value, "attempt": 0,
+                "batch_id": batch_id, "detail": detail[:DETAIL_LIMIT], "updated_at": iso(now)}  # fmt: skip
+        return write_if(
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_attributes(item),
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+
+    def retry(self, delivery_id: str, recipient_key: str, *, attempt: int, now: datetime) -> bool:
+        """Take a pending record whose attempt never reached SES for one more attempt (attempt + 1)."""
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(delivery_id, recipient_key),
+            UpdateExpression="SET attempt = :next, pending_since = :now, updated_at = :now",
+            ConditionExpression="#state = :pending AND attempt = :attempt",
+            ExpressionAttributeNames=_STATE,
+            ExpressionAttributeValues={
+                ":pending": {"S": LedgerState.PENDING.value},
+                ":attempt": {"N": str(attempt)},
+                ":next": {"N": str(attempt + 1)},
+                ":now": {"S": iso(now)},
+            },
+        )
+
+    def release(self, delivery_id: str, recipient_key: str, *, attempt: int) -> None:
+        """Remove a first-attempt claim that SES certainly did not accept (it refused for now, or the call
+        was never made), so that the next attempt at the batch claims it afresh."""
+        write_if(
+            self._client.delete_item,
+            TableName=self._table,
+            Key=_key(delivery_id, recipient_key),
+            ConditionExpression="#state = :pending AND attempt = :attempt",
+            ExpressionAttributeNames=_STATE,
+            ExpressionAttributeValues={":pending": {"S": LedgerState.PENDING.value}, ":attempt": {"N": str(attempt)}},
+        )
+
+    def back_off(self, delivery_id: str, recipient_key: str, *, attempt: int, now: datetime) -> bool:
+        """Undo `retry` for an attempt SES certainly did not accept (attempt - 1, pending again since now)."""
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(delivery_id, recipient_key),
+            UpdateExpression="SET attempt = :previous, pending_since = :now, updated_at = :now",
+            ConditionExpression="#state = :pending AND attempt = :attempt",
+            ExpressionAttributeNames=_STATE,
+            ExpressionAttributeValues={
+                ":pending": {"S": LedgerState.PENDING.value},
+                ":attempt": {"N": str(attempt)},
+                ":previous": {"N": str(attempt - 1)},
+                ":now": {"S": iso(now)},
+            },
+        )
+
+    # ------------------------------------------------------------------ transitions (mailer and SES events)
+    def move(
+        self,
+        delivery_id: str,
+        recipient_key: str,
+        *,
+        to: LedgerState,
+        allowed_from: Iterable[LedgerState],
+        now: datetime,
+        attempt: int | None = None,
+        message_id: str | None = None,
+        detail: str | None = None,
+    ) -> bool:
+        """Move a record to `to` if it is in one of `allowed_from` (and, given `attempt`, at that attempt)."""
+        update = ["#state = :to", "updated_at = :now"]
+        values: dict[str, Any] = {":to": {"S": to.value}, ":now": {"S": iso(now)}}
+        sources = sorted(state.value for state in allowed_from)
+        for index, state in enumerate(sources):
+            values[f":from{index}"] = {"S": state}
+        condition = f"#state IN ({', '.join(f':from{index}' for index in range(len(sources)))})"
+        if attempt is not None:
+            condition += " AND attempt = :attempt"
+            values[":attempt"] = {"N": str(attempt)}
+        if message_id is not None:
+            update.append("message_id = :message_id")
+            values[":message_id"] = {"S": message_id}
+        if detail is not None:
+            update.append("detail = :detail")
+            values[":detail"] = {"S": detail[:DETAIL_LIMIT]}
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(delivery_id, recipient_key),
+            UpdateExpression="SET "
+            + ", ".join(update)
+            + (" REMOVE pending_since" if to is not LedgerState.PENDING else ""),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=_STATE,
+            ExpressionAttributeValues=values,
+        )
+
+    def mark_late_send(self, delivery_id: str, recipient_key: str, *, attempt: int, now: datetime) -> bool:
+        """A `Send` event of an attempt older than the record's: the email was sent again although SES had
+        accepted it (its event came after the reconciliation window). Counted once per record."""
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(delivery_id, recipient_key),
+            UpdateExpression="SET late_send = :attempt, updated_at = :now",
+            ConditionExpression="attribute_exists(sk) AND attempt > :attempt AND attribute_not_exists(late_send)",
+            ExpressionAttributeValues={":attempt": {"N": str(attempt)}, ":now": {"S": iso(now)}},
+        )
+
+    def scrub(self, delivery_id: str, recipient_key: str) -> bool:
+        """Forget the address of an erased person (the record and its state stay, for the counts; details
+        never hold an address)."""
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(delivery_id, recipient_key),
+            UpdateExpression="REMOVE email",
+            ConditionExpression="attribute_exists(sk)",
+        )

@@ -1,0 +1,132 @@
+"""SES's own record of every email: its events settle the ledger and suppress addresses that must not be
+mailed again.
+
+SES publishes an event for each email of the configuration set (through EventBridge and a queue). The
+newsletter's message tags name its delivery, recipient key and attempt, which find the ledger record; every
+change is conditional on the state it moves from, so a repeated or late event changes nothing twice:
+
+- Send: pending -> sent, with SES's message id (a Send of an earlier attempt than the record's is a late
+  event: that recipient may have two copies, and it is counted).
+- Delivery: pending or sent -> delivered.
+- Bounce: a permanent one -> bounced, and the subscriber is suppressed; a transient one changes nothing.
+- Complaint: -> complained, and the subscriber is suppressed.
+- Reject, Rendering Failure: -> failed, with the reason.
+
+Bounces and complaints about other emails (confirmations) suppress too. Details kept never hold an address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from newsdesk.clock import utc_now
+from newsdesk.dal.ledger import LedgerRepository
+from newsdesk.models.delivery import LedgerState
+from newsdesk.models.subscribers import SubscriberStatus
+from newsdesk.observability import logger
+from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
+from newsdesk.services.engagement import EngagementCounter
+
+_ADDRESS = re.compile(r"[^\s<>\"';,()]+@[^\s<>\"';,()]+")
+_SENT_OR_BEFORE = (LedgerState.PENDING, LedgerState.SENT)
+_ACCEPTED = (LedgerState.PENDING, LedgerState.SENT, LedgerState.DELIVERED)
+
+
+def scrub(text: str) -> str:
+    """The text with every address in it replaced: what SES writes may name the recipient."""
+    return _ADDRESS.sub("<address>", text)
+
+
+@dataclass(frozen=True)
+class SesEvent:
+    """One SES event (the `detail` of its EventBridge event)."""
+
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("eventType") or self.body.get("notificationType") or "")
+
+    def tag(self, name: str) -> str | None:
+        values = ((self.body.get("mail") or {}).get("tags") or {}).get(name) or []
+        return str(values[0]) if values else None
+
+    @property
+    def message_id(self) -> str | None:
+        value = (self.body.get("mail") or {}).get("messageId")
+        return str(value) if value else None
+
+    def part(self, name: str) -> dict[str, Any]:
+        value = self.body.get(name)
+        return value if isinstance(value, dict) else {}
+
+
+class SesFeedback:
+    def __init__(
+        self,
+        *,
+        ledger: LedgerRepository,
+        suppress: Callable[[str, SubscriberStatus], bool],
+        engagement: EngagementCounter | None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._ledger = ledger
+        self._suppress = suppress
+        self._engagement = engagement
+        self._clock = clock
+
+    def handle(self, event: SesEvent) -> None:
+        kind = event.kind
+        if kind == "Bounce" and event.part("bounce").get("bounceType") == "Permanent":
+            for recipient in event.part("bounce").get("bouncedRecipients") or []:
+                if recipient.get("emailAddress"):
+                    self._suppress(str(recipient["emailAddress"]), SubscriberStatus.BOUNCED)
+        if kind == "Complaint":
+            for recipient in event.part("complaint").get("complainedRecipients") or []:
+                if recipient.get("emailAddress"):
+                    self._suppress(str(recipient["emailAddress"]), SubscriberStatus.COMPLAINED)
+        delivery_id, recipient_key = event.tag(TAG_DELIVERY), event.tag(TAG_RECIPIENT)
+        if not delivery_id or not recipient_key:
+            return  # not a newsletter or digest (a confirmation, a test email)
+        attempt = int(event.tag(TAG_ATTEMPT) or "1")
+        if kind in ("Open", "Click"):
+            if self._engagement is not None:
+                self._engagement.count(delivery_id, event)
+            return
+        self._settle(kind, event, delivery_id, recipient_key, attempt)
+
+    def _settle(self, kind: str, event: SesEvent, delivery_id: str, recipient_key: str, attempt: int) -> None:
+        now = self._clock()
+
+        def move(to: LedgerState, allowed: tuple[LedgerState, ...], **extra: Any) -> bool:
+            return self._ledger.move(delivery_id, recipient_key, to=to, allowed_from=allowed, now=now, **extra)
+
+        if kind == "Send":
+            # A record failed for want of a Send event that then came is sent after all.
+            sent = move(LedgerState.SENT, (LedgerState.PENDING, LedgerState.FAILED), attempt=attempt,
+                        message_id=event.message_id)  # fmt: skip
+            if not sent and self._ledger.mark_late_send(delivery_id, recipient_key, attempt=attempt, now=now):
+                logger.warning("a Send event came after its email was sent again", extra={"delivery": delivery_id})
+        elif kind == "Delivery":
+            move(LedgerState.DELIVERED, _SENT_OR_BEFORE, message_id=event.message_id)
+        elif kind == "Bounce":
+            bounce = event.part("bounce")
+            if bounce.get("bounceType") == "Permanent":
+                statuses = {str(r.get("status", "")) for r in bounce.get("bouncedRecipients") or [] if r.get("status")}
+                detail = f"permanent bounce ({bounce.get('bounceSubType', 'General')}"
+                detail += f", {', '.join(sorted(statuses))})" if statuses else ")"
+                move(LedgerState.BOUNCED, _ACCEPTED, message_id=event.message_id, detail=scrub(detail))
+        elif kind == "Complaint":
+            feedback = event.part("complaint").get("complaintFeedbackType")
+            detail = f"complaint ({feedback})" if feedback else "complaint"
+            move(LedgerState.COMPLAINED, (*_ACCEPTED, LedgerState.BOUNCED), message_id=event.message_id, detail=detail)
+        elif kind == "Reject":
+            reason = str(event.part("reject").get("reason") or "rejected")
+            move(LedgerState.FAILED, _SENT_OR_BEFORE, detail=scrub(f"SES rejected it: {reason}"))
+        elif kind == "Rendering Failure":
+            message = str(event.part("failure").get("errorMessage") or "rendering failed")
+            move(LedgerState.FAILED, _SENT_OR_BEFORE, detail=scrub(f"SES could not render it: {message}"))
