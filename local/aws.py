@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from local import sqs_move_tasks
 from local.template import (
     BUCKET,
     FUNCTION,
@@ -253,6 +254,7 @@ def create_resources(template: Template, resolver: Resolver, endpoint: str | Non
 
     Without an endpoint the clients are plain boto3 ones, for tests inside moto's `mock_aws`.
     """
+    sqs_move_tasks.install()
     created = []
     for resource_type, (service, _creator) in _CREATORS.items():
         aws_client = (
