@@ -192,7 +192,7 @@ def allows(expanded: dict[str, Any], function_id: str, action: str, arn: str) ->
     return False
 
 
-def queue_of(destination: Any) -> str:
+def target_of(destination: Any) -> str:
     """The resource a destination's !GetAtt X.Arn names."""
     assert isinstance(destination, dict), destination
     assert destination.get("Fn::GetAtt", [None, None])[1] == "Arn", destination
@@ -204,7 +204,7 @@ def async_failure_destinations(expanded: dict[str, Any]) -> dict[str, str]:
     found = {}
     for body in resources(expanded, "AWS::Lambda::EventInvokeConfig").values():
         on_failure = body["Properties"].get("DestinationConfig", {}).get("OnFailure", {})
-        found[body["Properties"]["FunctionName"]["Ref"]] = queue_of(on_failure.get("Destination"))
+        found[body["Properties"]["FunctionName"]["Ref"]] = target_of(on_failure.get("Destination"))
     return found
 
 
@@ -240,7 +240,7 @@ def test_a_publication_batch_fan_out_keeps_failing_on_is_recorded_in_a_queue(exp
 
     assert [mapping["FunctionName"]["Ref"] for mapping in streams] == ["FanoutFunction"]
     for mapping in streams:
-        queue = queue_of(mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"))
+        queue = target_of(mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"))
         assert queue in resources(expanded, QUEUE)
         assert allows(expanded, mapping["FunctionName"]["Ref"], "sqs:SendMessage", resolver(expanded).arn(queue))
 
@@ -437,7 +437,7 @@ def access_log_problems(log_format: str) -> list[str]:
 
 def test_access_logs_record_routes_never_paths_or_query_strings(template: Template, expanded: dict[str, Any]) -> None:
     settings = stage(expanded)["AccessLogSettings"]
-    log_group = queue_of(settings["DestinationArn"])
+    log_group = target_of(settings["DestinationArn"])
 
     assert access_log_problems(settings["Format"]) == []
     assert "$context.routeKey" in settings["Format"]
