@@ -282,6 +282,9 @@ def test_the_scheduler_may_redrive_the_delivery_dead_letters_and_do_nothing_else
     }
 
     assert granted == expected
+    # And it keeps count of the rounds (services/scheduling.py) beside the publications.
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        assert allows(expanded, "SchedulerFunction", action, names.arn("PublicationsTable"))
 
 
 # ---------------------------------------------------------------------- alarms that reach someone
