@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from newsdesk.services.delivery import FanoutService, MailerService, NewsletterService
     from newsdesk.services.emails import EmailComposer
     from newsdesk.services.links import LinkSigner
-    from newsdesk.services.scheduling import DigestService, Housekeeping
+    from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.subscriptions import SubscriptionService
     from newsdesk.services.tokens import TokenService
     from newsdesk.services.uploads import UploadService
@@ -157,17 +157,19 @@ def digest_service() -> DigestService:
     return DigestService(articles=article_repository(), publications=publication_repository())
 
 
-def redrive_dead_letters() -> int:
-    """Move the fan-out and send dead-letter queues back to their queues."""
-    from newsdesk.dal.queues import move_messages
+@lru_cache(maxsize=1)
+def dead_letter_redrive() -> DeadLetterRedrive:
+    from newsdesk.dal.queues import DeadLetterQueue
+    from newsdesk.dal.redrives import RedriveRounds
+    from newsdesk.services.scheduling import DeadLetterRedrive
 
     settings = get_settings()
-    return sum(
-        move_messages(sqs_client(), from_url=dead, to_url=live)
-        for dead, live in (
-            (settings.fanout_dead_letter_queue_url, settings.fanout_queue_url),
-            (settings.send_dead_letter_queue_url, settings.send_queue_url),
-        )
+    return DeadLetterRedrive(
+        [
+            DeadLetterQueue(sqs_client(), settings.fanout_dead_letter_queue_url),
+            DeadLetterQueue(sqs_client(), settings.send_dead_letter_queue_url),
+        ],
+        RedriveRounds(dynamodb_client(), settings.publications_table),
     )
 
 
@@ -175,7 +177,9 @@ def redrive_dead_letters() -> int:
 def housekeeping() -> Housekeeping:
     from newsdesk.services.scheduling import Housekeeping
 
-    return Housekeeping(publications=publication_repository(), fanout=fanout_service(), redrive=redrive_dead_letters)
+    return Housekeeping(
+        publications=publication_repository(), fanout=fanout_service(), redrive=dead_letter_redrive().run
+    )
 
 
 @lru_cache(maxsize=1)
@@ -226,6 +230,7 @@ def reset() -> None:
         mailer_service,
         newsletter_service,
         digest_service,
+        dead_letter_redrive,
         housekeeping,
         upload_service,
         get_settings,
