@@ -112,8 +112,12 @@ def _get_event(n: int, slugs: list[str]) -> Event:
 ROUTES = (
     Route(f"GET /articles?limit={LIMIT}", LIMIT + 1, _list_event),
     Route(f"GET /articles?tag=…&limit={LIMIT}", LIMIT + 1, _tag_event),
-    Route(f"GET /articles?tag=…&author=…&limit={LIMIT} (rare pair)", LIMIT + 1, _rare_pair_event,
-          page_items=len(RARE_ARTICLES)),  # fmt: skip
+    Route(
+        f"GET /articles?tag=…&author=…&limit={LIMIT} (rare pair)",
+        LIMIT + 1,
+        _rare_pair_event,
+        page_items=len(RARE_ARTICLES),
+    ),
     Route("GET /articles/{slug}", 1, _get_event),
 )
 

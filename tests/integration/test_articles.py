@@ -16,7 +16,6 @@ from newsdesk import dependencies
 from newsdesk.dal.dynamodb import dynamodb_client
 from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.rendering import make_slug
-
 from tests.integration.conftest import Reply, Stack
 from tests.support.events import sample_event
 from tests.support.html_safety import executable_content
