@@ -94,7 +94,9 @@ class MessageTemplate:
         headers, separator, body = skeleton.partition(b"\r\n\r\n")
         before_text, text_found, rest = body.partition(text_mark.encode())
         between, html_found, after_html = rest.partition(html_mark.encode())
-        assert separator and text_found and html_found, "the MIME skeleton lost a part"
+        assert separator, "the MIME skeleton has no body"
+        assert text_found, "the MIME skeleton lost its text part"
+        assert html_found, "the MIME skeleton lost its HTML part"
         self._headers = headers + b"\r\n"
         self._body_pieces = (b"\r\n" + before_text, between, after_html)
 
