@@ -36,6 +36,10 @@ class VersionConflict(PreconditionFailed):
     """The article changed (or vanished) since the caller read it."""
 
 
+class ExtraWriteRefused(PreconditionFailed):
+    """An item joined to an article's transaction (`extra`) failed its own condition; the article did not."""
+
+
 def tag_feed(tag: str) -> str:
     return f"tag#{tag}"
 
@@ -152,19 +156,19 @@ class ArticleRepository:
         )
         return [ArticleSummary.model_validate(item) for item in items]
 
-    def due_scheduled(self, *, now_iso: str, limit: int) -> list[Article]:
-        """Scheduled articles whose time has come, oldest first; reads only due items."""
-        items, _ = self._query_page(
+    def due_scheduled(self, *, now_iso: str, limit: int, cursor: str | None = None) -> tuple[list[Article], str | None]:
+        """Scheduled articles whose time has come, oldest first, a page at a time; reads only due items."""
+        items, next_cursor = self._query_page(
             index="by-status",
             condition="#status = :s AND status_sort <= :now",
             values={":s": {"S": ArticleStatus.SCHEDULED.value}, ":now": {"S": f"{now_iso}#~"}},
             names={"#status": "status"},
             key_names=frozenset({"pk", "status", "status_sort"}),
             limit=limit,
-            cursor=None,
+            cursor=cursor,
             newest_first=False,
         )
-        return [Article.model_validate(item) for item in items]
+        return [Article.model_validate(item) for item in items], next_cursor
 
     def _query_page(
         self,
@@ -258,6 +262,8 @@ class ArticleRepository:
             failed = {kinds[i] for i, code in enumerate(reasons) if code not in ("None", "")}
             if "slug" in failed:
                 raise SlugTaken(f"the slug {new_slug!r} belongs to another article") from exc
+            if failed == {"extra"}:
+                raise ExtraWriteRefused("an item written with the article exists already") from exc
             raise VersionConflict(
                 "the article was changed by someone else; read it again and retry",
                 details={"reasons": sorted(set(reasons) - {"None"})},
