@@ -13,6 +13,7 @@ import feedparser
 import pytest
 
 from newsdesk import dependencies
+from newsdesk.cli import main
 from newsdesk.dal.dynamodb import dynamodb_client
 from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.rendering import make_slug
@@ -338,6 +339,32 @@ def test_a_rare_tag_and_author_pair_is_one_bounded_read(stack: Stack) -> None:
     assert [[item["title"] for item in page["items"]] for page in pages] == [["Compilers 1"], ["Compilers 0"]]
     assert examined.queries == 2
     assert examined.count <= 2 * 2
+
+
+def test_restore_feeds_gives_articles_published_before_the_pair_feed_their_entries(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given articles stored before tag and author had a feed of their own (no tag-author entries)
+    start = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    seed_published(3, title="Compilers", tags=["harbour", "boats"], author="Grace Hopper", start=start)
+    client = boto3.client("dynamodb")
+    table = stack.table("ArticlesTable")
+    for item in stack.items("ArticlesTable"):
+        if item["pk"]["S"].startswith("feed#tag-author#"):
+            client.delete_item(TableName=table, Key={"pk": item["pk"]})
+    query = {"tag": "harbour", "author": "Grace Hopper"}
+    assert public(stack, "public-list-articles", query=query).json()["items"] == []
+
+    # When the operator runs the command the README names for it (twice: it is safe to repeat)
+    for _ in range(2):
+        assert main(["articles", "--articles-table", table, "restore-feeds"]) == 0
+    assert "restored the feed entries of 3 published articles" in capsys.readouterr().out
+
+    # Then the combined filter lists them, and each has its feed entries exactly once
+    titles = [item["title"] for item in public(stack, "public-list-articles", query=query).json()["items"]]
+    assert titles == ["Compilers 2", "Compilers 1", "Compilers 0"]
+    pair_entries = [i for i in stack.items("ArticlesTable") if i["pk"]["S"].startswith("feed#tag-author#")]
+    assert len(pair_entries) == 3 * 2
 
 
 def test_a_cursor_from_another_list_is_a_422(stack: Stack) -> None:

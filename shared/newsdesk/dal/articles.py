@@ -269,6 +269,28 @@ class ArticleRepository:
                 details={"reasons": sorted(set(reasons) - {"None"})},
             ) from exc
 
+    def restore_feed_entries(self, article: Article) -> bool:
+        """Write every feed entry `article` should have (again), in one transaction that holds only while the
+        article is still at `article.version`. False when it changed meanwhile: read it again and retry."""
+        entries = self._feed_entries(article)
+        if not entries:
+            return True
+        check = {"ConditionCheck": {
+            "TableName": self._table,
+            "Key": _article_key(article.id),
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeValues": {":v": {"N": str(article.version)}},
+        }}  # fmt: skip
+        puts = [{"Put": {"TableName": self._table, "Item": to_attributes(entry)}} for entry in entries.values()]
+        try:
+            with aws_errors():
+                self._client.transact_write_items(TransactItems=[check, *puts])
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            return False
+        return True
+
     def stored_items(self, article: Article) -> list[dict[str, Any]]:
         """Every item `save(None, article)` writes, in DynamoDB's attribute format (for bulk loading)."""
         writes = [self._put_article(article, None)["Put"]["Item"], self._slug_item(article)]

@@ -262,6 +262,26 @@ class ArticleService:
             )
         return current
 
+    def restore_feeds(self, *, attempts: int = 3) -> int:
+        """Give every published article each feed entry it should have. Articles published before a feed
+        existed (such as `tag-author`, for `?tag=&author=`) lack its entries until then; an edit writes
+        only the entries it changes. Safe to run at any time, and again; returns the articles looked at."""
+        looked_at = 0
+        cursor: str | None = None
+        while True:
+            page, cursor = self._repo.list_admin(status=ArticleStatus.PUBLISHED, limit=100, cursor=cursor)
+            for listed in page:
+                article: Article | None = listed
+                for _ in range(attempts):
+                    if article is None or article.status is not ArticleStatus.PUBLISHED:
+                        break  # deleted or unpublished meanwhile: no feed entries to restore
+                    if self._repo.restore_feed_entries(article):
+                        break
+                    article = self._repo.get(listed.id)  # changed meanwhile: the list may be behind
+                looked_at += 1
+            if cursor is None:
+                return looked_at
+
     # ------------------------------------------------------------------ readers
     def list_public(
         self, *, tag: str | None, author: str | None, limit: int, cursor: str | None
