@@ -287,7 +287,7 @@ def test_editors_list_count_export_and_erase(stack: Stack) -> None:
     listing = editor(stack, "editor-list-subscribers", query={"status": "confirmed"}).json()
     stats = editor(stack, "editor-subscriber-stats").json()
     export = editor(stack, "editor-export-subscribers", query={})
-    erased = editor(stack, "editor-erase-subscriber", path={"email": "c0%40example.org"})
+    erased = editor(stack, "editor-erase-subscriber", path={"email": "c0@example.org"})
     again = editor(stack, "editor-erase-subscriber", path={"email": "c0@example.org"})
 
     assert sorted(s["email"] for s in listing["items"]) == ["c0@example.org", "c1@example.org", "c2@example.org"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, quote
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -225,5 +225,6 @@ def export_subscribers(
     responses=documented(204, "Erased.", 401, 403, 404, 503),
 )
 def erase_subscriber(email: str, subscriptions: Subscriptions) -> Response[None]:
-    subscriptions.erase(unquote(email))
+    # API Gateway decoded the path once already: `email` is the address as the editor named it.
+    subscriptions.erase(email)
     return Response(204)
