@@ -46,6 +46,14 @@ def _key(email: str) -> dict[str, Any]:
     return {"email": {"S": email}}
 
 
+def _stored(subscriber: Subscriber) -> dict[str, Any]:
+    # Times in the one format the conditional updates compare with (clock.iso): a claim written here
+    # must be found equal by `release_confirmation`, and ordered right by the resend guard.
+    item = subscriber.model_dump(mode="json", exclude_none=True)
+    item.update({key: iso(value) for key, value in subscriber if isinstance(value, datetime)})
+    return item
+
+
 class ImportResult(StrEnum):
     ADDED = "added"
     """New on the list (or added by this very row of this import on an earlier attempt)."""
@@ -157,7 +165,7 @@ class SubscriberRepository:
     def create_pending(self, subscriber: Subscriber) -> bool:
         """Store a new pending subscriber; False when the address is already known. DynamoDB's TTL
         deletes it PENDING_DAYS later unless it is confirmed (or unsubscribed or suppressed) first."""
-        item = subscriber.model_dump(mode="json", exclude_none=True)
+        item = _stored(subscriber)
         item["status_sort"] = f"{iso(subscriber.created_at)}#{subscriber.email}"
         item["expires_at"] = _expiry(subscriber.created_at)
         return write_if(
@@ -173,7 +181,7 @@ class SubscriberRepository:
         The item remembers the upload and row that added it, so a retried import counts its own rows as
         added and tells a repeated address (returned with the row that added it) from a known one.
         """
-        item = subscriber.model_dump(mode="json", exclude_none=True)
+        item = _stored(subscriber)
         item.update(
             status_sort=f"{iso(subscriber.created_at)}#{subscriber.email}",
             imported_from=upload_id,
