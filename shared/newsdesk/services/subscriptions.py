@@ -35,6 +35,8 @@ EXPORT_COLUMNS = ("email", "name", "frequency", "status", "created_at", "confirm
 
 
 class ConfirmOutcome(StrEnum):
+    CONFIRMABLE = "confirmable"
+    """The link may confirm (shown on the page before its button is pressed)."""
     CONFIRMED = "confirmed"
     ALREADY_CONFIRMED = "already_confirmed"
     NOT_PENDING = "not_pending"
@@ -45,7 +47,7 @@ class ConfirmationView:
     """What the confirmation page shows before the person presses its button."""
 
     outcome: ConfirmOutcome
-    """ALREADY_CONFIRMED, NOT_PENDING, or CONFIRMED meaning "can be confirmed"."""
+    """CONFIRMABLE, ALREADY_CONFIRMED or NOT_PENDING."""
     subscriber: Subscriber | None = None
 
 
@@ -89,13 +91,16 @@ class SubscriptionService:
         )
         if not claimed:
             return
-        refused = self._limits().allow_signup(request.email, source_ip, now)
-        if refused is not None:
-            # The same reply as ever; the claim is given back so that a request within the limits can send.
-            logger.info("confirmation withheld", extra={"limit": refused.value})
-            self._repo.release_confirmation(request.email, now)
-            return
-        if not self._send_confirmation(request.email):
+        try:
+            refused = self._limits().allow_signup(request.email, source_ip, now)
+            if refused is not None:
+                # The same reply as ever; the claim is given back so that a request within the limits can send.
+                logger.info("confirmation withheld", extra={"limit": refused.value})
+            sent = refused is None and self._send_confirmation(request.email)
+        except BaseException:
+            self._repo.release_confirmation(request.email, now)  # a busy database must not block the address
+            raise
+        if not sent:
             self._repo.release_confirmation(request.email, now)
 
     def _confirmation_email(self, email: str) -> bytes:
@@ -147,7 +152,7 @@ class SubscriptionService:
         link = self._links().open(LinkPurpose.CONFIRM, token)
         subscriber = self._repo.get(link.email)
         outcome = self._outcome(subscriber, link.issued_at)
-        if outcome is not ConfirmOutcome.CONFIRMED or subscriber is None:
+        if outcome is not ConfirmOutcome.CONFIRMABLE or subscriber is None:
             return outcome
         now = self._clock()
         if subscriber.status is SubscriberStatus.PENDING:
@@ -166,11 +171,11 @@ class SubscriptionService:
         if subscriber.status is SubscriberStatus.CONFIRMED:
             return ConfirmOutcome.ALREADY_CONFIRMED
         if subscriber.status is SubscriberStatus.PENDING:
-            return ConfirmOutcome.CONFIRMED
+            return ConfirmOutcome.CONFIRMABLE
         left = subscriber.unsubscribed_at
         # Only a link made after the person left brings them back: an older one was a different "yes".
         if subscriber.status is SubscriberStatus.UNSUBSCRIBED and left is not None and issued_at > left:
-            return ConfirmOutcome.CONFIRMED
+            return ConfirmOutcome.CONFIRMABLE
         return ConfirmOutcome.NOT_PENDING
 
     def subscribe_url(self) -> str:
