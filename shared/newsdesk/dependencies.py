@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from newsdesk.services.articles import ArticleService
     from newsdesk.services.delivery import FanoutService, MailerService, NewsletterService
     from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.limits import ConfirmationLimits
     from newsdesk.services.links import LinkSigner
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.subscriptions import SubscriptionService
@@ -97,11 +98,36 @@ def ses_sender() -> SesSender:
 
 
 @lru_cache(maxsize=1)
+def confirmation_limits() -> ConfirmationLimits:
+    from newsdesk.dal.limits import RateLimitRepository
+    from newsdesk.errors import ConfigurationError
+    from newsdesk.services.limits import ConfirmationLimits, LimitSettings
+
+    settings = get_settings()
+    if not settings.rate_limits_table:
+        raise ConfigurationError("RATE_LIMITS_TABLE is not set: this function cannot send confirmations")
+    return ConfirmationLimits(
+        RateLimitRepository(dynamodb_client(), settings.rate_limits_table),
+        LimitSettings(
+            per_mailbox_per_day=settings.confirmations_per_mailbox_per_day,
+            per_source_per_hour=settings.confirmations_per_source_per_hour,
+            per_hour=settings.confirmations_per_hour,
+            exempt_loopback=settings.exempt_loopback_from_source_limit,
+        ),
+        links=link_signer,
+    )
+
+
+@lru_cache(maxsize=1)
 def subscription_service() -> SubscriptionService:
     from newsdesk.services.subscriptions import SubscriptionService
 
     return SubscriptionService(
-        subscriber_repository(), sender=ses_sender(), composer=email_composer(), links=link_signer
+        subscriber_repository(),
+        sender=ses_sender(),
+        composer=email_composer(),
+        links=link_signer,
+        limits=confirmation_limits,
     )
 
 
@@ -225,6 +251,7 @@ def reset() -> None:
         token_service,
         email_composer,
         ses_sender,
+        confirmation_limits,
         subscription_service,
         fanout_service,
         mailer_service,

@@ -456,9 +456,9 @@ def test_a_csv_import_adds_new_addresses_as_pending_and_asks_each_once(stack: St
     assert status_of("complained@example.org") == "complained"
     assert sorted(address(mail) for mail in outbox()) == ["new@example.org", "other@example.org"]
 
-    # The confirmation link works like a sign-up's.
+    # The confirmation link (its page's button) works like a sign-up's.
     token = mail_to("new@example.org")[0].token("/subscribers/confirm")
-    assert stack.call("PublicFunction", sample_event("public-confirm", query={"token": token})).status == 200
+    assert stack.call("PublicFunction", sample_event("public-confirm-submit", query={"token": token})).status == 200
     assert status_of("new@example.org") == "confirmed"
 
 

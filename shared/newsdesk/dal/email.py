@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from newsdesk.dal.dynamodb import error_code
 from newsdesk.errors import SendRejected, SendThrottled
+from newsdesk.redaction import without_addresses
 
 # SES refuses these messages themselves (an invalid or rejected address): sending again cannot help.
 PERMANENT_CODES = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
@@ -41,9 +42,11 @@ class SesSender:
                 ConfigurationSetName=self._configuration_set,
             )
         except ClientError as exc:
+            # SES quotes the recipient in its messages; what callers log or store must not keep it.
+            reason = f"{error_code(exc)}: {without_addresses(str(exc))}"
             if error_code(exc) in PERMANENT_CODES:
-                raise SendRejected(f"{error_code(exc)}: {exc}") from exc
-            raise SendThrottled(f"{error_code(exc)}: {exc}") from exc
+                raise SendRejected(reason) from exc
+            raise SendThrottled(reason) from exc
         except BotoCoreError as exc:
-            raise SendThrottled(str(exc)) from exc
+            raise SendThrottled(without_addresses(str(exc))) from exc
         return str(reply["MessageId"])

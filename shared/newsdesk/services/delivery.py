@@ -35,6 +35,7 @@ from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.models.delivery import BatchRecipient, DeliveryProgress, FanoutTask, SendBatch
 from newsdesk.models.subscribers import Frequency, SubscriberStatus
 from newsdesk.observability import logger
+from newsdesk.redaction import without_addresses
 from newsdesk.services.emails import EmailComposer
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from newsdesk.services.pacing import RateLimiter, backoff_delay
@@ -230,7 +231,7 @@ class MailerService:
             try:
                 raw = template.render(personal(links, recipient.email, recipient.name))
             except ValueError as exc:  # an address no email can be addressed to: never sendable
-                raise SendRejected(f"cannot address an email to this recipient: {exc}") from exc
+                raise SendRejected(f"cannot address an email to this recipient: {without_addresses(str(exc))}") from exc
             while True:
                 try:
                     self._sender.send(sender=self._composer.sender, recipient=recipient.email, raw=raw)
