@@ -25,8 +25,8 @@ from local.events import ApiContext, HttpRequest
 from local.functions import WorkerFunctions
 from local.iam import AccessPolicy, function_roles_from_template
 from local.outbox_routes import add_outbox_routes
-from local.ses_events import SesEventPublisher
 from local.server import ApiServer, serve_in_thread
+from local.ses_events import SesEventPublisher
 from local.sources import EventSources
 from local.template import ACCOUNT_ID, FUNCTION, Resolver, load_template, local_parameters
 from newsdesk.dal.tokens import TokenRepository

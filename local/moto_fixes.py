@@ -12,6 +12,7 @@ count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsl
 - A table's stream keeps every record ever written, and every shard iterator ever handed out.
 - moto serves requests on many threads without locks, so two conditional writes can both pass their
   check; DynamoDB makes each write (and each transaction) atomic. Here DynamoDB requests run one at a time.
+- moto lacks SQS's StartMessageMoveTask, which the dead-letter redrive uses (local.sqs_move_tasks).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def apply() -> None:
     if _applied:
         return
     _applied = True
+    from local import sqs_move_tasks
+
+    sqs_move_tasks.install()
     _stop_tracking_instances()
     _serialize_dynamodb()
     _transactions_restore_items()

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from newsdesk.dependencies import article_service, digest_service, housekeeping
-from newsdesk.observability import logger, tracer
+from newsdesk.observability import logger, metrics, tracer
 
 
 class ScheduledJob(BaseModel):
@@ -24,6 +24,7 @@ class ScheduledJob(BaseModel):
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = ScheduledJob.model_validate(event)
     if job.job == "publish-due":

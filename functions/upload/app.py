@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 
 from newsdesk.dependencies import upload_service
 from newsdesk.models.uploads import ImportTask, ObjectUpload
-from newsdesk.observability import logger, tracer
+from newsdesk.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 tasks: TypeAdapter[ImportTask] = TypeAdapter(ImportTask)
@@ -48,6 +48,7 @@ def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     records = event.get("Records") or [{}]
     if records[0].get("eventSource") == "aws:sqs":

@@ -3,6 +3,7 @@
 newsdesk token create --name laptop --stack newsdesk     # deployed: tables from the stack's outputs
 newsdesk token create --name laptop --local              # the stack that `make dev` runs
 newsdesk token list | newsdesk token revoke <id>
+newsdesk --stack newsdesk articles restore-feeds         # after an upgrade that adds a feed (see the README)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from newsdesk.errors import NewsdeskError
 from newsdesk.services.tokens import TokenService
 
 
-def _local_tokens_table(api_url: str) -> str:
+def _local_table(api_url: str, logical_id: str) -> str:
     """Ask the local runner where its tables live, and point boto3 at its embedded AWS endpoint."""
     try:
         with urllib.request.urlopen(f"{api_url.rstrip('/')}/_local/resources", timeout=5) as reply:  # noqa: S310
@@ -32,17 +33,24 @@ def _local_tokens_table(api_url: str) -> str:
     os.environ.setdefault("AWS_DEFAULT_REGION", resources.get("region", "us-east-1"))
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(key, "testing")
-    return next(r["physical_name"] for r in resources["resources"] if r["logical_id"] == "TokensTable")
+    return next(r["physical_name"] for r in resources["resources"] if r["logical_id"] == logical_id)
 
 
-def _tokens_table(args: argparse.Namespace) -> str:
+def _table(args: argparse.Namespace) -> str:
+    """The table the command works on: the tokens table, or the articles table for `articles` commands."""
+    logical_id, explicit = (
+        ("ArticlesTable", args.articles_table) if args.area == "articles" else ("TokensTable", args.table)
+    )
     if args.local:
-        return _local_tokens_table(args.local_url)
+        return _local_table(args.local_url, logical_id)
     if args.stack:
-        return stack_output(args.stack, "TokensTableName")
-    if args.table:
-        return str(args.table)
-    raise SystemExit("say which tokens table: --stack NAME, --table NAME (or TOKENS_TABLE) or --local")
+        return stack_output(args.stack, f"{logical_id}Name")
+    if explicit:
+        return str(explicit)
+    option = (
+        "--articles-table NAME (or ARTICLES_TABLE)" if args.area == "articles" else "--table NAME (or TOKENS_TABLE)"
+    )
+    raise SystemExit(f"say which table: --stack NAME, {option} or --local")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,25 +73,46 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser("list", help="list tokens (ids and names, never the secrets)")
     revoke = token.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id")
+    articles = commands.add_parser("articles", help="published articles")
+    articles.add_argument("--articles-table", default=os.environ.get("ARTICLES_TABLE"), help="articles table name")
+    articles.add_subparsers(dest="action", required=True).add_parser(
+        "restore-feeds", help="give every published article the feed entries it should have (safe to repeat)"
+    )
     return parser
+
+
+def _restore_feeds(table: str) -> None:
+    from newsdesk.dal.articles import ArticleRepository
+    from newsdesk.services.articles import ArticleService
+
+    # Only feed entries are written: the publications table is never touched by this command.
+    service = ArticleService(ArticleRepository(dynamodb_client(), table), publications_table="")
+    print(f"restored the feed entries of {service.restore_feeds()} published articles")
+
+
+def _tokens(args: argparse.Namespace, table: str) -> None:
+    service = TokenService(TokenRepository(dynamodb_client(), table))
+    if args.action == "create":
+        issued = service.create(args.name)
+        print(f"token {issued.token_id} ({issued.name}) - store it now, it is not shown again:")
+        print(issued.token)
+    elif args.action == "list":
+        for token in service.list():
+            state = "revoked" if token.revoked else "active"
+            print(f"{token.token_id}  {state:8}  {token.created_at:%Y-%m-%d %H:%M}  {token.name}")
+    else:
+        revoked = service.revoke(args.token_id)
+        print(f"revoked {revoked.token_id} ({revoked.name})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    table = _tokens_table(args)  # first: for --local it also points boto3 at the local endpoint
-    service = TokenService(TokenRepository(dynamodb_client(), table))
+    table = _table(args)  # first: for --local it also points boto3 at the local endpoint
     try:
-        if args.action == "create":
-            issued = service.create(args.name)
-            print(f"token {issued.token_id} ({issued.name}) - store it now, it is not shown again:")
-            print(issued.token)
-        elif args.action == "list":
-            for token in service.list():
-                state = "revoked" if token.revoked else "active"
-                print(f"{token.token_id}  {state:8}  {token.created_at:%Y-%m-%d %H:%M}  {token.name}")
+        if args.area == "articles":
+            _restore_feeds(table)
         else:
-            revoked = service.revoke(args.token_id)
-            print(f"revoked {revoked.token_id} ({revoked.name})")
+            _tokens(args, table)
     except NewsdeskError as exc:
         print(f"newsdesk: {exc.message}", file=sys.stderr)
         return 1

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from newsdesk.services.articles import ArticleService
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.limits import ConfirmationLimits
     from newsdesk.services.links import LinkSigner
     from newsdesk.services.recipients import RecipientKeys
-    from newsdesk.services.scheduling import DigestService, Housekeeping
+    from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
     from newsdesk.services.subscriptions import SubscriptionService
     from newsdesk.services.tokens import TokenService
@@ -115,11 +116,36 @@ def ses_sender() -> SesSender:
 
 
 @lru_cache(maxsize=1)
+def confirmation_limits() -> ConfirmationLimits:
+    from newsdesk.dal.limits import RateLimitRepository
+    from newsdesk.errors import ConfigurationError
+    from newsdesk.services.limits import ConfirmationLimits, LimitSettings
+
+    settings = get_settings()
+    if not settings.rate_limits_table:
+        raise ConfigurationError("RATE_LIMITS_TABLE is not set: this function cannot send confirmations")
+    return ConfirmationLimits(
+        RateLimitRepository(dynamodb_client(), settings.rate_limits_table),
+        LimitSettings(
+            per_mailbox_per_day=settings.confirmations_per_mailbox_per_day,
+            per_source_per_hour=settings.confirmations_per_source_per_hour,
+            per_hour=settings.confirmations_per_hour,
+            exempt_loopback=settings.exempt_loopback_from_source_limit,
+        ),
+        links=link_signer,
+    )
+
+
+@lru_cache(maxsize=1)
 def subscription_service() -> SubscriptionService:
     from newsdesk.services.subscriptions import SubscriptionService
 
     return SubscriptionService(
-        subscriber_repository(), sender=ses_sender(), composer=email_composer(), links=link_signer
+        subscriber_repository(),
+        sender=ses_sender(),
+        composer=email_composer(),
+        links=link_signer,
+        limits=confirmation_limits,
     )
 
 
@@ -202,17 +228,19 @@ def digest_service() -> DigestService:
     return DigestService(articles=article_repository(), publications=publication_repository())
 
 
-def redrive_dead_letters() -> int:
-    """Move the fan-out and send dead-letter queues back to their queues."""
-    from newsdesk.dal.queues import move_messages
+@lru_cache(maxsize=1)
+def dead_letter_redrive() -> DeadLetterRedrive:
+    from newsdesk.dal.queues import DeadLetterQueue
+    from newsdesk.dal.redrives import RedriveRounds
+    from newsdesk.services.scheduling import DeadLetterRedrive
 
     settings = get_settings()
-    return sum(
-        move_messages(sqs_client(), from_url=dead, to_url=live)
-        for dead, live in (
-            (settings.fanout_dead_letter_queue_url, settings.fanout_queue_url),
-            (settings.send_dead_letter_queue_url, settings.send_queue_url),
-        )
+    return DeadLetterRedrive(
+        [
+            DeadLetterQueue(sqs_client(), settings.fanout_dead_letter_queue_url),
+            DeadLetterQueue(sqs_client(), settings.send_dead_letter_queue_url),
+        ],
+        RedriveRounds(dynamodb_client(), settings.publications_table),
     )
 
 
@@ -220,7 +248,9 @@ def redrive_dead_letters() -> int:
 def housekeeping() -> Housekeeping:
     from newsdesk.services.scheduling import Housekeeping
 
-    return Housekeeping(publications=publication_repository(), fanout=fanout_service(), redrive=redrive_dead_letters)
+    return Housekeeping(
+        publications=publication_repository(), fanout=fanout_service(), redrive=dead_letter_redrive().run
+    )
 
 
 @lru_cache(maxsize=1)
@@ -266,6 +296,7 @@ def reset() -> None:
         token_service,
         email_composer,
         ses_sender,
+        confirmation_limits,
         subscription_service,
         ledger_repository,
         fanout_service,
@@ -274,6 +305,7 @@ def reset() -> None:
         ses_feedback,
         delivery_reports,
         digest_service,
+        dead_letter_redrive,
         housekeeping,
         upload_service,
         get_settings,

@@ -19,9 +19,10 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from urllib.parse import quote
 
-# Where each recipient's own links go in a template's bodies.
-UNSUBSCRIBE_URL = "https://newsdesk.invalid/personal-unsubscribe-link"
-PREFERENCES_URL = "https://newsdesk.invalid/personal-preferences-link"
+# Where each recipient's own links go in a template's bodies. Secret to this process (a template is built
+# and rendered in one), so an article's text cannot hold one and have a reader's link put in its place.
+UNSUBSCRIBE_URL = f"https://newsdesk.invalid/{secrets.token_hex(16)}/unsubscribe"
+PREFERENCES_URL = f"https://newsdesk.invalid/{secrets.token_hex(16)}/preferences"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,14 @@ def _encoded_address(address: Address) -> str:
 
 
 class MessageTemplate:
-    """One message for many recipients; `render` gives each recipient's raw bytes."""
+    """One message for many recipients; `render` gives each recipient's raw bytes.
+
+    The shared part is built once by the email package. Each recipient's copy is put together by position:
+    the personal headers (To, Date, Message-ID, List-Unsubscribe) follow the shared ones, and the bodies go
+    between the MIME boundaries, which hold no text from anyone. Nothing is found by searching the
+    rendered text, so a title or a name cannot take a personal value's place (a title holding the
+    template's date once turned the Date header into 1970).
+    """
 
     def __init__(
         self,
@@ -63,34 +71,34 @@ class MessageTemplate:
     ) -> None:
         self._sender_domain = sender.rsplit("@", 1)[-1]
         self._mailto = f"mailto:{sender}?subject={quote('unsubscribe')}"
-        self._marks = {
-            key: f"NEWSDESK{key.upper()}{secrets.token_hex(8).upper()}" for key in ("to", "id", "date", "unsub")
-        }
+        self._list_unsubscribe = list_unsubscribe
         self._html = html_body
         self._text = text_body
 
         message = MIMEMultipart("alternative", policy=SMTP)
         message["From"] = format_address(sender, sender_name)
-        message["To"] = self._marks["to"]
         message["Subject"] = _one_line(subject)
-        # A date header is parsed and re-rendered by the email package, so mark it with a real date.
-        message["Date"] = formatdate(0, usegmt=True)
-        message["Message-ID"] = self._marks["id"]
         if list_unsubscribe:
-            message["List-Unsubscribe"] = f"<{self._marks['unsub']}>, <{self._mailto}>"
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        # utf-8 parts are base64-encoded, which keeps every recipient's copy a plain substitution.
+        # utf-8 parts are base64-encoded, so a recipient's bodies are plain bytes between the boundaries.
         text_part = MIMEText("", "plain", "utf-8")
         html_part = MIMEText("", "html", "utf-8")
-        self._body_marks = {"text": f"TEXT{secrets.token_hex(8)}", "html": f"HTML{secrets.token_hex(8)}"}
-        text_part.set_payload(self._body_marks["text"])
-        html_part.set_payload(self._body_marks["html"])
+        text_mark, html_mark = f"TEXT{secrets.token_hex(8)}", f"HTML{secrets.token_hex(8)}"
+        text_part.set_payload(text_mark)
+        html_part.set_payload(html_mark)
         message.attach(text_part)
         message.attach(html_part)
-        self._skeleton = message.as_bytes(policy=SMTP)
-        self._date_mark = next(
-            line.split(b":", 1)[1].strip() for line in self._skeleton.split(b"\r\n") if line.startswith(b"Date:")
-        )
+        skeleton = message.as_bytes(policy=SMTP)
+        # Header values never hold an empty line (folding indents, controls are removed), so the first one
+        # ends the headers. Everything after it is the email package's own: boundaries, part headers, marks.
+        headers, separator, body = skeleton.partition(b"\r\n\r\n")
+        before_text, text_found, rest = body.partition(text_mark.encode())
+        between, html_found, after_html = rest.partition(html_mark.encode())
+        assert separator, "the MIME skeleton has no body"
+        assert text_found, "the MIME skeleton lost its text part"
+        assert html_found, "the MIME skeleton lost its HTML part"
+        self._headers = headers + b"\r\n"
+        self._body_pieces = (b"\r\n" + before_text, between, after_html)
 
     def render(self, recipient: Recipient) -> bytes:
         unsubscribe = recipient.unsubscribe_url or ""
@@ -99,13 +107,25 @@ class MessageTemplate:
         markup = self._html.replace(UNSUBSCRIBE_URL, html.escape(unsubscribe)).replace(
             PREFERENCES_URL, html.escape(preferences)
         )
-        return (
-            self._skeleton.replace(self._marks["to"].encode(), format_address(recipient.email, recipient.name).encode())
-            .replace(self._marks["id"].encode(), make_msgid(domain=self._sender_domain).encode())
-            .replace(self._date_mark, formatdate(usegmt=True).encode(), 1)
-            .replace(self._marks["unsub"].encode(), _one_line(unsubscribe).encode())
-            .replace(self._body_marks["text"].encode(), _base64_lines(text))
-            .replace(self._body_marks["html"].encode(), _base64_lines(markup))
+        personal = [
+            f"To: {format_address(recipient.email, recipient.name)}",
+            f"Date: {formatdate(usegmt=True)}",
+            f"Message-ID: {make_msgid(domain=self._sender_domain)}",
+        ]
+        if self._list_unsubscribe:
+            personal.append(f"List-Unsubscribe: <{_one_line(unsubscribe)}>, <{self._mailto}>")
+        before_text, between, after_html = self._body_pieces
+        return b"".join(
+            (
+                self._headers,
+                "\r\n".join(personal).encode(),
+                b"\r\n",
+                before_text,
+                _base64_lines(text),
+                between,
+                _base64_lines(markup),
+                after_html,
+            )
         )
 
 

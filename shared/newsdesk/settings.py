@@ -39,6 +39,11 @@ class Settings(BaseModel):
         pattern=r"^(https?://\S+)?$",
         description="address that serves the uploads bucket's media/ as <base>/media/...; empty: images stay relative",
     )
+    rate_limits_table: str = Field(default="", description="only the functions that send confirmations need it")
+    confirmations_per_mailbox_per_day: int = Field(default=3, ge=1)
+    confirmations_per_source_per_hour: int = Field(default=20, ge=1)
+    confirmations_per_hour: int = Field(default=5000, ge=1)
+    exempt_loopback_from_source_limit: bool = Field(default=False, description="the local stack only")
     reconciliation_window_seconds: int = Field(
         default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
     )

@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -117,3 +118,19 @@ def test_outbox_page_is_html(local_stack: LocalStack) -> None:
     assert reply.headers["content-type"] == "text/html; charset=utf-8"
     assert reply.headers["content-security-policy"].startswith("default-src 'none'")  # so: no scripts
     assert b"<title>Local outbox</title>" in reply.body
+
+
+def test_erasing_over_http_erases_exactly_the_address_named(local_stack: LocalStack) -> None:
+    # Given two sign-ups whose addresses differ only in an escape that decodes to the other
+    marker = secrets.token_hex(4)
+    escaped, plain = f"x%41y-{marker}@example.org", f"xay-{marker}@example.org"
+    for address in (escaped, plain):
+        assert local_stack.request("POST", "/subscribers", json_body={"email": address}).status == 202
+
+    # When an editor erases the first, percent-encoded in the path as HTTP clients send it
+    first = local_stack.request("DELETE", f"/admin/subscribers/{quote(escaped, safe='')}", editor=True)
+    again = local_stack.request("DELETE", f"/admin/subscribers/{quote(escaped, safe='')}", editor=True)
+    other = local_stack.request("DELETE", f"/admin/subscribers/{quote(plain, safe='')}", editor=True)
+
+    # Then exactly that address was erased: the other one was still there to erase
+    assert (first.status, again.status, other.status) == (204, 404, 204)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import secrets
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import feedparser
 import pytest
 
+from newsdesk import dependencies
+from newsdesk.cli import main
+from newsdesk.dal.dynamodb import dynamodb_client
+from newsdesk.models.articles import Article, ArticleStatus
+from newsdesk.rendering import make_slug
 from tests.integration.conftest import Reply, Stack
 from tests.support.events import sample_event
 from tests.support.html_safety import executable_content
@@ -259,6 +267,114 @@ def test_lists_page_newest_first_with_filters(stack: Stack) -> None:
     assert set(tagged[0]) == {
         "id", "slug", "title", "summary", "author", "tags", "published_at", "reading_time_minutes"
     }  # fmt: skip
+
+
+class ItemsExamined:
+    """Counts the items DynamoDB examines for the functions' requests (a query's ScannedCount, one per GetItem)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.queries = 0
+
+    def __call__(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in ("Query", "Scan"):
+            self.count += int(parsed.get("ScannedCount", 0))
+            self.queries += 1
+        elif model.name == "GetItem":
+            self.count += 1
+
+
+def seed_published(count: int, *, title: str, tags: list[str], author: str, start: datetime) -> list[Article]:
+    """Published articles one minute apart, stored as the repository stores them (quicker than the API)."""
+    repository = dependencies.article_repository()
+    articles = [
+        Article(
+            id=secrets.token_hex(8),
+            slug=f"{make_slug(title)}-{n}",
+            title=f"{title} {n}",
+            body="Text.",
+            html="<p>Text.</p>",
+            author=author,
+            summary="Text.",
+            tags=tags,
+            status=ArticleStatus.PUBLISHED,
+            version=2,
+            reading_time_minutes=1,
+            created_at=start + timedelta(minutes=n),
+            updated_at=start + timedelta(minutes=n),
+            published_at=start + timedelta(minutes=n),
+        )
+        for n in range(count)
+    ]
+    items = [item for article in articles for item in repository.stored_items(article)]
+    client = boto3.client("dynamodb")
+    table = dependencies.get_settings().articles_table
+    for first in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": item}} for item in items[first : first + 25]]
+        client.batch_write_item(RequestItems={table: batch})
+    return articles
+
+
+def test_a_rare_tag_and_author_pair_is_one_bounded_read(stack: Stack) -> None:
+    # Given a tag with 300 articles, of which only the two oldest are by Grace Hopper
+    start = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    seed_published(2, title="Compilers", tags=["harbour"], author="Grace Hopper", start=start)
+    seed_published(300, title="Engines", tags=["harbour", "boats"], author="Ada", start=start + timedelta(hours=1))
+    examined = ItemsExamined()
+    dynamodb_client().meta.events.register("after-call.dynamodb", examined)
+
+    # When a reader pages through that tag and author, one article a page
+    pages = []
+    cursor: str | None = None
+    for _ in range(3):
+        query = {"tag": "harbour", "author": "grace hopper", "limit": "1", **({"cursor": cursor} if cursor else {})}
+        reply = public(stack, "public-list-articles", query=query)
+        assert reply.status == 200, reply.body
+        pages.append(reply.json())
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            break
+
+    # Then each page is one query of at most limit + 1 items, and the pages hold exactly that author's articles
+    assert [[item["title"] for item in page["items"]] for page in pages] == [["Compilers 1"], ["Compilers 0"]]
+    assert examined.queries == 2
+    assert examined.count <= 2 * 2
+
+
+def test_restore_feeds_gives_articles_published_before_the_pair_feed_their_entries(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given articles stored before tag and author had a feed of their own (no tag-author entries)
+    start = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    seed_published(3, title="Compilers", tags=["harbour", "boats"], author="Grace Hopper", start=start)
+    client = boto3.client("dynamodb")
+    table = stack.table("ArticlesTable")
+    for item in stack.items("ArticlesTable"):
+        if item["pk"]["S"].startswith("feed#tag-author#"):
+            client.delete_item(TableName=table, Key={"pk": item["pk"]})
+    query = {"tag": "harbour", "author": "Grace Hopper"}
+    assert public(stack, "public-list-articles", query=query).json()["items"] == []
+
+    # When the operator runs the command the README names for it (twice: it is safe to repeat)
+    for _ in range(2):
+        assert main(["articles", "--articles-table", table, "restore-feeds"]) == 0
+    assert "restored the feed entries of 3 published articles" in capsys.readouterr().out
+
+    # Then the combined filter lists them, and each has its feed entries exactly once
+    titles = [item["title"] for item in public(stack, "public-list-articles", query=query).json()["items"]]
+    assert titles == ["Compilers 2", "Compilers 1", "Compilers 0"]
+    pair_entries = [i for i in stack.items("ArticlesTable") if i["pk"]["S"].startswith("feed#tag-author#")]
+    assert len(pair_entries) == 3 * 2
+
+
+def test_a_cursor_from_another_list_is_a_422(stack: Stack) -> None:
+    seed_published(3, title="Engines", tags=["harbour"], author="Ada", start=datetime(2026, 1, 5, 8, tzinfo=UTC))
+    page = public(stack, "public-list-articles", query={"tag": "harbour", "limit": "1"}).json()
+
+    reply = public(stack, "public-list-articles", query={"tag": "boats", "limit": "1", "cursor": page["next_cursor"]})
+
+    assert reply.status == 422
+    assert reply.json()["error"]["code"] == "invalid_cursor"
 
 
 @pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"}])

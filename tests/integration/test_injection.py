@@ -8,9 +8,10 @@ import email
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import getaddresses
+from email.utils import format_datetime, formatdate, getaddresses, parsedate_to_datetime
 from typing import Any
 from xml.etree import ElementTree
 
@@ -393,3 +394,66 @@ def test_a_subscriber_and_an_article_stored_with_line_breaks_get_a_clean_newslet
     assert [address.addr_spec for address in message["To"].addresses] == [READER]
     assert str(message["Subject"]) == "Harbour  Bcc: evil@example.org"
     assert set(recipients_of_everything_sent()) == {READER}
+
+
+# -------------------------------------------------------------------------------- per-recipient headers
+
+# What a template once held in its Date header, replaced in each copy at its first occurrence.
+EPOCH_DATE = format_datetime(datetime.fromtimestamp(0, UTC))
+HEADERISH = (
+    EPOCH_DATE,
+    f"Date: {EPOCH_DATE}",
+    formatdate(0, usegmt=True),
+    "<1.2.3@example.com>",
+    "reader@example.org",
+    "--==boundary==",
+)
+
+
+def assert_fresh_date(message: EmailMessage) -> None:
+    sent = parsedate_to_datetime(str(message["Date"]))
+    assert abs((sent - utc_now()).total_seconds()) < 300, message["Date"]
+
+
+@pytest.mark.parametrize("text", HEADERISH)
+def test_a_subject_or_name_that_looks_like_a_header_value_takes_no_header_s_place(text: str) -> None:
+    # Given a template whose subject and sender name, and a recipient whose name, hold header-like text
+    template = MessageTemplate(
+        sender="news@example.com", sender_name=f"News {text}", subject=f"Title {text}",
+        html_body=f"<p>{text}</p>", text_body=text, list_unsubscribe=True,
+    )  # fmt: skip
+    links = {"unsubscribe_url": "https://x.example/u?token=one", "preferences_url": "https://x.example/p?token=one"}
+
+    # When it is rendered for two readers
+    first = assert_one_of_each_header(template.render(Recipient(email=READER, name=f"Eve {text}", **links)))
+    second = assert_one_of_each_header(template.render(Recipient(email="other@example.org", name=text)))
+
+    # Then every header holds what it should, whatever the text, and each copy has its own Message-ID
+    for message in (first, second):
+        assert_fresh_date(message)
+        assert str(message["Subject"]) == f"Title {text}"
+        assert message["From"].addresses[0].display_name == f"News {text}"
+        assert message.get_body(("plain",)).get_content().strip() == text  # type: ignore[union-attr]
+    assert [a.addr_spec for a in first["To"].addresses] == [READER]
+    assert first["To"].addresses[0].display_name == f"Eve {text}"
+    assert [a.addr_spec for a in second["To"].addresses] == ["other@example.org"]
+    assert first["List-Unsubscribe"] == "<https://x.example/u?token=one>, <mailto:news@example.com?subject=unsubscribe>"
+    assert first["Message-ID"] != second["Message-ID"]
+
+
+def test_an_article_titled_with_a_date_gets_a_newsletter_with_todays_date(stack: Stack) -> None:
+    # Given a subscriber, and an article whose title holds the date a template once put in its Date header
+    now = utc_now()
+    _confirmed(Subscriber(email=READER, name="Eve", status=SubscriberStatus.PENDING, created_at=now, updated_at=now))
+    title = f"Markets on {EPOCH_DATE}"
+    article = http(stack, "POST", "/admin/articles", {**BENIGN, "title": title}).json()
+
+    # When it is published and delivered
+    assert http(stack, "POST", f"/admin/articles/{article['id']}/publish").status == 200
+    stack.drain()
+
+    # Then the email is dated now and its subject is the title, untouched
+    [mail] = outbox()
+    message = assert_one_of_each_header(mail.raw.encode())
+    assert_fresh_date(message)
+    assert str(message["Subject"]) == title

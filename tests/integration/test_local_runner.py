@@ -106,6 +106,16 @@ def test_routes_resolve_to_the_most_specific(
     assert event.get("pathParameters") == parameters
 
 
+def test_the_path_is_decoded_once_as_api_gateway_does(stack: Stack) -> None:
+    # An address holding "%41" sent percent-encoded: API Gateway hands over "%41", never "A".
+    status, _, _ = stack.call("GET", "/items/x%2541y%40example.org")
+
+    assert status == 200
+    event = stack.received("ApiFunction")[-1]
+    assert event["pathParameters"] == {"id": "x%41y@example.org"}
+    assert event["rawPath"] == event["requestContext"]["http"]["path"] == "/items/x%41y@example.org"
+
+
 @pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("POST", "/items"), ("GET", "/files/")])
 def test_unknown_routes_are_404(stack: Stack, method: str, path: str) -> None:
     status, _, body = stack.call(method, path)

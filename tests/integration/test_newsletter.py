@@ -91,7 +91,11 @@ def test_every_confirmed_instant_subscriber_gets_one_personal_email(stack: Stack
     assert len({m.link("/unsubscribe") for m in mails}) == len(readers)  # personal links
     assert unsubscribe.startswith(f"{API_URL}/unsubscribe?token=")
     report = progress(stack, article["id"])
-    assert (report["id"], report["kind"], report["article_id"]) == (f"article-{article['id']}", "newsletter", article["id"])
+    assert (report["id"], report["kind"], report["article_id"]) == (
+        f"article-{article['id']}",
+        "newsletter",
+        article["id"],
+    )
     assert (report["state"], report["total"], report["sent"], report["failed"], report["suppressed"]) == (
         "done", 230, 230, 0, 0
     )  # fmt: skip

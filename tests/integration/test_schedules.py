@@ -185,7 +185,7 @@ def test_unconfirmed_subscribers_expire_after_seven_days(stack: Stack) -> None:
         stack.call("PublicFunction", sample_event("public-subscribe", body={"email": "late@example.org"}))
         stack.call("PublicFunction", sample_event("public-subscribe", body={"email": "keen@example.org"}))
         token = next(m for m in outbox() if "keen@" in m.to).token("/subscribers/confirm")
-        stack.call("PublicFunction", sample_event("public-confirm", query={"token": token}))
+        stack.call("PublicFunction", sample_event("public-confirm-submit", query={"token": token}))
 
     items = {i["email"]["S"]: i for i in stack.items("SubscribersTable")}
 

@@ -10,6 +10,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 from freezegun import freeze_time
@@ -34,11 +35,16 @@ def subscriber(stack: Stack, email: str = ADDRESS) -> dict[str, Any] | None:
     return {key: next(iter(value.values())) for key, value in items[0].items()} if items else None
 
 
-def confirmed(stack: Stack, email: str = ADDRESS) -> str:
+def press_confirm(stack: Stack, token: str) -> Reply:
+    """What the confirmation page's button does: POST the token back."""
+    return open_link(stack, "public-confirm-submit", token)
+
+
+def confirmed(stack: Stack, email: str = ADDRESS, **fields: Any) -> str:
     """Subscribe and confirm `email`; returns the confirmation email's token."""
-    assert subscribe(stack, email).status == 202
+    assert subscribe(stack, email, **fields).status == 202
     token = mail_to(email)[-1].token("/subscribers/confirm")
-    assert open_link(stack, "public-confirm", token).status == 200
+    assert press_confirm(stack, token).status == 200
     return token
 
 
@@ -62,13 +68,49 @@ def test_subscribing_sends_one_confirmation_and_confirming_adds_the_reader(stack
     assert mail.message["Message-ID"]
     assert mail.link("/subscribers/confirm").startswith(f"{API_URL}/subscribers/confirm?token=")
 
-    page = open_link(stack, "public-confirm", mail.token("/subscribers/confirm"))
+    page = press_confirm(stack, mail.token("/subscribers/confirm"))
 
     assert page.status == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "You are subscribed" in page.body
     assert subscriber(stack)["status"] == "confirmed"
-    assert open_link(stack, "public-confirm", mail.token("/subscribers/confirm")).status == 200  # harmless twice
+    assert press_confirm(stack, mail.token("/subscribers/confirm")).status == 200  # harmless twice
+    assert "You are subscribed" in open_link(stack, "public-confirm", mail.token("/subscribers/confirm")).body
+
+
+def test_following_the_confirmation_link_changes_nothing_until_the_button_is_pressed(stack: Stack) -> None:
+    # Mail security scanners open every link in an email; only a person presses the button.
+    subscribe(stack, name="Rea Der")
+    token = mail_to(ADDRESS)[-1].token("/subscribers/confirm")
+
+    page = open_link(stack, "public-confirm", token)
+    again = open_link(stack, "public-confirm", token)
+
+    assert (page.status, again.status) == (200, 200)
+    assert subscriber(stack)["status"] == "pending"
+    assert "Confirm your subscription" in page.body
+    assert "Emails will be addressed to Rea Der." in page.body
+    # A plain HTML form posts the token back: no JavaScript needed.
+    assert f'<form method="post" action="?token={quote(token)}">' in page.body
+    assert '<button type="submit">Confirm my subscription</button>' in page.body
+    assert "<script" not in page.body
+    assert "List-Unsubscribe" not in page.body
+
+    done = press_confirm(stack, token)
+
+    assert (done.status, "You are subscribed" in done.body) == (200, True)
+    assert subscriber(stack)["status"] == "confirmed"
+
+
+def test_the_confirm_button_also_works_with_the_token_as_a_form_field(stack: Stack) -> None:
+    subscribe(stack)
+    token = mail_to(ADDRESS)[-1].token("/subscribers/confirm")
+    event = sample_event("public-confirm-submit", raw_body=urlencode({"token": token}))
+    event["rawQueryString"], event["queryStringParameters"] = "", None
+
+    reply = stack.call("PublicFunction", event)
+
+    assert (reply.status, subscriber(stack)["status"]) == (200, "confirmed")
 
 
 def test_the_answer_never_tells_whether_an_address_is_subscribed(stack: Stack) -> None:
@@ -97,7 +139,7 @@ def test_confirmations_are_rate_limited_and_confirmed_addresses_get_none(stack: 
         clock.tick(timedelta(minutes=2))
         subscribe(stack)
         assert len(mail_to(ADDRESS)) == 2
-        open_link(stack, "public-confirm", mail_to(ADDRESS)[-1].token("/subscribers/confirm"))
+        press_confirm(stack, mail_to(ADDRESS)[-1].token("/subscribers/confirm"))
         clock.tick(timedelta(hours=1))
         subscribe(stack)
         assert len(mail_to(ADDRESS)) == 2
@@ -112,6 +154,9 @@ def test_fifty_concurrent_signups_make_one_subscriber_and_at_most_one_email(stac
     assert statuses == {202}
     assert len([i for i in stack.items("SubscribersTable") if i["email"]["S"] == ADDRESS]) == 1
     assert len(mail_to(ADDRESS)) == 1
+
+
+CONFIRM_SAMPLES = ("public-confirm", "public-confirm-submit")  # the page, and its button
 
 
 @pytest.mark.parametrize("tamper", ["expired", "altered", "garbage", "missing", "other purpose"])
@@ -132,11 +177,12 @@ def test_a_bad_confirmation_link_is_a_400_page_offering_to_subscribe_again(stack
         else:
             query["token"] = unsubscribe_token(stack, ADDRESS)
 
-        page = stack.call("PublicFunction", sample_event("public-confirm", query=query))
+        pages = [stack.call("PublicFunction", sample_event(sample, query=query)) for sample in CONFIRM_SAMPLES]
 
-    assert page.status == 400
-    assert page.headers["content-type"].startswith("text/html")
-    assert "Subscribe again" in page.body
+    for page in pages:
+        assert page.status == 400
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Subscribe again" in page.body
     assert subscriber(stack)["status"] == "pending"
 
 
@@ -179,20 +225,64 @@ def test_a_confirm_after_an_unsubscribe_never_resurrects(stack: Stack) -> None:
     confirm_token = mail_to(ADDRESS)[-1].token("/subscribers/confirm")
     open_link(stack, "public-unsubscribe", unsubscribe_token(stack, ADDRESS))
 
-    page = open_link(stack, "public-confirm", confirm_token)
+    pages = [open_link(stack, sample, confirm_token) for sample in CONFIRM_SAMPLES]
 
-    assert page.status == 400
+    assert [page.status for page in pages] == [400, 400]
     assert subscriber(stack)["status"] == "unsubscribed"
 
 
-def test_resubscribing_after_unsubscribing_needs_a_new_confirmation(stack: Stack) -> None:
-    confirmed(stack)
+def test_resubscribing_after_unsubscribing_keeps_the_opt_out_until_the_new_link_is_confirmed(stack: Stack) -> None:
+    old_link = confirmed(stack)
     open_link(stack, "public-unsubscribe", unsubscribe_token(stack, ADDRESS))
     with freeze_time(datetime.now(UTC) + timedelta(minutes=11)):
         subscribe(stack)
 
-    assert subscriber(stack)["status"] == "pending"
+    assert subscriber(stack)["status"] == "unsubscribed"
     assert len(mail_to(ADDRESS)) == 2
+    assert press_confirm(stack, old_link).status == 400  # the "yes" from before leaving does not count
+    assert subscriber(stack)["status"] == "unsubscribed"
+
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=12)):
+        assert press_confirm(stack, mail_to(ADDRESS)[-1].token("/subscribers/confirm")).status == 200
+
+    record = subscriber(stack)
+    assert record["status"] == "confirmed"
+    assert "unsubscribed_at" not in record
+    assert "expires_at" not in record
+    assert record["audience"]
+
+
+def test_a_stranger_cannot_erase_an_opt_out_or_change_a_name(stack: Stack) -> None:
+    # Given a reader who subscribed as Ada, then left
+    confirmed(stack, name="Ada")
+    open_link(stack, "public-unsubscribe", unsubscribe_token(stack, ADDRESS))
+    before = subscriber(stack)
+    start = datetime.now(UTC)
+
+    # When someone else signs the address up again, under another name and frequency, more than once
+    for minutes in (11, 30, 60):
+        with freeze_time(start + timedelta(minutes=minutes)):
+            assert subscribe(stack, name="Mallory", frequency="digest").status == 202
+
+    # Then the record is as the reader left it: unsubscribed, named Ada, and never to expire
+    after = subscriber(stack)
+    assert {key: after[key] for key in ("status", "name", "frequency", "unsubscribed_at")} == {
+        "status": "unsubscribed", "name": "Ada", "frequency": "instant", "unsubscribed_at": before["unsubscribed_at"],
+    }  # fmt: skip
+    assert "expires_at" not in after
+    assert "audience" not in after
+    # And the confirmation emails (within the limits) never carry the stranger's text
+    assert all("Mallory" not in mail.raw for mail in mail_to(ADDRESS))
+
+
+def test_a_stranger_cannot_rename_a_pending_subscriber(stack: Stack) -> None:
+    subscribe(stack, name="Ada")
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=11)):
+        subscribe(stack, name="Mallory")
+
+    assert subscriber(stack)["name"] == "Ada"
+    assert len(mail_to(ADDRESS)) == 2
+    assert all("Mallory" not in mail.raw and "Ada" not in mail.raw for mail in mail_to(ADDRESS))
 
 
 # ---------------------------------------------------------------------- suppression
@@ -287,7 +377,7 @@ def test_editors_list_count_export_and_erase(stack: Stack) -> None:
     listing = editor(stack, "editor-list-subscribers", query={"status": "confirmed"}).json()
     stats = editor(stack, "editor-subscriber-stats").json()
     export = editor(stack, "editor-export-subscribers", query={})
-    erased = editor(stack, "editor-erase-subscriber", path={"email": "c0%40example.org"})
+    erased = editor(stack, "editor-erase-subscriber", path={"email": "c0@example.org"})
     again = editor(stack, "editor-erase-subscriber", path={"email": "c0@example.org"})
 
     assert sorted(s["email"] for s in listing["items"]) == ["c0@example.org", "c1@example.org", "c2@example.org"]

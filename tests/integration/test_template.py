@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local.template import Template
+from local.template import Resolver, Template
 from newsdesk.api.openapi import openapi_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +46,43 @@ def test_public_function_cannot_write_articles(template: Template) -> None:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if set(actions) & WRITE_ACTIONS:
                     assert "ArticlesTable" not in repr(statement["Resource"])
+
+
+# ---------------------------------------------------------------------- privacy: traces and old uploads
+
+ERASURE_DEADLINE_DAYS = 30  # an erased person's address may outlive the erasure in an upload this long at most
+
+
+def test_no_function_records_its_answers_in_xray(template: Template, resolver: Resolver) -> None:
+    for function in template.functions.values():
+        environment = resolver.function_environment(function)
+        assert environment.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE") == "false", function.logical_id
+
+
+def lifecycle_days(template: Template, key: str) -> tuple[int | None, int | None]:
+    """(days until the current version of `key` expires, days its older versions are kept): the shortest of
+    the enabled rules that apply, as S3 honours the shorter of overlapping expirations."""
+    rules = template.resources["UploadsBucket"].properties["LifecycleConfiguration"]["Rules"]
+    applying = [
+        rule
+        for rule in rules
+        if rule["Status"] == "Enabled"
+        and key.startswith(rule.get("Prefix", "") or (rule.get("Filter") or {}).get("Prefix", ""))
+    ]
+    current = [rule["ExpirationInDays"] for rule in applying if "ExpirationInDays" in rule]
+    older = [rule["NoncurrentVersionExpiration"]["NoncurrentDays"] for rule in applying
+             if "NoncurrentVersionExpiration" in rule]  # fmt: skip
+    return (min(current) if current else None), (min(older) if older else None)
+
+
+def test_uploaded_subscriber_files_and_their_versions_expire_within_the_erasure_deadline(template: Template) -> None:
+    for key in ("subscribers/members.csv", "subscribers/confirmed/2026/list.csv"):
+        current, older = lifecycle_days(template, key)
+        assert current is not None, key
+        assert older is not None, key
+        assert current + older <= ERASURE_DEADLINE_DAYS, key
+
+
+def test_article_sources_stay_and_their_old_versions_expire(template: Template) -> None:
+    assert lifecycle_days(template, "articles/council.md") == (None, 30)
+    assert lifecycle_days(template, "media/2026/chamber.jpg") == (None, 30)

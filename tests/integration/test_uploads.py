@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from freezegun import freeze_time
 
 from local.events import s3_event, s3_event_record
 from newsdesk import dependencies
@@ -255,6 +256,104 @@ def test_status_draft_and_scheduled_files(stack: Stack) -> None:
     assert latest_upload(stack)["outcome"] == "published"
 
 
+def delete_article(stack: Stack, article_id: str) -> None:
+    reply = editor(stack, "editor-delete-article", path={"id": article_id})
+    assert reply.status == 204, reply.body
+
+
+def test_the_file_of_an_article_an_editor_deleted_publishes_it_again_without_a_second_newsletter(
+    stack: Stack,
+) -> None:
+    # Given an uploaded article that was published, announced, then deleted by an editor
+    add_subscriber("reader@example.org")
+    key = "articles/harbour.md"
+    upload(stack, key, article_file("Harbour reopens", "Boats are back."))
+    first = public_article(stack, "harbour-reopens").json()
+    delete_article(stack, first["id"])
+    assert public_article(stack, "harbour-reopens").status == 404
+
+    # When its file is uploaded again (corrected)
+    upload(stack, key, article_file("Harbour reopens", "Boats and ferries are back."))
+
+    # Then it is public again, under its old id, and nobody got its newsletter twice
+    again = public_article(stack, "harbour-reopens")
+    assert again.status == 200, again.body
+    assert again.json()["id"] == first["id"]
+    assert "ferries" in again.json()["html"]
+    assert [mail.subject for mail in mail_to("reader@example.org")] == ["Harbour reopens"]
+    assert [(item["outcome"], item["article_id"]) for item in uploads(stack)["items"]] == [
+        ("published", first["id"]),
+        ("published", first["id"]),
+    ]
+
+
+def test_a_deleted_never_published_article_s_file_announces_it_once(stack: Stack) -> None:
+    add_subscriber("reader@example.org")
+    key = "articles/draft.md"
+    upload(stack, key, article_file("Quiet draft", status="draft"))
+    delete_article(stack, latest_upload(stack)["article_id"])
+
+    upload(stack, key, article_file("Quiet draft"))
+
+    assert public_article(stack, "quiet-draft").status == 200
+    assert [mail.subject for mail in mail_to("reader@example.org")] == ["Quiet draft"]
+    assert latest_upload(stack)["outcome"] == "published"
+
+
+def test_a_deleted_article_s_file_scheduled_again_is_published_once_by_the_scheduler(stack: Stack) -> None:
+    # Given an announced article, deleted, whose file comes back scheduled for a minute from now
+    add_subscriber("reader@example.org")
+    key = "articles/later.md"
+    upload(stack, key, article_file("Tide tables"))
+    article_id = public_article(stack, "tide-tables").json()["id"]
+    delete_article(stack, article_id)
+    publish_at = utc_now().replace(microsecond=0) + timedelta(minutes=1)
+    upload(stack, key, article_file("Tide tables", publish_at=publish_at.isoformat()))
+    assert latest_upload(stack)["outcome"] == "scheduled"
+
+    # When the scheduler runs after that minute
+    with freeze_time(publish_at + timedelta(seconds=5), tick=True):
+        result = stack.invoke("SchedulerFunction", sample_event("schedule-publish-due"))
+    stack.drain()
+
+    # Then the run published it, once, without a second newsletter
+    assert result["published"] == [article_id]
+    assert public_article(stack, "tide-tables").status == 200
+    assert [mail.subject for mail in mail_to("reader@example.org")] == ["Tide tables"]
+
+
+def test_an_article_deleted_while_its_file_is_applied_ends_in_a_recorded_outcome(stack: Stack) -> None:
+    # Given an uploaded article, and an editor who deletes it just after the next upload has read it
+    # (the read is wrapped to let the editor in at that moment; everything else runs as deployed)
+    key = "articles/race.md"
+    upload(stack, key, article_file("Race"))
+    article_id = latest_upload(stack)["article_id"]
+    articles = dependencies.article_service()
+    read = articles.get
+    editor_deleted: list[str] = []
+
+    def read_then_editor_deletes(wanted: str) -> Any:
+        current = read(wanted)
+        if wanted == article_id and not editor_deleted:
+            editor_deleted.append(wanted)
+            delete_article(stack, wanted)
+        return current
+
+    # When the new version's event is applied against the article as it was read
+    event = event_for(stack, key, put(stack, key, article_file("Race", "Second version.")), "F" * 24)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(articles, "get", read_then_editor_deletes)
+        result = stack.invoke("UploadFunction", event)
+    stack.drain(skip=("UploadFunction",))
+
+    # Then that one invocation recorded the upload (no retry needed), and its article is back, new version
+    assert editor_deleted == [article_id]
+    assert result == {"uploads": [{"key": key, "outcome": "published"}]}
+    record = latest_upload(stack)
+    assert (record["outcome"], record["article_id"]) == ("published", article_id)
+    assert "Second version" in public_article(stack, "race").json()["html"]
+
+
 # ---------------------------------------------------------------------- rejected files
 
 
@@ -357,9 +456,9 @@ def test_a_csv_import_adds_new_addresses_as_pending_and_asks_each_once(stack: St
     assert status_of("complained@example.org") == "complained"
     assert sorted(address(mail) for mail in outbox()) == ["new@example.org", "other@example.org"]
 
-    # The confirmation link works like a sign-up's.
+    # The confirmation link (its page's button) works like a sign-up's.
     token = mail_to("new@example.org")[0].token("/subscribers/confirm")
-    assert stack.call("PublicFunction", sample_event("public-confirm", query={"token": token})).status == 200
+    assert stack.call("PublicFunction", sample_event("public-confirm-submit", query={"token": token})).status == 200
     assert status_of("new@example.org") == "confirmed"
 
 

@@ -25,6 +25,7 @@ def test_cursor_round_trips() -> None:
         base64.urlsafe_b64encode(b"[1, 2]").decode(),
         base64.urlsafe_b64encode(json.dumps({"pk": "x"}).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps({"pk": 1, "feed": "a", "feed_sort": "b"}).encode()).decode(),
+        base64.urlsafe_b64encode(b"[" * 1500 + b"]" * 1500).decode(),
         "",
     ],
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from re import Match, Pattern
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -86,8 +89,39 @@ def _is_json(content_type: str) -> bool:
     return content_type.lower() == "application/json" or content_type.lower().endswith("+json")
 
 
+class HttpApiResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver, with path parameters exactly as API Gateway hands them over.
+
+    API Gateway decodes the path once, for `rawPath` and `pathParameters` alike. Powertools matches its
+    routes against `rawPath` and takes the values from that match; a handler that decodes them again turns
+    `x%41y@...` (an address that really contains `%41`) into `xAy@...`. So a route's values come from
+    `pathParameters`, and a `<name>` segment matches any single segment, as `{name}` does in API Gateway
+    (Powertools' own pattern refuses characters such as `#`, `?`, `"` or a backslash, which a decoded
+    value may hold: an address may contain `#`).
+    """
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Pattern[str]:
+        return re.compile(base_regex.format(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", rule)))
+
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
+        given = self.current_event.path_parameters or {}
+        return {name: given.get(name, value) for name, value in match.groupdict().items()}
+
+
+def read_json(text: str | bytes | bytearray) -> Any:
+    """The body's JSON. Nesting deeper than the interpreter's recursion limit (a thousand `[` fit in 2 KB)
+    raises RecursionError from the parser; it is a malformed body like any other, so it becomes the
+    JSONDecodeError that Powertools answers with a 400."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        document = text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
+        raise json.JSONDecodeError("the JSON nests too deeply", document, 0) from None
+
+
 def create_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = HttpApiResolver(enable_validation=True, json_body_deserializer=read_json)
 
     @app.exception_handler(NewsdeskError)
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:

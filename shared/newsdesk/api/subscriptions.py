@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, quote
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from newsdesk.api.resolver import documented
 from newsdesk.dependencies import delivery_reports, subscription_service
@@ -35,6 +36,7 @@ Token = Annotated[str | None, Query(description="The signed token from the email
 HTML = "text/html; charset=utf-8"
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 NO_STORE = {"Cache-Control": "no-store"}
+NOT_CONFIRMABLE = "This subscription can no longer be confirmed with this link. Subscribe again below."
 
 
 def page(status: int, heading: str, message: str, **extra: str | None) -> Response[str]:
@@ -47,6 +49,7 @@ def page(status: int, heading: str, message: str, **extra: str | None) -> Respon
         action_label=extra.get("action_label"),
         frequency=extra.get("frequency"),
         subscribe_url=extra.get("subscribe_url"),
+        one_click=extra.get("one_click"),
     )
     return Response(status, HTML, body, headers=NO_STORE)
 
@@ -72,25 +75,56 @@ def html_page(description: str) -> dict[int, Any]:
 def subscribe(
     request: Annotated[SubscribeRequest, Body()], subscriptions: Subscriptions
 ) -> Response[SubscribeAccepted]:
-    subscriptions.subscribe(request)
+    # The address API Gateway saw the connection come from: a client cannot set it (X-Forwarded-For it can).
+    event = router.current_event
+    source_ip = event.request_context.http.source_ip if isinstance(event, APIGatewayProxyEventV2) else None
+    subscriptions.subscribe(request, source_ip=source_ip)
     return Response(202, content_types.APPLICATION_JSON, SubscribeAccepted(), headers=NO_STORE)
 
 
 @router.get(
     "/subscribers/confirm",
-    summary="Confirm a subscription (the link in the confirmation email)",
+    summary="The confirmation page (the link in the confirmation email): a button that confirms",
+    tags=["Subscribers"],
+    responses={**documented(200, "ok", 503), **html_page("A page with a Confirm button; nothing is changed yet.")},
+)
+def confirm_page(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
+    # Mail scanners open every link in an email: following this one must change nothing.
+    try:
+        view = subscriptions.confirmation(token)
+    except InvalidLink as exc:
+        return invalid_link_page(subscriptions, f"{exc.message.capitalize()}. You can ask for a new one below.")
+    if view.outcome is ConfirmOutcome.NOT_PENDING:
+        return invalid_link_page(subscriptions, NOT_CONFIRMABLE)
+    if view.outcome is ConfirmOutcome.ALREADY_CONFIRMED:
+        return page(200, "You are subscribed", "Your subscription is already confirmed.")
+    message = f"Press the button to receive {get_settings().publication_name} by email."
+    if view.subscriber is not None and view.subscriber.name:
+        message += f" Emails will be addressed to {view.subscriber.name}."
+    return page(
+        200,
+        "Confirm your subscription",
+        message,
+        action_url=f"?token={quote(token or '')}",  # this same address, by POST
+        action_label="Confirm my subscription",
+    )
+
+
+@router.post(
+    "/subscribers/confirm",
+    summary="Confirm a subscription (the confirmation page's button; the token in the query or the form)",
     tags=["Subscribers"],
     responses={**documented(200, "ok", 503), **html_page("The subscription is confirmed.")},
 )
 def confirm(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
+    if token is None:  # a form that posts the token as a field rather than in its address
+        token = next(iter(parse_qs(router.current_event.decoded_body or "").get("token", [])), None)
     try:
         outcome = subscriptions.confirm(token)
     except InvalidLink as exc:
         return invalid_link_page(subscriptions, f"{exc.message.capitalize()}. You can ask for a new one below.")
     if outcome is ConfirmOutcome.NOT_PENDING:
-        return invalid_link_page(
-            subscriptions, "This subscription can no longer be confirmed with this link. Subscribe again below."
-        )
+        return invalid_link_page(subscriptions, NOT_CONFIRMABLE)
     return page(200, "You are subscribed", "Thank you: your subscription is confirmed.")
 
 
@@ -111,6 +145,7 @@ def unsubscribe_page(subscriptions: Subscriptions, token: Token = None) -> Respo
         "Stop receiving these emails? One click and you are off the list.",
         action_url=f"?token={quote(token or '')}",  # this same address, by POST
         action_label="Unsubscribe",
+        one_click="yes",
     )
 
 
@@ -227,7 +262,7 @@ def export_subscribers(
     responses=documented(204, "Erased.", 401, 403, 404, 503),
 )
 def erase_subscriber(email: str, subscriptions: Subscriptions, deliveries: Deliveries) -> Response[None]:
-    address = unquote(email)
-    subscriptions.erase(address)
-    deliveries.forget(address.strip().lower())
+    # API Gateway decoded the path once already: `email` is the address as the editor named it.
+    subscriptions.erase(email)
+    deliveries.forget(email)
     return Response(204)

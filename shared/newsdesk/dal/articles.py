@@ -18,13 +18,14 @@ from newsdesk.dal.dynamodb import (
     from_attributes,
     to_attributes,
 )
-from newsdesk.errors import Conflict, PreconditionFailed
+from newsdesk.errors import Conflict, InvalidInput, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
 from newsdesk.rendering import make_slug
 
 FEED_ALL = "all"
 _LIST_FIELDS = tuple(ArticleSummary.model_fields)
 _PUBLIC_FIELDS = tuple(PublicArticle.model_fields)
+_FEED_PAGE_KEYS = frozenset({"pk", "feed", "feed_sort"})
 
 
 class SlugTaken(Conflict):
@@ -35,12 +36,22 @@ class VersionConflict(PreconditionFailed):
     """The article changed (or vanished) since the caller read it."""
 
 
+class ExtraWriteRefused(PreconditionFailed):
+    """An item joined to an article's transaction (`extra`) failed its own condition; the article did not."""
+
+
 def tag_feed(tag: str) -> str:
     return f"tag#{tag}"
 
 
 def author_feed(author: str) -> str:
     return f"author#{make_slug(author)}"
+
+
+def tag_author_feed(tag: str, author: str) -> str:
+    """The articles of one author under one tag: its own feed, so that the combination is one Query that
+    reads a page, never a filter over the tag's whole feed. Tags and author slugs hold no `#`."""
+    return f"tag-author#{tag}#{make_slug(author)}"
 
 
 def _article_key(article_id: str) -> dict[str, Any]:
@@ -52,7 +63,12 @@ def _slug_key(slug: str) -> dict[str, Any]:
 
 
 def _feeds(article: Article) -> list[str]:
-    return [FEED_ALL, author_feed(article.author), *(tag_feed(tag) for tag in article.tags)]
+    return [
+        FEED_ALL,
+        author_feed(article.author),
+        *(tag_feed(tag) for tag in article.tags),
+        *(tag_author_feed(tag, article.author) for tag in article.tags),
+    ]
 
 
 class ArticleRepository:
@@ -89,23 +105,19 @@ class ArticleRepository:
     def list_public(
         self, *, tag: str | None, author: str | None, limit: int, cursor: str | None
     ) -> tuple[list[ArticleSummary], str | None]:
-        """Newest first. One feed is queried; with both tag and author, the tag feed filtered by author."""
-        feed = tag_feed(tag) if tag else author_feed(author) if author else FEED_ALL
-        extra: dict[str, Any] = {}
+        """Newest first: one Query of one feed, reading at most limit + 1 items whatever the filters."""
         if tag and author:
-            extra = {
-                "FilterExpression": "author_key = :author",
-                "ExpressionAttributeValues": {":author": {"S": make_slug(author)}},
-            }
+            feed = tag_author_feed(tag, author)
+        else:
+            feed = tag_feed(tag) if tag else author_feed(author) if author else FEED_ALL
         items, next_cursor = self._query_page(
             index="by-feed",
             condition="feed = :feed",
             values={":feed": {"S": feed}},
-            key_names=frozenset({"pk", "feed", "feed_sort"}),
+            key_names=_FEED_PAGE_KEYS,
             limit=limit,
             cursor=cursor,
             newest_first=True,
-            **extra,
         )
         return [ArticleSummary.model_validate(item) for item in items], next_cursor
 
@@ -137,26 +149,26 @@ class ArticleRepository:
             index="by-feed",
             condition="feed = :feed AND feed_sort BETWEEN :start AND :end",
             values={":feed": {"S": FEED_ALL}, ":start": {"S": start_iso}, ":end": {"S": end_iso}},
-            key_names=frozenset({"pk", "feed", "feed_sort"}),
+            key_names=_FEED_PAGE_KEYS,
             limit=limit,
             cursor=None,
             newest_first=True,
         )
         return [ArticleSummary.model_validate(item) for item in items]
 
-    def due_scheduled(self, *, now_iso: str, limit: int) -> list[Article]:
-        """Scheduled articles whose time has come, oldest first; reads only due items."""
-        items, _ = self._query_page(
+    def due_scheduled(self, *, now_iso: str, limit: int, cursor: str | None = None) -> tuple[list[Article], str | None]:
+        """Scheduled articles whose time has come, oldest first, a page at a time; reads only due items."""
+        items, next_cursor = self._query_page(
             index="by-status",
             condition="#status = :s AND status_sort <= :now",
             values={":s": {"S": ArticleStatus.SCHEDULED.value}, ":now": {"S": f"{now_iso}#~"}},
             names={"#status": "status"},
             key_names=frozenset({"pk", "status", "status_sort"}),
             limit=limit,
-            cursor=None,
+            cursor=cursor,
             newest_first=False,
         )
-        return [Article.model_validate(item) for item in items]
+        return [Article.model_validate(item) for item in items], next_cursor
 
     def _query_page(
         self,
@@ -169,37 +181,31 @@ class ArticleRepository:
         cursor: str | None,
         newest_first: bool,
         names: dict[str, str] | None = None,
-        **extra: Any,
     ) -> tuple[list[Item], str | None]:
-        """Read one page. Asking for limit + 1 tells whether another page exists without a second call;
-        a filter (tag and author together) may need more than one read to fill the page."""
+        """Read one page with exactly one Query of at most limit + 1 items: the extra item tells whether
+        another page exists. No filter, no second read: a page costs the same whatever the table holds."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": index,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": {**values, **extra.pop("ExpressionAttributeValues", {})},
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": not newest_first,
             "Limit": limit + 1,
-            **extra,
         }
         if names:
             request["ExpressionAttributeNames"] = names
-        start = decode_cursor(cursor, key_names) if cursor else None
-        items: list[Item] = []
-        while True:
-            if start:
-                request["ExclusiveStartKey"] = start
-            with aws_errors():
-                reply = self._client.query(**request)
-            items.extend(reply.get("Items", []))
-            start = reply.get("LastEvaluatedKey")
-            if len(items) > limit or not start:
-                break
-        if len(items) <= limit:
-            return [from_attributes(i) for i in items], None
-        page = items[:limit]
-        last = page[-1]
-        return [from_attributes(i) for i in page], encode_cursor({name: last[name] for name in key_names})
+        if cursor:
+            request["ExclusiveStartKey"] = _start_key(cursor, key_names, index=index, values=values)
+        with aws_errors():
+            reply = self._client.query(**request)
+        items: list[Item] = reply.get("Items", [])
+        if len(items) > limit:
+            page = items[:limit]
+            last = page[-1]
+            return [from_attributes(i) for i in page], encode_cursor({name: last[name] for name in key_names})
+        # DynamoDB stops a Query at 1 MB: then a shorter page still says where to go on.
+        stopped_at = reply.get("LastEvaluatedKey")
+        return [from_attributes(i) for i in items], encode_cursor(stopped_at) if stopped_at else None
 
     # ------------------------------------------------------------------ writes
     def save(self, old: Article | None, new: Article | None, *, extra: Sequence[dict[str, Any]] = ()) -> None:
@@ -256,10 +262,34 @@ class ArticleRepository:
             failed = {kinds[i] for i, code in enumerate(reasons) if code not in ("None", "")}
             if "slug" in failed:
                 raise SlugTaken(f"the slug {new_slug!r} belongs to another article") from exc
+            if failed == {"extra"}:
+                raise ExtraWriteRefused("an item written with the article exists already") from exc
             raise VersionConflict(
                 "the article was changed by someone else; read it again and retry",
                 details={"reasons": sorted(set(reasons) - {"None"})},
             ) from exc
+
+    def restore_feed_entries(self, article: Article) -> bool:
+        """Write every feed entry `article` should have (again), in one transaction that holds only while the
+        article is still at `article.version`. False when it changed meanwhile: read it again and retry."""
+        entries = self._feed_entries(article)
+        if not entries:
+            return True
+        check = {"ConditionCheck": {
+            "TableName": self._table,
+            "Key": _article_key(article.id),
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeValues": {":v": {"N": str(article.version)}},
+        }}  # fmt: skip
+        puts = [{"Put": {"TableName": self._table, "Item": to_attributes(entry)}} for entry in entries.values()]
+        try:
+            with aws_errors():
+                self._client.transact_write_items(TransactItems=[check, *puts])
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            return False
+        return True
 
     def stored_items(self, article: Article) -> list[dict[str, Any]]:
         """Every item `save(None, article)` writes, in DynamoDB's attribute format (for bulk loading)."""
@@ -313,10 +343,19 @@ class ArticleRepository:
                 "pk": f"feed#{feed}#{article.id}",
                 "feed": feed,
                 "feed_sort": sort,
-                "author_key": make_slug(article.author),
             }
             for feed in _feeds(article)
         }
+
+
+def _start_key(cursor: str, key_names: frozenset[str], *, index: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A cursor is only good for the list that issued it. One from another list (another tag, say) is the
+    client's mistake: refused here, rather than handed to DynamoDB as a start key outside the partition."""
+    start = decode_cursor(cursor, key_names)
+    partition = {"by-feed": "feed", "by-status": "status", "by-entity": "entity"}[index]
+    if start[partition] not in values.values():
+        raise InvalidInput("cursor is not valid", code="invalid_cursor")
+    return start
 
 
 def _public_copy(article: Article | None) -> dict[str, Any] | None:

@@ -103,7 +103,8 @@ def decode_cursor(cursor: str, expected_keys: frozenset[str]) -> dict[str, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
+        # RecursionError: a forged cursor of nested arrays (1,500 fit in the 2,048 characters allowed).
         raise InvalidInput("cursor is not valid", code="invalid_cursor") from exc
     if (
         not isinstance(value, dict)

@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from newsdesk.dal.dynamodb import error_code
 from newsdesk.errors import SendQuotaExceeded, SendRejected, SendThrottled, SendUncertain
+from newsdesk.redaction import without_addresses
 
 # SES refuses these messages themselves (an invalid or rejected address): sending again cannot help.
 PERMANENT_CODES = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
@@ -48,13 +49,15 @@ class SesSender:
         try:
             reply = self._client.send_email(**request)
         except ClientError as exc:
-            # An error answer means SES did not accept the message.
+            # An error answer means SES did not accept the message. SES quotes the recipient in its
+            # messages: what callers log or store must not keep it.
             message = str(exc.response.get("Error", {}).get("Message", ""))
+            reason = f"{error_code(exc)}: {without_addresses(message)}"
             if error_code(exc) in PERMANENT_CODES:
-                raise SendRejected(error_code(exc)) from exc
+                raise SendRejected(reason) from exc
             if DAILY_QUOTA_MESSAGE in message.lower():
-                raise SendQuotaExceeded(message) from exc
-            raise SendThrottled(error_code(exc)) from exc
+                raise SendQuotaExceeded(reason) from exc
+            raise SendThrottled(reason) from exc
         except (EndpointConnectionError, ConnectTimeoutError) as exc:
             raise SendThrottled(type(exc).__name__) from exc  # the request never left
         except BotoCoreError as exc:

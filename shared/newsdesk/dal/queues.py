@@ -1,14 +1,16 @@
-"""SQS: the queues between fan-out and the mailers."""
+"""SQS: the queues between fan-out and the mailers, and the redrive of their dead letters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
-from newsdesk.dal.dynamodb import aws_errors
+from newsdesk.dal.dynamodb import aws_errors, error_code
 from newsdesk.errors import ServiceBusy
 
 _SQS_BATCH = 10
@@ -47,19 +49,46 @@ class QueuePublisher:
                 raise ServiceBusy(f"SQS did not accept {len(entries)} messages")
 
 
-def move_messages(client: Any, *, from_url: str, to_url: str, limit: int = 10_000) -> int:
-    """Move up to `limit` messages from a dead-letter queue back to its source queue (a redrive)."""
-    moved = 0
-    while moved < limit:
+@dataclass(frozen=True)
+class DeadLetters:
+    queue: str  # the dead-letter queue's name
+    arn: str
+    waiting: int  # messages in it, visible or being received (approximate, as SQS counts them)
+
+
+# Another move task is running on the queue (SQS allows one at a time). SQS answers the same for a source
+# that is no dead-letter queue, which the template rules out.
+_MOVE_TASK_REFUSED = frozenset({"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation"})
+
+
+class DeadLetterQueue:
+    """A dead-letter queue, and SQS's own redrive of it (StartMessageMoveTask) to the queue it serves."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def look(self) -> DeadLetters:
         with aws_errors():
-            messages = client.receive_message(QueueUrl=from_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return moved
-        QueuePublisher(client, to_url).send([message["Body"] for message in messages])
-        with aws_errors():
-            client.delete_message_batch(
-                QueueUrl=from_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
-        moved += len(messages)
-    return moved
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self._url,
+                AttributeNames=["QueueArn", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        arn = attributes["QueueArn"]
+        waiting = int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+        return DeadLetters(queue=arn.rsplit(":", 1)[-1], arn=arn, waiting=waiting)
+
+    def start_redrive(self, arn: str, *, messages_per_second: int) -> bool:
+        """Start moving every message back to the queue it came from, at most `messages_per_second`, in
+        the background (SQS gives each a new id, receive count and retention period); False when SQS
+        refuses because a move task is already running."""
+        try:
+            with aws_errors():
+                self._client.start_message_move_task(SourceArn=arn, MaxNumberOfMessagesPerSecond=messages_per_second)
+        except ClientError as exc:
+            if error_code(exc) in _MOVE_TASK_REFUSED:
+                return False
+            raise
+        return True

@@ -46,6 +46,14 @@ def _key(email: str) -> dict[str, Any]:
     return {"email": {"S": email}}
 
 
+def _stored(subscriber: Subscriber) -> dict[str, Any]:
+    # Times in the one format the conditional updates compare with (clock.iso): a claim written here
+    # must be found equal by `release_confirmation`, and ordered right by the resend guard.
+    item = subscriber.model_dump(mode="json", exclude_none=True)
+    item.update({key: iso(value) for key, value in subscriber if isinstance(value, datetime)})
+    return item
+
+
 class ImportResult(StrEnum):
     ADDED = "added"
     """New on the list (or added by this very row of this import on an earlier attempt)."""
@@ -157,7 +165,7 @@ class SubscriberRepository:
     def create_pending(self, subscriber: Subscriber) -> bool:
         """Store a new pending subscriber; False when the address is already known. DynamoDB's TTL
         deletes it PENDING_DAYS later unless it is confirmed (or unsubscribed or suppressed) first."""
-        item = subscriber.model_dump(mode="json", exclude_none=True)
+        item = _stored(subscriber)
         item["status_sort"] = f"{iso(subscriber.created_at)}#{subscriber.email}"
         item["expires_at"] = _expiry(subscriber.created_at)
         return write_if(
@@ -173,7 +181,7 @@ class SubscriberRepository:
         The item remembers the upload and row that added it, so a retried import counts its own rows as
         added and tells a repeated address (returned with the row that added it) from a known one.
         """
-        item = subscriber.model_dump(mode="json", exclude_none=True)
+        item = _stored(subscriber)
         item.update(
             status_sort=f"{iso(subscriber.created_at)}#{subscriber.email}",
             imported_from=upload_id,
@@ -201,59 +209,66 @@ class SubscriberRepository:
             return (ImportResult.ADDED, None) if earlier == row else (ImportResult.REPEATED, earlier)
         return ImportResult.ADDED, None
 
-    def claim_imported_confirmation(self, email: str, *, now: datetime, resend_after: datetime) -> bool:
-        """Like `claim_confirmation`, for an address an import added: only while it is still pending, so
-        an address that unsubscribed meanwhile is never asked again."""
+    def claim_imported_confirmation(self, email: str, *, upload_id: str, now: datetime) -> bool:
+        """The right to ask an address that the import `upload_id` added to confirm: once, while it is still
+        pending and nobody asked it yet, so a redelivered batch of the confirmation queue sends nothing twice
+        and an address that unsubscribed or signed up itself meanwhile is not asked again."""
         return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
             UpdateExpression="SET confirmation_sent_at = :now, updated_at = :now, expires_at = :expires",
             ConditionExpression=(
-                "#status = :pending AND (attribute_not_exists(confirmation_sent_at) OR confirmation_sent_at < :cutoff)"
+                "#status = :pending AND imported_from = :upload AND attribute_not_exists(confirmation_sent_at)"
             ),
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":pending": {"S": SubscriberStatus.PENDING.value},
+                ":upload": {"S": upload_id},
+                ":now": {"S": iso(now)},
+                ":expires": {"N": str(_expiry(now))},
+            },
+        )
+
+    def claim_confirmation(self, email: str, *, now: datetime, resend_after: datetime, frequency: Frequency) -> bool:
+        """The right to send a known address a confirmation now, if none went to it since `resend_after`.
+
+        A pending address takes the sign-up's frequency and lives PENDING_DAYS longer. An unsubscribed one
+        keeps everything it has (status, name, frequency, no expiry): the opt-out stands until the person
+        follows the new link. Nobody's request changes a stored name. Confirmed, bounced and complained
+        addresses are never claimed.
+        """
+        guard = "(attribute_not_exists(confirmation_sent_at) OR confirmation_sent_at < :cutoff)"
+        if write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression=(
+                "SET confirmation_sent_at = :now, updated_at = :now, frequency = :frequency, expires_at = :expires"
+            ),
+            ConditionExpression=f"#status = :pending AND {guard}",
             ExpressionAttributeNames=_STATUS,
             ExpressionAttributeValues={
                 ":pending": {"S": SubscriberStatus.PENDING.value},
                 ":now": {"S": iso(now)},
                 ":cutoff": {"S": iso(resend_after)},
+                ":frequency": {"S": frequency.value},
                 ":expires": {"N": str(_expiry(now))},
             },
-        )
-
-    def claim_confirmation(
-        self, email: str, *, now: datetime, resend_after: datetime, name: str | None, frequency: Frequency
-    ) -> bool:
-        """Make a pending or unsubscribed address pending, if no confirmation went to it since
-        `resend_after`. True means the caller won the right to send one now."""
-        names = dict(_STATUS)
-        values = {
-            ":pending": {"S": SubscriberStatus.PENDING.value},
-            ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
-            ":now": {"S": iso(now)},
-            ":cutoff": {"S": iso(resend_after)},
-            ":frequency": {"S": frequency.value},
-            ":expires": {"N": str(_expiry(now))},
-        }
-        update = (
-            "SET #status = :pending, confirmation_sent_at = :now, updated_at = :now, frequency = :frequency, "
-            "expires_at = :expires"
-        )
-        if name is not None:
-            update += ", #name = :name"
-            names["#name"] = "name"
-            values[":name"] = {"S": name}
+        ):
+            return True
         return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
-            UpdateExpression=update + " REMOVE audience",
-            ConditionExpression=(
-                "#status IN (:pending, :unsubscribed) AND "
-                "(attribute_not_exists(confirmation_sent_at) OR confirmation_sent_at < :cutoff)"
-            ),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            UpdateExpression="SET confirmation_sent_at = :now",
+            ConditionExpression=f"#status = :unsubscribed AND {guard}",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
+                ":now": {"S": iso(now)},
+                ":cutoff": {"S": iso(resend_after)},
+            },
         )
 
     def release_confirmation(self, email: str, sent_at: datetime) -> None:
@@ -282,6 +297,31 @@ class SubscriberRepository:
             ExpressionAttributeValues={
                 ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
                 ":pending": {"S": SubscriberStatus.PENDING.value},
+                ":frequency": {"S": subscriber.frequency.value},
+                ":audience": {"S": audience(subscriber.frequency, subscriber.email)},
+                ":now": {"S": iso(now)},
+            },
+        )
+
+    def reconfirm(self, subscriber: Subscriber, now: datetime) -> bool:
+        """unsubscribed -> confirmed, when the person follows a confirmation link made after they left;
+        False if anything moved meanwhile (another unsubscribe, a bounce, an erasure)."""
+        if subscriber.unsubscribed_at is None:
+            return False
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(subscriber.email),
+            UpdateExpression=(
+                "SET #status = :confirmed, confirmed_at = :now, updated_at = :now, audience = :audience "
+                "REMOVE unsubscribed_at, expires_at"
+            ),
+            ConditionExpression="#status = :unsubscribed AND unsubscribed_at = :left AND frequency = :frequency",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues={
+                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
+                ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
+                ":left": {"S": iso(subscriber.unsubscribed_at)},
                 ":frequency": {"S": subscriber.frequency.value},
                 ":audience": {"S": audience(subscriber.frequency, subscriber.email)},
                 ":now": {"S": iso(now)},

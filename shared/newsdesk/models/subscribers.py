@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict
 
+from newsdesk.models.addresses import EmailAddress
 from newsdesk.models.types import AuthorName
 
 
@@ -27,12 +27,8 @@ class SubscriberStatus(StrEnum):
 SUPPRESSED = frozenset({SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED})
 
 
-def normalize_email(value: object) -> object:
-    # Mailbox providers ignore case in practice; one person must not become two subscribers.
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-Email = Annotated[EmailStr, BeforeValidator(normalize_email), Field(max_length=254)]
+Email = EmailAddress
+"""Every address a subscriber model takes (see newsdesk.models.addresses for what is accepted)."""
 
 
 class SubscribeRequest(BaseModel):

@@ -10,7 +10,7 @@ from datetime import datetime
 from aws_lambda_powertools.metrics import MetricUnit
 
 from newsdesk.clock import iso, utc_now
-from newsdesk.dal.articles import ArticleRepository, SlugTaken, VersionConflict
+from newsdesk.dal.articles import ArticleRepository, ExtraWriteRefused, SlugTaken, VersionConflict
 from newsdesk.dal.publications import publication_write
 from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
 from newsdesk.models.articles import (
@@ -153,9 +153,8 @@ class ArticleService:
                 "updated_at": now,
             }
         )
-        extra = [publication_write(self._publications_table, published)] if first_time else []
         try:
-            self._repo.save(current, published, extra=extra)
+            first_time = self._save_published(current, published, announce=first_time)
         except VersionConflict:
             # A concurrent publish of the same article won: that is the outcome the caller wanted.
             latest = self.get(article_id)
@@ -165,6 +164,21 @@ class ArticleService:
         metrics.add_metric(name="ArticlesPublished", unit=MetricUnit.Count, value=1)
         logger.info("article published", extra={"article_id": article_id, "first_time": first_time})
         return published
+
+    def _save_published(self, current: Article, published: Article, *, announce: bool) -> bool:
+        """Save the publish, with the newsletter's outbox record when `announce`; True if it was recorded."""
+        if not announce:
+            self._repo.save(current, published)
+            return False
+        try:
+            self._repo.save(current, published, extra=[publication_write(self._publications_table, published)])
+        except ExtraWriteRefused:
+            # The id was announced before: an editor deleted its article and its uploaded file made it again.
+            # Publish it; its readers had their email, and the record is what keeps them from a second one.
+            logger.info("article published again under an id already announced", extra={"article_id": current.id})
+            self._repo.save(current, published)
+            return False
+        return True
 
     def schedule(self, article_id: str, publish_at: datetime, *, if_match: int | None = None) -> Article:
         """Publish at `publish_at` (the scheduler does it, through `publish`)."""
@@ -203,16 +217,20 @@ class ArticleService:
 
     def publish_due(self, *, limit: int = 100) -> list[Article]:
         """Publish every scheduled article whose time has come (oldest first). Safe to run twice at once:
-        each publish is conditional on the version it read, and an article is only announced once."""
+        each publish is conditional on the version it read, and an article is only announced once.
+
+        A run pages past what it has seen, so it looks at each due article once: one that cannot be
+        published now waits for the next run instead of being read again and again in this one."""
         published: list[Article] = []
         now = self._clock()
+        cursor: str | None = None
         while True:
-            due = self._repo.due_scheduled(now_iso=iso(now), limit=limit)
+            due, cursor = self._repo.due_scheduled(now_iso=iso(now), limit=limit, cursor=cursor)
             for article in due:
                 result = self._publish_if_due(article.id, now)
                 if result is not None:
                     published.append(result)
-            if len(due) < limit:
+            if cursor is None:
                 return published
 
     def _publish_if_due(self, article_id: str, now: datetime) -> Article | None:
@@ -243,6 +261,26 @@ class ArticleService:
                 details={"current_version": current.version},
             )
         return current
+
+    def restore_feeds(self, *, attempts: int = 3) -> int:
+        """Give every published article each feed entry it should have. Articles published before a feed
+        existed (such as `tag-author`, for `?tag=&author=`) lack its entries until then; an edit writes
+        only the entries it changes. Safe to run at any time, and again; returns the articles looked at."""
+        looked_at = 0
+        cursor: str | None = None
+        while True:
+            page, cursor = self._repo.list_admin(status=ArticleStatus.PUBLISHED, limit=100, cursor=cursor)
+            for listed in page:
+                article: Article | None = listed
+                for _ in range(attempts):
+                    if article is None or article.status is not ArticleStatus.PUBLISHED:
+                        break  # deleted or unpublished meanwhile: no feed entries to restore
+                    if self._repo.restore_feed_entries(article):
+                        break
+                    article = self._repo.get(listed.id)  # changed meanwhile: the list may be behind
+                looked_at += 1
+            if cursor is None:
+                return looked_at
 
     # ------------------------------------------------------------------ readers
     def list_public(

@@ -38,6 +38,7 @@ from newsdesk.models.uploads import (
     UploadOutcome,
 )
 from newsdesk.observability import logger
+from newsdesk.redaction import without_addresses
 from newsdesk.services.pacing import RateLimiter, backoff_delay
 from newsdesk.services.subscriptions import SubscriptionService
 
@@ -107,7 +108,9 @@ class Columns:
 def _reason(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else str(first["msg"])
+    # Kept on the upload's record for months: the row number says which row, the address need not.
+    message = without_addresses(str(first["msg"]))
+    return f"{where}: {message}" if where else message
 
 
 @dataclass
@@ -205,8 +208,8 @@ class SubscriberImporter:
                 batch = list(itertools.islice(remaining, ROWS_PER_BATCH))
                 done = len(batch) < ROWS_PER_BATCH
                 outcome = self._import_batch(upload, columns, batch)
-                # Queued before the progress is saved: a crash in between may ask an address twice
-                # (the 10-minute guard usually stops that), but never leaves one unasked.
+                # Queued before the progress is saved: a crash in between queues an address twice, but
+                # it is asked once (the claim is once per import), and never left unasked.
                 self._queue_confirmations(upload.id, outcome.to_confirm)
                 next_row = batch[-1][0] + 1 if batch else upload.next_row
                 progress = self._progress(upload, outcome, next_row=next_row, done=done)
@@ -236,10 +239,10 @@ class SubscriberImporter:
             self._limiter.acquire()
             recipient = remaining[0]
             try:
-                self._subscriptions.confirm_imported(recipient.email, recipient.name)
+                self._subscriptions.confirm_imported(recipient.email, task.upload_id)
             except (SendThrottled, ServiceBusy):
-                # Not failing the message: a redelivery would come after the 10-minute guard and ask
-                # the addresses already done a second time.
+                # Not failing the message: its redelivery would come only after the visibility timeout
+                # (it would not ask anyone twice either: each address is claimed once per import).
                 self._sleep(backoff_delay(attempt))
                 attempt += 1
                 continue

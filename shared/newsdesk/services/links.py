@@ -1,20 +1,37 @@
 """Signed personal links: confirm a subscription, unsubscribe, change preferences.
 
-Each link carries the address it was made for, signed with HMAC (itsdangerous) under a purpose-specific
-salt, so a link cannot be forged, altered to name another address, or used for another purpose.
+Each link names the address it was made for, encrypted (AES-GCM, with the purpose as associated data) so
+that nobody who sees the link (a mail scanner, a proxy log, a forwarded email) can read the address, and
+signed with HMAC (itsdangerous) under a purpose-specific salt, so a link cannot be forged, altered to name
+another address, or used for another purpose. Both keys derive from the one link secret.
+
+Links made before the address was encrypted carry it in readable form; they stay valid for their
+lifetime (7 days for a confirmation, for good for unsubscribe and preferences links in sent emails).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from urllib.parse import quote
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from newsdesk.errors import InvalidInput
 
 CONFIRM_DAYS = 7
 MAX_TOKEN_LENGTH = 1024
+_NONCE_BYTES = 12
+_SEALED = "s"
+"""The payload's key for the encrypted address (a legacy payload is the address itself, a string)."""
 
 
 class LinkPurpose(StrEnum):
@@ -36,9 +53,22 @@ class InvalidLink(InvalidInput):
     code = "invalid_link"
 
 
+@dataclass(frozen=True)
+class OpenedLink:
+    email: str
+    issued_at: datetime
+    """When the link was made (whole seconds, UTC)."""
+
+
+def _derive(secret: bytes, label: str) -> bytes:
+    return hmac.new(secret, f"newsdesk.{label}".encode(), hashlib.sha256).digest()
+
+
 class LinkSigner:
     def __init__(self, secret: bytes, api_base_url: str) -> None:
         self._secret = secret
+        self._cipher = AESGCM(_derive(secret, "link-address-encryption"))
+        self._pseudonym_key = _derive(secret, "pseudonyms")
         self._base = api_base_url.rstrip("/")
 
     @property
@@ -49,19 +79,42 @@ class LinkSigner:
         return URLSafeTimedSerializer(self._secret, salt=f"newsdesk.{purpose.value}")
 
     def token(self, purpose: LinkPurpose, email: str) -> str:
-        return str(self._serializer(purpose).dumps(email))
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = nonce + self._cipher.encrypt(nonce, email.encode(), purpose.value.encode())
+        payload = {_SEALED: base64.urlsafe_b64encode(sealed).decode().rstrip("=")}
+        return str(self._serializer(purpose).dumps(payload))
 
     def url(self, purpose: LinkPurpose, email: str) -> str:
         return f"{self._base}{_PATHS[purpose]}?token={quote(self.token(purpose, email))}"
 
-    def email(self, purpose: LinkPurpose, token: str | None) -> str:
-        """The address a link was made for; InvalidLink when it is expired, altered or not ours."""
+    def open(self, purpose: LinkPurpose, token: str | None) -> OpenedLink:
+        """The address a link was made for, and when; InvalidLink when it is expired, altered or not ours."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidLink("this link is not valid")
         try:
-            value = self._serializer(purpose).loads(token, max_age=_MAX_AGE.get(purpose))
+            value, issued_at = self._serializer(purpose).loads(
+                token, max_age=_MAX_AGE.get(purpose), return_timestamp=True
+            )
         except BadData as exc:
             raise InvalidLink("this link is not valid or has expired") from exc
-        if not isinstance(value, str):
+        if isinstance(value, str):  # made before addresses were encrypted
+            return OpenedLink(value, issued_at)
+        if not isinstance(value, dict) or not isinstance(value.get(_SEALED), str):
             raise InvalidLink("this link is not valid")
-        return value
+        return OpenedLink(self._unseal(purpose, value[_SEALED]), issued_at)
+
+    def email(self, purpose: LinkPurpose, token: str | None) -> str:
+        return self.open(purpose, token).email
+
+    def _unseal(self, purpose: LinkPurpose, sealed: str) -> str:
+        try:
+            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+            plain = self._cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.value.encode())
+            return plain.decode()
+        except (binascii.Error, ValueError, InvalidTag) as exc:
+            # Only reachable with our own signature on it: a key change, never a client's doing.
+            raise InvalidLink("this link is not valid") from exc
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        """A stable keyed id of `value` (an address, an IP): names it in stored keys without revealing it."""
+        return hmac.new(self._pseudonym_key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from newsdesk.clock import iso, utc_now
 from newsdesk.dal.articles import ArticleRepository
 from newsdesk.dal.publications import PublicationRepository
+from newsdesk.dal.queues import DeadLetterQueue
+from newsdesk.dal.redrives import RedriveRounds
 from newsdesk.models.delivery import DeliveryState
 from newsdesk.models.subscribers import Frequency
 from newsdesk.observability import logger
@@ -16,6 +19,10 @@ from newsdesk.services.delivery import FanoutService
 DIGEST_PERIOD = timedelta(days=7)
 DIGEST_MAX_ARTICLES = 50
 STUCK_AFTER = timedelta(minutes=15)
+# Daily housekeeping runs in a row that may redrive a dead-letter queue that is never found empty.
+MAX_REDRIVE_ROUNDS = 3
+# Fan-out tasks have no concurrency limit: a redrive starts them at this pace rather than all at once.
+REDRIVE_MESSAGES_PER_SECOND = 10
 
 
 class DigestService:
@@ -49,16 +56,77 @@ class DigestService:
         return len(articles)
 
 
+@dataclass(frozen=True)
+class RedriveReport:
+    redriven: int = 0  # messages handed to SQS move tasks, back to their queues
+    held: int = 0  # messages left in dead-letter queues whose redrive rounds are spent
+
+    def __add__(self, other: RedriveReport) -> RedriveReport:
+        return RedriveReport(self.redriven + other.redriven, self.held + other.held)
+
+
+class DeadLetterRedrive:
+    """Hands dead letters back to their queues with SQS's own move task, a bounded number of times.
+
+    SQS makes each moved message a new one (new id, receive count and retention period), so a message
+    cannot carry how often it was redriven, and one that fails whatever happens would go round forever.
+    The count is kept per dead-letter queue instead: each run that finds a queue holding messages redrives
+    it and counts a round; a run that finds it empty (all that was redriven went through) starts the count
+    again. After MAX_REDRIVE_ROUNDS rounds in a row the messages stay put: the queue's alarm stays on,
+    and an operator reads them and redrives them once the cause is fixed (README, "Alarms").
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[DeadLetterQueue],
+        rounds: RedriveRounds,
+        *,
+        max_rounds: int = MAX_REDRIVE_ROUNDS,
+        messages_per_second: int = REDRIVE_MESSAGES_PER_SECOND,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._queues = queues
+        self._rounds = rounds
+        self._max_rounds = max_rounds
+        self._rate = messages_per_second
+        self._clock = clock
+
+    def run(self) -> RedriveReport:
+        return sum((self._redrive(queue) for queue in self._queues), RedriveReport())
+
+    def _redrive(self, queue: DeadLetterQueue) -> RedriveReport:
+        letters = queue.look()
+        rounds = self._rounds.count(letters.queue)
+        if not letters.waiting:
+            if rounds:
+                self._rounds.clear(letters.queue)
+            return RedriveReport()
+        if rounds >= self._max_rounds:
+            logger.warning(
+                "dead letters held: redriven on every run and still failing",
+                extra={"queue": letters.queue, "messages": letters.waiting, "rounds": rounds},
+            )
+            return RedriveReport(held=letters.waiting)
+        if not queue.start_redrive(letters.arn, messages_per_second=self._rate):
+            logger.warning("dead letters not redriven: SQS refused a move task", extra={"queue": letters.queue})
+            return RedriveReport()
+        rounds = self._rounds.add(letters.queue, self._clock())
+        logger.info(
+            "dead letters redriven", extra={"queue": letters.queue, "messages": letters.waiting, "round": rounds}
+        )
+        return RedriveReport(redriven=letters.waiting)
+
+
 class Housekeeping:
-    """Re-drives deliveries that got stuck. (Unconfirmed subscribers and old upload records expire by
-    DynamoDB's TTL; nothing to do for them here.)"""
+    """Re-drives deliveries that got stuck, and dead letters. (Unconfirmed subscribers and old upload
+    records expire by DynamoDB's TTL; nothing to do for them here.)"""
 
     def __init__(
         self,
         *,
         publications: PublicationRepository,
         fanout: FanoutService,
-        redrive: Callable[[], int],
+        redrive: Callable[[], RedriveReport],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._publications = publications
@@ -74,6 +142,7 @@ class Housekeeping:
                 record = self._publications.publication(delivery_id) or {}
                 self._fanout.start(delivery_id, Frequency(record.get("frequency", Frequency.INSTANT.value)))
                 restarted += 1
-        redriven = self._redrive()
-        logger.info("housekeeping done", extra={"restarted": restarted, "redriven": redriven})
-        return {"restarted": restarted, "redriven": redriven}
+        redrive = self._redrive()
+        report = {"restarted": restarted, "redriven": redrive.redriven, "held": redrive.held}
+        logger.info("housekeeping done", extra=report)
+        return report

@@ -18,7 +18,15 @@ from pydantic import ValidationError
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.uploads import Source, SourceClaim, UploadObjects, UploadRepository, sequencer_key
-from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, RetryLater, UploadRejected
+from newsdesk.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    RetryLater,
+    UploadRejected,
+)
 from newsdesk.models.articles import Article, ArticleStatus, CreateArticleRequest, UpdateArticleRequest
 from newsdesk.models.types import MAX_BODY_BYTES
 from newsdesk.models.uploads import (
@@ -41,6 +49,8 @@ CONFIRMED_SUBSCRIBERS_PREFIX = "subscribers/confirmed/"
 MAX_FRONT_MATTER_BYTES = 8 * 1024
 MAX_ARTICLE_FILE_BYTES = MAX_BODY_BYTES + MAX_FRONT_MATTER_BYTES
 """The API's body limit, plus room for the front matter (the body itself is then held to the API's limit)."""
+APPLY_ATTEMPTS = 3
+"""Tries at applying an article file while editors change the same article over the API."""
 
 
 def upload_kind(key: str) -> UploadKind | None:
@@ -201,15 +211,24 @@ class UploadService:
 
     # ------------------------------------------------------------------ articles
     def _apply_article(self, upload: ObjectUpload, source: Source, record_id: str, now: datetime) -> Upload:
+        """Every article file ends in a recorded outcome: applied, or rejected with the reason."""
         record = self._record(upload, record_id, UploadKind.ARTICLE, now)
         assert source.article_id is not None
         current = self._find(source.article_id)
         try:
-            outcome, article = self._publish_file(self._read_article(upload), current, source.article_id)
+            file = self._read_article(upload)
+            for _ in range(APPLY_ATTEMPTS):
+                try:
+                    outcome, article = self._publish_file(file, current, source.article_id)
+                except (PreconditionFailed, NotFound):
+                    # An editor changed or deleted the article while this file was applied: read it again.
+                    current = self._find(source.article_id)
+                    continue
+                return record.model_copy(update={"outcome": outcome, "article_id": article.id, "slug": article.slug})
+            raise UploadRejected("the article kept changing while this file was applied; upload it again")
         except UploadRejected as exc:
             kept = {"article_id": current.id, "slug": current.slug} if current else {}
             return record.model_copy(update={"reason": exc.reason, **kept})
-        return record.model_copy(update={"outcome": outcome, "article_id": article.id, "slug": article.slug})
 
     def _find(self, article_id: str) -> Article | None:
         try:
@@ -245,23 +264,26 @@ class UploadService:
             raise UploadRejected("the article is already published, so it cannot be scheduled")
         try:
             if current is None:
+                # A deleted article's file makes it again under the key's id; if it was announced before,
+                # publishing it again sends no second newsletter (ArticleService.publish).
                 article = self._articles.create(upload.request, article_id=article_id)
                 outcome = UploadOutcome.CREATED
             else:
                 article = self._articles.update(current.id, _changes(current, upload), if_match=current.version)
                 outcome = UploadOutcome.UPDATED
+            if wanted is ArticleStatus.PUBLISHED and article.status is not ArticleStatus.PUBLISHED:
+                return UploadOutcome.PUBLISHED, self._articles.publish(article.id, if_match=article.version)
+            if wanted is ArticleStatus.SCHEDULED:
+                assert publish_at is not None
+                scheduled = self._articles.schedule(article.id, publish_at, if_match=article.version)
+                return UploadOutcome.SCHEDULED, scheduled
+            if wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.PUBLISHED:
+                article = self._articles.unpublish(article.id, if_match=article.version)
+            elif wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.SCHEDULED:
+                article = self._articles.unschedule(article.id, if_match=article.version)
         except (InvalidInput, Conflict, PayloadTooLarge) as exc:
             # What the API answers with a 4xx is the file's fault here (a taken slug, an empty tag, ...).
             raise UploadRejected(exc.message) from exc
-        if wanted is ArticleStatus.PUBLISHED and article.status is not ArticleStatus.PUBLISHED:
-            return UploadOutcome.PUBLISHED, self._articles.publish(article.id, if_match=article.version)
-        if wanted is ArticleStatus.SCHEDULED:
-            assert publish_at is not None
-            return UploadOutcome.SCHEDULED, self._articles.schedule(article.id, publish_at, if_match=article.version)
-        if wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.PUBLISHED:
-            article = self._articles.unpublish(article.id, if_match=article.version)
-        elif wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.SCHEDULED:
-            article = self._articles.unschedule(article.id, if_match=article.version)
         return outcome, article
 
     # ------------------------------------------------------------------ subscribers

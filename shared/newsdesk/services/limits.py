@@ -1,0 +1,97 @@
+"""How many confirmation emails Newsdesk sends, so that nobody can use its sign-up form as a mail cannon.
+
+Three limits, each a template parameter: per mailbox (variants of one inbox such as `a+x@`, `a.b@gmail.com`
+count together) per day, per source address of the request per hour, and for the whole stack per hour.
+A confirmation is sent only when every limit that applies has room; the counts are taken in that order
+and given back when a later one refuses, so a refused request uses up nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from newsdesk.dal.limits import RateLimitRepository
+from newsdesk.models.addresses import mailbox
+from newsdesk.services.links import LinkSigner
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+class Limit(StrEnum):
+    SOURCE = "source"
+    MAILBOX = "mailbox"
+    GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    per_mailbox_per_day: int
+    per_source_per_hour: int
+    per_hour: int
+    exempt_loopback: bool = False
+    """Only the local stack sets this: there every script and test signs up from 127.0.0.1. API Gateway
+    fills `sourceIp` from the connection itself, so no client can make a request look like loopback."""
+
+
+def _start(moment: datetime, window: timedelta) -> datetime:
+    start = moment.replace(minute=0, second=0, microsecond=0)
+    return start.replace(hour=0) if window == DAY else start
+
+
+def source_of(ip: str | None) -> tuple[str, bool]:
+    """The group a request's source address counts in, and whether it is loopback. An IPv6 client
+    usually holds a whole /64, so the /64 is what counts."""
+    try:
+        address = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return "unknown", False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{address}/64", strict=False)), address.is_loopback
+    return str(address), address.is_loopback
+
+
+class ConfirmationLimits:
+    def __init__(
+        self, repository: RateLimitRepository, settings: LimitSettings, *, links: Callable[[], LinkSigner]
+    ) -> None:
+        self._repo = repository
+        self._settings = settings
+        self._links = links
+
+    def allow_signup(self, address: str, source_ip: str | None, now: datetime) -> Limit | None:
+        """Count a sign-up's confirmation; None when it may be sent, else the limit that refused it."""
+        source, loopback = source_of(source_ip)
+        links = self._links()
+        checks = [
+            (Limit.MAILBOX, links.pseudonym("mailbox", mailbox(address)), DAY, self._settings.per_mailbox_per_day),
+            (Limit.GLOBAL, "all", HOUR, self._settings.per_hour),
+        ]
+        if not (loopback and self._settings.exempt_loopback):
+            # First: a source over its limit must not use up the mailbox's or everyone's allowance.
+            per_source = self._settings.per_source_per_hour
+            checks.insert(0, (Limit.SOURCE, links.pseudonym("source", source), HOUR, per_source))
+        return self._take_all(checks, now)
+
+    def allow_import(self, address: str, now: datetime) -> bool:
+        """Count an imported address's confirmation against its mailbox (an editor's list is not limited
+        per source, nor by the sign-up budget, but one inbox still gets no more than its share)."""
+        subject = self._links().pseudonym("mailbox", mailbox(address))
+        return self._take_all([(Limit.MAILBOX, subject, DAY, self._settings.per_mailbox_per_day)], now) is None
+
+    def _take_all(self, checks: list[tuple[Limit, str, timedelta, int]], now: datetime) -> Limit | None:
+        taken: list[tuple[Limit, str, datetime]] = []
+        for limit, subject, window, allowed in checks:
+            start = _start(now, window)
+            if not self._repo.take(limit.value, subject, window_start=start, window=window, limit=allowed):
+                for earlier, earlier_subject, earlier_start in taken:
+                    self._repo.give_back(earlier.value, earlier_subject, window_start=earlier_start)
+                return limit
+            taken.append((limit, subject, start))
+        return None
