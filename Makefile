@@ -32,7 +32,7 @@ chromium:
 	fi
 
 test: lint chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 bench: $(INSTALLED)
 	$(PY) -m bench

@@ -28,7 +28,7 @@ from local.outbox_routes import add_outbox_routes
 from local.server import ApiServer, serve_in_thread
 from local.ses_events import SesEventPublisher
 from local.sources import EventSources
-from local.template import ACCOUNT_ID, FUNCTION, Resolver, load_template, local_parameters
+from local.template import ACCOUNT_ID, FUNCTION, Resolver, load_template, local_parameters, parameter_overrides
 from newsdesk.dal.tokens import TokenRepository
 from newsdesk.services.tokens import TokenService
 
@@ -82,6 +82,13 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    try:
+        overrides = local_parameters(f"http://127.0.0.1:{port}") | parameter_overrides(
+            os.environ.get("NEWSDESK_PARAMETERS", ""), template
+        )
+    except ValueError as error:
+        log.error("NEWSDESK_PARAMETERS: %s", error)
+        return 2
     policy = AccessPolicy(ACCOUNT_ID)
     try:
         moto, endpoint = start_moto(aws_port, policy=policy)
@@ -94,14 +101,15 @@ def main() -> int:
     functions: WorkerFunctions | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
-        resolver = Resolver(template, region=region, parameter_overrides=local_parameters(f"http://127.0.0.1:{port}"))
+        resolver = Resolver(template, region=region, parameter_overrides=overrides)
         resources = create_resources(template, resolver, endpoint)
         resources += [
             LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions
         ]
         # After creation: the roles name ARNs that exist only now (the signing secret's).
         policy.use_roles(function_roles_from_template(resolver))
-        SesEventPublisher(resolver).install()
+        ses_events = SesEventPublisher(resolver)
+        ses_events.install()
         tokens = TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
         TokenService(tokens).create("local-dev", token=token)
 
@@ -126,7 +134,18 @@ def main() -> int:
         def list_denials(_request: HttpRequest) -> tuple[int, Any]:
             return 200, {"denials": [denial.as_dict() for denial in policy.denials()]}
 
+        def usage(request: HttpRequest) -> tuple[int, Any]:
+            reset = request.method == "DELETE"
+            assert functions is not None
+            return 200, {
+                **moto.usage.snapshot(reset=reset),
+                **ses_events.usage(reset=reset),
+                "functions": functions.usage(reset=reset),
+            }
+
         server.add_local_route("GET", "/_local/iam/denials", list_denials)
+        server.add_local_route("GET", "/_local/usage", usage)
+        server.add_local_route("DELETE", "/_local/usage", usage)
         server.add_local_route("GET", "/_local/resources", list_resources)
         add_outbox_routes(server, region)
         sources = EventSources(template, resolver, functions.invoke, endpoint)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import secrets
 import socket
+import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -20,7 +23,7 @@ from werkzeug.serving import make_server
 from werkzeug.wsgi import get_input_stream
 
 from local import moto_fixes
-from local.aws_calls import describe
+from local.aws_calls import Call, describe
 from local.iam import AccessPolicy, access_denied, unknown_key
 from local.template import (
     BUCKET,
@@ -109,12 +112,51 @@ def client(service: str, endpoint: str, region: str) -> Any:
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 
 
-class IamEnforcement:
-    """WSGI middleware in front of moto: a request reaches it only if IAM would let it through on AWS."""
+class Usage:
+    """What the functions asked of the embedded AWS: requests by service and operation, and the DynamoDB
+    items their reads examined (what read units are billed on), for the benchmarks' cost figures. The
+    runner's own requests (its event-source polling, set-up) are not counted: Lambda's pollers differ."""
 
-    def __init__(self, app: WsgiApp, policy: AccessPolicy) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+        self.dynamodb_read_items = 0
+
+    def add(self, call: Call, body: bytes) -> None:
+        with self._lock:
+            self.requests[f"{call.service}.{call.operation}"] += 1
+            if call.service == "dynamodb" and call.operation in ("GetItem", "BatchGetItem"):
+                self.dynamodb_read_items += len(call.needs) if call.operation == "GetItem" else _keys_asked(body)
+
+    def add_scanned(self, count: int) -> None:
+        with self._lock:
+            self.dynamodb_read_items += count
+
+    def snapshot(self, *, reset: bool = False) -> dict[str, Any]:
+        with self._lock:
+            taken = {"aws_requests": dict(self.requests), "dynamodb_read_items": self.dynamodb_read_items}
+            if reset:
+                self.requests.clear()
+                self.dynamodb_read_items = 0
+        return taken
+
+
+def _keys_asked(body: bytes) -> int:
+    try:
+        items = json.loads(body).get("RequestItems") or {}
+    except ValueError:
+        return 0
+    return sum(len(table.get("Keys") or []) for table in items.values())
+
+
+class IamEnforcement:
+    """WSGI middleware in front of moto: a request reaches it only if IAM would let it through on AWS (and
+    it is counted in `usage`)."""
+
+    def __init__(self, app: WsgiApp, policy: AccessPolicy, usage: Usage | None = None) -> None:
         self.app = app
         self.policy = policy
+        self.usage = usage or Usage()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
@@ -138,10 +180,22 @@ class IamEnforcement:
             return self._answer(start_response, 403, {"Content-Type": "text/xml"}, _MISSING_AUTHENTICATION)
         if call.access_key_id is None or not self.policy.is_known_key(call.access_key_id):
             return self._answer(start_response, *unknown_key(call))
-        denial = self.policy.check(call, self.policy.function_for_key(call.access_key_id))
+        function_id = self.policy.function_for_key(call.access_key_id)
+        denial = self.policy.check(call, function_id)
         if denial is not None:
             return self._answer(start_response, *access_denied(call, denial))
+        if function_id is None:
+            return self.app(environ, start_response)
+        self.usage.add(call, body)
+        if call.service == "dynamodb" and call.operation in ("Query", "Scan"):
+            return self._counting_scanned(environ, start_response)
         return self.app(environ, start_response)
+
+    def _counting_scanned(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        answer = b"".join(self.app(environ, start_response))
+        with contextlib.suppress(ValueError):  # an error answer counts nothing
+            self.usage.add_scanned(int(json.loads(answer).get("ScannedCount", 0)))
+        return [answer]
 
     @staticmethod
     def _answer(start_response: Callable[..., Any], status: int, headers: dict[str, str], body: bytes) -> list[bytes]:
@@ -162,11 +216,12 @@ class EmbeddedAws(ThreadedMotoServer):
     def __init__(self, host: str, port: int, policy: AccessPolicy | None) -> None:
         super().__init__(ip_address=host, port=port, verbose=False)
         self.policy = policy
+        self.usage = Usage()
 
     def _server_entry(self) -> None:
         app: WsgiApp = DomainDispatcherApplication(create_backend_app)
         if self.policy is not None:
-            app = IamEnforcement(app, self.policy)
+            app = IamEnforcement(app, self.policy, self.usage)
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()

@@ -183,6 +183,7 @@ class WorkerFunctions:
         self._cold_starts = threading.Lock()
         self._busy: set[_Worker] = set()
         self._stopped = False
+        self._usage: dict[str, list[float]] = {logical_id: [0, 0.0] for logical_id in template.functions}
 
     def environment(self, logical_id: str) -> dict[str, str]:
         function = self.template.functions[logical_id]
@@ -205,8 +206,25 @@ class WorkerFunctions:
                 raise
             finally:
                 self._give_back(logical_id, worker)
-                log.debug("%s ran %.0f ms", logical_id, (time.monotonic() - began) * 1000)
+                with self._lock:
+                    self._usage[logical_id][0] += 1
+                    self._usage[logical_id][1] += time.monotonic() - began
             return result
+
+    def usage(self, *, reset: bool = False) -> dict[str, dict[str, float]]:
+        """Invocations and the seconds they ran, per function (what Lambda bills), with the memory size."""
+        with self._lock:
+            taken = {
+                logical_id: {
+                    "invocations": count,
+                    "seconds": round(seconds, 3),
+                    "memory_mb": self.template.functions[logical_id].memory_size,
+                }
+                for logical_id, (count, seconds) in self._usage.items()
+            }
+            if reset:
+                self._usage = {logical_id: [0, 0.0] for logical_id in self._usage}
+        return taken
 
     def _take(self, logical_id: str) -> _Worker:
         with self._lock:

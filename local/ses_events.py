@@ -15,6 +15,7 @@ import email
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ class SesEventPublisher:
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
         self.destinations: dict[str, list[Destination]] = {}
+        self._lock = threading.Lock()
+        self._events = 0
+        self._sends: list[float] = []
         for resource in resolver.template.of_type(DESTINATION):
             props = resolver.resolve(resource.properties)
             target = props["EventDestination"]
@@ -84,6 +88,8 @@ class SesEventPublisher:
         destinations = self.destinations.get(str(configuration_set), [])
         if not destinations:
             return
+        with self._lock:
+            self._sends.append(time.time())
         recipients = [address for field in ("ToAddresses", "CcAddresses", "BccAddresses")
                       for address in (request.get("Destination") or {}).get(field) or []]  # fmt: skip
         mail = self._mail(request, message_id, recipients)
@@ -122,7 +128,21 @@ class SesEventPublisher:
             "tags": tags,
         }
 
+    def usage(self, *, reset: bool = False) -> dict[str, Any]:
+        """Events published (each one an SQS request on AWS, from EventBridge to the queue) and sends."""
+        with self._lock:
+            sends = self._sends
+            taken = {
+                "ses_events": self._events,
+                "ses_sends": {"count": len(sends), "first": min(sends, default=0.0), "last": max(sends, default=0.0)},
+            }
+            if reset:
+                self._events, self._sends = 0, []
+        return taken
+
     def _publish(self, destination: Destination, kind: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._events += 1
         account, region = self.resolver.account_id, self.resolver.region
         if destination.event_bus:
             from moto.events.models import events_backends

@@ -293,14 +293,18 @@ class EventSources:
         if any(schedule.enabled for schedule in self.schedules):
             self._spawn("schedules", self._schedule_loop())
 
-    def drain(self, timeout: float = 120, *, skip: Collection[str] = ()) -> None:
+    def drain(self, timeout: float = 120, *, skip: Collection[str] = (), wait_for_delayed: bool = True) -> None:
         """Deliver in this thread until every queue and stream is empty (tests use this instead of
         `start`), leaving the functions in `skip` alone. Messages waiting out a visibility timeout
-        after a failure are waited for."""
+        after a failure are waited for, and delayed messages unless `wait_for_delayed` is False (a test
+        that moves a frozen clock on stops there)."""
         self._wait_seconds = 0
         sqs = self._client("sqs")
         pollers = [poll for name, poll in self.pollers() if name.split(":", 1)[1].split(".")[0] not in skip]
         urls = [url for url, function_id in self._source_queues.items() if function_id not in skip]
+        counted = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        if wait_for_delayed:
+            counted.append("ApproximateNumberOfMessagesDelayed")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any([poll() for poll in pollers]):
@@ -308,10 +312,7 @@ class EventSources:
             in_flight = sum(
                 int(value)
                 for url in urls
-                for value in sqs.get_queue_attributes(
-                    QueueUrl=url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"].values()
+                for value in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=counted)["Attributes"].values()
             )
             if not in_flight:
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -358,6 +359,20 @@ def local_parameters(api_url: str) -> dict[str, str]:
         # SES's events come at once locally: an email without one is known lost after seconds, not minutes.
         "ReconciliationWindowSeconds": "5",
     }
+
+
+def parameter_overrides(text: str, template: Template) -> dict[str, str]:
+    """`Name=Value Other="two words"`, the syntax of `sam deploy --parameter-overrides`; an unknown name is
+    refused, as CloudFormation refuses it."""
+    overrides = {}
+    for pair in shlex.split(text):
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise ValueError(f"{pair!r} is not Name=Value")
+        if name not in template.parameters:
+            raise ValueError(f"template.yaml has no parameter {name!r} (it has {', '.join(template.parameters)})")
+        overrides[name] = value
+    return overrides
 
 
 _NO_VALUE = object()

@@ -24,6 +24,7 @@ from newsdesk import dependencies
 
 ROOT = Path(__file__).resolve().parents[2]
 API_URL = "https://api.newsdesk.test"
+RECONCILIATION_WINDOW_SECONDS = 60
 
 
 @dataclass
@@ -47,9 +48,9 @@ class Stack:
     sources: EventSources
     policy: AccessPolicy
 
-    def drain(self, *, skip: tuple[str, ...] = ()) -> None:
+    def drain(self, *, skip: tuple[str, ...] = (), timeout: float = 120, wait_for_delayed: bool = True) -> None:
         """Run the queue and stream event sources until nothing is left to deliver."""
-        self.sources.drain(skip=skip)
+        self.sources.drain(skip=skip, timeout=timeout, wait_for_delayed=wait_for_delayed)
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         return self.functions.invoke(function, event)
@@ -75,8 +76,17 @@ def template() -> Template:
 
 @pytest.fixture(scope="session")
 def resolver(template: Template) -> Resolver:
-    # A fast SES: the tests check what is sent, not how slowly (pacing has tests of its own).
-    return Resolver(template, parameter_overrides={**local_parameters(API_URL), "SendRatePerSecond": "5000"})
+    # A fast SES: the tests check what is sent, not how slowly (pacing has tests of its own). A window
+    # of a minute: SES's events of a batch never wait that long here; tests that need it to pass move a
+    # frozen clock on.
+    return Resolver(
+        template,
+        parameter_overrides={
+            **local_parameters(API_URL),
+            "SendRatePerSecond": "5000",
+            "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS),
+        },
+    )
 
 
 @pytest.fixture(scope="session")

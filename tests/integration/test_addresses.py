@@ -15,7 +15,7 @@ from newsdesk import dependencies
 from newsdesk.clock import utc_now
 from tests.integration.conftest import Reply, Stack
 from tests.integration.test_uploads import csv_file, latest_upload, upload
-from tests.support.events import sample_event
+from tests.support.events import sample_event, ses_event
 from tests.support.mail import outbox
 
 IDN_SIGNED_UP = "  Leser@BÜCHER.de "
@@ -81,11 +81,8 @@ def test_an_import_applies_the_same_rules(stack: Stack) -> None:
 
 
 def ses_bounce(address: str) -> dict[str, Any]:
-    event = sample_event("ses-bounce")
-    notification = {"eventType": "Bounce", "bounce": {"bounceType": "Permanent",
-                                                      "bouncedRecipients": [{"emailAddress": address}]}}  # fmt: skip
-    event["Records"][0]["Sns"]["Message"] = json.dumps(notification)
-    return event
+    return ses_event({"eventType": "Bounce", "bounce": {"bounceType": "Permanent",
+                                                        "bouncedRecipients": [{"emailAddress": address}]}})  # fmt: skip
 
 
 @pytest.mark.parametrize("reported", ["LESER@XN--BCHER-KVA.DE", "Leser@Bücher.de"])

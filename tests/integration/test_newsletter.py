@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import random
-import threading
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-import pytest
-from botocore.exceptions import ClientError
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
 from newsdesk.dal.subscribers import audience
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
-from newsdesk.services import delivery
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.support.events import sample_event
 from tests.support.mail import Mail, outbox
@@ -183,75 +174,6 @@ def test_test_email_reaches_one_address_without_touching_deliveries(stack: Stack
     assert mail.subject == ARTICLE["title"]
     assert stack.items("DeliveriesTable") == []
     assert stack.items("PublicationsTable") == []
-
-
-# ---------------------------------------------------------------------- exactly once, under faults
-
-
-class FlakySes:
-    """SES as it behaves on a bad day: throttles 20% of calls, fails 2% with retryable errors, and
-    crashes the mailer once, halfway through a batch. Every call that succeeds is a real (moto) send."""
-
-    def __init__(self, real: Any, *, crash_on_call: int) -> None:
-        self._real = real
-        self._random = random.Random(7)
-        self._calls = 0
-        self._crash_on_call = crash_on_call
-        self._lock = threading.Lock()
-        self.throttled = 0
-        self.failed = 0
-
-    def send_email(self, **request: Any) -> Any:
-        with self._lock:
-            self._calls += 1
-            roll = self._random.random()
-            if self._calls == self._crash_on_call:
-                raise RuntimeError("the mailer process crashed")
-            if roll < 0.20:
-                self.throttled += 1
-                raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail")
-            if roll < 0.22:
-                self.failed += 1
-                raise ClientError({"Error": {"Code": "InternalFailure", "Message": "try again"}}, "SendEmail")
-        return self._real.send_email(**request)
-
-
-def test_faults_never_cause_a_duplicate_or_a_gap(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    readers = add_subscribers(2000)
-    flaky = FlakySes(boto3.client("sesv2"), crash_on_call=1050)
-    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: flaky))
-    monkeypatch.setattr(delivery, "backoff_delay", lambda attempt: 0.001)  # keep the test quick
-    dependencies.mailer_service.cache_clear()
-    dependencies.ses_sender.cache_clear()
-    article = editor(stack, "editor-create-article", body=ARTICLE).json()
-
-    # Two editors press "publish" at the same moment.
-    publish = sample_event("editor-publish-article", path={"id": article["id"]})
-    with ThreadPoolExecutor(2) as pool:
-        assert set(pool.map(lambda _: stack.invoke("EditorFunction", publish)["statusCode"], range(2))) == {200}
-    stack.drain(skip=("MailerFunction",))
-    # SQS delivers one batch twice.
-    sqs = boto3.client("sqs")
-    queue = stack.resolver.queue_url("SendQueue")
-    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
-    sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])
-    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
-
-    stack.drain()
-
-    received = Counter(mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"]))
-    assert flaky.throttled > 300
-    assert flaky.failed > 20
-    assert set(received) == set(readers)
-    assert set(received.values()) == {1}
-    report = progress(stack, article["id"])
-    assert (report["state"], report["total"], report["sent"], report["failed"], report["suppressed"]) == (
-        "done", 2000, 2000, 0, 0
-    )  # fmt: skip
-    assert datetime.fromisoformat(report["finished_at"]) <= datetime.now(UTC)
-    assert len(stack.items("DeliveriesTable")) == 2000
-    dead_letters = stack.resolver.queue_url("SendDeadLetterQueue")
-    assert "Messages" not in sqs.receive_message(QueueUrl=dead_letters)
 
 
 def test_an_unaddressable_stored_address_fails_alone(stack: Stack) -> None:

@@ -68,7 +68,7 @@ def test_the_confirmation_never_carries_the_name_given_with_the_request(stack: S
     [mail] = outbox()
     assert mail.message["To"] == "victim@example.org"
     assert "locked" not in mail.raw
-    assert "555" not in mail.raw
+    assert "555 0100" not in mail.raw
 
 
 def test_one_source_gets_at_most_its_hourly_allowance(stack: Stack) -> None:

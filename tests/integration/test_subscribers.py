@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import csv
 import io
 import json
@@ -16,7 +15,7 @@ import pytest
 from freezegun import freeze_time
 
 from tests.integration.conftest import API_URL, Reply, Stack
-from tests.support.events import sample_event
+from tests.support.events import sample_event, ses_event
 from tests.support.mail import mail_to, outbox
 
 ADDRESS = "reader@example.org"
@@ -288,12 +287,6 @@ def test_a_stranger_cannot_rename_a_pending_subscriber(stack: Stack) -> None:
 # ---------------------------------------------------------------------- suppression
 
 
-def ses_event(notification: dict[str, Any]) -> dict[str, Any]:
-    event = copy.deepcopy(sample_event("ses-bounce"))
-    event["Records"][0]["Sns"]["Message"] = json.dumps(notification)
-    return event
-
-
 def bounce(email: str, kind: str) -> dict[str, Any]:
     return {"eventType": "Bounce", "bounce": {"bounceType": kind, "bouncedRecipients": [{"emailAddress": email}]}}
 
@@ -317,7 +310,7 @@ def test_transient_bounces_do_not_suppress(stack: Stack) -> None:
 
 def test_a_complaint_suppresses_for_good(stack: Stack) -> None:
     confirmed(stack)
-    complaint = {"notificationType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": ADDRESS}]}}
+    complaint = {"eventType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": ADDRESS}]}}
 
     stack.invoke("SesEventsFunction", ses_event(complaint))
     stack.invoke("SesEventsFunction", ses_event(bounce(ADDRESS, "Permanent")))

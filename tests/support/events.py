@@ -43,3 +43,13 @@ def sample_event(
     if "headers" in event:  # HTTP events only
         event["headers"].update({key.lower(): value for key, value in (headers or {}).items()})
     return event
+
+
+def ses_event(detail: dict[str, Any]) -> dict[str, Any]:
+    """An SES event (`detail`, what SES publishes about one email) as SesEventsFunction gets it: in the body
+    of an SQS record, inside EventBridge's envelope (the sample events/ses-bounce.json, its event replaced)."""
+    event = sample_event("ses-bounce")
+    envelope = json.loads(event["Records"][0]["body"])
+    envelope["detail"] = detail
+    event["Records"][0]["body"] = json.dumps(envelope)
+    return event

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -186,6 +187,7 @@ class MailerService:
         reconciliation_window: timedelta,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._publications = publications
         self._ledger = ledger
@@ -201,7 +203,7 @@ class MailerService:
         self._sleep = sleep
         # Per process, so the pace holds across invocations of a warm mailer; a small burst lets a mailer
         # catch up the time a pause cost it without ever exceeding its rate over a second.
-        self._limiter = RateLimiter(rate, burst=max(1.0, rate / 2))
+        self._limiter = RateLimiter(rate, burst=max(1.0, rate / 2), clock=monotonic, sleep=sleep)
 
     def deliver(self, batch: SendBatch, *, seconds_left: Callable[[], float]) -> None:
         """Send one batch. Raises RetryLater (or any fault) to have the queue deliver it again; what was
@@ -228,7 +230,7 @@ class MailerService:
         # Not finished: a fresh copy comes back when there is something to do (SQS delays up to 15 minutes,
         # and a copy that finds nothing to do yet is delayed again).
         self._publications.release_batch(batch.delivery_id, batch.batch_id, owner)
-        delay = int((come_back_at - self._clock()).total_seconds()) + 1
+        delay = max(0, math.ceil((come_back_at - self._clock()).total_seconds()))
         self._send_queue.send([batch.model_dump_json()], delay_seconds=delay)
         logger.info("batch comes back later", extra={"batch_id": batch.batch_id, "delay_seconds": delay})
 
@@ -369,6 +371,7 @@ class MailerService:
                 logger.warning("SES's daily quota is spent: delivery paused", extra={"delivery_id": batch.delivery_id})
                 raise _Paused from None
             except SendRejected as exc:
+                logger.warning("SES rejected a newsletter", extra={"batch_id": batch.batch_id, "reason": str(exc)})
                 self._fail(batch, target, f"SES refused the email ({exc})")
                 return
             except SendUncertain as exc:

@@ -17,7 +17,6 @@ Bounces and complaints about other emails (confirmations) suppress too. Details 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,17 +27,12 @@ from newsdesk.dal.ledger import LedgerRepository
 from newsdesk.models.delivery import LedgerState
 from newsdesk.models.subscribers import SubscriberStatus
 from newsdesk.observability import logger
+from newsdesk.redaction import without_addresses
 from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
 from newsdesk.services.engagement import EngagementCounter
 
-_ADDRESS = re.compile(r"[^\s<>\"';,()]+@[^\s<>\"';,()]+")
 _SENT_OR_BEFORE = (LedgerState.PENDING, LedgerState.SENT)
 _ACCEPTED = (LedgerState.PENDING, LedgerState.SENT, LedgerState.DELIVERED)
-
-
-def scrub(text: str) -> str:
-    """The text with every address in it replaced: what SES writes may name the recipient."""
-    return _ADDRESS.sub("<address>", text)
 
 
 @dataclass(frozen=True)
@@ -49,7 +43,7 @@ class SesEvent:
 
     @property
     def kind(self) -> str:
-        return str(self.body.get("eventType") or self.body.get("notificationType") or "")
+        return str(self.body.get("eventType") or "")
 
     def tag(self, name: str) -> str | None:
         values = ((self.body.get("mail") or {}).get("tags") or {}).get(name) or []
@@ -119,14 +113,14 @@ class SesFeedback:
                 statuses = {str(r.get("status", "")) for r in bounce.get("bouncedRecipients") or [] if r.get("status")}
                 detail = f"permanent bounce ({bounce.get('bounceSubType', 'General')}"
                 detail += f", {', '.join(sorted(statuses))})" if statuses else ")"
-                move(LedgerState.BOUNCED, _ACCEPTED, message_id=event.message_id, detail=scrub(detail))
+                move(LedgerState.BOUNCED, _ACCEPTED, message_id=event.message_id, detail=without_addresses(detail))
         elif kind == "Complaint":
             feedback = event.part("complaint").get("complaintFeedbackType")
             detail = f"complaint ({feedback})" if feedback else "complaint"
             move(LedgerState.COMPLAINED, (*_ACCEPTED, LedgerState.BOUNCED), message_id=event.message_id, detail=detail)
         elif kind == "Reject":
             reason = str(event.part("reject").get("reason") or "rejected")
-            move(LedgerState.FAILED, _SENT_OR_BEFORE, detail=scrub(f"SES rejected it: {reason}"))
+            move(LedgerState.FAILED, _SENT_OR_BEFORE, detail=without_addresses(f"SES rejected it: {reason}"))
         elif kind == "Rendering Failure":
             message = str(event.part("failure").get("errorMessage") or "rendering failed")
-            move(LedgerState.FAILED, _SENT_OR_BEFORE, detail=scrub(f"SES could not render it: {message}"))
+            move(LedgerState.FAILED, _SENT_OR_BEFORE, detail=without_addresses(f"SES could not render it: {message}"))

@@ -1,0 +1,382 @@
+"""The delivery ledger: every recipient of every delivery ends in one final, explained state, settled by
+SES's own events, and an editor can read and export it."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import random
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from freezegun import freeze_time
+
+from newsdesk import dependencies
+from newsdesk.dal.email import SesSender
+from newsdesk.services import delivery as delivery_service
+from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
+from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Reply, Stack
+from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, publish_new_article
+from tests.support.events import sample_event
+
+SIMULATOR = "simulator.amazonses.com"
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def admin(
+    stack: Stack, sample: str, *, path: dict[str, str] | None = None, query: dict[str, str] | None = None
+) -> Reply:
+    return stack.call("EditorFunction", sample_event(sample, path=path, query=query or {}))
+
+
+def delivery(stack: Stack, delivery_id: str) -> dict[str, Any]:
+    reply = admin(stack, "editor-get-delivery", path={"delivery_id": delivery_id})
+    assert reply.status == 200, reply.body
+    return dict(reply.json())
+
+
+def recipients(stack: Stack, delivery_id: str, **query: str) -> dict[str, dict[str, Any]]:
+    """Every ledger entry of a delivery, by address, following the cursor."""
+    found: dict[str, dict[str, Any]] = {}
+    cursor = None
+    while True:
+        page = admin(stack, "editor-delivery-recipients", path={"delivery_id": delivery_id},
+                     query={**query, **({"cursor": cursor} if cursor else {})})  # fmt: skip
+        assert page.status == 200, page.body
+        found |= {entry["email"]: entry for entry in page.json()["items"]}
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            return found
+
+
+def test_ses_events_settle_each_recipient_and_the_counts_add_up(stack: Stack) -> None:
+    readers = add_subscribers(5)
+    _confirm([f"{kind}@{SIMULATOR}" for kind in ("success", "bounce", "complaint")])
+
+    article = publish_new_article(stack)
+    stack.drain()
+
+    report = delivery(stack, f"article-{article['id']}")
+    ledger = recipients(stack, report["id"])
+    assert ledger[f"success@{SIMULATOR}"]["state"] == "delivered"
+    assert ledger[f"bounce@{SIMULATOR}"]["state"] == "bounced"
+    assert ledger[f"bounce@{SIMULATOR}"]["detail"] == "permanent bounce (General, 5.1.1)"
+    assert ledger[f"complaint@{SIMULATOR}"]["state"] == "complained"
+    assert all(ledger[reader]["state"] == "delivered" for reader in readers)
+    assert all(entry["message_id"] for entry in ledger.values())
+    counts = report["counts"]
+    assert report["state"] == "done"
+    assert (counts["delivered"], counts["bounced"], counts["complained"], counts["pending"]) == (
+        len(ledger) - 2,
+        1,
+        1,
+        0,
+    )
+    assert sum(counts.values()) == report["total"] == len(ledger)
+    # The bounce and the complaint suppressed their subscribers for good.
+    repository = dependencies.subscriber_repository()
+    assert repository.get(f"bounce@{SIMULATOR}").status.value == "bounced"  # type: ignore[union-attr]
+    assert repository.get(f"complaint@{SIMULATOR}").status.value == "complained"  # type: ignore[union-attr]
+
+
+def _confirm(addresses: list[str]) -> None:
+    from newsdesk.clock import utc_now
+    from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
+
+    repository = dependencies.subscriber_repository()
+    now = utc_now()
+    for address in addresses:
+        pending = Subscriber(
+            email=address, frequency=Frequency.INSTANT, status=SubscriberStatus.PENDING, created_at=now, updated_at=now
+        )
+        assert repository.create_pending(pending)
+        assert repository.confirm(pending, now)
+
+
+def test_the_ledger_pages_by_state_and_exports_as_csv(stack: Stack) -> None:
+    add_subscribers(3)
+    _confirm([f"bounce@{SIMULATOR}"])
+    article = publish_new_article(stack)
+    stack.drain()
+    delivery_id = f"article-{article['id']}"
+
+    bounced = recipients(stack, delivery_id, state="bounced")
+    export = admin(stack, "editor-export-delivery-recipients", path={"delivery_id": delivery_id})
+    listed = admin(stack, "editor-list-deliveries").json()
+
+    assert list(bounced) == [f"bounce@{SIMULATOR}"]
+    assert export.status == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.body)))
+    assert sorted(row["email"] for row in rows) == sorted([*(f"reader{n}@example.org" for n in range(3)),
+                                                           f"bounce@{SIMULATOR}"])  # fmt: skip
+    assert {row["state"] for row in rows} == {"delivered", "bounced"}
+    assert [item["id"] for item in listed["items"]] == [delivery_id]
+    assert listed["items"][0]["counts"]["bounced"] == 1
+
+
+@pytest.mark.parametrize(
+    ("sample", "path", "query"),
+    [
+        ("editor-get-delivery", {"delivery_id": "article-ffffffffffffffff"}, {}),
+        ("editor-get-delivery", {"delivery_id": "../../etc"}, {}),
+        ("editor-delivery-recipients", {"delivery_id": "article-ffffffffffffffff"}, {}),
+    ],
+)
+def test_unknown_deliveries_are_404(stack: Stack, sample: str, path: dict[str, str], query: dict[str, str]) -> None:
+    reply = admin(stack, sample, path=path, query=query)
+
+    assert reply.status == 404
+    assert reply.json()["error"]["code"] == "not_found"
+
+
+def test_a_recipient_whose_send_never_reached_ses_is_sent_again_once_after_the_window(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers = add_subscribers(4)
+    real_send = SesSender.send
+    crashed: list[str] = []
+
+    def dies_before_calling_ses(self: SesSender, **request: Any) -> str:
+        if request["recipient"] == readers[2] and not crashed:
+            crashed.append(request["recipient"])
+            raise ConnectionAbortedError("the mailer's process was killed between the claim and the SES call")
+        return real_send(self, **request)
+
+    monkeypatch.setattr(SesSender, "send", dies_before_calling_ses)
+    with freeze_time(NOW, tick=True) as clock:
+        article = publish_new_article(stack)
+        stack.drain(wait_for_delayed=False)
+        delivery_id = f"article-{article['id']}"
+        waiting = delivery(stack, delivery_id)
+        clock.tick(timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5))
+        stack.drain()
+
+    assert crashed == [readers[2]]
+    assert (waiting["state"], waiting["counts"]["pending"]) == ("sending", 1)  # no Send event: not known sent
+    received = [mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"])]
+    assert sorted(received) == sorted(readers)  # the killed one got it, once, from the second attempt
+    done = delivery(stack, delivery_id)
+    assert (done["state"], done["counts"]["delivered"], done["late_send_events"]) == ("done", 4, 0)
+
+
+def test_a_mailer_that_dies_after_ses_accepted_sends_nothing_twice(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers = add_subscribers(3)
+    real_send = SesSender.send
+    died: list[str] = []
+
+    def dies_after_ses_accepted(self: SesSender, **request: Any) -> str:
+        message_id = real_send(self, **request)
+        if request["recipient"] == readers[0] and not died:
+            died.append(message_id)
+            raise ConnectionAbortedError("the mailer's process was killed before it could go on")
+        return message_id
+
+    monkeypatch.setattr(SesSender, "send", dies_after_ses_accepted)
+    with freeze_time(NOW, tick=True) as clock:
+        article = publish_new_article(stack)
+        stack.drain(wait_for_delayed=False)
+        clock.tick(timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5))
+        stack.drain()
+
+    received = sorted(mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"]))
+    assert received == sorted(readers)
+    report = delivery(stack, f"article-{article['id']}")
+    assert (report["state"], report["counts"]["delivered"]) == ("done", 3)
+    assert recipients(stack, report["id"])[readers[0]]["message_id"] == died[0]
+
+
+def test_a_send_event_later_than_the_window_is_counted_as_a_possible_duplicate(stack: Stack) -> None:
+    (reader,) = add_subscribers(1)
+    article = publish_new_article(stack)
+    stack.drain()
+    delivery_id = f"article-{article['id']}"
+    key = dependencies.recipient_keys().of(reader)
+    # The record as a second attempt left it, and then the first attempt's Send event, long after.
+    boto3.client("dynamodb").update_item(
+        TableName=stack.table("DeliveriesTable"),
+        Key={"pk": {"S": delivery_id}, "sk": {"S": f"to#{key}"}},
+        UpdateExpression="SET attempt = :two",
+        ExpressionAttributeValues={":two": {"N": "2"}},
+    )
+    late = {"eventType": "Send", "send": {}, "mail": {"messageId": "late-one", "tags": {
+        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"]}}}  # fmt: skip
+    envelope = {"source": "aws.ses", "detail-type": "Email Sent", "detail": late}
+    boto3.client("sqs").send_message(
+        QueueUrl=stack.resolver.queue_url("SesEventsQueue"), MessageBody=json.dumps(envelope)
+    )
+    boto3.client("sqs").send_message(
+        QueueUrl=stack.resolver.queue_url("SesEventsQueue"), MessageBody=json.dumps(envelope)
+    )
+
+    stack.drain()
+
+    report = delivery(stack, delivery_id)
+    assert report["late_send_events"] == 1  # counted once, though the event came twice
+    assert report["counts"]["delivered"] == 1
+
+
+class DailyQuota:
+    """SES with a daily quota of `limit` emails, counted over the frozen clock's last 24 hours."""
+
+    def __init__(self, real: Any, limit: int) -> None:
+        self._real = real
+        self._limit = limit
+        self.sent_at: list[datetime] = []
+
+    def send_email(self, **request: Any) -> Any:
+        now = datetime.now(UTC)
+        if sum(1 for moment in self.sent_at if moment > now - timedelta(hours=24)) >= self._limit:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Daily message quota exceeded."}},
+                              "SendEmail")  # fmt: skip
+        self.sent_at.append(now)
+        return self._real.send_email(**request)
+
+
+def test_a_spent_daily_quota_pauses_the_delivery_until_it_frees(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    readers = add_subscribers(250)
+    quota = DailyQuota(boto3.client("sesv2"), limit=150)
+    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: quota))
+    dependencies.mailer_service.cache_clear()
+    dependencies.ses_sender.cache_clear()
+    with freeze_time(NOW, tick=True) as clock:
+        article = publish_new_article(stack)
+        stack.drain(wait_for_delayed=False)
+        paused = delivery(stack, f"article-{article['id']}")
+        for _ in range(60):  # half-hours, until the quota has freed and the batches have come back
+            clock.tick(timedelta(minutes=30))
+            stack.drain(wait_for_delayed=False)
+            if delivery(stack, f"article-{article['id']}")["state"] == "done":
+                break
+
+    assert paused["state"] == "sending"
+    assert paused["paused_until"] is not None
+    assert paused["counts"]["delivered"] == 150
+    assert paused["counts"]["queued"] == 100  # nothing lost: waiting, not failed
+    received = [mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"])]
+    assert sorted(received) == sorted(readers)  # nothing repeated
+    done = delivery(stack, f"article-{article['id']}")
+    assert (done["state"], done["counts"]["delivered"], done["paused_until"]) == ("done", 250, None)
+
+
+def test_erasing_a_subscriber_removes_their_address_from_every_ledger(stack: Stack) -> None:
+    readers = add_subscribers(2)
+    first = publish_new_article(stack)
+    second = publish_new_article(stack, title="Second story")
+    stack.drain()
+
+    reply = stack.call("EditorFunction", sample_event("editor-erase-subscriber", path={"email": readers[0]}))
+
+    assert reply.status == 204
+    for article in (first, second):
+        ledger = recipients(stack, f"article-{article['id']}")
+        assert set(ledger) == {readers[1], None}  # the erased person's record stays, without the address
+        assert ledger[None]["state"] == "delivered"
+    assert not any(readers[0] in json.dumps(item) for item in stack.items("DeliveriesTable"))
+
+
+# ---------------------------------------------------------------------------------------------- chaos
+
+
+class Killed(Exception):
+    """The mailer's process dies here: nothing after this point of the invocation happens."""
+
+
+class ChaosSes:
+    """SES on a very bad day, and the record of truth: it throttles 20% of calls, has a daily quota of 60% of
+    the list (over the frozen clock's last 24 hours), and the mailer calling it is killed now and then
+    (0.7% of calls each) before the call (after the claim) or after SES accepted the email. `accepted` is
+    SES's own count."""
+
+    def __init__(self, real: Any, *, quota: int, seed: int = 13) -> None:
+        self._real = real
+        self._quota = quota
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self.accepted: Counter[str] = Counter()
+        self.sent_at: list[datetime] = []
+        self.throttled = self.quota_refusals = self.killed_before = self.killed_after = 0
+
+    def send_email(self, **request: Any) -> Any:
+        (recipient,) = request["Destination"]["ToAddresses"]
+        with self._lock:
+            roll = self._random.random()
+            now = datetime.now(UTC)
+            if roll < 0.20:
+                self.throttled += 1
+                raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail")
+            if sum(1 for moment in self.sent_at if moment > now - timedelta(hours=24)) >= self._quota:
+                self.quota_refusals += 1
+                quota = {"Code": "ThrottlingException", "Message": "Daily message quota exceeded."}
+                raise ClientError({"Error": quota}, "SendEmail")
+            if roll < 0.207:
+                self.killed_before += 1
+                raise Killed("between the claim and the SES call")
+            self.sent_at.append(now)
+        answer = self._real.send_email(**request)
+        with self._lock:
+            self.accepted[recipient] += 1
+            if roll < 0.214:
+                self.killed_after += 1
+                raise Killed("after SES accepted the email")
+        return answer
+
+
+CHAOS_LIST = 2000
+
+
+def test_chaos_every_subscriber_gets_exactly_one_email_and_the_ledger_matches_ses(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers = add_subscribers(CHAOS_LIST)
+    ses = ChaosSes(boto3.client("sesv2"), quota=CHAOS_LIST * 6 // 10)
+    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: ses))
+    monkeypatch.setattr(delivery_service, "backoff_delay", lambda attempt: 0.001)  # keep the test quick
+    dependencies.mailer_service.cache_clear()
+    dependencies.ses_sender.cache_clear()
+    article = stack.call("EditorFunction", sample_event("editor-create-article", body=ARTICLE)).json()
+    delivery_id = f"article-{article['id']}"
+    with freeze_time(NOW, tick=True) as clock:
+        # Two editors press "publish" at the same moment.
+        publish = sample_event("editor-publish-article", path={"id": article["id"]})
+        with ThreadPoolExecutor(2) as pool:
+            assert set(pool.map(lambda _: stack.invoke("EditorFunction", publish)["statusCode"], range(2))) == {200}
+        stack.drain(skip=("MailerFunction",))
+        # SQS delivers one batch twice.
+        sqs = boto3.client("sqs")
+        queue = stack.resolver.queue_url("SendQueue")
+        [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+        sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])
+        sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        rounds = 0
+        while delivery(stack, delivery_id)["state"] != "done":
+            rounds += 1
+            assert rounds <= 20, delivery(stack, delivery_id)
+            stack.drain(wait_for_delayed=False, timeout=600)
+            # Three hours on: pending sends are decided, a paused delivery resumes once the quota frees.
+            clock.tick(timedelta(hours=3))
+
+    assert (ses.throttled > 300, ses.quota_refusals > 0, ses.killed_before >= 5, ses.killed_after >= 5) == (
+        True, True, True, True
+    ), vars(ses)  # fmt: skip
+    assert set(ses.accepted) == set(readers)
+    assert set(ses.accepted.values()) == {1}  # exactly one email accepted by SES for every subscriber
+    report = delivery(stack, delivery_id)
+    ledger = recipients(stack, delivery_id)
+    assert {entry["state"] for entry in ledger.values()} == {"delivered"}  # every record in a final state
+    assert report["total"] == len(ledger) == CHAOS_LIST
+    assert report["sent"] == sum(ses.accepted.values())  # the report's totals are SES's own
+    assert report["counts"]["delivered"] == sum(ses.accepted.values())
+    assert report["late_send_events"] == 0
+    dead_letters = stack.resolver.queue_url("SendDeadLetterQueue")
+    assert "Messages" not in sqs.receive_message(QueueUrl=dead_letters)
