@@ -25,7 +25,7 @@ from newsdesk.services import delivery as delivery_service
 from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
 from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, publish_new_article
-from tests.support.events import sample_event
+from tests.support.events import sample_event, ses_event
 
 SIMULATOR = "simulator.amazonses.com"
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -380,3 +380,71 @@ def test_chaos_every_subscriber_gets_exactly_one_email_and_the_ledger_matches_se
     assert report["late_send_events"] == 0
     dead_letters = stack.resolver.queue_url("SendDeadLetterQueue")
     assert "Messages" not in sqs.receive_message(QueueUrl=dead_letters)
+
+
+# ----------------------------------------------------------------------------------------- engagement
+
+
+def test_without_track_engagement_ses_is_asked_for_no_opens_or_clicks(stack: Stack) -> None:
+    from local.sam import expand
+
+    expanded = expand(stack.template, {"SenderAddress": "news@example.org"})
+    (destination,) = [
+        body["Properties"]["EventDestination"]
+        for body in expanded["Resources"].values()
+        if body["Type"] == "AWS::SES::ConfigurationSetEventDestination"
+    ]
+    without, with_tracking = (
+        destination["MatchingEventTypes"]["Fn::If"][2],
+        destination["MatchingEventTypes"]["Fn::If"][1],
+    )
+    add_subscribers(1)
+    publish_new_article(stack, body="Read [the report](https://example.org/report).")
+    stack.drain()
+
+    assert destination["MatchingEventTypes"]["Fn::If"][0] == "TrackEngagementOn"
+    assert not {"open", "click"} & set(without)
+    assert {"open", "click"} <= set(with_tracking)
+    [mail] = newsletters(ARTICLE["title"])
+    assert "<img" not in mail.html  # no pixel of ours; SES adds its own only when asked
+    assert 'href="https://example.org/report"' in mail.html  # links as written
+
+
+def engagement_event(delivery_id: str, key: str, kind: str, **details: Any) -> dict[str, Any]:
+    mail = {"messageId": f"message-{key}", "timestamp": "2026-11-30T09:00:00.000Z",
+            "tags": {TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"]}}  # fmt: skip
+    return {"eventType": kind, "mail": mail, kind.lower(): details}
+
+
+def test_opens_and_clicks_are_counted_as_aggregates_with_machines_apart(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers = add_subscribers(3)
+    article = publish_new_article(stack)
+    stack.drain()
+    monkeypatch.setenv("TRACK_ENGAGEMENT", "true")
+    dependencies.reset()
+    delivery_id = f"article-{article['id']}"
+    keys = [dependencies.recipient_keys().of(reader) for reader in readers]
+    person = {"ipAddress": "198.51.100.7", "userAgent": "Mozilla/5.0 (Macintosh)"}
+    later = "2026-11-30T09:05:00.000Z"
+    events = [
+        engagement_event(delivery_id, keys[0], "Open", timestamp=later, **person),
+        engagement_event(delivery_id, keys[0], "Open", timestamp=later, **person),  # the same reader again
+        engagement_event(delivery_id, keys[1], "Open", timestamp=later, ipAddress="17.58.1.2", userAgent="Mozilla/5.0"),
+        engagement_event(delivery_id, keys[0], "Click", link="https://example.org/a", timestamp=later, **person),
+        engagement_event(delivery_id, keys[2], "Click", link="https://example.org/a", timestamp=later, **person),
+        engagement_event(delivery_id, keys[2], "Click", link="https://example.org/a",
+                         timestamp="2026-11-30T09:00:02.000Z", **person),  # seconds after sending: a scanner
+    ]  # fmt: skip
+    for event in events:
+        stack.invoke("SesEventsFunction", ses_event(event))
+    stack.invoke("SesEventsFunction", ses_event(events[3]))  # a redelivered click counts once
+
+    engagement = delivery(stack, delivery_id)["engagement"]
+
+    assert engagement == {
+        "unique_opens": 1, "machine_opens": 1, "clicks": {"https://example.org/a": 2}, "scanner_clicks": 1,
+    }  # fmt: skip
+    kept = json.dumps(stack.items("PublicationsTable"))
+    assert not any(reader in kept or key in kept for reader, key in zip(readers, keys, strict=True))  # never per person
