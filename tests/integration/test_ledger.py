@@ -7,10 +7,6 @@ import csv
 import functools
 import io
 import json
-import random
-import threading
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,10 +17,10 @@ from freezegun import freeze_time
 
 from newsdesk import dependencies
 from newsdesk.dal.email import SesSender
-from newsdesk.services import delivery as delivery_service
 from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
 from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, publish_new_article
+from tests.support.chaos import run_chaos
 from tests.support.events import sample_event, ses_event
 
 SIMULATOR = "simulator.amazonses.com"
@@ -287,51 +283,6 @@ def test_erasing_a_subscriber_removes_their_address_from_every_ledger(stack: Sta
 
 # ---------------------------------------------------------------------------------------------- chaos
 
-
-class Killed(Exception):
-    """The mailer's process dies here: nothing after this point of the invocation happens."""
-
-
-class ChaosSes:
-    """SES on a very bad day, and the record of truth: it throttles 20% of calls, has a daily quota of 60% of
-    the list (over the frozen clock's last 24 hours), and the mailer calling it is killed now and then
-    (0.7% of calls each) before the call (after the claim) or after SES accepted the email. `accepted` is
-    SES's own count."""
-
-    def __init__(self, real: Any, *, quota: int, seed: int = 13) -> None:
-        self._real = real
-        self._quota = quota
-        self._random = random.Random(seed)
-        self._lock = threading.Lock()
-        self.accepted: Counter[str] = Counter()
-        self.sent_at: list[datetime] = []
-        self.throttled = self.quota_refusals = self.killed_before = self.killed_after = 0
-
-    def send_email(self, **request: Any) -> Any:
-        (recipient,) = request["Destination"]["ToAddresses"]
-        with self._lock:
-            roll = self._random.random()
-            now = datetime.now(UTC)
-            if roll < 0.20:
-                self.throttled += 1
-                raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail")
-            if sum(1 for moment in self.sent_at if moment > now - timedelta(hours=24)) >= self._quota:
-                self.quota_refusals += 1
-                quota = {"Code": "ThrottlingException", "Message": "Daily message quota exceeded."}
-                raise ClientError({"Error": quota}, "SendEmail")
-            if roll < 0.207:
-                self.killed_before += 1
-                raise Killed("between the claim and the SES call")
-            self.sent_at.append(now)
-        answer = self._real.send_email(**request)
-        with self._lock:
-            self.accepted[recipient] += 1
-            if roll < 0.214:
-                self.killed_after += 1
-                raise Killed("after SES accepted the email")
-        return answer
-
-
 CHAOS_LIST = 2000
 
 
@@ -339,47 +290,21 @@ def test_chaos_every_subscriber_gets_exactly_one_email_and_the_ledger_matches_se
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     readers = add_subscribers(CHAOS_LIST)
-    ses = ChaosSes(boto3.client("sesv2"), quota=CHAOS_LIST * 6 // 10)
-    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: ses))
-    monkeypatch.setattr(delivery_service, "backoff_delay", lambda attempt: 0.001)  # keep the test quick
-    dependencies.mailer_service.cache_clear()
-    dependencies.ses_sender.cache_clear()
-    article = stack.call("EditorFunction", sample_event("editor-create-article", body=ARTICLE)).json()
-    delivery_id = f"article-{article['id']}"
-    with freeze_time(NOW, tick=True) as clock:
-        # Two editors press "publish" at the same moment.
-        publish = sample_event("editor-publish-article", path={"id": article["id"]})
-        with ThreadPoolExecutor(2) as pool:
-            assert set(pool.map(lambda _: stack.invoke("EditorFunction", publish)["statusCode"], range(2))) == {200}
-        stack.drain(skip=("MailerFunction",))
-        # SQS delivers one batch twice.
-        sqs = boto3.client("sqs")
-        queue = stack.resolver.queue_url("SendQueue")
-        [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
-        sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])
-        sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
-        rounds = 0
-        while delivery(stack, delivery_id)["state"] != "done":
-            rounds += 1
-            assert rounds <= 20, delivery(stack, delivery_id)
-            stack.drain(wait_for_delayed=False, timeout=600)
-            # Three hours on: pending sends are decided, a paused delivery resumes once the quota frees.
-            clock.tick(timedelta(hours=3))
 
+    outcome = run_chaos(stack, monkeypatch)
+
+    ses = outcome.ses
     assert (ses.throttled > 300, ses.quota_refusals > 0, ses.killed_before >= 5, ses.killed_after >= 5) == (
         True, True, True, True
     ), vars(ses)  # fmt: skip
     assert set(ses.accepted) == set(readers)
     assert set(ses.accepted.values()) == {1}  # exactly one email accepted by SES for every subscriber
-    report = delivery(stack, delivery_id)
-    ledger = recipients(stack, delivery_id)
-    assert {entry["state"] for entry in ledger.values()} == {"delivered"}  # every record in a final state
-    assert report["total"] == len(ledger) == CHAOS_LIST
-    assert report["sent"] == sum(ses.accepted.values())  # the report's totals are SES's own
-    assert report["counts"]["delivered"] == sum(ses.accepted.values())
-    assert report["late_send_events"] == 0
-    dead_letters = stack.resolver.queue_url("SendDeadLetterQueue")
-    assert "Messages" not in sqs.receive_message(QueueUrl=dead_letters)
+    assert outcome.states == {"delivered": CHAOS_LIST}  # every ledger record in a final state
+    assert outcome.report["total"] == CHAOS_LIST
+    assert outcome.report["sent"] == sum(ses.accepted.values())  # the report's totals are SES's own
+    assert outcome.report["counts"]["delivered"] == sum(ses.accepted.values())
+    assert outcome.report["late_send_events"] == 0
+    assert outcome.dead_letters == 0
 
 
 # ----------------------------------------------------------------------------------------- engagement
