@@ -12,19 +12,17 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from local.functions import InProcessFunctions
-from local.template import Resolver, load_template, local_parameters
+from local.stack import local_resolver
 from tests.integration.conftest import API_URL, RECONCILIATION_WINDOW_SECONDS, running_stack
 from tests.support.chaos import run_chaos
 
 SUBSCRIBERS = 50_000
-ROOT = Path(__file__).resolve().parent.parent
 
 Row = dict[str, Any]
 
@@ -55,11 +53,10 @@ def seed(table: str, count: int) -> list[str]:
 
 
 def run() -> list[Row]:
-    template = load_template(ROOT / "template.yaml")
-    resolver = Resolver(template, parameter_overrides={
-        **local_parameters(API_URL), "SendRatePerSecond": "100000",
-        "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS),
+    resolver = local_resolver(api_url=API_URL, parameters={
+        "SendRatePerSecond": "100000", "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS),
     })  # fmt: skip
+    template = resolver.template
     with (
         pytest.MonkeyPatch.context() as monkeypatch,
         running_stack(monkeypatch, template, resolver, InProcessFunctions(template, resolver)) as stack,

@@ -41,7 +41,8 @@ from urllib.parse import quote_plus
 from bench.emulator import Emulator
 from local.aws import aws_environment, client, create_resources
 from local.events import sqs_record
-from local.template import Function, Resolver, Template, load_template, local_parameters
+from local.resolver import Resolver, local_parameters
+from local.template import Function, Template, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "bench" / "cold_runner.py"

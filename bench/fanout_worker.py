@@ -181,7 +181,8 @@ class Stack:
         CALLS.install()
         from local.aws import create_resources
         from local.functions import InProcessFunctions
-        from local.template import Resolver, load_template, local_parameters
+        from local.resolver import Resolver, local_parameters
+        from local.template import load_template
         from newsdesk import dependencies
 
         self.job = job

@@ -29,7 +29,8 @@ from botocore.config import Config
 from bench.dynalite import Dynalite
 from local.aws import DUMMY_CREDENTIALS, aws_environment, create_tables
 from local.events import HttpRequest, http_api_event
-from local.template import Resolver, Template, load_template
+from local.stack import local_resolver, project_template
+from local.template import Template
 from local.worker import LambdaContext
 from newsdesk.dal.articles import ArticleRepository
 from newsdesk.models.articles import Article, ArticleStatus
@@ -187,7 +188,7 @@ def _create_table(client: Any, template: Template, size: int) -> str:
     articles_only = Template(
         data={"Resources": {"ArticlesTable": template.data["Resources"]["ArticlesTable"]}}, root=template.root
     )
-    resolver = Resolver(articles_only, region=REGION, prefix=f"bench-{size}")
+    resolver = local_resolver(template=articles_only, region=REGION, prefix=f"bench-{size}")
     name = create_tables(client, articles_only, resolver)["ArticlesTable"]
     client.get_waiter("table_exists").wait(TableName=name)
     return name
@@ -221,7 +222,7 @@ def _seed_tables(endpoint: str) -> dict[int, tuple[str, list[str]]]:
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         config=Config(parameter_validation=False, max_pool_connections=SEED_THREADS),
     )
-    template = load_template(ROOT / "template.yaml")
+    template = project_template()
     rng = random.Random(20240601)
     bodies = _bodies(rng)
     tables = {}

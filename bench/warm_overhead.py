@@ -30,7 +30,8 @@ from typing import Any
 from bench.dynalite import Dynalite
 from local.aws import aws_environment, client, create_tables
 from local.functions import InProcessFunctions
-from local.template import Resolver, Template, load_template, local_parameters
+from local.stack import local_resolver
+from local.template import Template
 from local.worker import LambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,13 +86,13 @@ class Setup:
         from newsdesk import dependencies
         from newsdesk.dal.articles import ArticleRepository
 
-        template = load_template(ROOT / "template.yaml")
-        resolver = Resolver(template, region=REGION, parameter_overrides=local_parameters(API_URL), prefix="warm")
+        resolver = local_resolver(api_url=API_URL, region=REGION, prefix="warm")
+        template = resolver.template
         admin = client("dynamodb", endpoint, REGION)
         # Only the table the route reads (dynalite has no UpdateTimeToLive, which others' creation needs).
         articles_only = Template(data={"Resources": {"ArticlesTable": template.data["Resources"]["ArticlesTable"]}},
                                  root=template.root)  # fmt: skip
-        create_tables(admin, articles_only, Resolver(articles_only, region=REGION, prefix="warm"))
+        create_tables(admin, articles_only, local_resolver(template=articles_only, region=REGION, prefix="warm"))
         self.event: dict[str, Any] = json.loads((ROOT / "events" / SAMPLE).read_text(encoding="utf-8"))
         table = resolver.physical_name("ArticlesTable")
         for item in ArticleRepository(admin, table).stored_items(_article(self.event["pathParameters"]["slug"])):
@@ -130,10 +131,9 @@ class Setup:
 
 
 def _environment_for(endpoint: str) -> dict[str, str]:
-    template = load_template(ROOT / "template.yaml")
-    resolver = Resolver(template, region=REGION, parameter_overrides=local_parameters(API_URL), prefix="warm")
+    resolver = local_resolver(api_url=API_URL, region=REGION, prefix="warm")
     return (
-        resolver.function_environment(template.functions[FUNCTION])
+        resolver.function_environment(resolver.template.functions[FUNCTION])
         | aws_environment(endpoint, REGION)
         | {"POWERTOOLS_TRACE_DISABLED": "1"}  # no X-Ray daemon here
     )

@@ -8,33 +8,30 @@ import secrets
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs
 
 from local.aws import (
-    LocalResource,
     aws_environment,
     client,
-    create_resources,
     default_region,
     start_moto,
 )
 from local.events import ApiContext, HttpRequest
 from local.functions import WorkerFunctions
-from local.iam import AccessPolicy, function_roles_from_template
+from local.iam import AccessPolicy
 from local.outbox_routes import add_outbox_routes
+from local.resolver import parameter_overrides
 from local.server import ApiServer, serve_in_thread
-from local.ses_events import SesEventPublisher
 from local.sources import EventSources
-from local.template import ACCOUNT_ID, FUNCTION, Resolver, load_template, local_parameters, parameter_overrides
+from local.stack import build_stack, local_resolver, project_template
+from local.template import FUNCTION
 from newsdesk.dal.tokens import TokenRepository
 from newsdesk.services.tokens import TokenService
 
 log = logging.getLogger("local")
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 # Lambda has no X-Ray daemon here: traces would only produce connection errors.
 LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
@@ -71,7 +68,6 @@ def main() -> int:
     aws_port = int(os.environ.get("AWS_PORT", "4566"))
     token = os.environ.get("NEWSDESK_DEV_TOKEN") or secrets.token_urlsafe(32)
     region = default_region()
-    template = load_template(TEMPLATE)
 
     stop = threading.Event()
 
@@ -83,13 +79,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     try:
-        overrides = local_parameters(f"http://127.0.0.1:{port}") | parameter_overrides(
-            os.environ.get("NEWSDESK_PARAMETERS", ""), template
-        )
+        overrides = parameter_overrides(os.environ.get("NEWSDESK_PARAMETERS", ""), project_template())
     except ValueError as error:
         log.error("NEWSDESK_PARAMETERS: %s", error)
         return 2
-    policy = AccessPolicy(ACCOUNT_ID)
+    resolver = local_resolver(api_url=f"http://127.0.0.1:{port}", parameters=overrides, region=region)
+    template = resolver.template
+    policy = AccessPolicy(resolver.account_id)
     try:
         moto, endpoint = start_moto(aws_port, policy=policy)
     except RuntimeError as error:
@@ -101,15 +97,8 @@ def main() -> int:
     functions: WorkerFunctions | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
-        resolver = Resolver(template, region=region, parameter_overrides=overrides)
-        resources = create_resources(template, resolver, endpoint)
-        resources += [
-            LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions
-        ]
-        # After creation: the roles name ARNs that exist only now (the signing secret's).
-        policy.use_roles(function_roles_from_template(resolver))
-        ses_events = SesEventPublisher(resolver)
-        ses_events.install()
+        built = build_stack(resolver, endpoint=endpoint, policy=policy)
+        resources, ses_events = built.resources, built.ses_events
         tokens = TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
         TokenService(tokens).create("local-dev", token=token)
 

@@ -25,6 +25,7 @@ from werkzeug.wsgi import get_input_stream
 from local import moto_fixes
 from local.aws_calls import Call, describe
 from local.iam import AccessPolicy, access_denied, unknown_key
+from local.resolver import Resolver
 from local.template import (
     BUCKET,
     EVENT_BUS,
@@ -40,7 +41,6 @@ from local.template import (
     SSM_PARAMETER,
     TABLE,
     TOPIC,
-    Resolver,
     Resource,
     Template,
 )

@@ -26,7 +26,8 @@ from types import ModuleType
 from typing import IO, Any
 
 from local.iam import Credentials, acting_as
-from local.template import ACCOUNT_ID, Function, Resolver, Template
+from local.resolver import Resolver
+from local.template import ACCOUNT_ID, Function, Template
 from local.worker import LambdaContext, lambda_json
 
 log = logging.getLogger(__name__)

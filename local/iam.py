@@ -28,8 +28,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from local.aws_calls import Call, Permission, describe
+from local.resolver import Resolver
 from local.sam import expand, function_roles, managed_policy_document
-from local.template import Resolver
 
 log = logging.getLogger(__name__)
 

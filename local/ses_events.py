@@ -24,7 +24,7 @@ from email import policy
 from functools import wraps
 from typing import Any
 
-from local.template import Resolver
+from local.resolver import Resolver
 
 log = logging.getLogger(__name__)
 

@@ -5,23 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import threading
 import time
 import uuid
-from calendar import monthrange
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
-from zoneinfo import ZoneInfo
 
 import boto3
 from botocore.config import Config
 
 from local import events
 from local.aws import client
-from local.template import EventSource, Resolver, Schedule, Template
+from local.cron import next_fire
+from local.filters import EventFilters
+from local.resolver import Resolver
+from local.template import EventSource, Schedule, Template
 
 log = logging.getLogger(__name__)
 
@@ -30,187 +30,6 @@ Poll = Callable[[], bool]
 
 S3_ATTEMPTS = 3  # an asynchronous invocation: the first try and two retries
 S3_RETRY_DELAY_SECONDS = 60
-
-
-# ------------------------------------------------------------------------------------------- filters
-
-
-def filter_patterns(criteria: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The patterns of an event source's FilterCriteria (each Pattern is a JSON string)."""
-    patterns = []
-    for item in (criteria or {}).get("Filters") or []:
-        pattern = item["Pattern"]
-        patterns.append(json.loads(pattern) if isinstance(pattern, str) else pattern)
-    return patterns
-
-
-def matches_filters(patterns: list[dict[str, Any]], record: dict[str, Any]) -> bool:
-    """Lambda's event filtering: a record passes when there is no pattern or any pattern matches."""
-    return not patterns or any(_matches(pattern, record) for pattern in patterns)
-
-
-def _matches(pattern: dict[str, Any], value: Any) -> bool:
-    for key, rule in pattern.items():
-        present = isinstance(value, dict) and key in value
-        field = value[key] if present else None
-        if isinstance(rule, dict):
-            if not present or not _matches(rule, field):
-                return False
-        elif not _matches_any(rule, present, field):
-            return False
-    return True
-
-
-def _matches_any(rules: list[Any], present: bool, field: Any) -> bool:
-    candidates = field if isinstance(field, list) else [field]
-    for rule in rules:
-        if isinstance(rule, dict) and "exists" in rule:
-            if bool(rule["exists"]) == present:
-                return True
-        elif present and any(_matches_value(rule, candidate) for candidate in candidates):
-            return True
-    return False
-
-
-_NUMERIC = {
-    "=": lambda a, b: a == b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-
-
-def _matches_value(rule: Any, value: Any) -> bool:
-    if not isinstance(rule, dict):
-        return bool(rule == value)
-    ((operator, argument),) = rule.items()
-    if operator == "prefix":
-        return isinstance(value, str) and value.startswith(argument)
-    if operator == "suffix":
-        return isinstance(value, str) and value.endswith(argument)
-    if operator == "equals-ignore-case":
-        return isinstance(value, str) and value.lower() == str(argument).lower()
-    if operator == "anything-but":
-        excluded = argument if isinstance(argument, list) else [argument]
-        return not any(_matches_value(item, value) for item in excluded)
-    if operator == "numeric":
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return False
-        pairs = zip(argument[::2], argument[1::2], strict=True)
-        return all(_NUMERIC[op](value, bound) for op, bound in pairs)
-    raise ValueError(f"filter operator {operator!r} is not emulated")
-
-
-def _sqs_filter_view(record: dict[str, Any]) -> dict[str, Any]:
-    # Lambda matches SQS filters on the body parsed as JSON when it is JSON, otherwise as plain text.
-    try:
-        return record | {"body": json.loads(record["body"])}
-    except ValueError:
-        return record
-
-
-# ----------------------------------------------------------------------------------------- schedules
-
-_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
-_CRON = re.compile(r"^cron\((.+)\)$")
-_MONTH_NAMES = {
-    name: number
-    for number, name in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
-    )
-}
-_DAY_NAMES = {name: number for number, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], 1)}
-
-
-def _cron_values(field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
-    values: set[int] = set()
-    for part in field.upper().split(","):
-        for name, number in (names or {}).items():
-            part = part.replace(name, str(number))
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            step = int(step_text)
-        if part in ("*", "?"):
-            first, last = low, high
-        elif "-" in part:
-            first, last = (int(bound) for bound in part.split("-", 1))
-        else:
-            first = int(part)
-            last = high if step > 1 else first
-        values.update(range(first, last + 1, step))
-    return values
-
-
-class Cron:
-    """An EventBridge cron expression: minutes hours day-of-month month day-of-week year.
-
-    Supports numbers, names, ranges, lists, steps, `*`, `?`, `L` (last day of the month) and `d#n`
-    (the n-th such weekday); W and weekday-L are refused.
-    """
-
-    def __init__(self, expression: str) -> None:
-        fields = expression.split()
-        if len(fields) != 6:
-            raise ValueError(f"cron({expression}) needs 6 fields")
-        minutes, hours, self.day_of_month, months, self.day_of_week, years = fields
-        if "W" in self.day_of_month.upper() or "L" in self.day_of_week.upper():
-            raise ValueError(f"cron({expression}): W and weekday L are not emulated")
-        self.minutes = _cron_values(minutes, 0, 59)
-        self.hours = _cron_values(hours, 0, 23)
-        self.months = _cron_values(months, 1, 12, _MONTH_NAMES)
-        self.years = _cron_values(years, 1970, 2199)
-
-    def _day_matches(self, day: datetime) -> bool:
-        last_day = monthrange(day.year, day.month)[1]
-        if self.day_of_month != "?":
-            dom = self.day_of_month.upper()
-            wanted = {last_day} if dom == "L" else _cron_values(dom, 1, 31)
-            if day.day not in wanted:
-                return False
-        if self.day_of_week != "?":
-            weekday = (day.weekday() + 1) % 7 + 1  # EventBridge counts SUN=1 .. SAT=7
-            dow = self.day_of_week.upper()
-            if "#" in dow:
-                name, nth = dow.split("#", 1)
-                return weekday in _cron_values(name, 1, 7, _DAY_NAMES) and (day.day - 1) // 7 + 1 == int(nth)
-            return weekday in _cron_values(dow, 1, 7, _DAY_NAMES)
-        return True
-
-    def next_after(self, moment: datetime) -> datetime | None:
-        """The first matching minute strictly after `moment`, in `moment`'s time zone."""
-        candidate = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        limit = moment + timedelta(days=366 * 5)
-        while candidate < limit:
-            if candidate.year not in self.years or candidate.month not in self.months:
-                candidate = (candidate.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
-            elif not self._day_matches(candidate):
-                candidate = candidate.replace(hour=0, minute=0) + timedelta(days=1)
-            elif candidate.hour not in self.hours:
-                candidate = candidate.replace(minute=0) + timedelta(hours=1)
-            elif candidate.minute not in self.minutes:
-                candidate += timedelta(minutes=1)
-            else:
-                return candidate
-        return None
-
-
-def next_fire(schedule: Schedule, after: datetime) -> datetime | None:
-    """When the schedule fires next after `after` (an aware datetime), or None if never."""
-    rate = _RATE.match(schedule.expression.strip())
-    if rate:
-        unit = rate.group(2).rstrip("s")
-        return after + timedelta(**{unit + "s": int(rate.group(1))})
-    cron = _CRON.match(schedule.expression.strip())
-    if cron:
-        zone = ZoneInfo(schedule.timezone or "UTC")
-        found = Cron(cron.group(1)).next_after(after.astimezone(zone))
-        return found.astimezone(UTC) if found else None
-    if schedule.expression.startswith("at("):
-        at = datetime.fromisoformat(schedule.expression[3:-1]).replace(tzinfo=ZoneInfo(schedule.timezone or "UTC"))
-        return at if at > after else None
-    raise ValueError(f"schedule expression {schedule.expression!r} is not understood")
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -335,14 +154,14 @@ class EventSources:
         self._source_queues[queue_url] = event.function_id
         batch_size = int(props.get("BatchSize", 10))
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
-        patterns = filter_patterns(props.get("FilterCriteria"))
+        filters = EventFilters(props.get("FilterCriteria"))
 
         def poll() -> bool:
             messages = self._receive(sqs, queue_url, batch_size)
             if not messages:
                 return False
             records = [events.sqs_record(message, queue_arn, self.resolver.region) for message in messages]
-            wanted = [record for record in records if matches_filters(patterns, _sqs_filter_view(record))]
+            wanted = [record for record in records if filters.matches_sqs(record)]
             # Lambda deletes the messages its filters drop.
             done = {record["receiptHandle"] for record in records if record not in wanted}
             if wanted:
@@ -402,7 +221,7 @@ class EventSources:
         batch_size = int(props.get("BatchSize", 100))
         max_retries = int(props.get("MaximumRetryAttempts", -1))
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
-        patterns = filter_patterns(props.get("FilterCriteria"))
+        filters = EventFilters(props.get("FilterCriteria"))
         window = int(props.get("TumblingWindowInSeconds", 0))
         shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
         # Positions are taken now, so a write made right after start() is not missed.
@@ -424,7 +243,7 @@ class EventSources:
                     records = [
                         events.dynamodb_stream_record(r, stream_arn, self.resolver.region) for r in answer["Records"]
                     ]
-                    pending += [(shard_id, record) for record in records if matches_filters(patterns, record)]
+                    pending += [(shard_id, record) for record in records if filters.matches(record)]
                 if not pending:
                     self._stop.wait(self.poll_seconds * self._wait_seconds)
                     return False

@@ -9,18 +9,15 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from local.aws import client
-from local.template import Resolver, load_template, local_parameters
+from local.stack import local_resolver
 from tests.e2e.conftest import LocalStack
 
 pytestmark = pytest.mark.e2e
-
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def call(method: str, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -33,8 +30,8 @@ def call(method: str, url: str, headers: dict[str, str] | None = None) -> tuple[
 
 
 def test_every_table_is_listed_and_exists(local_stack: LocalStack) -> None:
-    template = load_template(TEMPLATE)
-    resolver = Resolver(template, region=local_stack.region, parameter_overrides=local_parameters(local_stack.api_url))
+    resolver = local_resolver(api_url=local_stack.api_url, region=local_stack.region)
+    template = resolver.template
     dynamodb = client("dynamodb", local_stack.aws_endpoint, local_stack.region)
 
     existing = set(dynamodb.list_tables()["TableNames"])

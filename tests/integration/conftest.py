@@ -14,12 +14,12 @@ import pytest
 from moto import mock_aws
 
 from local import moto_fixes
-from local.aws import create_resources
 from local.functions import InProcessFunctions
-from local.iam import AccessPolicy, enforced_in_process, function_roles_from_template
-from local.ses_events import SesEventPublisher
+from local.iam import AccessPolicy, enforced_in_process
+from local.resolver import Resolver
 from local.sources import EventSources
-from local.template import Resolver, Template, load_template, local_parameters
+from local.stack import build_stack, local_resolver, project_template
+from local.template import Template
 from newsdesk import dependencies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def template() -> Template:
-    return load_template(ROOT / "template.yaml")
+    return project_template()
 
 
 @pytest.fixture(scope="session")
@@ -79,13 +79,10 @@ def resolver(template: Template) -> Resolver:
     # A fast SES: the tests check what is sent, not how slowly (pacing has tests of its own). A window
     # of a minute: SES's events of a batch never wait that long here; tests that need it to pass move a
     # frozen clock on.
-    return Resolver(
-        template,
-        parameter_overrides={
-            **local_parameters(API_URL),
-            "SendRatePerSecond": "5000",
-            "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS),
-        },
+    return local_resolver(
+        api_url=API_URL,
+        parameters={"SendRatePerSecond": "5000", "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS)},
+        template=template,
     )
 
 
@@ -111,10 +108,7 @@ def running_stack(
     moto_fixes.apply()
     policy = AccessPolicy(resolver.account_id)
     with mock_aws(), enforced_in_process(policy):
-        create_resources(template, resolver)
-        # After creation: the resolver now knows the ARNs moto chose (the signing secret's, for one).
-        policy.use_roles(function_roles_from_template(resolver))
-        SesEventPublisher(resolver).install()
+        build_stack(resolver, policy=policy)
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from local.functions import InProcessFunctions
-from local.template import Resolver, Template
+from local.resolver import Resolver
+from local.template import Template
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.test_newsletter import add_subscribers, publish_new_article
 from tests.support.mail import outbox

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from local.aws import aws_environment, client, create_resources, start_moto
+from local.aws import aws_environment, client, start_moto
 from local.events import ApiContext, HttpRequest
 from local.functions import InProcessFunctions
+from local.resolver import Resolver
 from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
-from local.template import Resolver, Template, load_template
+from local.stack import build_stack, local_resolver
+from local.template import Template, load_template
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "local_stack" / "template.yaml"
 REGION = "us-east-1"
@@ -54,8 +56,8 @@ def stack() -> Iterator[Stack]:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in aws_environment(endpoint, REGION).items():
             patch.setenv(key, value)
-        resolver = Resolver(template, region=REGION)
-        create_resources(template, resolver, endpoint)
+        resolver = local_resolver(template=template, region=REGION)
+        build_stack(resolver, endpoint=endpoint)
         for key, value in resolver.environment().items():
             patch.setenv(key, value)
         functions = InProcessFunctions(template, resolver)

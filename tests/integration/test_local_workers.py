@@ -16,13 +16,15 @@ from typing import Any
 import boto3
 import pytest
 
-from local.aws import aws_environment, client, create_resources, start_moto
+from local.aws import aws_environment, client, start_moto
 from local.events import ApiContext
 from local.functions import WorkerFunctions
-from local.iam import AccessPolicy, function_roles_from_template
+from local.iam import AccessPolicy
+from local.resolver import Resolver
 from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
-from local.template import ACCOUNT_ID, Resolver, load_template
+from local.stack import build_stack, local_resolver
+from local.template import ACCOUNT_ID, load_template
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "local_workers" / "template.yaml"
 REGION = "us-east-1"
@@ -62,9 +64,8 @@ def stack() -> Iterator[Stack]:
         for key, value in aws_environment(endpoint, REGION).items():
             patch.setenv(key, value)
         patch.setenv("RUNNER_ONLY_SECRET", "the runner's own environment")
-        resolver = Resolver(template, region=REGION)
-        create_resources(template, resolver, endpoint)
-        policy.use_roles(function_roles_from_template(resolver))
+        resolver = local_resolver(template=template, region=REGION)
+        build_stack(resolver, endpoint=endpoint, policy=policy)
         functions = WorkerFunctions(
             template, resolver, policy.credentials, extra_environment={"AWS_ENDPOINT_URL": endpoint}
         )

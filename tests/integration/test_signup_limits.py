@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from local.template import Template, local_parameters
+from local.resolver import local_parameters
+from local.template import Template
 from newsdesk import dependencies
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.support.events import sample_event

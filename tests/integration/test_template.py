@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local.template import Resolver, Template
+from local.resolver import Resolver
+from local.template import Template
 from newsdesk.api.openapi import openapi_json
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""local.sources and local.server without AWS: event filters, schedule expressions, route selection."""
+"""The local runner without AWS: event filters, schedule expressions, route selection."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from local.cron import Cron, next_fire
+from local.filters import EventFilters
 from local.server import match_route
-from local.sources import Cron, filter_patterns, matches_filters, next_fire
 from local.template import Route, Schedule
 
 RECORD = {
@@ -27,7 +28,9 @@ RECORD = {
         ('{"dynamodb": {"NewImage": {"kind": {"S": [{"prefix": "draft"}]}}}}', False),
         ('{"dynamodb": {"NewImage": {"missing": {"S": ["x"]}}}}', False),
         ('{"dynamodb": {"NewImage": {"missing": [{"exists": false}]}}}', True),
-        ('{"dynamodb": {"NewImage": {"kind": [{"exists": true}]}}}', True),
+        ('{"dynamodb": {"NewImage": {"kind": {"S": [{"exists": true}]}}}}', True),
+        # As on AWS, `exists` matches leaf nodes only, never an intermediate node such as a map.
+        ('{"dynamodb": {"NewImage": {"kind": [{"exists": true}]}}}', False),
         ('{"eventName": [{"anything-but": ["REMOVE"]}]}', True),
         ('{"eventName": [{"equals-ignore-case": "insert"}]}', True),
         ('{"size": [{"numeric": [">", 1, "<=", 5]}]}', True),
@@ -35,14 +38,17 @@ RECORD = {
     ],
 )
 def test_filter_patterns(pattern: str, matched: bool) -> None:
-    patterns = filter_patterns({"Filters": [{"Pattern": pattern}]})
+    filters = EventFilters({"Filters": [{"Pattern": pattern}]})
 
-    assert matches_filters(patterns, RECORD) is matched
+    assert filters.matches(RECORD) is matched
 
 
 def test_no_filter_matches_and_filters_are_alternatives() -> None:
-    assert matches_filters([], RECORD)
-    assert matches_filters([{"eventName": ["REMOVE"]}, {"eventName": ["INSERT"]}], RECORD)
+    assert EventFilters(None).matches(RECORD)
+    assert EventFilters(
+        {"Filters": [{"Pattern": '{"eventName": ["REMOVE"]}'}, {"Pattern": '{"eventName": ["INSERT"]}'}]}
+    ).matches(RECORD)
+    assert not EventFilters({"Filters": [{"Pattern": '{"eventName": ["REMOVE"]}'}]}).matches(RECORD)
 
 
 @pytest.mark.parametrize(

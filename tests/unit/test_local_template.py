@@ -10,7 +10,8 @@ import pytest
 from moto import mock_aws
 
 from local.aws import create_queues, create_tables
-from local.template import Resolver, Template, load_template, load_yaml
+from local.resolver import Resolver
+from local.template import Template, load_template, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "local_stack" / "template.yaml"

@@ -135,17 +135,30 @@ class LedgerRepository:
 
     def retry(self, delivery_id: str, recipient_key: str, *, attempt: int, now: datetime) -> bool:
         """Take a pending record whose attempt never reached SES for one more attempt (attempt + 1)."""
+        return self._set_attempt(delivery_id, recipient_key, attempt, attempt + 1, pending_since=now, now=now)
+
+    def back_off(
+        self, delivery_id: str, recipient_key: str, *, attempt: int, pending_since: datetime, now: datetime
+    ) -> bool:
+        """Undo `retry` for an attempt SES certainly did not accept (back to attempt - 1, pending since
+        `pending_since`)."""
+        return self._set_attempt(delivery_id, recipient_key, attempt, attempt - 1, pending_since=pending_since, now=now)
+
+    def _set_attempt(
+        self, delivery_id: str, recipient_key: str, current: int, new: int, *, pending_since: datetime, now: datetime
+    ) -> bool:
         return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(delivery_id, recipient_key),
-            UpdateExpression="SET attempt = :next, pending_since = :now, updated_at = :now",
-            ConditionExpression="#state = :pending AND attempt = :attempt",
+            UpdateExpression="SET attempt = :new, pending_since = :since, updated_at = :now",
+            ConditionExpression="#state = :pending AND attempt = :current",
             ExpressionAttributeNames=_STATE,
             ExpressionAttributeValues={
                 ":pending": {"S": LedgerState.PENDING.value},
-                ":attempt": {"N": str(attempt)},
-                ":next": {"N": str(attempt + 1)},
+                ":current": {"N": str(current)},
+                ":new": {"N": str(new)},
+                ":since": {"S": iso(pending_since)},
                 ":now": {"S": iso(now)},
             },
         )
@@ -160,23 +173,6 @@ class LedgerRepository:
             ConditionExpression="#state = :pending AND attempt = :attempt",
             ExpressionAttributeNames=_STATE,
             ExpressionAttributeValues={":pending": {"S": LedgerState.PENDING.value}, ":attempt": {"N": str(attempt)}},
-        )
-
-    def back_off(self, delivery_id: str, recipient_key: str, *, attempt: int, now: datetime) -> bool:
-        """Undo `retry` for an attempt SES certainly did not accept (attempt - 1, pending again since now)."""
-        return write_if(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(delivery_id, recipient_key),
-            UpdateExpression="SET attempt = :previous, pending_since = :now, updated_at = :now",
-            ConditionExpression="#state = :pending AND attempt = :attempt",
-            ExpressionAttributeNames=_STATE,
-            ExpressionAttributeValues={
-                ":pending": {"S": LedgerState.PENDING.value},
-                ":attempt": {"N": str(attempt)},
-                ":previous": {"N": str(attempt - 1)},
-                ":now": {"S": iso(now)},
-            },
         )
 
     # ------------------------------------------------------------------ transitions (mailer and SES events)

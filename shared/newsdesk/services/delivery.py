@@ -18,9 +18,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import time
 import uuid
@@ -61,6 +59,7 @@ from newsdesk.models.delivery import (
 )
 from newsdesk.models.subscribers import Frequency, SubscriberStatus
 from newsdesk.observability import logger
+from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from newsdesk.services.pacing import RateLimiter, backoff_delay
@@ -388,8 +387,9 @@ class MailerService:
             self._ledger.release(batch.delivery_id, target.key, attempt=1)
         else:
             # Back to the previous attempt, decided already: the next pass at the batch retries at once.
+            now = self._clock()
             self._ledger.back_off(batch.delivery_id, target.key, attempt=target.attempt,
-                                  now=self._clock() - self._window)  # fmt: skip
+                                  pending_since=now - self._window, now=now)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- tally
@@ -493,13 +493,7 @@ class DeliveryReports:
     def export_csv(self, delivery_id: str, *, state: LedgerState | None, cursor: str | None) -> tuple[str, str | None]:
         """One page of a delivery's ledger as CSV (with a header row), and the cursor of the next page."""
         entries, next_cursor = self.recipients(delivery_id, state=state, limit=EXPORT_PAGE, cursor=cursor)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(EXPORT_COLUMNS)
-        for entry in entries:
-            row = entry.model_dump(mode="json")
-            writer.writerow([_csv_safe(row.get(column)) for column in EXPORT_COLUMNS])
-        return buffer.getvalue(), next_cursor
+        return csv_page(EXPORT_COLUMNS, (entry.model_dump(mode="json") for entry in entries)), next_cursor
 
     def forget(self, email: str) -> int:
         """Remove an erased person's address from every delivery's ledger (one write per delivery, a few
@@ -528,9 +522,3 @@ def _plausible(delivery_id: str) -> bool:
 def _entry(record: LedgerRecord) -> LedgerEntry:
     return LedgerEntry(email=record.email or None, state=record.state, message_id=record.message_id,
                        detail=record.detail, updated_at=record.updated_at)  # fmt: skip
-
-
-def _csv_safe(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula in spreadsheets: keep exported values inert.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +23,7 @@ from newsdesk.models.subscribers import (
 )
 from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
+from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
 from newsdesk.services.limits import ConfirmationLimits
 from newsdesk.services.links import InvalidLink, LinkPurpose, LinkSigner
@@ -226,13 +225,7 @@ class SubscriptionService:
     def export_csv(self, *, status: SubscriberStatus | None, cursor: str | None) -> tuple[str, str | None]:
         """One page of the list as CSV (with a header row), and the cursor of the next page."""
         subscribers, next_cursor = self._repo.page(status=status, limit=EXPORT_PAGE, cursor=cursor)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(EXPORT_COLUMNS)
-        for subscriber in subscribers:
-            row = subscriber.model_dump(mode="json")
-            writer.writerow([_csv_safe(row.get(column)) for column in EXPORT_COLUMNS])
-        return buffer.getvalue(), next_cursor
+        return csv_page(EXPORT_COLUMNS, (subscriber.model_dump(mode="json") for subscriber in subscribers)), next_cursor
 
     def erase(self, email: str) -> None:
         # Both forms: records stored before addresses were normalized may hold a Unicode domain.
@@ -243,9 +236,3 @@ class SubscriptionService:
         if not any(erased):
             raise NotFound("no subscriber with that address")
         logger.info("subscriber erased")
-
-
-def _csv_safe(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula in spreadsheets: keep exported names inert.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
