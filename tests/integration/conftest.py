@@ -85,6 +85,9 @@ def resolver(template: Template) -> Resolver:
             **local_parameters(API_URL),
             "SendRatePerSecond": "5000",
             "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS),
+            # Webhooks: retries at once (the schedule has tests of its own), and nothing but 127.0.0.1.
+            "WebhookRetryBaseSeconds": "0",
+            "WebhookTargets": "loopback",
         },
     )
 
