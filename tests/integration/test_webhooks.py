@@ -257,3 +257,24 @@ def test_an_endpoint_failing_for_days_is_disabled_says_so_and_gets_nothing_until
     assert (back.status, back.json()["enabled"], back.json()["disabled_reason"]) == (200, True, None)
     assert receiver.requests[-1].json()["data"]["title"] == "Back"
     assert receiver.requests[-1].status == 200
+
+
+def test_erasing_a_subscriber_removes_the_address_from_the_bodies_kept_for_replays(
+    stack: Stack, receiver: Receiver
+) -> None:
+    hook = register(stack, receiver.url, ["subscriber.confirmed"])
+    (reader,) = add_subscribers(1)
+    stack.drain()
+    (sent,) = receiver.requests
+    assert sent.json()["data"]["email"] == reader
+
+    assert admin(stack, "editor-erase-subscriber", path={"email": reader}).status == 204
+    admin(stack, "editor-replay-webhook-delivery", path={"webhook_id": hook["id"], "event_id": sent.json()["id"]})
+    stack.drain()
+
+    replayed = receiver.requests[-1]
+    assert replayed.json()["id"] == sent.json()["id"]
+    assert replayed.json()["data"]["email"] is None
+    assert reader.encode() not in replayed.body
+    assert signed_correctly(hook["secret"], replayed)
+    assert not [item for item in stack.items("WebhooksTable") if reader in json.dumps(item)]
