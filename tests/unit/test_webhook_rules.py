@@ -238,3 +238,18 @@ def test_the_sample_payloads_in_events_webhooks_are_exactly_what_is_sent() -> No
         EVENT_DATA[event.type].model_validate(event.data)  # no field missing, none extra
         assert json.loads(event.body()) == sample
         assert ("@" in event.body()) == (event.type in SUBSCRIBER_EVENTS)
+
+
+def test_the_readmes_receiver_check_accepts_a_delivery_and_refuses_a_forgery() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("A receiver checks it like this", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    verify = namespace["verify"]
+    secret, body = WebhookSecrets.new_secret(), b'{"id":"evt_1","type":"ping","created_at":"","data":{}}'
+    now = int(datetime.now(UTC).timestamp())
+
+    assert verify(secret, body, signature(secret, now, body))
+    assert not verify(secret, body.replace(b"ping", b"pong"), signature(secret, now, body))
+    assert not verify(WebhookSecrets.new_secret(), body, signature(secret, now, body))
+    assert not verify(secret, body, signature(secret, now - 3600, body))  # an old request, replayed
