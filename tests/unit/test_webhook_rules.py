@@ -18,6 +18,7 @@ from newsdesk.models.events import EVENT_DATA, SUBSCRIBABLE, SUBSCRIBER_EVENTS, 
 from newsdesk.services.events import ChangeSource, StreamChange, article_event, newsletter_event, subscriber_event
 from newsdesk.services.webhooks import RETRY_ATTEMPTS, WebhookSecrets, retry_delay, retry_schedule, signature
 from newsdesk.webhook_targets import TargetMode, TargetRefused, parse_target
+from tests.support.receiver import webhook_receiver
 
 AT = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 SITE = "https://example.com"
@@ -253,3 +254,19 @@ def test_the_readmes_receiver_check_accepts_a_delivery_and_refuses_a_forgery() -
     assert not verify(secret, body.replace(b"ping", b"pong"), signature(secret, now, body))
     assert not verify(WebhookSecrets.new_secret(), body, signature(secret, now, body))
     assert not verify(secret, body, signature(secret, now - 3600, body))  # an old request, replayed
+
+
+def test_only_a_2xx_within_the_timeout_is_a_success() -> None:
+    client = WebhookClient(TargetMode.LOOPBACK, timeout=0.5)
+    with webhook_receiver() as receiver:
+        receiver.answer(204, 302, 500)
+        outcomes = [client.post(receiver.url, b"{}", {"Newsdesk-Event-Id": "evt_1"}) for _ in range(3)]
+        receiver.answer(then=200)
+        receiver.delay_seconds = 2
+        slow = client.post(receiver.url, b"{}", {})
+
+    assert [(outcome.status_code, outcome.succeeded) for outcome in outcomes] == [(204, True), (302, False),
+                                                                                 (500, False)]  # fmt: skip
+    assert receiver.requests[0].headers["newsdesk-event-id"] == "evt_1"
+    assert (slow.succeeded, slow.error) == (False, "timed out after 0.5 s")
+    assert slow.duration_ms < 1500
