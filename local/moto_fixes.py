@@ -9,7 +9,8 @@ count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsl
   transaction keeps copies of the items it touches only, and a rollback restores those items (and drops the
   stream records the cancelled transaction wrote), in the same live table.
 - Every model object moto creates is kept in a class-level list for its dashboard, forever.
-- A table's stream keeps every record ever written, and every shard iterator ever handed out.
+- A table's stream keeps every record ever written, and every shard iterator ever handed out. Here what
+  every reader of the stream has read is freed.
 - moto serves requests on many threads without locks, so two conditional writes can both pass their
   check; DynamoDB makes each write (and each transaction) atomic. Here DynamoDB requests run one at a time.
 - moto lacks SQS's StartMessageMoveTask, which the dead-letter redrive uses (local.sqs_move_tasks).
@@ -31,6 +32,7 @@ from typing import Any
 _applied = False
 _dynamodb_lock = threading.RLock()
 _in_transaction = threading.local()
+_stream_reader = threading.local()
 
 
 def apply() -> None:
@@ -166,19 +168,32 @@ def _streams_free_what_was_read() -> None:
 
     def get(self: StreamShard, start: int, quantity: int) -> list[dict[str, Any]]:
         index = start - self.starting_sequence_number
-        # The stack has one reader per stream (the event source): what it has moved past is freed. The
-        # list keeps its length, so sequence numbers (positions in it) stay as they are.
+        # A stream may have several readers (PublicationsTable's feeds fan-out and the events), each a chain
+        # of iterators: what every one of them has moved past is freed. The list keeps its length, so
+        # sequence numbers (positions in it) stay as they are.
+        positions: dict[str, int] = self.__dict__.setdefault("_reader_positions", {})
+        reader = getattr(_stream_reader, "name", None)
+        if reader is not None:
+            positions[reader] = max(positions.get(reader, 0), index)
+        read_by_all = min(positions.values(), default=index)
         freed = getattr(self, "_freed", 0)
-        for position in range(freed, min(index, len(self.items))):
+        for position in range(freed, min(read_by_all, len(self.items))):
             self.items[position] = None  # type: ignore[call-overload]
-        self._freed = max(freed, index)  # type: ignore[attr-defined]
+        self._freed = max(freed, read_by_all)  # type: ignore[attr-defined]
         return [record.to_json() for record in self.items[index : index + quantity] if record is not None]
 
     StreamShard.get = get  # type: ignore[method-assign]
     original_get_records = DynamoDBStreamsBackend.get_records
 
     def get_records(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> dict[str, Any]:
-        answer = original_get_records(self, iterator_arn, limit)
+        # The iterator an answer names continues the chain (the reader) of the one it answers.
+        readers: dict[str, str] = self.__dict__.setdefault("_iterator_readers", {})
+        _stream_reader.name = readers.pop(iterator_arn, iterator_arn)
+        try:
+            answer = original_get_records(self, iterator_arn, limit)
+        finally:
+            reader, _stream_reader.name = _stream_reader.name, None
+        readers[answer["NextShardIterator"]] = reader
         # An iterator is used once (the answer names the next one); moto would keep every one forever.
         self.shard_iterators.pop(iterator_arn, None)
         return answer

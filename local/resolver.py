@@ -48,6 +48,9 @@ def local_parameters(api_url: str) -> dict[str, str]:
         "ExemptLoopbackFromSourceLimit": "true",
         # SES's events come at once locally: an email without one is known lost after seconds, not minutes.
         "ReconciliationWindowSeconds": "5",
+        # Webhooks: retries after about 2 s rather than a minute, and receivers on this machine allowed.
+        "WebhookRetryBaseSeconds": "2",
+        "WebhookTargets": "public-and-loopback",
     }
 
 

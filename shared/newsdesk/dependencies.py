@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from newsdesk.dal.ledger import LedgerRepository
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
+    from newsdesk.dal.webhooks import WebhookRepository
     from newsdesk.services.articles import ArticleService
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.events import ChangeEvents
     from newsdesk.services.limits import ConfirmationLimits
     from newsdesk.services.links import LinkSigner
     from newsdesk.services.recipients import RecipientKeys
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from newsdesk.services.subscriptions import SubscriptionService
     from newsdesk.services.tokens import TokenService
     from newsdesk.services.uploads import UploadService
+    from newsdesk.services.webhooks import WebhookDispatch, WebhookSecrets, WebhookSender, WebhookService
 
 
 @lru_cache(maxsize=1)
@@ -315,4 +318,99 @@ def reset() -> None:
         s3_client,
     ):
         factory.cache_clear()
+    reset_webhooks()
     clear_caches()
+
+
+# ---------------------------------------------------------------------------------- events and webhooks
+
+
+def _webhook_settings() -> tuple[str, str]:
+    from newsdesk.errors import ConfigurationError
+
+    settings = get_settings()
+    if not settings.webhooks_table or not settings.webhook_delivery_queue_url:
+        raise ConfigurationError("WEBHOOKS_TABLE and WEBHOOK_DELIVERY_QUEUE_URL are not set: no webhooks here")
+    return settings.webhooks_table, settings.webhook_delivery_queue_url
+
+
+@lru_cache(maxsize=1)
+def webhook_repository() -> WebhookRepository:
+    from newsdesk.dal.webhooks import WebhookRepository
+
+    return WebhookRepository(dynamodb_client(), _webhook_settings()[0])
+
+
+def webhook_secrets() -> WebhookSecrets:
+    """Built per use, like the link signer: the key is derived from the signing secret (cached 5 minutes)."""
+    from newsdesk.dal.parameters import signing_secret
+    from newsdesk.services.webhooks import WebhookSecrets
+
+    return WebhookSecrets(signing_secret(get_settings().signing_secret_arn))
+
+
+@lru_cache(maxsize=1)
+def webhook_service() -> WebhookService:
+    from newsdesk.dal.queues import QueuePublisher
+    from newsdesk.services.webhooks import WebhookService
+    from newsdesk.webhook_targets import TargetMode
+
+    return WebhookService(
+        webhook_repository(),
+        delivery_queue=QueuePublisher(sqs_client(), _webhook_settings()[1]),
+        secrets=webhook_secrets,
+        recipient_keys=recipient_keys,
+        mode=TargetMode(get_settings().webhook_targets),
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_dispatch() -> WebhookDispatch:
+    from newsdesk.dal.queues import QueuePublisher
+    from newsdesk.services.webhooks import WebhookDispatch
+
+    return WebhookDispatch(
+        webhook_repository(),
+        delivery_queue=QueuePublisher(sqs_client(), _webhook_settings()[1]),
+        recipient_keys=recipient_keys,
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_sender() -> WebhookSender:
+    from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
+    from newsdesk.dal.webhook_client import WebhookClient
+    from newsdesk.services.webhooks import WebhookSender
+    from newsdesk.webhook_targets import TargetMode
+
+    settings = get_settings()
+    queue_url = _webhook_settings()[1]
+    return WebhookSender(
+        webhook_repository(),
+        client=WebhookClient(TargetMode(settings.webhook_targets)),
+        delivery_queue=QueuePublisher(sqs_client(), queue_url),
+        received=ReceivedMessages(sqs_client(), queue_url),
+        secrets=webhook_secrets,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def change_events() -> ChangeEvents:
+    from newsdesk.dal.event_bus import EventBus, events_client
+    from newsdesk.errors import ConfigurationError
+    from newsdesk.services.events import ChangeEvents
+
+    settings = get_settings()
+    if not settings.event_bus_name:
+        raise ConfigurationError("EVENT_BUS_NAME is not set: this function publishes no events")
+    return ChangeEvents(EventBus(events_client(), settings.event_bus_name), site_base=settings.site_base)
+
+
+def reset_webhooks() -> None:
+    """Forget the cached events and webhook services (`reset` calls this too)."""
+    from newsdesk.dal.event_bus import events_client
+
+    factories = (webhook_repository, webhook_service, webhook_dispatch, webhook_sender, change_events, events_client)
+    for factory in factories:
+        factory.cache_clear()

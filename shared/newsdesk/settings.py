@@ -48,6 +48,18 @@ class Settings(BaseModel):
         default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
     )
     track_engagement: bool = False
+    # Webhooks (only the functions that publish or deliver events get these).
+    event_bus_name: str = Field(default="", description="the stack's EventBridge bus for Newsdesk's events")
+    webhooks_table: str = Field(default="", description="webhook endpoints and their deliveries")
+    webhook_delivery_queue_url: str = Field(default="", description="one message per delivery attempt")
+    webhook_retry_base_seconds: int = Field(
+        default=60, ge=0, le=900, description="the wait before a failed delivery's first retry; doubled each time"
+    )
+    webhook_targets: str = Field(
+        default="public",
+        pattern=r"^(public|public-and-loopback|loopback)$",
+        description="where webhooks may point: public https hosts; the local stack adds (or only allows) 127.0.0.1",
+    )
     publication_name: str = "Newsdesk"
     site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
 

@@ -81,7 +81,13 @@ def resolver(template: Template) -> Resolver:
     # frozen clock on.
     return local_resolver(
         api_url=API_URL,
-        parameters={"SendRatePerSecond": "5000", "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS)},
+        parameters={
+            "SendRatePerSecond": "5000",
+            "ReconciliationWindowSeconds": str(RECONCILIATION_WINDOW_SECONDS),
+            # Webhooks: retries at once (the schedule has tests of its own), and nothing but 127.0.0.1.
+            "WebhookRetryBaseSeconds": "0",
+            "WebhookTargets": "loopback",
+        },
         template=template,
     )
 

@@ -44,6 +44,7 @@ NAME_PROPERTIES = {
     "AWS::Scheduler::Schedule": "Name",
     "AWS::Scheduler::ScheduleGroup": "Name",
     "AWS::Events::Rule": "Name",
+    "AWS::Events::EventBus": "Name",
     "AWS::SSM::Parameter": "Name",
     "AWS::SecretsManager::Secret": "Name",
     "AWS::SES::ConfigurationSet": "Name",
@@ -252,7 +253,12 @@ def test_stream_batches_a_function_keeps_failing_on_are_recorded_in_a_queue(expa
         if "StreamArn" in json.dumps(body["Properties"]["EventSourceArn"])
     ]
 
-    assert sorted(mapping["FunctionName"]["Ref"] for mapping in streams) == ["FanoutFunction", "TallyFunction"]
+    # EventsFunction reads three streams (articles, subscribers, publications) for Newsdesk's events.
+    assert sorted(mapping["FunctionName"]["Ref"] for mapping in streams) == [
+        *["EventsFunction"] * 3,
+        "FanoutFunction",
+        "TallyFunction",
+    ]
     for mapping in streams:
         queue = target_of(mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"))
         assert queue in resources(expanded, QUEUE)
@@ -359,7 +365,11 @@ def test_ses_reputation_alarms_fire_well_before_aws_pauses_sending(
 def test_a_stalled_stream_raises_an_alarm(expanded: dict[str, Any]) -> None:
     ages = [a for a in alarms(expanded).values() if a["MetricName"] == "IteratorAge"]
 
-    assert sorted(alarm["Dimensions"][0]["Value"]["Ref"] for alarm in ages) == ["FanoutFunction", "TallyFunction"]
+    assert sorted(alarm["Dimensions"][0]["Value"]["Ref"] for alarm in ages) == [
+        "EventsFunction",
+        "FanoutFunction",
+        "TallyFunction",
+    ]
     # Well within the streams' 24 hours, after which unread records are gone.
     assert all(float(alarm["Threshold"]) <= 60 * 60 * 1000 for alarm in ages)
 
@@ -377,7 +387,7 @@ def test_every_queue_nothing_reads_has_an_alarm_on_what_waits_in_it(expanded: di
         for dimension in alarm["Dimensions"]
     }
 
-    assert len(dead_letter_queues) == 6
+    assert len(dead_letter_queues) == 9  # 6, and the events' and the two webhook queues' dead letters
     assert dead_letter_queues <= watched
 
 

@@ -107,3 +107,17 @@ def test_stream_records_are_freed_once_read_and_models_are_not_tracked(dynamodb:
     shard = dynamodb_backends["123456789012"][REGION].tables["notes"].stream_shard
     assert all(record is None for record in shard.items)  # what was read is freed
     assert len(Item.instances_tracked) == tracked  # type: ignore[attr-defined]
+
+
+def test_a_record_is_freed_only_once_every_reader_of_the_stream_read_it(dynamodb: Any) -> None:
+    # PublicationsTable's stream has two readers (fan-out and the events): the slower one still gets it all.
+    fast, slow = stream_reader(dynamodb), stream_reader(dynamodb)
+    for number in range(5):
+        dynamodb.put_item(TableName="notes", Item={"pk": {"S": f"n{number}"}})
+
+    assert len(fast()) == 5
+    shard = dynamodb_backends["123456789012"][REGION].tables["notes"].stream_shard
+    assert all(record is not None for record in shard.items)  # the slow reader has not read them yet
+    assert len(slow()) == 5
+    assert fast() == slow() == []
+    assert all(record is None for record in shard.items)

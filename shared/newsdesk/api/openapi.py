@@ -19,7 +19,7 @@ VERSION = "1.0.0"
 
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
-    from newsdesk.api import deliveries, editor, public, subscriptions, uploads
+    from newsdesk.api import deliveries, editor, public, subscriptions, uploads, webhooks
 
     app = create_resolver()
     for router in (
@@ -29,6 +29,7 @@ def openapi_json() -> str:
         subscriptions.admin_router,
         uploads.router,
         deliveries.router,
+        webhooks.router,
     ):
         app.include_router(router)
     return app.get_openapi_json_schema(

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from newsdesk.api.resolver import documented
-from newsdesk.dependencies import delivery_reports, subscription_service
+from newsdesk.dependencies import delivery_reports, subscription_service, webhook_service
 from newsdesk.models.subscribers import (
     Frequency,
     SubscribeAccepted,
@@ -24,6 +24,7 @@ from newsdesk.models.subscribers import (
 from newsdesk.services.delivery import DeliveryReports
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, SubscriptionService
+from newsdesk.services.webhooks import WebhookService
 from newsdesk.settings import get_settings
 from newsdesk.templating import render
 
@@ -32,6 +33,7 @@ admin_router = Router()
 
 Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
 Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
+Webhooks = Annotated[WebhookService, Depends(webhook_service)]
 Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
 HTML = "text/html; charset=utf-8"
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -261,8 +263,11 @@ def export_subscribers(
     security=BEARER,
     responses=documented(204, "Erased.", 401, 403, 404, 503),
 )
-def erase_subscriber(email: str, subscriptions: Subscriptions, deliveries: Deliveries) -> Response[None]:
+def erase_subscriber(
+    email: str, subscriptions: Subscriptions, deliveries: Deliveries, webhooks: Webhooks
+) -> Response[None]:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
     subscriptions.erase(email)
     deliveries.forget(email)
+    webhooks.forget(email)  # the bodies of subscriber events kept for replays
     return Response(204)

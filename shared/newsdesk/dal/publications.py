@@ -443,15 +443,19 @@ class PublicationRepository:
         counts, _ = _counts(self._aggregates(delivery_id), int(item["total"]))
         if counts.queued or counts.pending:
             return False
+        # The final counts go in the same write as `done`: the table's stream hands both to the
+        # newsletter.finished event (services/events.py), so the event can never miss or mistake them.
+        final = counts.model_dump(exclude={"queued", "pending"})
         return self._update_if(
             Key=_key(delivery_id),
-            UpdateExpression="SET #state = :done, finished_at = :now REMOVE #open",
+            UpdateExpression="SET #state = :done, finished_at = :now, final_counts = :counts REMOVE #open",
             ConditionExpression="#state = :sending",
             ExpressionAttributeNames={"#state": "state", "#open": "open"},
             ExpressionAttributeValues={
                 ":done": {"S": DeliveryState.DONE.value},
                 ":sending": {"S": DeliveryState.SENDING.value},
                 ":now": {"S": iso(now)},
+                ":counts": to_attributes({"m": final})["m"],
             },
         )
 

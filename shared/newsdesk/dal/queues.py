@@ -92,3 +92,24 @@ class DeadLetterQueue:
                 return False
             raise
         return True
+
+
+MAX_VISIBILITY_SECONDS = 43200
+
+
+class ReceivedMessages:
+    """Messages a function received from its queue: one may be put back, to reappear after a while."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def postpone(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a received message for `seconds` (at most 12 hours, SQS's limit); the function then reports
+        it as failed, so the event source leaves it in the queue until then."""
+        with aws_errors():
+            self._client.change_message_visibility(
+                QueueUrl=self._url,
+                ReceiptHandle=receipt_handle,
+                VisibilityTimeout=max(0, min(MAX_VISIBILITY_SECONDS, seconds)),
+            )

@@ -1,0 +1,59 @@
+"""WebhooksFunction: events from the stack's bus (WebhookEventsQueue) are offered to the endpoints that asked
+for them; each delivery attempt (WebhookDeliveryQueue) is one signed POST (newsdesk.services.webhooks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from newsdesk.dependencies import webhook_dispatch, webhook_sender
+from newsdesk.models.events import EVENT_SOURCE, Event
+from newsdesk.models.webhooks import DeliveryTask
+from newsdesk.observability import logger, metrics, tracer
+from newsdesk.services.webhooks import ReceivedTask
+from newsdesk.settings import get_settings
+
+
+def bus_event(record: dict[str, Any]) -> Event | None:
+    """The Newsdesk event in an EventBridge envelope; None (logged) for anything else."""
+    try:
+        envelope = json.loads(record.get("body") or "")
+        if envelope.get("source") != EVENT_SOURCE:
+            raise ValueError("not a Newsdesk event")
+        return Event.model_validate(envelope["detail"])
+    except (ValueError, KeyError, TypeError, AttributeError, ValidationError):
+        logger.warning("ignored a message that is no Newsdesk event", extra={"message_id": record.get("messageId")})
+        return None
+
+
+def delivery_task(record: dict[str, Any]) -> ReceivedTask | None:
+    try:
+        return ReceivedTask(DeliveryTask.model_validate_json(record.get("body") or ""), str(record["receiptHandle"]))
+    except (ValidationError, KeyError):
+        logger.warning("ignored a message that is no delivery task", extra={"message_id": record.get("messageId")})
+        return None
+
+
+def _queue_name(url_or_arn: str) -> str:
+    return url_or_arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    records = event.get("Records") or []
+    if not records:
+        return {"batchItemFailures": []}
+    if _queue_name(str(records[0].get("eventSourceARN", ""))) == _queue_name(get_settings().webhook_delivery_queue_url):
+        received = {id(task): (task, record) for record in records if (task := delivery_task(record)) is not None}
+        later = webhook_sender().run([task for task, _ in received.values()])
+        failed = [received[id(task)][1]["messageId"] for task in later]
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    # Events from the bus: a failure is the whole batch's (retried as one; dispatch is safe to repeat).
+    webhook_dispatch().dispatch([found for record in records if (found := bus_event(record)) is not None])
+    return {"batchItemFailures": []}

@@ -1,0 +1,128 @@
+"""Editor routes for webhooks: register endpoints, test them, follow and replay their deliveries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from newsdesk.api.editor import AUTH_ERRORS, BEARER
+from newsdesk.api.resolver import documented
+from newsdesk.dependencies import webhook_service
+from newsdesk.models.webhooks import (
+    CreateWebhookRequest,
+    SendAccepted,
+    UpdateWebhookRequest,
+    Webhook,
+    WebhookCreated,
+    WebhookDeliveryPage,
+    WebhookPage,
+)
+from newsdesk.services.webhooks import WebhookService
+
+router = Router()
+
+Webhooks = Annotated[WebhookService, Depends(webhook_service)]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
+TAGS = ["Webhooks"]
+
+
+@router.post(
+    "/admin/webhooks",
+    summary="Register a webhook endpoint (its signing secret is in this answer only)",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(201, "The endpoint, with its `secret`.", *AUTH_ERRORS, 400, 409, 415, 503),
+)
+def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks) -> Response[WebhookCreated]:
+    created = webhooks.create(request)
+    # The secret is shown once: no cache, no proxy, may keep this answer.
+    headers = {"Location": f"/admin/webhooks/{created.id}", "Cache-Control": "no-store"}
+    return Response(201, content_types.APPLICATION_JSON, created, headers=headers)
+
+
+@router.get(
+    "/admin/webhooks",
+    summary="List webhook endpoints, newest first",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(200, "One page of endpoints.", *AUTH_ERRORS, 503),
+)
+def list_webhooks(
+    webhooks: Webhooks, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
+) -> WebhookPage:
+    items, next_cursor = webhooks.page(limit=limit, cursor=cursor)
+    return WebhookPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/admin/webhooks/<webhook_id>",
+    summary="Read one webhook endpoint (whether it is enabled, and why not)",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(200, "The endpoint.", *AUTH_ERRORS, 404, 503),
+)
+def get_webhook(webhook_id: str, webhooks: Webhooks) -> Webhook:
+    return webhooks.get(webhook_id)
+
+
+@router.patch(
+    "/admin/webhooks/<webhook_id>",
+    summary="Change an endpoint's URL, events or description; `enabled: true` turns it back on",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(200, "The changed endpoint.", *AUTH_ERRORS, 400, 404, 409, 415, 503),
+)
+def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks) -> Webhook:
+    return webhooks.update(webhook_id, request)
+
+
+@router.delete(
+    "/admin/webhooks/<webhook_id>",
+    summary="Delete an endpoint (nothing more is sent to it)",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
+)
+def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
+    webhooks.delete(webhook_id)
+    return Response(204)
+
+
+@router.post(
+    "/admin/webhooks/<webhook_id>/test",
+    summary="Send the endpoint a `ping` event",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(202, "Queued; its attempts are listed in the endpoint's deliveries.", *AUTH_ERRORS, 404, 503),
+)
+def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
+    return Response(202, content_types.APPLICATION_JSON, webhooks.send_test(webhook_id))
+
+
+@router.get(
+    "/admin/webhooks/<webhook_id>/deliveries",
+    summary="The endpoint's deliveries, newest first, each with its attempts and next retry",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(200, "One page of deliveries.", *AUTH_ERRORS, 404, 503),
+)
+def list_webhook_deliveries(
+    webhook_id: str, webhooks: Webhooks, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
+) -> WebhookDeliveryPage:
+    items, next_cursor = webhooks.deliveries(webhook_id, limit=limit, cursor=cursor)
+    return WebhookDeliveryPage(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/admin/webhooks/<webhook_id>/deliveries/<event_id>/replay",
+    summary="Send a delivery again: the same event and id, with new retries",
+    tags=TAGS,
+    security=BEARER,
+    responses=documented(202, "Queued.", *AUTH_ERRORS, 404, 409, 503),
+)
+def replay_webhook_delivery(webhook_id: str, event_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
+    return Response(202, content_types.APPLICATION_JSON, webhooks.replay(webhook_id, event_id))
