@@ -15,7 +15,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 
 from local.events import HttpRequest, http_api_event
 from local.server import match_route
-from local.template import Template, load_template
+from local.stack import project_template
+from local.template import Template
 from newsdesk import dependencies
 from newsdesk.api.openapi import openapi_json
 from newsdesk.api.resolver import create_resolver
@@ -114,7 +115,7 @@ def test_every_route_gets_its_path_parameter_exactly_as_api_gateway_decoded_it(v
 def test_no_handler_decodes_a_path_parameter_again() -> None:
     # Every template route with a {parameter} is served by a handler taking it as it comes; a second
     # decoding anywhere in the routes' modules is the mistake this guards against.
-    template: Template = load_template(ROOT / "template.yaml")
+    template: Template = project_template()
     assert any("{" in route.path for route in template.routes)
     for module in sorted((ROOT / "shared" / "newsdesk" / "api").glob("*.py")):
         source = module.read_text()
@@ -145,9 +146,9 @@ def routes_reading_json() -> list[tuple[str, str]]:
 
 JSON_ROUTES = routes_reading_json()
 OTHER_BODY_ROUTES = sorted(
-    {(route.method, route.path) for route in load_template(ROOT / "template.yaml").routes}
+    {(route.method, route.path) for route in project_template().routes}
     - set(JSON_ROUTES)
-    - {(route.method, route.path) for route in load_template(ROOT / "template.yaml").routes
+    - {(route.method, route.path) for route in project_template().routes
        if route.method not in ("POST", "PUT", "PATCH")}
 )  # fmt: skip
 DEEP_BODIES = [deep_json(1000), deep_json(100_000), deep_object(3000)]

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from local.template import BUCKET, FUNCTION, LOG_GROUP, QUEUE, TABLE, Resource, Template, load_template, load_yaml
+from local import stack
+from local.template import BUCKET, FUNCTION, LOG_GROUP, QUEUE, TABLE, Resource, Template, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
@@ -212,7 +213,7 @@ CHECKS: dict[str, Check] = {
 
 @pytest.fixture(scope="module")
 def project_template() -> Template:
-    return load_template(ROOT / "template.yaml")
+    return stack.project_template()
 
 
 @pytest.mark.parametrize("name", CHECKS)
