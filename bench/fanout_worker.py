@@ -261,7 +261,7 @@ def _confirmed_item(stack: Stack) -> dict[str, Any]:
     from newsdesk.dal.dynamodb import dynamodb_client
     from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 
-    repository, now = stack.dependencies.subscriber_repository(), utc_now()
+    repository, now = stack.dependencies.container().subscriber_repository, utc_now()
     pending = Subscriber(
         email=email_of(0),
         name=name_of(0),

@@ -105,7 +105,7 @@ class Setup:
         self.context = LambdaContext(
             resolver.physical_name(FUNCTION), memory_limit_in_mb=function.memory_size, timeout_seconds=3600
         )
-        self.client = dependencies.dynamodb_client()  # the client the handler's repository uses
+        self.client = dependencies.container().dynamodb  # the client the handler's repository uses
 
     def request(self) -> dict[str, Any]:
         reply = self.handler(self.event, self.context)

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dependencies import token_service
+from newsdesk.dependencies import container
 from newsdesk.observability import logger
 
 
@@ -28,7 +28,7 @@ def bearer_token(header: str | None) -> str | None:
 @event_source(data_class=APIGatewayAuthorizerEventV2)
 def lambda_handler(event: APIGatewayAuthorizerEventV2, context: LambdaContext) -> dict[str, Any]:
     token = bearer_token(event.headers.get("authorization"))
-    allowed = token is not None and token_service().is_valid(token)
+    allowed = token is not None and container().token_service.is_valid(token)
     if not allowed:
         logger.info("editor request refused", extra={"route": event.route_key})
     return APIGatewayAuthorizerResponseV2(authorize=allowed).asdict()

@@ -12,10 +12,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dependencies import change_events
+from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
 from newsdesk.services.events import ChangeSource, StreamChange
-from newsdesk.settings import get_settings
+from newsdesk.settings import ArticleSettings, PublicationSettings, SubscriberSettings
 
 
 def _plain(value: Any) -> Any:
@@ -31,11 +31,11 @@ def _plain(value: Any) -> Any:
 
 def _source(stream_arn: str) -> ChangeSource | None:
     table = stream_arn.split(":table/", 1)[-1].split("/", 1)[0]
-    settings = get_settings()
+    settings = container().settings
     return {
-        settings.articles_table: ChangeSource.ARTICLES,
-        settings.subscribers_table: ChangeSource.SUBSCRIBERS,
-        settings.publications_table: ChangeSource.PUBLICATIONS,
+        settings(ArticleSettings).articles_table: ChangeSource.ARTICLES,
+        settings(SubscriberSettings).subscribers_table: ChangeSource.SUBSCRIBERS,
+        settings(PublicationSettings).publications_table: ChangeSource.PUBLICATIONS,
     }.get(table)
 
 
@@ -61,6 +61,6 @@ def stream_change(raw: dict[str, Any]) -> StreamChange | None:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     changes = [change for raw in event.get("Records") or [] if (change := stream_change(raw)) is not None]
-    first_failed = change_events().publish(changes)
+    first_failed = container().change_events.publish(changes)
     # The stream gives back the first change not on the bus, and every later one (they stay in order).
     return {"batchItemFailures": [{"itemIdentifier": first_failed}] if first_failed else []}

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dependencies import fanout_service
+from newsdesk.dependencies import container
 from newsdesk.models.delivery import FanoutTask
 from newsdesk.models.subscribers import Frequency
 from newsdesk.observability import logger, tracer
@@ -25,12 +25,12 @@ def start_delivery(record: DynamoDBRecord) -> None:
     if not image or "pk" not in image:
         logger.warning("stream record without a delivery ignored", extra={"event_id": record.event_id})
         return
-    fanout_service().start(str(image["pk"]), Frequency(str(image.get("frequency", Frequency.INSTANT.value))))
+    container().fanout_service.start(str(image["pk"]), Frequency(str(image.get("frequency", Frequency.INSTANT.value))))
 
 
 def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:
     task = FanoutTask.model_validate_json(record.body)
-    fanout_service().run(
+    container().fanout_service.run(
         task,
         task_owner=record.message_id,
         seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dependencies import mailer_service
+from newsdesk.dependencies import container
 from newsdesk.models.delivery import SendBatch
 from newsdesk.observability import logger, tracer
 
@@ -22,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def send_batch(record: SQSRecord, lambda_context: LambdaContext) -> None:
     batch = SendBatch.model_validate_json(record.body)
-    mailer_service().deliver(batch, seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
+    container().mailer_service.deliver(batch, seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
 
 
 @logger.inject_lambda_context

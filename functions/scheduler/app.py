@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from newsdesk.dependencies import article_service, digest_service, housekeeping
+from newsdesk.dependencies import container
 from newsdesk.observability import logger, metrics, tracer
 
 
@@ -28,10 +28,10 @@ class ScheduledJob(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = ScheduledJob.model_validate(event)
     if job.job == "publish-due":
-        published = article_service().publish_due()
+        published = container().article_service.publish_due()
         return {"published": [article.id for article in published]}
     if job.job == "digest":
-        return {"articles": digest_service().run(job.scheduled_time or "manual")}
+        return {"articles": container().digest_service.run(job.scheduled_time or "manual")}
     if job.job == "housekeeping":
-        return housekeeping().run()
+        return container().housekeeping.run()
     raise ValueError(f"unknown job {job.job!r}")

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dependencies import ses_feedback
+from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
 from newsdesk.services.ses_feedback import SesEvent
 
@@ -28,7 +28,7 @@ def handle_event(record: SQSRecord) -> None:
     if not isinstance(detail, dict):
         logger.warning("ignored a message that is no SES event", extra={"message_id": record.message_id})
         return
-    ses_feedback().handle(SesEvent(detail))
+    container().ses_feedback.handle(SesEvent(detail))
 
 
 @logger.inject_lambda_context

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dependencies import tally
+from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
 from newsdesk.services.delivery import LedgerChange
 
@@ -44,5 +44,5 @@ def ledger_change(record: dict[str, Any]) -> LedgerChange | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     changes = [change for record in event.get("Records") or [] if (change := ledger_change(record))]
     if changes:
-        tally().apply(str(event["shardId"]), changes)
+        container().tally.apply(str(event["shardId"]), changes)
     return {"state": {}}

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
-from newsdesk.dependencies import upload_service
+from newsdesk.dependencies import container
 from newsdesk.models.uploads import ImportTask, ObjectUpload
 from newsdesk.observability import logger, metrics, tracer
 
@@ -40,7 +40,7 @@ def object_upload(record: S3EventRecord) -> ObjectUpload:
 
 
 def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    upload_service().run_task(
+    container().upload_service.run_task(
         tasks.validate_json(record.body),
         seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
     )
@@ -53,7 +53,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     records = event.get("Records") or [{}]
     if records[0].get("eventSource") == "aws:sqs":
         return process_partial_response(event=event, record_handler=run_task, processor=processor, context=context)
-    service = upload_service()
+    service = container().upload_service
     applied = []
     for record in S3Event(event).records:
         upload = service.receive(

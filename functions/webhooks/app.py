@@ -10,12 +10,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from newsdesk.dependencies import webhook_dispatch, webhook_sender
+from newsdesk.dependencies import container
 from newsdesk.models.events import EVENT_SOURCE, Event
 from newsdesk.models.webhooks import DeliveryTask
 from newsdesk.observability import logger, metrics, tracer
 from newsdesk.services.webhooks import ReceivedTask
-from newsdesk.settings import get_settings
+from newsdesk.settings import WebhookSettings
 
 
 def bus_event(record: dict[str, Any]) -> Event | None:
@@ -49,11 +49,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     records = event.get("Records") or []
     if not records:
         return {"batchItemFailures": []}
-    if _queue_name(str(records[0].get("eventSourceARN", ""))) == _queue_name(get_settings().webhook_delivery_queue_url):
+    delivery_queue = container().settings(WebhookSettings).webhook_delivery_queue_url
+    if _queue_name(str(records[0].get("eventSourceARN", ""))) == _queue_name(delivery_queue):
         received = {id(task): (task, record) for record in records if (task := delivery_task(record)) is not None}
-        later = webhook_sender().run([task for task, _ in received.values()])
+        later = container().webhook_sender.run([task for task, _ in received.values()])
         failed = [received[id(task)][1]["messageId"] for task in later]
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
     # Events from the bus: a failure is the whole batch's (retried as one; dispatch is safe to repeat).
-    webhook_dispatch().dispatch([found for record in records if (found := bus_event(record)) is not None])
+    container().webhook_dispatch.dispatch([found for record in records if (found := bus_event(record)) is not None])
     return {"batchItemFailures": []}

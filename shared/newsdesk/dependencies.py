@@ -1,19 +1,39 @@
-"""Services for the routes, built once per process from the settings; tests swap them through
-`app.dependency_overrides` or by clearing these caches.
+"""The container: every service a function may use, each built on first use from the settings it needs and
+kept for the life of the execution environment. `container()` is the process's one; `reset()` starts a new
+one (tests do, after changing the environment), so nothing cached can survive a reset.
 
-Each factory imports the classes it builds when it is first called: every function imports this module,
-and importing every service for every function made each cold start pay for all of them (bench/cold_start.py).
+Each property imports the classes it builds when it is first used: every function imports this module, and
+importing every service for every function would make each cold start pay for all of them.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
-from newsdesk.dal.dynamodb import dynamodb_client
-from newsdesk.dal.email import ses_client
-from newsdesk.dal.queues import sqs_client
-from newsdesk.settings import get_settings
+from newsdesk.settings import (
+    ArticleSettings,
+    EmailSettings,
+    EngagementSettings,
+    EventBusSettings,
+    FanoutSettings,
+    LedgerSettings,
+    LinkSettings,
+    MailerSettings,
+    PublicationSettings,
+    RedriveSettings,
+    SecretSettings,
+    SendRateSettings,
+    SettingsT,
+    SignupLimitSettings,
+    SiteSettings,
+    SubscriberSettings,
+    TokenSettings,
+    UploadSettings,
+    WebhookSettings,
+    read_settings,
+)
 
 if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
@@ -37,380 +57,386 @@ if TYPE_CHECKING:
     from newsdesk.services.webhooks import WebhookDispatch, WebhookSecrets, WebhookSender, WebhookService
 
 
-@lru_cache(maxsize=1)
-def article_repository() -> ArticleRepository:
-    from newsdesk.dal.articles import ArticleRepository
+class Container:
+    def __init__(self) -> None:
+        self._settings: dict[type, Any] = {}
 
-    return ArticleRepository(dynamodb_client(), get_settings().articles_table)
+    def settings(self, kind: type[SettingsT]) -> SettingsT:
+        """`kind` read from the environment on first use (a ConfigurationError names what is missing)."""
+        if kind not in self._settings:
+            self._settings[kind] = read_settings(kind)
+        return cast("SettingsT", self._settings[kind])
 
+    # ------------------------------------------------------------------------------------------ clients
+    # One client per service and process; each honours AWS_ENDPOINT_URL, which is how the local stack is
+    # reached. A test may replace one (`container().ses = stand_in`) before the services using it are built.
+    @cached_property
+    def dynamodb(self) -> Any:
+        from newsdesk.dal.dynamodb import dynamodb_client
 
-@lru_cache(maxsize=1)
-def subscriber_repository() -> SubscriberRepository:
-    from newsdesk.dal.subscribers import SubscriberRepository
+        return dynamodb_client()
 
-    return SubscriberRepository(dynamodb_client(), get_settings().subscribers_table)
+    @cached_property
+    def ses(self) -> Any:
+        from newsdesk.dal.email import ses_client
 
+        return ses_client()
 
-@lru_cache(maxsize=1)
-def publication_repository() -> PublicationRepository:
-    from newsdesk.dal.publications import PublicationRepository
-    from newsdesk.dal.subscribers import FANOUT_SHARDS
+    @cached_property
+    def sqs(self) -> Any:
+        from newsdesk.dal.queues import sqs_client
 
-    return PublicationRepository(dynamodb_client(), get_settings().publications_table, shards=FANOUT_SHARDS)
+        return sqs_client()
 
+    @cached_property
+    def s3(self) -> Any:
+        from newsdesk.dal.uploads import s3_client
 
-@lru_cache(maxsize=1)
-def ledger_repository() -> LedgerRepository:
-    from newsdesk.dal.ledger import LedgerRepository
+        return s3_client()
 
-    return LedgerRepository(dynamodb_client(), get_settings().deliveries_table)
+    @cached_property
+    def events(self) -> Any:
+        from newsdesk.dal.event_bus import events_client
 
+        return events_client()
 
-@lru_cache(maxsize=1)
-def article_service() -> ArticleService:
-    from newsdesk.services.articles import ArticleService
+    # ------------------------------------------------------------------------------------- repositories
+    @cached_property
+    def article_repository(self) -> ArticleRepository:
+        from newsdesk.dal.articles import ArticleRepository
 
-    settings = get_settings()
-    return ArticleService(
-        article_repository(), publications_table=settings.publications_table, media_base_url=settings.media_base_url
-    )
+        return ArticleRepository(self.dynamodb, self.settings(ArticleSettings).articles_table)
 
+    @cached_property
+    def subscriber_repository(self) -> SubscriberRepository:
+        from newsdesk.dal.subscribers import SubscriberRepository
 
-@lru_cache(maxsize=1)
-def token_service() -> TokenService:
-    from newsdesk.dal.tokens import TokenRepository
-    from newsdesk.services.tokens import TokenService
+        return SubscriberRepository(self.dynamodb, self.settings(SubscriberSettings).subscribers_table)
 
-    return TokenService(TokenRepository(dynamodb_client(), get_settings().tokens_table))
+    @cached_property
+    def publication_repository(self) -> PublicationRepository:
+        from newsdesk.dal.publications import PublicationRepository
+        from newsdesk.dal.subscribers import FANOUT_SHARDS
 
+        table = self.settings(PublicationSettings).publications_table
+        return PublicationRepository(self.dynamodb, table, shards=FANOUT_SHARDS)
 
-def link_signer() -> LinkSigner:
-    """Built per use: the secret and the API URL come from Powertools' parameter cache (5 minutes)."""
-    from newsdesk.dal.parameters import api_base_url, signing_secret
-    from newsdesk.services.links import LinkSigner
+    @cached_property
+    def ledger_repository(self) -> LedgerRepository:
+        from newsdesk.dal.ledger import LedgerRepository
 
-    settings = get_settings()
-    return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
+        return LedgerRepository(self.dynamodb, self.settings(LedgerSettings).deliveries_table)
 
+    @cached_property
+    def webhook_repository(self) -> WebhookRepository:
+        from newsdesk.dal.webhooks import WebhookRepository
 
-def recipient_keys() -> RecipientKeys:
-    """Built per use, like the link signer: the key is derived from the signing secret (cached 5 minutes)."""
-    from newsdesk.dal.parameters import signing_secret
-    from newsdesk.services.recipients import RecipientKeys
+        return WebhookRepository(self.dynamodb, self.settings(WebhookSettings).webhooks_table)
 
-    return RecipientKeys(signing_secret(get_settings().signing_secret_arn))
+    # --------------------------------------------------------------- built per use: secrets are cached
+    # by Powertools' parameter cache (5 minutes), so a rotated secret is picked up without a cold start.
+    def link_signer(self) -> LinkSigner:
+        from newsdesk.dal.parameters import api_base_url, signing_secret
+        from newsdesk.services.links import LinkSigner
 
+        settings = self.settings(LinkSettings)
+        return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
 
-@lru_cache(maxsize=1)
-def email_composer() -> EmailComposer:
-    from newsdesk.services.emails import EmailComposer
-
-    settings = get_settings()
-    return EmailComposer(
-        sender=settings.sender_address, publication=settings.publication_name, site_url=settings.site_base
-    )
-
-
-@lru_cache(maxsize=1)
-def ses_sender() -> SesSender:
-    from newsdesk.dal.email import SesSender
-
-    return SesSender(ses_client(), configuration_set=get_settings().ses_configuration_set)
-
-
-@lru_cache(maxsize=1)
-def confirmation_limits() -> ConfirmationLimits:
-    from newsdesk.dal.limits import RateLimitRepository
-    from newsdesk.errors import ConfigurationError
-    from newsdesk.services.limits import ConfirmationLimits, LimitSettings
-
-    settings = get_settings()
-    if not settings.rate_limits_table:
-        raise ConfigurationError("RATE_LIMITS_TABLE is not set: this function cannot send confirmations")
-    return ConfirmationLimits(
-        RateLimitRepository(dynamodb_client(), settings.rate_limits_table),
-        LimitSettings(
-            per_mailbox_per_day=settings.confirmations_per_mailbox_per_day,
-            per_source_per_hour=settings.confirmations_per_source_per_hour,
-            per_hour=settings.confirmations_per_hour,
-            exempt_loopback=settings.exempt_loopback_from_source_limit,
-        ),
-        links=link_signer,
-    )
-
-
-@lru_cache(maxsize=1)
-def subscription_service() -> SubscriptionService:
-    from newsdesk.services.subscriptions import SubscriptionService
-
-    return SubscriptionService(
-        subscriber_repository(),
-        sender=ses_sender(),
-        composer=email_composer(),
-        links=link_signer,
-        limits=confirmation_limits,
-    )
-
-
-@lru_cache(maxsize=1)
-def fanout_service() -> FanoutService:
-    from newsdesk.dal.queues import QueuePublisher
-    from newsdesk.services.delivery import FanoutService
-
-    settings = get_settings()
-    return FanoutService(
-        publications=publication_repository(),
-        subscribers=subscriber_repository(),
-        fanout_queue=QueuePublisher(sqs_client(), settings.fanout_queue_url),
-        send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
-    )
-
-
-@lru_cache(maxsize=1)
-def mailer_service() -> MailerService:
-    from datetime import timedelta
-
-    from newsdesk.dal.queues import QueuePublisher
-    from newsdesk.services.delivery import MailerService
-
-    settings = get_settings()
-    return MailerService(
-        publications=publication_repository(),
-        ledger=ledger_repository(),
-        subscribers=subscriber_repository(),
-        articles=article_repository(),
-        sender=ses_sender(),
-        composer=email_composer(),
-        links=link_signer,
-        recipient_keys=recipient_keys,
-        send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
-        rate=settings.mailer_rate,
-        reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
-    )
-
-
-@lru_cache(maxsize=1)
-def tally() -> Tally:
-    from newsdesk.services.delivery import Tally
-
-    return Tally(publications=publication_repository())
-
-
-@lru_cache(maxsize=1)
-def ses_feedback() -> SesFeedback:
-    from newsdesk.services.ses_feedback import SesFeedback
-
-    engagement = None
-    if get_settings().track_engagement:
+    def recipient_keys(self) -> RecipientKeys:
         from newsdesk.dal.parameters import signing_secret
-        from newsdesk.services.engagement import EngagementCounter
+        from newsdesk.services.recipients import RecipientKeys
 
-        engagement = EngagementCounter(publication_repository(), signing_secret(get_settings().signing_secret_arn))
-    return SesFeedback(ledger=ledger_repository(), suppress=subscription_service().suppress, engagement=engagement)
+        return RecipientKeys(signing_secret(self.settings(SecretSettings).signing_secret_arn))
+
+    def webhook_secrets(self) -> WebhookSecrets:
+        from newsdesk.dal.parameters import signing_secret
+        from newsdesk.services.webhooks import WebhookSecrets
+
+        return WebhookSecrets(signing_secret(self.settings(SecretSettings).signing_secret_arn))
+
+    # ----------------------------------------------------------------------------------------- services
+    @cached_property
+    def article_service(self) -> ArticleService:
+        from newsdesk.services.articles import ArticleService
+
+        return ArticleService(
+            self.article_repository,
+            publications_table=self.settings(PublicationSettings).publications_table,
+            media_base_url=self.settings(ArticleSettings).media_base_url,
+        )
+
+    @cached_property
+    def token_service(self) -> TokenService:
+        from newsdesk.dal.tokens import TokenRepository
+        from newsdesk.services.tokens import TokenService
+
+        return TokenService(TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table))
+
+    @cached_property
+    def email_composer(self) -> EmailComposer:
+        from newsdesk.services.emails import EmailComposer
+
+        site = self.settings(SiteSettings)
+        return EmailComposer(
+            sender=self.settings(EmailSettings).sender_address,
+            publication=site.publication_name,
+            site_url=site.site_base,
+        )
+
+    @cached_property
+    def ses_sender(self) -> SesSender:
+        from newsdesk.dal.email import SesSender
+
+        return SesSender(self.ses, configuration_set=self.settings(EmailSettings).ses_configuration_set)
+
+    @cached_property
+    def confirmation_limits(self) -> ConfirmationLimits:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import ConfirmationLimits, LimitSettings
+
+        settings = self.settings(SignupLimitSettings)
+        return ConfirmationLimits(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            LimitSettings(
+                per_mailbox_per_day=settings.confirmations_per_mailbox_per_day,
+                per_source_per_hour=settings.confirmations_per_source_per_hour,
+                per_hour=settings.confirmations_per_hour,
+                exempt_loopback=settings.exempt_loopback_from_source_limit,
+            ),
+            links=self.link_signer,
+        )
+
+    @cached_property
+    def subscription_service(self) -> SubscriptionService:
+        from newsdesk.services.subscriptions import SubscriptionService
+
+        return SubscriptionService(
+            self.subscriber_repository,
+            sender=self.ses_sender,
+            composer=self.email_composer,
+            links=self.link_signer,
+            # Only the functions that send confirmations have the limits' table: built when first needed.
+            limits=lambda: self.confirmation_limits,
+        )
+
+    @cached_property
+    def fanout_service(self) -> FanoutService:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.delivery import FanoutService
+
+        settings = self.settings(FanoutSettings)
+        return FanoutService(
+            publications=self.publication_repository,
+            subscribers=self.subscriber_repository,
+            fanout_queue=QueuePublisher(self.sqs, settings.fanout_queue_url),
+            send_queue=QueuePublisher(self.sqs, settings.send_queue_url),
+        )
+
+    @cached_property
+    def mailer_service(self) -> MailerService:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.delivery import MailerService
+
+        settings = self.settings(MailerSettings)
+        return MailerService(
+            publications=self.publication_repository,
+            ledger=self.ledger_repository,
+            subscribers=self.subscriber_repository,
+            articles=self.article_repository,
+            sender=self.ses_sender,
+            composer=self.email_composer,
+            links=self.link_signer,
+            recipient_keys=self.recipient_keys,
+            send_queue=QueuePublisher(self.sqs, settings.send_queue_url),
+            rate=self.settings(SendRateSettings).mailer_rate,
+            reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
+        )
+
+    @cached_property
+    def tally(self) -> Tally:
+        from newsdesk.services.delivery import Tally
+
+        return Tally(publications=self.publication_repository)
+
+    @cached_property
+    def ses_feedback(self) -> SesFeedback:
+        from newsdesk.services.ses_feedback import SesFeedback
+
+        engagement = None
+        if self.settings(EngagementSettings).track_engagement:
+            from newsdesk.dal.parameters import signing_secret
+            from newsdesk.services.engagement import EngagementCounter
+
+            secret = signing_secret(self.settings(SecretSettings).signing_secret_arn)
+            engagement = EngagementCounter(self.publication_repository, secret)
+        return SesFeedback(
+            ledger=self.ledger_repository, suppress=self.subscription_service.suppress, engagement=engagement
+        )
+
+    @cached_property
+    def delivery_reports(self) -> DeliveryReports:
+        from newsdesk.services.delivery import DeliveryReports
+
+        return DeliveryReports(
+            articles=self.article_repository,
+            publications=self.publication_repository,
+            ledger=self.ledger_repository,
+            sender=self.ses_sender,
+            composer=self.email_composer,
+            links=self.link_signer,
+            recipient_keys=self.recipient_keys,
+        )
+
+    @cached_property
+    def digest_service(self) -> DigestService:
+        from newsdesk.services.scheduling import DigestService
+
+        return DigestService(articles=self.article_repository, publications=self.publication_repository)
+
+    @cached_property
+    def dead_letter_redrive(self) -> DeadLetterRedrive:
+        from newsdesk.dal.queues import DeadLetterQueue
+        from newsdesk.dal.redrives import RedriveRounds
+        from newsdesk.services.scheduling import DeadLetterRedrive
+
+        settings = self.settings(RedriveSettings)
+        return DeadLetterRedrive(
+            [
+                DeadLetterQueue(self.sqs, settings.fanout_dead_letter_queue_url),
+                DeadLetterQueue(self.sqs, settings.send_dead_letter_queue_url),
+            ],
+            RedriveRounds(self.dynamodb, self.settings(PublicationSettings).publications_table),
+        )
+
+    @cached_property
+    def housekeeping(self) -> Housekeeping:
+        from newsdesk.services.scheduling import Housekeeping
+
+        return Housekeeping(
+            publications=self.publication_repository, fanout=self.fanout_service, redrive=self.dead_letter_redrive.run
+        )
+
+    @cached_property
+    def upload_service(self) -> UploadService:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.dal.uploads import UploadObjects, UploadRepository
+        from newsdesk.services.imports import SubscriberImporter
+        from newsdesk.services.uploads import UploadService
+
+        settings = self.settings(UploadSettings)
+        uploads = UploadRepository(self.dynamodb, settings.uploads_table, retention_days=settings.upload_retention_days)
+        objects = UploadObjects(self.s3)
+        importer = SubscriberImporter(
+            uploads=uploads,
+            objects=objects,
+            subscribers=self.subscriber_repository,
+            subscriptions=self.subscription_service,
+            chunks=QueuePublisher(self.sqs, settings.import_queue_url),
+            confirmations=QueuePublisher(self.sqs, settings.confirmation_queue_url),
+            # Each consumer sends at one mailer's share of the SES rate (the queue allows two at once).
+            confirmation_rate=self.settings(SendRateSettings).mailer_rate,
+        )
+        return UploadService(
+            uploads=uploads,
+            objects=objects,
+            articles=self.article_service,
+            importer=importer,
+            default_author=self.settings(SiteSettings).publication_name,
+        )
+
+    # -------------------------------------------------------------------------------- events, webhooks
+    @cached_property
+    def change_events(self) -> ChangeEvents:
+        from newsdesk.dal.event_bus import EventBus
+        from newsdesk.services.events import ChangeEvents
+
+        bus = EventBus(self.events, self.settings(EventBusSettings).event_bus_name)
+        return ChangeEvents(bus, site_base=self.settings(SiteSettings).site_base)
+
+    @cached_property
+    def webhook_service(self) -> WebhookService:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.webhooks import WebhookService
+        from newsdesk.webhook_targets import TargetMode
+
+        settings = self.settings(WebhookSettings)
+        return WebhookService(
+            self.webhook_repository,
+            delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
+            secrets=self.webhook_secrets,
+            recipient_keys=self.recipient_keys,
+            mode=TargetMode(settings.webhook_targets),
+        )
+
+    @cached_property
+    def webhook_dispatch(self) -> WebhookDispatch:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.webhooks import WebhookDispatch
+
+        return WebhookDispatch(
+            self.webhook_repository,
+            delivery_queue=QueuePublisher(self.sqs, self.settings(WebhookSettings).webhook_delivery_queue_url),
+            recipient_keys=self.recipient_keys,
+        )
+
+    @cached_property
+    def webhook_sender(self) -> WebhookSender:
+        from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
+        from newsdesk.dal.webhook_client import WebhookClient
+        from newsdesk.services.webhooks import WebhookSender
+        from newsdesk.webhook_targets import TargetMode
+
+        settings = self.settings(WebhookSettings)
+        return WebhookSender(
+            self.webhook_repository,
+            client=WebhookClient(TargetMode(settings.webhook_targets)),
+            delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
+            received=ReceivedMessages(self.sqs, settings.webhook_delivery_queue_url),
+            secrets=self.webhook_secrets,
+            retry_base_seconds=settings.webhook_retry_base_seconds,
+        )
 
 
-@lru_cache(maxsize=1)
-def delivery_reports() -> DeliveryReports:
-    from newsdesk.services.delivery import DeliveryReports
-
-    return DeliveryReports(
-        articles=article_repository(),
-        publications=publication_repository(),
-        ledger=ledger_repository(),
-        sender=ses_sender(),
-        composer=email_composer(),
-        links=link_signer,
-        recipient_keys=recipient_keys,
-    )
+_current = Container()
 
 
-@lru_cache(maxsize=1)
-def digest_service() -> DigestService:
-    from newsdesk.services.scheduling import DigestService
-
-    return DigestService(articles=article_repository(), publications=publication_repository())
+def container() -> Container:
+    return _current
 
 
-@lru_cache(maxsize=1)
-def dead_letter_redrive() -> DeadLetterRedrive:
-    from newsdesk.dal.queues import DeadLetterQueue
-    from newsdesk.dal.redrives import RedriveRounds
-    from newsdesk.services.scheduling import DeadLetterRedrive
-
-    settings = get_settings()
-    return DeadLetterRedrive(
-        [
-            DeadLetterQueue(sqs_client(), settings.fanout_dead_letter_queue_url),
-            DeadLetterQueue(sqs_client(), settings.send_dead_letter_queue_url),
-        ],
-        RedriveRounds(dynamodb_client(), settings.publications_table),
-    )
-
-
-@lru_cache(maxsize=1)
-def housekeeping() -> Housekeeping:
-    from newsdesk.services.scheduling import Housekeeping
-
-    return Housekeeping(
-        publications=publication_repository(), fanout=fanout_service(), redrive=dead_letter_redrive().run
-    )
-
-
-@lru_cache(maxsize=1)
-def upload_service() -> UploadService:
-    from newsdesk.dal.queues import QueuePublisher
-    from newsdesk.dal.uploads import UploadObjects, UploadRepository, s3_client
-    from newsdesk.services.imports import SubscriberImporter
-    from newsdesk.services.uploads import UploadService
-
-    settings = get_settings()
-    uploads = UploadRepository(dynamodb_client(), settings.uploads_table, retention_days=settings.upload_retention_days)
-    objects = UploadObjects(s3_client())
-    importer = SubscriberImporter(
-        uploads=uploads,
-        objects=objects,
-        subscribers=subscriber_repository(),
-        subscriptions=subscription_service(),
-        chunks=QueuePublisher(sqs_client(), settings.import_queue_url),
-        confirmations=QueuePublisher(sqs_client(), settings.confirmation_queue_url),
-        # Each consumer sends at one mailer's share of the SES rate (the queue allows two at once).
-        confirmation_rate=settings.mailer_rate,
-    )
-    return UploadService(
-        uploads=uploads,
-        objects=objects,
-        articles=article_service(),
-        importer=importer,
-        default_author=settings.publication_name,
-    )
-
-
-def reset() -> None:
-    """Forget every cached service and parameter (tests call this after changing the environment)."""
+def reset() -> Container:
+    """A new container (and no cached parameters): what a new execution environment would start with."""
     from aws_lambda_powertools.utilities.parameters import clear_caches
 
-    from newsdesk.dal.uploads import s3_client
-
-    for factory in (
-        article_repository,
-        subscriber_repository,
-        publication_repository,
-        article_service,
-        token_service,
-        email_composer,
-        ses_sender,
-        confirmation_limits,
-        subscription_service,
-        ledger_repository,
-        fanout_service,
-        mailer_service,
-        tally,
-        ses_feedback,
-        delivery_reports,
-        digest_service,
-        dead_letter_redrive,
-        housekeeping,
-        upload_service,
-        get_settings,
-        dynamodb_client,
-        ses_client,
-        sqs_client,
-        s3_client,
-    ):
-        factory.cache_clear()
-    reset_webhooks()
+    global _current
+    _current = Container()
     clear_caches()
+    return _current
 
 
-# ---------------------------------------------------------------------------------- events and webhooks
+def site_settings() -> SiteSettings:
+    """The publication's name and site, which pages and the feed show."""
+    return _current.settings(SiteSettings)
 
 
-def _webhook_settings() -> tuple[str, str]:
-    from newsdesk.errors import ConfigurationError
-
-    settings = get_settings()
-    if not settings.webhooks_table or not settings.webhook_delivery_queue_url:
-        raise ConfigurationError("WEBHOOKS_TABLE and WEBHOOK_DELIVERY_QUEUE_URL are not set: no webhooks here")
-    return settings.webhooks_table, settings.webhook_delivery_queue_url
+# ------------------------------------------------------------------------------- for the routes' Depends
+# Powertools resolves `Depends(f)` by calling f() per request: each looks the service up in the current
+# container, so a reset reaches the routes too.
+def article_service() -> ArticleService:
+    return _current.article_service
 
 
-@lru_cache(maxsize=1)
-def webhook_repository() -> WebhookRepository:
-    from newsdesk.dal.webhooks import WebhookRepository
-
-    return WebhookRepository(dynamodb_client(), _webhook_settings()[0])
+def delivery_reports() -> DeliveryReports:
+    return _current.delivery_reports
 
 
-def webhook_secrets() -> WebhookSecrets:
-    """Built per use, like the link signer: the key is derived from the signing secret (cached 5 minutes)."""
-    from newsdesk.dal.parameters import signing_secret
-    from newsdesk.services.webhooks import WebhookSecrets
-
-    return WebhookSecrets(signing_secret(get_settings().signing_secret_arn))
+def subscription_service() -> SubscriptionService:
+    return _current.subscription_service
 
 
-@lru_cache(maxsize=1)
+def upload_service() -> UploadService:
+    return _current.upload_service
+
+
 def webhook_service() -> WebhookService:
-    from newsdesk.dal.queues import QueuePublisher
-    from newsdesk.services.webhooks import WebhookService
-    from newsdesk.webhook_targets import TargetMode
-
-    return WebhookService(
-        webhook_repository(),
-        delivery_queue=QueuePublisher(sqs_client(), _webhook_settings()[1]),
-        secrets=webhook_secrets,
-        recipient_keys=recipient_keys,
-        mode=TargetMode(get_settings().webhook_targets),
-    )
-
-
-@lru_cache(maxsize=1)
-def webhook_dispatch() -> WebhookDispatch:
-    from newsdesk.dal.queues import QueuePublisher
-    from newsdesk.services.webhooks import WebhookDispatch
-
-    return WebhookDispatch(
-        webhook_repository(),
-        delivery_queue=QueuePublisher(sqs_client(), _webhook_settings()[1]),
-        recipient_keys=recipient_keys,
-    )
-
-
-@lru_cache(maxsize=1)
-def webhook_sender() -> WebhookSender:
-    from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
-    from newsdesk.dal.webhook_client import WebhookClient
-    from newsdesk.services.webhooks import WebhookSender
-    from newsdesk.webhook_targets import TargetMode
-
-    settings = get_settings()
-    queue_url = _webhook_settings()[1]
-    return WebhookSender(
-        webhook_repository(),
-        client=WebhookClient(TargetMode(settings.webhook_targets)),
-        delivery_queue=QueuePublisher(sqs_client(), queue_url),
-        received=ReceivedMessages(sqs_client(), queue_url),
-        secrets=webhook_secrets,
-        retry_base_seconds=settings.webhook_retry_base_seconds,
-    )
-
-
-@lru_cache(maxsize=1)
-def change_events() -> ChangeEvents:
-    from newsdesk.dal.event_bus import EventBus, events_client
-    from newsdesk.errors import ConfigurationError
-    from newsdesk.services.events import ChangeEvents
-
-    settings = get_settings()
-    if not settings.event_bus_name:
-        raise ConfigurationError("EVENT_BUS_NAME is not set: this function publishes no events")
-    return ChangeEvents(EventBus(events_client(), settings.event_bus_name), site_base=settings.site_base)
-
-
-def reset_webhooks() -> None:
-    """Forget the cached events and webhook services (`reset` calls this too)."""
-    from newsdesk.dal.event_bus import events_client
-
-    factories = (webhook_repository, webhook_service, webhook_dispatch, webhook_sender, change_events, events_client)
-    for factory in factories:
-        factory.cache_clear()
+    return _current.webhook_service

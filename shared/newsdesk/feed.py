@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from feedgen.feed import FeedGenerator
 
-from newsdesk.settings import get_settings
+from newsdesk.dependencies import site_settings
 
 if TYPE_CHECKING:
     from newsdesk.services.articles import ArticleService
@@ -15,7 +15,7 @@ FEED_SIZE = 20
 
 
 def atom_feed(articles: ArticleService) -> str:
-    settings = get_settings()
+    settings = site_settings()
     site = settings.site_base
     items, _ = articles.list_public(tag=None, author=None, limit=FEED_SIZE, cursor=None)
     generator = FeedGenerator()

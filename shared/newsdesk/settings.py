@@ -1,57 +1,122 @@
-"""Configuration from environment variables, read once and validated at cold start."""
+"""Configuration from environment variables: one pydantic-settings class per concern, read and validated when
+the first service that needs it is built (newsdesk.dependencies), so each function reads only the variables
+it uses and a variable one function lacks cannot break another. Variable names are the upper-case field names.
+"""
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
+from typing import TypeVar
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsdesk.errors import ConfigurationError
 
 
-class Settings(BaseModel):
-    """Every variable the functions read; names are the upper-case field names."""
+class _Environment(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
+class SiteSettings(_Environment):
+    publication_name: str = "Newsdesk"
+    site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
+
+    @property
+    def site_base(self) -> str:
+        return str(self.site_url).rstrip("/")
+
+
+class ArticleSettings(_Environment):
     articles_table: str = Field(min_length=3)
-    publications_table: str = Field(min_length=3)
-    tokens_table: str = Field(min_length=3)
-    subscribers_table: str = Field(min_length=3)
-    deliveries_table: str = Field(min_length=3)
-    fanout_queue_url: str = Field(min_length=1)
-    send_queue_url: str = Field(min_length=1)
-    fanout_dead_letter_queue_url: str = Field(min_length=1)
-    send_dead_letter_queue_url: str = Field(min_length=1)
-    send_rate_per_second: float = Field(gt=0, description="the SES account's send rate, shared by the mailers")
-    mailer_concurrency: int = Field(ge=1)
-    sender_address: str = Field(min_length=3, description="verified SES sender, e.g. news@example.org")
-    ses_configuration_set: str = Field(min_length=1)
-    signing_secret_arn: str = Field(min_length=1)
-    api_url_parameter: str = Field(min_length=1, description="SSM parameter holding the API's base URL")
-    uploads_table: str = Field(min_length=3)
-    upload_retention_days: int = Field(default=90, ge=1)
-    import_queue_url: str = Field(min_length=1)
-    confirmation_queue_url: str = Field(min_length=1)
     media_base_url: str = Field(
         default="",
         pattern=r"^(https?://\S+)?$",
         description="address that serves the uploads bucket's media/ as <base>/media/...; empty: images stay relative",
     )
-    rate_limits_table: str = Field(default="", description="only the functions that send confirmations need it")
+
+
+class PublicationSettings(_Environment):
+    publications_table: str = Field(min_length=3)
+
+
+class SubscriberSettings(_Environment):
+    subscribers_table: str = Field(min_length=3)
+
+
+class TokenSettings(_Environment):
+    tokens_table: str = Field(min_length=3)
+
+
+class LedgerSettings(_Environment):
+    deliveries_table: str = Field(min_length=3)
+
+
+class SecretSettings(_Environment):
+    signing_secret_arn: str = Field(min_length=1)
+
+
+class LinkSettings(SecretSettings):
+    api_url_parameter: str = Field(min_length=1, description="SSM parameter holding the API's base URL")
+
+
+class EmailSettings(_Environment):
+    sender_address: str = Field(min_length=3, description="verified SES sender, e.g. news@example.org")
+    ses_configuration_set: str = Field(min_length=1)
+
+
+class SendRateSettings(_Environment):
+    send_rate_per_second: float = Field(gt=0, description="the SES account's send rate, shared by the mailers")
+    mailer_concurrency: int = Field(ge=1)
+
+    @property
+    def mailer_rate(self) -> float:
+        """Messages per second one mailer may send, so that all of them together stay within SES's rate."""
+        return self.send_rate_per_second / self.mailer_concurrency
+
+
+class FanoutSettings(_Environment):
+    fanout_queue_url: str = Field(min_length=1)
+    send_queue_url: str = Field(min_length=1)
+
+
+class MailerSettings(_Environment):
+    send_queue_url: str = Field(min_length=1)
+    reconciliation_window_seconds: int = Field(
+        default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
+    )
+
+
+class RedriveSettings(_Environment):
+    fanout_dead_letter_queue_url: str = Field(min_length=1)
+    send_dead_letter_queue_url: str = Field(min_length=1)
+
+
+class SignupLimitSettings(_Environment):
+    rate_limits_table: str = Field(min_length=3)
     confirmations_per_mailbox_per_day: int = Field(default=3, ge=1)
     confirmations_per_source_per_hour: int = Field(default=20, ge=1)
     confirmations_per_hour: int = Field(default=5000, ge=1)
     exempt_loopback_from_source_limit: bool = Field(default=False, description="the local stack only")
-    reconciliation_window_seconds: int = Field(
-        default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
-    )
+
+
+class UploadSettings(_Environment):
+    uploads_table: str = Field(min_length=3)
+    upload_retention_days: int = Field(default=90, ge=1)
+    import_queue_url: str = Field(min_length=1)
+    confirmation_queue_url: str = Field(min_length=1)
+
+
+class EngagementSettings(_Environment):
     track_engagement: bool = False
-    # Webhooks (only the functions that publish or deliver events get these).
-    event_bus_name: str = Field(default="", description="the stack's EventBridge bus for Newsdesk's events")
-    webhooks_table: str = Field(default="", description="webhook endpoints and their deliveries")
-    webhook_delivery_queue_url: str = Field(default="", description="one message per delivery attempt")
+
+
+class EventBusSettings(_Environment):
+    event_bus_name: str = Field(min_length=1, description="the stack's EventBridge bus for Newsdesk's events")
+
+
+class WebhookSettings(_Environment):
+    webhooks_table: str = Field(min_length=3, description="webhook endpoints and their deliveries")
+    webhook_delivery_queue_url: str = Field(min_length=1, description="one message per delivery attempt")
     webhook_retry_base_seconds: int = Field(
         default=60, ge=0, le=900, description="the wait before a failed delivery's first retry; doubled each time"
     )
@@ -60,23 +125,15 @@ class Settings(BaseModel):
         pattern=r"^(public|public-and-loopback|loopback)$",
         description="where webhooks may point: public https hosts; the local stack adds (or only allows) 127.0.0.1",
     )
-    publication_name: str = "Newsdesk"
-    site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
-
-    @property
-    def site_base(self) -> str:
-        return str(self.site_url).rstrip("/")
-
-    @property
-    def mailer_rate(self) -> float:
-        """Messages per second one mailer may send, so that all of them together stay within SES's rate."""
-        return self.send_rate_per_second / self.mailer_concurrency
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
+SettingsT = TypeVar("SettingsT", bound=_Environment)
+
+
+def read_settings(kind: type[SettingsT]) -> SettingsT:
+    """`kind` read from the environment now; a missing or invalid variable is a ConfigurationError naming it."""
     try:
-        return Settings.model_validate({name.lower(): value for name, value in os.environ.items()})
+        return kind()
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise ConfigurationError(f"invalid or missing environment variables: {problems}") from exc

@@ -91,7 +91,7 @@ def test_ses_feedback_finds_the_address_however_it_is_written(stack: Stack, repo
 
     stack.invoke("SesEventsFunction", ses_bounce(reported))
 
-    assert dependencies.subscriber_repository().get(IDN_STORED).status.value == "bounced"  # type: ignore[union-attr]
+    assert dependencies.container().subscriber_repository.get(IDN_STORED).status.value == "bounced"  # type: ignore[union-attr]
 
 
 def test_ses_feedback_about_an_address_that_could_never_be_stored_changes_nothing(stack: Stack) -> None:
@@ -99,7 +99,7 @@ def test_ses_feedback_about_an_address_that_could_never_be_stored_changes_nothin
 
     stack.invoke("SesEventsFunction", ses_bounce("not an address"))
 
-    assert dependencies.subscriber_repository().get("reader@example.org").status.value == "pending"  # type: ignore[union-attr]
+    assert dependencies.container().subscriber_repository.get("reader@example.org").status.value == "pending"  # type: ignore[union-attr]
 
 
 def test_the_test_email_takes_the_same_addresses(stack: Stack) -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from newsdesk import dependencies
 from newsdesk.cli import main
-from newsdesk.dal.dynamodb import dynamodb_client
 from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.rendering import make_slug
+from newsdesk.settings import ArticleSettings
 from tests.integration.conftest import Reply, Stack
 from tests.support.events import sample_event
 from tests.support.html_safety import executable_content
@@ -286,7 +286,7 @@ class ItemsExamined:
 
 def seed_published(count: int, *, title: str, tags: list[str], author: str, start: datetime) -> list[Article]:
     """Published articles one minute apart, stored as the repository stores them (quicker than the API)."""
-    repository = dependencies.article_repository()
+    repository = dependencies.container().article_repository
     articles = [
         Article(
             id=secrets.token_hex(8),
@@ -308,7 +308,7 @@ def seed_published(count: int, *, title: str, tags: list[str], author: str, star
     ]
     items = [item for article in articles for item in repository.stored_items(article)]
     client = boto3.client("dynamodb")
-    table = dependencies.get_settings().articles_table
+    table = dependencies.container().settings(ArticleSettings).articles_table
     for first in range(0, len(items), 25):
         batch = [{"PutRequest": {"Item": item}} for item in items[first : first + 25]]
         client.batch_write_item(RequestItems={table: batch})
@@ -321,7 +321,7 @@ def test_a_rare_tag_and_author_pair_is_one_bounded_read(stack: Stack) -> None:
     seed_published(2, title="Compilers", tags=["harbour"], author="Grace Hopper", start=start)
     seed_published(300, title="Engines", tags=["harbour", "boats"], author="Ada", start=start + timedelta(hours=1))
     examined = ItemsExamined()
-    dynamodb_client().meta.events.register("after-call.dynamodb", examined)
+    dependencies.container().dynamodb.meta.events.register("after-call.dynamodb", examined)
 
     # When a reader pages through that tag and author, one article a page
     pages = []

@@ -147,7 +147,7 @@ def test_subscriber_status_changes_put_their_events_and_nothing_else_does(stack:
     subscribe(stack, "pending@example.org")  # a sign-up: pending, no event
     confirmed(stack, "reader@example.org")
     subscribe(stack, "reader@example.org")  # signing up again changes nothing
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
 
     assert repository.set_frequency("reader@example.org", Frequency.DIGEST, utc_now())  # not a status change
     assert repository.unsubscribe("reader@example.org", utc_now())

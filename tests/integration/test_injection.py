@@ -366,7 +366,7 @@ def recipients_of_everything_sent() -> list[str]:
 
 
 def _confirmed(subscriber: Subscriber) -> None:
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
     assert repository.create_pending(subscriber)
     assert repository.confirm(subscriber, utc_now())
 
@@ -377,7 +377,7 @@ def test_a_subscriber_and_an_article_stored_with_line_breaks_get_a_clean_newslet
     name = "Eve\r\nBcc: evil@example.org"
     _confirmed(Subscriber(email=READER, name=name, status=SubscriberStatus.PENDING, created_at=now, updated_at=now))
     article = http(stack, "POST", "/admin/articles", BENIGN).json()
-    repository = dependencies.article_repository()
+    repository = dependencies.container().article_repository
     current = repository.get(article["id"])
     assert current is not None
     title = "Harbour\r\nBcc: evil@example.org"

@@ -4,7 +4,6 @@ SES's own events, and an editor can read and export it."""
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -78,7 +77,7 @@ def test_ses_events_settle_each_recipient_and_the_counts_add_up(stack: Stack) ->
     )
     assert sum(counts.values()) == report["total"] == len(ledger)
     # The bounce and the complaint suppressed their subscribers for good.
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
     assert repository.get(f"bounce@{SIMULATOR}").status.value == "bounced"  # type: ignore[union-attr]
     assert repository.get(f"complaint@{SIMULATOR}").status.value == "complained"  # type: ignore[union-attr]
 
@@ -87,7 +86,7 @@ def _confirm(addresses: list[str]) -> None:
     from newsdesk.clock import utc_now
     from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
     now = utc_now()
     for address in addresses:
         pending = Subscriber(
@@ -197,7 +196,7 @@ def test_a_send_event_later_than_the_window_is_counted_as_a_possible_duplicate(s
     article = publish_new_article(stack)
     stack.drain()
     delivery_id = f"article-{article['id']}"
-    key = dependencies.recipient_keys().of(reader)
+    key = dependencies.container().recipient_keys().of(reader)
     # The record as a second attempt left it, and then the first attempt's Send event, long after.
     boto3.client("dynamodb").update_item(
         TableName=stack.table("DeliveriesTable"),
@@ -242,9 +241,7 @@ class DailyQuota:
 def test_a_spent_daily_quota_pauses_the_delivery_until_it_frees(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     readers = add_subscribers(250)
     quota = DailyQuota(boto3.client("sesv2"), limit=150)
-    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: quota))
-    dependencies.mailer_service.cache_clear()
-    dependencies.ses_sender.cache_clear()
+    dependencies.reset().ses = quota
     with freeze_time(NOW, tick=True) as clock:
         article = publish_new_article(stack)
         stack.drain(wait_for_delayed=False)
@@ -350,7 +347,7 @@ def test_opens_and_clicks_are_counted_as_aggregates_with_machines_apart(
     monkeypatch.setenv("TRACK_ENGAGEMENT", "true")
     dependencies.reset()
     delivery_id = f"article-{article['id']}"
-    keys = [dependencies.recipient_keys().of(reader) for reader in readers]
+    keys = [dependencies.container().recipient_keys().of(reader) for reader in readers]
     person = {"ipAddress": "198.51.100.7", "userAgent": "Mozilla/5.0 (Macintosh)"}
     later = "2026-11-30T09:05:00.000Z"
     events = [

@@ -10,10 +10,10 @@ from datetime import timedelta
 import boto3
 
 from newsdesk import dependencies
-from newsdesk.dal.queues import QueuePublisher, sqs_client
+from newsdesk.dal.queues import QueuePublisher
 from newsdesk.models.delivery import BatchRecipient, SendBatch
 from newsdesk.services.delivery import MailerService
-from newsdesk.settings import get_settings
+from newsdesk.settings import MailerSettings
 from tests.integration.conftest import Stack
 from tests.integration.test_newsletter import add_subscribers, publish_new_article
 from tests.support.mail import outbox
@@ -40,16 +40,17 @@ def test_a_mailer_at_the_sandbox_rate_hands_back_what_it_cannot_send_in_time(sta
     stack.drain(skip=("MailerFunction",))
     fake = FakeTime()
     # The SES sandbox: one email a second, shared by two mailers.
+    container = dependencies.container()
     mailer = MailerService(
-        publications=dependencies.publication_repository(),
-        ledger=dependencies.ledger_repository(),
-        subscribers=dependencies.subscriber_repository(),
-        articles=dependencies.article_repository(),
-        sender=dependencies.ses_sender(),
-        composer=dependencies.email_composer(),
-        links=dependencies.link_signer,
-        recipient_keys=dependencies.recipient_keys,
-        send_queue=QueuePublisher(sqs_client(), get_settings().send_queue_url),
+        publications=container.publication_repository,
+        ledger=container.ledger_repository,
+        subscribers=container.subscriber_repository,
+        articles=container.article_repository,
+        sender=container.ses_sender,
+        composer=container.email_composer,
+        links=container.link_signer,
+        recipient_keys=container.recipient_keys,
+        send_queue=QueuePublisher(container.sqs, container.settings(MailerSettings).send_queue_url),
         rate=0.5,
         reconciliation_window=timedelta(seconds=60),
         sleep=fake.sleep,

@@ -19,7 +19,7 @@ ARTICLE = {"title": "Harbour reopens", "author": "Ada", "body": "Boats are **bac
 
 def add_subscribers(count: int, *, prefix: str = "reader", frequency: Frequency = Frequency.INSTANT) -> list[str]:
     """Confirmed subscribers, written through the product's own repository."""
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
     emails = [f"{prefix}{n}@example.org" for n in range(count)]
     now = utc_now()
     for email in emails:
@@ -98,17 +98,17 @@ def test_every_confirmed_instant_subscriber_gets_one_personal_email(stack: Stack
     # The link in the email unsubscribes its reader, and only them.
     token = mail.token("/unsubscribe")
     assert stack.call("PublicFunction", sample_event("public-unsubscribe", query={"token": token})).status == 200
-    assert dependencies.subscriber_repository().get(reader).status is SubscriberStatus.UNSUBSCRIBED
-    assert dependencies.subscriber_repository().get(readers[0] if readers[0] != reader else readers[1]).status is (
-        SubscriberStatus.CONFIRMED
-    )
+    assert dependencies.container().subscriber_repository.get(reader).status is SubscriberStatus.UNSUBSCRIBED
+    assert dependencies.container().subscriber_repository.get(
+        readers[0] if readers[0] != reader else readers[1]
+    ).status is (SubscriberStatus.CONFIRMED)
 
 
 def test_a_subscriber_who_leaves_before_their_batch_is_sent_is_skipped(stack: Stack) -> None:
     readers = add_subscribers(40)
     article = publish_new_article(stack)
     stack.drain(skip=("MailerFunction",))  # the batches are queued, not yet sent
-    subscriptions = dependencies.subscription_service()
+    subscriptions = dependencies.container().subscription_service
     stack.call(
         "PublicFunction",
         sample_event("public-unsubscribe", query={"token": _unsubscribe_token(readers[0])}),
@@ -126,7 +126,7 @@ def test_a_subscriber_who_leaves_before_their_batch_is_sent_is_skipped(stack: St
 def _unsubscribe_token(email: str) -> str:
     from newsdesk.services.links import LinkPurpose
 
-    return dependencies.link_signer().token(LinkPurpose.UNSUBSCRIBE, email)
+    return dependencies.container().link_signer().token(LinkPurpose.UNSUBSCRIBE, email)
 
 
 def test_republishing_and_editing_send_nothing_more(stack: Stack) -> None:

@@ -4,7 +4,6 @@ delivery records."""
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
 import zlib
@@ -21,7 +20,7 @@ from newsdesk import dependencies
 from newsdesk.dal.parameters import signing_secret
 from newsdesk.observability import logger
 from newsdesk.services.links import LinkPurpose
-from newsdesk.settings import get_settings
+from newsdesk.settings import SecretSettings
 from tests.integration.conftest import Reply, Stack
 from tests.integration.test_uploads import add_subscriber
 from tests.support.events import sample_event
@@ -61,7 +60,7 @@ def test_the_confirmation_link_does_not_carry_the_address(stack: Stack) -> None:
 
 @pytest.mark.parametrize("purpose", list(LinkPurpose))
 def test_no_personal_link_carries_the_address(stack: Stack, purpose: LinkPurpose) -> None:
-    url = dependencies.link_signer().url(purpose, ADDRESS)
+    url = dependencies.container().link_signer().url(purpose, ADDRESS)
 
     readable = everything_readable_in(url.split("token=", 1)[1])
 
@@ -70,7 +69,7 @@ def test_no_personal_link_carries_the_address(stack: Stack, purpose: LinkPurpose
 
 def legacy_token(purpose: LinkPurpose, email: str) -> str:
     """A link as Newsdesk made them before addresses were encrypted (the address, signed)."""
-    secret = signing_secret(get_settings().signing_secret_arn)
+    secret = signing_secret(dependencies.container().settings(SecretSettings).signing_secret_arn)
     return str(URLSafeTimedSerializer(secret, salt=f"newsdesk.{purpose.value}").dumps(email))
 
 
@@ -83,7 +82,7 @@ def test_links_in_emails_sent_before_keep_working(stack: Stack) -> None:
     )
 
     assert (reply.status, "You are unsubscribed" in reply.body) == (200, True)
-    assert dependencies.subscriber_repository().get(ADDRESS).status.value == "unsubscribed"  # type: ignore[union-attr]
+    assert dependencies.container().subscriber_repository.get(ADDRESS).status.value == "unsubscribed"  # type: ignore[union-attr]
 
 
 class SesRefusing:
@@ -107,9 +106,7 @@ class SesRefusing:
 @pytest.fixture
 def refusing_ses(monkeypatch: pytest.MonkeyPatch) -> SesRefusing:
     refusing = SesRefusing(boto3.client("sesv2"), {ADDRESS})
-    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: refusing))
-    for factory in (dependencies.ses_sender, dependencies.subscription_service, dependencies.mailer_service):
-        factory.cache_clear()
+    dependencies.reset().ses = refusing
     return refusing
 
 

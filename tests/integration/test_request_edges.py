@@ -46,7 +46,7 @@ def send(stack: Stack, method: str, path: str, body: bytes = b"", content_type: 
 def stored_subscriber(address: str) -> Subscriber:
     now = utc_now()
     subscriber = Subscriber(email=address, status=SubscriberStatus.PENDING, created_at=now, updated_at=now)
-    assert dependencies.subscriber_repository().create_pending(subscriber)
+    assert dependencies.container().subscriber_repository.create_pending(subscriber)
     return subscriber
 
 
@@ -63,7 +63,7 @@ def test_erasing_names_exactly_the_address_in_the_path(stack: Stack) -> None:
 
     # Then exactly that person is erased, and the other is still there
     assert reply.status == 204, reply.body
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
     assert repository.get("x%41y@example.org") is None
     assert repository.get("xay@example.org") is not None
 
@@ -76,7 +76,7 @@ def test_an_address_with_characters_a_url_must_escape_can_be_erased(stack: Stack
     reply = send(stack, "DELETE", f"/admin/subscribers/{encoded}")
 
     assert reply.status == 204, reply.body
-    assert dependencies.subscriber_repository().get(address) is None
+    assert dependencies.container().subscriber_repository.get(address) is None
 
 
 def test_an_unknown_address_with_an_escape_is_a_404_and_erases_nothing(stack: Stack) -> None:
@@ -86,7 +86,7 @@ def test_an_unknown_address_with_an_escape_is_a_404_and_erases_nothing(stack: St
 
     assert reply.status == 404
     assert set(reply.json()["error"]) == {"code", "message", "details"}
-    assert dependencies.subscriber_repository().get("xay@example.org") is not None
+    assert dependencies.container().subscriber_repository.get("xay@example.org") is not None
 
 
 TRICKY_VALUES = ["x%41y", "100%", "a#b", "a?b=c", 'say "hi"', "back\\slash", "caf\u00e9", "a b", "~!$&'()*+,;=:@"]

@@ -159,7 +159,7 @@ def test_no_digest_when_nothing_was_published(stack: Stack) -> None:
 
 def test_the_preferences_link_switches_to_the_digest(stack: Stack) -> None:
     [reader] = add_subscribers(1)
-    token = dependencies.link_signer().token(LinkPurpose.PREFERENCES, reader)
+    token = dependencies.container().link_signer().token(LinkPurpose.PREFERENCES, reader)
     page = stack.call("PublicFunction", sample_event("public-confirm", query={"token": token}) | {
         "rawPath": "/subscribers/preferences",
     })  # fmt: skip
@@ -173,7 +173,7 @@ def test_the_preferences_link_switches_to_the_digest(stack: Stack) -> None:
     stack.drain()
 
     assert (saved.status, "weekly digest" in saved.body) == (200, True)
-    assert dependencies.subscriber_repository().get(reader).frequency is Frequency.DIGEST
+    assert dependencies.container().subscriber_repository.get(reader).frequency is Frequency.DIGEST
     assert newsletters("Quiet week") == []
 
 
@@ -191,7 +191,7 @@ def test_unconfirmed_subscribers_expire_after_seven_days(stack: Stack) -> None:
 
     assert int(items["late@example.org"]["expires_at"]["N"]) == int((T + timedelta(days=7)).timestamp())
     assert "expires_at" not in items["keen@example.org"]
-    assert dependencies.subscriber_repository().get("keen@example.org").status is SubscriberStatus.CONFIRMED
+    assert dependencies.container().subscriber_repository.get("keen@example.org").status is SubscriberStatus.CONFIRMED
 
 
 def test_housekeeping_restarts_a_delivery_the_stream_never_started(stack: Stack) -> None:

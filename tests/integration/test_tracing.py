@@ -60,7 +60,7 @@ def test_subscriber_lists_and_exports_never_reach_xray(stack: Stack, xray: XRayR
     # Given a confirmed subscriber
     now = utc_now()
     subscriber = Subscriber(email=READER, status=SubscriberStatus.PENDING, created_at=now, updated_at=now)
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
     assert repository.create_pending(subscriber)
     assert repository.confirm(subscriber, now)
 

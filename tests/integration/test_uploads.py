@@ -94,7 +94,7 @@ def public_article(stack: Stack, slug: str) -> Reply:
 
 def add_subscriber(email: str, status: SubscriberStatus = SubscriberStatus.CONFIRMED) -> None:
     """A subscriber who signed up earlier, written through the product's own repository."""
-    repository = dependencies.subscriber_repository()
+    repository = dependencies.container().subscriber_repository
     now = utc_now()
     pending = Subscriber(email=email, status=SubscriberStatus.PENDING, created_at=now, updated_at=now)
     assert repository.create_pending(pending)
@@ -111,7 +111,7 @@ def address(mail: Mail) -> str:
 
 
 def status_of(email: str) -> str | None:
-    subscriber = dependencies.subscriber_repository().get(email)
+    subscriber = dependencies.container().subscriber_repository.get(email)
     return subscriber.status.value if subscriber else None
 
 
@@ -328,7 +328,7 @@ def test_an_article_deleted_while_its_file_is_applied_ends_in_a_recorded_outcome
     key = "articles/race.md"
     upload(stack, key, article_file("Race"))
     article_id = latest_upload(stack)["article_id"]
-    articles = dependencies.article_service()
+    articles = dependencies.container().article_service
     read = articles.get
     editor_deleted: list[str] = []
 
@@ -451,7 +451,7 @@ def test_a_csv_import_adds_new_addresses_as_pending_and_asks_each_once(stack: St
         9: "already on the list",
     }
     assert (status_of("new@example.org"), status_of("other@example.org")) == ("pending", "pending")
-    assert dependencies.subscriber_repository().get("new@example.org").name == "New Reader"  # type: ignore[union-attr]
+    assert dependencies.container().subscriber_repository.get("new@example.org").name == "New Reader"  # type: ignore[union-attr]
     assert (status_of("known@example.org"), status_of("left@example.org")) == ("confirmed", "unsubscribed")
     assert status_of("complained@example.org") == "complained"
     assert sorted(address(mail) for mail in outbox()) == ["new@example.org", "other@example.org"]
@@ -473,7 +473,7 @@ def test_addresses_under_confirmed_are_imported_confirmed_and_get_the_next_newsl
     record = latest_upload(stack)
     assert (record["confirmed"], record["imported"], record["skipped"]) == (True, 2, 1)
     assert outbox() == []  # the uploader vouched for consent: nobody is asked to confirm
-    ada = dependencies.subscriber_repository().get("ada@example.org")
+    ada = dependencies.container().subscriber_repository.get("ada@example.org")
     assert ada is not None
     assert (ada.status, ada.frequency) == (SubscriberStatus.CONFIRMED, Frequency.DIGEST)
     assert status_of("left@example.org") == "unsubscribed"

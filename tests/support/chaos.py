@@ -5,7 +5,6 @@ bench/chaos.py (50,000 subscribers). Afterwards SES's own record is the truth th
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
@@ -93,12 +92,10 @@ def _progress(stack: Stack, delivery_id: str) -> dict[str, Any]:
 
 def run_chaos(stack: Stack, monkeypatch: pytest.MonkeyPatch, *, max_rounds: int = 20) -> ChaosOutcome:
     """Publish one article to every confirmed subscriber of `stack` through chaos, until it is done."""
-    count = dependencies.subscription_service().stats().confirmed
+    count = dependencies.container().subscription_service.stats().confirmed
     ses = ChaosSes(boto3.client("sesv2"), quota=count * 6 // 10)
-    monkeypatch.setattr(dependencies, "ses_client", functools.lru_cache(maxsize=1)(lambda: ses))
     monkeypatch.setattr(delivery, "backoff_delay", lambda attempt: 0.001)  # the waits are not the point
-    dependencies.mailer_service.cache_clear()
-    dependencies.ses_sender.cache_clear()
+    dependencies.reset().ses = ses
     article = stack.call("EditorFunction", sample_event("editor-create-article", body=ARTICLE)).json()
     delivery_id = f"article-{article['id']}"
     started = time.perf_counter()

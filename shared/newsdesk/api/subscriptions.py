@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from newsdesk.api.resolver import documented
-from newsdesk.dependencies import delivery_reports, subscription_service, webhook_service
+from newsdesk.dependencies import delivery_reports, site_settings, subscription_service, webhook_service
 from newsdesk.models.subscribers import (
     Frequency,
     SubscribeAccepted,
@@ -25,7 +25,6 @@ from newsdesk.services.delivery import DeliveryReports
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, SubscriptionService
 from newsdesk.services.webhooks import WebhookService
-from newsdesk.settings import get_settings
 from newsdesk.templating import render
 
 router = Router()
@@ -44,7 +43,7 @@ NOT_CONFIRMABLE = "This subscription can no longer be confirmed with this link. 
 def page(status: int, heading: str, message: str, **extra: str | None) -> Response[str]:
     body = render(
         "pages/page.html",
-        publication=get_settings().publication_name,
+        publication=site_settings().publication_name,
         heading=heading,
         message=message,
         action_url=extra.get("action_url"),
@@ -100,7 +99,7 @@ def confirm_page(subscriptions: Subscriptions, token: Token = None) -> Response[
         return invalid_link_page(subscriptions, NOT_CONFIRMABLE)
     if view.outcome is ConfirmOutcome.ALREADY_CONFIRMED:
         return page(200, "You are subscribed", "Your subscription is already confirmed.")
-    message = f"Press the button to receive {get_settings().publication_name} by email."
+    message = f"Press the button to receive {site_settings().publication_name} by email."
     if view.subscriber is not None and view.subscriber.name:
         message += f" Emails will be addressed to {view.subscriber.name}."
     return page(

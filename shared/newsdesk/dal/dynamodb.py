@@ -8,7 +8,6 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -35,9 +34,9 @@ RETRYABLE_CODES = frozenset(
 )
 
 
-@lru_cache(maxsize=1)
 def dynamodb_client() -> Any:
-    """One client per process; it honours AWS_ENDPOINT_URL, which is how the local stack is reached."""
+    """A new client; it honours AWS_ENDPOINT_URL, which is how the local stack is reached (the container
+    keeps one per process)."""
     return boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -20,7 +19,6 @@ PERMANENT_CODES = frozenset({"MessageRejected", "BadRequestException", "InvalidP
 DAILY_QUOTA_MESSAGE = "daily message quota exceeded"
 
 
-@lru_cache(maxsize=1)
 def ses_client() -> Any:
     # No SDK retries: the mailer paces and retries itself, so the configured send rate stays true.
     return boto3.client("sesv2", config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -18,7 +17,6 @@ PUT_EVENTS_LIMIT = 10
 _ATTEMPTS = 5
 
 
-@lru_cache(maxsize=1)
 def events_client() -> Any:
     return boto3.client("events", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 

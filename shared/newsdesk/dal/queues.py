@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -18,7 +17,6 @@ _ATTEMPTS = 5
 MAX_DELAY_SECONDS = 900
 
 
-@lru_cache(maxsize=1)
 def sqs_client() -> Any:
     return boto3.client("sqs")
 

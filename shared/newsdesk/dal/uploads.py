@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from typing import IO, Any
 
 import boto3
@@ -225,7 +224,6 @@ def _upload_item(upload: Upload, retention_days: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------- the bucket
 
 
-@lru_cache(maxsize=1)
 def s3_client() -> Any:
     return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
