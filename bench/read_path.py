@@ -34,7 +34,8 @@ from local.template import Template
 from local.worker import LambdaContext
 from newsdesk.dal.articles import ArticleRepository
 from newsdesk.models.articles import Article, ArticleStatus
-from newsdesk.rendering import make_slug, reading_time_minutes, render_markdown, summarize
+from newsdesk.rendering import reading_time_minutes, render_markdown, summarize
+from newsdesk.slugs import make_slug
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_FILE = ROOT / "functions" / "public" / "app.py"
@@ -266,10 +267,7 @@ class PublicFunction:
         module = sys.modules.get("public_app") or _import_file("public_app", HANDLER_FILE)
         self.app, self.handler = module.app, module.lambda_handler
         self.client = dynamodb_client()
-        self._services = {
-            size: ArticleService(ArticleRepository(self.client, table), publications_table="bench-publications")
-            for size, table in tables.items()
-        }
+        self._services = {size: ArticleService(ArticleRepository(self.client, table)) for size, table in tables.items()}
         self.context = LambdaContext("PublicFunction", memory_limit_in_mb=512, region=REGION)
 
     def use(self, size: int) -> None:

@@ -86,7 +86,7 @@ def _restore_feeds(table: str) -> None:
     from newsdesk.services.articles import ArticleService
 
     # Only feed entries are written: the publications table is never touched by this command.
-    service = ArticleService(ArticleRepository(dynamodb_client(), table), publications_table="")
+    service = ArticleService(ArticleRepository(dynamodb_client(), table))
     print(f"restored the feed entries of {service.restore_feeds()} published articles")
 
 

@@ -105,7 +105,11 @@ class Container:
     def article_repository(self) -> ArticleRepository:
         from newsdesk.dal.articles import ArticleRepository
 
-        return ArticleRepository(self.dynamodb, self.settings(ArticleSettings).articles_table)
+        return ArticleRepository(
+            self.dynamodb,
+            self.settings(ArticleSettings).articles_table,
+            publications_table=self.settings(PublicationSettings).publications_table,
+        )
 
     @cached_property
     def subscriber_repository(self) -> SubscriberRepository:
@@ -159,11 +163,7 @@ class Container:
     def article_service(self) -> ArticleService:
         from newsdesk.services.articles import ArticleService
 
-        return ArticleService(
-            self.article_repository,
-            publications_table=self.settings(PublicationSettings).publications_table,
-            media_base_url=self.settings(ArticleSettings).media_base_url,
-        )
+        return ArticleService(self.article_repository, media_base_url=self.settings(ArticleSettings).media_base_url)
 
     @cached_property
     def token_service(self) -> TokenService:

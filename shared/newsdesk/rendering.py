@@ -116,15 +116,3 @@ def summarize(markup: str) -> str:
 def reading_time_minutes(markup: str) -> int:
     words = len(plain_text(markup).split())
     return max(1, math.ceil(words / WORDS_PER_MINUTE))
-
-
-def make_slug(text: str) -> str:
-    from slugify import slugify
-
-    return slugify(text, max_length=70, word_boundary=True) or "article"
-
-
-def normalize_tag(tag: str) -> str:
-    from slugify import slugify
-
-    return slugify(tag, max_length=40)

@@ -15,8 +15,8 @@ import pytest
 from newsdesk import dependencies
 from newsdesk.cli import main
 from newsdesk.models.articles import Article, ArticleStatus
-from newsdesk.rendering import make_slug
 from newsdesk.settings import ArticleSettings
+from newsdesk.slugs import make_slug
 from tests.integration.conftest import Reply, Stack
 from tests.support.events import sample_event
 from tests.support.html_safety import executable_content

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from newsdesk.rendering import make_slug, normalize_tag, reading_time_minutes, render_markdown, summarize
+from newsdesk.rendering import reading_time_minutes, render_markdown, summarize
+from newsdesk.slugs import make_slug, normalize_tag
 from tests.support.html_safety import executable_content
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -18,9 +17,10 @@ from newsdesk.dal.dynamodb import (
     from_attributes,
     to_attributes,
 )
+from newsdesk.dal.publications import publication_write
 from newsdesk.errors import Conflict, InvalidInput, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
-from newsdesk.rendering import make_slug
+from newsdesk.slugs import make_slug
 
 FEED_ALL = "all"
 _LIST_FIELDS = tuple(ArticleSummary.model_fields)
@@ -36,8 +36,8 @@ class VersionConflict(PreconditionFailed):
     """The article changed (or vanished) since the caller read it."""
 
 
-class ExtraWriteRefused(PreconditionFailed):
-    """An item joined to an article's transaction (`extra`) failed its own condition; the article did not."""
+class AlreadyAnnounced(PreconditionFailed):
+    """The article's id has a newsletter already (its publication record exists): nothing was written."""
 
 
 def tag_feed(tag: str) -> str:
@@ -75,9 +75,12 @@ class ArticleRepository:
     """Every article write is one transaction over the article, its slug claim and its feed entries, so a
     reader never sees half an edit and the public copies can never drift from the article."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, *, publications_table: str = "") -> None:
+        """`publications_table` receives the newsletter's record when a save announces an article (the
+        command-line tool, which only restores feed entries, needs none)."""
         self._client = client
         self._table = table_name
+        self._publications_table = publications_table
 
     # ------------------------------------------------------------------ reads
     def get(self, article_id: str) -> Article | None:
@@ -208,11 +211,12 @@ class ArticleRepository:
         return [from_attributes(i) for i in items], encode_cursor(stopped_at) if stopped_at else None
 
     # ------------------------------------------------------------------ writes
-    def save(self, old: Article | None, new: Article | None, *, extra: Sequence[dict[str, Any]] = ()) -> None:
+    def save(self, old: Article | None, new: Article | None, *, announce: bool = False) -> None:
         """Move an article from `old` to `new` (None: absent) in one transaction.
 
-        The article write is conditional on `old.version`, a new slug on nobody holding it. `extra` items
-        (such as the publication record) join the same transaction.
+        The article write is conditional on `old.version`, a new slug on nobody holding it. With `announce`,
+        the newsletter's publication record (its outbox entry) joins the same transaction, on condition that
+        the id was never announced before (AlreadyAnnounced otherwise).
         """
         assert old or new
         writes: list[dict[str, Any]] = []
@@ -249,8 +253,10 @@ class ArticleRepository:
         for pk in old_entries.keys() - new_entries.keys():
             add("feed", {"Delete": {"TableName": self._table, "Key": {"pk": {"S": pk}}}})
 
-        for write in extra:
-            add("extra", write)
+        if announce:
+            assert new is not None
+            assert self._publications_table, "this repository was built without the publications table"
+            add("announce", publication_write(self._publications_table, new))
 
         try:
             with aws_errors():
@@ -262,8 +268,8 @@ class ArticleRepository:
             failed = {kinds[i] for i, code in enumerate(reasons) if code not in ("None", "")}
             if "slug" in failed:
                 raise SlugTaken(f"the slug {new_slug!r} belongs to another article") from exc
-            if failed == {"extra"}:
-                raise ExtraWriteRefused("an item written with the article exists already") from exc
+            if failed == {"announce"}:
+                raise AlreadyAnnounced("this article's id was announced before") from exc
             raise VersionConflict(
                 "the article was changed by someone else; read it again and retry",
                 details={"reasons": sorted(set(reasons) - {"None"})},

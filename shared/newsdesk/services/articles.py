@@ -10,8 +10,7 @@ from datetime import datetime
 from aws_lambda_powertools.metrics import MetricUnit
 
 from newsdesk.clock import iso, utc_now
-from newsdesk.dal.articles import ArticleRepository, ExtraWriteRefused, SlugTaken, VersionConflict
-from newsdesk.dal.publications import publication_write
+from newsdesk.dal.articles import AlreadyAnnounced, ArticleRepository, SlugTaken, VersionConflict
 from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
 from newsdesk.models.articles import (
     Article,
@@ -23,14 +22,8 @@ from newsdesk.models.articles import (
 )
 from newsdesk.models.types import SLUG_PATTERN
 from newsdesk.observability import logger, metrics
-from newsdesk.rendering import (
-    MEDIA_BASE_URL,
-    make_slug,
-    normalize_tag,
-    reading_time_minutes,
-    render_markdown,
-    summarize,
-)
+from newsdesk.rendering import MEDIA_BASE_URL, reading_time_minutes, render_markdown, summarize
+from newsdesk.slugs import make_slug, normalize_tag
 
 MAX_HTML_BYTES = 192 * 1024
 _ARTICLE_ID = re.compile(r"[0-9a-f]{16}")
@@ -43,12 +36,10 @@ class ArticleService:
         self,
         repository: ArticleRepository,
         *,
-        publications_table: str,
         media_base_url: str = "",
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
-        self._publications_table = publications_table
         self._media_base_url = media_base_url
         self._clock = clock
 
@@ -171,8 +162,8 @@ class ArticleService:
             self._repo.save(current, published)
             return False
         try:
-            self._repo.save(current, published, extra=[publication_write(self._publications_table, published)])
-        except ExtraWriteRefused:
+            self._repo.save(current, published, announce=True)
+        except AlreadyAnnounced:
             # The id was announced before: an editor deleted its article and its uploaded file made it again.
             # Publish it; its readers had their email, and the record is what keeps them from a second one.
             logger.info("article published again under an id already announced", extra={"article_id": current.id})

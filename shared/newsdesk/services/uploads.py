@@ -39,9 +39,9 @@ from newsdesk.models.uploads import (
     UploadOutcome,
 )
 from newsdesk.observability import logger
-from newsdesk.rendering import normalize_tag
 from newsdesk.services.articles import ArticleService, new_article_id
 from newsdesk.services.imports import FIRST_DATA_ROW, SubscriberImporter
+from newsdesk.slugs import normalize_tag
 
 ARTICLES_PREFIX = "articles/"
 SUBSCRIBERS_PREFIX = "subscribers/"
