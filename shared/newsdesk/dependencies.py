@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from newsdesk.services.ses_feedback import SesFeedback
     from newsdesk.services.subscriptions import SubscriptionService
     from newsdesk.services.tokens import TokenService
+    from newsdesk.services.topics import TopicService
     from newsdesk.services.uploads import UploadService
 
 
@@ -45,7 +46,16 @@ def article_repository() -> ArticleRepository:
 def subscriber_repository() -> SubscriberRepository:
     from newsdesk.dal.subscribers import SubscriberRepository
 
-    return SubscriberRepository(dynamodb_client(), get_settings().subscribers_table)
+    settings = get_settings()
+    return SubscriberRepository(dynamodb_client(), settings.subscribers_table, settings.topic_members_table)
+
+
+@lru_cache(maxsize=1)
+def topic_service() -> TopicService:
+    from newsdesk.dal.topics import TopicRepository
+    from newsdesk.services.topics import TopicService
+
+    return TopicService(TopicRepository(dynamodb_client(), get_settings().topics_table))
 
 
 @lru_cache(maxsize=1)
@@ -104,7 +114,10 @@ def email_composer() -> EmailComposer:
 
     settings = get_settings()
     return EmailComposer(
-        sender=settings.sender_address, publication=settings.publication_name, site_url=settings.site_base
+        sender=settings.sender_address,
+        publication=settings.publication_name,
+        site_url=settings.site_base,
+        privacy_policy_url=settings.privacy_policy_url,
     )
 
 
@@ -140,12 +153,17 @@ def confirmation_limits() -> ConfirmationLimits:
 def subscription_service() -> SubscriptionService:
     from newsdesk.services.subscriptions import SubscriptionService
 
+    settings = get_settings()
     return SubscriptionService(
         subscriber_repository(),
         sender=ses_sender(),
         composer=email_composer(),
         links=link_signer,
         limits=confirmation_limits,
+        topics=topic_service(),
+        publications=publication_repository(),
+        privacy_policy_url=settings.privacy_policy_url,
+        record_consent_ip=settings.record_consent_ip,
     )
 
 
@@ -160,6 +178,7 @@ def fanout_service() -> FanoutService:
         subscribers=subscriber_repository(),
         fanout_queue=QueuePublisher(sqs_client(), settings.fanout_queue_url),
         send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
+        topics=topic_service().slugs,
     )
 
 
@@ -183,6 +202,7 @@ def mailer_service() -> MailerService:
         send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
         rate=settings.mailer_rate,
         reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
+        catalog=topic_service().all,
     )
 
 
@@ -291,6 +311,7 @@ def reset() -> None:
     for factory in (
         article_repository,
         subscriber_repository,
+        topic_service,
         publication_repository,
         article_service,
         token_service,

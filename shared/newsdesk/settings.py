@@ -19,6 +19,8 @@ class Settings(BaseModel):
     publications_table: str = Field(min_length=3)
     tokens_table: str = Field(min_length=3)
     subscribers_table: str = Field(min_length=3)
+    topics_table: str = Field(min_length=3)
+    topic_members_table: str = Field(min_length=3)
     deliveries_table: str = Field(min_length=3)
     fanout_queue_url: str = Field(min_length=1)
     send_queue_url: str = Field(min_length=1)
@@ -48,6 +50,12 @@ class Settings(BaseModel):
         default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
     )
     track_engagement: bool = False
+    privacy_policy_url: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="shown in confirmation emails and pages, and kept in each consent record; empty: none",
+    )
+    record_consent_ip: bool = Field(default=False, description="keep the sign-up's source IP in the consent record")
     publication_name: str = "Newsdesk"
     site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
 
