@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,8 +16,9 @@ import pytest
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
+from newsdesk.dal.dynamodb import dynamodb_client
 from newsdesk.dal.subscribers import shard_of
-from newsdesk.models.delivery import FanoutTask
+from newsdesk.models.delivery import FanoutTask, SendBatch
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 from newsdesk.models.topics import MAX_TOPICS
 from newsdesk.services.links import LinkPurpose
@@ -446,6 +449,131 @@ def test_a_digest_lists_the_articles_of_each_readers_topics(stack: Stack) -> Non
     assert "Ferry strike" in digests[everything].text
     assert "Weather" in digests[everything].text
     assert schools not in digests
+
+
+READERS = 2_000
+"""The proof at scale: 10,000 in bench/fanout.py (`--topics`); here few enough for moto, whose queries sort
+the whole table at every page, and enough for fan-out to turn pages in every shard of a topic."""
+# Ten kinds of reader, READERS / 10 of each in the proof at scale: (topics, frequency); topics None is everything.
+KINDS: list[tuple[list[str] | None, Frequency]] = [
+    (None, Frequency.INSTANT),
+    ([], Frequency.INSTANT),  # chose no topic
+    (["harbour"], Frequency.INSTANT),
+    (["council"], Frequency.INSTANT),
+    (["schools"], Frequency.INSTANT),
+    (["harbour", "council"], Frequency.INSTANT),
+    (["council", "schools"], Frequency.INSTANT),
+    (["schools", "harbour", "council"], Frequency.INSTANT),
+    (["harbour"], Frequency.DIGEST),
+    (None, Frequency.DIGEST),
+]
+
+
+def many_readers(stack: Stack, count: int) -> dict[int, list[str]]:
+    """`count` confirmed readers, reader n of KINDS[n % 10]: the first of each kind signed up and confirmed
+    through the product's repository, the others copies of its items (subscriber and memberships) with their
+    own address and shard, written with BatchWriteItem. The addresses of each kind."""
+    client = boto3.client("dynamodb")
+    subscribers, members_table = stack.table("SubscribersTable"), stack.table("TopicMembersTable")
+    stored = stack.items("TopicMembersTable")
+    templates = {}
+    for kind, (topics, frequency) in enumerate(KINDS):
+        [email] = readers_of(topics, 1, prefix=f"kind{kind}-", frequency=frequency)
+        item = client.get_item(TableName=subscribers, Key={"email": {"S": email}}, ConsistentRead=True)["Item"]
+        memberships = [i for i in stack.items("TopicMembersTable") if i["email"]["S"] == email and i not in stored]
+        templates[kind] = (email, [(subscribers, item)] + [(members_table, i) for i in memberships])
+    emails: dict[int, list[str]] = {kind: [email] for kind, (email, _) in templates.items()}
+    writes: list[tuple[str, dict[str, Any]]] = []
+    for n in range(len(KINDS), count):
+        kind = n % len(KINDS)
+        first, items = templates[kind]
+        email = f"kind{kind}-{n}@example.org"
+        emails[kind].append(email)
+        for table, template in items:
+            copy = {key: {"S": value["S"].replace(first, email)} if "S" in value else value
+                    for key, value in template.items()}  # fmt: skip
+            if "audience" in copy:  # <frequency>#<shard> or <frequency>#<topic>#<shard>
+                copy["audience"] = {"S": f"{copy['audience']['S'].rsplit('#', 1)[0]}#{shard_of(email)}"}
+            writes.append((table, copy))
+
+    def write(chunk: list[tuple[str, dict[str, Any]]]) -> None:
+        requests: dict[str, Any] = {}
+        for table, item in chunk:
+            requests.setdefault(table, []).append({"PutRequest": {"Item": item}})
+        while requests:
+            requests = client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, [writes[i : i + 25] for i in range(0, len(writes), 25)]))
+    return emails
+
+
+def queued_batches(stack: Stack) -> list[SendBatch]:
+    """Every batch fan-out left on the send queue (no mailer ran), taken off it."""
+    sqs, url = boto3.client("sqs"), stack.resolver.queue_url("SendQueue")
+    batches = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        batches += [SendBatch.model_validate_json(message["Body"]) for message in messages]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])  # fmt: skip
+    return batches
+
+
+class AudienceReads:
+    """The queries fan-out makes of the audiences (the `by-audience` index and TopicMembersTable), and the
+    items they examine (DynamoDB's ScannedCount), seen on the product's own DynamoDB client."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.queries = self.examined = 0
+        self._members = stack.table("TopicMembersTable")
+        events = dynamodb_client().meta.events
+        events.register("provide-client-params.dynamodb.Query", self._request)
+        events.register("after-call.dynamodb.Query", self._answer)
+
+    def _request(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["audience"] = params.get("IndexName") == "by-audience" or params.get("TableName") == self._members
+
+    def _answer(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if context.get("audience"):
+            self.queries += 1
+            self.examined += int(parsed.get("ScannedCount", 0))
+
+
+def test_readers_over_topics_each_article_queued_once_for_exactly_its_audience(stack: Stack) -> None:
+    # Given 2,000 confirmed readers of ten kinds: everything, no topic, one, two or three topics, digests
+    create_topics(stack)
+    kinds = many_readers(stack, READERS)
+    reads = AudienceReads(stack)
+
+    # When an article tagged with two topics, and one with no topic, are published and fanned out
+    tagged = publish(stack, "Harbour and council agree", ["harbour", "council", "ferries"])
+    stack.drain(skip=("MailerFunction",))
+    tagged_reads = (reads.queries, reads.examined)
+    untagged = publish(stack, "Weather", [])
+    stack.drain(skip=("MailerFunction",))
+    untagged_reads = (reads.queries - tagged_reads[0], reads.examined - tagged_reads[1])
+    batches = queued_batches(stack)
+
+    # Then each is queued for exactly its audience, each reader once
+    queued = {
+        article["id"]: Counter(r.email for b in batches if b.delivery_id == f"article-{article['id']}"
+                               for r in b.recipients)
+        for article in (tagged, untagged)
+    }  # fmt: skip
+    union = {email for kind in (0, 2, 3, 5, 6, 7) for email in kinds[kind]}
+    assert len(union) == 6 * READERS // 10
+    assert set(queued[tagged["id"]]) == union
+    assert set(queued[tagged["id"]].values()) == {1}
+    assert set(queued[untagged["id"]]) == set(kinds[0])
+    assert set(queued[untagged["id"]].values()) == {1}
+    assert progress(stack, tagged["id"])["total"] == len(union)
+    # And fan-out examined only those audiences: the readers of everything, then each topic's readers (a reader
+    # of both topics once per topic), in at most a page per 100 of them plus one per shard and pass.
+    everything, harbour, council = READERS // 10, 3 * READERS // 10, 4 * READERS // 10
+    assert tagged_reads[1] == everything + harbour + council
+    assert tagged_reads[0] <= sum(n // 100 + 8 for n in (everything, harbour, council))
+    assert untagged_reads[1] == everything
+    assert untagged_reads[0] <= everything // 100 + 8
 
 
 # ---------------------------------------------------------------------- the preference center
