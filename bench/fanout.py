@@ -20,11 +20,16 @@ stand-in that refuses more than R sends a second (a token bucket with bursts of 
 SEND_RATE_PER_SECOND = R and MAILER_CONCURRENCY = 1 (the drain runs one mailer at a time): once at the
 issue's R = 200/s, and once at 50/s, a limit this emulator can keep up with. After every run the
 emulator's SES store is read: each subscriber must have exactly one email.
+
+The topic run (issue 14) publishes an article of a topic that every tenth of 10,000 subscribers follows (the
+others follow another topic) and counts what fan-out's queries examine (DynamoDB's ScannedCount): the
+topic's readers and nothing else, never the whole list. `python -m bench.fanout --topics` runs only it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -45,6 +50,9 @@ R = 200.0  # the SES stand-in's limit, messages per second
 R_LOW = 50.0  # a second limit, below what the pipeline manages on this emulator, so the pacing is what binds
 UNPACED_RATE = 1_000_000.0  # SEND_RATE_PER_SECOND for the unthrottled runs: the pacer never waits
 
+TOPIC_EVERY = 10  # the topic run: every tenth subscriber follows the article's topic
+PAGE_SIZE = 100  # fan-out's page (services.delivery.BATCH_SIZE)
+FANOUT_SHARDS = 8  # dal.subscribers.FANOUT_SHARDS
 RATIO_TARGET = 1.25
 RSS_TARGET = 1.10
 RATE_TARGET = 0.90
@@ -85,9 +93,15 @@ class Run:
         return float(self.result["max_rss_kb"]) / 1024
 
     @property
+    def recipients(self) -> int:
+        """How many should get the email: every subscriber, or in the topic run the topic's readers."""
+        count = int(self.job["subscribers"])
+        return len(range(0, count, TOPIC_EVERY)) if self.job["mode"] == "topic" else count
+
+    @property
     def intact(self) -> bool:
         """Every subscriber got exactly one email, and the product agrees that all were sent."""
-        result, count = self.result, self.job["subscribers"]
+        result, count = self.result, self.recipients
         return (
             self.lost == 0
             and self.duplicates == 0
@@ -98,7 +112,7 @@ class Run:
         )
 
     def delivery(self) -> str:
-        count = self.job["subscribers"]
+        count = self.recipients
         if self.intact:
             return f"{count:,}/{count:,} exactly once"
         result = self.result
@@ -135,7 +149,7 @@ def _run(emulator: Emulator, mode: str, subscribers: int, label: str, **settings
     finally:
         stop_process(process)
     received = Counter(emulator.take_sent())
-    expected = {email_of(n) for n in range(subscribers)}
+    expected = {email_of(n) for n in range(subscribers) if mode != "topic" or n % TOPIC_EVERY == 0}
     run = Run(
         job=job,
         result=result,
@@ -253,6 +267,41 @@ def _rate_row(run: Run, limit: float, unpaced_rate: float) -> Row:
     }
 
 
+def _topic_row(run: Run) -> Row:
+    """Items fan-out examined for an article of a topic holding a tenth of the list: at most its readers; the
+    queries, at most one page per PAGE_SIZE readers plus one per shard and pass (the everything pass and the
+    topic's)."""
+    result, readers, count = run.result, run.recipients, int(run.job["subscribers"])
+    examined, queries = int(result["examined"]), int(result["audience_queries"])
+    passes = 2
+    query_bound = math.ceil(readers / PAGE_SIZE) + FANOUT_SHARDS * passes
+    # Exactly once as the emulator's SES store counts it (this run does not wait for SES's events).
+    once = run.lost == 0 and run.duplicates == 0 and run.strangers == 0 and int(result["dead_letters"]) == 0
+    ok = once and examined <= readers and queries <= query_bound
+    return {
+        "benchmark": "fanout",
+        "metric": f"items fan-out examined, article of a topic holding {readers:,} of {count:,}",
+        "measured": (
+            f"{examined:,} items in {queries} queries (at most {query_bound}: {readers:,} readers a page of "
+            f"{PAGE_SIZE} at a time, plus one per shard and pass); the whole list would be {count:,}; "
+            f"{run.seconds:.1f} s"
+        ),
+        "examined": examined,
+        "audience_queries": queries,
+        "value": float(examined),
+        "target": f"<= {readers:,}",
+        "delivery": f"{readers:,}/{readers:,} exactly once" if once else run.delivery(),
+        "result": "PASS" if ok else "SHORT",
+    }
+
+
+def run_topics() -> list[Row]:
+    """Only the topic run (`--topics`)."""
+    with Emulator() as emulator:
+        _progress(f"moto server at {emulator.endpoint} (pid {emulator.pid})")
+        return [_topic_row(_run(emulator, "topic", SUBSCRIBERS, "topic", topic_every=TOPIC_EVERY))]
+
+
 def run() -> list[Row]:
     """Every run against one emulator; one row per figure."""
     started = time.perf_counter()
@@ -274,12 +323,14 @@ def run() -> list[Row]:
             )
             for rate in (R, R_LOW)
         }
+        topic = _run(emulator, "topic", SUBSCRIBERS, "topic", topic_every=TOPIC_EVERY)
     unpaced = SUBSCRIBERS / statistics.median(run.seconds for run in runs["pipeline"])
     rows = [
         _ratio_row(runs["floor"], runs["pipeline"]),
         _rss_row({RSS_SIZES[0]: runs["pipeline"], RSS_SIZES[1]: [large]}),
         _rate_row(throttled[R], R, unpaced),
         _rate_row(throttled[R_LOW], R_LOW, unpaced),
+        _topic_row(topic),
     ]
     _progress(f"all runs done in {time.perf_counter() - started:.0f} s")
     return rows
@@ -344,8 +395,7 @@ def format_table(rows: list[Row]) -> str:
         return "fanout: no rows"
     headers = ("metric", "measured", "value", "target", "delivery", "result")
     lines = [
-        (row["metric"], row["measured"], f"{row['value']:.3f}", row["target"], row["delivery"], row["result"])
-        for row in rows
+        (row["metric"], row["measured"], _value(row), row["target"], row["delivery"], row["result"]) for row in rows
     ]
     title = (
         "fanout: newsletter delivery against moto (a process of its own), each run in a fresh worker process; "
@@ -358,13 +408,17 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(table)
 
 
+def _value(row: Row) -> str:
+    return f"{row['value']:,.0f}" if "examined" in row else f"{row['value']:.3f}"
+
+
 def summary_rows(rows: list[Row]) -> list[Row]:
     """The lines of `python -m bench`'s combined report (the issue's figures only, not the extra rate)."""
     return [
         {
             "benchmark": "fanout",
             "figure": row["metric"],
-            "value": f"{row['value']:.3f}",
+            "value": _value(row),
             "target": row["target"],
             "result": row["result"],
         }
@@ -378,7 +432,7 @@ def _progress(message: str) -> None:
 
 
 def main() -> None:
-    print(format_table(run()))
+    print(format_table(run_topics() if "--topics" in sys.argv[1:] else run()))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ prefixed by the job's prefix) in the emulator, seeds the confirmed subscribers, 
   delivery record) and one SESv2 SendEmail of a prebuilt raw message;
 - pipeline: publish through the EditorFunction, then the stream and queue event sources drained by the
   local runner (FanoutFunction and MailerFunction invoked in this process) until every queue is empty;
-- throttled: the pipeline with SES behind a stand-in that refuses more than `throttle_rate` sends a second.
+- throttled: the pipeline with SES behind a stand-in that refuses more than `throttle_rate` sends a second;
+- topic: the pipeline for an article of the topic `harbour`, followed by every tenth subscriber (the others
+  follow `council`), counting the items fan-out's queries examine (their `ScannedCount`).
 
 It prints one JSON line with the result to the stdout it started with (anything the product prints goes
 to stderr), and exits when its stdin closes, so it cannot outlive the benchmark that started it.
@@ -26,7 +28,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ class Job:
     emulator_pid: int = 0
     throttle_rate: float = 0.0
     throttle_burst: float = 1.0
+    topic_every: int = 10
+    """In topic mode, every `topic_every`-th subscriber follows the article's topic."""
 
 
 @dataclass
@@ -93,6 +96,10 @@ class Result:
     emulator_cpu_seconds: float = 0.0
     calls: dict[str, tuple[int, float]] = field(default_factory=dict)
     message_bytes: int = 0
+    audience_queries: int = 0
+    """Queries of the audiences (the `by-audience` index and TopicMembersTable) in the timed part."""
+    examined: int = 0
+    """Items those queries examined (DynamoDB's ScannedCount), what a read is billed by."""
 
 
 def email_of(n: int) -> str:
@@ -115,6 +122,8 @@ class CallLog:
         self.recording = False
         self.calls: Counter[str] = Counter()
         self.seconds: Counter[str] = Counter()
+        self.audience_queries = 0
+        self.examined = 0
 
     def install(self) -> None:
         """On boto3's default session, before any client exists: every client made later inherits them."""
@@ -126,15 +135,20 @@ class CallLog:
         boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._before)
         boto3.DEFAULT_SESSION.events.register("after-call", self._after)
 
-    def _before(self, context: dict[str, Any], **_: Any) -> None:
+    def _before(self, context: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
         context["bench_started"] = time.perf_counter()
+        table = str(params.get("TableName", ""))
+        context["bench_audience"] = params.get("IndexName") == "by-audience" or "TopicMembers" in table
 
-    def _after(self, context: dict[str, Any], event_name: str, **_: Any) -> None:
+    def _after(self, context: dict[str, Any], event_name: str, parsed: dict[str, Any], **_: Any) -> None:
         started = context.get("bench_started")
         if self.recording and started is not None:
             operation = ".".join(event_name.split(".")[1:3])
             self.calls[operation] += 1
             self.seconds[operation] += time.perf_counter() - started
+            if operation == "dynamodb.Query" and context.get("bench_audience"):
+                self.audience_queries += 1
+                self.examined += int(parsed.get("ScannedCount", 0))
 
 
 CALLS = CallLog()
@@ -155,6 +169,7 @@ class Timer:
         self._job, self._result = job, result
         CALLS.calls.clear()
         CALLS.seconds.clear()
+        CALLS.audience_queries = CALLS.examined = 0
         CALLS.recording = True
         self._emulator = _emulator_cpu(job.emulator_pid)
         self._cpu = time.process_time()
@@ -167,6 +182,7 @@ class Timer:
         result.emulator_cpu_seconds = _emulator_cpu(self._job.emulator_pid) - self._emulator
         CALLS.recording = False
         result.calls = {name: (CALLS.calls[name], round(CALLS.seconds[name], 3)) for name in sorted(CALLS.calls)}
+        result.audience_queries, result.examined = CALLS.audience_queries, CALLS.examined
 
 
 # --------------------------------------------------------------------------------------------- stack
@@ -179,21 +195,15 @@ class Stack:
         # Before the product's modules are imported: Powertools reads its variables when they load.
         os.environ.update(BASE_ENVIRONMENT | aws_environment(job.endpoint, REGION))
         CALLS.install()
-        from local.aws import create_resources
         from local.functions import InProcessFunctions
-        from local.resolver import Resolver, local_parameters
-        from local.template import load_template
+        from local.stack import build_stack, local_resolver
         from newsdesk import dependencies
 
         self.job = job
-        self.template = load_template(ROOT / "template.yaml")
-        overrides = {
-            **local_parameters(API_URL),
-            "SendRatePerSecond": str(job.send_rate),
-            "MailerConcurrency": str(job.mailer_concurrency),
-        }
-        self.resolver = Resolver(self.template, region=REGION, parameter_overrides=overrides, prefix=job.prefix)
-        create_resources(self.template, self.resolver, job.endpoint)
+        parameters = {"SendRatePerSecond": str(job.send_rate), "MailerConcurrency": str(job.mailer_concurrency)}
+        self.resolver = local_resolver(api_url=API_URL, parameters=parameters, region=REGION, prefix=job.prefix)
+        self.template = self.resolver.template
+        build_stack(self.resolver, endpoint=job.endpoint)
         os.environ.update(self.resolver.environment() | BASE_ENVIRONMENT)  # no INFO line per batch on the terminal
         dependencies.reset()
         self.dependencies = dependencies
@@ -255,65 +265,88 @@ class Stack:
 
 
 # --------------------------------------------------------------------------------------------- seeding
-def _confirmed_item(stack: Stack) -> dict[str, Any]:
-    """Subscriber 0 signed up and confirmed through SubscriberRepository, and its item as stored."""
+def _confirmed_items(stack: Stack, n: int, topics: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
+    """Subscriber `n` signed up (for `topics`; None: everything) and confirmed through SubscriberRepository:
+    its items as stored, with their tables (the subscriber, and one membership per topic)."""
     from newsdesk.clock import utc_now
     from newsdesk.dal.dynamodb import dynamodb_client
     from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 
     repository, now = stack.dependencies.container().subscriber_repository, utc_now()
     pending = Subscriber(
-        email=email_of(0),
-        name=name_of(0),
+        email=email_of(n),
+        name=name_of(n),
         frequency=Frequency.INSTANT,
+        topics=topics,
         status=SubscriberStatus.PENDING,
         created_at=now,
         updated_at=now,
     )
     if not (repository.create_pending(pending) and repository.confirm(pending, now)):
-        raise RuntimeError("could not sign up and confirm the first subscriber")
-    key = {"email": {"S": email_of(0)}}
-    item: dict[str, Any] = dynamodb_client().get_item(
-        TableName=stack.table("SubscribersTable"), Key=key, ConsistentRead=True
-    )["Item"]
-    return item
+        raise RuntimeError(f"could not sign up and confirm subscriber {n}")
+    client, table, members = (
+        dynamodb_client(),
+        stack.table("SubscribersTable"),
+        stack.table("TopicMembersTable"),
+    )
+    key = {"email": {"S": email_of(n)}}
+    items = [(table, client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"])]
+    items += [(members, item) for item in client.scan(TableName=members)["Items"] if item["email"]["S"] == email_of(n)]
+    return items
 
 
-def _subscriber_items(first: dict[str, Any], count: int) -> Iterator[dict[str, Any]]:
-    """Subscribers 1 to count - 1, shaped exactly like the first: its address and name replaced wherever
-    they appear (the key, status_sort, ...), and the audience shard of their own address."""
-    from newsdesk.dal.subscribers import audience
+def _subscriber_items(stack: Stack, count: int, topic_every: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Subscribers 1 to count - 1, each shaped exactly like the first of its kind (of everything; or, with
+    `topic_every`, of `harbour` for every `topic_every`-th, of `council` for the others): its address and
+    name replaced wherever they appear (the key, status_sort, ...), the shard in its audience keys its own."""
+    from newsdesk.dal.subscribers import audience, shard_of
     from newsdesk.models.subscribers import Frequency
 
-    def replaced(value: dict[str, Any], n: int) -> dict[str, Any]:
+    kinds = (
+        {0: _confirmed_items(stack, 0, ["harbour"]), 1: _confirmed_items(stack, 1, ["council"])}
+        if topic_every
+        else {0: _confirmed_items(stack, 0, None)}
+    )
+
+    def replaced(value: dict[str, Any], first: int, n: int) -> dict[str, Any]:
         if "S" not in value:
             return value
-        return {"S": value["S"].replace(email_of(0), email_of(n)).replace(name_of(0), name_of(n))}
+        return {"S": value["S"].replace(email_of(first), email_of(n)).replace(name_of(first), name_of(n))}
 
-    for n in range(1, count):
-        item = {name: replaced(value, n) for name, value in first.items()}
-        if "audience" in item:
-            item["audience"] = {"S": audience(Frequency.INSTANT, email_of(n))}
-        yield item
+    for n in range(len(kinds), count):
+        first = 0 if not topic_every or n % topic_every == 0 else 1
+        for table, template in kinds[first]:
+            item = {name: replaced(value, first, n) for name, value in template.items()}
+            if "audience" in item and table == stack.table("SubscribersTable"):
+                item["audience"] = {"S": audience(Frequency.INSTANT, email_of(n))}
+            elif "audience" in item:  # instant#<topic>#<shard>
+                prefix = item["audience"]["S"].rsplit("#", 1)[0]
+                item["audience"] = {"S": f"{prefix}#{shard_of(email_of(n))}"}
+            yield table, item
 
 
-def _write_batch(client: Any, table: str, items: list[dict[str, Any]]) -> None:
-    requests: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items]}
+def _write_batch(client: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
+    requests: dict[str, Any] = {}
+    for table, item in items:
+        requests.setdefault(table, []).append({"PutRequest": {"Item": item}})
     while requests:
         requests = client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
 
 
-def seed(stack: Stack, count: int) -> float:
-    """`count` confirmed subscribers: the first through the product, the rest with BatchWriteItem, a few
-    batches at a time so that this process's memory does not grow with `count`."""
+def seed(stack: Stack, count: int, topic_every: int | None = None) -> float:
+    """`count` confirmed subscribers: the first (of each kind) through the product, the rest with
+    BatchWriteItem, a few batches at a time so that this process's memory does not grow with `count`."""
     from newsdesk.dal.dynamodb import dynamodb_client
 
     started = time.perf_counter()
-    client, table = dynamodb_client(), stack.table("SubscribersTable")
-    items = _subscriber_items(_confirmed_item(stack), count)
+    client = dynamodb_client()
+    if topic_every:
+        for slug, name in (("harbour", "Harbour"), ("council", "Council")):
+            stack.editor("editor-create-topic", body={"slug": slug, "name": name})
+    items = _subscriber_items(stack, count, topic_every)
     with ThreadPoolExecutor(SEED_THREADS) as pool:
         while window := [b for b in (list(islice(items, SEED_BATCH)) for _ in range(4 * SEED_THREADS)) if b]:
-            list(pool.map(lambda batch: _write_batch(client, table, batch), window))
+            list(pool.map(lambda batch: _write_batch(client, batch), window))
     return time.perf_counter() - started
 
 
@@ -327,16 +360,16 @@ def floor(stack: Stack, result: Result) -> None:
     from newsdesk.messages import Recipient
     from newsdesk.models.subscribers import Frequency
     from newsdesk.services.links import LinkPurpose
-    from newsdesk.settings import get_settings
+    from newsdesk.settings import EmailSettings
 
     # The message: the product's own newsletter for the same article, rendered once.
-    deps = stack.dependencies
+    container = stack.dependencies.container()
     article_id = str(stack.editor("editor-create-article", body=ARTICLE)["id"])
-    article = deps.article_repository().get(article_id)
+    article = container.article_repository.get(article_id)
     assert article is not None
-    unsubscribe = deps.link_signer().url(LinkPurpose.UNSUBSCRIBE, email_of(0))
-    raw = deps.email_composer().newsletter(article).render(Recipient(email_of(0), name_of(0), unsubscribe))
-    settings, dynamodb, ses = get_settings(), dynamodb_client(), ses_client()
+    unsubscribe = container.link_signer().url(LinkPurpose.UNSUBSCRIBE, email_of(0))
+    raw = container.email_composer.newsletter(article).render(Recipient(email_of(0), name_of(0), unsubscribe))
+    settings, dynamodb, ses = container.settings(EmailSettings), dynamodb_client(), ses_client()
     subscribers, deliveries = stack.table("SubscribersTable"), stack.table("DeliveriesTable")
     result.message_bytes = len(raw)
 
@@ -416,10 +449,7 @@ class ThrottlingSes:
 
 def _use_ses(stack: Stack, client: Any) -> None:
     """Swap the SES client the product's services are built with, as the integration tests do."""
-    dependencies: Any = stack.dependencies  # the factory it imported from newsdesk.dal.email is replaced
-    dependencies.ses_client = lru_cache(maxsize=1)(lambda: client)
-    dependencies.ses_sender.cache_clear()
-    dependencies.mailer_service.cache_clear()
+    stack.dependencies.reset().ses = client
 
 
 def pipeline(stack: Stack, result: Result, standin: ThrottlingSes | None) -> None:
@@ -458,11 +488,11 @@ def execute(job: Job) -> Result:
     """Set up, seed, measure, clean up."""
     result = Result(mode=job.mode, subscribers=job.subscribers)
     stack = Stack(job)
-    result.seed_seconds = seed(stack, job.subscribers)
+    result.seed_seconds = seed(stack, job.subscribers, job.topic_every if job.mode == "topic" else None)
     _progress(f"{job.prefix}: {job.subscribers:,} subscribers seeded in {result.seed_seconds:.1f} s; {job.mode}")
     if job.mode == "floor":
         floor(stack, result)
-    elif job.mode == "pipeline":
+    elif job.mode in ("pipeline", "topic"):
         pipeline(stack, result, None)
     elif job.mode == "throttled":
         from newsdesk.dal.email import ses_client

@@ -10,6 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from newsdesk.dal.ledger import DUPLICATE_PREFIX
+from newsdesk.dal.publications import DUPLICATE
 from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
 from newsdesk.services.delivery import LedgerChange
@@ -20,10 +22,17 @@ def _state(image: dict[str, Any] | None) -> str | None:
 
 
 def ledger_change(record: dict[str, Any]) -> LedgerChange | None:
-    """What one stream record changed about a ledger record's state; None for other items."""
+    """What one stream record changed about a ledger record's state (or a recipient's second copy, counted
+    out of the total once); None for other items."""
     stream = record.get("dynamodb") or {}
     keys = stream.get("Keys") or {}
-    if not str((keys.get("sk") or {}).get("S", "")).startswith("to#"):
+    sort_key = str((keys.get("sk") or {}).get("S", ""))
+    if sort_key.startswith(DUPLICATE_PREFIX):
+        if record.get("eventName") != "INSERT":
+            return None
+        return LedgerChange(delivery_id=str(keys["pk"]["S"]), sequence=str(stream["SequenceNumber"]),
+                            old_state=None, new_state=DUPLICATE, late_send=False)  # fmt: skip
+    if not sort_key.startswith("to#"):
         return None
     old, new = stream.get("OldImage"), stream.get("NewImage")
     old_state, new_state = _state(old), _state(new)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from newsdesk.settings import (
     ArticleSettings,
+    ConsentSettings,
     EmailSettings,
     EngagementSettings,
     EventBusSettings,
@@ -30,6 +31,7 @@ from newsdesk.settings import (
     SiteSettings,
     SubscriberSettings,
     TokenSettings,
+    TopicSettings,
     UploadSettings,
     WebhookSettings,
     read_settings,
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from newsdesk.services.ses_feedback import SesFeedback
     from newsdesk.services.subscriptions import SubscriptionService
     from newsdesk.services.tokens import TokenService
+    from newsdesk.services.topics import TopicService
     from newsdesk.services.uploads import UploadService
     from newsdesk.services.webhooks import WebhookDispatch, WebhookSecrets, WebhookSender, WebhookService
 
@@ -115,7 +118,15 @@ class Container:
     def subscriber_repository(self) -> SubscriberRepository:
         from newsdesk.dal.subscribers import SubscriberRepository
 
-        return SubscriberRepository(self.dynamodb, self.settings(SubscriberSettings).subscribers_table)
+        settings = self.settings(SubscriberSettings)
+        return SubscriberRepository(self.dynamodb, settings.subscribers_table, settings.topic_members_table)
+
+    @cached_property
+    def topic_service(self) -> TopicService:
+        from newsdesk.dal.topics import TopicRepository
+        from newsdesk.services.topics import TopicService
+
+        return TopicService(TopicRepository(self.dynamodb, self.settings(TopicSettings).topics_table))
 
     @cached_property
     def publication_repository(self) -> PublicationRepository:
@@ -181,6 +192,7 @@ class Container:
             sender=self.settings(EmailSettings).sender_address,
             publication=site.publication_name,
             site_url=site.site_base,
+            privacy_policy_url=site.privacy_policy_url,
         )
 
     @cached_property
@@ -217,6 +229,10 @@ class Container:
             links=self.link_signer,
             # Only the functions that send confirmations have the limits' table: built when first needed.
             limits=lambda: self.confirmation_limits,
+            topics=self.topic_service,
+            publications=self.publication_repository,
+            privacy_policy_url=self.settings(SiteSettings).privacy_policy_url,
+            record_consent_ip=self.settings(ConsentSettings).record_consent_ip,
         )
 
     @cached_property
@@ -230,6 +246,7 @@ class Container:
             subscribers=self.subscriber_repository,
             fanout_queue=QueuePublisher(self.sqs, settings.fanout_queue_url),
             send_queue=QueuePublisher(self.sqs, settings.send_queue_url),
+            topics=self.topic_service.slugs,
         )
 
     @cached_property
@@ -250,6 +267,7 @@ class Container:
             send_queue=QueuePublisher(self.sqs, settings.send_queue_url),
             rate=self.settings(SendRateSettings).mailer_rate,
             reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
+            catalog=self.topic_service.all,
         )
 
     @cached_property
@@ -432,6 +450,10 @@ def delivery_reports() -> DeliveryReports:
 
 def subscription_service() -> SubscriptionService:
     return _current.subscription_service
+
+
+def topic_service() -> TopicService:
+    return _current.topic_service
 
 
 def upload_service() -> UploadService:

@@ -20,6 +20,11 @@ class _Environment(BaseSettings):
 class SiteSettings(_Environment):
     publication_name: str = "Newsdesk"
     site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
+    privacy_policy_url: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="shown in confirmation emails and pages, and kept in each consent record; empty: none",
+    )
 
     @property
     def site_base(self) -> str:
@@ -41,6 +46,15 @@ class PublicationSettings(_Environment):
 
 class SubscriberSettings(_Environment):
     subscribers_table: str = Field(min_length=3)
+    topic_members_table: str = Field(min_length=3)
+
+
+class TopicSettings(_Environment):
+    topics_table: str = Field(min_length=3)
+
+
+class ConsentSettings(_Environment):
+    record_consent_ip: bool = Field(default=False, description="keep the sign-up's source IP in the consent record")
 
 
 class TokenSettings(_Environment):

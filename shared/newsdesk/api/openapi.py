@@ -19,14 +19,16 @@ VERSION = "1.0.0"
 
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
-    from newsdesk.api import deliveries, editor, public, subscriptions, uploads, webhooks
+    from newsdesk.api import deliveries, editor, public, subscriptions, topics, uploads, webhooks
 
     app = create_resolver()
     for router in (
         public.router,
         subscriptions.router,
+        topics.router,
         editor.router,
         subscriptions.admin_router,
+        topics.admin_router,
         uploads.router,
         deliveries.router,
         webhooks.router,

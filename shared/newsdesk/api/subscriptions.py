@@ -1,7 +1,10 @@
-"""Mailing-list routes: the public sign-up, confirm and unsubscribe pages, and the editor's views."""
+"""Mailing-list routes: the public sign-up and topics, the confirm, unsubscribe and preferences pages, and
+the editor's views."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -14,16 +17,19 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from newsdesk.api.resolver import documented
 from newsdesk.dependencies import delivery_reports, site_settings, subscription_service, webhook_service
 from newsdesk.models.subscribers import (
+    ConsentSource,
     Frequency,
     SubscribeAccepted,
+    Subscriber,
     SubscribeRequest,
     SubscriberPage,
     SubscriberStats,
     SubscriberStatus,
 )
+from newsdesk.models.topics import Topic
 from newsdesk.services.delivery import DeliveryReports
 from newsdesk.services.links import InvalidLink
-from newsdesk.services.subscriptions import ConfirmOutcome, SubscriptionService
+from newsdesk.services.subscriptions import ConfirmOutcome, PreferencesView, SubscriptionService, UnsubscribeScope
 from newsdesk.services.webhooks import WebhookService
 from newsdesk.templating import render
 
@@ -38,25 +44,57 @@ HTML = "text/html; charset=utf-8"
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 NO_STORE = {"Cache-Control": "no-store"}
 NOT_CONFIRMABLE = "This subscription can no longer be confirmed with this link. Subscribe again below."
+INVALID_UNSUBSCRIBE = (
+    "This unsubscribe link is not valid. The newest email from us has one that works; or subscribe again below."
+)
 
 
-def page(status: int, heading: str, message: str, **extra: str | None) -> Response[str]:
+@dataclass(frozen=True)
+class Action:
+    """A button on a page: a plain form posting to `url` (no JavaScript)."""
+
+    url: str
+    label: str
+    fields: tuple[tuple[str, str], ...] = ()
+    secondary: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str
+    label: str
+
+
+def page(
+    status: int,
+    heading: str,
+    message: str,
+    *,
+    notes: Sequence[str] = (),
+    actions: Sequence[Action] = (),
+    links: Sequence[Link] = (),
+    preferences: dict[str, Any] | None = None,
+    subscribe_url: str | None = None,
+) -> Response[str]:
+    settings = site_settings()
     body = render(
         "pages/page.html",
-        publication=site_settings().publication_name,
+        publication=settings.publication_name,
         heading=heading,
         message=message,
-        action_url=extra.get("action_url"),
-        action_label=extra.get("action_label"),
-        frequency=extra.get("frequency"),
-        subscribe_url=extra.get("subscribe_url"),
-        one_click=extra.get("one_click"),
+        notes=notes,
+        actions=actions,
+        links=[*links, Link(settings.site_base, f"Go to {settings.publication_name}")],
+        preferences=preferences,
+        subscribe_url=subscribe_url,
+        privacy_policy_url=settings.privacy_policy_url,
     )
     return Response(status, HTML, body, headers=NO_STORE)
 
 
-def invalid_link_page(subscriptions: SubscriptionService, message: str) -> Response[str]:
-    return page(400, "This link does not work", message, subscribe_url=subscriptions.subscribe_url())
+def invalid_link_page(subscriptions: SubscriptionService, message: str, *links: Link) -> Response[str]:
+    """A 400 page that always offers a way on: subscribing again, the site, and any `links`."""
+    return page(400, "This link does not work", message, links=links, subscribe_url=subscriptions.subscribe_url())
 
 
 def html_page(description: str) -> dict[int, Any]:
@@ -65,6 +103,15 @@ def html_page(description: str) -> dict[int, Any]:
         200: {"description": description, "content": content},
         400: {"description": "An expired, altered or unknown link.", "content": content},
     }
+
+
+def _same_link(token: str | None) -> str:
+    return f"?token={quote(token or '')}"  # this same address: the page posts to its own link
+
+
+def _names(topics: Sequence[Topic]) -> str:
+    names = [topic.name for topic in topics]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 @router.post(
@@ -79,7 +126,9 @@ def subscribe(
     # The address API Gateway saw the connection come from: a client cannot set it (X-Forwarded-For it can).
     event = router.current_event
     source_ip = event.request_context.http.source_ip if isinstance(event, APIGatewayProxyEventV2) else None
-    subscriptions.subscribe(request, source_ip=source_ip)
+    # Browsers add Origin to every POST a page makes, by form or by script; programs usually send none.
+    source = ConsentSource.FORM if event.headers.get("origin") else ConsentSource.API
+    subscriptions.subscribe(request, source_ip=source_ip, source=source)
     return Response(202, content_types.APPLICATION_JSON, SubscribeAccepted(), headers=NO_STORE)
 
 
@@ -100,15 +149,13 @@ def confirm_page(subscriptions: Subscriptions, token: Token = None) -> Response[
     if view.outcome is ConfirmOutcome.ALREADY_CONFIRMED:
         return page(200, "You are subscribed", "Your subscription is already confirmed.")
     message = f"Press the button to receive {site_settings().publication_name} by email."
+    notes = []
+    if view.topics is not None:
+        notes.append(f"You chose: {_names(view.topics)}." if view.topics else "You chose no topic yet.")
     if view.subscriber is not None and view.subscriber.name:
-        message += f" Emails will be addressed to {view.subscriber.name}."
-    return page(
-        200,
-        "Confirm your subscription",
-        message,
-        action_url=f"?token={quote(token or '')}",  # this same address, by POST
-        action_label="Confirm my subscription",
-    )
+        notes.append(f"Emails will be addressed to {view.subscriber.name}.")
+    return page(200, "Confirm your subscription", message, notes=notes,
+                actions=[Action(_same_link(token), "Confirm my subscription")])  # fmt: skip
 
 
 @router.post(
@@ -119,7 +166,7 @@ def confirm_page(subscriptions: Subscriptions, token: Token = None) -> Response[
 )
 def confirm(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     if token is None:  # a form that posts the token as a field rather than in its address
-        token = next(iter(parse_qs(router.current_event.decoded_body or "").get("token", [])), None)
+        token = next(iter(_form().get("token", [])), None)
     try:
         outcome = subscriptions.confirm(token)
     except InvalidLink as exc:
@@ -129,83 +176,163 @@ def confirm(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     return page(200, "You are subscribed", "Thank you: your subscription is confirmed.")
 
 
+def _form() -> dict[str, list[str]]:
+    return parse_qs(router.current_event.decoded_body or "")
+
+
+UNSUBSCRIBED_MESSAGE = "You will not receive these emails any more."
+
+
 @router.get(
     "/unsubscribe",
     summary="The unsubscribe page (the link in every email)",
     tags=["Subscribers"],
-    responses={**documented(200, "ok", 503), **html_page("A page with an Unsubscribe button.")},
+    responses={**documented(200, "ok", 503), **html_page("What the link would do, with its buttons.")},
 )
 def unsubscribe_page(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     try:
-        subscriptions.check_unsubscribe_link(token)
+        view = subscriptions.unsubscribe_view(token)
     except InvalidLink:
-        return invalid_link_page(subscriptions, "This unsubscribe link is not valid.")
-    return page(
-        200,
-        "Unsubscribe",
-        "Stop receiving these emails? One click and you are off the list.",
-        action_url=f"?token={quote(token or '')}",  # this same address, by POST
-        action_label="Unsubscribe",
-        one_click="yes",
+        return invalid_link_page(subscriptions, INVALID_UNSUBSCRIBE)
+    if not view.subscribed:
+        # Said once, not asked again.
+        return page(200, "You are unsubscribed", UNSUBSCRIBED_MESSAGE)
+    one_click = Action(_same_link(token), "Unsubscribe", (("List-Unsubscribe", "One-Click"),))
+    everything = Action(_same_link(token), "Unsubscribe from everything", (("scope", "everything"),), True)
+    preferences = (
+        [Link(view.preferences_url, "Choose topics or a weekly digest instead")] if view.preferences_url else []
     )
+    if view.leaves_everything:
+        return page(200, "Unsubscribe", "Stop receiving these emails? One click and you are off the list.",
+                    actions=[one_click], links=preferences)  # fmt: skip
+    if not view.sent_for:
+        following = view.following or []
+        message = "You no longer follow the topics this email was sent for." + (
+            f" You still follow {_names(following)}." if following else " You follow no topic now."
+        )
+        return page(200, "Unsubscribe", message, actions=[replace(everything, secondary=False)], links=preferences)
+    names = _names(view.sent_for)
+    message = f"This email was sent because you follow {names}. Stop emails about {names}, or leave the list?"
+    return page(200, "Unsubscribe", message,
+                actions=[replace(one_click, label=f"Stop emails about {names}"), everything],
+                links=preferences)  # fmt: skip
 
 
 @router.post(
     "/unsubscribe",
     summary="Unsubscribe at once (RFC 8058 one-click; no cookies, no login)",
     tags=["Subscribers"],
-    responses={**documented(200, "ok", 503), **html_page("Unsubscribed (also when already unsubscribed).")},
+    responses={
+        **documented(200, "ok", 503),
+        **html_page(
+            "Unsubscribed (also when already unsubscribed): from the topics the email was sent for, or, for a "
+            "subscriber of everything or with the form field `scope=everything`, from the list."
+        ),
+    },
 )
 def unsubscribe(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     # The body (List-Unsubscribe=One-Click) is not needed: the signed token says who and what.
+    scope = UnsubscribeScope.EVERYTHING if _form().get("scope") == ["everything"] else UnsubscribeScope.EMAIL
     try:
-        subscriptions.unsubscribe(token)
+        done = subscriptions.unsubscribe(token, scope)
     except InvalidLink:
-        return invalid_link_page(subscriptions, "This unsubscribe link is not valid.")
-    return page(200, "You are unsubscribed", "You will not receive these emails any more.")
+        return invalid_link_page(subscriptions, INVALID_UNSUBSCRIBE)
+    if done.everything:
+        return page(200, "You are unsubscribed", UNSUBSCRIBED_MESSAGE)
+    preferences = [Link(done.preferences_url, "Email preferences")] if done.preferences_url else []
+    everything = Action(_same_link(token), "Unsubscribe from everything", (("scope", "everything"),), True)
+    left = (
+        f"You will not receive emails about {_names(done.left)} any more."
+        if done.left
+        else ("You had already left the topics this email was sent for.")
+    )
+    if done.remaining:
+        note = f"You still receive emails about {_names(done.remaining)}."
+    else:
+        note = "You follow no topic now, so you will receive no emails."
+    heading = f"You are unsubscribed from {_names(done.left)}" if done.left else "You are unsubscribed"
+    return page(200, heading, left, notes=[note], actions=[everything] if done.remaining else [], links=preferences)
 
 
 FREQUENCY_TEXT = {Frequency.INSTANT: "every article as it is published", Frequency.DIGEST: "one weekly digest"}
 
 
+def _receives(view: PreferencesView) -> str:
+    subscriber = view.subscriber
+    how = FREQUENCY_TEXT[subscriber.frequency]
+    if subscriber.topics is None:
+        return f"You receive {how}, about everything we publish."
+    named = [topic for topic in view.topics if topic.slug in set(subscriber.topics)]
+    if not named:
+        return "You follow no topic, so you receive no emails. Choose some below."
+    return f"You receive {how}, about {_names(named)}."
+
+
+def _preferences_form(token: str | None, view: PreferencesView) -> dict[str, Any]:
+    followed = view.subscriber.topics
+    return {
+        "action_url": _same_link(token),
+        "label": "Save",
+        "frequency": view.subscriber.frequency.value,
+        "everything": followed is None,
+        "topics": [
+            {"slug": topic.slug, "name": topic.name, "description": topic.description,
+             "checked": followed is None or topic.slug in followed}
+            for topic in view.topics
+        ],
+    }  # fmt: skip
+
+
 @router.get(
     "/subscribers/preferences",
-    summary="The email preferences page (the link in every email)",
+    summary="The email preferences page (the link in every email): how often, and which topics",
     tags=["Subscribers"],
-    responses={**documented(200, "ok", 503), **html_page("Instant or weekly digest.")},
+    responses={**documented(200, "ok", 503), **html_page("Instant or weekly digest; everything, or chosen topics.")},
 )
 def preferences_page(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     try:
-        subscriber = subscriptions.preferences(token)
+        view = subscriptions.preferences(token)
     except InvalidLink as exc:
         return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
-    return page(
-        200,
-        "Email preferences",
-        f"You now receive {FREQUENCY_TEXT[subscriber.frequency]}. How would you like it?",
-        action_url=f"?token={quote(token or '')}",
-        action_label="Save",
-        frequency=subscriber.frequency.value,
-    )
+    return page(200, "Email preferences", _receives(view), preferences=_preferences_form(token, view))
 
 
 @router.post(
     "/subscribers/preferences",
-    summary="Save email preferences (form field `frequency`: instant or digest)",
+    summary=(
+        "Save email preferences (form fields: `frequency` instant or digest; `everything=yes`, or a `topics` "
+        "field per topic to follow)"
+    ),
     tags=["Subscribers"],
     responses={**documented(200, "ok", 503), **html_page("Saved.")},
 )
 def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
-    form = parse_qs(router.current_event.decoded_body or "")
+    form = _form()
     try:
         frequency = Frequency((form.get("frequency") or [""])[0])
     except ValueError:
-        return page(400, "Choose how often", "Pick instant or weekly digest, then save.")
+        back = Link(f"/subscribers/preferences{_same_link(token)}", "Back to your email preferences")
+        return page(400, "Choose how often", "Pick instant or weekly digest, then save.", links=[back])
+    # The page's form always says it chooses topics; a form that only sets the frequency leaves them alone.
+    choosing = form.get("choosing") == ["topics"] or "everything" in form or "topics" in form
+    topics = None if form.get("everything") == ["yes"] else form.get("topics", [])
     try:
-        subscriptions.set_frequency(token, frequency)
+        view = subscriptions.save_preferences(token, frequency=frequency, topics=topics, change_topics=choosing)
     except InvalidLink as exc:
         return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
-    return page(200, "Preferences saved", f"From now on you receive {FREQUENCY_TEXT[frequency]}.")
+    return page(200, "Preferences saved", f"Saved. {_receives(view)}", preferences=_preferences_form(token, view))
+
+
+@admin_router.get(
+    "/admin/subscribers/<email>",
+    summary="One subscriber: status, topics and consent record",
+    tags=["Subscribers"],
+    security=BEARER,
+    responses=documented(200, "The subscriber.", 401, 403, 404, 503),
+)
+def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
+    # API Gateway decoded the path once already: `email` is the address as the editor named it.
+    return subscriptions.get(email)
 
 
 @admin_router.get(

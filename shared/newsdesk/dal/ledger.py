@@ -20,6 +20,8 @@ from newsdesk.errors import InvalidInput
 from newsdesk.models.delivery import LedgerState
 
 _STATE = {"#state": "state"}
+DUPLICATE_PREFIX = "dup#"
+"""Sort keys of the markers of recipients queued twice for one delivery (never a `to#` record)."""
 _CURSOR_KEYS = frozenset({"pk", "sk"})
 DETAIL_LIMIT = 300
 
@@ -126,6 +128,17 @@ class LedgerRepository:
         was withdrawn); False if a record exists."""
         item = {"pk": delivery_id, "sk": f"to#{recipient_key}", "email": email, "state": state.value, "attempt": 0,
                 "batch_id": batch_id, "detail": detail[:DETAIL_LIMIT], "updated_at": iso(now)}  # fmt: skip
+        return write_if(
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_attributes(item),
+            ConditionExpression="attribute_not_exists(sk)",
+        )
+
+    def mark_duplicate(self, delivery_id: str, recipient_key: str, *, batch_id: str, now: datetime) -> bool:
+        """Record, once, that batch `batch_id` held a second copy of a recipient another batch of the delivery
+        holds (TallyFunction counts it out of the total); False if recorded already."""
+        item = {"pk": delivery_id, "sk": f"{DUPLICATE_PREFIX}{batch_id}#{recipient_key}", "updated_at": iso(now)}
         return write_if(
             self._client.put_item,
             TableName=self._table,

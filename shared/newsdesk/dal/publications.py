@@ -46,6 +46,8 @@ PUBLICATION_SK = "#publication"
 AGGREGATES = "agg#"
 COUNTS_PREFIX = f"{AGGREGATES}count#"
 ENGAGEMENT_SK = f"{AGGREGATES}engagement"
+DUPLICATE = "duplicate"
+"""The counter of queued copies of a recipient already queued in another batch (see services.delivery)."""
 CLICKS_PREFIX = f"{AGGREGATES}click#"
 DIGEST_CURSOR = {"pk": {"S": "digest#cursor"}, "sk": {"S": "#cursor"}}
 TASK_LEASE = timedelta(minutes=10)
@@ -79,10 +81,11 @@ def _key(delivery_id: str, sk: str = PUBLICATION_SK) -> dict[str, Any]:
 def publication_write(table_name: str, article: Article) -> dict[str, Any]:
     """The transaction item that records the first publish of `article`: its newsletter's outbox entry."""
     assert article.published_at is not None
+    # The tags at publish time decide the newsletter's topics (those of them that are topics when it starts).
     return _publication_put(
         table_name,
         newsletter_id(article.id),
-        {"kind": "newsletter", "article_id": article.id, "frequency": Frequency.INSTANT.value},
+        {"kind": "newsletter", "article_id": article.id, "frequency": Frequency.INSTANT.value, "tags": article.tags},
         article.published_at,
     )
 
@@ -109,12 +112,14 @@ def _publication_put(table_name: str, delivery_id: str, attributes: dict[str, An
     }
 
 
-def _counts(aggregates: list[dict[str, Any]], total: int) -> tuple[LedgerCounts, int]:
-    """The counts by state summed over a delivery's counter items, and the late `Send` events."""
+def _counts(aggregates: list[dict[str, Any]], total: int) -> tuple[LedgerCounts, int, int]:
+    """The counts by state summed over a delivery's counter items, the late `Send` events, and the copies
+    of recipients queued twice (each copy past the first is counted once, when its mailer finds it)."""
     counters = [item for item in aggregates if str(item["sk"]).startswith(COUNTS_PREFIX)]
     sums = {state.value: sum(int(item.get(state.value, 0)) for item in counters) for state in LedgerState}
     late = sum(int(item.get("late_send", 0)) for item in counters)
-    return LedgerCounts(queued=total - sum(sums.values()), **sums), late
+    duplicates = sum(int(item.get(DUPLICATE, 0)) for item in counters)
+    return LedgerCounts(queued=total - duplicates - sum(sums.values()), **sums), late, duplicates
 
 
 def _engagement(aggregates: list[dict[str, Any]]) -> Engagement | None:
@@ -133,7 +138,7 @@ def _engagement(aggregates: list[dict[str, Any]]) -> Engagement | None:
 
 
 def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datetime) -> DeliveryProgress:
-    counts, late = _counts(aggregates, int(item.get("total", 0)))
+    counts, late, duplicates = _counts(aggregates, int(item.get("total", 0)))
     paused = item.get("paused_until")
     paused_until = datetime.fromisoformat(paused) if paused else None
     return DeliveryProgress(
@@ -141,7 +146,8 @@ def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datet
         kind=DeliveryKind(item.get("kind", DeliveryKind.NEWSLETTER.value)),
         article_id=item.get("article_id"),
         state=DeliveryState(item["state"]),
-        total=int(item.get("total", 0)),
+        total=int(item.get("total", 0)) - duplicates,
+        topics=item.get("topics") or [],
         sent=counts.sent + counts.delivered + counts.bounced + counts.complained,
         failed=counts.failed,
         suppressed=counts.suppressed,
@@ -152,6 +158,12 @@ def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datet
         started_at=item.get("started_at"),
         finished_at=item.get("finished_at"),
     )
+
+
+def _chain(kind: str, topic: str | None, *numbers: int) -> str:
+    """The sort key of a fan-out chain's marker: `task#<shard>#<n>`, `shard#<shard>` for everything (as
+    before topics existed), `task#<topic>#<shard>#<n>`, `shard#<topic>#<shard>` for a topic."""
+    return "#".join([kind, *([topic] if topic else []), *(str(number) for number in numbers)])
 
 
 class PublicationRepository:
@@ -230,7 +242,9 @@ class PublicationRepository:
         end = from_attributes(reply.get("Item", {})).get("period_end")
         return datetime.fromisoformat(end) if end else None
 
-    def record_digest(self, run: str, *, start: datetime, end: datetime, article_ids: list[str]) -> bool:
+    def record_digest(
+        self, run: str, *, start: datetime, end: datetime, article_ids: list[str], tags: list[str]
+    ) -> bool:
         """Record a digest run (its outbox entry) and move the digest window on, together; False if
         this run was recorded before (the same scheduled event delivered twice)."""
         attributes = {
@@ -239,6 +253,7 @@ class PublicationRepository:
             "period_start": iso(start),
             "period_end": iso(end),
             "article_ids": article_ids,
+            "tags": tags,
         }
         return self._transact(
             [
@@ -279,27 +294,54 @@ class PublicationRepository:
             },
         )
 
-    def claim_task(self, delivery_id: str, shard: int, number: int, owner: str, *, now: datetime) -> Claim:
-        """One fan-out chain per shard: a duplicate task is refused while the first one works or after
-        it finished; a redelivery of the same message (same owner) or a task whose worker is surely gone
-        (lease lapsed, for example redriven from the dead-letter queue) may do the work."""
-        return self._claim(delivery_id, f"task#{shard}#{number}", owner, now=now, lease_until=now + TASK_LEASE)
+    def resolve_topics(self, delivery_id: str, topics: list[str], *, shards: int) -> list[str]:
+        """Fix the topics a delivery is sent for, once (the first start decides; a repeated start reads what it
+        decided), with the number of shard chains its fan-out runs: one per shard for everything, and one per
+        shard and topic."""
+        with aws_errors():
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_key(delivery_id),
+                    UpdateExpression="SET topics = :topics, shards_expected = :expected",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(shards_expected)",
+                    ExpressionAttributeValues={
+                        ":topics": to_attributes({"topics": topics})["topics"],
+                        ":expected": {"N": str(shards * (1 + len(topics)))},
+                    },
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                return list((self.publication(delivery_id) or {}).get("topics") or [])
+        return topics
 
-    def finish_task(self, delivery_id: str, shard: int, number: int) -> None:
+    def claim_task(
+        self, delivery_id: str, shard: int, number: int, owner: str, *, now: datetime, topic: str | None = None
+    ) -> Claim:
+        """One fan-out chain per shard (and topic): a duplicate task is refused while the first one works or
+        after it finished; a redelivery of the same message (same owner) or a task whose worker is surely
+        gone (lease lapsed, for example redriven from the dead-letter queue) may do the work."""
+        return self._claim(delivery_id, _chain("task", topic, shard, number), owner, now=now,
+                           lease_until=now + TASK_LEASE)  # fmt: skip
+
+    def finish_task(self, delivery_id: str, shard: int, number: int, *, topic: str | None = None) -> None:
         self._update_if(
-            Key=_key(delivery_id, f"task#{shard}#{number}"),
+            Key=_key(delivery_id, _chain("task", topic, shard, number)),
             UpdateExpression="SET #state = :done",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={":done": {"S": "done"}},
         )
 
-    def complete_shard(self, delivery_id: str, shard: int, counted: int) -> bool:
-        """Record that one audience shard is fully queued, adding its recipients to `total` once."""
+    def complete_shard(self, delivery_id: str, shard: int, counted: int, *, topic: str | None = None) -> bool:
+        """Record that one audience shard (of everything, or of a topic) is fully queued, adding its recipients
+        to `total` once."""
+        marker = _chain("shard", topic, shard)
         return self._transact(
             [
                 {"Put": {
                     "TableName": self._table,
-                    "Item": to_attributes({"pk": delivery_id, "sk": f"shard#{shard}", "counted": counted}),
+                    "Item": to_attributes({"pk": delivery_id, "sk": marker, "counted": counted}),
                     "ConditionExpression": "attribute_not_exists(sk)",
                 }},
                 {"Update": {
@@ -438,9 +480,10 @@ class PublicationRepository:
         """sending -> done once every shard is queued and every queued recipient is settled (none queued or
         pending). Safe to call from anywhere at any time: only one caller finishes it."""
         item = self.publication(delivery_id)
-        if item is None or item.get("state") != DeliveryState.SENDING.value or item["shards_done"] < self._shards:
+        expected = int(item.get("shards_expected", self._shards)) if item else self._shards
+        if item is None or item.get("state") != DeliveryState.SENDING.value or item["shards_done"] < expected:
             return False
-        counts, _ = _counts(self._aggregates(delivery_id), int(item["total"]))
+        counts, _, _ = _counts(self._aggregates(delivery_id), int(item["total"]))
         if counts.queued or counts.pending:
             return False
         # The final counts go in the same write as `done`: the table's stream hands both to the

@@ -1,10 +1,21 @@
-"""Subscribers in DynamoDB, keyed by address. Every state change is a conditional write, so racing
-requests (a confirm and an unsubscribe, fifty sign-ups at once) can never resurrect or duplicate anyone."""
+"""Subscribers in DynamoDB, keyed by address, and the audiences fan-out reads. Every state change is a
+conditional write, so racing requests (a confirm and an unsubscribe, fifty sign-ups at once) can never
+resurrect or duplicate anyone.
+
+Who receives what is kept where fan-out reads it, in two places (docs/data-model.md):
+- a subscriber of everything carries `audience` (`<frequency>#<shard>`, only while confirmed), the key of
+  the sparse `by-audience` index of SubscribersTable;
+- a reader of chosen topics has one item per topic in TopicMembersTable, keyed by
+  `<frequency>#<topic>#<shard>` and the address, written in the same transaction as the subscriber.
+"""
 
 from __future__ import annotations
 
+import random
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -14,6 +25,7 @@ from botocore.exceptions import ClientError
 from newsdesk.clock import iso
 from newsdesk.dal.dynamodb import (
     aws_errors,
+    cancellation_reasons,
     decode_cursor,
     encode_cursor,
     error_code,
@@ -21,7 +33,8 @@ from newsdesk.dal.dynamodb import (
     to_attributes,
     write_if,
 )
-from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
+from newsdesk.errors import ServiceBusy
+from newsdesk.models.subscribers import Consent, Frequency, Subscriber, SubscriberStatus
 
 FANOUT_SHARDS = 8
 """Confirmed subscribers are spread over this many `audience` partitions, which fan-out reads in parallel."""
@@ -38,8 +51,40 @@ def audience_key(frequency: Frequency, shard: int) -> str:
     return f"{frequency.value}#{shard}"
 
 
+def shard_of(email: str) -> int:
+    return zlib.crc32(email.encode()) % FANOUT_SHARDS
+
+
 def audience(frequency: Frequency, email: str) -> str:
-    return audience_key(frequency, zlib.crc32(email.encode()) % FANOUT_SHARDS)
+    return audience_key(frequency, shard_of(email))
+
+
+def topic_audience_key(frequency: Frequency, topic: str, shard: int) -> str:
+    """A partition of TopicMembersTable: the readers of one topic, frequency and shard."""
+    return f"{frequency.value}#{topic}#{shard}"
+
+
+def topic_audience(frequency: Frequency, topic: str, email: str) -> str:
+    return topic_audience_key(frequency, topic, shard_of(email))
+
+
+@dataclass(frozen=True)
+class AudienceState:
+    """What the mailer checks about a recipient just before sending."""
+
+    status: SubscriberStatus
+    topics: list[str] | None
+    """None: everything."""
+    audience_changed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Member:
+    """One reader in an audience page: a subscriber of everything (`topics` None) or of chosen topics."""
+
+    email: str
+    name: str | None
+    topics: list[str] | None
 
 
 def _key(email: str) -> dict[str, Any]:
@@ -51,6 +96,7 @@ def _stored(subscriber: Subscriber) -> dict[str, Any]:
     # must be found equal by `release_confirmation`, and ordered right by the resend guard.
     item = subscriber.model_dump(mode="json", exclude_none=True)
     item.update({key: iso(value) for key, value in subscriber if isinstance(value, datetime)})
+    item.pop("audience_changed_at", None)  # written by transitions only
     return item
 
 
@@ -64,9 +110,10 @@ class ImportResult(StrEnum):
 
 
 class SubscriberRepository:
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, members_table: str) -> None:
         self._client = client
         self._table = table_name
+        self._members = members_table
 
     # ------------------------------------------------------------------ reads
     def get(self, email: str) -> Subscriber | None:
@@ -100,16 +147,17 @@ class SubscriberRepository:
         items = [Subscriber.model_validate(from_attributes(item)) for item in reply.get("Items", [])]
         return items, encode_cursor(last) if last else None
 
-    def statuses(self, emails: list[str]) -> dict[str, SubscriberStatus]:
-        """The current status of each known address among `emails` (strongly consistent)."""
-        found: dict[str, SubscriberStatus] = {}
+    def audience_states(self, emails: list[str]) -> dict[str, AudienceState]:
+        """The status, topics and last audience change of each known address among `emails` (strongly
+        consistent)."""
+        found: dict[str, AudienceState] = {}
         for start in range(0, len(emails), 100):
             keys = [_key(email) for email in emails[start : start + 100]]
             request: dict[str, Any] = {
                 self._table: {
                     "Keys": keys,
                     "ConsistentRead": True,
-                    "ProjectionExpression": "email, #status",
+                    "ProjectionExpression": "email, #status, topics, audience_changed_at",
                     "ExpressionAttributeNames": _STATUS,
                 }
             }
@@ -117,7 +165,13 @@ class SubscriberRepository:
                 with aws_errors():
                     reply = self._client.batch_get_item(RequestItems=request)
                 for item in reply["Responses"].get(self._table, []):
-                    found[item["email"]["S"]] = SubscriberStatus(item["status"]["S"])
+                    plain = from_attributes(item)
+                    changed = plain.get("audience_changed_at")
+                    found[plain["email"]] = AudienceState(
+                        SubscriberStatus(plain["status"]),
+                        plain.get("topics"),
+                        datetime.fromisoformat(changed) if changed else None,
+                    )
                 request = reply.get("UnprocessedKeys") or {}
         return found
 
@@ -141,8 +195,9 @@ class SubscriberRepository:
 
     def audience_pages(
         self, audience_key: str, *, page_size: int, cursor: dict[str, Any] | None
-    ) -> Iterator[tuple[list[dict[str, str]], dict[str, Any] | None]]:
-        """Confirmed subscribers of one audience partition, a page at a time, with the key to resume after."""
+    ) -> Iterator[tuple[list[Member], dict[str, Any] | None]]:
+        """Confirmed subscribers of everything in one audience partition, a page at a time, with the key to
+        resume after."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "by-audience",
@@ -156,8 +211,31 @@ class SubscriberRepository:
             with aws_errors():
                 reply = self._client.query(**request)
             cursor = reply.get("LastEvaluatedKey")
-            people = [{"email": i["email"]["S"], "name": i.get("name", {}).get("S", "")} for i in reply["Items"]]
-            yield people, cursor
+            yield [Member(i["email"]["S"], i.get("name", {}).get("S") or None, None) for i in reply["Items"]], cursor
+            if not cursor:
+                return
+
+    def topic_audience_pages(
+        self, audience_key: str, *, page_size: int, cursor: dict[str, Any] | None
+    ) -> Iterator[tuple[list[Member], dict[str, Any] | None]]:
+        """Confirmed readers of one topic audience partition, with the topics each follows, a page at a time."""
+        request: dict[str, Any] = {
+            "TableName": self._members,
+            "KeyConditionExpression": "audience = :audience",
+            "ExpressionAttributeValues": {":audience": {"S": audience_key}},
+            "Limit": page_size,
+        }
+        while True:
+            if cursor:
+                request["ExclusiveStartKey"] = cursor
+            with aws_errors():
+                reply = self._client.query(**request)
+            cursor = reply.get("LastEvaluatedKey")
+            members = []
+            for item in reply["Items"]:
+                plain = from_attributes(item)
+                members.append(Member(plain["email"], plain.get("name") or None, list(plain.get("topics", []))))
+            yield members, cursor
             if not cursor:
                 return
 
@@ -179,8 +257,11 @@ class SubscriberRepository:
         """Add an imported address, pending or confirmed, unless the address is known; never overwrites.
 
         The item remembers the upload and row that added it, so a retried import counts its own rows as
-        added and tells a repeated address (returned with the row that added it) from a known one.
+        added and tells a repeated address (returned with the row that added it) from a known one. Imports
+        add subscribers of everything (their readers choose topics on the preferences page).
         """
+        if subscriber.topics is not None:
+            raise ValueError("imported subscribers follow everything")
         item = _stored(subscriber)
         item.update(
             status_sort=f"{iso(subscriber.created_at)}#{subscriber.email}",
@@ -230,31 +311,58 @@ class SubscriberRepository:
             },
         )
 
-    def claim_confirmation(self, email: str, *, now: datetime, resend_after: datetime, frequency: Frequency) -> bool:
+    def claim_confirmation(
+        self,
+        email: str,
+        *,
+        now: datetime,
+        resend_after: datetime,
+        frequency: Frequency,
+        topics: list[str] | None = None,
+        consent: Consent | None = None,
+    ) -> bool:
         """The right to send a known address a confirmation now, if none went to it since `resend_after`.
 
-        A pending address takes the sign-up's frequency and lives PENDING_DAYS longer. An unsubscribed one
-        keeps everything it has (status, name, frequency, no expiry): the opt-out stands until the person
-        follows the new link. Nobody's request changes a stored name. Confirmed, bounced and complained
-        addresses are never claimed.
+        A pending address takes the sign-up's frequency, topics and consent request, and lives PENDING_DAYS
+        longer. An unsubscribed one keeps everything it has (status, name, frequency, topics, consent, no
+        expiry): the opt-out stands until the person follows the new link. Nobody's request changes a stored
+        name. Confirmed, bounced and complained addresses are never claimed.
         """
         guard = "(attribute_not_exists(confirmation_sent_at) OR confirmation_sent_at < :cutoff)"
+        values: dict[str, Any] = {
+            ":pending": {"S": SubscriberStatus.PENDING.value},
+            ":now": {"S": iso(now)},
+            ":cutoff": {"S": iso(resend_after)},
+            ":frequency": {"S": frequency.value},
+            ":expires": {"N": str(_expiry(now))},
+            ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+        }
+        sets = [
+            "confirmation_sent_at = :now", "updated_at = :now", "frequency = :frequency", "expires_at = :expires",
+            "revision = if_not_exists(revision, :zero) + :one",
+        ]  # fmt: skip
+        removes = []
+        if topics is None:
+            removes.append("topics")
+        else:
+            sets.append("topics = :topics")
+            values[":topics"] = to_attributes({"topics": topics})["topics"]
+        if consent is None:
+            removes.append("consent")
+        else:
+            sets.append("consent = :consent")
+            values[":consent"] = to_attributes({"consent": consent.model_dump(mode="json", exclude_none=True)})[
+                "consent"
+            ]
         if write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
-            UpdateExpression=(
-                "SET confirmation_sent_at = :now, updated_at = :now, frequency = :frequency, expires_at = :expires"
-            ),
+            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
             ConditionExpression=f"#status = :pending AND {guard}",
             ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":pending": {"S": SubscriberStatus.PENDING.value},
-                ":now": {"S": iso(now)},
-                ":cutoff": {"S": iso(resend_after)},
-                ":frequency": {"S": frequency.value},
-                ":expires": {"N": str(_expiry(now))},
-            },
+            ExpressionAttributeValues=values,
         ):
             return True
         return write_if(
@@ -282,119 +390,229 @@ class SubscriberRepository:
             ExpressionAttributeValues={":sent": {"S": iso(sent_at)}},
         )
 
-    def confirm(self, subscriber: Subscriber, now: datetime) -> bool:
-        """pending -> confirmed; False if the status moved on meanwhile (an unsubscribe wins the race)."""
-        return write_if(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(subscriber.email),
-            UpdateExpression=(
-                "SET #status = :confirmed, confirmed_at = :now, updated_at = :now, audience = :audience "
-                "REMOVE expires_at"
-            ),
-            ConditionExpression="#status = :pending AND frequency = :frequency",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
-                ":pending": {"S": SubscriberStatus.PENDING.value},
-                ":frequency": {"S": subscriber.frequency.value},
-                ":audience": {"S": audience(subscriber.frequency, subscriber.email)},
-                ":now": {"S": iso(now)},
-            },
-        )
+    # ------------------------------------------------------------------ transitions
+    # Every change of what a subscriber receives (status, frequency, topics) is decided on a consistent read
+    # and written conditional on the revision read, together with the membership items it adds or removes,
+    # in one transaction: racing requests cannot resurrect an address or leave a membership behind. A write
+    # that lost a race reads again and decides again.
 
-    def reconfirm(self, subscriber: Subscriber, now: datetime) -> bool:
+    def confirm(self, subscriber: Subscriber, now: datetime, consent: Consent | None = None) -> bool:
+        """pending -> confirmed; False if the status, frequency or topics moved on since `subscriber` was read
+        (an unsubscribe wins the race; so does a new sign-up's other choice)."""
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            if current.status is not SubscriberStatus.PENDING or _choice(current) != _choice(subscriber):
+                return None
+            return current.model_copy(update={
+                "status": SubscriberStatus.CONFIRMED, "confirmed_at": now, "updated_at": now,
+                "consent": consent or _confirmed(current.consent, now),
+            })  # fmt: skip
+
+        return self._apply(subscriber.email, decide, now) is not None
+
+    def reconfirm(self, subscriber: Subscriber, now: datetime, consent: Consent | None = None) -> bool:
         """unsubscribed -> confirmed, when the person follows a confirmation link made after they left;
         False if anything moved meanwhile (another unsubscribe, a bounce, an erasure)."""
         if subscriber.unsubscribed_at is None:
             return False
-        return write_if(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(subscriber.email),
-            UpdateExpression=(
-                "SET #status = :confirmed, confirmed_at = :now, updated_at = :now, audience = :audience "
-                "REMOVE unsubscribed_at, expires_at"
-            ),
-            ConditionExpression="#status = :unsubscribed AND unsubscribed_at = :left AND frequency = :frequency",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
-                ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
-                ":left": {"S": iso(subscriber.unsubscribed_at)},
-                ":frequency": {"S": subscriber.frequency.value},
-                ":audience": {"S": audience(subscriber.frequency, subscriber.email)},
-                ":now": {"S": iso(now)},
-            },
-        )
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            if (
+                current.status is not SubscriberStatus.UNSUBSCRIBED
+                or current.unsubscribed_at != subscriber.unsubscribed_at
+                or _choice(current) != _choice(subscriber)
+            ):
+                return None
+            return current.model_copy(update={
+                "status": SubscriberStatus.CONFIRMED, "confirmed_at": now, "updated_at": now,
+                "unsubscribed_at": None, "consent": consent or _confirmed(current.consent, now),
+            })  # fmt: skip
+
+        return self._apply(subscriber.email, decide, now) is not None
 
     def unsubscribe(self, email: str, now: datetime) -> bool:
         """pending or confirmed -> unsubscribed; False if there was nothing to do."""
-        return write_if(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(email),
-            UpdateExpression=(
-                "SET #status = :unsubscribed, unsubscribed_at = :now, updated_at = :now REMOVE audience, expires_at"
-            ),
-            ConditionExpression="#status IN (:pending, :confirmed)",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
-                ":pending": {"S": SubscriberStatus.PENDING.value},
-                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
-                ":now": {"S": iso(now)},
-            },
-        )
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            if current.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+                return None
+            return current.model_copy(
+                update={"status": SubscriberStatus.UNSUBSCRIBED, "unsubscribed_at": now, "updated_at": now}
+            )
+
+        return self._apply(email, decide, now) is not None
+
+    def leave_topics(self, email: str, topics: Iterable[str], now: datetime) -> Subscriber | None:
+        """Stop following `topics` (a reader of chosen topics, pending or confirmed); the subscriber as it is
+        now, or None when there was nothing to leave. A reader left with no topics gets nothing."""
+        leaving = set(topics)
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            if current.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED) or current.topics is None:
+                return None
+            remaining = [topic for topic in current.topics if topic not in leaving]
+            if remaining == current.topics:
+                return None
+            return current.model_copy(update={"topics": remaining, "updated_at": now})
+
+        return self._apply(email, decide, now)
 
     def suppress(self, email: str, status: SubscriberStatus, now: datetime) -> bool:
         """Mark a known address bounced or complained, for good; a complaint is never downgraded."""
-        return write_if(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(email),
-            UpdateExpression="SET #status = :status, updated_at = :now REMOVE audience, expires_at",
-            ConditionExpression="attribute_exists(email) AND #status <> :complained",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":status": {"S": status.value},
-                ":complained": {"S": SubscriberStatus.COMPLAINED.value},
-                ":now": {"S": iso(now)},
-            },
-        )
 
-    def set_frequency(self, email: str, frequency: Frequency, now: datetime) -> bool:
-        """Switch between instant and digest; a confirmed subscriber moves to that audience at once."""
-        if write_if(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(email),
-            UpdateExpression="SET frequency = :frequency, updated_at = :now, audience = :audience",
-            ConditionExpression="#status = :confirmed",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":frequency": {"S": frequency.value},
-                ":now": {"S": iso(now)},
-                ":audience": {"S": audience(frequency, email)},
-                ":confirmed": {"S": SubscriberStatus.CONFIRMED.value},
-            },
-        ):
-            return True
-        return write_if(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(email),
-            UpdateExpression="SET frequency = :frequency, updated_at = :now",
-            ConditionExpression="#status = :pending",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":frequency": {"S": frequency.value},
-                ":now": {"S": iso(now)},
-                ":pending": {"S": SubscriberStatus.PENDING.value},
-            },
-        )
+        def decide(current: Subscriber) -> Subscriber | None:
+            if current.status is SubscriberStatus.COMPLAINED:
+                return None
+            return current.model_copy(update={"status": status, "updated_at": now})
+
+        return self._apply(email, decide, now) is not None
+
+    def set_preferences(
+        self, email: str, *, frequency: Frequency, topics: list[str] | None, keep_topics: bool = False, now: datetime
+    ) -> Subscriber | None:
+        """Choose instant or digest, and the topics (None: everything; unless `keep_topics`); a confirmed
+        subscriber moves to those audiences at once. None unless the subscriber is pending or confirmed."""
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            if current.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+                return None
+            chosen = current.topics if keep_topics else topics
+            return current.model_copy(update={"frequency": frequency, "topics": chosen, "updated_at": now})
+
+        return self._apply(email, decide, now)
 
     def erase(self, email: str) -> bool:
-        with aws_errors():
-            reply = self._client.delete_item(TableName=self._table, Key=_key(email), ReturnValues="ALL_OLD")
-        return "Attributes" in reply
+        """Delete the subscriber, consent record included, and every membership item; False if unknown."""
+        for attempt in range(_RACE_RETRIES):
+            current = self.get(email)
+            if current is None:
+                return False
+            if self._write(current, None):
+                return True
+            _pause(attempt)
+        raise ServiceBusy("this subscriber keeps changing; try again in a moment")
+
+    def _apply(self, email: str, decide: Callable[[Subscriber], Subscriber | None], now: datetime) -> Subscriber | None:
+        """Read, decide and write until the write finds what was read; the subscriber written, or None when
+        `decide` found nothing to do (or nobody with that address)."""
+        for attempt in range(_RACE_RETRIES):
+            current = self.get(email)
+            if current is None:
+                return None
+            after = decide(current)
+            if after is None:
+                return None
+            after = after.model_copy(update={"revision": current.revision + 1})
+            if _memberships(after) != _memberships(current) or _audience(after) != _audience(current):
+                after = after.model_copy(update={"audience_changed_at": now})
+            if self._write(current, after):
+                return after
+            _pause(attempt)
+        raise ServiceBusy("this subscriber keeps changing; try again in a moment")
+
+    def _write(self, current: Subscriber, after: Subscriber | None) -> bool:
+        """Write `after` (None: delete) over `current`, with the membership items that change; False when the
+        subscriber is no longer at the revision read."""
+        condition = "attribute_exists(email) AND " + (
+            "revision = :revision" if current.revision else "attribute_not_exists(revision)"
+        )
+        values: dict[str, Any] = {":revision": {"N": str(current.revision)}} if current.revision else {}
+        if after is None:
+            own: dict[str, Any] = {"Delete": {"TableName": self._table, "Key": _key(current.email)}}
+        else:
+            own = {"Update": {"TableName": self._table, "Key": _key(current.email), **_state_update(after)}}
+            values.update(own["Update"].pop("ExpressionAttributeValues"))
+        body = next(iter(own.values()))
+        body["ConditionExpression"] = condition
+        if values:
+            body["ExpressionAttributeValues"] = values
+        before_keys = _memberships(current)
+        after_keys = _memberships(after) if after is not None else set()
+        moved = after is not None and (after.topics != current.topics or after.name != current.name)
+        writes = [own]
+        writes += [
+            {"Delete": {"TableName": self._members, "Key": _member_key(key, current.email)}}
+            for key in sorted(before_keys - after_keys)
+        ]
+        if after is not None:
+            writes += [
+                {"Put": {"TableName": self._members, "Item": _member_item(key, after)}}
+                for key in sorted(after_keys if moved else after_keys - before_keys)
+            ]
+        if len(writes) == 1:
+            call = self._client.delete_item if after is None else self._client.update_item
+            return write_if(call, **body)
+        try:
+            with aws_errors():
+                self._client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException" and set(cancellation_reasons(exc)) <= {
+                "ConditionalCheckFailed",
+                "None",
+                "TransactionConflict",
+            }:
+                return False
+            raise
+        return True
+
+
+_RACE_RETRIES = 8
+_STATE_FIELDS = ("status", "frequency", "topics", "confirmed_at", "unsubscribed_at", "updated_at", "consent",
+                 "audience_changed_at", "revision")  # fmt: skip
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not security
+
+
+def _choice(subscriber: Subscriber) -> tuple[Frequency, tuple[str, ...] | None]:
+    return subscriber.frequency, tuple(subscriber.topics) if subscriber.topics is not None else None
+
+
+def _confirmed(consent: Consent | None, now: datetime) -> Consent | None:
+    return consent.model_copy(update={"confirmed_at": now}) if consent is not None else None
+
+
+def _audience(subscriber: Subscriber) -> str | None:
+    """The `by-audience` key of a subscriber of everything, while confirmed."""
+    if subscriber.status is not SubscriberStatus.CONFIRMED or subscriber.topics is not None:
+        return None
+    return audience(subscriber.frequency, subscriber.email)
+
+
+def _memberships(subscriber: Subscriber | None) -> set[str]:
+    """The topic audiences (TopicMembersTable keys) a confirmed reader of chosen topics is in."""
+    if subscriber is None or subscriber.status is not SubscriberStatus.CONFIRMED or subscriber.topics is None:
+        return set()
+    return {topic_audience(subscriber.frequency, topic, subscriber.email) for topic in subscriber.topics}
+
+
+def _member_key(audience_key: str, email: str) -> dict[str, Any]:
+    return {"audience": {"S": audience_key}, "email": {"S": email}}
+
+
+def _member_item(audience_key: str, subscriber: Subscriber) -> dict[str, Any]:
+    # The reader's whole topic set rides along, so fan-out can tell, in one topic's pass, who it queued in an
+    # earlier topic's pass without reading anything else.
+    item = {"audience": audience_key, "email": subscriber.email, "name": subscriber.name,
+            "topics": list(subscriber.topics or [])}  # fmt: skip
+    return to_attributes(item)
+
+
+def _state_update(after: Subscriber) -> dict[str, Any]:
+    """SET (or REMOVE, for None) every field a transition may change, and the derived `audience`."""
+    stored = _stored(after)
+    stored["revision"] = after.revision
+    if after.audience_changed_at is not None:
+        stored["audience_changed_at"] = iso(after.audience_changed_at)
+    fields: dict[str, Any] = {name: stored.get(name) for name in _STATE_FIELDS}
+    fields["audience"] = _audience(after)
+    if after.status is not SubscriberStatus.PENDING:
+        fields["expires_at"] = None
+    names = {f"#f{index}": name for index, name in enumerate(fields)}
+    sets = [f"#f{index} = :f{index}" for index, value in enumerate(fields.values()) if value is not None]
+    removes = [f"#f{index}" for index, value in enumerate(fields.values()) if value is None]
+    values = {f":f{index}": attribute for index, (name, value) in enumerate(fields.items())
+              if value is not None for attribute in [to_attributes({name: value})[name]]}  # fmt: skip
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    return {"UpdateExpression": expression, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}

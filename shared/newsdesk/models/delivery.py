@@ -42,10 +42,15 @@ ACCEPTED_STATES = frozenset({LedgerState.SENT, LedgerState.DELIVERED, LedgerStat
 
 
 class FanoutTask(BaseModel):
-    """Queue one audience shard's subscribers of a delivery, resuming after `cursor`."""
+    """Queue one audience shard's subscribers of a delivery, resuming after `cursor`: the subscribers of
+    everything (`topic` None) or the readers of one topic who were not queued for an earlier one."""
 
     delivery_id: str
     frequency: Frequency = Frequency.INSTANT
+    topic: str | None = Field(default=None, description="The topic of this pass; None: subscribers of everything.")
+    earlier_topics: list[str] = Field(
+        default_factory=list, description="The delivery's topics before this one: their readers are queued there."
+    )
     shard: int
     number: int = Field(default=0, description="Position in the shard's chain of tasks.")
     cursor: str | None = None
@@ -92,6 +97,10 @@ class DeliveryProgress(BaseModel):
     id: str = Field(description="The delivery's id (`article-<article id>` or `digest-<scheduled time>`).")
     kind: DeliveryKind
     article_id: str | None = None
+    topics: list[str] = Field(
+        default_factory=list,
+        description="The topics it is sent for (readers of these, and subscribers of everything); fixed at its start.",
+    )
     state: DeliveryState
     total: int = Field(description="Recipients queued so far (final once fan-out has finished).")
     sent: int = Field(description="Emails SES accepted: sent, delivered, bounced and complained together.")

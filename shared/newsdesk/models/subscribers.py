@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from newsdesk.models.addresses import EmailAddress
+from newsdesk.models.topics import MAX_TOPICS, TopicSlug
 from newsdesk.models.types import AuthorName
 
 
@@ -31,11 +33,39 @@ Email = EmailAddress
 """Every address a subscriber model takes (see newsdesk.models.addresses for what is accepted)."""
 
 
+class ConsentSource(StrEnum):
+    API = "api"
+    """`POST /subscribers` from a program (the request had no `Origin` header)."""
+    FORM = "form"
+    """`POST /subscribers` from a web page: browsers add `Origin` to every form or script POST."""
+    IMPORT = "import"
+    """A CSV file an editor uploaded; `object_key` names it."""
+
+
+class Consent(BaseModel):
+    """How a subscriber's consent was given: kept with the subscriber, exported with them, erased with them."""
+
+    source: ConsentSource
+    requested_at: datetime = Field(description="When the sign-up (or import) asked for the subscription.")
+    confirmed_at: datetime | None = Field(
+        default=None, description="When the person confirmed it (for `subscribers/confirmed/` imports: the import)."
+    )
+    policy: str | None = Field(default=None, description="The privacy policy's address (PrivacyPolicyUrl) then.")
+    ip: str | None = Field(default=None, description="The sign-up's source address; only with RecordConsentIp.")
+    object_key: str | None = Field(default=None, description="For an import: the uploaded file that vouched.")
+
+
+Topics = Annotated[list[TopicSlug], Field(min_length=1, max_length=MAX_TOPICS)]
+
+
 class SubscribeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
     name: AuthorName | None = None
+    topics: Topics | None = Field(
+        default=None, description="Slugs of the topics to follow (`GET /topics`); absent: everything published."
+    )
     frequency: Frequency = Frequency.INSTANT
 
 
@@ -56,6 +86,19 @@ class Subscriber(BaseModel):
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None
     confirmation_sent_at: datetime | None = None
+    topics: list[str] | None = Field(
+        default=None, description="The topics followed; null: everything published; empty: nothing."
+    )
+    consent: Consent | None = Field(default=None, description="Absent for subscribers who joined before it was kept.")
+    revision: int = Field(default=0, exclude=True)
+    """Raised by every write that changes what the subscriber receives (status, frequency, topics): the
+    data layer's transactions are conditional on the revision they read."""
+    audience_changed_at: datetime | None = Field(default=None, exclude=True)
+    """When the subscriber last joined, left or moved between audiences (see services.delivery)."""
+
+    @property
+    def follows_everything(self) -> bool:
+        return self.topics is None
 
 
 class SubscriberPage(BaseModel):

@@ -131,6 +131,7 @@ class ConfirmationBatch(BaseModel):
 
     kind: Literal["confirm"] = "confirm"
     upload_id: str
+    key: str | None = Field(default=None, description="The uploaded file's key: the consent record names it.")
     recipients: list[ImportedRecipient]
 
 

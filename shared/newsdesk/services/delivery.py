@@ -1,17 +1,25 @@
 """Delivery: from a publication record to one email per confirmed subscriber, proven by SES's own record.
 
-1. Start: the publication record's stream INSERT starts the delivery and queues one fan-out task per
-   audience shard (FANOUT_SHARDS of them, read in parallel).
-2. Fan-out: a task pages through its shard's confirmed subscribers and queues them in batches of
-   BATCH_SIZE on the send queue; after PAGES_PER_TASK pages (or when time runs short) it queues its own
-   continuation, so no invocation grows with the list. The last task of a shard adds the shard's count
-   to the delivery's total, once.
+1. Start: the publication record's stream INSERT starts the delivery. Its topics are fixed once: the
+   article's tags (a digest's articles' tags) that are topics now. It queues one fan-out task per audience
+   shard (FANOUT_SHARDS of them, read in parallel) for the subscribers of everything, and as many for each
+   of its topics.
+2. Fan-out: a task pages through its shard's confirmed subscribers (of everything, or of its topic) and
+   queues them in batches of BATCH_SIZE on the send queue; after PAGES_PER_TASK pages (or when time runs
+   short) it queues its own continuation, so no invocation grows with the list. The last task of a shard
+   adds the shard's count to the delivery's total, once. A topic's pass skips the readers who also follow
+   one of the delivery's earlier topics (in slug order): that topic's pass queues them. Every membership
+   item carries its reader's topics, so this takes no extra read, and a reader of A and B is queued once.
 3. Mail: a mailer takes a batch (a lease, so one mailer works on it at a time) and, per recipient, writes
    the ledger record `pending` (the claim that makes the send unique) and sends, tagged with the delivery,
    the recipient's key and the attempt, within its share of the SES rate. SES's `Send` event, not the
    mailer, makes the record `sent` (services.ses_feedback). A record still `pending` when the batch comes
    round again may or may not have reached SES: once the reconciliation window has passed without its
-   `Send` event it certainly did not, and it is sent again, once.
+   `Send` event it certainly did not, and it is sent again, once. Just before the claim the mailer reads
+   each recipient's status and topics: who left, or no longer follows any of the delivery's topics (or
+   whose topics were deleted), is `suppressed`, not sent. A reader who changed topics while fan-out ran may
+   have been queued by two passes; the copy that finds the other one's ledger record takes itself out of
+   the total (a `dup#` ledger item, counted once by the tally), so the counts still add up.
 4. Tally: the ledger's stream keeps the counts by state, each change counted once (Tally), and finishes
    the delivery when nobody is queued or pending.
 """
@@ -23,7 +31,7 @@ import math
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +44,14 @@ from newsdesk.dal.email import SesSender
 from newsdesk.dal.ledger import LedgerRecord, LedgerRepository
 from newsdesk.dal.publications import Claim, PublicationRepository, newsletter_id
 from newsdesk.dal.queues import QueuePublisher
-from newsdesk.dal.subscribers import FANOUT_SHARDS, SubscriberRepository, audience_key
+from newsdesk.dal.subscribers import (
+    FANOUT_SHARDS,
+    AudienceState,
+    Member,
+    SubscriberRepository,
+    audience_key,
+    topic_audience_key,
+)
 from newsdesk.errors import (
     InvalidInput,
     NotFound,
@@ -58,6 +73,7 @@ from newsdesk.models.delivery import (
     SendBatch,
 )
 from newsdesk.models.subscribers import Frequency, SubscriberStatus
+from newsdesk.models.topics import Topic
 from newsdesk.observability import logger
 from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
@@ -81,14 +97,28 @@ TAG_RECIPIENT = "newsdesk-recipient"
 TAG_ATTEMPT = "newsdesk-attempt"
 
 
-def personal(links: LinkSigner, email: str, name: str | None = None) -> Recipient:
-    """A recipient with their own unsubscribe and preferences links."""
-    return Recipient(email, name, links.url(LinkPurpose.UNSUBSCRIBE, email), links.url(LinkPurpose.PREFERENCES, email))
+CHANGE_MARGIN = timedelta(minutes=5)
+"""Clocks of different functions may disagree by this much, at most, when the mailer tells whether a reader
+changed audiences after a delivery opened."""
 
 
-def batch_id(shard: int, recipients: list[BatchRecipient]) -> str:
-    """Named by its content, so every copy of the same batch has the same name."""
-    digest = hashlib.sha256("\n".join(r.email for r in recipients).encode()).hexdigest()[:24]
+def personal(links: LinkSigner, email: str, name: str | None = None, *, delivery_id: str | None = None) -> Recipient:
+    """A recipient with their own unsubscribe and preferences links; the unsubscribe link names the
+    delivery, so its one click leaves the topics that email was sent for."""
+    details = {"d": delivery_id} if delivery_id else None
+    return Recipient(
+        email,
+        name,
+        links.url(LinkPurpose.UNSUBSCRIBE, email, details),
+        links.url(LinkPurpose.PREFERENCES, email),
+    )
+
+
+def batch_id(shard: int, recipients: list[BatchRecipient], topic: str | None = None) -> str:
+    """Named by its content (and the topic pass that queued it), so every copy of the same batch has the same
+    name."""
+    names = "\n".join(r.email for r in recipients)
+    digest = hashlib.sha256((f"{topic}\n{names}" if topic else names).encode()).hexdigest()[:24]
     return f"{shard}-{digest}"
 
 
@@ -100,42 +130,67 @@ class FanoutService:
         subscribers: SubscriberRepository,
         fanout_queue: QueuePublisher,
         send_queue: QueuePublisher,
+        topics: Callable[[], set[str]],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._publications = publications
         self._subscribers = subscribers
         self._fanout_queue = fanout_queue
         self._send_queue = send_queue
+        self._topics = topics
         self._clock = clock
 
     def start(self, delivery_id: str, frequency: Frequency) -> None:
-        """Begin a delivery (an article's newsletter or a digest). Safe to repeat: duplicate tasks are
-        refused by their claims."""
+        """Begin a delivery (an article's newsletter or a digest). Safe to repeat: its topics are fixed by the
+        first start, and duplicate tasks are refused by their claims."""
+        record = self._publications.publication(delivery_id) or {}
+        tags = set(record.get("tags") or [])
+        wanted = sorted(tags & self._topics()) if tags else []
+        topics = self._publications.resolve_topics(delivery_id, wanted, shards=FANOUT_SHARDS)
         self._publications.start(delivery_id, self._clock())
-        tasks = [FanoutTask(delivery_id=delivery_id, frequency=frequency, shard=s) for s in range(FANOUT_SHARDS)]
+        passes: list[tuple[str | None, list[str]]] = [(None, [])]
+        passes += [(topic, topics[:index]) for index, topic in enumerate(topics)]
+        tasks = [
+            FanoutTask(delivery_id=delivery_id, frequency=frequency, topic=topic, earlier_topics=earlier, shard=shard)
+            for topic, earlier in passes
+            for shard in range(FANOUT_SHARDS)
+        ]
         self._fanout_queue.send([task.model_dump_json() for task in tasks])
-        logger.info("delivery started", extra={"delivery_id": delivery_id})
+        logger.info("delivery started", extra={"delivery_id": delivery_id, "topics": topics})
 
     def run(self, task: FanoutTask, *, task_owner: str, seconds_left: Callable[[], float]) -> None:
         """Queue one stretch of a shard; `task_owner` is the queue message's id."""
-        claim = self._publications.claim_task(task.delivery_id, task.shard, task.number, task_owner, now=self._clock())
+        claim = self._publications.claim_task(
+            task.delivery_id, task.shard, task.number, task_owner, now=self._clock(), topic=task.topic
+        )
         if claim is not Claim.CLAIMED:
             logger.info("duplicate fan-out task skipped", extra={"delivery_id": task.delivery_id, "shard": task.shard})
             return
         self._queue_stretch(task, seconds_left)
-        self._publications.finish_task(task.delivery_id, task.shard, task.number)
+        self._publications.finish_task(task.delivery_id, task.shard, task.number, topic=task.topic)
+
+    def _pages(self, task: FanoutTask, cursor: dict[str, Any] | None) -> Iterator[tuple[list[Member], Any]]:
+        if task.topic is None:
+            return self._subscribers.audience_pages(
+                audience_key(task.frequency, task.shard), page_size=BATCH_SIZE, cursor=cursor
+            )
+        return self._subscribers.topic_audience_pages(
+            topic_audience_key(task.frequency, task.topic, task.shard), page_size=BATCH_SIZE, cursor=cursor
+        )
 
     def _queue_stretch(self, task: FanoutTask, seconds_left: Callable[[], float]) -> None:
         cursor = decode_cursor(task.cursor, _AUDIENCE_KEYS) if task.cursor else None
         counted, outgoing = task.counted, []
-        people_pages = self._subscribers.audience_pages(
-            audience_key(task.frequency, task.shard), page_size=BATCH_SIZE, cursor=cursor
-        )
-        for pages, (people, next_key) in enumerate(people_pages, start=1):
+        earlier = set(task.earlier_topics)
+        for pages, (members, next_key) in enumerate(self._pages(task, cursor), start=1):
+            # A reader who also follows an earlier topic of the delivery is that topic's pass's to queue.
+            people = [member for member in members if not (earlier and earlier.intersection(member.topics or []))]
             if people:
-                recipients = [BatchRecipient(email=p["email"], name=p["name"] or None) for p in people]
+                recipients = [BatchRecipient(email=member.email, name=member.name) for member in people]
                 batch = SendBatch(
-                    delivery_id=task.delivery_id, batch_id=batch_id(task.shard, recipients), recipients=recipients
+                    delivery_id=task.delivery_id,
+                    batch_id=batch_id(task.shard, recipients, task.topic),
+                    recipients=recipients,
                 )
                 outgoing.append(batch.model_dump_json())
                 counted += len(recipients)
@@ -147,8 +202,11 @@ class FanoutService:
                 self._fanout_queue.send([follow_up.model_dump_json()])
                 return
         self._send_queue.send(outgoing)
-        if self._publications.complete_shard(task.delivery_id, task.shard, counted):
-            logger.info("shard queued", extra={"delivery_id": task.delivery_id, "shard": task.shard, "total": counted})
+        if self._publications.complete_shard(task.delivery_id, task.shard, counted, topic=task.topic):
+            logger.info(
+                "shard queued",
+                extra={"delivery_id": task.delivery_id, "shard": task.shard, "topic": task.topic, "total": counted},
+            )
             self._publications.finish_if_complete(task.delivery_id, self._clock())
 
 
@@ -161,12 +219,64 @@ class _OutOfTime(Exception):
 
 
 @dataclass(frozen=True)
+class _Plan:
+    """The message one recipient gets."""
+
+    message: MessageTemplate
+
+
+@dataclass(frozen=True)
 class _Target:
     """A recipient the mailer is about to send to, with the attempt its ledger record holds."""
 
     recipient: BatchRecipient
     key: str
     attempt: int
+    plan: _Plan
+
+
+class _Content:
+    """What a delivery sends, per recipient: the article (or the digest's articles) of the topics they follow
+    among the delivery's topics that still exist (`live`), everything for a subscriber of everything. Built
+    once per distinct choice within a batch."""
+
+    def __init__(self, composer: EmailComposer, articles: list[Article], live: dict[str, Topic], *,
+                 digest: bool) -> None:  # fmt: skip
+        self._composer = composer
+        self._articles = articles
+        self._live = live
+        self._digest = digest
+        self._built: dict[tuple[tuple[str, ...], tuple[str, ...] | None], _Plan] = {}
+
+    def plan(self, state: AudienceState | None) -> _Plan | str:
+        """The message for a recipient in `state`, or why they get none."""
+        if state is None:
+            return "erased"
+        if state.status is not SubscriberStatus.CONFIRMED:
+            return state.status.value
+        if state.topics is None:
+            return self._message(self._articles, None)
+        followed = [slug for slug in state.topics if slug in self._live]
+        if self._digest:
+            chosen = [a for a in self._articles if set(a.tags) & set(followed)]
+            sent_for = [slug for slug in followed if any(slug in a.tags for a in chosen)]
+        else:
+            chosen, sent_for = self._articles, followed
+        if not chosen or not sent_for:
+            return "no longer follows its topics"
+        return self._message(chosen, sent_for)
+
+    def _message(self, articles: list[Article], sent_for: list[str] | None) -> _Plan:
+        key = (tuple(a.id for a in articles), tuple(sent_for) if sent_for is not None else None)
+        if key not in self._built:
+            topics = [self._live[slug] for slug in sent_for] if sent_for is not None else None
+            message = (
+                self._composer.digest(articles, sent_for=topics)
+                if self._digest
+                else self._composer.newsletter(articles[0], sent_for=topics)
+            )
+            self._built[key] = _Plan(message)
+        return self._built[key]
 
 
 class MailerService:
@@ -184,10 +294,12 @@ class MailerService:
         send_queue: QueuePublisher,
         rate: float,
         reconciliation_window: timedelta,
+        catalog: Callable[[], list[Topic]],
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._catalog = catalog
         self._publications = publications
         self._ledger = ledger
         self._subscribers = subscribers
@@ -240,21 +352,26 @@ class MailerService:
         paused = record.get("paused_until")
         if paused and datetime.fromisoformat(paused) > now:
             return datetime.fromisoformat(paused)
-        template = self._content(record)
+        content = self._content(record)
         keys = self._recipient_keys()
         recipients = {keys.of(recipient.email): recipient for recipient in batch.recipients}
         ledger = self._ledger.records(batch.delivery_id, recipients)
-        statuses = self._subscribers.statuses([recipient.email for recipient in batch.recipients])
+        states = self._subscribers.audience_states([recipient.email for recipient in batch.recipients])
+        opened = record.get("opened_at")
+        # Readers who moved between audiences since shortly before the delivery opened may have been queued by
+        # two of its passes (see the module's docstring).
+        changed_since = datetime.fromisoformat(opened) - CHANGE_MARGIN if opened else None
         come_back_at: datetime | None = None
         links = self._links()
         try:
             for key, recipient in recipients.items():
-                target = self._target(batch, key, recipient, ledger.get(key), template, statuses, now)
+                state = states.get(recipient.email)
+                plan = content.plan(state) if content is not None else None
+                target = self._target(batch, key, recipient, ledger.get(key), plan, state, changed_since, now)
                 if isinstance(target, datetime):
                     come_back_at = min(come_back_at or target, target)
                 elif target is not None:
-                    assert template is not None
-                    self._send(batch, template, links, target, seconds_left)
+                    self._send(batch, links, target, seconds_left)
         except _Paused:
             return self._clock() + QUOTA_PAUSE
         except _OutOfTime:
@@ -267,32 +384,45 @@ class MailerService:
         key: str,
         recipient: BatchRecipient,
         record: LedgerRecord | None,
-        template: MessageTemplate | None,
-        statuses: dict[str, SubscriberStatus],
+        plan: _Plan | str | None,
+        state: AudienceState | None,
+        changed_since: datetime | None,
         now: datetime,
     ) -> _Target | datetime | None:
-        """What to do for one recipient: send (with the attempt claimed), wait (until when), or nothing."""
-        status = statuses.get(recipient.email)
+        """What to do for one recipient: send (with the attempt claimed), wait (until when), or nothing.
+        `plan` is the message to send them, why they get none (a string), or None: the delivery's articles
+        were withdrawn."""
+        if record is not None and record.batch_id != batch.batch_id:
+            self._copy_found(batch, key, state, changed_since, now)
+            return None
         if record is None:
-            if template is None or status is not SubscriberStatus.CONFIRMED:
-                self._settle_unsent(batch, key, recipient, status, withdrawn=template is None, now=now)
-                return None
-            claimed = self._ledger.claim(
-                batch.delivery_id, key, recipient.email, batch_id=batch.batch_id, attempt=1, now=now
-            )
-            return _Target(recipient, key, 1) if claimed else None
-        if record.state is not LedgerState.PENDING or record.batch_id != batch.batch_id:
-            return None  # settled already, or another batch's
+            if isinstance(plan, _Plan):
+                written = self._ledger.claim(
+                    batch.delivery_id, key, recipient.email, batch_id=batch.batch_id, attempt=1, now=now
+                )
+                if written:
+                    return _Target(recipient, key, 1, plan)
+            else:
+                written = self._settle_unsent(batch, key, recipient, state, plan, now=now)
+            if not written:  # another batch's copy of this recipient wrote it meanwhile
+                found = self._ledger.records(batch.delivery_id, [key]).get(key)
+                if found is not None and found.batch_id != batch.batch_id:
+                    self._copy_found(batch, key, state, changed_since, now)
+            return None
+        if record.state is not LedgerState.PENDING:
+            return None  # settled already
         # An earlier attempt at this batch claimed this recipient and may or may not have reached SES.
         assert record.pending_since is not None
         decided_at = record.pending_since + self._window
         if decided_at > now:
             return decided_at  # its Send event may still come
-        if record.attempt >= MAX_ATTEMPTS or template is None or status is not SubscriberStatus.CONFIRMED:
-            detail = "SES never confirmed sending it, after two attempts" if record.attempt >= MAX_ATTEMPTS else (
-                "the article was withdrawn" if template is None else f"{status or 'erased'} before it was sent again"
-            )  # fmt: skip
-            to = LedgerState.FAILED if record.attempt >= MAX_ATTEMPTS or template is None else LedgerState.SUPPRESSED
+        if record.attempt >= MAX_ATTEMPTS or not isinstance(plan, _Plan):
+            if record.attempt >= MAX_ATTEMPTS:
+                to, detail = LedgerState.FAILED, "SES never confirmed sending it, after two attempts"
+            elif plan is None:
+                to, detail = LedgerState.FAILED, "the article was withdrawn"
+            else:
+                to, detail = LedgerState.SUPPRESSED, f"{plan} before it was sent again"
             self._ledger.move(batch.delivery_id, key, to=to, allowed_from=[LedgerState.PENDING], now=now,
                               attempt=record.attempt, detail=detail)  # fmt: skip
             return None
@@ -300,51 +430,66 @@ class MailerService:
         if not self._ledger.retry(batch.delivery_id, key, attempt=record.attempt, now=now):
             return None
         logger.info("recipient sent again after no Send event", extra={"batch_id": batch.batch_id})
-        return _Target(recipient, key, record.attempt + 1)
+        return _Target(recipient, key, record.attempt + 1, plan)
+
+    def _copy_found(
+        self,
+        batch: SendBatch,
+        key: str,
+        state: AudienceState | None,
+        changed_since: datetime | None,
+        now: datetime,
+    ) -> None:
+        """This recipient was queued in another batch too. When they moved between the delivery's audiences
+        while fan-out ran, two passes queued them and both copies were counted in the total: this one takes
+        itself out, once (a `dup#` ledger item the tally counts)."""
+        changed = state.audience_changed_at if state is not None else None
+        if changed is None or changed_since is None or changed < changed_since:
+            return
+        if self._ledger.mark_duplicate(batch.delivery_id, key, batch_id=batch.batch_id, now=now):
+            logger.info("recipient queued twice: the copy is left out", extra={"batch_id": batch.batch_id})
 
     def _settle_unsent(
         self,
         batch: SendBatch,
         key: str,
         recipient: BatchRecipient,
-        status: SubscriberStatus | None,
+        state: AudienceState | None,
+        why: str | None,
         *,
-        withdrawn: bool,
         now: datetime,
-    ) -> None:
-        if withdrawn:
-            state, detail = LedgerState.FAILED, "the article was unpublished or deleted before it was sent"
+    ) -> bool:
+        if why is None:
+            ledger_state, detail = LedgerState.FAILED, "the article was unpublished or deleted before it was sent"
         else:
-            state, detail = LedgerState.SUPPRESSED, f"{status.value if status else 'erased'} before it was sent"
+            ledger_state, detail = LedgerState.SUPPRESSED, f"{why} before it was sent"
         # An erased person's address is not written down again.
-        email = recipient.email if status is not None else ""
-        self._ledger.settle_unsent(
-            batch.delivery_id, key, email, state, detail=detail, batch_id=batch.batch_id, now=now
+        email = recipient.email if state is not None else ""
+        return self._ledger.settle_unsent(
+            batch.delivery_id, key, email, ledger_state, detail=detail, batch_id=batch.batch_id, now=now
         )
 
-    def _content(self, record: dict[str, Any]) -> MessageTemplate | None:
-        """The message of a delivery; None when its articles were unpublished or deleted meanwhile."""
+    def _content(self, record: dict[str, Any]) -> _Content | None:
+        """The message(s) of a delivery; None when its articles were unpublished or deleted meanwhile."""
+        topics = set(record.get("topics") or [])
+        catalog = {topic.slug: topic for topic in self._catalog()} if topics else {}
+        live = {slug: catalog[slug] for slug in sorted(topics) if slug in catalog}
         if record.get("kind") == "digest":
             found = (self._articles.get(article_id) for article_id in record.get("article_ids", []))
             articles = [a for a in found if a is not None and a.status is ArticleStatus.PUBLISHED]
-            return self._composer.digest(articles) if articles else None
+            return _Content(self._composer, articles, live, digest=True) if articles else None
         article = self._articles.get(str(record.get("article_id", "")))
         if article is None or article.status is not ArticleStatus.PUBLISHED:
             return None
-        return self._composer.newsletter(article)
+        return _Content(self._composer, [article], live, digest=False)
 
-    def _send(
-        self,
-        batch: SendBatch,
-        template: MessageTemplate,
-        links: LinkSigner,
-        target: _Target,
-        seconds_left: Callable[[], float],
-    ) -> None:
+    def _send(self, batch: SendBatch, links: LinkSigner, target: _Target, seconds_left: Callable[[], float]) -> None:
         """Send to a claimed recipient. Only what SES certainly did not accept is given back; anything else
         stays `pending` for SES's Send event (or the reconciliation window) to settle."""
         try:
-            raw = template.render(personal(links, target.recipient.email, target.recipient.name))
+            raw = target.plan.message.render(
+                personal(links, target.recipient.email, target.recipient.name, delivery_id=batch.delivery_id)
+            )
         except ValueError:  # an address no email can be addressed to: never sendable
             self._fail(batch, target, "the stored address cannot be written in an email header")
             return

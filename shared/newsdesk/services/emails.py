@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from newsdesk.messages import PREFERENCES_URL, UNSUBSCRIBE_URL, MessageTemplate, Recipient
 from newsdesk.models.articles import Article
+from newsdesk.models.topics import Topic
 from newsdesk.rendering import plain_text
 from newsdesk.services.links import CONFIRM_DAYS
 from newsdesk.templating import render
@@ -17,9 +18,15 @@ class EmailComposer:
     sender: str
     publication: str
     site_url: str
+    privacy_policy_url: str = ""
 
     def confirmation(self, recipient: Recipient, confirm_url: str) -> bytes:
-        context = {"publication": self.publication, "confirm_url": confirm_url, "valid_days": CONFIRM_DAYS}
+        context = {
+            "publication": self.publication,
+            "confirm_url": confirm_url,
+            "valid_days": CONFIRM_DAYS,
+            "privacy_policy_url": self.privacy_policy_url,
+        }
         return MessageTemplate(
             sender=self.sender,
             sender_name=self.publication,
@@ -29,9 +36,11 @@ class EmailComposer:
             list_unsubscribe=False,
         ).render(recipient)
 
-    def newsletter(self, article: Article) -> MessageTemplate:
-        """The article as an email; render it for each subscriber with their own links."""
+    def newsletter(self, article: Article, *, sent_for: list[Topic] | None = None) -> MessageTemplate:
+        """The article as an email; render it for each subscriber with their own links. `sent_for`: the
+        topics of the article the readers it goes to follow (None: they follow everything)."""
         context = {
+            "topics": _names(sent_for),
             "publication": self.publication,
             "title": article.title,
             "author": article.author,
@@ -43,9 +52,11 @@ class EmailComposer:
         }
         return self._to_subscribers(article.title, "newsletter", context)
 
-    def digest(self, articles: list[Article]) -> MessageTemplate:
-        """The articles of a digest period, newest first, each with its summary and link."""
+    def digest(self, articles: list[Article], *, sent_for: list[Topic] | None = None) -> MessageTemplate:
+        """The articles of a digest period, newest first, each with its summary and link (for readers of
+        `sent_for`, only the articles of those topics)."""
         context = {
+            "topics": _names(sent_for),
             "publication": self.publication,
             "articles": [
                 {
@@ -71,3 +82,11 @@ class EmailComposer:
             text_body=render(f"email/{name}.txt", **context),
             list_unsubscribe=True,
         )
+
+
+def _names(topics: list[Topic] | None) -> str | None:
+    """`Harbour`, `Harbour and Council`, `Harbour, Council and Schools`; None for a reader of everything."""
+    if topics is None:
+        return None
+    names = [topic.name for topic in topics]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

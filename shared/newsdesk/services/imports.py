@@ -26,7 +26,7 @@ from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import ImportResult, SubscriberRepository
 from newsdesk.dal.uploads import StoredObject, UploadObjects, UploadRepository
 from newsdesk.errors import SendThrottled, ServiceBusy, UploadRejected
-from newsdesk.models.subscribers import Subscriber, SubscribeRequest, SubscriberStatus
+from newsdesk.models.subscribers import Consent, ConsentSource, Subscriber, SubscribeRequest, SubscriberStatus
 from newsdesk.models.uploads import (
     MAX_ROW_NOTES,
     ConfirmationBatch,
@@ -210,7 +210,7 @@ class SubscriberImporter:
                 outcome = self._import_batch(upload, columns, batch)
                 # Queued before the progress is saved: a crash in between queues an address twice, but
                 # it is asked once (the claim is once per import), and never left unasked.
-                self._queue_confirmations(upload.id, outcome.to_confirm)
+                self._queue_confirmations(upload.id, outcome.to_confirm, key=upload.key)
                 next_row = batch[-1][0] + 1 if batch else upload.next_row
                 progress = self._progress(upload, outcome, next_row=next_row, done=done)
                 if not self._uploads.save_progress(progress, expected_next_row=upload.next_row):
@@ -234,12 +234,12 @@ class SubscriberImporter:
         attempt = 0
         while remaining:
             if seconds_left() < CONFIRMATION_MARGIN_SECONDS:
-                self._queue_confirmations(task.upload_id, remaining)
+                self._queue_confirmations(task.upload_id, remaining, key=task.key)
                 return
             self._limiter.acquire()
             recipient = remaining[0]
             try:
-                self._subscriptions.confirm_imported(recipient.email, task.upload_id)
+                self._subscriptions.confirm_imported(recipient.email, task.upload_id, object_key=task.key)
             except (SendThrottled, ServiceBusy):
                 # Not failing the message: its redelivery would come only after the visibility timeout
                 # (it would not ask anyone twice either: each address is claimed once per import).
@@ -279,6 +279,14 @@ class SubscriberImporter:
                         created_at=now,
                         updated_at=now,
                         confirmed_at=now if upload.confirmed else None,
+                        # Who vouched: the uploaded file (under subscribers/confirmed/, the editor who put it
+                        # there vouches for consent given elsewhere).
+                        consent=Consent(
+                            source=ConsentSource.IMPORT,
+                            requested_at=now,
+                            confirmed_at=now if upload.confirmed else None,
+                            object_key=upload.key,
+                        ),
                     ),
                 )
             )
@@ -329,10 +337,10 @@ class SubscriberImporter:
         )
         self._chunks.send([chunk.model_dump_json()])
 
-    def _queue_confirmations(self, upload_id: str, recipients: Sequence[ImportedRecipient]) -> None:
+    def _queue_confirmations(self, upload_id: str, recipients: Sequence[ImportedRecipient], *, key: str | None) -> None:
         messages = [
             ConfirmationBatch(
-                upload_id=upload_id, recipients=list(recipients[start : start + CONFIRMATIONS_PER_MESSAGE])
+                upload_id=upload_id, key=key, recipients=list(recipients[start : start + CONFIRMATIONS_PER_MESSAGE])
             ).model_dump_json()
             for start in range(0, len(recipients), CONFIRMATIONS_PER_MESSAGE)
         ]

@@ -7,6 +7,10 @@ another address, or used for another purpose. Both keys derive from the one link
 
 Links made before the address was encrypted carry it in readable form; they stay valid for their
 lifetime (7 days for a confirmation, for good for unsubscribe and preferences links in sent emails).
+
+A link may carry a few details beside the address, sealed with it: a confirmation link how consent was
+asked for (so the consent recorded is the one the person confirmed), an unsubscribe link the delivery it
+was sent with (so one click leaves the topics that email was sent for).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from urllib.parse import quote
 
 from cryptography.exceptions import InvalidTag
@@ -32,6 +38,8 @@ MAX_TOKEN_LENGTH = 1024
 _NONCE_BYTES = 12
 _SEALED = "s"
 """The payload's key for the encrypted address (a legacy payload is the address itself, a string)."""
+_SEALED_WITH_DETAILS = "j"
+"""The payload's key for the encrypted JSON object of the address (`e`) and the link's details."""
 
 
 class LinkPurpose(StrEnum):
@@ -58,6 +66,8 @@ class OpenedLink:
     email: str
     issued_at: datetime
     """When the link was made (whole seconds, UTC)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the link carries beside the address (empty for links made without)."""
 
 
 def _derive(secret: bytes, label: str) -> bytes:
@@ -78,14 +88,18 @@ class LinkSigner:
     def _serializer(self, purpose: LinkPurpose) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self._secret, salt=f"newsdesk.{purpose.value}")
 
-    def token(self, purpose: LinkPurpose, email: str) -> str:
+    def token(self, purpose: LinkPurpose, email: str, details: dict[str, Any] | None = None) -> str:
+        """A link's token for `email`, with `details` (short JSON values) sealed beside it."""
+        plain, key = email.encode(), _SEALED
+        if details:
+            plain, key = json.dumps({"e": email, **details}, separators=(",", ":")).encode(), _SEALED_WITH_DETAILS
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._cipher.encrypt(nonce, email.encode(), purpose.value.encode())
-        payload = {_SEALED: base64.urlsafe_b64encode(sealed).decode().rstrip("=")}
+        sealed = nonce + self._cipher.encrypt(nonce, plain, purpose.value.encode())
+        payload = {key: base64.urlsafe_b64encode(sealed).decode().rstrip("=")}
         return str(self._serializer(purpose).dumps(payload))
 
-    def url(self, purpose: LinkPurpose, email: str) -> str:
-        return f"{self._base}{_PATHS[purpose]}?token={quote(self.token(purpose, email))}"
+    def url(self, purpose: LinkPurpose, email: str, details: dict[str, Any] | None = None) -> str:
+        return f"{self._base}{_PATHS[purpose]}?token={quote(self.token(purpose, email, details))}"
 
     def open(self, purpose: LinkPurpose, token: str | None) -> OpenedLink:
         """The address a link was made for, and when; InvalidLink when it is expired, altered or not ours."""
@@ -99,6 +113,14 @@ class LinkSigner:
             raise InvalidLink("this link is not valid or has expired") from exc
         if isinstance(value, str):  # made before addresses were encrypted
             return OpenedLink(value, issued_at)
+        if isinstance(value, dict) and isinstance(value.get(_SEALED_WITH_DETAILS), str):
+            try:
+                details = json.loads(self._unseal(purpose, value[_SEALED_WITH_DETAILS]))
+            except ValueError as exc:
+                raise InvalidLink("this link is not valid") from exc
+            if not isinstance(details, dict) or not isinstance(details.get("e"), str):
+                raise InvalidLink("this link is not valid")
+            return OpenedLink(details.pop("e"), issued_at, details)
         if not isinstance(value, dict) or not isinstance(value.get(_SEALED), str):
             raise InvalidLink("this link is not valid")
         return OpenedLink(self._unseal(purpose, value[_SEALED]), issued_at)

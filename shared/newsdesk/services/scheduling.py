@@ -49,7 +49,14 @@ class DigestService:
         if not articles:
             logger.info("no digest: nothing published", extra={"since": iso(start)})
             return 0
-        if not self._publications.record_digest(run, start=start, end=end, article_ids=[a.id for a in articles]):
+        # The articles' tags decide the digest's topics when it starts; each reader's digest lists the articles
+        # of the topics they follow (all of them for a subscriber of everything), and a reader of none of
+        # them gets none.
+        tags = sorted({tag for article in articles for tag in article.tags})
+        recorded = self._publications.record_digest(
+            run, start=start, end=end, article_ids=[a.id for a in articles], tags=tags
+        )
+        if not recorded:
             logger.info("digest run already recorded", extra={"run": run})
             return 0
         logger.info("digest recorded", extra={"run": run, "articles": len(articles)})

@@ -1,4 +1,5 @@
-"""The mailing list: double opt-in, one-click unsubscribe, suppression, and the editor's views."""
+"""The mailing list: double opt-in with a consent record, topics and the preference center, one-click
+unsubscribe (from an email's topics or from everything), suppression, and the editor's views."""
 
 from __future__ import annotations
 
@@ -10,27 +11,40 @@ from enum import StrEnum
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.email import SesSender
+from newsdesk.dal.publications import PublicationRepository
 from newsdesk.dal.subscribers import SubscriberRepository
 from newsdesk.errors import NotFound, SendRejected, SendThrottled
 from newsdesk.messages import Recipient
 from newsdesk.models.addresses import normalize_address
 from newsdesk.models.subscribers import (
+    Consent,
+    ConsentSource,
     Frequency,
     Subscriber,
     SubscribeRequest,
     SubscriberStats,
     SubscriberStatus,
 )
+from newsdesk.models.topics import Topic
 from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
 from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
 from newsdesk.services.limits import ConfirmationLimits
 from newsdesk.services.links import InvalidLink, LinkPurpose, LinkSigner
+from newsdesk.services.topics import TopicService
 
 CONFIRMATION_INTERVAL = timedelta(minutes=10)
 EXPORT_PAGE = 5000
-EXPORT_COLUMNS = ("email", "name", "frequency", "status", "created_at", "confirmed_at", "unsubscribed_at")
+EXPORT_COLUMNS = (
+    "email", "name", "frequency", "status", "topics", "created_at", "confirmed_at", "unsubscribed_at",
+    "consent_source", "consent_requested_at", "consent_confirmed_at", "consent_policy", "consent_ip",
+    "consent_object_key",
+)  # fmt: skip
+EVERYTHING = "*"
+"""The `topics` cell of a subscriber of everything in the CSV export (an empty cell: no topic at all)."""
+DELIVERY = "d"
+"""An unsubscribe link's detail: the delivery the email belonged to."""
 
 
 class ConfirmOutcome(StrEnum):
@@ -48,6 +62,50 @@ class ConfirmationView:
     outcome: ConfirmOutcome
     """CONFIRMABLE, ALREADY_CONFIRMED or NOT_PENDING."""
     subscriber: Subscriber | None = None
+    topics: list[Topic] | None = None
+    """The topics the subscription is for; None: everything."""
+
+
+class UnsubscribeScope(StrEnum):
+    EMAIL = "email"
+    """What the email's one-click link does: leave the topics it was sent for (or everything, for a reader
+    of everything, or a link that names no topics)."""
+    EVERYTHING = "everything"
+
+
+@dataclass(frozen=True)
+class UnsubscribeView:
+    """Where an unsubscribe link's reader stands, for its page (and what its button would do)."""
+
+    subscribed: bool
+    """False once unsubscribed, suppressed or erased: the page says so and asks nothing."""
+    leaves_everything: bool = True
+    """True when the one-click button leaves the whole list."""
+    sent_for: list[Topic] | None = None
+    """The topics the email was sent for that the reader still follows (None: not a topic email)."""
+    following: list[Topic] | None = None
+    """The topics the reader follows (None: everything)."""
+    preferences_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    """What an unsubscribe did."""
+
+    everything: bool
+    """True: the reader left the list."""
+    left: list[Topic]
+    """The topics left (empty when the reader had left them already)."""
+    remaining: list[Topic]
+    """The topics the reader still follows (when not `everything`)."""
+    preferences_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PreferencesView:
+    subscriber: Subscriber
+    topics: list[Topic]
+    """Every topic of the catalog, to choose from."""
 
 
 class SubscriptionService:
@@ -59,6 +117,10 @@ class SubscriptionService:
         composer: EmailComposer,
         links: Callable[[], LinkSigner],
         limits: Callable[[], ConfirmationLimits],
+        topics: TopicService,
+        publications: PublicationRepository,
+        privacy_policy_url: str = "",
+        record_consent_ip: bool = False,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
@@ -66,27 +128,43 @@ class SubscriptionService:
         self._composer = composer
         self._links = links
         self._limits = limits
+        self._topics = topics
+        self._publications = publications
+        self._policy = privacy_policy_url or None
+        self._record_ip = record_consent_ip
         self._clock = clock
 
     # ------------------------------------------------------------------ readers
-    def subscribe(self, request: SubscribeRequest, *, source_ip: str | None) -> None:
+    def subscribe(self, request: SubscribeRequest, *, source_ip: str | None, source: ConsentSource) -> None:
         """Start (or restart) double opt-in. Whatever the address's state, the caller learns nothing:
         confirmed and suppressed addresses get no email, others at most one per CONFIRMATION_INTERVAL,
-        within the limits per mailbox, per source address and per hour (newsdesk.services.limits)."""
+        within the limits per mailbox, per source address and per hour (newsdesk.services.limits).
+        Unknown topics are refused before the address is looked at."""
+        topics = self._topics.known(request.topics) if request.topics is not None else None
         now = self._clock()
+        consent = Consent(
+            source=source, requested_at=now, policy=self._policy, ip=source_ip if self._record_ip else None
+        )
         created = self._repo.create_pending(
             Subscriber(
                 email=request.email,
                 name=request.name,
                 frequency=request.frequency,
+                topics=topics,
                 status=SubscriberStatus.PENDING,
                 created_at=now,
                 updated_at=now,
                 confirmation_sent_at=now,
+                consent=consent,
             )
         )
         claimed = created or self._repo.claim_confirmation(
-            request.email, now=now, resend_after=now - CONFIRMATION_INTERVAL, frequency=request.frequency
+            request.email,
+            now=now,
+            resend_after=now - CONFIRMATION_INTERVAL,
+            frequency=request.frequency,
+            topics=topics,
+            consent=consent,
         )
         if not claimed:
             return
@@ -95,22 +173,26 @@ class SubscriptionService:
             if refused is not None:
                 # The same reply as ever; the claim is given back so that a request within the limits can send.
                 logger.info("confirmation withheld", extra={"limit": refused.value})
-            sent = refused is None and self._send_confirmation(request.email)
+            sent = refused is None and self._send_confirmation(request.email, consent)
         except BaseException:
             self._repo.release_confirmation(request.email, now)  # a busy database must not block the address
             raise
         if not sent:
             self._repo.release_confirmation(request.email, now)
 
-    def _confirmation_email(self, email: str) -> bytes:
+    def _confirmation_email(self, email: str, consent: Consent) -> bytes:
         # Never the name from the request: whoever asked may not be the address's owner, and the owner
-        # must not get a stranger's words in an email they did not ask for.
-        return self._composer.confirmation(Recipient(email), self._links().url(LinkPurpose.CONFIRM, email))
+        # must not get a stranger's words in an email they did not ask for. The link carries how consent
+        # was asked for, so the record kept is the one the person confirms (an unsubscribed address keeps
+        # its stored record until then).
+        details = {"src": consent.source.value, "pol": consent.policy, "ip": consent.ip, "key": consent.object_key}
+        url = self._links().url(LinkPurpose.CONFIRM, email, {k: v for k, v in details.items() if v})
+        return self._composer.confirmation(Recipient(email), url)
 
-    def _send_confirmation(self, email: str) -> bool:
+    def _send_confirmation(self, email: str, consent: Consent) -> bool:
         """Send one confirmation; False when it did not go (a later request may try again)."""
         try:
-            raw = self._confirmation_email(email)
+            raw = self._confirmation_email(email, consent)
             self._sender.send(sender=self._composer.sender, recipient=email, raw=raw)
         except (SendThrottled, SendRejected, ValueError) as exc:
             # ValueError: an address no message can be addressed to. The reply stays the same either way.
@@ -118,7 +200,7 @@ class SubscriptionService:
             return False
         return True
 
-    def confirm_imported(self, email: str, upload_id: str) -> bool:
+    def confirm_imported(self, email: str, upload_id: str, *, object_key: str | None = None) -> bool:
         """Ask an address the import `upload_id` added as pending to confirm: once (a redelivered batch
         sends nothing twice), within its mailbox's limit. False when no email went (asked already, no
         longer pending, over the limit, or refused by SES for good); SendThrottled, with the claim given
@@ -130,7 +212,10 @@ class SubscriptionService:
             if not self._limits().allow_import(email, now):
                 logger.info("confirmation withheld", extra={"limit": "mailbox", "upload_id": upload_id})
                 return False
-            self._sender.send(sender=self._composer.sender, recipient=email, raw=self._confirmation_email(email))
+            consent = Consent(source=ConsentSource.IMPORT, requested_at=now, policy=self._policy, object_key=object_key)
+            self._sender.send(
+                sender=self._composer.sender, recipient=email, raw=self._confirmation_email(email, consent)
+            )
         except (SendRejected, ValueError) as exc:
             logger.warning("imported address refused by SES", extra={"reason": without_addresses(str(exc))})
             return False
@@ -144,7 +229,11 @@ class SubscriptionService:
         """What a confirmation link leads to, changing nothing (link scanners open every link)."""
         link = self._links().open(LinkPurpose.CONFIRM, token)
         subscriber = self._repo.get(link.email)
-        return ConfirmationView(self._outcome(subscriber, link.issued_at), subscriber)
+        outcome = self._outcome(subscriber, link.issued_at)
+        topics = None
+        if subscriber is not None and subscriber.topics is not None:
+            topics = self._named(subscriber.topics)
+        return ConfirmationView(outcome, subscriber, topics)
 
     def confirm(self, token: str | None) -> ConfirmOutcome:
         """The person pressed the confirmation page's button."""
@@ -154,10 +243,11 @@ class SubscriptionService:
         if outcome is not ConfirmOutcome.CONFIRMABLE or subscriber is None:
             return outcome
         now = self._clock()
+        consent = _consent_confirmed(subscriber, link.details, link.issued_at, now)
         if subscriber.status is SubscriberStatus.PENDING:
-            done = self._repo.confirm(subscriber, now)
+            done = self._repo.confirm(subscriber, now, consent)
         else:
-            done = self._repo.reconfirm(subscriber, now)
+            done = self._repo.reconfirm(subscriber, now, consent)
         if not done:
             return ConfirmOutcome.NOT_PENDING
         logger.info("subscription confirmed")
@@ -180,28 +270,82 @@ class SubscriptionService:
     def subscribe_url(self) -> str:
         return f"{self._links().base_url}/subscribers"
 
-    def check_unsubscribe_link(self, token: str | None) -> str:
-        return self._links().email(LinkPurpose.UNSUBSCRIBE, token)
+    def unsubscribe_view(self, token: str | None) -> UnsubscribeView:
+        """Where the reader of an unsubscribe link stands, changing nothing."""
+        link = self._links().open(LinkPurpose.UNSUBSCRIBE, token)
+        subscriber = self._repo.get(link.email)
+        if subscriber is None or subscriber.status not in _SUBSCRIBED:
+            return UnsubscribeView(subscribed=False)
+        preferences = self._links().url(LinkPurpose.PREFERENCES, link.email)
+        if subscriber.topics is None:
+            return UnsubscribeView(subscribed=True, preferences_url=preferences)
+        following = self._named(subscriber.topics)
+        delivered = self._delivery_topics(link.details.get(DELIVERY))
+        if not delivered:
+            return UnsubscribeView(subscribed=True, following=following, preferences_url=preferences)
+        sent_for = [topic for topic in following if topic.slug in delivered]
+        return UnsubscribeView(subscribed=True, leaves_everything=False, sent_for=sent_for, following=following,
+                               preferences_url=preferences)  # fmt: skip
 
-    def unsubscribe(self, token: str | None) -> None:
-        """Idempotent: an address already gone (or never there) is simply not mailed."""
-        email = self.check_unsubscribe_link(token)
-        if self._repo.unsubscribe(email, self._clock()):
-            logger.info("unsubscribed")
+    def unsubscribe(self, token: str | None, scope: UnsubscribeScope = UnsubscribeScope.EMAIL) -> Unsubscribed:
+        """Idempotent: an address already gone (or never there) is simply not mailed. The email's own link
+        leaves the topics that email was sent for (RFC 8058's one click); a reader of everything, a link
+        without topics, or `scope=everything` leaves the list."""
+        link = self._links().open(LinkPurpose.UNSUBSCRIBE, token)
+        now = self._clock()
+        subscriber = self._repo.get(link.email)
+        delivered = self._delivery_topics(link.details.get(DELIVERY)) if scope is UnsubscribeScope.EMAIL else None
+        if subscriber is None or subscriber.topics is None or not delivered:
+            if self._repo.unsubscribe(link.email, now):
+                logger.info("unsubscribed")
+            return Unsubscribed(everything=True, left=[], remaining=[])
+        preferences = self._links().url(LinkPurpose.PREFERENCES, link.email)
+        left = self._named([topic for topic in subscriber.topics if topic in delivered])
+        after = self._repo.leave_topics(link.email, delivered, now)
+        if after is None:  # left already (or unsubscribed meanwhile)
+            current = self._repo.get(link.email)
+            remaining = current.topics if current is not None and current.status in _SUBSCRIBED else []
+            return Unsubscribed(everything=False, left=[], remaining=self._named(remaining or []),
+                                preferences_url=preferences)  # fmt: skip
+        logger.info("left topics", extra={"topics": [topic.slug for topic in left]})
+        return Unsubscribed(everything=False, left=left, remaining=self._named(after.topics or []),
+                            preferences_url=preferences)  # fmt: skip
 
-    def preferences(self, token: str | None) -> Subscriber:
-        """The subscriber a preferences link was made for (InvalidLink if gone or not theirs)."""
+    def _delivery_topics(self, delivery_id: object) -> set[str]:
+        """The topics a delivery was sent for (none for a link without one, or an email for everyone)."""
+        if not isinstance(delivery_id, str) or not delivery_id:
+            return set()
+        record = self._publications.publication(delivery_id) or {}
+        return set(record.get("topics") or [])
+
+    def _named(self, slugs: list[str]) -> list[Topic]:
+        """These topics, as the catalog names them; a deleted topic is no longer shown."""
+        catalog = {topic.slug: topic for topic in self._topics.all()}
+        return [catalog[slug] for slug in slugs if slug in catalog]
+
+    def preferences(self, token: str | None) -> PreferencesView:
+        """The subscriber a preferences link was made for, and the topics to choose from (InvalidLink if gone
+        or not theirs)."""
         email = self._links().email(LinkPurpose.PREFERENCES, token)
         subscriber = self._repo.get(email)
-        if subscriber is None or subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+        if subscriber is None or subscriber.status not in _SUBSCRIBED:
             raise InvalidLink("this address is not subscribed any more")
-        return subscriber
+        return PreferencesView(subscriber, self._topics.all())
 
-    def set_frequency(self, token: str | None, frequency: Frequency) -> Subscriber:
-        subscriber = self.preferences(token)
-        if not self._repo.set_frequency(subscriber.email, frequency, self._clock()):
+    def save_preferences(
+        self, token: str | None, *, frequency: Frequency, topics: list[str] | None, change_topics: bool = True
+    ) -> PreferencesView:
+        """Save the preference center's form: how often, and (with `change_topics`) which topics (None:
+        everything). Topics that are no longer in the catalog are dropped."""
+        email = self._links().email(LinkPurpose.PREFERENCES, token)
+        catalog = self._topics.all()
+        chosen = None if topics is None else [topic.slug for topic in catalog if topic.slug in set(topics)]
+        saved = self._repo.set_preferences(
+            email, frequency=frequency, topics=chosen, keep_topics=not change_topics, now=self._clock()
+        )
+        if saved is None:
             raise InvalidLink("this address is not subscribed any more")
-        return subscriber.model_copy(update={"frequency": frequency})
+        return PreferencesView(saved, catalog)
 
     # ------------------------------------------------------------------ SES feedback
     def suppress(self, email: str, status: SubscriberStatus) -> bool:
@@ -213,6 +357,14 @@ class SubscriptionService:
         return self._repo.suppress(address, status, self._clock())
 
     # ------------------------------------------------------------------ editors
+    def get(self, email: str) -> Subscriber:
+        # Both forms, as for erasure: records stored before addresses were normalized may hold a Unicode domain.
+        for form in _forms(email):
+            found = self._repo.get(form)
+            if found is not None:
+                return found
+        raise NotFound("no subscriber with that address")
+
     def page(
         self, *, status: SubscriberStatus | None, limit: int, cursor: str | None
     ) -> tuple[list[Subscriber], str | None]:
@@ -225,14 +377,52 @@ class SubscriptionService:
     def export_csv(self, *, status: SubscriberStatus | None, cursor: str | None) -> tuple[str, str | None]:
         """One page of the list as CSV (with a header row), and the cursor of the next page."""
         subscribers, next_cursor = self._repo.page(status=status, limit=EXPORT_PAGE, cursor=cursor)
-        return csv_page(EXPORT_COLUMNS, (subscriber.model_dump(mode="json") for subscriber in subscribers)), next_cursor
+        rows = ({column: _cell(subscriber, column) for column in EXPORT_COLUMNS} for subscriber in subscribers)
+        return csv_page(EXPORT_COLUMNS, rows), next_cursor
 
     def erase(self, email: str) -> None:
-        # Both forms: records stored before addresses were normalized may hold a Unicode domain.
-        forms = {email.strip().lower()}
-        with contextlib.suppress(ValueError):
-            forms.add(normalize_address(email))
-        erased = [self._repo.erase(form) for form in sorted(forms)]
+        """Erase the person: their record, consent included, and every topic membership."""
+        erased = [self._repo.erase(form) for form in _forms(email)]
         if not any(erased):
             raise NotFound("no subscriber with that address")
         logger.info("subscriber erased")
+
+
+_SUBSCRIBED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
+
+
+def _forms(email: str) -> list[str]:
+    # Records stored before addresses were normalized may hold a Unicode domain: both spellings are looked at.
+    forms = {email.strip().lower()}
+    with contextlib.suppress(ValueError):
+        forms.add(normalize_address(email))
+    return sorted(forms)
+
+
+def _consent_confirmed(
+    subscriber: Subscriber, details: dict[str, object], issued_at: datetime, now: datetime
+) -> Consent | None:
+    """The consent the person gives by confirming: the request their link was made for (links made before
+    links carried it fall back on the stored request)."""
+    source = details.get("src")
+    if isinstance(source, str) and source in {member.value for member in ConsentSource}:
+
+        def text(name: str) -> str | None:
+            value = details.get(name)
+            return value if isinstance(value, str) and value else None
+
+        return Consent(source=ConsentSource(source), requested_at=issued_at, confirmed_at=now, policy=text("pol"),
+                       ip=text("ip"), object_key=text("key"))  # fmt: skip
+    if subscriber.consent is not None:
+        return subscriber.consent.model_copy(update={"confirmed_at": now})
+    return None
+
+
+def _cell(subscriber: Subscriber, column: str) -> object:
+    if column == "topics":
+        return EVERYTHING if subscriber.topics is None else " ".join(subscriber.topics)
+    if column.startswith("consent_"):
+        if subscriber.consent is None:
+            return None
+        return subscriber.consent.model_dump(mode="json").get(column.removeprefix("consent_"))
+    return subscriber.model_dump(mode="json").get(column)

@@ -1,0 +1,69 @@
+"""Topics: editors keep the catalog; readers follow topics; an article belongs to the topics among its tags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from newsdesk.clock import utc_now
+from newsdesk.dal.topics import TooManyTopics, TopicExists, TopicRepository
+from newsdesk.errors import Conflict, InvalidInput, NotFound
+from newsdesk.models.topics import MAX_TOPICS, CreateTopicRequest, Topic, UpdateTopicRequest
+from newsdesk.observability import logger
+
+
+class TopicService:
+    def __init__(self, repository: TopicRepository, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._repo = repository
+        self._clock = clock
+
+    def all(self) -> list[Topic]:
+        return self._repo.all()
+
+    def slugs(self) -> set[str]:
+        return {topic.slug for topic in self._repo.all()}
+
+    def create(self, request: CreateTopicRequest) -> Topic:
+        now = self._clock()
+        topic = Topic(slug=request.slug, name=request.name, description=request.description, created_at=now,
+                      updated_at=now)  # fmt: skip
+        try:
+            self._repo.create(topic)
+        except TopicExists:
+            raise Conflict(f"there is a topic {request.slug!r} already", code="topic_exists") from None
+        except TooManyTopics:
+            raise Conflict(f"a publication has at most {MAX_TOPICS} topics", code="too_many_topics") from None
+        logger.info("topic created", extra={"topic": topic.slug})
+        return topic
+
+    def update(self, slug: str, request: UpdateTopicRequest) -> Topic:
+        changes = request.model_fields_set
+        updated = self._repo.update(
+            slug,
+            name=request.name,
+            description=request.description,
+            clear_description="description" in changes and request.description is None,
+            now=self._clock(),
+        )
+        if updated is None:
+            raise NotFound(f"no topic {slug!r}")
+        return updated
+
+    def delete(self, slug: str) -> None:
+        """Remove a topic: nobody is mailed for it any more; its readers keep their other topics."""
+        if not self._repo.delete(slug):
+            raise NotFound(f"no topic {slug!r}")
+        logger.info("topic deleted", extra={"topic": slug})
+
+    def known(self, slugs: Iterable[str]) -> list[str]:
+        """`slugs` without repeats, in order, if every one is a topic; InvalidInput naming the others if not."""
+        wanted = list(dict.fromkeys(slugs))
+        existing = self.slugs() if wanted else set()
+        unknown = [slug for slug in wanted if slug not in existing]
+        if unknown:
+            raise InvalidInput(
+                f"no such topic: {', '.join(unknown)} (GET /topics lists them)",
+                code="unknown_topics",
+                details=[{"loc": ["body", "topics"], "unknown": unknown}],
+            )
+        return wanted
