@@ -37,6 +37,7 @@ from newsdesk.errors import ServiceBusy
 from newsdesk.models.subscribers import Consent, Frequency, Subscriber, SubscriberStatus
 
 FANOUT_SHARDS = 8
+_AUDIENCE_CURSOR_KEYS = frozenset({"email", "audience"})  # by-audience and TopicMembersTable alike
 """Confirmed subscribers are spread over this many `audience` partitions, which fan-out reads in parallel."""
 
 _STATUS = {"#status": "status"}
@@ -193,11 +194,23 @@ class SubscriberRepository:
                 return total
             request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
-    def audience_pages(
+    def audience(
+        self, frequency: Frequency, shard: int, *, topic: str | None, page_size: int, cursor: str | None
+    ) -> Iterator[tuple[list[Member], str | None]]:
+        """The confirmed readers of one shard of an audience — of everything when `topic` is None, else of the
+        topic — a page at a time, each with the opaque cursor to resume after it (None after the last)."""
+        start = decode_cursor(cursor, _AUDIENCE_CURSOR_KEYS) if cursor else None
+        pages = (
+            self._everything_pages(audience_key(frequency, shard), page_size=page_size, cursor=start)
+            if topic is None
+            else self._topic_pages(topic_audience_key(frequency, topic, shard), page_size=page_size, cursor=start)
+        )
+        for members, next_key in pages:
+            yield members, encode_cursor(next_key) if next_key else None
+
+    def _everything_pages(
         self, audience_key: str, *, page_size: int, cursor: dict[str, Any] | None
     ) -> Iterator[tuple[list[Member], dict[str, Any] | None]]:
-        """Confirmed subscribers of everything in one audience partition, a page at a time, with the key to
-        resume after."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "by-audience",
@@ -215,10 +228,10 @@ class SubscriberRepository:
             if not cursor:
                 return
 
-    def topic_audience_pages(
+    def _topic_pages(
         self, audience_key: str, *, page_size: int, cursor: dict[str, Any] | None
     ) -> Iterator[tuple[list[Member], dict[str, Any] | None]]:
-        """Confirmed readers of one topic audience partition, with the topics each follows, a page at a time."""
+        # The topic's readers carry the topics each follows: fan-out skips those an earlier topic's pass queued.
         request: dict[str, Any] = {
             "TableName": self._members,
             "KeyConditionExpression": "audience = :audience",

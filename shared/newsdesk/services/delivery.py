@@ -31,7 +31,7 @@ import math
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +39,6 @@ from typing import Any
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.articles import ArticleRepository
-from newsdesk.dal.dynamodb import decode_cursor, encode_cursor
 from newsdesk.dal.email import SesSender
 from newsdesk.dal.ledger import LedgerRecord, LedgerRepository
 from newsdesk.dal.publications import Claim, PublicationRepository, newsletter_id
@@ -47,10 +46,7 @@ from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import (
     FANOUT_SHARDS,
     AudienceState,
-    Member,
     SubscriberRepository,
-    audience_key,
-    topic_audience_key,
 )
 from newsdesk.errors import (
     InvalidInput,
@@ -91,7 +87,6 @@ MAX_ATTEMPTS = 2
 """A recipient whose first email SES never confirmed is sent it once more, no more."""
 QUOTA_PAUSE = timedelta(hours=1)
 """How long a delivery waits after SES says its 24-hour quota is spent, before trying again."""
-_AUDIENCE_KEYS = frozenset({"email", "audience"})
 TAG_DELIVERY = "newsdesk-delivery"
 TAG_RECIPIENT = "newsdesk-recipient"
 TAG_ATTEMPT = "newsdesk-attempt"
@@ -169,20 +164,13 @@ class FanoutService:
         self._queue_stretch(task, seconds_left)
         self._publications.finish_task(task.delivery_id, task.shard, task.number, topic=task.topic)
 
-    def _pages(self, task: FanoutTask, cursor: dict[str, Any] | None) -> Iterator[tuple[list[Member], Any]]:
-        if task.topic is None:
-            return self._subscribers.audience_pages(
-                audience_key(task.frequency, task.shard), page_size=BATCH_SIZE, cursor=cursor
-            )
-        return self._subscribers.topic_audience_pages(
-            topic_audience_key(task.frequency, task.topic, task.shard), page_size=BATCH_SIZE, cursor=cursor
-        )
-
     def _queue_stretch(self, task: FanoutTask, seconds_left: Callable[[], float]) -> None:
-        cursor = decode_cursor(task.cursor, _AUDIENCE_KEYS) if task.cursor else None
         counted, outgoing = task.counted, []
         earlier = set(task.earlier_topics)
-        for pages, (members, next_key) in enumerate(self._pages(task, cursor), start=1):
+        audience = self._subscribers.audience(
+            task.frequency, task.shard, topic=task.topic, page_size=BATCH_SIZE, cursor=task.cursor
+        )
+        for pages, (members, next_cursor) in enumerate(audience, start=1):
             # A reader who also follows an earlier topic of the delivery is that topic's pass's to queue.
             people = [member for member in members if not (earlier and earlier.intersection(member.topics or []))]
             if people:
@@ -194,10 +182,10 @@ class FanoutService:
                 )
                 outgoing.append(batch.model_dump_json())
                 counted += len(recipients)
-            if next_key and (pages >= PAGES_PER_TASK or seconds_left() < SAFETY_MARGIN_SECONDS):
+            if next_cursor and (pages >= PAGES_PER_TASK or seconds_left() < SAFETY_MARGIN_SECONDS):
                 self._send_queue.send(outgoing)
                 follow_up = task.model_copy(
-                    update={"number": task.number + 1, "cursor": encode_cursor(next_key), "counted": counted}
+                    update={"number": task.number + 1, "cursor": next_cursor, "counted": counted}
                 )
                 self._fanout_queue.send([follow_up.model_dump_json()])
                 return
