@@ -32,7 +32,7 @@ chromium:
 	fi
 
 test: lint chromium
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --durations=25
 
 bench: $(INSTALLED)
 	$(PY) -m bench

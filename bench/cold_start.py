@@ -119,7 +119,9 @@ class Stack:
         self.article = _article()
         for item in ArticleRepository(self.dynamodb, self.table("ArticlesTable")).stored_items(self.article):
             self.dynamodb.put_item(TableName=self.table("ArticlesTable"), Item=item)
-        self.subscribers = SubscriberRepository(self.dynamodb, self.table("SubscribersTable"))
+        self.subscribers = SubscriberRepository(
+            self.dynamodb, self.table("SubscribersTable"), self.table("TopicMembersTable")
+        )
         for n in range(READERS):
             self.confirmed(reader(n))
 

@@ -240,7 +240,9 @@ def _progress(message: str) -> None:
 def format_table(rows: list[Row]) -> str:
     lines = ["ledger: newsletter delivery on the local stack (workers, IAM, SES events), side by side"]
     lines += [f"  {row['figure']}\n      {row['value']:>8}  {row['target']}  {row['result']}" for row in rows]
-    per_recipient = next((row["requests_per_recipient"] for row in rows if "requests_per_recipient" in row), {})
+    per_recipient: dict[str, float] = next(
+        (row["requests_per_recipient"] for row in rows if "requests_per_recipient" in row), {}
+    )
     if per_recipient:
         lines.append("  AWS requests per recipient (counted by the emulator):")
         lines += [f"    {name:45} {count:8.3f}" for name, count in per_recipient.items() if count >= 0.001]

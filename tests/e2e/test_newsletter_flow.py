@@ -45,7 +45,7 @@ def local_path(url: str) -> str:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def test_subscribe_confirm_receive_and_leave_in_one_click(local_stack: LocalStack) -> None:

@@ -149,7 +149,10 @@ def test_subscriber_status_changes_put_their_events_and_nothing_else_does(stack:
     subscribe(stack, "reader@example.org")  # signing up again changes nothing
     repository = dependencies.container().subscriber_repository
 
-    assert repository.set_frequency("reader@example.org", Frequency.DIGEST, utc_now())  # not a status change
+    # Not a status change:
+    assert repository.set_preferences(
+        "reader@example.org", frequency=Frequency.DIGEST, topics=None, keep_topics=True, now=utc_now()
+    )
     assert repository.unsubscribe("reader@example.org", utc_now())
     stack.drain()
 

@@ -38,9 +38,9 @@ def delivery(stack: Stack, delivery_id: str) -> dict[str, Any]:
     return dict(reply.json())
 
 
-def recipients(stack: Stack, delivery_id: str, **query: str) -> dict[str, dict[str, Any]]:
+def recipients(stack: Stack, delivery_id: str, **query: str) -> dict[str | None, dict[str, Any]]:
     """Every ledger entry of a delivery, by address, following the cursor."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str | None, dict[str, Any]] = {}
     cursor = None
     while True:
         page = admin(stack, "editor-delivery-recipients", path={"delivery_id": delivery_id},

@@ -53,6 +53,7 @@ def test_a_mailer_at_the_sandbox_rate_hands_back_what_it_cannot_send_in_time(sta
         send_queue=QueuePublisher(container.sqs, container.settings(MailerSettings).send_queue_url),
         rate=0.5,
         reconciliation_window=timedelta(seconds=60),
+        catalog=container.topic_service.all,
         sleep=fake.sleep,
         monotonic=fake.monotonic,
     )

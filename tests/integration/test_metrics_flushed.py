@@ -290,7 +290,7 @@ def test_the_check_passes_a_handler_that_publishes(tmp_path: Path, decorator: st
 
 def published_metrics(output: str) -> set[str]:
     """Names of the metrics in the EMF documents a function printed (what CloudWatch turns into metrics)."""
-    names = set()
+    names: set[str] = set()
     for line in output.splitlines():
         try:
             document: Any = json.loads(line)

@@ -173,7 +173,7 @@ def test_the_preferences_link_switches_to_the_digest(stack: Stack) -> None:
     stack.drain()
 
     assert (saved.status, "weekly digest" in saved.body) == (200, True)
-    assert dependencies.container().subscriber_repository.get(reader).frequency is Frequency.DIGEST
+    assert dependencies.container().subscriber_repository.get(reader).frequency is Frequency.DIGEST  # type: ignore[union-attr]
     assert newsletters("Quiet week") == []
 
 
@@ -191,7 +191,9 @@ def test_unconfirmed_subscribers_expire_after_seven_days(stack: Stack) -> None:
 
     assert int(items["late@example.org"]["expires_at"]["N"]) == int((T + timedelta(days=7)).timestamp())
     assert "expires_at" not in items["keen@example.org"]
-    assert dependencies.container().subscriber_repository.get("keen@example.org").status is SubscriberStatus.CONFIRMED
+    keen = dependencies.container().subscriber_repository.get("keen@example.org")
+    assert keen is not None
+    assert keen.status is SubscriberStatus.CONFIRMED
 
 
 def test_housekeeping_restarts_a_delivery_the_stream_never_started(stack: Stack) -> None:

@@ -250,7 +250,7 @@ def test_dynamodb_stream_record_from_a_get_records_answer() -> None:
     assert record["dynamodb"]["ApproximateCreationDateTime"] == 1709622489
     assert record["dynamodb"]["NewImage"]["blob"] == {"B": "AQ=="}
     assert record["dynamodb"]["NewImage"]["set"] == {"BS": ["Ag=="]}
-    assert raw["dynamodb"]["NewImage"]["blob"] == {"B": b"\x01"}
+    assert raw["dynamodb"]["NewImage"]["blob"] == {"B": b"\x01"}  # type: ignore[index]
 
 
 def test_s3_event() -> None:

@@ -105,6 +105,7 @@ def test_stream_records_are_freed_once_read_and_models_are_not_tracked(dynamodb:
     assert len(read()) == 50
     assert read() == []
     shard = dynamodb_backends["123456789012"][REGION].tables["notes"].stream_shard
+    assert shard is not None
     assert all(record is None for record in shard.items)  # what was read is freed
     assert len(Item.instances_tracked) == tracked  # type: ignore[attr-defined]
 
@@ -117,6 +118,7 @@ def test_a_record_is_freed_only_once_every_reader_of_the_stream_read_it(dynamodb
 
     assert len(fast()) == 5
     shard = dynamodb_backends["123456789012"][REGION].tables["notes"].stream_shard
+    assert shard is not None
     assert all(record is not None for record in shard.items)  # the slow reader has not read them yet
     assert len(slow()) == 5
     assert fast() == slow() == []
