@@ -30,6 +30,7 @@ from local.ses_events import SesEventPublisher
 from local.sources import EventSources
 from local.template import ACCOUNT_ID, FUNCTION, Resolver, load_template, local_parameters, parameter_overrides
 from newsdesk.dal.tokens import TokenRepository
+from newsdesk.local_state import LocalStackState, remove_state, write_state
 from newsdesk.services.tokens import TokenService
 
 log = logging.getLogger("local")
@@ -151,15 +152,21 @@ def main() -> int:
         sources = EventSources(template, resolver, functions.invoke, endpoint)
 
         def run_schedules(request: HttpRequest) -> tuple[int, Any]:
-            names = parse_qs(request.query).get("function")
-            function = names[0] if names else None
+            query = parse_qs(request.query)
+            function = query.get("function", [None])[0]
+            name = query.get("schedule", [None])[0]
             if function is not None and function not in template.functions:
                 return 404, {"message": f"no function {function!r} in the template"}
-            return 200, {"fired": sources.run_schedules(function)}
+            if name is not None and name not in sources.schedule_names():
+                known = ", ".join(sorted(sources.schedule_names()))
+                return 404, {"message": f"no enabled schedule {name!r} in the template (there are: {known})"}
+            return 200, {"fired": sources.run_schedules(function, name)}
 
         server.add_local_route("POST", "/_local/schedules/run", run_schedules)
         sources.start()
         serving = serve_in_thread(server)
+        # `newsdesk --local` reads it to find this stack (whatever PORT is) and its editor token.
+        write_state(LocalStackState(api_url, endpoint, region, token, os.getpid()))
         print(_banner(api_url, endpoint, region, token), flush=True)
         while not stop.wait(0.5):
             pass
@@ -168,6 +175,7 @@ def main() -> int:
         log.error("cannot start the local stack: %s", error)
         return 1
     finally:
+        remove_state(os.getpid())
         if server is not None:
             if serving is not None:
                 server.shutdown()
