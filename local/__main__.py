@@ -36,8 +36,9 @@ from newsdesk.services.tokens import TokenService
 log = logging.getLogger("local")
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
-# Lambda has no X-Ray daemon here: traces would only produce connection errors.
-LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true"}
+# Lambda has no X-Ray daemon here: traces would only produce connection errors. `GET /` names the runner's
+# own pages (the outbox) when LOCAL_PAGES says where they are.
+LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_PAGES": "/_local/"}
 
 
 def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:

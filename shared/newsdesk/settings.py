@@ -48,6 +48,7 @@ class Settings(BaseModel):
         default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
     )
     track_engagement: bool = False
+    local_pages: str = Field(default="", description="the local stack only: where the runner's own pages are")
     publication_name: str = "Newsdesk"
     site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
 

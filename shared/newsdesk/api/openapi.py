@@ -47,7 +47,7 @@ def swagger_html() -> str:
 
     # The UI's script and styles ship inside Powertools, so the page works without reaching a CDN.
     assets = Path(swagger_ui.__file__).parent
-    return generate_swagger_html(
+    page = generate_swagger_html(
         openapi_json().replace("</", "<\\/"),
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
         (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
@@ -55,3 +55,11 @@ def swagger_html() -> str:
         None,
         False,
     )
+    # The UI links to the document it shows; Powertools points that link at `/docs?format=json`, a route it
+    # serves itself but this API does not: point it at /openapi.json (relative, so a base path still works).
+    if SWAGGER_SPEC_LINK not in page:
+        raise RuntimeError("Powertools' Swagger UI page changed: check the link to the OpenAPI document")
+    return page.replace(SWAGGER_SPEC_LINK, 'ui.specActions.updateUrl("openapi.json");')
+
+
+SWAGGER_SPEC_LINK = 'ui.specActions.updateUrl(currentUrl.pathname + "?format=json");'

@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel, Field
 
 from newsdesk.api.resolver import documented
 from newsdesk.dependencies import article_service
 from newsdesk.models.articles import ArticlePage, PublicArticle
 from newsdesk.services.articles import ArticleService
+from newsdesk.settings import get_settings
 
 router = Router()
 
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=60"}
+# The index differs by Accept (HTML for a browser, JSON otherwise): a cache in front must keep both.
+INDEX_HEADERS = {"Cache-Control": "public, max-age=300", "Vary": "Accept"}
 Articles = Annotated[ArticleService, Depends(article_service)]
+
+
+class ApiIndex(BaseModel):
+    """Where to go from the API's root."""
+
+    name: str = Field(description="The publication's name.")
+    links: dict[str, str] = Field(description="`articles`, `feed`, `docs`, `openapi`; locally also `local`.")
+
+
+@router.get(
+    "/",
+    summary="Where to start: links to the articles, the feed and this API's documentation",
+    tags=["Documentation"],
+    responses=documented(200, "The index: JSON, or a small HTML page for a browser (`Accept: text/html`)."),
+)
+def index() -> Response[ApiIndex | str]:
+    settings = get_settings()
+    links = {"articles": "/articles", "feed": "/feed.xml", "docs": "/docs", "openapi": "/openapi.json"}
+    if settings.local_pages:
+        links["local"] = settings.local_pages
+    body = ApiIndex(name=settings.publication_name, links=links)
+    accept = router.current_event.headers.get("accept") or ""
+    if "text/html" in accept:
+        items = "".join(
+            f'<li><a href="{escape(url)}">{escape(name)}</a>: {escape(url)}</li>' for name, url in links.items()
+        )
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(body.name)} API</title></head><body><h1>{escape(body.name)} API</h1>"
+            f"<ul>{items}</ul></body></html>"
+        )
+        return Response(200, "text/html; charset=utf-8", page, headers=INDEX_HEADERS)
+    return Response(200, content_types.APPLICATION_JSON, body, headers=INDEX_HEADERS)
 
 
 @router.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from re import Match, Pattern
 from typing import Any
 
@@ -103,6 +104,16 @@ class HttpApiResolver(APIGatewayHttpResolver):
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}$") -> Pattern[str]:
         return re.compile(base_regex.format(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", rule)))
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """A HEAD request is answered as its GET without the body (RFC 9110, 9.3.2): the same status and
+        headers (ETag, Cache-Control, ...). The template routes HEAD to the function that serves the GET."""
+        http = (event.get("requestContext") or {}).get("http") or {}
+        if str(http.get("method", "")).upper() != "HEAD":
+            return super().resolve(event, context)
+        as_get = {**event, "requestContext": {**event["requestContext"], "http": {**http, "method": "GET"}}}
+        answer = super().resolve(as_get, context)
+        return {**answer, "body": "", "isBase64Encoded": False}
 
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         given = self.current_event.path_parameters or {}
