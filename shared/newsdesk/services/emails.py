@@ -12,6 +12,9 @@ from newsdesk.services.links import CONFIRM_DAYS
 from newsdesk.templating import render
 
 
+TEST_SUBJECT_PREFIX = "[TEST] "
+
+
 @dataclass(frozen=True)
 class EmailComposer:
     sender: str
@@ -29,9 +32,11 @@ class EmailComposer:
             list_unsubscribe=False,
         ).render(recipient)
 
-    def newsletter(self, article: Article) -> MessageTemplate:
-        """The article as an email; render it for each subscriber with their own links."""
+    def newsletter(self, article: Article, *, test: bool = False) -> MessageTemplate:
+        """The article as an email; render it for each subscriber with their own links. A `test` copy says
+        so in its subject and body, and has no unsubscribe links: its reader is not a subscriber."""
         context = {
+            "test": test,
             "publication": self.publication,
             "title": article.title,
             "author": article.author,
@@ -41,7 +46,8 @@ class EmailComposer:
             "unsubscribe_url": UNSUBSCRIBE_URL,
             "preferences_url": PREFERENCES_URL,
         }
-        return self._to_subscribers(article.title, "newsletter", context)
+        subject = f"{TEST_SUBJECT_PREFIX}{article.title}" if test else article.title
+        return self._to_subscribers(subject, "newsletter", context, list_unsubscribe=not test)
 
     def digest(self, articles: list[Article]) -> MessageTemplate:
         """The articles of a digest period, newest first, each with its summary and link."""
@@ -62,12 +68,14 @@ class EmailComposer:
         count = f"{len(articles)} new article{'s' if len(articles) != 1 else ''}"
         return self._to_subscribers(f"{self.publication}: {count}", "digest", context)
 
-    def _to_subscribers(self, subject: str, name: str, context: Mapping[str, object]) -> MessageTemplate:
+    def _to_subscribers(
+        self, subject: str, name: str, context: Mapping[str, object], *, list_unsubscribe: bool = True
+    ) -> MessageTemplate:
         return MessageTemplate(
             sender=self.sender,
             sender_name=self.publication,
             subject=subject,
             html_body=render(f"email/{name}.html", **context),
             text_body=render(f"email/{name}.txt", **context),
-            list_unsubscribe=True,
+            list_unsubscribe=list_unsubscribe,
         )
