@@ -265,7 +265,7 @@ def test_lists_page_newest_first_with_filters(stack: Stack) -> None:
     both = public(stack, "public-list-articles", query={"author": "Grace Hopper", "tag": "t", "limit": "1"}).json()
     assert [a["title"] for a in both["items"]] == ["Story 3"]
     assert set(tagged[0]) == {
-        "id", "slug", "title", "summary", "author", "tags", "published_at", "reading_time_minutes"
+        "id", "slug", "title", "summary", "author", "tags", "published_at", "reading_time_minutes", "updated_at"
     }  # fmt: skip
 
 
@@ -357,7 +357,7 @@ def test_restore_feeds_gives_articles_published_before_the_pair_feed_their_entri
 
     # When the operator runs the command the README names for it (twice: it is safe to repeat)
     for _ in range(2):
-        assert main(["articles", "--articles-table", table, "restore-feeds"]) == 0
+        assert main(["articles", "restore-feeds", "--articles-table", table]) == 0
     assert "restored the feed entries of 3 published articles" in capsys.readouterr().out
 
     # Then the combined filter lists them, and each has its feed entries exactly once

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, Field
 
+from newsdesk.api.caching import CDN_CACHE, FEED_CACHE, validators
 from newsdesk.api.resolver import documented
 from newsdesk.dependencies import article_service
 from newsdesk.models.articles import ArticlePage, PublicArticle
@@ -19,7 +20,6 @@ from newsdesk.settings import get_settings
 
 router = Router()
 
-PUBLIC_CACHE = {"Cache-Control": "public, max-age=60"}
 # The index differs by Accept (HTML for a browser, JSON otherwise): a cache in front must keep both.
 INDEX_HEADERS = {"Cache-Control": "public, max-age=300", "Vary": "Accept"}
 Articles = Annotated[ArticleService, Depends(article_service)]
@@ -74,7 +74,9 @@ def list_articles(
 ) -> Response[ArticlePage]:
     items, next_cursor = articles.list_public(tag=tag, author=author, limit=limit, cursor=cursor)
     page = ArticlePage(items=items, next_cursor=next_cursor)
-    return Response(200, content_types.APPLICATION_JSON, page, headers=PUBLIC_CACHE)
+    changed = max((item.changed_at for item in items), default=None)
+    headers = validators(router.current_event.headers, page.model_dump_json(), changed, cache_control=CDN_CACHE)
+    return Response(200, content_types.APPLICATION_JSON, page, headers=headers)
 
 
 @router.get(
@@ -84,7 +86,11 @@ def list_articles(
     responses=documented(200, "The article.", 404, 503),
 )
 def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
-    return Response(200, content_types.APPLICATION_JSON, articles.get_public(slug), headers=PUBLIC_CACHE)
+    article = articles.get_public(slug)
+    headers = validators(
+        router.current_event.headers, article.model_dump_json(), article.changed_at, cache_control=CDN_CACHE
+    )
+    return Response(200, content_types.APPLICATION_JSON, article, headers=headers)
 
 
 @router.get(
@@ -96,8 +102,9 @@ def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
 def feed(articles: Articles) -> Response[str]:
     from newsdesk.feed import atom_feed  # feedgen pulls in lxml: load it only for this route
 
-    return Response(200, content_type="application/atom+xml; charset=utf-8", body=atom_feed(articles),
-                    headers=PUBLIC_CACHE)  # fmt: skip
+    xml, updated = atom_feed(articles)
+    headers = validators(router.current_event.headers, xml, updated, cache_control=FEED_CACHE)
+    return Response(200, content_type="application/atom+xml; charset=utf-8", body=xml, headers=headers)
 
 
 @router.get(

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
 from pydantic import BaseModel
 
+from newsdesk.api.caching import NotModified, not_modified_reply
 from newsdesk.errors import NewsdeskError
 from newsdesk.observability import logger
 
@@ -138,6 +139,10 @@ def create_resolver() -> APIGatewayHttpResolver:
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
         return error_reply(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(NotModified)
+    def _not_modified(exc: NotModified) -> Response[str]:
+        return not_modified_reply(exc)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[str]:

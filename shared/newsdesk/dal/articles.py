@@ -95,6 +95,24 @@ class ArticleRepository:
             return None
         return PublicArticle.model_validate(item)
 
+    def get_public_many(self, slugs: Sequence[str]) -> dict[str, PublicArticle]:
+        """Published articles by slug, in one BatchGetItem (at most 100 slugs); unpublished ones are absent."""
+        if not slugs:
+            return {}
+        keys: list[dict[str, Any]] = [_slug_key(slug) for slug in dict.fromkeys(slugs)]
+        found: dict[str, PublicArticle] = {}
+        while keys:
+            with aws_errors():
+                reply = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys}})
+            for attributes in reply.get("Responses", {}).get(self._table, []):
+                item = from_attributes(attributes)
+                if item.get("published"):
+                    article = PublicArticle.model_validate(item)
+                    found[article.slug] = article
+            # DynamoDB may leave keys unprocessed when throttled or past 16 MB: ask again for those only.
+            keys = reply.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+        return found
+
     def slug_owner(self, slug: str) -> str | None:
         with aws_errors():
             reply = self._client.get_item(

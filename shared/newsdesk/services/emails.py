@@ -11,7 +11,6 @@ from newsdesk.rendering import plain_text
 from newsdesk.services.links import CONFIRM_DAYS
 from newsdesk.templating import render
 
-
 TEST_SUBJECT_PREFIX = "[TEST] "
 
 
