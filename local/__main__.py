@@ -72,6 +72,9 @@ def main() -> int:
     port = int(os.environ.get("PORT", "3000"))
     aws_port = int(os.environ.get("AWS_PORT", "4566"))
     token = os.environ.get("NEWSDESK_DEV_TOKEN") or secrets.token_urlsafe(32)
+    if not 16 <= len(token) <= 512:  # the token service's own bounds, said before anything starts
+        log.error("NEWSDESK_DEV_TOKEN must be 16 to 512 characters long")
+        return 2
     region = default_region()
     template = load_template(TEMPLATE)
 
