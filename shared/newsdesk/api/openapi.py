@@ -6,8 +6,11 @@ exactly what the code validates.
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 
@@ -31,13 +34,37 @@ def openapi_json() -> str:
         deliveries.router,
     ):
         app.include_router(router)
-    return app.get_openapi_json_schema(
-        title=TITLE,
-        version=VERSION,
-        description="Articles, feed and editor API of a Newsdesk publication.",
-        servers=[Server(url="/")],
-        security_schemes={"bearerAuth": HTTPBearer(description="An editor token from `newsdesk token create`.")},
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=TITLE,
+            version=VERSION,
+            description="Articles, feed and editor API of a Newsdesk publication.",
+            servers=[Server(url="/")],
+            security_schemes={"bearerAuth": HTTPBearer(description="An editor token from `newsdesk token create`.")},
+        )
     )
+    document["paths"]["/subscribers/preferences"]["post"]["requestBody"] = subscriptions.PREFERENCES_FORM
+    _drop_unreferenced_schemas(document)
+    return json.dumps(document, indent=2)
+
+
+def _drop_unreferenced_schemas(document: dict[str, Any]) -> None:
+    """Powertools always adds its validation-error schemas; this API answers errors in its own shape, so
+    nothing refers to them. Keep only the schemas the paths reach, directly or through other schemas."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    reached: set[str] = set()
+    pending = _schema_refs(document["paths"])
+    while pending:
+        name = pending.pop()
+        if name not in reached and name in schemas:
+            reached.add(name)
+            pending |= _schema_refs(schemas[name])
+    for name in set(schemas) - reached:
+        del schemas[name]
+
+
+def _schema_refs(part: Any) -> set[str]:
+    return set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(part)))
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, Field
 
 from newsdesk.api.caching import CDN_CACHE, FEED_CACHE, validators
-from newsdesk.api.resolver import documented
+from newsdesk.api.resolver import CONDITIONAL_READ, documented
 from newsdesk.dependencies import article_service
 from newsdesk.models.articles import ArticlePage, PublicArticle
 from newsdesk.services.articles import ArticleService
@@ -63,7 +63,7 @@ def index() -> Response[ApiIndex | str]:
     "/articles",
     summary="List published articles, newest first",
     tags=["Articles"],
-    responses=documented(200, "One page of articles.", 503),
+    responses=documented(200, "One page of articles.", 503, headers=CONDITIONAL_READ),
 )
 def list_articles(
     articles: Articles,
@@ -83,7 +83,7 @@ def list_articles(
     "/articles/<slug>",
     summary="Read one published article",
     tags=["Articles"],
-    responses=documented(200, "The article.", 404, 503),
+    responses=documented(200, "The article.", 404, 503, headers=CONDITIONAL_READ),
 )
 def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
     article = articles.get_public(slug)
@@ -97,7 +97,7 @@ def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
     "/feed.xml",
     summary="Atom feed of the 20 newest articles",
     tags=["Articles"],
-    responses=documented(200, "An Atom 1.0 feed.", content_type="application/atom+xml"),
+    responses=documented(200, "An Atom 1.0 feed.", content_type="application/atom+xml", headers=CONDITIONAL_READ),
 )
 def feed(articles: Articles) -> Response[str]:
     from newsdesk.feed import atom_feed  # feedgen pulls in lxml: load it only for this route

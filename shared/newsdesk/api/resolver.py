@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from re import Match, Pattern
 from typing import Any
 
@@ -53,13 +53,42 @@ _DESCRIPTIONS = {
 _MODELS: dict[int, Any] = {401: GatewayError, 403: GatewayError, 404: ErrorResponse | GatewayError}
 
 
+_HEADER_DESCRIPTIONS = {
+    "ETag": "The representation's version: send it back in `If-Match` (writes) or `If-None-Match` (reads).",
+    "Last-Modified": "When the content last changed; send it back in `If-Modified-Since`.",
+    "Cache-Control": "How long a browser or a CDN in front may keep the answer.",
+    "Location": "The address of the resource just created.",
+    "X-Next-Cursor": "The `cursor` of the next page; absent on the last page.",
+}
+CONDITIONAL_READ = ("ETag", "Last-Modified", "Cache-Control")
+"""The headers of a public read that answers `If-None-Match` / `If-Modified-Since` with 304."""
+
+
+def _headers(names: Sequence[str]) -> dict[str, Any]:
+    return {name: {"description": _HEADER_DESCRIPTIONS[name], "schema": {"type": "string"}} for name in names}
+
+
 def documented(
-    success: int, description: str, *errors: int, content_type: str | None = None, body: bool = True
+    success: int,
+    description: str,
+    *errors: int,
+    content_type: str | None = None,
+    body: bool = True,
+    headers: Sequence[str] = (),
 ) -> dict[int, Any]:
     """OpenAPI `responses` of a route: its success (schema from the return type; none for 204 or `body=False`;
-    a JSON object or a string for an explicit `content_type`) and the error statuses it can answer with, in
-    the one error shape (or API Gateway's own, for what API Gateway answers)."""
+    a JSON object or a string for an explicit `content_type`), with the `headers` it sends, and the error
+    statuses it can answer with, in the one error shape (or API Gateway's own, for what API Gateway
+    answers). A route sending the conditional-read headers also answers 304."""
     responses: dict[int, dict[str, Any]] = {success: {"description": description}}
+    if headers:
+        responses[success]["headers"] = _headers(headers)
+    if "ETag" in headers and "Last-Modified" in headers:
+        responses[304] = {
+            "description": "Not modified: the `If-None-Match` or `If-Modified-Since` copy is current (no body).",
+            "headers": _headers(headers),
+            "content": {},
+        }
     if success == 204 or not body:
         responses[success]["content"] = {}
     elif content_type:
