@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint chromium bench fuzz clean
+.PHONY: dev test lint chromium bench fuzz clean deploy
 
 $(INSTALLED): requirements-dev.txt shared/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ FUZZ_EXAMPLES ?= 400
 
 fuzz: $(INSTALLED)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -m fuzz tests/e2e/test_fuzz.py
+
+# `sam build` needs the template's runtime (python3.13) on the PATH; without it, it builds in SAM's Docker
+# image instead. NEWSDESK_PARAMETERS (`SenderAddress=news@example.org SiteUrl=https://...`) become the
+# stack's parameters, as they do for `make dev`; samconfig.toml holds the rest (stack name, capabilities).
+SAM_BUILD_FLAGS ?= $(if $(shell command -v python3.13),,--use-container)
+SAM_DEPLOY_FLAGS ?=
+
+deploy:
+	sam build $(SAM_BUILD_FLAGS)
+	sam deploy $(SAM_DEPLOY_FLAGS) $${NEWSDESK_PARAMETERS:+--parameter-overrides "$$NEWSDESK_PARAMETERS"}
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

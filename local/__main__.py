@@ -28,12 +28,14 @@ from local.sources import EventSources
 from local.stack import build_stack, local_resolver, project_template
 from local.template import FUNCTION
 from newsdesk.dal.tokens import TokenRepository
+from newsdesk.local_state import LocalStackState, remove_state, write_state
 from newsdesk.services.tokens import TokenService
 
 log = logging.getLogger("local")
 
-# Lambda has no X-Ray daemon here: traces would only produce connection errors.
-LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true"}
+# Lambda has no X-Ray daemon here: traces would only produce connection errors. `GET /` names the runner's
+# own pages (the outbox) when LOCAL_PAGES says where they are.
+LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_PAGES": "/_local/"}
 
 
 def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
@@ -67,6 +69,9 @@ def main() -> int:
     port = int(os.environ.get("PORT", "3000"))
     aws_port = int(os.environ.get("AWS_PORT", "4566"))
     token = os.environ.get("NEWSDESK_DEV_TOKEN") or secrets.token_urlsafe(32)
+    if not 16 <= len(token) <= 512:  # the token service's own bounds, said before anything starts
+        log.error("NEWSDESK_DEV_TOKEN must be 16 to 512 characters long")
+        return 2
     region = default_region()
 
     stop = threading.Event()
@@ -140,15 +145,21 @@ def main() -> int:
         sources = EventSources(template, resolver, functions.invoke, endpoint)
 
         def run_schedules(request: HttpRequest) -> tuple[int, Any]:
-            names = parse_qs(request.query).get("function")
-            function = names[0] if names else None
+            query = parse_qs(request.query)
+            function = query.get("function", [None])[0]
+            name = query.get("schedule", [None])[0]
             if function is not None and function not in template.functions:
                 return 404, {"message": f"no function {function!r} in the template"}
-            return 200, {"fired": sources.run_schedules(function)}
+            if name is not None and name not in sources.schedule_names():
+                known = ", ".join(sorted(sources.schedule_names()))
+                return 404, {"message": f"no enabled schedule {name!r} in the template (there are: {known})"}
+            return 200, {"fired": sources.run_schedules(function, name)}
 
         server.add_local_route("POST", "/_local/schedules/run", run_schedules)
         sources.start()
         serving = serve_in_thread(server)
+        # `newsdesk --local` reads it to find this stack (whatever PORT is) and its editor token.
+        write_state(LocalStackState(api_url, endpoint, region, token, os.getpid()))
         print(_banner(api_url, endpoint, region, token), flush=True)
         while not stop.wait(0.5):
             pass
@@ -157,6 +168,7 @@ def main() -> int:
         log.error("cannot start the local stack: %s", error)
         return 1
     finally:
+        remove_state(os.getpid())
         if server is not None:
             if serving is not None:
                 server.shutdown()

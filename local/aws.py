@@ -420,7 +420,14 @@ def create_resources(template: Template, resolver: Resolver, endpoint: str | Non
         )
         for logical_id, name in _create(aws_client, template, resolver, resource_type).items():
             created.append(LocalResource(logical_id, resource_type, name))
-    for resource in template.resources.values():
-        if resource.type not in _CREATORS and resource.type not in _NOT_NEEDED_LOCALLY:
-            log.info("%s (%s) is not emulated locally", resource.logical_id, resource.type)
+    skipped = [
+        resource
+        for resource in template.resources.values()
+        if resource.type not in _CREATORS and resource.type not in _NOT_NEEDED_LOCALLY
+    ]
+    for resource in skipped:
+        log.debug("%s (%s) is not emulated locally", resource.logical_id, resource.type)
+    if skipped:
+        kinds = sorted({resource.type for resource in skipped})
+        log.info("not emulated locally: %d resources (%s; LOG_LEVEL=DEBUG names them)", len(skipped), ", ".join(kinds))
     return created

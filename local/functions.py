@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import IO, Any
 
 from local.iam import Credentials, acting_as
+from local.logs import compact_logs, readable
 from local.resolver import Resolver
 from local.template import ACCOUNT_ID, Function, Template
 from local.worker import LambdaContext, lambda_json
@@ -276,9 +277,14 @@ class WorkerFunctions:
 
 def _function_log(logical_id: str) -> Callable[[str], None]:
     logger = logging.getLogger(f"function.{logical_id}")
+    compact = compact_logs()
 
     def write(line: str) -> None:
-        if line.strip():
+        if not line.strip():
+            return
+        if compact:
+            logger.log(*readable(line))
+        else:
             logger.info("%s", line)
 
     return write

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import email
+import hashlib
 import re
 from datetime import datetime
 from email import policy
@@ -16,9 +18,31 @@ from local.outbox import sent_emails
 from local.server import ApiServer, html_response, match_path
 
 EMAIL_PATH = "/_local/emails/{id}"
-# Defence in depth behind the escaping: the page and the email frame (srcdoc inherits it) run no script.
+# The page's own script, and the only one it runs: it sizes the email's frame to the email, so a long digest
+# is shown whole. It can read the frame because the frame is same-origin (`allow-same-origin`); the email
+# itself runs no script, as the sandbox has no `allow-scripts` (and the CSP, which srcdoc inherits, allows
+# only this script's hash).
+FIT_FRAME_SCRIPT = """
+for (const frame of document.querySelectorAll("iframe[data-fit]")) {
+  const fit = () => {
+    const root = frame.contentDocument && frame.contentDocument.documentElement;
+    if (root) frame.style.height = root.scrollHeight + 2 + "px";
+  };
+  frame.addEventListener("load", () => {
+    fit();
+    new ResizeObserver(fit).observe(frame.contentDocument.documentElement);
+  });
+  fit();
+}
+"""
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(FIT_FRAME_SCRIPT.encode()).digest()).decode()
+# Defence in depth behind the escaping and the sandbox: no script runs but the page's own.
 PAGE_HEADERS = [
-    ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data: http: https:"),
+    (
+        "content-security-policy",
+        f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; style-src 'unsafe-inline';"
+        " img-src data: http: https:",
+    ),
     ("cache-control", "no-store"),
 ]
 # Links in an email open in a new tab, outside the sandbox, as a mail program opens them in the browser.
@@ -37,7 +61,7 @@ tr[aria-current] td { background: #dde8f7; }
 td a { display: block; color: #1a4d8f; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .1em 1em; font-size: .85em; margin: 0 0 1em; }
 dt { font-weight: 600; } dd { margin: 0; word-break: break-all; }
-iframe { width: 100%; height: 28em; border: 1px solid #ccc; background: #fff; }
+iframe { width: 100%; height: 28em; min-height: 10em; border: 1px solid #ccc; background: #fff; }
 pre { white-space: pre-wrap; word-break: break-all; background: #f6f6f6; padding: .6em; font-size: .85em; }
 h2 { font-size: 1em; margin: 1em 0 .4em; }
 """
@@ -97,9 +121,11 @@ def _email_view(sent: dict[str, Any]) -> str:
     if html_part is None:
         rendered = "<p>This email has no HTML part.</p>"
     else:
-        # An empty sandbox: no script, no forms, no same-origin; popups only, so links open in a new tab.
+        # A sandbox without scripts or forms; popups, so links open in a new tab; same-origin only so that the
+        # page's own script can measure the email (a frame that runs no script cannot use its origin).
         rendered = (
-            f'<iframe title="{escape(sent["subject"])}" sandbox="allow-popups allow-popups-to-escape-sandbox" '
+            f'<iframe title="{escape(sent["subject"])}" data-fit '
+            'sandbox="allow-popups allow-popups-to-escape-sandbox allow-same-origin" '
             f'srcdoc="{escape(links_in_new_tab(html_part))}"></iframe>'
         )
     text = f"<pre>{escape(text_part)}</pre>" if text_part is not None else "<p>This email has no text part.</p>"
@@ -129,7 +155,7 @@ def outbox_page(emails: list[dict[str, Any]], selected: str | None) -> tuple[int
         f'<header><h1>Local outbox</h1> &middot; {count} sent by the local SES &middot; <a href="./">reload</a>'
         f' &middot; <a href="emails">JSON</a></header>'
         f'<main><nav aria-label="Sent emails">{_email_list(emails, selected)}</nav><div>{detail}</div></main>'
-        "</body></html>"
+        f"<script>{FIT_FRAME_SCRIPT}</script></body></html>"
     )
     return status, page
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -23,6 +24,8 @@ from local.events import (
 from local.template import Route, Template
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("access")
+"""One line per request: method, path, status, body size, time taken."""
 
 # A local route answers a full HttpResponse (any content type), or (status, body) as JSON for convenience.
 LocalHandler = Callable[[HttpRequest], HttpResponse | tuple[int, Any]]
@@ -267,6 +270,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
             protocol=self.request_version,
         )
+        started = time.monotonic()
         try:
             response = self.server.dispatch(request)
         except Exception:
@@ -280,6 +284,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+        access_log.info(
+            "%s %s %d %dB %.0fms",
+            self.command,
+            request.path,  # without the query: signed links carry their tokens there
+            response.status,
+            len(response.body),
+            (time.monotonic() - started) * 1000,
+        )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
@@ -289,6 +301,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if name.startswith("do_"):
             return self._serve
         raise AttributeError(name)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # one access-log line per request is written once the answer is sent, with its time
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.info("%s %s", self.address_string(), format % args)

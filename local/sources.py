@@ -410,13 +410,19 @@ class EventSources:
             return False
         return True
 
-    def run_schedules(self, function_logical_id: str | None = None) -> list[dict[str, Any]]:
-        """Fire the enabled schedules (of one function, or all) once now, one after the other."""
+    def run_schedules(self, function_logical_id: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        """Fire the enabled schedules (of one function, or all; only the one called `name`, when given) once
+        now, one after the other."""
         return [
             {"function": schedule.function_id, "schedule": schedule.name, "ok": self._fire(schedule)}
             for schedule in self.schedules
-            if schedule.enabled and function_logical_id in (None, schedule.function_id)
+            if schedule.enabled
+            and function_logical_id in (None, schedule.function_id)
+            and name in (None, schedule.name)
         ]
+
+    def schedule_names(self) -> set[str]:
+        return {schedule.name for schedule in self.schedules if schedule.enabled}
 
     def _schedule_loop(self) -> Callable[[], None]:
         due: list[tuple[Schedule, datetime | None]] = []

@@ -47,6 +47,11 @@ class LocalStack:
     log_path: Path
     pid: int
 
+    @property
+    def state_path(self) -> Path:
+        """The file where the stack says where it is (NEWSDESK_LOCAL_STATE for `newsdesk --local`)."""
+        return self.log_path.with_name("local-state.json")
+
     def physical_name(self, logical_id: str) -> str:
         return str(next(item["physical_name"] for item in self.resources if item["logical_id"] == logical_id))
 
@@ -125,6 +130,8 @@ def local_stack_process(log_path: Path, environment: dict[str, str] | None = Non
         "AWS_PORT": str(aws_port),
         "NEWSDESK_DEV_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
+        # Its own state file: a test's stack never replaces the one `newsdesk --local` finds for `make dev`.
+        "NEWSDESK_LOCAL_STATE": str(log_path.with_name("local-state.json")),
         **(environment or {}),
     }
     with log_path.open("wb") as log:

@@ -1,9 +1,24 @@
-"""`newsdesk`: the editor's command-line tool (API tokens), for the deployed or the local stack.
+"""`newsdesk`: the editor's command-line tool, for a deployed stack or the one `make dev` runs.
 
-newsdesk token create --name laptop --stack newsdesk     # deployed: tables from the stack's outputs
-newsdesk token create --name laptop --local              # the stack that `make dev` runs
-newsdesk token list | newsdesk token revoke <id>
-newsdesk --stack newsdesk articles restore-feeds         # after an upgrade that adds a feed (see the README)
+examples:
+  newsdesk --local token create --name laptop          # the stack `make dev` runs, whatever its PORT
+  newsdesk token create --name laptop --stack newsdesk # a deployed stack, by name (options go anywhere)
+  newsdesk --stack newsdesk --region eu-west-1 --profile prod token list
+  newsdesk --stack newsdesk token revoke <id>
+  newsdesk --stack newsdesk articles restore-feeds     # after an upgrade that adds a feed (see the README)
+  newsdesk --local delivery watch <article-id>         # a newsletter's progress, live
+  newsdesk --stack newsdesk import status              # the newest subscriber import's progress, live
+
+where the stack is:
+  --local       the running `make dev` (it writes where it is, and its editor token, to a state file);
+                --local-url (or NEWSDESK_LOCAL_URL) names another address
+  --stack NAME  a deployed stack: its tables and its API address (ApiUrl) come from its outputs, with
+                the usual AWS credentials (--profile, --region, or AWS_PROFILE, AWS_REGION)
+  --table NAME  a tokens table by name (token commands only; ARTICLES_TABLE for articles)
+
+`delivery` and `import` call the editor API: with an editor token from NEWSDESK_TOKEN (on the local
+stack, the one it printed at start is used when NEWSDESK_TOKEN is unset), at --api-url (or
+NEWSDESK_API_URL) when given.
 """
 
 from __future__ import annotations
@@ -12,28 +27,57 @@ import argparse
 import json
 import os
 import sys
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
-from newsdesk.dal.dynamodb import dynamodb_client
-from newsdesk.dal.stacks import stack_output
-from newsdesk.dal.tokens import TokenRepository
 from newsdesk.errors import NewsdeskError
-from newsdesk.services.tokens import TokenService
+from newsdesk.local_state import read_state, state_path
+
+DEFAULT_LOCAL_PORT = "3000"
+WHERE_OPTIONS = ("local", "stack", "table", "local_url", "api_url", "region", "profile")
+
+
+def _local_url(args: argparse.Namespace) -> str:
+    """The local stack's address: named explicitly, else where the running stack says it is, else PORT."""
+    explicit = args.local_url or os.environ.get("NEWSDESK_LOCAL_URL")
+    if explicit:
+        return str(explicit).rstrip("/")
+    state = read_state()
+    if state is not None:
+        return state.api_url
+    return f"http://127.0.0.1:{os.environ.get('PORT', DEFAULT_LOCAL_PORT)}"
+
+
+def _local_resources(api_url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"{api_url}/_local/resources", timeout=5) as reply:  # noqa: S310
+            resources: dict[str, Any] = json.load(reply)
+    except OSError as exc:
+        raise SystemExit(
+            f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`"
+            f" (a running one writes where it is to {state_path()})"
+        ) from exc
+    return resources
 
 
 def _local_table(api_url: str, logical_id: str) -> str:
     """Ask the local runner where its tables live, and point boto3 at its embedded AWS endpoint."""
-    try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/_local/resources", timeout=5) as reply:  # noqa: S310
-            resources = json.load(reply)
-    except OSError as exc:
-        raise SystemExit(f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`") from exc
+    resources = _local_resources(api_url)
     os.environ["AWS_ENDPOINT_URL"] = resources["aws_endpoint"]
     os.environ.setdefault("AWS_DEFAULT_REGION", resources.get("region", "us-east-1"))
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(key, "testing")
     return next(r["physical_name"] for r in resources["resources"] if r["logical_id"] == logical_id)
+
+
+def _use_aws_options(args: argparse.Namespace) -> None:
+    # boto3 reads these when the first client is made, which is after this.
+    if args.profile:
+        os.environ["AWS_PROFILE"] = args.profile
+    if args.region:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
 
 
 def _table(args: argparse.Namespace) -> str:
@@ -42,47 +86,112 @@ def _table(args: argparse.Namespace) -> str:
         ("ArticlesTable", args.articles_table) if args.area == "articles" else ("TokensTable", args.table)
     )
     if args.local:
-        return _local_table(args.local_url, logical_id)
+        return _local_table(_local_url(args), logical_id)
     if args.stack:
+        from newsdesk.dal.stacks import stack_output
+
         return stack_output(args.stack, f"{logical_id}Name")
     if explicit:
         return str(explicit)
     option = (
         "--articles-table NAME (or ARTICLES_TABLE)" if args.area == "articles" else "--table NAME (or TOKENS_TABLE)"
     )
-    raise SystemExit(f"say which table: --stack NAME, {option} or --local")
+    raise SystemExit(f"newsdesk: say which table: --stack NAME, {option} or --local")
+
+
+def _editor_api(args: argparse.Namespace) -> Any:
+    """The editor API of the chosen stack, with the token from NEWSDESK_TOKEN (locally: the stack's own)."""
+    from newsdesk.progress import EditorApi
+
+    token = os.environ.get("NEWSDESK_TOKEN")
+    url = args.api_url or os.environ.get("NEWSDESK_API_URL")
+    if args.local:
+        url = url or _local_url(args)
+        state = read_state()
+        if not token and state is not None and state.api_url == url:
+            token = state.token
+    elif args.stack and not url:
+        from newsdesk.dal.stacks import stack_output
+
+        url = stack_output(args.stack, "ApiUrl")
+    if not url:
+        raise SystemExit("newsdesk: say which stack: --local, --stack NAME or --api-url URL")
+    if not token:
+        raise SystemExit(
+            "newsdesk: set NEWSDESK_TOKEN to an editor token (`newsdesk token create --name <you>` mints one)"
+        )
+    return EditorApi(url, token)
+
+
+def _where(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """The options that say where the stack is. Every command takes them too, so they may come before or
+    after it (`newsdesk token create --name x --stack prod`); SUPPRESS keeps a command's unset option from
+    hiding the one given before the command."""
+    where = parser.add_argument_group("where the stack is")
+    where.add_argument("--stack", default=default, help="name of the deployed CloudFormation stack")
+    where.add_argument("--local", action="store_true", default=default, help="the stack `make dev` runs")
+    where.add_argument("--table", default=default, help="tokens table name (default: TOKENS_TABLE)")
+    where.add_argument(
+        "--local-url", default=default, help="address of the local stack (default: where the running one says)"
+    )
+    where.add_argument("--api-url", default=default, help="the API's address for `delivery` and `import`")
+    where.add_argument("--region", default=default, help="AWS region of a deployed stack")
+    where.add_argument("--profile", default=default, help="AWS profile (~/.aws/config) for a deployed stack")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="newsdesk", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="newsdesk", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stack", help="name of the deployed CloudFormation stack")
-    where.add_argument("--table", default=os.environ.get("TOKENS_TABLE"), help="tokens table name")
-    where.add_argument("--local", action="store_true", help="use the local stack started by `make dev`")
-    parser.add_argument(
-        "--local-url",
-        default=os.environ.get("NEWSDESK_LOCAL_URL", f"http://127.0.0.1:{os.environ.get('PORT', '3000')}"),
-        help="address of the local stack (default: %(default)s)",
-    )
+    _where(parser, default=None)
+    after = argparse.ArgumentParser(add_help=False)
+    _where(after, default=argparse.SUPPRESS)
+
     commands = parser.add_subparsers(dest="area", required=True)
     token = commands.add_parser("token", help="editor API tokens").add_subparsers(dest="action", required=True)
-    create = token.add_parser("create", help="mint a token; it is shown once")
+    create = token.add_parser("create", parents=[after], help="mint a token; it is shown once")
     create.add_argument("--name", required=True, help="who or what the token is for")
-    token.add_parser("list", help="list tokens (ids and names, never the secrets)")
-    revoke = token.add_parser("revoke", help="revoke a token by id")
+    token.add_parser("list", parents=[after], help="list tokens (ids and names, never the secrets)")
+    revoke = token.add_parser("revoke", parents=[after], help="revoke a token by id")
     revoke.add_argument("token_id")
-    articles = commands.add_parser("articles", help="published articles")
-    articles.add_argument("--articles-table", default=os.environ.get("ARTICLES_TABLE"), help="articles table name")
-    articles.add_subparsers(dest="action", required=True).add_parser(
-        "restore-feeds", help="give every published article the feed entries it should have (safe to repeat)"
+
+    articles = commands.add_parser("articles", help="published articles").add_subparsers(dest="action", required=True)
+    restore = articles.add_parser(
+        "restore-feeds",
+        parents=[after],
+        help="give every published article the feed entries it should have (safe to repeat)",
     )
+    restore.add_argument("--articles-table", default=os.environ.get("ARTICLES_TABLE"), help="articles table name")
+
+    delivery = commands.add_parser("delivery", help="newsletters").add_subparsers(dest="action", required=True)
+    watch = delivery.add_parser(
+        "watch", parents=[after], help="a newsletter's progress, live, until it is done; then the summary"
+    )
+    watch.add_argument("article_id")
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between looks (default: 1)")
+
+    imports = commands.add_parser("import", help="subscriber imports").add_subparsers(dest="action", required=True)
+    status = imports.add_parser(
+        "status", parents=[after], help="a CSV import's progress, live, until it ends; then the summary"
+    )
+    status.add_argument("key", nargs="?", help="the file's key (default: the newest subscriber upload)")
+    status.add_argument("--interval", type=float, default=1.0, help="seconds between looks (default: 1)")
     return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    chosen = [option for option in ("local", "stack", "table") if getattr(args, option)]
+    if len(chosen) > 1:
+        parser.error(f"choose one of --local, --stack and --table (got {', '.join(chosen)})")
+    args.table = args.table or os.environ.get("TOKENS_TABLE")
+    return args
 
 
 def _restore_feeds(table: str) -> None:
     from newsdesk.dal.articles import ArticleRepository
+    from newsdesk.dal.dynamodb import dynamodb_client
     from newsdesk.services.articles import ArticleService
 
     # Only feed entries are written: the publications table is never touched by this command.
@@ -91,6 +200,10 @@ def _restore_feeds(table: str) -> None:
 
 
 def _tokens(args: argparse.Namespace, table: str) -> None:
+    from newsdesk.dal.dynamodb import dynamodb_client
+    from newsdesk.dal.tokens import TokenRepository
+    from newsdesk.services.tokens import TokenService
+
     service = TokenService(TokenRepository(dynamodb_client(), table))
     if args.action == "create":
         issued = service.create(args.name)
@@ -105,10 +218,79 @@ def _tokens(args: argparse.Namespace, table: str) -> None:
         print(f"revoked {revoked.token_id} ({revoked.name})")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    table = _table(args)  # first: for --local it also points boto3 at the local endpoint
+def _watch(args: argparse.Namespace) -> int:
+    from newsdesk.progress import ApiError, delivery_snapshot, import_snapshot, watch
+
+    api = _editor_api(args)
+    terminal = sys.stdout.isatty()
     try:
+        if args.area == "delivery":
+            path = f"/admin/articles/{urllib.parse.quote(args.article_id, safe='')}/delivery"
+            snapshot = watch(
+                f"newsletter of {args.article_id}",
+                lambda: delivery_snapshot(api.get(path)),
+                out=sys.stdout,
+                terminal=terminal,
+                interval=args.interval,
+            )
+            return 0 if snapshot.finished else 1
+        upload = _first_record(api, args.key, interval=args.interval)
+        snapshot = watch(
+            f"import of {upload['key']}",
+            lambda: import_snapshot(_subscriber_upload(api, args.key, upload_id=upload["id"])),
+            out=sys.stdout,
+            terminal=terminal,
+            interval=args.interval,
+        )
+        return 1 if snapshot.state == "rejected" else 0
+    except ApiError as exc:
+        print(f"newsdesk: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+UPLOAD_WAIT_SECONDS = 60.0
+"""How long `import status KEY` waits for the upload's record: S3's notification and the function's cold start
+come a moment after `aws s3 cp` returns."""
+
+
+def _first_record(api: Any, key: str | None, *, interval: float) -> dict[str, Any]:
+    import time
+
+    from newsdesk.progress import ApiError
+
+    deadline = time.monotonic() + (UPLOAD_WAIT_SECONDS if key else 0)
+    while True:
+        try:
+            return _subscriber_upload(api, key)
+        except ApiError as exc:
+            if exc.status != 404 or time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+def _subscriber_upload(api: Any, key: str | None, *, upload_id: str | None = None) -> dict[str, Any]:
+    """The newest subscriber upload (of `key`, when given), among the newest 100 uploads."""
+    from newsdesk.progress import ApiError
+
+    for item in api.get("/admin/uploads", limit="100")["items"]:
+        if upload_id is not None:
+            if item["id"] == upload_id:
+                return dict(item)
+        elif item["kind"] == "subscribers" and key in (None, item["key"]):
+            return dict(item)
+    wanted = f"of {key}" if key else "of a subscriber file"
+    raise ApiError(404, f"no upload {wanted} among the 100 newest (GET /admin/uploads)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    _use_aws_options(args)
+    try:
+        if args.area in ("delivery", "import"):
+            return _watch(args)
+        table = _table(args)  # first: for --local it also points boto3 at the local endpoint
         if args.area == "articles":
             _restore_feeds(table)
         else:

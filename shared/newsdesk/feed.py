@@ -1,7 +1,8 @@
-"""The public Atom feed, built with feedgen."""
+"""The public Atom feed, built with feedgen: each entry with the article's full sanitized HTML."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from feedgen.feed import FeedGenerator
@@ -12,22 +13,24 @@ if TYPE_CHECKING:
     from newsdesk.services.articles import ArticleService
 
 FEED_SIZE = 20
+EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
+"""An empty feed's `updated`: a fixed time, so its ETag and Last-Modified hold until the first article."""
 
 
-def atom_feed(articles: ArticleService) -> str:
+def atom_feed(articles: ArticleService) -> tuple[str, datetime]:
+    """The feed's XML, and when it last changed: the newest change of an article in it (never the time of
+    the request, so readers and caches can tell that nothing changed)."""
     settings = site_settings()
     site = settings.site_base
-    items, _ = articles.list_public(tag=None, author=None, limit=FEED_SIZE, cursor=None)
+    items = articles.feed_articles(FEED_SIZE)
+    updated = max((item.changed_at for item in items), default=EMPTY_FEED_UPDATED)
     generator = FeedGenerator()
     generator.id(f"{site}/")
     generator.title(settings.publication_name)
     generator.link(href=f"{site}/", rel="alternate")
     generator.link(href=f"{site}/feed.xml", rel="self")
     generator.language("en")
-    if not items:
-        from newsdesk.clock import utc_now
-
-        generator.updated(utc_now())
+    generator.updated(updated)
     for item in reversed(items):  # feedgen prepends each entry: add oldest first to list newest first
         url = f"{site}/articles/{item.slug}"
         entry = generator.add_entry()
@@ -36,8 +39,10 @@ def atom_feed(articles: ArticleService) -> str:
         entry.link(href=url)
         entry.author(name=item.author)
         entry.published(item.published_at)
-        entry.updated(item.published_at)
+        entry.updated(item.changed_at)
         entry.summary(item.summary)
+        # Sanitized when it was stored (nh3): the same HTML the API and the emails serve.
+        entry.content(item.html, type="html")
         for tag in item.tags:
             entry.category(term=tag)
-    return generator.atom_str(pretty=True).decode("utf-8")
+    return generator.atom_str(pretty=True).decode("utf-8"), updated

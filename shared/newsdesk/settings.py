@@ -25,6 +25,7 @@ class SiteSettings(_Environment):
         pattern=r"^(https?://\S+)?$",
         description="shown in confirmation emails and pages, and kept in each consent record; empty: none",
     )
+    local_pages: str = Field(default="", description="the local stack only: where the runner's own pages are")
 
     @property
     def site_base(self) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -332,3 +333,64 @@ def test_subscribing_answers_the_same_whoever_the_address_is(local_stack: LocalS
 
     assert {(reply.status, reply.body) for reply in replies} == {(replies[0].status, replies[0].body)}
     assert replies[0].status == 202
+
+
+# -------------------------------------------------------------------------------- the README's error table
+
+
+def readme_error_table() -> set[tuple[int, str]]:
+    """(status, body) of each row of the README's table in "Limits and errors"."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Limits and errors", 1)[1].split("\n#", 1)[0]
+    return {(int(status), body) for status, body in re.findall(r"^\| (\d{3}) \| `([^`]+)` \|", section, re.M)}
+
+
+def test_the_readme_s_errors_are_what_the_api_answers(local_stack: LocalStack) -> None:
+    # Given an article, another one's slug, and a cursor of a tagged list
+    article = create_article(local_stack, "Errors as documented")
+    taken = create_article(local_stack, "A slug to take")["slug"]
+    json_type = {"Content-Type": "application/json"}
+    requests: dict[tuple[int, str], tuple[str, str, dict[str, Any]]] = {
+        (400, "malformed_json"): ("POST", "/admin/articles", {"data": b'{"title": ', "headers": json_type}),
+        (401, '{"message": "Unauthorized"}'): ("GET", "/admin/articles", {}),
+        (403, '{"message": "Forbidden"}'): (
+            "GET",
+            "/admin/articles",
+            {"headers": {"Authorization": "Bearer " + "x" * 32}},
+        ),
+        (404, "not_found"): ("GET", "/articles/no-such-article", {}),
+        (404, '{"message": "Not Found"}'): ("GET", "/no-such-route", {}),
+        (409, "slug_taken"): ("PATCH", f"/admin/articles/{article['id']}", {"json_body": {"slug": taken}}),
+        (412, "version_mismatch"): (
+            "PATCH",
+            f"/admin/articles/{article['id']}",
+            {"json_body": {"title": "Stale"}, "headers": {"If-Match": '"999"'}},
+        ),
+        # 60,000 ampersands are 60 KB of Markdown and 300 KB of HTML (&amp;)
+        (413, "payload_too_large"): (
+            "PATCH",
+            f"/admin/articles/{article['id']}",
+            {"json_body": {"body": "&" * 60_000}},
+        ),
+        (415, "unsupported_media_type"): (
+            "POST",
+            "/admin/articles",
+            {"data": b"title=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        ),
+        (422, "validation_error"): ("PATCH", f"/admin/articles/{article['id']}", {"json_body": {"body": "x" * 70_000}}),
+        (422, "unknown_topics"): (
+            "POST",
+            "/subscribers",
+            {"json_body": {"email": "errors@example.org", "topics": ["no-such-topic"]}},
+        ),
+        (422, "invalid_cursor"): ("GET", "/articles?cursor=bm90LW91cnM", {}),
+    }
+
+    # When each request of the table is sent, Then the API answers what the README says
+    assert set(requests) == readme_error_table()
+    for (status, body), (method, path, options) in requests.items():
+        editor = status not in (401, 403) and path.startswith("/admin")
+        reply = local_stack.request(method, path, editor=editor, **options)
+        answer = reply.json()
+        got = json.dumps(answer, separators=(", ", ": ")) if "error" not in answer else answer["error"]["code"]
+        assert (reply.status, got) == (status, body), (method, path, reply.body[:300])

@@ -32,5 +32,15 @@ def test_a_scheduled_article_goes_live_when_the_schedules_run(local_stack: Local
     assert local_stack.request("GET", f"/articles/{article['slug']}").status == 200
 
 
-def test_running_the_schedules_of_an_unknown_function_is_404(local_stack: LocalStack) -> None:
+def test_one_schedule_fires_by_its_name(local_stack: LocalStack) -> None:
+    fired = local_stack.request("POST", "/_local/schedules/run?schedule=PublishDue")
+
+    assert fired.status == 200, fired.body
+    assert fired.json()["fired"] == [{"function": "SchedulerFunction", "schedule": "PublishDue", "ok": True}]
+
+
+def test_running_an_unknown_function_or_schedule_is_404(local_stack: LocalStack) -> None:
     assert local_stack.request("POST", "/_local/schedules/run?function=Nope").status == 404
+    unknown = local_stack.request("POST", "/_local/schedules/run?schedule=Nope")
+    assert unknown.status == 404
+    assert "PublishDue" in unknown.json()["message"]

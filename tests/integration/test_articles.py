@@ -265,7 +265,7 @@ def test_lists_page_newest_first_with_filters(stack: Stack) -> None:
     both = public(stack, "public-list-articles", query={"author": "Grace Hopper", "tag": "t", "limit": "1"}).json()
     assert [a["title"] for a in both["items"]] == ["Story 3"]
     assert set(tagged[0]) == {
-        "id", "slug", "title", "summary", "author", "tags", "published_at", "reading_time_minutes"
+        "id", "slug", "title", "summary", "author", "tags", "published_at", "reading_time_minutes", "updated_at"
     }  # fmt: skip
 
 
@@ -357,7 +357,7 @@ def test_restore_feeds_gives_articles_published_before_the_pair_feed_their_entri
 
     # When the operator runs the command the README names for it (twice: it is safe to repeat)
     for _ in range(2):
-        assert main(["articles", "--articles-table", table, "restore-feeds"]) == 0
+        assert main(["articles", "restore-feeds", "--articles-table", table]) == 0
     assert "restored the feed entries of 3 published articles" in capsys.readouterr().out
 
     # Then the combined filter lists them, and each has its feed entries exactly once
@@ -367,14 +367,20 @@ def test_restore_feeds_gives_articles_published_before_the_pair_feed_their_entri
     assert len(pair_entries) == 3 * 2
 
 
-def test_a_cursor_from_another_list_is_a_422(stack: Stack) -> None:
+def test_a_cursor_is_bound_to_the_filters_that_produced_it(stack: Stack) -> None:
     seed_published(3, title="Engines", tags=["harbour"], author="Ada", start=datetime(2026, 1, 5, 8, tzinfo=UTC))
-    page = public(stack, "public-list-articles", query={"tag": "harbour", "limit": "1"}).json()
+    tagged = public(stack, "public-list-articles", query={"tag": "harbour", "limit": "1"}).json()["next_cursor"]
+    unfiltered = public(stack, "public-list-articles", query={"limit": "1"}).json()["next_cursor"]
 
-    reply = public(stack, "public-list-articles", query={"tag": "boats", "limit": "1", "cursor": page["next_cursor"]})
+    # The same filters, however spelled, go on from where the page ended
+    again = public(stack, "public-list-articles", query={"tag": "Harbour", "limit": "1", "cursor": tagged})
+    assert [item["title"] for item in again.json()["items"]] == ["Engines 1"]
 
-    assert reply.status == 422
-    assert reply.json()["error"]["code"] == "invalid_cursor"
+    # Another tag, the tag left out, or a tag added: a 422 naming the cursor, not a silent first page
+    for query in ({"tag": "boats", "cursor": tagged}, {"cursor": tagged}, {"tag": "harbour", "cursor": unfiltered}):
+        reply = public(stack, "public-list-articles", query=query)
+        assert reply.status == 422, query
+        assert reply.json()["error"]["code"] == "invalid_cursor"
 
 
 @pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"cursor": "garbage!"}])

@@ -117,6 +117,13 @@ def test_the_ledger_pages_by_state_and_exports_as_csv(stack: Stack) -> None:
     assert [item["id"] for item in listed["items"]] == [delivery_id]
     assert listed["items"][0]["counts"]["bounced"] == 1
 
+    # A cursor of the delivered list is only good with state=delivered: without it, a 422 and not a silent restart
+    first = admin(stack, "editor-delivery-recipients", path={"delivery_id": delivery_id},
+                  query={"state": "delivered", "limit": "1"}).json()  # fmt: skip
+    reused = admin(stack, "editor-delivery-recipients", path={"delivery_id": delivery_id},
+                   query={"cursor": first["next_cursor"]})  # fmt: skip
+    assert (reused.status, reused.json()["error"]["code"]) == (422, "invalid_cursor")
+
 
 @pytest.mark.parametrize(
     ("sample", "path", "query"),

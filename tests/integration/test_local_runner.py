@@ -315,3 +315,13 @@ def test_run_schedules_fires_enabled_schedules_once(stack: Stack) -> None:
     assert scheduled["source"] == "aws.events"
     assert scheduled["resources"][0].startswith("arn:aws:events:us-east-1:123456789012:rule/")
     assert nightly == {"job": "nightly"}
+
+
+def test_run_schedules_fires_one_schedule_by_name(stack: Stack) -> None:
+    before = len(stack.received("TickFunction"))
+
+    results = stack.sources.run_schedules(name="Nightly")
+
+    assert results == [{"function": "TickFunction", "schedule": "Nightly", "ok": True}]
+    assert stack.received("TickFunction")[before:] == [{"job": "nightly"}]
+    assert "Nightly" in stack.sources.schedule_names()

@@ -171,9 +171,29 @@ def test_test_email_reaches_one_address_without_touching_deliveries(stack: Stack
     assert reply.status == 202
     [mail] = outbox()
     assert mail.message["To"].addresses[0].addr_spec == "editor@example.org"
-    assert mail.subject == ARTICLE["title"]
+    assert mail.subject == f"[TEST] {ARTICLE['title']}"
     assert stack.items("DeliveriesTable") == []
     assert stack.items("PublicationsTable") == []
+
+
+def test_a_test_email_says_so_and_has_no_unsubscribe_link_for_its_reader(stack: Stack) -> None:
+    # Given a draft, sent as a test to an address that subscribed to nothing
+    draft = editor(stack, "editor-create-article", body=ARTICLE).json()
+    event = sample_event("editor-publish-article", path={"id": draft["id"]}, body={"to": "editor@example.org"})
+    event["rawPath"] = f"/admin/articles/{draft['id']}/test-email"
+
+    assert stack.call("EditorFunction", event).status == 202
+
+    # Then its body says it is a test, and no link or header offers to unsubscribe the reader
+    [mail] = outbox()
+    assert mail.text.startswith("TEST EMAIL: an editor sent this copy")
+    assert "Test email." in mail.html
+    for body in (mail.text, mail.html):
+        assert "/unsubscribe" not in body
+        assert "/subscribers/preferences" not in body
+        assert "newsdesk.invalid" not in body
+    assert mail.message["List-Unsubscribe"] is None
+    assert ARTICLE["title"] in mail.html
 
 
 def test_an_unaddressable_stored_address_fails_alone(stack: Stack) -> None:

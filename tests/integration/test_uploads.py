@@ -256,6 +256,23 @@ def test_status_draft_and_scheduled_files(stack: Stack) -> None:
     assert latest_upload(stack)["outcome"] == "published"
 
 
+def test_a_draft_file_takes_a_published_article_offline_and_says_so(stack: Stack) -> None:
+    # Given an article published by its file
+    upload(stack, "articles/recall.md", article_file("Recalled story"))
+    assert public_article(stack, "recalled-story").status == 200
+
+    # When its file comes back with status: draft
+    upload(stack, "articles/recall.md", article_file("Recalled story", status="draft"))
+
+    # Then it is off the public routes, and the upload's record says it was unpublished (not "updated")
+    assert public_article(stack, "recalled-story").status == 404
+    assert [item["outcome"] for item in uploads(stack)["items"]] == ["unpublished", "published"]
+
+    # And a draft file of a draft is an update, as before
+    upload(stack, "articles/recall.md", article_file("Recalled story", "Rewritten.", status="draft"))
+    assert latest_upload(stack)["outcome"] == "updated"
+
+
 def delete_article(stack: Stack, article_id: str) -> None:
     reply = editor(stack, "editor-delete-article", path={"id": article_id})
     assert reply.status == 204, reply.body

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any
 
-from local.outbox_routes import links_in_new_tab, outbox_page
+from local.outbox_routes import FIT_FRAME_SCRIPT, PAGE_HEADERS, links_in_new_tab, outbox_page
 
 HOSTILE = '<script>alert("x")</script>'
 EMAIL_HTML = (
@@ -52,7 +54,8 @@ def test_list_newest_first_with_hostile_subjects_as_text() -> None:
 
     parsed = parse(page)
     assert status == 200
-    assert not [tag for tag, _ in parsed.elements if tag in ("script", "b", "iframe")]
+    assert not [tag for tag, _ in parsed.elements if tag in ("b", "iframe")]
+    assert [tag for tag, _ in parsed.elements if tag == "script"] == ["script"]  # the page's own, nothing else
     links = [attrs["href"] for tag, attrs in parsed.elements if tag == "a" and "id=" in (attrs["href"] or "")]
     assert links == ["?id=new%262", "?id=old-1"]
     text = "".join(parsed.text)
@@ -65,9 +68,16 @@ def test_selected_email_is_shown_in_an_empty_script_sandbox() -> None:
 
     parsed = parse(page)
     assert status == 200
-    assert not [tag for tag, _ in parsed.elements if tag in ("script", "b", "base")]
+    assert not [tag for tag, _ in parsed.elements if tag in ("b", "base")]
+    # One script: the page's own, which sizes the frame; the CSP allows it alone, by its hash.
+    assert [tag for tag, _ in parsed.elements if tag == "script"] == ["script"]
+    csp = dict(PAGE_HEADERS)["content-security-policy"]
+    digest = base64.b64encode(hashlib.sha256(FIT_FRAME_SCRIPT.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}';" in csp
+    assert f"<script>{FIT_FRAME_SCRIPT}</script>" in page
     [frame] = [attrs for tag, attrs in parsed.elements if tag == "iframe"]
-    assert frame["sandbox"] == "allow-popups allow-popups-to-escape-sandbox"  # no allow-scripts, no same-origin
+    # No allow-scripts (the email runs nothing), no forms; same-origin lets the page's script measure it.
+    assert frame["sandbox"] == "allow-popups allow-popups-to-escape-sandbox allow-same-origin"
     # The frame gets the email's HTML unchanged but for links opening in a new tab.
     assert (frame["srcdoc"] or "").rstrip("\n") == EMAIL_HTML.replace("<head>", '<head><base target="_blank">')
     text = "".join(parsed.text)

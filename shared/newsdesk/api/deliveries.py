@@ -74,7 +74,9 @@ def list_recipients(
     summary="The ledger of a delivery as CSV, 5,000 per page (the next page's cursor is in X-Next-Cursor)",
     tags=["Deliveries"],
     security=BEARER,
-    responses=documented(200, "CSV with a header row.", *AUTH_ERRORS, 404, 503, content_type="text/csv"),
+    responses=documented(
+        200, "CSV with a header row.", *AUTH_ERRORS, 404, 503, content_type="text/csv", headers=("X-Next-Cursor",)
+    ),
 )
 def export_recipients(
     delivery_id: str, deliveries: Deliveries, state: State = None, cursor: Cursor = None

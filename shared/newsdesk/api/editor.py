@@ -52,7 +52,7 @@ def with_etag(article: Article, status: int = 200) -> Response[Article]:
     summary="Create a draft article",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(201, "The draft, with its `ETag`.", *AUTH_ERRORS, 400, 409, 413, 415, 503),
+    responses=documented(201, "The draft.", *AUTH_ERRORS, 400, 409, 413, 415, 503, headers=("ETag", "Location")),
 )
 def create_article(request: Annotated[CreateArticleRequest, Body()], articles: Articles) -> Response[Article]:
     article = articles.create(request)
@@ -83,7 +83,7 @@ def list_articles(
     summary="Read one article",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(200, "The article, with its `ETag`.", *AUTH_ERRORS, 404, 503),
+    responses=documented(200, "The article, with its `ETag`.", *AUTH_ERRORS, 404, 503, headers=("ETag",)),
 )
 def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002 - the route's own name
     return with_etag(articles.get(id))
@@ -94,7 +94,9 @@ def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002
     summary="Change some fields of an article",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 415, 503),
+    responses=documented(
+        200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 415, 503, headers=("ETag",)
+    ),
 )
 def update_article(
     id: str,  # noqa: A002
@@ -122,7 +124,7 @@ def delete_article(id: str, articles: Articles, if_match: IfMatch = None) -> Res
     summary="Publish an article (again: no effect)",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503),
+    responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
 def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
     return with_etag(articles.publish(id, if_match=parse_if_match(if_match)))
@@ -133,7 +135,7 @@ def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Re
     summary="Take an article off the public routes",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503),
+    responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
 def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
     return with_etag(articles.unpublish(id, if_match=parse_if_match(if_match)))
@@ -144,7 +146,7 @@ def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> 
     summary="Schedule an article to be published at a time (ISO 8601 with an offset)",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(200, "The scheduled article.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503),
+    responses=documented(200, "The scheduled article.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503, headers=("ETag",)),
 )
 def schedule_article(
     id: str,  # noqa: A002
@@ -160,7 +162,7 @@ def schedule_article(
     summary="Cancel the schedule: the article goes back to draft",
     tags=["Editor"],
     security=BEARER,
-    responses=documented(200, "The draft.", *AUTH_ERRORS, 404, 412, 503),
+    responses=documented(200, "The draft.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
 def unschedule_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
     return with_etag(articles.unschedule(id, if_match=parse_if_match(if_match)))

@@ -2,29 +2,67 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel, Field
 
-from newsdesk.api.resolver import documented
-from newsdesk.dependencies import article_service
+from newsdesk.api.caching import CDN_CACHE, FEED_CACHE, validators
+from newsdesk.api.resolver import CONDITIONAL_READ, documented
+from newsdesk.dependencies import article_service, site_settings
 from newsdesk.models.articles import ArticlePage, PublicArticle
 from newsdesk.services.articles import ArticleService
 
 router = Router()
 
-PUBLIC_CACHE = {"Cache-Control": "public, max-age=60"}
+# The index differs by Accept (HTML for a browser, JSON otherwise): a cache in front must keep both.
+INDEX_HEADERS = {"Cache-Control": "public, max-age=300", "Vary": "Accept"}
 Articles = Annotated[ArticleService, Depends(article_service)]
+
+
+class ApiIndex(BaseModel):
+    """Where to go from the API's root."""
+
+    name: str = Field(description="The publication's name.")
+    links: dict[str, str] = Field(description="`articles`, `feed`, `docs`, `openapi`; locally also `local`.")
+
+
+@router.get(
+    "/",
+    summary="Where to start: links to the articles, the feed and this API's documentation",
+    tags=["Documentation"],
+    responses=documented(200, "The index: JSON, or a small HTML page for a browser (`Accept: text/html`)."),
+)
+def index() -> Response[ApiIndex | str]:
+    settings = site_settings()
+    links = {"articles": "/articles", "feed": "/feed.xml", "docs": "/docs", "openapi": "/openapi.json"}
+    if settings.local_pages:
+        links["local"] = settings.local_pages
+    body = ApiIndex(name=settings.publication_name, links=links)
+    accept = router.current_event.headers.get("accept") or ""
+    if "text/html" in accept:
+        items = "".join(
+            f'<li><a href="{escape(url)}">{escape(name)}</a>: {escape(url)}</li>' for name, url in links.items()
+        )
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(body.name)} API</title></head><body><h1>{escape(body.name)} API</h1>"
+            f"<ul>{items}</ul></body></html>"
+        )
+        return Response(200, "text/html; charset=utf-8", page, headers=INDEX_HEADERS)
+    return Response(200, content_types.APPLICATION_JSON, body, headers=INDEX_HEADERS)
 
 
 @router.get(
     "/articles",
     summary="List published articles, newest first",
     tags=["Articles"],
-    responses=documented(200, "One page of articles.", 503),
+    responses=documented(200, "One page of articles.", 503, headers=CONDITIONAL_READ),
 )
 def list_articles(
     articles: Articles,
@@ -35,30 +73,37 @@ def list_articles(
 ) -> Response[ArticlePage]:
     items, next_cursor = articles.list_public(tag=tag, author=author, limit=limit, cursor=cursor)
     page = ArticlePage(items=items, next_cursor=next_cursor)
-    return Response(200, content_types.APPLICATION_JSON, page, headers=PUBLIC_CACHE)
+    changed = max((item.changed_at for item in items), default=None)
+    headers = validators(router.current_event.headers, page.model_dump_json(), changed, cache_control=CDN_CACHE)
+    return Response(200, content_types.APPLICATION_JSON, page, headers=headers)
 
 
 @router.get(
     "/articles/<slug>",
     summary="Read one published article",
     tags=["Articles"],
-    responses=documented(200, "The article.", 404, 503),
+    responses=documented(200, "The article.", 404, 503, headers=CONDITIONAL_READ),
 )
 def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
-    return Response(200, content_types.APPLICATION_JSON, articles.get_public(slug), headers=PUBLIC_CACHE)
+    article = articles.get_public(slug)
+    headers = validators(
+        router.current_event.headers, article.model_dump_json(), article.changed_at, cache_control=CDN_CACHE
+    )
+    return Response(200, content_types.APPLICATION_JSON, article, headers=headers)
 
 
 @router.get(
     "/feed.xml",
     summary="Atom feed of the 20 newest articles",
     tags=["Articles"],
-    responses=documented(200, "An Atom 1.0 feed.", content_type="application/atom+xml"),
+    responses=documented(200, "An Atom 1.0 feed.", content_type="application/atom+xml", headers=CONDITIONAL_READ),
 )
 def feed(articles: Articles) -> Response[str]:
     from newsdesk.feed import atom_feed  # feedgen pulls in lxml: load it only for this route
 
-    return Response(200, content_type="application/atom+xml; charset=utf-8", body=atom_feed(articles),
-                    headers=PUBLIC_CACHE)  # fmt: skip
+    xml, updated = atom_feed(articles)
+    headers = validators(router.current_event.headers, xml, updated, cache_control=FEED_CACHE)
+    return Response(200, content_type="application/atom+xml; charset=utf-8", body=xml, headers=headers)
 
 
 @router.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from re import Match, Pattern
 from typing import Any
 
@@ -11,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
 from pydantic import BaseModel
 
+from newsdesk.api.caching import NotModified, not_modified_reply
 from newsdesk.errors import NewsdeskError
 from newsdesk.observability import logger
 
@@ -51,13 +53,42 @@ _DESCRIPTIONS = {
 _MODELS: dict[int, Any] = {401: GatewayError, 403: GatewayError, 404: ErrorResponse | GatewayError}
 
 
+_HEADER_DESCRIPTIONS = {
+    "ETag": "The representation's version: send it back in `If-Match` (writes) or `If-None-Match` (reads).",
+    "Last-Modified": "When the content last changed; send it back in `If-Modified-Since`.",
+    "Cache-Control": "How long a browser or a CDN in front may keep the answer.",
+    "Location": "The address of the resource just created.",
+    "X-Next-Cursor": "The `cursor` of the next page; absent on the last page.",
+}
+CONDITIONAL_READ = ("ETag", "Last-Modified", "Cache-Control")
+"""The headers of a public read that answers `If-None-Match` / `If-Modified-Since` with 304."""
+
+
+def _headers(names: Sequence[str]) -> dict[str, Any]:
+    return {name: {"description": _HEADER_DESCRIPTIONS[name], "schema": {"type": "string"}} for name in names}
+
+
 def documented(
-    success: int, description: str, *errors: int, content_type: str | None = None, body: bool = True
+    success: int,
+    description: str,
+    *errors: int,
+    content_type: str | None = None,
+    body: bool = True,
+    headers: Sequence[str] = (),
 ) -> dict[int, Any]:
     """OpenAPI `responses` of a route: its success (schema from the return type; none for 204 or `body=False`;
-    a JSON object or a string for an explicit `content_type`) and the error statuses it can answer with, in
-    the one error shape (or API Gateway's own, for what API Gateway answers)."""
+    a JSON object or a string for an explicit `content_type`), with the `headers` it sends, and the error
+    statuses it can answer with, in the one error shape (or API Gateway's own, for what API Gateway
+    answers). A route sending the conditional-read headers also answers 304."""
     responses: dict[int, dict[str, Any]] = {success: {"description": description}}
+    if headers:
+        responses[success]["headers"] = _headers(headers)
+    if "ETag" in headers and "Last-Modified" in headers:
+        responses[304] = {
+            "description": "Not modified: the `If-None-Match` or `If-Modified-Since` copy is current (no body).",
+            "headers": _headers(headers),
+            "content": {},
+        }
     if success == 204 or not body:
         responses[success]["content"] = {}
     elif content_type:
@@ -104,6 +135,16 @@ class HttpApiResolver(APIGatewayHttpResolver):
     def _compile_regex(rule: str, base_regex: str = "^{}$") -> Pattern[str]:
         return re.compile(base_regex.format(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", rule)))
 
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """A HEAD request is answered as its GET without the body (RFC 9110, 9.3.2): the same status and
+        headers (ETag, Cache-Control, ...). The template routes HEAD to the function that serves the GET."""
+        http = (event.get("requestContext") or {}).get("http") or {}
+        if str(http.get("method", "")).upper() != "HEAD":
+            return super().resolve(event, context)
+        as_get = {**event, "requestContext": {**event["requestContext"], "http": {**http, "method": "GET"}}}
+        answer = super().resolve(as_get, context)
+        return {**answer, "body": "", "isBase64Encoded": False}
+
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         given = self.current_event.path_parameters or {}
         return {name: given.get(name, value) for name, value in match.groupdict().items()}
@@ -127,6 +168,10 @@ def create_resolver() -> APIGatewayHttpResolver:
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
         return error_reply(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(NotModified)
+    def _not_modified(exc: NotModified) -> Response[str]:
+        return not_modified_reply(exc)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[str]:

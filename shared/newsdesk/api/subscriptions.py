@@ -297,6 +297,27 @@ def preferences_page(subscriptions: Subscriptions, token: Token = None) -> Respo
     return page(200, "Email preferences", _receives(view), preferences=_preferences_form(token, view))
 
 
+PREFERENCES_FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["frequency"],
+                "properties": {
+                    "frequency": {
+                        "type": "string",
+                        "enum": [frequency.value for frequency in Frequency],
+                        "description": "`instant`: an email per article; `digest`: one email a week.",
+                    }
+                },
+            }
+        }
+    },
+}
+"""The preferences page's form, as the OpenAPI document declares it (the route reads the form itself)."""
+
+
 @router.post(
     "/subscribers/preferences",
     summary=(
@@ -368,7 +389,9 @@ def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
     summary="Export subscribers as CSV, 5,000 per page (the next page's cursor is in X-Next-Cursor)",
     tags=["Subscribers"],
     security=BEARER,
-    responses=documented(200, "CSV with a header row.", 401, 403, 503, content_type="text/csv"),
+    responses=documented(
+        200, "CSV with a header row.", 401, 403, 503, content_type="text/csv", headers=("X-Next-Cursor",)
+    ),
 )
 def export_subscribers(
     subscriptions: Subscriptions,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from newsdesk.clock import iso
 from newsdesk.dal.dynamodb import (
+    Filters,
     Item,
     aws_errors,
     cancellation_reasons,
@@ -98,6 +100,24 @@ class ArticleRepository:
             return None
         return PublicArticle.model_validate(item)
 
+    def get_public_many(self, slugs: Sequence[str]) -> dict[str, PublicArticle]:
+        """Published articles by slug, in one BatchGetItem (at most 100 slugs); unpublished ones are absent."""
+        if not slugs:
+            return {}
+        keys: list[dict[str, Any]] = [_slug_key(slug) for slug in dict.fromkeys(slugs)]
+        found: dict[str, PublicArticle] = {}
+        while keys:
+            with aws_errors():
+                reply = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys}})
+            for attributes in reply.get("Responses", {}).get(self._table, []):
+                item = from_attributes(attributes)
+                if item.get("published"):
+                    article = PublicArticle.model_validate(item)
+                    found[article.slug] = article
+            # DynamoDB may leave keys unprocessed when throttled or past 16 MB: ask again for those only.
+            keys = reply.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+        return found
+
     def slug_owner(self, slug: str) -> str | None:
         with aws_errors():
             reply = self._client.get_item(
@@ -121,6 +141,7 @@ class ArticleRepository:
             limit=limit,
             cursor=cursor,
             newest_first=True,
+            filters={"feed": feed},
         )
         return [ArticleSummary.model_validate(item) for item in items], next_cursor
 
@@ -143,6 +164,7 @@ class ArticleRepository:
             cursor=cursor,
             # Scheduled articles come soonest first; everything else newest first.
             newest_first=status is not ArticleStatus.SCHEDULED,
+            filters={"status": status.value if status else None},
         )
         return [Article.model_validate(item) for item in items], next_cursor
 
@@ -184,6 +206,7 @@ class ArticleRepository:
         cursor: str | None,
         newest_first: bool,
         names: dict[str, str] | None = None,
+        filters: Filters | None = None,
     ) -> tuple[list[Item], str | None]:
         """Read one page with exactly one Query of at most limit + 1 items: the extra item tells whether
         another page exists. No filter, no second read: a page costs the same whatever the table holds."""
@@ -198,17 +221,18 @@ class ArticleRepository:
         if names:
             request["ExpressionAttributeNames"] = names
         if cursor:
-            request["ExclusiveStartKey"] = _start_key(cursor, key_names, index=index, values=values)
+            request["ExclusiveStartKey"] = _start_key(cursor, key_names, index=index, values=values, filters=filters)
         with aws_errors():
             reply = self._client.query(**request)
         items: list[Item] = reply.get("Items", [])
         if len(items) > limit:
             page = items[:limit]
             last = page[-1]
-            return [from_attributes(i) for i in page], encode_cursor({name: last[name] for name in key_names})
+            next_cursor = encode_cursor({name: last[name] for name in key_names}, filters=filters)
+            return [from_attributes(i) for i in page], next_cursor
         # DynamoDB stops a Query at 1 MB: then a shorter page still says where to go on.
         stopped_at = reply.get("LastEvaluatedKey")
-        return [from_attributes(i) for i in items], encode_cursor(stopped_at) if stopped_at else None
+        return [from_attributes(i) for i in items], encode_cursor(stopped_at, filters=filters) if stopped_at else None
 
     # ------------------------------------------------------------------ writes
     def save(self, old: Article | None, new: Article | None, *, announce: bool = False) -> None:
@@ -354,10 +378,12 @@ class ArticleRepository:
         }
 
 
-def _start_key(cursor: str, key_names: frozenset[str], *, index: str, values: dict[str, Any]) -> dict[str, Any]:
+def _start_key(
+    cursor: str, key_names: frozenset[str], *, index: str, values: dict[str, Any], filters: Filters | None
+) -> dict[str, Any]:
     """A cursor is only good for the list that issued it. One from another list (another tag, say) is the
     client's mistake: refused here, rather than handed to DynamoDB as a start key outside the partition."""
-    start = decode_cursor(cursor, key_names)
+    start = decode_cursor(cursor, key_names, filters=filters)
     partition = {"by-feed": "feed", "by-status": "status", "by-entity": "entity"}[index]
     if start[partition] not in values.values():
         raise InvalidInput("cursor is not valid", code="invalid_cursor")

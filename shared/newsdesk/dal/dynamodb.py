@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -92,23 +93,48 @@ def write_if(call: Callable[..., Any], **request: Any) -> bool:
     return True
 
 
-def encode_cursor(key: Mapping[str, Any]) -> str:
-    raw = json.dumps(from_attributes(key), separators=(",", ":"), sort_keys=True).encode()
+Filters = Mapping[str, str | None]
+"""The filters of a list (query parameters that choose which items it holds). A cursor carries their
+fingerprint, so it is only good for the list with the same filters."""
+
+_FILTERS_FIELD = "~filters"  # not an attribute name a table of ours uses
+
+
+def _fingerprint(filters: Filters | None) -> str | None:
+    chosen = {name: value for name, value in (filters or {}).items() if value is not None}
+    if not chosen:
+        return None
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def encode_cursor(key: Mapping[str, Any], *, filters: Filters | None = None) -> str:
+    """An opaque cursor for the page after `key`, bound to the list's `filters`."""
+    value = from_attributes(key)
+    fingerprint = _fingerprint(filters)
+    if fingerprint:
+        value[_FILTERS_FIELD] = fingerprint
+    raw = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, expected_keys: frozenset[str]) -> dict[str, Any]:
-    """Decode a cursor we issued; anything else is the client's error, never a database fault."""
+def decode_cursor(cursor: str, expected_keys: frozenset[str], *, filters: Filters | None = None) -> dict[str, Any]:
+    """Decode a cursor we issued for a list with these `filters`; anything else is the client's error (422),
+    never a database fault and never a silent restart from the first page."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError, RecursionError) as exc:
         # RecursionError: a forged cursor of nested arrays (1,500 fit in the 2,048 characters allowed).
         raise InvalidInput("cursor is not valid", code="invalid_cursor") from exc
-    if (
-        not isinstance(value, dict)
-        or set(value) != expected_keys
-        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in value.values())
-    ):
+    if not isinstance(value, dict):
+        raise InvalidInput("cursor is not valid", code="invalid_cursor")
+    if value.pop(_FILTERS_FIELD, None) != _fingerprint(filters):
+        raise InvalidInput(
+            "the cursor belongs to this list with other filters: repeat the filters it came with,"
+            " or leave the cursor out to start from the first page",
+            code="invalid_cursor",
+            details=[{"loc": ["query", "cursor"]}],
+        )
+    if set(value) != expected_keys or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in value.values()):
         raise InvalidInput("cursor is not valid", code="invalid_cursor")
     return to_attributes(value)

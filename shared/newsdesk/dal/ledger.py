@@ -90,12 +90,13 @@ class LedgerRepository:
             "ExpressionAttributeValues": {":pk": {"S": delivery_id}, ":to": {"S": "to#"}},
             "Limit": limit,
         }
+        filters = {"state": state.value if state else None}
         if state is not None:
             request["FilterExpression"] = "#state = :state"
             request["ExpressionAttributeNames"] = _STATE
             request["ExpressionAttributeValues"][":state"] = {"S": state.value}
         if cursor:
-            start = decode_cursor(cursor, _CURSOR_KEYS)
+            start = decode_cursor(cursor, _CURSOR_KEYS, filters=filters)
             if start["pk"] != {"S": delivery_id}:
                 raise InvalidInput("the cursor belongs to another delivery", code="invalid_cursor")
             request["ExclusiveStartKey"] = start
@@ -103,7 +104,7 @@ class LedgerRepository:
             reply = self._client.query(**request)
         last = reply.get("LastEvaluatedKey")
         records = [LedgerRecord.from_item(from_attributes(item)) for item in reply.get("Items", [])]
-        return records, encode_cursor(last) if last else None
+        return records, encode_cursor(last, filters=filters) if last else None
 
     # ------------------------------------------------------------------ the mailer's writes
     def claim(

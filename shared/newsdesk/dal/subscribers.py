@@ -128,6 +128,7 @@ class SubscriberRepository:
     ) -> tuple[list[Subscriber], str | None]:
         """One page, in sign-up order for a status; without a status, in table order."""
         request: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        filters = {"status": status.value if status else None}
         if status is None:
             key_names = frozenset({"email"})
             call = self._client.scan
@@ -141,12 +142,12 @@ class SubscriberRepository:
                 ExpressionAttributeValues={":status": {"S": status.value}},
             )
         if cursor:
-            request["ExclusiveStartKey"] = decode_cursor(cursor, key_names)
+            request["ExclusiveStartKey"] = decode_cursor(cursor, key_names, filters=filters)
         with aws_errors():
             reply = call(**request)
         last = reply.get("LastEvaluatedKey")
         items = [Subscriber.model_validate(from_attributes(item)) for item in reply.get("Items", [])]
-        return items, encode_cursor(last) if last else None
+        return items, encode_cursor(last, filters=filters) if last else None
 
     def audience_states(self, emails: list[str]) -> dict[str, AudienceState]:
         """The status, topics and last audience change of each known address among `emails` (strongly

@@ -97,6 +97,13 @@ class ArticleSummary(BaseModel):
     tags: list[str]
     published_at: datetime
     reading_time_minutes: int
+    updated_at: datetime | None = Field(
+        default=None, description="When the article last changed (absent on copies made before it was recorded)."
+    )
+
+    @property
+    def changed_at(self) -> datetime:
+        return self.updated_at or self.published_at
 
 
 class PublicArticle(ArticleSummary):

@@ -28,6 +28,8 @@ class UploadOutcome(StrEnum):
     UPDATED = "updated"
     PUBLISHED = "published"
     SCHEDULED = "scheduled"
+    UNPUBLISHED = "unpublished"
+    """A published article taken off the public routes (`status: draft`)."""
     REJECTED = "rejected"
     IMPORTING = "importing"
     """A subscriber import still running (large files continue over several invocations)."""

@@ -281,6 +281,13 @@ class ArticleService:
             tag=normalize_tag(tag) if tag else None, author=author, limit=limit, cursor=cursor
         )
 
+    def feed_articles(self, limit: int) -> list[PublicArticle]:
+        """The newest published articles with their HTML, newest first: one Query and one BatchGetItem."""
+        items, _ = self._repo.list_public(tag=None, author=None, limit=limit, cursor=None)
+        found = self._repo.get_public_many([item.slug for item in items])
+        # An article unpublished between the two reads is left out.
+        return [found[item.slug] for item in items if item.slug in found]
+
     def get_public(self, slug: str) -> PublicArticle:
         article = self._repo.get_public(slug) if _SLUG.fullmatch(slug) and len(slug) <= 80 else None
         if article is None:

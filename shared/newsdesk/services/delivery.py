@@ -639,7 +639,8 @@ class DeliveryReports:
 
     def send_test(self, article: Article, to: str) -> None:
         """The newsletter as subscribers will get it, to one address; no delivery record is touched."""
-        raw = self._composer.newsletter(article).render(personal(self._links(), to))
+        # No personal links: the address may be nobody's subscription, and a link must not pretend otherwise.
+        raw = self._composer.newsletter(article, test=True).render(Recipient(to))
         try:
             self._sender.send(sender=self._composer.sender, recipient=to, raw=raw)
         except SendRejected as exc:

@@ -12,6 +12,8 @@ from newsdesk.rendering import plain_text
 from newsdesk.services.links import CONFIRM_DAYS
 from newsdesk.templating import render
 
+TEST_SUBJECT_PREFIX = "[TEST] "
+
 
 @dataclass(frozen=True)
 class EmailComposer:
@@ -36,10 +38,14 @@ class EmailComposer:
             list_unsubscribe=False,
         ).render(recipient)
 
-    def newsletter(self, article: Article, *, sent_for: list[Topic] | None = None) -> MessageTemplate:
+    def newsletter(
+        self, article: Article, *, sent_for: list[Topic] | None = None, test: bool = False
+    ) -> MessageTemplate:
         """The article as an email; render it for each subscriber with their own links. `sent_for`: the
-        topics of the article the readers it goes to follow (None: they follow everything)."""
+        topics of the article the readers it goes to follow (None: they follow everything). A `test` copy
+        says so in its subject and body, and has no unsubscribe links: its reader is not a subscriber."""
         context = {
+            "test": test,
             "topics": _names(sent_for),
             "publication": self.publication,
             "title": article.title,
@@ -50,7 +56,8 @@ class EmailComposer:
             "unsubscribe_url": UNSUBSCRIBE_URL,
             "preferences_url": PREFERENCES_URL,
         }
-        return self._to_subscribers(article.title, "newsletter", context)
+        subject = f"{TEST_SUBJECT_PREFIX}{article.title}" if test else article.title
+        return self._to_subscribers(subject, "newsletter", context, list_unsubscribe=not test)
 
     def digest(self, articles: list[Article], *, sent_for: list[Topic] | None = None) -> MessageTemplate:
         """The articles of a digest period, newest first, each with its summary and link (for readers of
@@ -73,14 +80,16 @@ class EmailComposer:
         count = f"{len(articles)} new article{'s' if len(articles) != 1 else ''}"
         return self._to_subscribers(f"{self.publication}: {count}", "digest", context)
 
-    def _to_subscribers(self, subject: str, name: str, context: Mapping[str, object]) -> MessageTemplate:
+    def _to_subscribers(
+        self, subject: str, name: str, context: Mapping[str, object], *, list_unsubscribe: bool = True
+    ) -> MessageTemplate:
         return MessageTemplate(
             sender=self.sender,
             sender_name=self.publication,
             subject=subject,
             html_body=render(f"email/{name}.html", **context),
             text_body=render(f"email/{name}.txt", **context),
-            list_unsubscribe=True,
+            list_unsubscribe=list_unsubscribe,
         )
 
 

@@ -278,8 +278,8 @@ class UploadService:
                 scheduled = self._articles.schedule(article.id, publish_at, if_match=article.version)
                 return UploadOutcome.SCHEDULED, scheduled
             if wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.PUBLISHED:
-                article = self._articles.unpublish(article.id, if_match=article.version)
-            elif wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.SCHEDULED:
+                return UploadOutcome.UNPUBLISHED, self._articles.unpublish(article.id, if_match=article.version)
+            if wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.SCHEDULED:
                 article = self._articles.unschedule(article.id, if_match=article.version)
         except (InvalidInput, Conflict, PayloadTooLarge) as exc:
             # What the API answers with a 4xx is the file's fault here (a taken slug, an empty tag, ...).
