@@ -138,3 +138,40 @@ def decode_cursor(cursor: str, expected_keys: frozenset[str], *, filters: Filter
     if set(value) != expected_keys or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in value.values()):
         raise InvalidInput("cursor is not valid", code="invalid_cursor")
     return to_attributes(value)
+
+
+def query_page(
+    call: Callable[..., Any],
+    request: Mapping[str, Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    key_names: frozenset[str],
+    partition: Mapping[str, Any] | None = None,
+    filters: Filters | None = None,
+) -> tuple[list[Item], str | None]:
+    """One page of a Query (or Scan) `call`: a single request reading at most `limit + 1` items — the extra
+    item tells whether another page exists, so no cursor is handed out for an empty last page. DynamoDB
+    stops at 1 MB (or, with a FilterExpression, after the items it examined): a shorter page then still
+    says where to go on.
+
+    The cursor holds the last item's `key_names` (table and index keys), bound to the list's `filters`; a
+    start key outside `partition` (the key condition's values, e.g. another delivery's) is refused as the
+    client's mistake rather than handed to DynamoDB.
+    """
+    request = {**request, "Limit": limit + 1}
+    if cursor:
+        start = decode_cursor(cursor, key_names, filters=filters)
+        if any(start.get(name) != value for name, value in (partition or {}).items()):
+            raise InvalidInput("cursor is not valid", code="invalid_cursor")
+        request["ExclusiveStartKey"] = start
+    with aws_errors():
+        reply = call(**request)
+    items: list[dict[str, Any]] = reply.get("Items", [])
+    if len(items) > limit:
+        last = items[limit - 1]
+        return [from_attributes(i) for i in items[:limit]], encode_cursor(
+            {name: last[name] for name in key_names}, filters=filters
+        )
+    stopped_at = reply.get("LastEvaluatedKey")
+    return [from_attributes(i) for i in items], encode_cursor(stopped_at, filters=filters) if stopped_at else None

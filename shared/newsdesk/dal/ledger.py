@@ -15,8 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from newsdesk.clock import iso
-from newsdesk.dal.dynamodb import aws_errors, decode_cursor, encode_cursor, from_attributes, to_attributes, write_if
-from newsdesk.errors import InvalidInput
+from newsdesk.dal.dynamodb import (
+    aws_errors,
+    from_attributes,
+    query_page,
+    to_attributes,
+    write_if,
+)
 from newsdesk.models.delivery import LedgerState
 
 _STATE = {"#state": "state"}
@@ -88,23 +93,15 @@ class LedgerRepository:
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :to)",
             "ExpressionAttributeValues": {":pk": {"S": delivery_id}, ":to": {"S": "to#"}},
-            "Limit": limit,
         }
         filters = {"state": state.value if state else None}
         if state is not None:
             request["FilterExpression"] = "#state = :state"
             request["ExpressionAttributeNames"] = _STATE
             request["ExpressionAttributeValues"][":state"] = {"S": state.value}
-        if cursor:
-            start = decode_cursor(cursor, _CURSOR_KEYS, filters=filters)
-            if start["pk"] != {"S": delivery_id}:
-                raise InvalidInput("the cursor belongs to another delivery", code="invalid_cursor")
-            request["ExclusiveStartKey"] = start
-        with aws_errors():
-            reply = self._client.query(**request)
-        last = reply.get("LastEvaluatedKey")
-        records = [LedgerRecord.from_item(from_attributes(item)) for item in reply.get("Items", [])]
-        return records, encode_cursor(last, filters=filters) if last else None
+        items, next_cursor = query_page(self._client.query, request, limit=limit, cursor=cursor, key_names=_CURSOR_KEYS,
+                                        partition={"pk": {"S": delivery_id}}, filters=filters)  # fmt: skip
+        return [LedgerRecord.from_item(item) for item in items], next_cursor
 
     # ------------------------------------------------------------------ the mailer's writes
     def claim(

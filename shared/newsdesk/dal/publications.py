@@ -23,10 +23,9 @@ from newsdesk.clock import iso
 from newsdesk.dal.dynamodb import (
     aws_errors,
     cancellation_reasons,
-    decode_cursor,
-    encode_cursor,
     error_code,
     from_attributes,
+    query_page,
     to_attributes,
     write_if,
 )
@@ -201,17 +200,11 @@ class PublicationRepository:
             "KeyConditionExpression": "listed = :listed",
             "ExpressionAttributeValues": {":listed": {"S": _LISTED}},
             "ScanIndexForward": False,
-            "Limit": limit,
         }
-        if cursor:
-            request["ExclusiveStartKey"] = decode_cursor(cursor, _LISTED_CURSOR_KEYS)
-        with aws_errors():
-            reply = self._client.query(**request)
-        items = [from_attributes(item) for item in reply["Items"]]
-        last = reply.get("LastEvaluatedKey")
-        return [_progress(item, self._aggregates(item["pk"]), now) for item in items], (
-            encode_cursor(last) if last else None
+        items, next_cursor = query_page(
+            self._client.query, request, limit=limit, cursor=cursor, key_names=_LISTED_CURSOR_KEYS
         )
+        return [_progress(item, self._aggregates(item["pk"]), now) for item in items], next_cursor
 
     def delivery_ids(self) -> Iterator[str]:
         """Every delivery's id, newest first."""

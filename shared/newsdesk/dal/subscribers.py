@@ -30,6 +30,7 @@ from newsdesk.dal.dynamodb import (
     encode_cursor,
     error_code,
     from_attributes,
+    query_page,
     to_attributes,
     write_if,
 )
@@ -127,7 +128,7 @@ class SubscriberRepository:
         self, *, status: SubscriberStatus | None, limit: int, cursor: str | None
     ) -> tuple[list[Subscriber], str | None]:
         """One page, in sign-up order for a status; without a status, in table order."""
-        request: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        request: dict[str, Any] = {"TableName": self._table}
         filters = {"status": status.value if status else None}
         if status is None:
             key_names = frozenset({"email"})
@@ -141,13 +142,8 @@ class SubscriberRepository:
                 ExpressionAttributeNames=_STATUS,
                 ExpressionAttributeValues={":status": {"S": status.value}},
             )
-        if cursor:
-            request["ExclusiveStartKey"] = decode_cursor(cursor, key_names, filters=filters)
-        with aws_errors():
-            reply = call(**request)
-        last = reply.get("LastEvaluatedKey")
-        items = [Subscriber.model_validate(from_attributes(item)) for item in reply.get("Items", [])]
-        return items, encode_cursor(last, filters=filters) if last else None
+        items, next_cursor = query_page(call, request, limit=limit, cursor=cursor, key_names=key_names, filters=filters)
+        return [Subscriber.model_validate(item) for item in items], next_cursor
 
     def audience_states(self, emails: list[str]) -> dict[str, AudienceState]:
         """The status, topics and last audience change of each known address among `emails` (strongly

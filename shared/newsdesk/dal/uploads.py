@@ -21,10 +21,9 @@ from botocore.exceptions import ClientError
 from newsdesk.clock import iso
 from newsdesk.dal.dynamodb import (
     aws_errors,
-    decode_cursor,
-    encode_cursor,
     error_code,
     from_attributes,
+    query_page,
     to_attributes,
     write_if,
 )
@@ -194,19 +193,9 @@ class UploadRepository:
             "KeyConditionExpression": "entity = :entity",
             "ExpressionAttributeValues": {":entity": {"S": UPLOAD_ENTITY}},
             "ScanIndexForward": False,
-            "Limit": limit + 1,
         }
-        if cursor:
-            request["ExclusiveStartKey"] = decode_cursor(cursor, _PAGE_KEYS)
-        with aws_errors():
-            reply = self._client.query(**request)
-        items = reply.get("Items", [])
-        page = items[:limit]
-        next_cursor = None
-        if len(items) > limit:
-            last = page[-1]
-            next_cursor = encode_cursor({name: last[name] for name in _PAGE_KEYS})
-        return [Upload.model_validate(from_attributes(item)) for item in page], next_cursor
+        items, next_cursor = query_page(self._client.query, request, limit=limit, cursor=cursor, key_names=_PAGE_KEYS)
+        return [Upload.model_validate(item) for item in items], next_cursor
 
 
 def _upload_item(upload: Upload, retention_days: int) -> dict[str, Any]:

@@ -19,14 +19,13 @@ from newsdesk.clock import iso
 from newsdesk.dal.dynamodb import (
     aws_errors,
     cancellation_reasons,
-    decode_cursor,
-    encode_cursor,
     error_code,
     from_attributes,
+    query_page,
     to_attributes,
     write_if,
 )
-from newsdesk.errors import Conflict, InvalidInput, NotFound
+from newsdesk.errors import Conflict, NotFound
 from newsdesk.models.events import EventType
 from newsdesk.models.webhooks import Attempt, DeliveryState, Webhook, WebhookDelivery
 
@@ -493,21 +492,9 @@ class WebhookRepository:
             "ExpressionAttributeNames": {"#list": "list"},
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
-            "Limit": limit + 1,
         }
-        if cursor:
-            start = decode_cursor(cursor, _LIST_KEYS)
-            if start["list"] != values[":list"]:
-                raise InvalidInput("cursor is not valid", code="invalid_cursor")
-            request["ExclusiveStartKey"] = start
-        with aws_errors():
-            reply = self._client.query(**request)
-        items: list[dict[str, Any]] = reply.get("Items", [])
-        if len(items) > limit:
-            last = items[limit - 1]
-            return [from_attributes(i) for i in items[:limit]], encode_cursor({k: last[k] for k in _LIST_KEYS})
-        stopped_at = reply.get("LastEvaluatedKey")
-        return [from_attributes(i) for i in items], encode_cursor(stopped_at) if stopped_at else None
+        return query_page(self._client.query, request, limit=limit, cursor=cursor, key_names=_LIST_KEYS,
+                          partition={"list": values[":list"]})  # fmt: skip
 
     def _transact(self, writes: list[dict[str, Any]]) -> None:
         with aws_errors():
