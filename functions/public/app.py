@@ -7,12 +7,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.api import public, subscriptions
+from newsdesk.api import openapi, public, subscriptions
 from newsdesk.api.resolver import create_resolver
 from newsdesk.observability import logger, metrics, tracer
 
 app = create_resolver()
 app.include_router(public.router)
+app.include_router(openapi.router)
 app.include_router(subscriptions.router)
 
 

@@ -1,4 +1,4 @@
-"""Public routes: published articles, the feed, and the API's own documentation."""
+"""Public routes: published articles and the feed (the API's documentation is api/openapi.py)."""
 
 from __future__ import annotations
 
@@ -59,22 +59,3 @@ def feed(articles: Articles) -> Response[str]:
 
     return Response(200, content_type="application/atom+xml; charset=utf-8", body=atom_feed(articles),
                     headers=PUBLIC_CACHE)  # fmt: skip
-
-
-@router.get(
-    "/openapi.json",
-    summary="This API's OpenAPI document",
-    tags=["Documentation"],
-    responses=documented(200, "OpenAPI 3.1 document.", content_type="application/json"),
-)
-def openapi_document() -> Response[str]:
-    from newsdesk.api.openapi import openapi_json
-
-    return Response(200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
-
-
-@router.get("/docs", summary="Swagger UI for this API", tags=["Documentation"], include_in_schema=False)
-def swagger_ui() -> Response[str]:
-    from newsdesk.api.openapi import swagger_html
-
-    return Response(200, content_type="text/html; charset=utf-8", body=swagger_html())
