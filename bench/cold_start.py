@@ -304,6 +304,34 @@ def _article_upload(stack: Stack, n: int) -> Event:
     return event
 
 
+def _ledger_changes(stack: Stack, n: int) -> Event:
+    """Run n's stream batch: one recipient of a fresh delivery went from pending to sent."""
+    delivery_id = f"article#cold-tally-{n}"
+    stack.delivery(delivery_id)
+    keys = {"pk": {"S": delivery_id}, "sk": {"S": f"to#{reader(0)}"}}
+    change = {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": {
+            "Keys": keys,
+            "OldImage": keys | {"state": {"S": "pending"}},
+            "NewImage": keys | {"state": {"S": "sent"}},
+            "SequenceNumber": str(100 + n),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": f"{stack.resolver.arn('DeliveriesTable')}/stream/2026-11-30T00:00:00.000",
+    }
+    return {
+        "Records": [change],
+        "shardId": "shardId-00000001",
+        "window": {},
+        "state": {},
+        "isFinalInvokeForWindow": False,
+    }
+
+
 def _bounce(stack: Stack, _n: int) -> Event:
     stack.confirmed(BOUNCED)  # suppressing it again (already bounced) does the same work
     return _sample("ses-bounce.json")
@@ -321,8 +349,8 @@ def _nothing_due(reply: Any) -> bool:
     return isinstance(reply, dict) and reply.get("published") == []
 
 
-def _one_suppressed(reply: Any) -> bool:
-    return reply == {"suppressed": 1}
+def _window_closed(reply: Any) -> bool:
+    return reply == {"state": {}}
 
 
 CASES = {
@@ -335,7 +363,8 @@ CASES = {
         Case("MailerFunction", "SQS SendBatch (1 recipient)", _send_batch, _no_failures),
         _as_is("SchedulerFunction", "schedule-publish-due.json", _nothing_due),
         Case("UploadFunction", "events/s3-article-upload.json", _article_upload, _upload_published),
-        Case("SesEventsFunction", "events/ses-bounce.json", _bounce, _one_suppressed),
+        Case("SesEventsFunction", "events/ses-bounce.json", _bounce, _no_failures),
+        Case("TallyFunction", "DynamoDB stream batch (1 recipient: pending to sent)", _ledger_changes, _window_closed),
     )
 }
 

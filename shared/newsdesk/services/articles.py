@@ -11,7 +11,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from newsdesk.clock import iso, utc_now
 from newsdesk.dal.articles import ArticleRepository, ExtraWriteRefused, SlugTaken, VersionConflict
-from newsdesk.dal.publications import publication_write
 from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
 from newsdesk.models.articles import (
     Article,
@@ -170,6 +169,8 @@ class ArticleService:
         if not announce:
             self._repo.save(current, published)
             return False
+        from newsdesk.dal.publications import publication_write  # and the delivery models: publishing only
+
         try:
             self._repo.save(current, published, extra=[publication_write(self._publications_table, published)])
         except ExtraWriteRefused:
