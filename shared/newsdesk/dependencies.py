@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from newsdesk.dal.clients import LazyClient
 from newsdesk.dal.dynamodb import dynamodb_client
 from newsdesk.dal.email import ses_client
 from newsdesk.dal.queues import sqs_client
@@ -112,7 +113,7 @@ def email_composer() -> EmailComposer:
 def ses_sender() -> SesSender:
     from newsdesk.dal.email import SesSender
 
-    return SesSender(ses_client(), configuration_set=get_settings().ses_configuration_set)
+    return SesSender(LazyClient(ses_client), configuration_set=get_settings().ses_configuration_set)
 
 
 @lru_cache(maxsize=1)
@@ -158,8 +159,8 @@ def fanout_service() -> FanoutService:
     return FanoutService(
         publications=publication_repository(),
         subscribers=subscriber_repository(),
-        fanout_queue=QueuePublisher(sqs_client(), settings.fanout_queue_url),
-        send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
+        fanout_queue=QueuePublisher(LazyClient(sqs_client), settings.fanout_queue_url),
+        send_queue=QueuePublisher(LazyClient(sqs_client), settings.send_queue_url),
     )
 
 
@@ -180,7 +181,7 @@ def mailer_service() -> MailerService:
         composer=email_composer(),
         links=link_signer,
         recipient_keys=recipient_keys,
-        send_queue=QueuePublisher(sqs_client(), settings.send_queue_url),
+        send_queue=QueuePublisher(LazyClient(sqs_client), settings.send_queue_url),
         rate=settings.mailer_rate,
         reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
     )
@@ -237,8 +238,8 @@ def dead_letter_redrive() -> DeadLetterRedrive:
     settings = get_settings()
     return DeadLetterRedrive(
         [
-            DeadLetterQueue(sqs_client(), settings.fanout_dead_letter_queue_url),
-            DeadLetterQueue(sqs_client(), settings.send_dead_letter_queue_url),
+            DeadLetterQueue(LazyClient(sqs_client), settings.fanout_dead_letter_queue_url),
+            DeadLetterQueue(LazyClient(sqs_client), settings.send_dead_letter_queue_url),
         ],
         RedriveRounds(dynamodb_client(), settings.publications_table),
     )
@@ -262,14 +263,14 @@ def upload_service() -> UploadService:
 
     settings = get_settings()
     uploads = UploadRepository(dynamodb_client(), settings.uploads_table, retention_days=settings.upload_retention_days)
-    objects = UploadObjects(s3_client())
+    objects = UploadObjects(LazyClient(s3_client))
     importer = SubscriberImporter(
         uploads=uploads,
         objects=objects,
         subscribers=subscriber_repository(),
         subscriptions=subscription_service(),
-        chunks=QueuePublisher(sqs_client(), settings.import_queue_url),
-        confirmations=QueuePublisher(sqs_client(), settings.confirmation_queue_url),
+        chunks=QueuePublisher(LazyClient(sqs_client), settings.import_queue_url),
+        confirmations=QueuePublisher(LazyClient(sqs_client), settings.confirmation_queue_url),
         # Each consumer sends at one mailer's share of the SES rate (the queue allows two at once).
         confirmation_rate=settings.mailer_rate,
     )
