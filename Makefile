@@ -19,6 +19,7 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The browser tests drive Debian's chromium (Playwright's own browser downloads are not used).
 CHROMIUM := /usr/bin/chromium

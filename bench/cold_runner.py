@@ -1,9 +1,11 @@
 """One cold start for bench/cold_start.py, in the fresh process this file is run in.
 
 `python bench/cold_runner.py '<job as JSON>'` either imports a function's handler module and serves one
-event (mode "handler"), or imports boto3 and makes one AWS call (mode "twin": the minimal handler). Before
-the clock starts it imports only what Lambda's own runtime has loaded by then (sys, os, time, json) and
-reads the job; the clock runs from just before the first import to the end of the first invocation.
+event (mode "handler"), or imports boto3 and makes, in order, every AWS call the handler made (mode "twin":
+the minimal handler). Before the clock starts it imports only what Lambda's own runtime has loaded by then
+(sys, os, time, json) and reads the job; the clock runs from just before the first import to the end of
+the first invocation. Run with `python -X importtime`, it writes CLOCK_STARTS to stderr when the clock
+starts, so that the imports of the measured part can be told from the interpreter's own.
 
 It prints one JSON line to the stdout it started with: import_ms, invoke_ms, the reply (or the AWS error
 code), and with "record" the AWS calls the handler made (service, operation, parameters) and the clients
@@ -20,6 +22,7 @@ import time
 from typing import Any
 
 Call = dict[str, Any]
+CLOCK_STARTS = "cold_runner: the clock starts"
 
 
 class LambdaContext:
@@ -114,6 +117,7 @@ def serve_event(job: dict[str, Any]) -> dict[str, Any]:
     context = LambdaContext(job["context"])
     recorded = _record_calls() if job.get("record") else None
 
+    _mark_clock()
     started = time.perf_counter()
     module = __import__(job["module"])
     imported = time.perf_counter()
@@ -126,25 +130,35 @@ def serve_event(job: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def make_call(job: dict[str, Any]) -> dict[str, Any]:
-    """The minimal handler: import boto3, make a client, make the one call."""
-    params = json.loads(job["params"], object_hook=decode)
-    error = None
+def make_calls(job: dict[str, Any]) -> dict[str, Any]:
+    """The minimal handler: import boto3, then make the handler's calls in order, one client per service."""
+    calls = json.loads(job["calls"], object_hook=decode)
+    errors: list[str | None] = []
 
+    _mark_clock()
     started = time.perf_counter()
     import boto3
 
     imported = time.perf_counter()
-    client = boto3.client(job["service"])
-    try:
-        getattr(client, job["method"])(**params)
-    except Exception as exc:  # an error answer is still one complete round trip; the report shows it
-        error = _error_code(exc)
-        if not hasattr(exc, "response"):
-            raise
+    clients: dict[str, Any] = {}
+    for call in calls:
+        service = call["service"]
+        client = clients.get(service) or clients.setdefault(service, boto3.client(service))
+        try:
+            getattr(client, call["method"])(**call["params"])
+            errors.append(None)
+        except Exception as exc:  # an error answer is still one complete round trip; the report compares it
+            if not hasattr(exc, "response"):
+                raise
+            errors.append(_error_code(exc))
     finished = time.perf_counter()
 
-    return {"import_ms": (imported - started) * 1000, "invoke_ms": (finished - imported) * 1000, "error": error}
+    return {"import_ms": (imported - started) * 1000, "invoke_ms": (finished - imported) * 1000, "errors": errors}
+
+
+def _mark_clock() -> None:
+    if "importtime" in sys._xoptions:
+        print(CLOCK_STARTS, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -152,7 +166,7 @@ def main() -> None:
     answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     job = json.loads(sys.argv[1])
-    result = serve_event(job) if job["mode"] == "handler" else make_call(job)
+    result = serve_event(job) if job["mode"] == "handler" else make_calls(job)
     answer.write(json.dumps(result, default=encode) + "\n")
     answer.flush()
 

@@ -1,22 +1,26 @@
-"""Cold start of every function in template.yaml against a minimal handler making the same first AWS call.
+"""Cold start of every function in template.yaml against a minimal handler making the same AWS calls.
 
 For each function a fresh process (bench/cold_runner.py) imports the handler module and serves one
-representative event; its twin, also a fresh process, imports boto3 and makes the first AWS call the real
-handler made (recorded in an untimed warm-up run: same service, operation and parameters). Both run with
-the function's environment from the template against one moto server in its own process (bench/emulator.py),
-with the template's resources created and seeded so that every call succeeds. Real and twin runs alternate,
+representative event; its twin, also a fresh process, imports boto3 and makes every AWS call the real
+handler made, in the same order (recorded in an untimed warm-up run: service, operation and parameters;
+one client per service). Both run with the function's environment from the template against one moto
+server in its own process (bench/emulator.py), with the template's resources created and seeded so that
+every call succeeds. Real and twin runs alternate,
 PAIRS pairs per function, the order flipping each pair, so machine noise hits both alike.
 
 Measured inside the child: from just before the first import (the handler module, or boto3) to the end
 of the first invocation. The parent also times each whole child process (interpreter start and exit
-included), shown for information. The figure is the median of the per-pair ratios, target <= 1.3.
+included), shown for information. The figure is the median of the per-pair ratios, target <= 1.3. One more
+untimed run under `python -X importtime` shows where the import time goes (the three largest packages).
 
-The child gets the variables Lambda sets too, LAMBDA_TASK_ROOT among them: without it the X-Ray SDK, which
-Powertools' Tracer imports even with tracing off, would build two X-Ray clients at import (about 150 ms that
-Lambda never pays). Tracing is off (POWERTOOLS_TRACE_DISABLED): there is no X-Ray daemon here.
+The child gets the variables Lambda sets too, LAMBDA_TASK_ROOT among them. Tracing is off
+(POWERTOOLS_TRACE_DISABLED): there is no X-Ray daemon here, and newsdesk.observability then keeps the X-Ray
+SDK out of the process altogether.
 
 Stateful functions get fresh state for every run (a new upload key, a new delivery), so each run does the
-same work; before each twin run the item its call writes is deleted and the run's state is seeded again.
+same work. Before each twin run, every DynamoDB item the recorded calls wrote is put back as it was before
+the recorded run (a snapshot of the tables), so the replayed calls find what the handler found and answer
+alike (the benchmark stops if any answers differently).
 `python -m bench.cold_start [--pairs N] [--functions Public,Mailer]` runs it alone.
 """
 
@@ -39,10 +43,10 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from bench.emulator import Emulator
-from local.aws import aws_environment, client, create_resources
+from local.aws import aws_environment, client
 from local.events import sqs_record
-from local.resolver import Resolver, local_parameters
-from local.template import Function, Template, load_template
+from local.stack import build_stack, local_resolver
+from local.template import Function, Template
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "bench" / "cold_runner.py"
@@ -80,11 +84,12 @@ class Stack:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.template: Template = load_template(ROOT / "template.yaml")
-        self.resolver = Resolver(self.template, region=REGION, parameter_overrides=local_parameters(API_URL))
-        create_resources(self.template, self.resolver, endpoint)
+        self.resolver = local_resolver(api_url=API_URL, region=REGION)
+        self.template: Template = self.resolver.template
+        build_stack(self.resolver, endpoint=endpoint)
         self.dynamodb = client("dynamodb", endpoint, REGION)
         self.s3 = client("s3", endpoint, REGION)
+        self._key_names: dict[str, list[str]] = {}
         self._seed()
 
     def table(self, logical_id: str) -> str:
@@ -143,16 +148,58 @@ class Stack:
         item |= {"pk": {"S": delivery_id}, "state": {"S": "sending"}, "started_at": item["opened_at"]}
         self.dynamodb.put_item(TableName=self.table("PublicationsTable"), Item=item)
 
-    def undo(self, call: Call) -> None:
-        """Delete the item a recorded UpdateItem or PutItem wrote, so that replaying it writes it again."""
-        params = call["params"]
-        if call["service"] != "dynamodb" or call["operation"] not in ("UpdateItem", "PutItem"):
-            return
-        key = params.get("Key")
-        if key is None:
-            schema = self.dynamodb.describe_table(TableName=params["TableName"])["Table"]["KeySchema"]
-            key = {part["AttributeName"]: params["Item"][part["AttributeName"]] for part in schema}
-        self.dynamodb.delete_item(TableName=params["TableName"], Key=key)
+    def snapshot(self) -> Snapshot:
+        """Every item of every table, by table and key (the state a recorded run starts from)."""
+        snapshot: Snapshot = {}
+        for table in self.dynamodb.list_tables()["TableNames"]:
+            items = self.dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+            snapshot[table] = {self._key(table, item): item for page in items for item in page["Items"]}
+        return snapshot
+
+    def restore(self, snapshot: Snapshot, calls: list[Call]) -> None:
+        """Put every item the calls wrote back as the snapshot has it (or delete it if the snapshot has none),
+        so that replaying the calls finds the state the handler found."""
+        for table, key in {(table, self._key(table, key)): None for table, key in _written_keys(calls)}:
+            item = snapshot.get(table, {}).get(key)
+            if item is not None:
+                self.dynamodb.put_item(TableName=table, Item=item)
+            else:
+                self.dynamodb.delete_item(TableName=table, Key={name: json.loads(value) for name, value in key})
+
+    def _key(self, table: str, item: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        if table not in self._key_names:
+            schema = self.dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+            self._key_names[table] = [part["AttributeName"] for part in schema]
+        return tuple((name, json.dumps(item[name], sort_keys=True)) for name in self._key_names[table])
+
+
+Snapshot = dict[str, dict[tuple[tuple[str, Any], ...], dict[str, Any]]]
+
+
+def _written_keys(calls: list[Call]) -> list[tuple[str, dict[str, Any]]]:
+    """(table, item or key) of every DynamoDB write among the calls, in order."""
+    written: list[tuple[str, dict[str, Any]]] = []
+    for call in calls:
+        params, operation = call["params"], call["operation"]
+        if call["service"] != "dynamodb":
+            continue
+        if operation == "PutItem":
+            written.append((params["TableName"], params["Item"]))
+        elif operation in ("UpdateItem", "DeleteItem"):
+            written.append((params["TableName"], params["Key"]))
+        elif operation == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                for kind, action in entry.items():
+                    if kind != "ConditionCheck":
+                        written.append((action["TableName"], action.get("Item") or action["Key"]))
+        elif operation == "BatchWriteItem":
+            for table, requests in params["RequestItems"].items():
+                for request in requests:
+                    if "PutRequest" in request:
+                        written.append((table, request["PutRequest"]["Item"]))
+                    else:
+                        written.append((table, request["DeleteRequest"]["Key"]))
+    return written
 
 
 def _article() -> Any:
@@ -260,6 +307,34 @@ def _article_upload(stack: Stack, n: int) -> Event:
     return event
 
 
+def _ledger_changes(stack: Stack, n: int) -> Event:
+    """Run n's stream batch: one recipient of a fresh delivery went from pending to sent."""
+    delivery_id = f"article#cold-tally-{n}"
+    stack.delivery(delivery_id)
+    keys = {"pk": {"S": delivery_id}, "sk": {"S": f"to#{reader(0)}"}}
+    change = {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": {
+            "Keys": keys,
+            "OldImage": keys | {"state": {"S": "pending"}},
+            "NewImage": keys | {"state": {"S": "sent"}},
+            "SequenceNumber": str(100 + n),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": f"{stack.resolver.arn('DeliveriesTable')}/stream/2026-11-30T00:00:00.000",
+    }
+    return {
+        "Records": [change],
+        "shardId": "shardId-00000001",
+        "window": {},
+        "state": {},
+        "isFinalInvokeForWindow": False,
+    }
+
+
 def _bounce(stack: Stack, _n: int) -> Event:
     stack.confirmed(BOUNCED)  # suppressing it again (already bounced) does the same work
     return _sample("ses-bounce.json")
@@ -277,8 +352,8 @@ def _nothing_due(reply: Any) -> bool:
     return isinstance(reply, dict) and reply.get("published") == []
 
 
-def _one_suppressed(reply: Any) -> bool:
-    return reply == {"suppressed": 1}
+def _window_closed(reply: Any) -> bool:
+    return reply == {"state": {}}
 
 
 CASES = {
@@ -291,7 +366,8 @@ CASES = {
         Case("MailerFunction", "SQS SendBatch (1 recipient)", _send_batch, _no_failures),
         _as_is("SchedulerFunction", "schedule-publish-due.json", _nothing_due),
         Case("UploadFunction", "events/s3-article-upload.json", _article_upload, _upload_published),
-        Case("SesEventsFunction", "events/ses-bounce.json", _bounce, _one_suppressed),
+        Case("SesEventsFunction", "events/ses-bounce.json", _bounce, _no_failures),
+        Case("TallyFunction", "DynamoDB stream batch (1 recipient: pending to sent)", _ledger_changes, _window_closed),
     )
 }
 
@@ -311,11 +387,11 @@ class Sample:
         return self.import_ms + self.invoke_ms
 
 
-def run_child(job: dict[str, Any], env: dict[str, str]) -> Sample:
+def run_child(job: dict[str, Any], env: dict[str, str], *, importtime: bool = False) -> Sample:
     """Run bench/cold_runner.py on one job in a fresh interpreter (killed if it overruns)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(RUNNER), json.dumps(job)],
+        [sys.executable, *(["-X", "importtime"] if importtime else []), str(RUNNER), json.dumps(job)],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -328,7 +404,27 @@ def run_child(job: dict[str, Any], env: dict[str, str]) -> Sample:
         detail = done.stderr.decode(errors="replace").strip()[-3000:]
         raise RuntimeError(f"cold runner ({job['mode']}) exited with {done.returncode}:\n{detail}")
     answer = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    if importtime:
+        answer["imports"] = import_costs(done.stderr.decode(errors="replace"))
     return Sample(float(answer["import_ms"]), float(answer["invoke_ms"]), elapsed, answer)
+
+
+def import_costs(stderr: str) -> dict[str, float]:
+    """Milliseconds spent importing each top-level package after the clock started, from the lines
+    `python -X importtime` writes (each module's own time, summed by the package its name starts with)."""
+    from bench.cold_runner import CLOCK_STARTS
+
+    costs: dict[str, float] = {}
+    lines = stderr.splitlines()
+    for line in lines[lines.index(CLOCK_STARTS) + 1 :]:
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        own, _cumulative, name = line.removeprefix("import time:").split("|", 2)
+        if not own.strip().isdigit():
+            continue  # the header line
+        package = name.strip().split(".", 1)[0]
+        costs[package] = costs.get(package, 0.0) + int(own) / 1000
+    return costs
 
 
 def handler_job(stack: Stack, function: Function, event: Event, *, record: bool = False) -> dict[str, Any]:
@@ -349,17 +445,16 @@ def handler_job(stack: Stack, function: Function, event: Event, *, record: bool 
     }
 
 
-def twin_job(call: Call) -> dict[str, Any]:
+def twin_job(calls: list[Call]) -> dict[str, Any]:
     from botocore import xform_name
 
     from bench.cold_runner import encode
 
-    return {
-        "mode": "twin",
-        "service": call["service"],
-        "method": xform_name(call["operation"]),
-        "params": json.dumps(call["params"], default=encode),
-    }
+    replayed = [
+        {"service": call["service"], "method": xform_name(call["operation"]), "params": call["params"]}
+        for call in calls
+    ]
+    return {"mode": "twin", "calls": json.dumps(replayed, default=encode)}
 
 
 # ---------------------------------------------------------------------------------------------- measure
@@ -367,33 +462,44 @@ def measure(stack: Stack, case: Case, pairs: int) -> Row:
     """Warm up (recording the real handler's calls), then alternate real and twin runs."""
     function = stack.template.functions[case.function_id]
     env = stack.environment(function)
+    before: Snapshot = {}
 
-    def real(n: int, *, record: bool = False) -> Sample:
-        sample = run_child(handler_job(stack, function, case.prepare(stack, n), record=record), env)
+    def real(n: int, *, record: bool = False, importtime: bool = False) -> Sample:
+        event = case.prepare(stack, n)
+        if record:
+            nonlocal before
+            before = stack.snapshot()
+        sample = run_child(handler_job(stack, function, event, record=record), env, importtime=importtime)
         if not case.check(sample.answer["reply"]):
             raise RuntimeError(f"{case.function_id} run {n}: unexpected reply {sample.answer['reply']!r}")
         return sample
 
-    def twin(first: Call) -> Sample:
-        stack.undo(first)
-        case.prepare(stack, 0)  # the state the recorded call was made in
-        sample = run_child(twin_job(first), env)
-        if sample.answer["error"]:
-            raise RuntimeError(f"{case.function_id} twin: {first['operation']} failed: {sample.answer['error']}")
+    def twin() -> Sample:
+        case.prepare(stack, 0)  # what the recorded run read outside DynamoDB (an uploaded object, ...)
+        stack.restore(before, calls)  # and the items its calls wrote, as they were before it
+        sample = run_child(twin_job(calls), env)
+        expected = [call.get("error") for call in calls]
+        if sample.answer["errors"] != expected:
+            differing = [
+                f"{call['operation']}: {got or 'ok'} (handler: {want or 'ok'})"
+                for call, got, want in zip(calls, sample.answer["errors"], expected, strict=True)
+                if got != want
+            ]
+            raise RuntimeError(f"{case.function_id} twin: calls answered differently: {'; '.join(differing)}")
         return sample
 
     recorded = real(0, record=True).answer  # this run also compiles and caches everything the handler imports
     calls, clients = recorded["calls"], recorded["clients"]
     if not calls:
         raise RuntimeError(f"{case.function_id} made no AWS call")
-    first = calls[0]
-    twin(first)  # warm-up
+    twin()  # warm-up
+    imports = real(pairs + 1, importtime=True).answer["imports"]  # untimed: importtime slows every import
     samples: dict[str, list[Sample]] = {"real": [], "twin": []}
     for n in range(1, pairs + 1):
         for kind in ("real", "twin") if n % 2 else ("twin", "real"):
-            samples[kind].append(real(n) if kind == "real" else twin(first))
+            samples[kind].append(real(n) if kind == "real" else twin())
     _progress(f"{case.function_id}: {pairs} pairs measured")
-    return _row(case, calls, clients, samples)
+    return _row(case, calls, clients, imports, samples)
 
 
 def _grouped(names: list[str]) -> str:
@@ -407,11 +513,13 @@ def _grouped(names: list[str]) -> str:
     return ", ".join(f"{name} x{count}" if count > 1 else name for name, count in groups)
 
 
-def _row(case: Case, calls: list[Call], clients: list[str], samples: dict[str, list[Sample]]) -> Row:
+def _row(
+    case: Case, calls: list[Call], clients: list[str], imports: dict[str, float], samples: dict[str, list[Sample]]
+) -> Row:
     real, twin = samples["real"], samples["twin"]
     ratio = statistics.median(r.total_ms / t.total_ms for r, t in zip(real, twin, strict=True))
     process_ratio = statistics.median(r.process_ms / t.process_ms for r, t in zip(real, twin, strict=True))
-    first = calls[0]
+    largest = sorted(imports.items(), key=lambda item: item[1], reverse=True)[:3]
     return {
         "benchmark": "cold_start",
         "function": case.function_id,
@@ -420,7 +528,8 @@ def _row(case: Case, calls: list[Call], clients: list[str], samples: dict[str, l
         "services": sorted({call["service"] for call in calls}),
         "call_list": _grouped([f"{call['service']}.{call['operation']}" for call in calls]),
         "clients": clients,
-        "twin_call": f"{first['service']}.{first['operation']}",
+        "imports_ms": round(sum(imports.values()), 1),
+        "largest_imports": [(package, round(ms, 1)) for package, ms in largest],
         "real_import_ms": round(statistics.median(s.import_ms for s in real), 1),
         "real_invoke_ms": round(statistics.median(s.invoke_ms for s in real), 1),
         "real_ms": round(statistics.median(s.total_ms for s in real), 1),
@@ -474,18 +583,18 @@ def format_table(rows: list[Row]) -> str:
     """The rows as a fixed-width text table, with what was measured in its title."""
     if not rows:
         return "cold start: no rows"
-    headers = ("function", "calls", "twin's call", "import ms", "invoke ms", "real ms", "twin ms", "ratio",
-               "target", "result", "process ms real/twin", "ratio")  # fmt: skip
+    headers = ("function", "calls", "import ms", "invoke ms", "real ms", "twin ms", "ratio", "target", "result",
+               "process ms real/twin", "ratio", "importtime ms: total, three largest packages")  # fmt: skip
     lines = []
     for row in rows:
         if "ratio" not in row:
-            lines.append((row["function"], "-", row["event"], *("-",) * 6, row["result"], "-", "-"))
+            lines.append((row["function"], "-", *("-",) * 6, row["result"], "-", "-", row["event"]))
             continue
+        largest = ", ".join(f"{package} {ms:.0f}" for package, ms in row["largest_imports"])
         lines.append(
             (
                 row["function"],
                 str(row["calls"]),
-                row["twin_call"],
                 f"{row['real_import_ms']:.0f}",
                 f"{row['real_invoke_ms']:.0f}",
                 f"{row['real_ms']:.0f}",
@@ -495,23 +604,26 @@ def format_table(rows: list[Row]) -> str:
                 row["result"],
                 f"{row['real_process_ms']:.0f}/{row['twin_process_ms']:.0f}",
                 f"{row['process_ratio']:.2f}",
+                f"{row['imports_ms']:.0f}: {largest}",
             )
         )
     widths = [max(len(cells[i]) for cells in (headers, *lines)) for i in range(len(headers))]
 
     def render(cells: tuple[str, ...]) -> str:
         return "  ".join(
-            cell.ljust(width) if i in (0, 2) else cell.rjust(width)
+            cell.ljust(width) if i in (0, len(cells) - 1) else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        )
+        ).rstrip()
 
     pairs = max(int(row.get("pairs", 0)) for row in rows)
     title = (
         f"cold start: fresh process per run against moto (own process); real handler vs a twin that imports boto3 "
-        f"and makes the handler's first AWS call; {pairs} alternated pairs per function.\n"
-        "ms = in-child time from just before the first import to the end of the first invocation (median); "
-        "ratio = median of per-pair real/twin ratios; process ms = whole child process (interpreter start and "
-        "exit included), for information."
+        f"and makes every AWS call the handler made, in order; {pairs} alternated pairs per function.\n"
+        "ms = in-child time from just before the first import to the end of the first invocation (median; import "
+        "ms = the handler module's import); ratio = median of per-pair real/twin ratios; process ms = whole "
+        "child process (interpreter start and exit included), for information; importtime = one more untimed "
+        "run under `python -X importtime`: every module imported by the import and the first invocation, its "
+        "own time summed by top-level package (the tool's overhead included)."
     )
     rule = "  ".join("-" * width for width in widths)
     events = [
@@ -525,7 +637,7 @@ def format_table(rows: list[Row]) -> str:
             render(headers),
             rule,
             *map(render, lines),
-            "events, the handler's AWS calls and the clients it made:",
+            "events, the handler's AWS calls (the twin makes the same ones) and the clients it made:",
             *events,
         ]
     )

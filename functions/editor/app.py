@@ -7,17 +7,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.api import deliveries, editor, subscriptions, topics, uploads, webhooks
-from newsdesk.api.resolver import create_resolver
+from newsdesk.api.routing import editor_app
 from newsdesk.observability import logger, metrics, tracer
 
-app = create_resolver()
-app.include_router(editor.router)
-app.include_router(subscriptions.admin_router)
-app.include_router(topics.admin_router)
-app.include_router(uploads.router)
-app.include_router(deliveries.router)
-app.include_router(webhooks.router)
+app = editor_app()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -7,14 +7,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.api import public, subscriptions, topics
-from newsdesk.api.resolver import create_resolver
+from newsdesk.api.routing import public_app
 from newsdesk.observability import logger, metrics, tracer
 
-app = create_resolver()
-app.include_router(public.router)
-app.include_router(subscriptions.router)
-app.include_router(topics.router)
+app = public_app()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

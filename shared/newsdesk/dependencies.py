@@ -12,6 +12,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
+from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
     ArticleSettings,
     ConsentSettings,
@@ -73,6 +74,8 @@ class Container:
     # ------------------------------------------------------------------------------------------ clients
     # One client per service and process; each honours AWS_ENDPOINT_URL, which is how the local stack is
     # reached. A test may replace one (`container().ses = stand_in`) before the services using it are built.
+    # SES, SQS and S3 clients are made on first use (LazyClient): a function's first request often never
+    # reaches them, and making one loads its service's model, tens of milliseconds of a cold start.
     @cached_property
     def dynamodb(self) -> Any:
         from newsdesk.dal.dynamodb import dynamodb_client
@@ -83,19 +86,19 @@ class Container:
     def ses(self) -> Any:
         from newsdesk.dal.email import ses_client
 
-        return ses_client()
+        return LazyClient(ses_client)
 
     @cached_property
     def sqs(self) -> Any:
         from newsdesk.dal.queues import sqs_client
 
-        return sqs_client()
+        return LazyClient(sqs_client)
 
     @cached_property
     def s3(self) -> Any:
         from newsdesk.dal.uploads import s3_client
 
-        return s3_client()
+        return LazyClient(s3_client)
 
     @cached_property
     def events(self) -> Any:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from newsdesk.redaction import scrubbed
 
@@ -19,8 +22,37 @@ class AddressScrubbingFormatter(LambdaPowertoolsFormatter):
         return super().serialize(scrubbed(log))
 
 
+class UntracedSegment(BaseSegment):
+    """A segment that records nothing, for a function that runs without tracing."""
+
+    def close(self, end_time: int | None = None) -> None: ...
+    def add_subsegment(self, subsegment: Any) -> None: ...
+    def remove_subsegment(self, subsegment: Any) -> None: ...
+    def put_annotation(self, key: str, value: Any) -> None: ...
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None: ...
+
+
+class Untraced(BaseProvider):
+    """The tracer's provider where tracing is off: Powertools' Tracer would otherwise import the X-Ray SDK
+    (with boto3's resource layer) at every cold start only to record nothing (bench/cold_start.py)."""
+
+    @contextmanager
+    def in_subsegment(self, name: Any = None, **kwargs: Any) -> Generator[BaseSegment, None, None]:
+        yield UntracedSegment()
+
+    def in_subsegment_async(self, name: Any = None, **kwargs: Any) -> Any:
+        raise NotImplementedError("no asynchronous handler here")
+
+    def put_annotation(self, key: str, value: Any) -> None: ...
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+    def patch(self, modules: Sequence[str]) -> None: ...
+    def patch_all(self) -> None: ...
+
+
 logger = Logger(logger_formatter=AddressScrubbingFormatter())
-tracer = Tracer()
+# Powertools' own rule decides whether tracing is off (POWERTOOLS_TRACE_DISABLED, or not in Lambda).
+tracer = Tracer(provider=Untraced()) if Tracer._is_tracer_disabled() else Tracer()
 metrics = Metrics()
 
 # Most requests (reads, refusals) record no metric; Powertools would warn about that on every one.

@@ -23,7 +23,7 @@ from schemathesis import Case, Response
 from schemathesis.errors import FailureGroup
 from schemathesis.schemas import BaseSchema
 
-from newsdesk.api.openapi import openapi_json
+from newsdesk.api.routing import openapi_json
 from tests.e2e.conftest import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]

@@ -18,8 +18,8 @@ from local.server import match_route
 from local.stack import project_template
 from local.template import Template
 from newsdesk import dependencies
-from newsdesk.api.openapi import openapi_json
 from newsdesk.api.resolver import create_resolver
+from newsdesk.api.routing import openapi_json
 from newsdesk.clock import utc_now
 from newsdesk.models.subscribers import Subscriber, SubscriberStatus
 from tests.integration.conftest import ROOT, Reply, Stack

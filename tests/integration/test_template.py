@@ -9,7 +9,7 @@ from pathlib import Path
 
 from local.resolver import Resolver
 from local.template import Template
-from newsdesk.api.openapi import openapi_json
+from newsdesk.api.routing import openapi_json
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}

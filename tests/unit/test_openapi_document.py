@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from newsdesk.api.openapi import openapi_json
+from newsdesk.api.routing import openapi_json
 
 
 @pytest.fixture(scope="module")

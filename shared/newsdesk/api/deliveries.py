@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from newsdesk.api.editor import AUTH_ERRORS, BEARER
-from newsdesk.api.resolver import documented
+from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import delivery_reports
 from newsdesk.models.delivery import DeliveryPage, DeliveryProgress, LedgerPage, LedgerState
 from newsdesk.services.delivery import DeliveryReports
 
-router = Router()
+router = EditorRouter()
 
 Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
@@ -24,10 +22,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.get(
-    "/admin/deliveries",
+    "/deliveries",
     summary="List deliveries (newsletters and digests), newest first",
     tags=["Deliveries"],
-    security=BEARER,
     responses=documented(200, "One page of deliveries, each with its progress.", *AUTH_ERRORS, 503),
 )
 def list_deliveries(
@@ -38,10 +35,9 @@ def list_deliveries(
 
 
 @router.get(
-    "/admin/deliveries/<delivery_id>",
+    "/deliveries/<delivery_id>",
     summary="How a delivery is going",
     tags=["Deliveries"],
-    security=BEARER,
     responses=documented(200, "Progress, with the counts by ledger state.", *AUTH_ERRORS, 404, 503),
 )
 def get_delivery(delivery_id: str, deliveries: Deliveries) -> DeliveryProgress:
@@ -49,10 +45,9 @@ def get_delivery(delivery_id: str, deliveries: Deliveries) -> DeliveryProgress:
 
 
 @router.get(
-    "/admin/deliveries/<delivery_id>/recipients",
+    "/deliveries/<delivery_id>/recipients",
     summary="The ledger of a delivery: every recipient and their state",
     tags=["Deliveries"],
-    security=BEARER,
     responses=documented(
         200, "One page; with `state`, a page may hold fewer than `limit` (at most `limit` are examined).",
         *AUTH_ERRORS, 404, 503,
@@ -70,10 +65,9 @@ def list_recipients(
 
 
 @router.get(
-    "/admin/deliveries/<delivery_id>/recipients/export",
+    "/deliveries/<delivery_id>/recipients/export",
     summary="The ledger of a delivery as CSV, 5,000 per page (the next page's cursor is in X-Next-Cursor)",
     tags=["Deliveries"],
-    security=BEARER,
     responses=documented(
         200, "CSV with a header row.", *AUTH_ERRORS, 404, 503, content_type="text/csv", headers=("X-Next-Cursor",)
     ),

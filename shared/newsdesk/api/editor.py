@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
-from newsdesk.api.resolver import documented
+from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import article_service, delivery_reports
 from newsdesk.models.articles import (
     AdminArticlePage,
@@ -23,10 +22,8 @@ from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
 from newsdesk.services.articles import ArticleService
 from newsdesk.services.delivery import DeliveryReports
 
-router = Router()
+router = EditorRouter()
 
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-AUTH_ERRORS = (401, 403)
 Articles = Annotated[ArticleService, Depends(article_service)]
 Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
 IfMatch = Annotated[
@@ -48,10 +45,9 @@ def with_etag(article: Article, status: int = 200) -> Response[Article]:
 
 
 @router.post(
-    "/admin/articles",
+    "/articles",
     summary="Create a draft article",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(201, "The draft.", *AUTH_ERRORS, 400, 409, 413, 415, 503, headers=("ETag", "Location")),
 )
 def create_article(request: Annotated[CreateArticleRequest, Body()], articles: Articles) -> Response[Article]:
@@ -62,10 +58,9 @@ def create_article(request: Annotated[CreateArticleRequest, Body()], articles: A
 
 
 @router.get(
-    "/admin/articles",
+    "/articles",
     summary="List articles, optionally by status",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(200, "One page of articles.", *AUTH_ERRORS, 503),
 )
 def list_articles(
@@ -79,10 +74,9 @@ def list_articles(
 
 
 @router.get(
-    "/admin/articles/<id>",
+    "/articles/<id>",
     summary="Read one article",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(200, "The article, with its `ETag`.", *AUTH_ERRORS, 404, 503, headers=("ETag",)),
 )
 def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002 - the route's own name
@@ -90,10 +84,9 @@ def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002
 
 
 @router.patch(
-    "/admin/articles/<id>",
+    "/articles/<id>",
     summary="Change some fields of an article",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(
         200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 415, 503, headers=("ETag",)
     ),
@@ -108,10 +101,9 @@ def update_article(
 
 
 @router.delete(
-    "/admin/articles/<id>",
+    "/articles/<id>",
     summary="Delete an article",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 412, 503),
 )
 def delete_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[None]:  # noqa: A002
@@ -120,10 +112,9 @@ def delete_article(id: str, articles: Articles, if_match: IfMatch = None) -> Res
 
 
 @router.post(
-    "/admin/articles/<id>/publish",
+    "/articles/<id>/publish",
     summary="Publish an article (again: no effect)",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
 def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
@@ -131,10 +122,9 @@ def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Re
 
 
 @router.post(
-    "/admin/articles/<id>/unpublish",
+    "/articles/<id>/unpublish",
     summary="Take an article off the public routes",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
 def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
@@ -142,10 +132,9 @@ def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> 
 
 
 @router.post(
-    "/admin/articles/<id>/schedule",
+    "/articles/<id>/schedule",
     summary="Schedule an article to be published at a time (ISO 8601 with an offset)",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(200, "The scheduled article.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503, headers=("ETag",)),
 )
 def schedule_article(
@@ -158,10 +147,9 @@ def schedule_article(
 
 
 @router.delete(
-    "/admin/articles/<id>/schedule",
+    "/articles/<id>/schedule",
     summary="Cancel the schedule: the article goes back to draft",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(200, "The draft.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
 def unschedule_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
@@ -169,10 +157,9 @@ def unschedule_article(id: str, articles: Articles, if_match: IfMatch = None) ->
 
 
 @router.get(
-    "/admin/articles/<id>/delivery",
+    "/articles/<id>/delivery",
     summary="How the article's newsletter is going",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(
         200, "Delivery progress, with the counts by ledger state (they add up to `total`).", *AUTH_ERRORS, 404, 503
     ),
@@ -182,10 +169,9 @@ def delivery_progress(id: str, articles: Articles, deliveries: Deliveries) -> De
 
 
 @router.post(
-    "/admin/articles/<id>/test-email",
+    "/articles/<id>/test-email",
     summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
     tags=["Editor"],
-    security=BEARER,
     responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 415, 503, body=False),
 )
 def send_test_email(

@@ -1,42 +1,35 @@
-"""One OpenAPI document for the whole HTTP API, public and editor routes alike.
-
-The routes are served by two functions; the document is built from both routers here, so it describes
-exactly what the code validates.
-"""
+"""The OpenAPI document and its Swagger UI page, built from the routers they are given (api/routing.py
+gives every router of both functions, so the document describes exactly what the code validates)."""
 
 from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from newsdesk.api.resolver import create_resolver
+from newsdesk.api.resolver import ADMIN_PREFIX, EditorRouter, create_resolver
 
 TITLE = "Newsdesk API"
 VERSION = "1.0.0"
+SWAGGER_SPEC_LINK = 'ui.specActions.updateUrl(currentUrl.pathname + "?format=json");'
 
 
-@lru_cache(maxsize=1)
-def openapi_json() -> str:
-    from newsdesk.api import deliveries, editor, public, subscriptions, topics, uploads, webhooks
+def include(app: Any, routers: Sequence[Router]) -> None:
+    """Add `routers` to `app`, each editor router under /admin."""
+    for router in routers:
+        app.include_router(router, prefix=ADMIN_PREFIX if isinstance(router, EditorRouter) else None)
+
+
+def openapi_document(routers: Sequence[Router], request_bodies: dict[tuple[str, str], Any]) -> str:
+    """The document of `routers`; `request_bodies` (by path and method) replace what Powertools infers."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 
     app = create_resolver()
-    for router in (
-        public.router,
-        subscriptions.router,
-        topics.router,
-        editor.router,
-        subscriptions.admin_router,
-        topics.admin_router,
-        uploads.router,
-        deliveries.router,
-        webhooks.router,
-    ):
-        app.include_router(router)
+    include(app, routers)
     document = json.loads(
         app.get_openapi_json_schema(
             title=TITLE,
@@ -46,7 +39,8 @@ def openapi_json() -> str:
             security_schemes={"bearerAuth": HTTPBearer(description="An editor token from `newsdesk token create`.")},
         )
     )
-    document["paths"]["/subscribers/preferences"]["post"]["requestBody"] = subscriptions.PREFERENCES_FORM
+    for (path, method), body in request_bodies.items():
+        document["paths"][path][method]["requestBody"] = body
     _drop_unreferenced_schemas(document)
     return json.dumps(document, indent=2)
 
@@ -70,15 +64,14 @@ def _schema_refs(part: Any) -> set[str]:
     return set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(part)))
 
 
-@lru_cache(maxsize=1)
-def swagger_html() -> str:
+def swagger_page(document: str) -> str:
+    """Swagger UI showing `document`; its script and styles ship inside Powertools (no CDN)."""
     from aws_lambda_powertools.event_handler.openapi import swagger_ui
     from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 
-    # The UI's script and styles ship inside Powertools, so the page works without reaching a CDN.
     assets = Path(swagger_ui.__file__).parent
     page = generate_swagger_html(
-        openapi_json().replace("</", "<\\/"),
+        document.replace("</", "<\\/"),
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
         (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
         "",
@@ -90,6 +83,3 @@ def swagger_html() -> str:
     if SWAGGER_SPEC_LINK not in page:
         raise RuntimeError("Powertools' Swagger UI page changed: check the link to the OpenAPI document")
     return page.replace(SWAGGER_SPEC_LINK, 'ui.specActions.updateUrl("openapi.json");')
-
-
-SWAGGER_SPEC_LINK = 'ui.specActions.updateUrl(currentUrl.pathname + "?format=json");'

@@ -1,4 +1,4 @@
-"""Public routes: published articles, the feed, and the API's own documentation."""
+"""Public routes: published articles and the feed (the API's documentation routes are in api/routing.py)."""
 
 from __future__ import annotations
 
@@ -104,22 +104,3 @@ def feed(articles: Articles) -> Response[str]:
     xml, updated = atom_feed(articles)
     headers = validators(router.current_event.headers, xml, updated, cache_control=FEED_CACHE)
     return Response(200, content_type="application/atom+xml; charset=utf-8", body=xml, headers=headers)
-
-
-@router.get(
-    "/openapi.json",
-    summary="This API's OpenAPI document",
-    tags=["Documentation"],
-    responses=documented(200, "OpenAPI 3.1 document.", content_type="application/json"),
-)
-def openapi_document() -> Response[str]:
-    from newsdesk.api.openapi import openapi_json
-
-    return Response(200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
-
-
-@router.get("/docs", summary="Swagger UI for this API", tags=["Documentation"], include_in_schema=False)
-def swagger_ui() -> Response[str]:
-    from newsdesk.api.openapi import swagger_html
-
-    return Response(200, content_type="text/html; charset=utf-8", body=swagger_html())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from re import Match, Pattern
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_RESPONSE_DESCRIPTION
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
 from pydantic import BaseModel
 
@@ -159,6 +161,41 @@ def read_json(text: str | bytes | bytearray) -> Any:
     except RecursionError:
         document = text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
         raise json.JSONDecodeError("the JSON nests too deeply", document, 0) from None
+
+
+ADMIN_PREFIX = "/admin"
+AUTH_ERRORS = (401, 403)
+"""What API Gateway answers itself on an editor route: no token (401), a wrong or revoked one (403)."""
+EDITOR_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+class EditorRouter(Router):
+    """Editor routes: their paths are relative to /admin (every function and the OpenAPI document include
+    them with `prefix=ADMIN_PREFIX`), and each is documented with the editor's bearer token, which API
+    Gateway's authorizer has checked before any of them runs."""
+
+    def route(
+        self,
+        rule: str,
+        method: str | list[str] | tuple[str],
+        cors: bool | None = None,
+        compress: bool = False,
+        cache_control: str | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        responses: dict[int, Any] | None = None,
+        response_description: str | None = DEFAULT_OPENAPI_RESPONSE_DESCRIPTION,
+        tags: list[str] | None = None,
+        operation_id: str | None = None,
+        include_in_schema: bool = True,
+        security: list[dict[str, list[str]]] | None = None,
+        *rest: Any,
+        **options: Any,
+    ) -> Callable[[Any], Any]:
+        return super().route(
+            rule, method, cors, compress, cache_control, summary, description, responses, response_description,
+            tags, operation_id, include_in_schema, security or EDITOR_SECURITY, *rest, **options,
+        )  # fmt: skip
 
 
 def create_resolver() -> APIGatewayHttpResolver:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from newsdesk.api.resolver import documented
+from newsdesk.api.resolver import EditorRouter, documented
 from newsdesk.dependencies import delivery_reports, site_settings, subscription_service, webhook_service
 from newsdesk.models.subscribers import (
     ConsentSource,
@@ -34,14 +34,13 @@ from newsdesk.services.webhooks import WebhookService
 from newsdesk.templating import render
 
 router = Router()
-admin_router = Router()
+admin_router = EditorRouter()
 
 Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
 Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
 Webhooks = Annotated[WebhookService, Depends(webhook_service)]
 Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
 HTML = "text/html; charset=utf-8"
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 NO_STORE = {"Cache-Control": "no-store"}
 NOT_CONFIRMABLE = "This subscription can no longer be confirmed with this link. Subscribe again below."
 INVALID_UNSUBSCRIBE = (
@@ -345,10 +344,9 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
 
 
 @admin_router.get(
-    "/admin/subscribers/<email>",
+    "/subscribers/<email>",
     summary="One subscriber: status, topics and consent record",
     tags=["Subscribers"],
-    security=BEARER,
     responses=documented(200, "The subscriber.", 401, 403, 404, 503),
 )
 def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
@@ -357,10 +355,9 @@ def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
 
 
 @admin_router.get(
-    "/admin/subscribers",
+    "/subscribers",
     summary="List subscribers, optionally by status",
     tags=["Subscribers"],
-    security=BEARER,
     responses=documented(200, "One page of subscribers.", 401, 403, 503),
 )
 def list_subscribers(
@@ -374,10 +371,9 @@ def list_subscribers(
 
 
 @admin_router.get(
-    "/admin/subscribers/stats",
+    "/subscribers/stats",
     summary="How many subscribers there are in each status",
     tags=["Subscribers"],
-    security=BEARER,
     responses=documented(200, "Counts per status.", 401, 403, 503),
 )
 def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
@@ -385,10 +381,9 @@ def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
 
 
 @admin_router.get(
-    "/admin/subscribers/export",
+    "/subscribers/export",
     summary="Export subscribers as CSV, 5,000 per page (the next page's cursor is in X-Next-Cursor)",
     tags=["Subscribers"],
-    security=BEARER,
     responses=documented(
         200, "CSV with a header row.", 401, 403, 503, content_type="text/csv", headers=("X-Next-Cursor",)
     ),
@@ -406,10 +401,9 @@ def export_subscribers(
 
 
 @admin_router.delete(
-    "/admin/subscribers/<email>",
+    "/subscribers/<email>",
     summary="Erase a subscriber's data (privacy requests)",
     tags=["Subscribers"],
-    security=BEARER,
     responses=documented(204, "Erased.", 401, 403, 404, 503),
 )
 def erase_subscriber(

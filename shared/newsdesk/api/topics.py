@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from newsdesk.api.resolver import documented
+from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import topic_service
 from newsdesk.models.topics import (
     CreateTopicRequest,
@@ -22,10 +22,8 @@ from newsdesk.models.topics import (
 from newsdesk.services.topics import TopicService
 
 router = Router()
-admin_router = Router()
+admin_router = EditorRouter()
 
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-AUTH_ERRORS = (401, 403)
 Topics = Annotated[TopicService, Depends(topic_service)]
 
 
@@ -41,10 +39,9 @@ def list_public_topics(topics: Topics) -> Response[PublicTopicList]:
 
 
 @admin_router.post(
-    "/admin/topics",
+    "/topics",
     summary="Add a topic (articles tagged with its slug belong to it)",
     tags=["Topics"],
-    security=BEARER,
     responses=documented(201, "The topic.", *AUTH_ERRORS, 400, 409, 415, 503),
 )
 def create_topic(request: Annotated[CreateTopicRequest, Body()], topics: Topics) -> Response[Topic]:
@@ -53,10 +50,9 @@ def create_topic(request: Annotated[CreateTopicRequest, Body()], topics: Topics)
 
 
 @admin_router.get(
-    "/admin/topics",
+    "/topics",
     summary="Every topic",
     tags=["Topics"],
-    security=BEARER,
     responses=documented(200, "Every topic, by slug.", *AUTH_ERRORS, 503),
 )
 def list_topics(topics: Topics) -> TopicList:
@@ -64,10 +60,9 @@ def list_topics(topics: Topics) -> TopicList:
 
 
 @admin_router.patch(
-    "/admin/topics/<slug>",
+    "/topics/<slug>",
     summary="Rename a topic or change its description (its slug stays)",
     tags=["Topics"],
-    security=BEARER,
     responses=documented(200, "The topic.", *AUTH_ERRORS, 400, 404, 415, 503),
 )
 def update_topic(slug: str, request: Annotated[UpdateTopicRequest, Body()], topics: Topics) -> Topic:
@@ -75,10 +70,9 @@ def update_topic(slug: str, request: Annotated[UpdateTopicRequest, Body()], topi
 
 
 @admin_router.delete(
-    "/admin/topics/<slug>",
+    "/topics/<slug>",
     summary="Delete a topic: nobody is mailed for it any more; its readers keep their other topics",
     tags=["Topics"],
-    security=BEARER,
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
 )
 def delete_topic(slug: str, topics: Topics) -> Response[None]:

@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from newsdesk.api.resolver import documented
+from newsdesk.api.resolver import EditorRouter, documented
 from newsdesk.dependencies import upload_service
 from newsdesk.models.uploads import UploadPage
 from newsdesk.services.uploads import UploadService
 
-router = Router()
+router = EditorRouter()
 
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 Uploads = Annotated[UploadService, Depends(upload_service)]
 
 
 @router.get(
-    "/admin/uploads",
+    "/uploads",
     summary="List uploaded files and what became of them, newest first",
     tags=["Uploads"],
-    security=BEARER,
     responses=documented(200, "One page of uploads.", 401, 403, 503),
 )
 def list_uploads(

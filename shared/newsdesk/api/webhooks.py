@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from newsdesk.api.editor import AUTH_ERRORS, BEARER
-from newsdesk.api.resolver import documented
+from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import webhook_service
 from newsdesk.models.webhooks import (
     CreateWebhookRequest,
@@ -23,7 +21,7 @@ from newsdesk.models.webhooks import (
 )
 from newsdesk.services.webhooks import WebhookService
 
-router = Router()
+router = EditorRouter()
 
 Webhooks = Annotated[WebhookService, Depends(webhook_service)]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
@@ -31,10 +29,9 @@ TAGS = ["Webhooks"]
 
 
 @router.post(
-    "/admin/webhooks",
+    "/webhooks",
     summary="Register a webhook endpoint (its signing secret is in this answer only)",
     tags=TAGS,
-    security=BEARER,
     responses=documented(201, "The endpoint, with its `secret`.", *AUTH_ERRORS, 400, 409, 415, 503),
 )
 def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks) -> Response[WebhookCreated]:
@@ -45,10 +42,9 @@ def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: W
 
 
 @router.get(
-    "/admin/webhooks",
+    "/webhooks",
     summary="List webhook endpoints, newest first",
     tags=TAGS,
-    security=BEARER,
     responses=documented(200, "One page of endpoints.", *AUTH_ERRORS, 503),
 )
 def list_webhooks(
@@ -59,10 +55,9 @@ def list_webhooks(
 
 
 @router.get(
-    "/admin/webhooks/<webhook_id>",
+    "/webhooks/<webhook_id>",
     summary="Read one webhook endpoint (whether it is enabled, and why not)",
     tags=TAGS,
-    security=BEARER,
     responses=documented(200, "The endpoint.", *AUTH_ERRORS, 404, 503),
 )
 def get_webhook(webhook_id: str, webhooks: Webhooks) -> Webhook:
@@ -70,10 +65,9 @@ def get_webhook(webhook_id: str, webhooks: Webhooks) -> Webhook:
 
 
 @router.patch(
-    "/admin/webhooks/<webhook_id>",
+    "/webhooks/<webhook_id>",
     summary="Change an endpoint's URL, events or description; `enabled: true` turns it back on",
     tags=TAGS,
-    security=BEARER,
     responses=documented(200, "The changed endpoint.", *AUTH_ERRORS, 400, 404, 409, 415, 503),
 )
 def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks) -> Webhook:
@@ -81,10 +75,9 @@ def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Bod
 
 
 @router.delete(
-    "/admin/webhooks/<webhook_id>",
+    "/webhooks/<webhook_id>",
     summary="Delete an endpoint (nothing more is sent to it)",
     tags=TAGS,
-    security=BEARER,
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
 )
 def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
@@ -93,10 +86,9 @@ def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
 
 
 @router.post(
-    "/admin/webhooks/<webhook_id>/test",
+    "/webhooks/<webhook_id>/test",
     summary="Send the endpoint a `ping` event",
     tags=TAGS,
-    security=BEARER,
     responses=documented(202, "Queued; its attempts are listed in the endpoint's deliveries.", *AUTH_ERRORS, 404, 503),
 )
 def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
@@ -104,10 +96,9 @@ def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
 
 
 @router.get(
-    "/admin/webhooks/<webhook_id>/deliveries",
+    "/webhooks/<webhook_id>/deliveries",
     summary="The endpoint's deliveries, newest first, each with its attempts and next retry",
     tags=TAGS,
-    security=BEARER,
     responses=documented(200, "One page of deliveries.", *AUTH_ERRORS, 404, 503),
 )
 def list_webhook_deliveries(
@@ -118,10 +109,9 @@ def list_webhook_deliveries(
 
 
 @router.post(
-    "/admin/webhooks/<webhook_id>/deliveries/<event_id>/replay",
+    "/webhooks/<webhook_id>/deliveries/<event_id>/replay",
     summary="Send a delivery again: the same event and id, with new retries",
     tags=TAGS,
-    security=BEARER,
     responses=documented(202, "Queued.", *AUTH_ERRORS, 404, 409, 503),
 )
 def replay_webhook_delivery(webhook_id: str, event_id: str, webhooks: Webhooks) -> Response[SendAccepted]:

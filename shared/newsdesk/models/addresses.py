@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field
 
 MAX_ADDRESS_LENGTH = 254
@@ -24,6 +23,9 @@ def normalize_address(value: str) -> str:
     the @ is refused here rather than stored and then never mailed. A Unicode domain is fine: it is kept
     in its ASCII (IDNA) form, which is what SES and every mail server use.
     """
+    # Imported on the first address checked: most functions' cold starts check none (bench/cold_start.py).
+    from email_validator import EmailNotValidError, validate_email
+
     text = value.strip()
     local, at, _ = text.rpartition("@")
     if at and not local.isascii():

@@ -21,7 +21,7 @@ from newsdesk.clock import utc_now
 from newsdesk.dal.publications import PublicationRepository
 
 if TYPE_CHECKING:
-    from newsdesk.services.ses_feedback import SesEvent
+    from newsdesk.services.ses_event import SesEvent
 
 SCANNER_SECONDS = 10
 UNIQUE_WINDOW = timedelta(days=30)

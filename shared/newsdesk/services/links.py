@@ -24,14 +24,13 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from itsdangerous import BadData, URLSafeTimedSerializer
-
 from newsdesk.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from itsdangerous import URLSafeTimedSerializer
 
 CONFIRM_DAYS = 7
 MAX_TOKEN_LENGTH = 1024
@@ -76,6 +75,9 @@ def _derive(secret: bytes, label: str) -> bytes:
 
 class LinkSigner:
     def __init__(self, secret: bytes, api_base_url: str) -> None:
+        # cryptography and itsdangerous load with the first signer: routes that sign nothing skip them.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._secret = secret
         self._cipher = AESGCM(_derive(secret, "link-address-encryption"))
         self._pseudonym_key = _derive(secret, "pseudonyms")
@@ -86,6 +88,8 @@ class LinkSigner:
         return self._base
 
     def _serializer(self, purpose: LinkPurpose) -> URLSafeTimedSerializer:
+        from itsdangerous import URLSafeTimedSerializer
+
         return URLSafeTimedSerializer(self._secret, salt=f"newsdesk.{purpose.value}")
 
     def token(self, purpose: LinkPurpose, email: str, details: dict[str, Any] | None = None) -> str:
@@ -103,6 +107,8 @@ class LinkSigner:
 
     def open(self, purpose: LinkPurpose, token: str | None) -> OpenedLink:
         """The address a link was made for, and when; InvalidLink when it is expired, altered or not ours."""
+        from itsdangerous import BadData
+
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidLink("this link is not valid")
         try:
@@ -129,6 +135,8 @@ class LinkSigner:
         return self.open(purpose, token).email
 
     def _unseal(self, purpose: LinkPurpose, sealed: str) -> str:
+        from cryptography.exceptions import InvalidTag
+
         try:
             raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
             plain = self._cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.value.encode())

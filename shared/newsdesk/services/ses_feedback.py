@@ -18,7 +18,6 @@ Bounces and complaints about other emails (confirmations) suppress too. Details 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,33 +29,10 @@ from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
 from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
 from newsdesk.services.engagement import EngagementCounter
+from newsdesk.services.ses_event import SesEvent
 
 _SENT_OR_BEFORE = (LedgerState.PENDING, LedgerState.SENT)
 _ACCEPTED = (LedgerState.PENDING, LedgerState.SENT, LedgerState.DELIVERED)
-
-
-@dataclass(frozen=True)
-class SesEvent:
-    """One SES event (the `detail` of its EventBridge event)."""
-
-    body: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.body.get("eventType") or "")
-
-    def tag(self, name: str) -> str | None:
-        values = ((self.body.get("mail") or {}).get("tags") or {}).get(name) or []
-        return str(values[0]) if values else None
-
-    @property
-    def message_id(self) -> str | None:
-        value = (self.body.get("mail") or {}).get("messageId")
-        return str(value) if value else None
-
-    def part(self, name: str) -> dict[str, Any]:
-        value = self.body.get(name)
-        return value if isinstance(value, dict) else {}
 
 
 class SesFeedback:
