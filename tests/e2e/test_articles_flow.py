@@ -66,7 +66,7 @@ def test_a_form_encoded_body_is_told_to_send_json(local_stack: LocalStack) -> No
 
 def test_documentation_is_served(local_stack: LocalStack) -> None:
     document = local_stack.request("GET", "/openapi.json").json()
-    assert "/admin/articles/{id}/publish" in document["paths"]
+    assert "/admin/articles/{article_id}/publish" in document["paths"]
     docs = local_stack.request("GET", "/docs")
     assert docs.status == 200
     assert b"swagger" in docs.body.lower()

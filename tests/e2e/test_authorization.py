@@ -135,9 +135,9 @@ def create_article(local_stack: LocalStack, title: str, **fields: Any) -> dict[s
 INTRUDER = f"intruder-{secrets.token_hex(4)}"
 WORKING_BODIES: dict[str, Any] = {
     "POST /admin/articles": {"title": f"Written by {INTRUDER}", "author": "X", "body": "x"},
-    "PATCH /admin/articles/{id}": {"title": f"Changed by {INTRUDER}"},
-    "POST /admin/articles/{id}/schedule": {"publish_at": FAR_FUTURE},
-    "POST /admin/articles/{id}/test-email": {"to": f"{INTRUDER}@example.com"},
+    "PATCH /admin/articles/{article_id}": {"title": f"Changed by {INTRUDER}"},
+    "POST /admin/articles/{article_id}/schedule": {"publish_at": FAR_FUTURE},
+    "POST /admin/articles/{article_id}/test-email": {"to": f"{INTRUDER}@example.com"},
 }
 
 

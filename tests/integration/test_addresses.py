@@ -106,7 +106,7 @@ def test_the_test_email_takes_the_same_addresses(stack: Stack) -> None:
     draft = stack.call("EditorFunction", sample_event("editor-create-article")).json()
 
     def test_email(to: str) -> Reply:
-        event = sample_event("editor-publish-article", path={"id": draft["id"]}, body={"to": to})
+        event = sample_event("editor-publish-article", path={"article_id": draft["id"]}, body={"to": to})
         event["rawPath"] = f"/admin/articles/{draft['id']}/test-email"
         return stack.call("EditorFunction", event)
 

@@ -39,7 +39,7 @@ def create(stack: Stack, **fields: Any) -> dict[str, Any]:
 
 
 def publish(stack: Stack, article_id: str) -> dict[str, Any]:
-    reply = editor(stack, "editor-publish-article", path={"id": article_id})
+    reply = editor(stack, "editor-publish-article", path={"article_id": article_id})
     assert reply.status == 200, reply.body
     return dict(reply.json())
 
@@ -120,8 +120,8 @@ def test_bad_input_is_a_4xx_and_stores_nothing(stack: Stack, request_body: str, 
 
 
 def test_unknown_ids_and_slugs_are_404(stack: Stack) -> None:
-    assert editor(stack, "editor-get-article", path={"id": "0000000000000000"}).status == 404
-    assert editor(stack, "editor-get-article", path={"id": "../../etc"}).status == 404
+    assert editor(stack, "editor-get-article", path={"article_id": "0000000000000000"}).status == 404
+    assert editor(stack, "editor-get-article", path={"article_id": "../../etc"}).status == 404
     assert public(stack, "public-get-article", path={"slug": "x" * 3000}).status == 404
 
 
@@ -131,17 +131,25 @@ def test_unknown_ids_and_slugs_are_404(stack: Stack) -> None:
 def test_stale_if_match_is_412_and_changes_nothing(stack: Stack) -> None:
     article = create(stack)
     changed = editor(
-        stack, "editor-update-article", path={"id": article["id"]}, headers={"If-Match": '"1"'}, body={"title": "New"}
+        stack,
+        "editor-update-article",
+        path={"article_id": article["id"]},
+        headers={"If-Match": '"1"'},
+        body={"title": "New"},
     )
     assert (changed.status, changed.headers["etag"], changed.json()["title"]) == (200, '"2"', "New")
 
     stale = editor(
-        stack, "editor-update-article", path={"id": article["id"]}, headers={"If-Match": '"1"'}, body={"title": "Old"}
+        stack,
+        "editor-update-article",
+        path={"article_id": article["id"]},
+        headers={"If-Match": '"1"'},
+        body={"title": "Old"},
     )
 
     assert stale.status == 412
     assert stale.json()["error"]["details"] == {"current_version": 2}
-    assert editor(stack, "editor-get-article", path={"id": article["id"]}).json()["title"] == "New"
+    assert editor(stack, "editor-get-article", path={"article_id": article["id"]}).json()["title"] == "New"
 
 
 def test_concurrent_edits_of_one_version_let_exactly_one_win(stack: Stack) -> None:
@@ -149,7 +157,10 @@ def test_concurrent_edits_of_one_version_let_exactly_one_win(stack: Stack) -> No
 
     def edit(n: int) -> int:
         event = sample_event(
-            "editor-update-article", path={"id": article["id"]}, headers={"If-Match": '"1"'}, body={"title": f"T{n}"}
+            "editor-update-article",
+            path={"article_id": article["id"]},
+            headers={"If-Match": '"1"'},
+            body={"title": f"T{n}"},
         )
         return int(stack.invoke("EditorFunction", event)["statusCode"])
 
@@ -157,7 +168,7 @@ def test_concurrent_edits_of_one_version_let_exactly_one_win(stack: Stack) -> No
         statuses = sorted(pool.map(edit, range(8)))
 
     assert statuses == [200] + [412] * 7
-    assert editor(stack, "editor-get-article", path={"id": article["id"]}).json()["version"] == 2
+    assert editor(stack, "editor-get-article", path={"article_id": article["id"]}).json()["version"] == 2
 
 
 def test_editing_a_published_article_updates_what_readers_see(stack: Stack) -> None:
@@ -166,7 +177,7 @@ def test_editing_a_published_article_updates_what_readers_see(stack: Stack) -> N
     reply = editor(
         stack,
         "editor-update-article",
-        path={"id": article["id"]},
+        path={"article_id": article["id"]},
         headers={"If-Match": f'"{article["version"]}"'},
         body={"body": "Now *longer*.", "tags": ["schools"], "slug": "budget-approved"},
     )
@@ -184,10 +195,10 @@ def test_editing_a_published_article_updates_what_readers_see(stack: Stack) -> N
 def test_delete_frees_the_slug(stack: Stack) -> None:
     article = publish(stack, create(stack)["id"])
 
-    assert editor(stack, "editor-delete-article", path={"id": article["id"]}).status == 204
+    assert editor(stack, "editor-delete-article", path={"article_id": article["id"]}).status == 204
 
     assert public(stack, "public-get-article", path={"slug": article["slug"]}).status == 404
-    assert editor(stack, "editor-get-article", path={"id": article["id"]}).status == 404
+    assert editor(stack, "editor-get-article", path={"article_id": article["id"]}).status == 404
     assert create(stack)["slug"] == article["slug"]
     assert len(stack.items("ArticlesTable")) == 2  # the new draft and its slug claim, nothing left over
 
@@ -214,7 +225,7 @@ def test_concurrent_publishes_record_one_publication(stack: Stack) -> None:
     article = create(stack)
 
     def call(_: int) -> int:
-        event = sample_event("editor-publish-article", path={"id": article["id"]})
+        event = sample_event("editor-publish-article", path={"article_id": article["id"]})
         return int(stack.invoke("EditorFunction", event)["statusCode"])
 
     with ThreadPoolExecutor(6) as pool:
@@ -227,7 +238,7 @@ def test_concurrent_publishes_record_one_publication(stack: Stack) -> None:
 def test_unpublish_and_republish_does_not_announce_again(stack: Stack) -> None:
     article = publish(stack, create(stack)["id"])
 
-    unpublished = editor(stack, "editor-unpublish-article", path={"id": article["id"]})
+    unpublished = editor(stack, "editor-unpublish-article", path={"article_id": article["id"]})
 
     assert unpublished.json()["status"] == "draft"
     assert public(stack, "public-get-article", path={"slug": article["slug"]}).status == 404

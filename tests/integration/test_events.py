@@ -93,9 +93,13 @@ def test_an_articles_life_puts_one_event_per_public_change_on_the_bus(stack: Sta
 def test_a_draft_deleted_before_it_was_ever_published_makes_no_event(stack: Stack, bus: BusTap) -> None:
     article = editor(stack, "editor-create-article", body=ARTICLE).json()
     editor(
-        stack, "editor-update-article", path={"id": article["id"]}, body={"title": "Other"}, headers={"if-match": "*"}
+        stack,
+        "editor-update-article",
+        path={"article_id": article["id"]},
+        body={"title": "Other"},
+        headers={"if-match": "*"},
     )
-    editor(stack, "editor-delete-article", path={"id": article["id"]}, headers={"if-match": "*"})
+    editor(stack, "editor-delete-article", path={"article_id": article["id"]}, headers={"if-match": "*"})
     stack.drain()
 
     assert bus() == []
@@ -124,7 +128,7 @@ def test_publishing_100_articles_concurrently_puts_exactly_100_published_events_
 
     def publish(article_id: str) -> int:
         return int(
-            stack.invoke("EditorFunction", sample_event("editor-publish-article", path={"id": article_id}))[
+            stack.invoke("EditorFunction", sample_event("editor-publish-article", path={"article_id": article_id}))[
                 "statusCode"
             ]
         )

@@ -41,11 +41,11 @@ def test_the_feed_s_updated_is_the_newest_change_not_the_time_of_the_request(sta
     assert again.headers["etag"] == before.headers["etag"]
 
     # Editing the older article makes it the newest change: the feed's updated and that entry's move on
-    current = editor(stack, "editor-get-article", path={"id": first["id"]})
+    current = editor(stack, "editor-get-article", path={"article_id": first["id"]})
     changed = editor(
         stack,
         "editor-update-article",
-        path={"id": first["id"]},
+        path={"article_id": first["id"]},
         body={"summary": "Now with a summary."},
         headers={"if-match": current.headers["etag"]},
     )
@@ -107,8 +107,8 @@ def test_a_changed_article_is_sent_again(stack: Stack) -> None:
     publish(stack, article["id"])
     first = public(stack, "public-get-article", path={"slug": "tide-tables"})
 
-    current = editor(stack, "editor-get-article", path={"id": article["id"]})
-    editor(stack, "editor-update-article", path={"id": article["id"]}, body={"body": "New tides."},
+    current = editor(stack, "editor-get-article", path={"article_id": article["id"]})
+    editor(stack, "editor-update-article", path={"article_id": article["id"]}, body={"body": "New tides."},
            headers={"if-match": current.headers["etag"]})  # fmt: skip
     again = public(
         stack, "public-get-article", path={"slug": "tide-tables"}, headers={"if-none-match": first.headers["etag"]}

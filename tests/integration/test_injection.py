@@ -279,7 +279,7 @@ BREAKS = ("\r\nBcc: evil@example.org", "\nBcc: evil@example.org", "\rBcc: evil@e
         ("POST", "/admin/articles", {**BENIGN, "title": "Hello{}"}),
         ("POST", "/admin/articles", {**BENIGN, "author": "Eve{}"}),
         ("POST", "/admin/articles", {**BENIGN, "summary": "Short{}"}),
-        ("POST", "/admin/articles/{id}/test-email", {"to": "eve@example.org{}"}),
+        ("POST", "/admin/articles/{article_id}/test-email", {"to": "eve@example.org{}"}),
     ],
     ids=["subscriber name", "subscriber address", "title", "author", "summary", "test email address"],
 )

@@ -37,14 +37,14 @@ def editor(stack: Stack, sample: str, **request: Any) -> Reply:
 
 def publish_new_article(stack: Stack, **fields: Any) -> dict[str, Any]:
     article = editor(stack, "editor-create-article", body={**ARTICLE, **fields}).json()
-    assert editor(stack, "editor-publish-article", path={"id": article["id"]}).status == 200
+    assert editor(stack, "editor-publish-article", path={"article_id": article["id"]}).status == 200
     return dict(article)
 
 
 def progress(stack: Stack, article_id: str) -> dict[str, Any]:
-    reply = stack.call("EditorFunction", sample_event("editor-get-article", path={"id": article_id}) | {
+    reply = stack.call("EditorFunction", sample_event("editor-get-article", path={"article_id": article_id}) | {
         "rawPath": f"/admin/articles/{article_id}/delivery",
-        "routeKey": "GET /admin/articles/{id}/delivery",
+        "routeKey": "GET /admin/articles/{article_id}/delivery",
     })  # fmt: skip
     assert reply.status == 200, reply.body
     return dict(reply.json())
@@ -134,9 +134,15 @@ def test_republishing_and_editing_send_nothing_more(stack: Stack) -> None:
     article = publish_new_article(stack)
     stack.drain()
 
-    editor(stack, "editor-unpublish-article", path={"id": article["id"]})
-    editor(stack, "editor-publish-article", path={"id": article["id"]})
-    editor(stack, "editor-update-article", path={"id": article["id"]}, headers={"If-Match": "*"}, body={"title": "New"})
+    editor(stack, "editor-unpublish-article", path={"article_id": article["id"]})
+    editor(stack, "editor-publish-article", path={"article_id": article["id"]})
+    editor(
+        stack,
+        "editor-update-article",
+        path={"article_id": article["id"]},
+        headers={"If-Match": "*"},
+        body={"title": "New"},
+    )
     stack.drain()
 
     assert len(outbox()) == 5
@@ -153,7 +159,7 @@ def test_a_list_without_subscribers_is_done_at_once(stack: Stack) -> None:
 def test_drafts_have_no_delivery(stack: Stack) -> None:
     article = editor(stack, "editor-create-article", body=ARTICLE).json()
 
-    reply = stack.call("EditorFunction", sample_event("editor-get-article", path={"id": article["id"]}) | {
+    reply = stack.call("EditorFunction", sample_event("editor-get-article", path={"article_id": article["id"]}) | {
         "rawPath": f"/admin/articles/{article['id']}/delivery",
     })  # fmt: skip
 
@@ -163,7 +169,7 @@ def test_drafts_have_no_delivery(stack: Stack) -> None:
 def test_test_email_reaches_one_address_without_touching_deliveries(stack: Stack) -> None:
     add_subscribers(3)
     draft = editor(stack, "editor-create-article", body=ARTICLE).json()
-    event = sample_event("editor-publish-article", path={"id": draft["id"]}, body={"to": "Editor@Example.org"})
+    event = sample_event("editor-publish-article", path={"article_id": draft["id"]}, body={"to": "Editor@Example.org"})
     event["rawPath"] = f"/admin/articles/{draft['id']}/test-email"
 
     reply = stack.call("EditorFunction", event)
@@ -179,7 +185,7 @@ def test_test_email_reaches_one_address_without_touching_deliveries(stack: Stack
 def test_a_test_email_says_so_and_has_no_unsubscribe_link_for_its_reader(stack: Stack) -> None:
     # Given a draft, sent as a test to an address that subscribed to nothing
     draft = editor(stack, "editor-create-article", body=ARTICLE).json()
-    event = sample_event("editor-publish-article", path={"id": draft["id"]}, body={"to": "editor@example.org"})
+    event = sample_event("editor-publish-article", path={"article_id": draft["id"]}, body={"to": "editor@example.org"})
     event["rawPath"] = f"/admin/articles/{draft['id']}/test-email"
 
     assert stack.call("EditorFunction", event).status == 202

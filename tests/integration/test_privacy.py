@@ -142,7 +142,7 @@ def test_a_refused_newsletter_leaves_no_address_in_logs_or_delivery_records(
     add_subscriber("other@example.org")
     article = stack.call("EditorFunction", sample_event("editor-create-article")).json()
 
-    stack.call("EditorFunction", sample_event("editor-publish-article", path={"id": article["id"]}))
+    stack.call("EditorFunction", sample_event("editor-publish-article", path={"article_id": article["id"]}))
     stack.drain()
 
     assert [mail.to for mail in outbox()] == ["other@example.org"]

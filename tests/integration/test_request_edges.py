@@ -165,7 +165,7 @@ def an_article(stack: Stack) -> str:
 def test_the_json_routes_are_the_ones_expected() -> None:
     assert ("POST", "/subscribers") in JSON_ROUTES
     assert ("POST", "/admin/articles") in JSON_ROUTES
-    assert ("PATCH", "/admin/articles/{id}") in JSON_ROUTES
+    assert ("PATCH", "/admin/articles/{article_id}") in JSON_ROUTES
 
 
 @pytest.mark.parametrize("body", DEEP_BODIES, ids=DEEP_IDS)

@@ -26,7 +26,7 @@ def run_job(stack: Stack, job: str = "publish-due", scheduled_time: str = "2026-
 
 
 def schedule(stack: Stack, article_id: str, publish_at: str) -> Reply:
-    event = sample_event("editor-publish-article", path={"id": article_id}, body={"publish_at": publish_at})
+    event = sample_event("editor-publish-article", path={"article_id": article_id}, body={"publish_at": publish_at})
     event["rawPath"] = f"/admin/articles/{article_id}/schedule"
     return stack.call("EditorFunction", event)
 
@@ -41,7 +41,7 @@ def scheduled_article(stack: Stack) -> dict[str, Any]:
 
 
 def status(stack: Stack, article_id: str) -> str:
-    return str(editor(stack, "editor-get-article", path={"id": article_id}).json()["status"])
+    return str(editor(stack, "editor-get-article", path={"article_id": article_id}).json()["status"])
 
 
 def publications(stack: Stack) -> list[dict[str, Any]]:
@@ -94,7 +94,7 @@ def test_two_scheduler_runs_at_once_publish_once(stack: Stack) -> None:
 
 def test_unscheduling_returns_the_article_to_draft_and_it_never_fires(stack: Stack) -> None:
     article = scheduled_article(stack)
-    event = sample_event("editor-delete-article", path={"id": article["id"]})
+    event = sample_event("editor-delete-article", path={"article_id": article["id"]})
     event["rawPath"] = f"/admin/articles/{article['id']}/schedule"
 
     reply = stack.call("EditorFunction", event)
@@ -115,7 +115,7 @@ def test_bad_schedules_are_refused(stack: Stack) -> None:
     assert [past.status, naive.status, garbage.status] == [422, 422, 422]
     assert "offset" in json.dumps(naive.json())
     assert status(stack, article["id"]) == "draft"
-    editor(stack, "editor-publish-article", path={"id": article["id"]})
+    editor(stack, "editor-publish-article", path={"article_id": article["id"]})
     assert schedule(stack, article["id"], "2030-01-01T00:00:00+00:00").status == 409
 
 
@@ -124,7 +124,7 @@ def test_bad_schedules_are_refused(stack: Stack) -> None:
 
 def publish_now(stack: Stack, title: str) -> None:
     article = editor(stack, "editor-create-article", body={**ARTICLE, "title": title}).json()
-    assert editor(stack, "editor-publish-article", path={"id": article["id"]}).status == 200
+    assert editor(stack, "editor-publish-article", path={"article_id": article["id"]}).status == 200
 
 
 def test_digest_subscribers_get_one_digest_and_no_instant_email(stack: Stack) -> None:

@@ -68,7 +68,7 @@ def readers_of(
 
 def publish(stack: Stack, title: str, tags: list[str]) -> dict[str, Any]:
     article = editor(stack, "editor-create-article", body={**ARTICLE, "title": title, "tags": tags}).json()
-    assert editor(stack, "editor-publish-article", path={"id": article["id"]}).status == 200
+    assert editor(stack, "editor-publish-article", path={"article_id": article["id"]}).status == 200
     return dict(article)
 
 

@@ -274,7 +274,7 @@ def test_a_draft_file_takes_a_published_article_offline_and_says_so(stack: Stack
 
 
 def delete_article(stack: Stack, article_id: str) -> None:
-    reply = editor(stack, "editor-delete-article", path={"id": article_id})
+    reply = editor(stack, "editor-delete-article", path={"article_id": article_id})
     assert reply.status == 204, reply.body
 
 

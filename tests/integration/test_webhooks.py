@@ -218,7 +218,7 @@ def test_editors_manage_endpoints_and_bad_urls_get_a_clear_422_that_changes_noth
     assert admin(stack, "editor-delete-webhook", path=path).status == 204
     assert admin(stack, "editor-get-webhook", path=path).status == 404
     article = publish_new_article(stack)
-    editor(stack, "editor-delete-article", path={"id": article["id"]}, headers={"if-match": "*"})
+    editor(stack, "editor-delete-article", path={"article_id": article["id"]}, headers={"if-match": "*"})
     stack.drain()
     assert len(receiver.requests) == 2  # the two pings, nothing since the endpoint was deleted
 

@@ -101,7 +101,7 @@ def run_chaos(stack: Stack, monkeypatch: pytest.MonkeyPatch, *, max_rounds: int 
     started = time.perf_counter()
     with freeze_time(START, tick=True) as clock:
         # Two editors press "publish" at the same moment.
-        publish = sample_event("editor-publish-article", path={"id": article["id"]})
+        publish = sample_event("editor-publish-article", path={"article_id": article["id"]})
         with ThreadPoolExecutor(2) as pool:
             assert set(pool.map(lambda _: stack.invoke("EditorFunction", publish)["statusCode"], range(2))) == {200}
         stack.drain(skip=("MailerFunction",), timeout=3600)

@@ -116,7 +116,7 @@ def test_authorizer_event() -> None:
     request = HttpRequest("POST", "/admin/articles/1/publish", headers=[("Authorization", "Bearer t")], body=b"{}")
     event = authorizer_event(
         request,
-        "POST /admin/articles/{id}/publish",
+        "POST /admin/articles/{article_id}/publish",
         {"id": "1"},
         identity_source=["Bearer t"],
         api=ApiContext(region="eu-west-1"),
@@ -128,7 +128,7 @@ def test_authorizer_event() -> None:
         event["routeArn"] == "arn:aws:execute-api:eu-west-1:123456789012:local/$default/POST/admin/articles/1/publish"
     )
     assert event["identitySource"] == ["Bearer t"]
-    assert event["routeKey"] == "POST /admin/articles/{id}/publish"
+    assert event["routeKey"] == "POST /admin/articles/{article_id}/publish"
     assert event["headers"]["authorization"] == "Bearer t"
     assert event["pathParameters"] == {"id": "1"}
     assert "body" not in event

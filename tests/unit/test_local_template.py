@@ -56,7 +56,7 @@ def test_project_routes_and_auth(project: Template) -> None:
 
     assert routes["GET /articles/{slug}"].function_id == "PublicFunction"
     assert not routes["GET /articles"].auth_required
-    assert routes["POST /admin/articles/{id}/publish"].auth_required
+    assert routes["POST /admin/articles/{article_id}/publish"].auth_required
     assert all(route.auth_required == route.path.startswith("/admin") for route in routes.values())
     assert project.authorizer_function == "AuthorizerFunction"
     assert {table.logical_id for table in project.tables} >= {"ArticlesTable", "PublicationsTable", "TokensTable"}

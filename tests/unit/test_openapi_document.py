@@ -29,7 +29,7 @@ def test_public_reads_declare_their_validators_and_the_304(document: dict[str, A
 
 def test_editor_routes_declare_etag_location_and_next_cursor(document: dict[str, Any]) -> None:
     assert headers(document, "post", "/admin/articles", "201") == {"ETag", "Location"}
-    for method, path in [("get", "/admin/articles/{id}"), ("patch", "/admin/articles/{id}")]:
+    for method, path in [("get", "/admin/articles/{article_id}"), ("patch", "/admin/articles/{article_id}")]:
         assert headers(document, method, path, "200") == {"ETag"}
     for path in ["/admin/subscribers/export", "/admin/deliveries/{delivery_id}/recipients/export"]:
         assert headers(document, "get", path, "200") == {"X-Next-Cursor"}

@@ -74,17 +74,17 @@ def list_articles(
 
 
 @router.get(
-    "/articles/<id>",
+    "/articles/<article_id>",
     summary="Read one article",
     tags=["Editor"],
     responses=documented(200, "The article, with its `ETag`.", *AUTH_ERRORS, 404, 503, headers=("ETag",)),
 )
-def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002 - the route's own name
-    return with_etag(articles.get(id))
+def get_article(article_id: str, articles: Articles) -> Response[Article]:
+    return with_etag(articles.get(article_id))
 
 
 @router.patch(
-    "/articles/<id>",
+    "/articles/<article_id>",
     summary="Change some fields of an article",
     tags=["Editor"],
     responses=documented(
@@ -92,93 +92,93 @@ def get_article(id: str, articles: Articles) -> Response[Article]:  # noqa: A002
     ),
 )
 def update_article(
-    id: str,  # noqa: A002
+    article_id: str,
     request: Annotated[UpdateArticleRequest, Body()],
     articles: Articles,
     if_match: IfMatch = None,
 ) -> Response[Article]:
-    return with_etag(articles.update(id, request, if_match=parse_if_match(if_match)))
+    return with_etag(articles.update(article_id, request, if_match=parse_if_match(if_match)))
 
 
 @router.delete(
-    "/articles/<id>",
+    "/articles/<article_id>",
     summary="Delete an article",
     tags=["Editor"],
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 412, 503),
 )
-def delete_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[None]:  # noqa: A002
-    articles.delete(id, if_match=parse_if_match(if_match))
+def delete_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[None]:
+    articles.delete(article_id, if_match=parse_if_match(if_match))
     return Response(204)
 
 
 @router.post(
-    "/articles/<id>/publish",
+    "/articles/<article_id>/publish",
     summary="Publish an article (again: no effect)",
     tags=["Editor"],
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
-def publish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
-    return with_etag(articles.publish(id, if_match=parse_if_match(if_match)))
+def publish_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
+    return with_etag(articles.publish(article_id, if_match=parse_if_match(if_match)))
 
 
 @router.post(
-    "/articles/<id>/unpublish",
+    "/articles/<article_id>/unpublish",
     summary="Take an article off the public routes",
     tags=["Editor"],
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
-def unpublish_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
-    return with_etag(articles.unpublish(id, if_match=parse_if_match(if_match)))
+def unpublish_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
+    return with_etag(articles.unpublish(article_id, if_match=parse_if_match(if_match)))
 
 
 @router.post(
-    "/articles/<id>/schedule",
+    "/articles/<article_id>/schedule",
     summary="Schedule an article to be published at a time (ISO 8601 with an offset)",
     tags=["Editor"],
     responses=documented(200, "The scheduled article.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503, headers=("ETag",)),
 )
 def schedule_article(
-    id: str,  # noqa: A002
+    article_id: str,
     request: Annotated[ScheduleRequest, Body()],
     articles: Articles,
     if_match: IfMatch = None,
 ) -> Response[Article]:
-    return with_etag(articles.schedule(id, request.publish_at, if_match=parse_if_match(if_match)))
+    return with_etag(articles.schedule(article_id, request.publish_at, if_match=parse_if_match(if_match)))
 
 
 @router.delete(
-    "/articles/<id>/schedule",
+    "/articles/<article_id>/schedule",
     summary="Cancel the schedule: the article goes back to draft",
     tags=["Editor"],
     responses=documented(200, "The draft.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
-def unschedule_article(id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:  # noqa: A002
-    return with_etag(articles.unschedule(id, if_match=parse_if_match(if_match)))
+def unschedule_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
+    return with_etag(articles.unschedule(article_id, if_match=parse_if_match(if_match)))
 
 
 @router.get(
-    "/articles/<id>/delivery",
+    "/articles/<article_id>/delivery",
     summary="How the article's newsletter is going",
     tags=["Editor"],
     responses=documented(
         200, "Delivery progress, with the counts by ledger state (they add up to `total`).", *AUTH_ERRORS, 404, 503
     ),
 )
-def delivery_progress(id: str, articles: Articles, deliveries: Deliveries) -> DeliveryProgress:  # noqa: A002
-    return deliveries.of_article(articles.get(id))
+def delivery_progress(article_id: str, articles: Articles, deliveries: Deliveries) -> DeliveryProgress:
+    return deliveries.of_article(articles.get(article_id))
 
 
 @router.post(
-    "/articles/<id>/test-email",
+    "/articles/<article_id>/test-email",
     summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
     tags=["Editor"],
     responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 415, 503, body=False),
 )
 def send_test_email(
-    id: str,  # noqa: A002
+    article_id: str,
     request: Annotated[TestEmailRequest, Body()],
     articles: Articles,
     deliveries: Deliveries,
 ) -> Response[None]:
-    deliveries.send_test(articles.get(id), request.to)
+    deliveries.send_test(articles.get(article_id), request.to)
     return Response(202)
