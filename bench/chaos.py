@@ -9,6 +9,7 @@ by SES's own count, and whether the ledger's report equals that count.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from local.stack import local_resolver
 from tests.integration.conftest import API_URL, RECONCILIATION_WINDOW_SECONDS, running_stack
 from tests.support.chaos import run_chaos
 
-SUBSCRIBERS = 50_000
+SUBSCRIBERS = int(os.environ.get("CHAOS_BENCH_SUBSCRIBERS", "50000"))
 
 Row = dict[str, Any]
 

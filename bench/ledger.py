@@ -19,6 +19,7 @@ published and settled), driven over HTTP:
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -35,7 +36,8 @@ from local.stack_process import LocalStack, local_stack_process
 
 Row = dict[str, Any]
 
-SUBSCRIBERS = 10_000
+# LEDGER_BENCH_SUBSCRIBERS runs it smaller where the emulator cannot hold 10,000 in reasonable time.
+SUBSCRIBERS = int(os.environ.get("LEDGER_BENCH_SUBSCRIBERS", "10000"))
 PACED_SUBSCRIBERS = 2_000
 MAILERS = 2
 UNPACED = 100_000
