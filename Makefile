@@ -33,7 +33,7 @@ chromium:
 	fi
 
 test: lint chromium
-	$(PY) -m pytest -n auto --dist loadfile --durations=25
+	$(PY) -m pytest -n auto --dist worksteal --durations=25
 
 bench: $(INSTALLED)
 	$(PY) -m bench

@@ -9,6 +9,7 @@ import json
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +18,6 @@ import pytest
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
-from newsdesk.dal.dynamodb import dynamodb_client
 from newsdesk.dal.subscribers import shard_of
 from newsdesk.models.delivery import FanoutTask, SendBatch
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
@@ -208,7 +208,7 @@ def test_a_reader_signs_up_for_topics_and_the_record_keeps_their_consent(stack: 
     assert (body["status"], body["frequency"], body["topics"]) == ("confirmed", "digest", ["harbour", "council"])
     consent = body["consent"]
     assert consent["source"] == "api"
-    assert consent["requested_at"] <= consent["confirmed_at"]
+    assert datetime.fromisoformat(consent["requested_at"]) <= datetime.fromisoformat(consent["confirmed_at"])
     assert (consent["policy"], consent["ip"], consent["object_key"]) == (None, None, None)
     assert "revision" not in body
     shard = shard_of("rea@example.org")
@@ -529,7 +529,7 @@ class AudienceReads:
     def __init__(self, stack: Stack) -> None:
         self.queries = self.examined = 0
         self._members = stack.table("TopicMembersTable")
-        events = dynamodb_client().meta.events
+        events = dependencies.container().dynamodb.meta.events
         events.register("provide-client-params.dynamodb.Query", self._request)
         events.register("after-call.dynamodb.Query", self._answer)
 

@@ -196,58 +196,32 @@ class SubscriberRepository:
     ) -> Iterator[tuple[list[Member], str | None]]:
         """The confirmed readers of one shard of an audience — of everything when `topic` is None, else of the
         topic — a page at a time, each with the opaque cursor to resume after it (None after the last)."""
-        start = decode_cursor(cursor, _AUDIENCE_CURSOR_KEYS) if cursor else None
-        pages = (
-            self._everything_pages(audience_key(frequency, shard), page_size=page_size, cursor=start)
-            if topic is None
-            else self._topic_pages(topic_audience_key(frequency, topic, shard), page_size=page_size, cursor=start)
-        )
-        for members, next_key in pages:
-            yield members, encode_cursor(next_key) if next_key else None
-
-    def _everything_pages(
-        self, audience_key: str, *, page_size: int, cursor: dict[str, Any] | None
-    ) -> Iterator[tuple[list[Member], dict[str, Any] | None]]:
         request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by-audience",
             "KeyConditionExpression": "audience = :audience",
-            "ExpressionAttributeValues": {":audience": {"S": audience_key}},
             "Limit": page_size,
         }
+        if topic is None:
+            key = audience_key(frequency, shard)
+            request.update(TableName=self._table, IndexName="by-audience")
+        else:
+            # A topic's readers carry the topics each follows: fan-out skips those an earlier topic's pass queued.
+            key = topic_audience_key(frequency, topic, shard)
+            request.update(TableName=self._members)
+        request["ExpressionAttributeValues"] = {":audience": {"S": key}}
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(cursor, _AUDIENCE_CURSOR_KEYS)
         while True:
-            if cursor:
-                request["ExclusiveStartKey"] = cursor
             with aws_errors():
                 reply = self._client.query(**request)
-            cursor = reply.get("LastEvaluatedKey")
-            yield [Member(i["email"]["S"], i.get("name", {}).get("S") or None, None) for i in reply["Items"]], cursor
-            if not cursor:
-                return
-
-    def _topic_pages(
-        self, audience_key: str, *, page_size: int, cursor: dict[str, Any] | None
-    ) -> Iterator[tuple[list[Member], dict[str, Any] | None]]:
-        # The topic's readers carry the topics each follows: fan-out skips those an earlier topic's pass queued.
-        request: dict[str, Any] = {
-            "TableName": self._members,
-            "KeyConditionExpression": "audience = :audience",
-            "ExpressionAttributeValues": {":audience": {"S": audience_key}},
-            "Limit": page_size,
-        }
-        while True:
-            if cursor:
-                request["ExclusiveStartKey"] = cursor
-            with aws_errors():
-                reply = self._client.query(**request)
-            cursor = reply.get("LastEvaluatedKey")
             members = []
-            for item in reply["Items"]:
-                plain = from_attributes(item)
-                members.append(Member(plain["email"], plain.get("name") or None, list(plain.get("topics", []))))
-            yield members, cursor
-            if not cursor:
+            for item in map(from_attributes, reply["Items"]):
+                topics = None if topic is None else list(item.get("topics", []))
+                members.append(Member(item["email"], item.get("name") or None, topics))
+            last = reply.get("LastEvaluatedKey")
+            yield members, encode_cursor(last) if last else None
+            if not last:
                 return
+            request["ExclusiveStartKey"] = last
 
     # ------------------------------------------------------------------ writes
     def create_pending(self, subscriber: Subscriber) -> bool:
