@@ -30,6 +30,7 @@ from xml.sax.saxutils import escape
 from local.aws_calls import Call, Permission, describe
 from local.resolver import Resolver
 from local.sam import expand, function_roles, managed_policy_document
+from local.template import Template
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class Role:
 def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
     """Each function's role as SAM generates it, with the local stack's names and ARNs filled in."""
     parameters = {name: str(resolver.ref(name)) for name in resolver.template.parameters if _has_value(resolver, name)}
-    expanded = expand(resolver.template, parameters, region=resolver.region)
+    expanded = _expanded(resolver.template, parameters, resolver.region)
     roles = {}
     for function_id, role in function_roles(expanded).items():
         documents = [resolver.resolve(policy["PolicyDocument"]) for policy in role.get("Policies") or []]
@@ -138,6 +139,19 @@ def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
         name = f"arn:aws:sts::{resolver.account_id}:assumed-role/{resolver.prefix}-{function_id}Role/"
         roles[function_id] = Role(function_id, name + resolver.physical_name(function_id), tuple(documents))
     return roles
+
+
+_EXPANSIONS: dict[tuple[int, tuple[tuple[str, str], ...], str], tuple[Template, dict[str, Any]]] = {}
+
+
+def _expanded(template: Template, parameters: dict[str, str], region: str) -> dict[str, Any]:
+    """The template as SAM expands it, once per template, parameters and region: the translator takes
+    seconds, and every test's stack would otherwise pay them (the names and ARNs are filled in afterwards)."""
+    key = (id(template), tuple(sorted(parameters.items())), region)
+    if key not in _EXPANSIONS:
+        # The template is kept with its expansion, so its id cannot be reused by another template.
+        _EXPANSIONS[key] = (template, expand(template, parameters, region=region))
+    return _EXPANSIONS[key][1]
 
 
 def _has_value(resolver: Resolver, name: str) -> bool:
