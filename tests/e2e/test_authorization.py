@@ -156,7 +156,7 @@ def malformed_credentials(valid: str) -> dict[str, str]:
 
 
 def call(local_stack: LocalStack, operation: Operation, article_id: str, authorization: str | None) -> HttpReply:
-    path = operation.path_with(f"nobody-{secrets.token_hex(3)}@example.com", id=article_id)
+    path = operation.path_with(f"nobody-{secrets.token_hex(3)}@example.com", article_id=article_id)
     headers = {} if authorization is None else {"Authorization": authorization}
     if operation.has_body:
         body = WORKING_BODIES.get(operation.label, {})

@@ -199,7 +199,11 @@ def test_what_fuzzing_found_stays_fixed(
     }
 
     response = requests.request(
-        method, local_stack.api_url + path.replace("{id}", article["id"]), data=body, headers=headers, timeout=60
+        method,
+        local_stack.api_url + path.replace("{article_id}", article["id"]),
+        data=body,
+        headers=headers,
+        timeout=60,
     )
 
     assert response.status_code == status, response.text

@@ -57,7 +57,7 @@ def types(envelopes: list[dict[str, Any]]) -> list[str]:
 
 def test_an_articles_life_puts_one_event_per_public_change_on_the_bus(stack: Stack, bus: BusTap) -> None:
     article = editor(stack, "editor-create-article", body=ARTICLE).json()
-    path = {"id": article["id"]}
+    path = {"article_id": article["id"]}
     stack.drain()
     assert bus() == []  # a draft is nobody's business
 

@@ -289,7 +289,7 @@ def test_line_breaks_in_names_subjects_and_addresses_are_refused(
     article = http(stack, "POST", "/admin/articles", BENIGN).json()
     hostile = {key: value.replace("{}", line_break) for key, value in body.items()}
 
-    reply = http(stack, method, path.replace("{id}", article["id"]), hostile)
+    reply = http(stack, method, path.replace("{article_id}", article["id"]), hostile)
 
     assert reply.status == 422, reply.body
     assert EVIL not in recipients_of_everything_sent()

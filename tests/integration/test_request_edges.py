@@ -174,7 +174,7 @@ def test_deeply_nested_json_is_a_400_and_changes_nothing(
     stack: Stack, method: str, route_path: str, body: bytes
 ) -> None:
     # Given an article (for the routes that name one) and the stored items as they are
-    path = route_path.replace("{id}", an_article(stack))
+    path = route_path.replace("{article_id}", an_article(stack))
     before = {name: stack.items(name) for name in STORED}
 
     # When the body nests arrays deeper than a parser can follow (about 1,000 fit in 2 KB)
@@ -190,7 +190,7 @@ def test_deeply_nested_json_is_a_400_and_changes_nothing(
 
 @pytest.mark.parametrize(("method", "route_path"), OTHER_BODY_ROUTES, ids=[f"{m} {p}" for m, p in OTHER_BODY_ROUTES])
 def test_routes_that_ignore_a_body_are_not_upset_by_a_deep_one(stack: Stack, method: str, route_path: str) -> None:
-    path = route_path.replace("{id}", an_article(stack))
+    path = route_path.replace("{article_id}", an_article(stack))
 
     reply = send(stack, method, path, deep_json(100_000), "application/json")
 
