@@ -189,7 +189,7 @@ def run() -> list[Row]:
                     assert progress["counts"]["delivered"] == SUBSCRIBERS, progress
                     pipelines.append(seconds)
                     used = usage(stack)
-                _progress(f"{mode} {index}: {(floors + pipelines)[-1]:.1f} s")
+                _progress(f"{mode} {index}: {(floors if mode == 'floor' else pipelines)[-1]:.1f} s")
             denials = stack.denials()
         unpaced_rate = SUBSCRIBERS / statistics.median(pipelines)
         ratio = statistics.median(pipelines) / statistics.median(floors)
