@@ -412,13 +412,15 @@ def create_resources(template: Template, resolver: Resolver, endpoint: str | Non
     Without an endpoint the clients are plain boto3 ones, for tests inside moto's `mock_aws`.
     """
     created = []
+    clients: dict[str, Any] = {}
     for resource_type, (service, _creator) in _CREATORS.items():
-        aws_client = (
-            client(service, endpoint, resolver.region)
-            if endpoint
-            else boto3.client(service, region_name=resolver.region)
-        )
-        for logical_id, name in _create(aws_client, template, resolver, resource_type).items():
+        if service not in clients:
+            clients[service] = (
+                client(service, endpoint, resolver.region)
+                if endpoint
+                else boto3.client(service, region_name=resolver.region)
+            )
+        for logical_id, name in _create(clients[service], template, resolver, resource_type).items():
             created.append(LocalResource(logical_id, resource_type, name))
     skipped = [
         resource

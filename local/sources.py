@@ -61,6 +61,7 @@ class EventSources:
         self._wait_seconds = 1
         self._pollers: list[tuple[str, Poll]] | None = None
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
+        self._clients: dict[str, Any] = {}
         # Expressions and time zones may be parameters (!Ref DigestSchedule): resolve them once.
         self.schedules = [
             dataclasses.replace(
@@ -72,11 +73,15 @@ class EventSources:
         ]
 
     def _client(self, service: str) -> Any:
-        if self.endpoint is None:
-            # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
-            config = Config(account_id_endpoint_mode="disabled")
-            return boto3.client(service, region_name=self.resolver.region, config=config)
-        return client(service, self.endpoint, self.resolver.region)
+        """One client per service, shared by the pollers (boto3 clients are thread-safe)."""
+        if service not in self._clients:
+            if self.endpoint is None:
+                # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
+                config = Config(account_id_endpoint_mode="disabled")
+                self._clients[service] = boto3.client(service, region_name=self.resolver.region, config=config)
+            else:
+                self._clients[service] = client(service, self.endpoint, self.resolver.region)
+        return self._clients[service]
 
     def _spawn(self, name: str, target: Callable[[], object]) -> None:
         def run() -> None:

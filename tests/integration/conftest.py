@@ -118,6 +118,10 @@ def running_stack(
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()
+        # Every handler is initialised before the test runs, as Lambda initialises before the first event
+        # (once per worker: a test freezing time must not be the one whose clock a module's import sees).
+        for logical_id in template.functions:
+            functions.module(logical_id)
         sources = EventSources(template, resolver, functions.invoke, endpoint=None)
         sources.pollers()  # stream positions are taken now, before the test writes anything
         yield Stack(template, resolver, functions, sources, policy)

@@ -246,8 +246,8 @@ class DailyQuota:
 
 
 def test_a_spent_daily_quota_pauses_the_delivery_until_it_frees(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    readers = add_subscribers(250)
-    quota = DailyQuota(boto3.client("sesv2"), limit=150)
+    readers = add_subscribers(150)  # a batch of 100 stopped by the quota, and a whole batch waiting
+    quota = DailyQuota(boto3.client("sesv2"), limit=90)
     dependencies.reset().ses = quota
     with freeze_time(NOW, tick=True) as clock:
         article = publish_new_article(stack)
@@ -261,12 +261,12 @@ def test_a_spent_daily_quota_pauses_the_delivery_until_it_frees(stack: Stack, mo
 
     assert paused["state"] == "sending"
     assert paused["paused_until"] is not None
-    assert paused["counts"]["delivered"] == 150
-    assert paused["counts"]["queued"] == 100  # nothing lost: waiting, not failed
+    assert paused["counts"]["delivered"] == 90
+    assert paused["counts"]["queued"] == 60  # nothing lost: waiting, not failed
     received = [mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"])]
     assert sorted(received) == sorted(readers)  # nothing repeated
     done = delivery(stack, f"article-{article['id']}")
-    assert (done["state"], done["counts"]["delivered"], done["paused_until"]) == ("done", 250, None)
+    assert (done["state"], done["counts"]["delivered"], done["paused_until"]) == ("done", 150, None)
 
 
 def test_erasing_a_subscriber_removes_their_address_from_every_ledger(stack: Stack) -> None:
@@ -287,7 +287,8 @@ def test_erasing_a_subscriber_removes_their_address_from_every_ledger(stack: Sta
 
 # ---------------------------------------------------------------------------------------------- chaos
 
-CHAOS_LIST = 2000
+# CI-sized (the whole suite must fit CI's budget); `python -m bench.chaos` runs the same scenario at 50,000.
+CHAOS_LIST = 800
 
 
 def test_chaos_every_subscriber_gets_exactly_one_email_and_the_ledger_matches_ses(
@@ -298,9 +299,8 @@ def test_chaos_every_subscriber_gets_exactly_one_email_and_the_ledger_matches_se
     outcome = run_chaos(stack, monkeypatch)
 
     ses = outcome.ses
-    assert (ses.throttled > 300, ses.quota_refusals > 0, ses.killed_before >= 5, ses.killed_after >= 5) == (
-        True, True, True, True
-    ), vars(ses)  # fmt: skip
+    chaos = (ses.throttled > CHAOS_LIST // 8, ses.quota_refusals > 0, ses.killed_before >= 3, ses.killed_after >= 3)
+    assert chaos == (True, True, True, True), vars(ses)
     assert set(ses.accepted) == set(readers)
     assert set(ses.accepted.values()) == {1}  # exactly one email accepted by SES for every subscriber
     assert outcome.states == {"delivered": CHAOS_LIST}  # every ledger record in a final state

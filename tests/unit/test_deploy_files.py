@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tomllib
 from pathlib import Path
@@ -23,9 +24,13 @@ def test_samconfig_holds_safe_defaults_and_no_account() -> None:
 
 
 def test_make_deploy_builds_then_deploys_with_the_parameters() -> None:
+    # Run as a deployer runs it: not as a sub-make of `make test` (whose variables would make it print
+    # "Entering directory" lines).
+    environment = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
     dry_run = subprocess.run(
-        ["make", "-n", "deploy", "SAM_BUILD_FLAGS=--use-container"],
+        ["make", "--no-print-directory", "-n", "deploy", "SAM_BUILD_FLAGS=--use-container"],
         cwd=ROOT,
+        env=environment,
         capture_output=True,
         text=True,
         check=True,

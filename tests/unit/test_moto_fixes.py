@@ -123,3 +123,23 @@ def test_a_record_is_freed_only_once_every_reader_of_the_stream_read_it(dynamodb
     assert len(slow()) == 5
     assert fast() == slow() == []
     assert all(record is None for record in shard.items)
+
+
+def test_a_queue_still_drops_what_outlived_its_retention_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    from freezegun import freeze_time
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    moto_fixes.apply()
+    with mock_aws(), freeze_time("2026-11-30 09:00:00") as clock:
+        sqs = boto3.client("sqs", region_name=REGION)
+        short = sqs.create_queue(QueueName="short", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        long = sqs.create_queue(QueueName="long", Attributes={"MessageRetentionPeriod": "120"})["QueueUrl"]
+        for url in (short, long):
+            sqs.send_message(QueueUrl=url, MessageBody="sent at nine")
+        clock.tick(61)
+
+        expired = sqs.receive_message(QueueUrl=short).get("Messages", [])
+        retained = sqs.receive_message(QueueUrl=long).get("Messages", [])
+
+    assert (len(expired), len(retained)) == (0, 1)
