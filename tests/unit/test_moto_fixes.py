@@ -1,4 +1,4 @@
-"""local.moto_fixes: DynamoDB transactions, streams and memory in the embedded AWS behave as AWS's do."""
+"""local.moto_fixes: DynamoDB transactions, streams, answers and memory in the embedded AWS behave as AWS's do."""
 
 from __future__ import annotations
 
@@ -143,3 +143,32 @@ def test_a_queue_still_drops_what_outlived_its_retention_period(monkeypatch: pyt
         retained = sqs.receive_message(QueueUrl=long).get("Messages", [])
 
     assert (len(expired), len(retained)) == (0, 1)
+
+
+def test_items_of_every_attribute_type_come_back_as_written_from_reads_and_the_stream(dynamodb: Any) -> None:
+    item = {
+        "pk": {"S": "every-type"},
+        "text": {"S": "ünïcode ✓"}, "number": {"N": "-12.50"}, "blob": {"B": b"\x00\xffbytes"},
+        "texts": {"SS": ["a", "b"]}, "numbers": {"NS": ["1", "2.5"]}, "blobs": {"BS": [b"\x01", b"\x02"]},
+        "map": {"M": {"nested": {"L": [{"S": "x"}, {"NULL": True}, {"BOOL": False}]}}}, "empty": {"L": []},
+    }  # fmt: skip
+    dynamodb.put_item(TableName="notes", Item=item)
+
+    got = dynamodb.get_item(TableName="notes", Key={"pk": {"S": "every-type"}})["Item"]
+    queried = dynamodb.query(
+        TableName="notes", KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "every-type"}}
+    )
+    missing = dynamodb.get_item(TableName="notes", Key={"pk": {"S": "nothing"}})
+    streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+    arn = dynamodb.describe_table(TableName="notes")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    [record] = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+
+    normalised = {key: ({"SS": sorted(value["SS"])} if "SS" in value else value) for key, value in got.items()}
+    assert normalised | {"numbers": item["numbers"], "blobs": item["blobs"]} == item
+    assert (sorted(got["numbers"]["NS"]), sorted(got["blobs"]["BS"])) == (["1", "2.5"], [b"\x01", b"\x02"])
+    assert (queried["Count"], queried["Items"], "LastEvaluatedKey" in queried) == (1, [got], False)
+    assert "Item" not in missing
+    assert record["dynamodb"]["NewImage"] == got
+    assert record["dynamodb"]["ApproximateCreationDateTime"].tzinfo is not None
