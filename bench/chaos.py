@@ -1,5 +1,5 @@
 """The delivery ledger's chaos scenario at 50,000 subscribers (tests/integration/test_ledger.py runs it at
-800 in CI): SES throttling 20% of calls, a daily quota of 60% of the list on a frozen clock, mailers killed
+1,200 in CI): SES throttling 20% of calls, a daily quota of 60% of the list on a frozen clock, mailers killed
 between the claim and the SES call and after SES accepted, a batch delivered twice, two concurrent publishes.
 
 `python -m bench.chaos` builds the template's stack in this process (moto, IAM enforced, as the integration

@@ -288,7 +288,7 @@ def test_erasing_a_subscriber_removes_their_address_from_every_ledger(stack: Sta
 # ---------------------------------------------------------------------------------------------- chaos
 
 # CI-sized (the whole suite must fit CI's budget); `python -m bench.chaos` runs the same scenario at 50,000.
-CHAOS_LIST = 800
+CHAOS_LIST = 1200
 
 
 def test_chaos_every_subscriber_gets_exactly_one_email_and_the_ledger_matches_ses(
