@@ -340,6 +340,25 @@ def _bounce(stack: Stack, _n: int) -> Event:
     return _sample("ses-bounce.json")
 
 
+def _article_published(stack: Stack, _n: int) -> Event:
+    """The articles stream's record of a publication, which EventsFunction puts on the bus."""
+    event = _sample("stream-article-published.json")
+    for record in event["Records"]:
+        record["eventSourceARN"] = f"{stack.resolver.arn('ArticlesTable')}/stream/2026-11-28T09:00:00.000"
+    return event
+
+
+def _bus_event(stack: Stack, _n: int) -> Event:
+    """An `article.published` event from the bus, as its rule queues it for WebhooksFunction."""
+    from newsdesk.models.events import EVENT_SOURCE
+
+    detail = _sample("webhooks/article.published.json")
+    envelope = {"version": "0", "id": str(uuid.uuid4()), "detail-type": detail["type"], "source": EVENT_SOURCE,
+                "account": stack.resolver.account_id, "time": detail["created_at"], "region": REGION,
+                "resources": [], "detail": detail}  # fmt: skip
+    return _sqs_event(stack, "WebhookEventsQueue", json.dumps(envelope))
+
+
 def _upload_published(reply: Any) -> bool:
     return isinstance(reply, dict) and [u.get("outcome") for u in reply.get("uploads", [])] == ["published"]
 
@@ -368,6 +387,8 @@ CASES = {
         Case("UploadFunction", "events/s3-article-upload.json", _article_upload, _upload_published),
         Case("SesEventsFunction", "events/ses-bounce.json", _bounce, _no_failures),
         Case("TallyFunction", "DynamoDB stream batch (1 recipient: pending to sent)", _ledger_changes, _window_closed),
+        Case("EventsFunction", "events/stream-article-published.json", _article_published, _no_failures),
+        Case("WebhooksFunction", "SQS bus event article.published (no endpoint asks for it)", _bus_event, _no_failures),
     )
 }
 
