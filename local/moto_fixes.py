@@ -22,10 +22,11 @@ count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsl
   Here it reads the retention period alone.
 - moto's EventBridge builds eight JSONPath parsers (a grammar each) for every event it delivers to a
   target: 12 ms an event, a minute for a newsletter's SES events. The parsed paths are kept.
-- moto answers every DynamoDB request through its generic shape-driven serializer, which looks up each
-  member of each item under several aliases: a third of the time of a GetItem or UpdateItem. An item
-  request's result is already in DynamoDB's wire shape, so here it is written as JSON directly (binary
-  values base64-encoded, timestamps as epoch seconds, absent members left out, as the serializer does).
+- moto answers DynamoDB and its streams through its generic shape-driven serializer, which looks up each
+  member of each item under several aliases: a third of the time of a GetItem, an UpdateItem or a stream
+  read. Their results are already in the wire shape, so here item requests and GetRecords are written as
+  JSON directly: the output shape's members only, binary values base64-encoded, timestamps as epoch seconds
+  to the millisecond, absent members left out, as the serializer writes them.
 - `mock_aws` starts every block with no default boto3 session, so each block's first clients load and parse
   botocore's service models again (0.7 s of JSON for the stack's services, paid by every test). Here every
   botocore session of the process shares one model loader (models are read-only data).
