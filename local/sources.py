@@ -20,6 +20,7 @@ from local import events
 from local.aws import client
 from local.cron import next_fire
 from local.filters import EventFilters
+from local.functions import DEFAULT_CONCURRENCY
 from local.resolver import Resolver
 from local.template import EventSource, Schedule, Template
 
@@ -62,6 +63,7 @@ class EventSources:
         self._pollers: list[tuple[str, Poll]] | None = None
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
         self._clients: dict[str, Any] = {}
+        self._consumers: dict[str, int] = {}  # poller name -> threads polling it at once (SQS)
         # Expressions and time zones may be parameters (!Ref DigestSchedule): resolve them once.
         self.schedules = [
             dataclasses.replace(
@@ -103,7 +105,9 @@ class EventSources:
             self._pollers = []
             for event in self.template.events_of("SQS"):
                 if event.properties.get("Enabled", True):
-                    self._pollers.append((f"sqs:{event.function_id}.{event.name}", self._sqs_poller(event)))
+                    name = f"sqs:{event.function_id}.{event.name}"
+                    self._pollers.append((name, self._sqs_poller(event)))
+                    self._consumers[name] = self._sqs_consumers(event)
             for event in self.template.events_of("DynamoDB"):
                 if event.properties.get("Enabled", True):
                     self._pollers.append((f"dynamodb:{event.function_id}.{event.name}", self._stream_poller(event)))
@@ -113,7 +117,8 @@ class EventSources:
     def start(self) -> None:
         """Start polling; positions and notifications are set up before this returns."""
         for name, poll in self.pollers():
-            self._spawn(name, poll)
+            for consumer in range(self._consumers.get(name, 1)):
+                self._spawn(f"{name}#{consumer + 1}" if consumer else name, poll)
         if any(schedule.enabled for schedule in self.schedules):
             self._spawn("schedules", self._schedule_loop())
 
@@ -179,6 +184,12 @@ class EventSources:
             return True
 
         return poll
+
+    def _sqs_consumers(self, event: EventSource) -> int:
+        """Lambda polls a queue with several batches in flight at once, up to the source's MaximumConcurrency
+        (at least 2); here as many as a function has workers."""
+        scaling = self.resolver.resolve(event.properties).get("ScalingConfig") or {}
+        return min(int(scaling.get("MaximumConcurrency") or DEFAULT_CONCURRENCY), DEFAULT_CONCURRENCY)
 
     def _receive(self, sqs: Any, queue_url: str, batch_size: int) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

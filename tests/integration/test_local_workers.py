@@ -156,6 +156,15 @@ def test_an_invocation_past_its_timeout_is_stopped_and_its_batch_comes_back(stac
     assert "finished-late-job1" not in notes
 
 
+def test_a_queue_s_batches_run_in_two_workers_at_once_as_lambda_runs_several(stack: Stack) -> None:
+    sqs = client("sqs", stack.endpoint, REGION)
+    for job in ("a", "b"):
+        sqs.send_message(QueueUrl=stack.resolver.ref("PairsQueue"), MessageBody=job)
+
+    # One batch at a time, "a" would wait out its 10 s alone and only "b" would meet it.
+    wait_for(lambda: {"met-a", "met-b"} <= stack.notes(), timeout=20)
+
+
 def test_api_gateway_answers_for_functions_that_time_out_or_answer_too_late(stack: Stack) -> None:
     timed_out = stack.get("/sleep")  # SlowFunction's own 2 s timeout ends it: a function error
     too_late = stack.get(f"/late?seconds={INTEGRATION_TIMEOUT + 2}")  # API Gateway stops waiting first
