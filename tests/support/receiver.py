@@ -7,7 +7,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +32,7 @@ class Receiver:
         self._server = server
         self._lock = threading.Lock()
         self._answers: list[int] = []
+        self._answered: Callable[[bytes], bool] = lambda _body: True
         self.default = 200
         self.delay_seconds = 0.0
         self.requests: list[Received] = []
@@ -45,15 +46,17 @@ class Receiver:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def answer(self, *statuses: int, then: int = 200) -> None:
-        """Answer the next requests with `statuses`, in order, and every later one with `then`."""
+    def answer(self, *statuses: int, then: int = 200, of: Callable[[bytes], bool] | None = None) -> None:
+        """Answer the next requests with `statuses`, in order, and every later one with `then`; with `of`,
+        only requests whose body it accepts take `statuses` (on a shared stack, other events may come too)."""
         with self._lock:
             self._answers = list(statuses)
+            self._answered = of or (lambda _body: True)
             self.default = then
 
-    def _next_status(self) -> int:
+    def _next_status(self, body: bytes) -> int:
         with self._lock:
-            return self._answers.pop(0) if self._answers else self.default
+            return self._answers.pop(0) if self._answers and self._answered(body) else self.default
 
     def record(self, received: Received) -> None:
         with self._lock:
@@ -62,11 +65,20 @@ class Receiver:
     def of_type(self, event_type: str) -> list[Received]:
         return [request for request in list(self.requests) if request.headers.get("newsdesk-event-type") == event_type]
 
-    def wait_for(self, count: int, *, event_type: str | None = None, timeout: float = 60) -> list[Received]:
-        """The requests once at least `count` came (of `event_type`, if given); AssertionError on timeout."""
+    def wait_for(
+        self,
+        count: int,
+        *,
+        event_type: str | None = None,
+        where: Callable[[Received], bool] | None = None,
+        timeout: float = 60,
+    ) -> list[Received]:
+        """The requests once at least `count` came (of `event_type` and accepted by `where`, if given);
+        AssertionError on timeout."""
         deadline = time.monotonic() + timeout
         while True:
             found = self.of_type(event_type) if event_type else list(self.requests)
+            found = [request for request in found if where is None or where(request)]
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:
@@ -83,7 +95,7 @@ def webhook_receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             receiver = holder[0]
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status = receiver._next_status()
+            status = receiver._next_status(body)
             receiver.record(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status))
             if receiver.delay_seconds:
                 time.sleep(receiver.delay_seconds)
