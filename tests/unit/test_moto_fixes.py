@@ -36,21 +36,27 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield client
 
 
-def stream_reader(dynamodb: Any) -> Any:
-    """A reader positioned at the end of the table's stream, as the local event source is."""
+def stream_records(dynamodb: Any, position: str = "LATEST") -> Any:
+    """A reader of the table's stream records from `position` (LATEST: the end, as the local event source is)."""
     # moto does not know the account-based endpoints botocore would pick for streams.
     streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
     arn = dynamodb.describe_table(TableName="notes")["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=position)["ShardIterator"]
 
-    def read() -> list[str]:
+    def read() -> list[dict[str, Any]]:
         nonlocal iterator
         answer = streams.get_records(ShardIterator=iterator)
         iterator = answer["NextShardIterator"]
-        return [record["dynamodb"]["Keys"]["pk"]["S"] for record in answer["Records"]]
+        return list(answer["Records"])
 
     return read
+
+
+def stream_reader(dynamodb: Any) -> Any:
+    """A reader of the keys written after it was made, as the local event source reads them."""
+    read = stream_records(dynamodb)
+    return lambda: [record["dynamodb"]["Keys"]["pk"]["S"] for record in read()]
 
 
 def put(key: str, *, only_if_new: bool = False) -> dict[str, Any]:
@@ -159,11 +165,7 @@ def test_items_of_every_attribute_type_come_back_as_written_from_reads_and_the_s
         TableName="notes", KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "every-type"}}
     )
     missing = dynamodb.get_item(TableName="notes", Key={"pk": {"S": "nothing"}})
-    streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
-    arn = dynamodb.describe_table(TableName="notes")["Table"]["LatestStreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-    [record] = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    [record] = stream_records(dynamodb, "TRIM_HORIZON")()
 
     normalised = {key: ({"SS": sorted(value["SS"])} if "SS" in value else value) for key, value in got.items()}
     assert normalised | {"numbers": item["numbers"], "blobs": item["blobs"]} == item
