@@ -20,6 +20,12 @@ count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsl
   Its retention check, made for every message a receive hands out, computes all the queue's attributes
   (counting every message three times) to read one: receiving a queue of n messages cost O(n) per message.
   Here it reads the retention period alone.
+- moto's SQS changes a queue's messages without a lock: a receive checks each message's visibility and then
+  marks it received, and a delete rebuilds the queue's list from a copy, so two receivers could take one
+  message, and a delete beside another delete or a send put back a deleted message or dropped a new one.
+  The local stack polls a queue with several threads, as Lambda does: half of a newsletter's SES events
+  were handled twice. Here receives and deletes take the queue's own lock (the one its sends take), and a
+  receive waits for new messages outside it.
 - moto's EventBridge builds eight JSONPath parsers (a grammar each) for every event it delivers to a
   target: 12 ms an event, a minute for a newsletter's SES events. The parsed paths are kept.
 - moto answers DynamoDB and its streams through its generic shape-driven serializer, which looks up each
@@ -62,6 +68,7 @@ def apply() -> None:
     _stop_tracking_instances()
     _keep_parsed_json_paths()
     _cheap_sqs_visibility()
+    _sqs_queues_change_under_their_lock()
     _serialize_dynamodb()
     _transactions_restore_items()
     _streams_free_what_was_read()
@@ -154,6 +161,39 @@ def _cheap_sqs_visibility() -> None:
         return sent_ms is None or time.time() < retention_seconds + int(sent_ms) / 1000
 
     SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
+
+
+def _sqs_queues_change_under_their_lock() -> None:
+    from moto.sqs.models import Message, Queue, SQSBackend
+
+    receive, delete = SQSBackend.receive_message, Queue.delete_message
+
+    @functools.wraps(receive)
+    def receive_message(
+        self: SQSBackend,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Message]:
+        queue = self.get_queue(queue_name)
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:
+            with queue._messages_lock:  # without waiting, moto's receive never waits on this (reentrant) lock
+                received = receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - time.monotonic()
+            if received or remaining <= 0:
+                return received
+            queue.wait_for_messages(min(1.0, remaining))  # type: ignore[arg-type]
+
+    @functools.wraps(delete)
+    def delete_message(self: Queue, receipt_handle: str) -> None:
+        with self._messages_lock:
+            delete(self, receipt_handle)
+
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
 
 
 def _serialize_dynamodb() -> None:

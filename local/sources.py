@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 
 from local import events
-from local.aws import client
+from local.aws import LOCAL_MAX_VISIBILITY_SECONDS, client
 from local.cron import next_fire
 from local.filters import EventFilters
 from local.functions import DEFAULT_CONCURRENCY
@@ -31,6 +31,7 @@ Poll = Callable[[], bool]
 
 S3_ATTEMPTS = 3  # an asynchronous invocation: the first try and two retries
 S3_RETRY_DELAY_SECONDS = 60
+IN_FLIGHT_MARGIN_SECONDS = 5  # the runner stops an invocation at its timeout; this covers the stopping
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -165,9 +166,13 @@ class EventSources:
         batch_size = int(props.get("BatchSize", 10))
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
         filters = EventFilters(props.get("FilterCriteria"))
+        # On AWS a batch stays invisible while its invocation runs: the queue's visibility timeout is at least
+        # the function's timeout. The local queues' is seconds (so a failed message returns soon), so the
+        # poller asks for the function's timeout when it receives and gives the failed messages back after it.
+        in_flight_seconds = self.template.functions[event.function_id].timeout + IN_FLIGHT_MARGIN_SECONDS
 
         def poll() -> bool:
-            messages = self._receive(sqs, queue_url, batch_size)
+            messages = self._receive(sqs, queue_url, batch_size, in_flight_seconds)
             if not messages:
                 return False
             records = [events.sqs_record(message, queue_arn, self.resolver.region) for message in messages]
@@ -181,6 +186,11 @@ class EventSources:
                     {"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(sorted(done)[start : start + 10])
                 ]
                 sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+            failed = [message["ReceiptHandle"] for message in messages if message["ReceiptHandle"] not in done]
+            for start in range(0, len(failed), 10):
+                entries = [{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": LOCAL_MAX_VISIBILITY_SECONDS}
+                           for i, handle in enumerate(failed[start : start + 10])]  # fmt: skip
+                sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
             return True
 
         return poll
@@ -191,12 +201,13 @@ class EventSources:
         scaling = self.resolver.resolve(event.properties).get("ScalingConfig") or {}
         return min(int(scaling.get("MaximumConcurrency") or DEFAULT_CONCURRENCY), DEFAULT_CONCURRENCY)
 
-    def _receive(self, sqs: Any, queue_url: str, batch_size: int) -> list[dict[str, Any]]:
+    def _receive(self, sqs: Any, queue_url: str, batch_size: int, visibility_seconds: int) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         while len(messages) < batch_size and not self._stop.is_set():
             answer = sqs.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=min(10, batch_size - len(messages)),
+                VisibilityTimeout=visibility_seconds,
                 WaitTimeSeconds=0 if messages else self._wait_seconds,  # short, so stop() is prompt
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
@@ -315,9 +326,7 @@ class EventSources:
         for event in self.template.events_of("S3"):
             props = self.resolver.resolve(event.properties)
             queue_name = f"{self.resolver.prefix}-s3-{event.function_id}-{event.name}"[:80]
-            queue_url = sqs.create_queue(
-                QueueName=queue_name, Attributes={"VisibilityTimeout": str(self.s3_retry_delay_seconds)}
-            )["QueueUrl"]
+            queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
             self._source_queues[queue_url] = event.function_id
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
@@ -343,9 +352,10 @@ class EventSources:
 
     def _s3_poller(self, function_id: str, sqs: Any, queue_url: str) -> Poll:
         s3 = self._client("s3")
+        in_flight_seconds = self.template.functions[function_id].timeout + IN_FLIGHT_MARGIN_SECONDS
 
         def poll() -> bool:
-            messages = self._receive(sqs, queue_url, 10)
+            messages = self._receive(sqs, queue_url, 10, in_flight_seconds)
             for message in messages:
                 notification = json.loads(message["Body"])
                 if notification.get("Event") == "s3:TestEvent":
@@ -362,6 +372,8 @@ class EventSources:
                             function_id,
                             self.s3_retry_delay_seconds,
                         )
+                        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                                      VisibilityTimeout=self.s3_retry_delay_seconds)  # fmt: skip
                         continue
                     log.error("%s failed on an S3 event %d times; dropping it", function_id, attempt)
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

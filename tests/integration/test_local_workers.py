@@ -165,6 +165,20 @@ def test_a_queue_s_batches_run_in_two_workers_at_once_as_lambda_runs_several(sta
     wait_for(lambda: {"met-a", "met-b"} <= stack.notes(), timeout=20)
 
 
+def test_a_batch_in_flight_is_not_handed_to_another_worker_however_short_the_local_visibility_timeout(
+    stack: Stack,
+) -> None:
+    # The local queues' visibility timeout is cut to seconds (a failed message comes back soon); a batch
+    # still running past it must not reach the queue's second worker, as on AWS it does not.
+    sqs = client("sqs", stack.endpoint, REGION)
+    sqs.send_message(QueueUrl=stack.resolver.ref("SteadyQueue"), MessageBody="steady")
+
+    wait_for(lambda: "done-steady" in stack.notes())
+    time.sleep(1)
+
+    assert {note for note in stack.notes() if note.startswith("started-steady")} == {"started-steady-1"}
+
+
 def test_api_gateway_answers_for_functions_that_time_out_or_answer_too_late(stack: Stack) -> None:
     timed_out = stack.get("/sleep")  # SlowFunction's own 2 s timeout ends it: a function error
     too_late = stack.get(f"/late?seconds={INTEGRATION_TIMEOUT + 2}")  # API Gateway stops waiting first

@@ -174,3 +174,47 @@ def test_items_of_every_attribute_type_come_back_as_written_from_reads_and_the_s
     assert "Item" not in missing
     assert record["dynamodb"]["NewImage"] == got
     assert record["dynamodb"]["ApproximateCreationDateTime"].tzinfo is not None
+
+
+def test_a_queue_used_by_several_threads_at_once_hands_out_each_message_once_and_loses_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SQS hands a message to one receiver until its visibility timeout ends, and a deleted message stays
+    # deleted. The local stack sends to, receives from and deletes from one queue on several threads at
+    # once (as Lambda's pollers and the functions do); moto's receive and delete took no lock.
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    moto_fixes.apply()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="events", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+        sent = [str(n) for n in range(800)]
+
+        def send(first: int) -> None:
+            for start in range(first, len(sent), 40):
+                entries = [{"Id": str(n), "MessageBody": sent[n]} for n in range(start, start + 10)]
+                sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+        def receive_and_delete(_: int) -> list[str]:
+            bodies: list[str] = []
+            idle = 0
+            while idle < 3:
+                received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                messages = received.get("Messages", [])
+                idle = 0 if messages else idle + 1
+                bodies += [message["Body"] for message in messages]
+                if messages:
+                    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+                    assert not sqs.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+            return bodies
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            senders = [pool.submit(send, first) for first in range(0, 40, 10)]
+            receivers = [pool.submit(receive_and_delete, n) for n in range(4)]
+            for sender in senders:
+                sender.result()
+            received = [body for receiver in receivers for body in receiver.result()]
+        left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+    assert sorted(received, key=int) == sent
+    assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
