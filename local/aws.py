@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -113,31 +113,36 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 
 
 class Usage:
-    """What the functions asked of the embedded AWS: requests by service and operation, and the DynamoDB
-    items their reads examined (what read units are billed on), for the benchmarks' cost figures. The
+    """What each function asked of the embedded AWS: requests by service and operation, and the DynamoDB
+    items its reads examined (what read units are billed on), for the benchmarks' cost figures. The
     runner's own requests (its event-source polling, set-up) are not counted: Lambda's pollers differ."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
-        self.dynamodb_read_items = 0
+        self.requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.dynamodb_read_items: Counter[str] = Counter()
 
-    def add(self, call: Call, body: bytes) -> None:
+    def add(self, function_id: str, call: Call, body: bytes) -> None:
         with self._lock:
-            self.requests[f"{call.service}.{call.operation}"] += 1
+            self.requests[function_id][f"{call.service}.{call.operation}"] += 1
             if call.service == "dynamodb" and call.operation in ("GetItem", "BatchGetItem"):
-                self.dynamodb_read_items += len(call.needs) if call.operation == "GetItem" else _keys_asked(body)
+                read = len(call.needs) if call.operation == "GetItem" else _keys_asked(body)
+                self.dynamodb_read_items[function_id] += read
 
-    def add_scanned(self, count: int) -> None:
+    def add_scanned(self, function_id: str, count: int) -> None:
         with self._lock:
-            self.dynamodb_read_items += count
+            self.dynamodb_read_items[function_id] += count
 
     def snapshot(self, *, reset: bool = False) -> dict[str, Any]:
+        """`aws_requests`: {function: {"service.Operation": count}}; `dynamodb_read_items`: {function: items}."""
         with self._lock:
-            taken = {"aws_requests": dict(self.requests), "dynamodb_read_items": self.dynamodb_read_items}
+            taken = {
+                "aws_requests": {function_id: dict(counts) for function_id, counts in self.requests.items()},
+                "dynamodb_read_items": dict(self.dynamodb_read_items),
+            }
             if reset:
                 self.requests.clear()
-                self.dynamodb_read_items = 0
+                self.dynamodb_read_items.clear()
         return taken
 
 
@@ -186,15 +191,17 @@ class IamEnforcement:
             return self._answer(start_response, *access_denied(call, denial))
         if function_id is None:
             return self.app(environ, start_response)
-        self.usage.add(call, body)
+        self.usage.add(function_id, call, body)
         if call.service == "dynamodb" and call.operation in ("Query", "Scan"):
-            return self._counting_scanned(environ, start_response)
+            return self._counting_scanned(function_id, environ, start_response)
         return self.app(environ, start_response)
 
-    def _counting_scanned(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def _counting_scanned(
+        self, function_id: str, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
         answer = b"".join(self.app(environ, start_response))
         with contextlib.suppress(ValueError):  # an error answer counts nothing
-            self.usage.add_scanned(int(json.loads(answer).get("ScannedCount", 0)))
+            self.usage.add_scanned(function_id, int(json.loads(answer).get("ScannedCount", 0)))
         return [answer]
 
     @staticmethod

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from local.aws import aws_environment, client, start_moto
+from local.aws import Usage, aws_environment, client, start_moto
 from local.events import ApiContext
 from local.functions import WorkerFunctions
 from local.iam import AccessPolicy
@@ -38,6 +38,7 @@ class Stack:
     functions: WorkerFunctions
     api_url: str
     endpoint: str
+    usage: Usage
 
     def get(self, path: str) -> tuple[int, Any]:
         return self.request("GET", path)
@@ -76,7 +77,7 @@ def stack() -> Iterator[Stack]:
         )
         serve_in_thread(server)
         try:
-            yield Stack(resolver, policy, functions, server.url, endpoint)
+            yield Stack(resolver, policy, functions, server.url, endpoint, moto.usage)
         finally:
             server.shutdown()
             server.server_close()
@@ -131,6 +132,19 @@ def test_a_call_outside_the_role_is_refused_as_aws_refuses_it(stack: Stack) -> N
     assert "written-by-reader" not in stack.notes()
     (denial,) = stack.policy.take_denials()
     assert (denial.function_id, denial.action) == ("ReaderFunction", "dynamodb:PutItem")
+
+
+def test_the_requests_each_function_makes_are_counted_as_its_own(stack: Stack) -> None:
+    stack.usage.snapshot(reset=True)
+    stack.notes()  # the runner's own credentials: not a function's usage
+
+    assert stack.get("/environment")[0] == 200  # ReaderFunction: one GetItem
+    assert stack.request("POST", "/write")[0] == 200  # ReaderFunction: a PutItem its role refuses, never counted
+
+    used = stack.usage.snapshot()  # (queue-fed functions of other tests may still be at work)
+    assert used["aws_requests"]["ReaderFunction"] == {"dynamodb.GetItem": 1}
+    assert used["dynamodb_read_items"]["ReaderFunction"] == 1
+    assert None not in used["aws_requests"]
 
 
 def test_a_function_that_crashes_takes_only_its_invocation_down(stack: Stack) -> None:
