@@ -60,7 +60,8 @@ class EventSources:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._versioned: dict[str, bool] = {}
-        self._wait_seconds = 1
+        # drain(): deliver what there is at once, without long polls, idle waits or batching windows.
+        self._draining = False
         self._pollers: list[tuple[str, Poll]] | None = None
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
         self._clients: dict[str, Any] = {}
@@ -128,7 +129,7 @@ class EventSources:
         `start`), leaving the functions in `skip` alone. Messages waiting out a visibility timeout
         after a failure are waited for, and delayed messages unless `wait_for_delayed` is False (a test
         that moves a frozen clock on stops there)."""
-        self._wait_seconds = 0
+        self._draining = True
         sqs = self._client("sqs")
         pollers = [poll for name, poll in self.pollers() if name.split(":", 1)[1].split(".")[0] not in skip]
         urls = [url for url, function_id in self._source_queues.items() if function_id not in skip]
@@ -208,7 +209,7 @@ class EventSources:
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=min(10, batch_size - len(messages)),
                 VisibilityTimeout=visibility_seconds,
-                WaitTimeSeconds=0 if messages else self._wait_seconds,  # short, so stop() is prompt
+                WaitTimeSeconds=0 if messages or self._draining else 1,  # short, so stop() is prompt
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
@@ -250,6 +251,7 @@ class EventSources:
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
         filters = EventFilters(props.get("FilterCriteria"))
         window = int(props.get("TumblingWindowInSeconds", 0))
+        batching_seconds = float(props.get("MaximumBatchingWindowInSeconds", 0))
         shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
         # Positions are taken now, so a write made right after start() is not missed.
         iterators = {
@@ -260,10 +262,11 @@ class EventSources:
         }
         pending: list[tuple[str, dict[str, Any]]] = []  # (shard id, record): a batch never mixes shards
         attempts = 0
+        gathering_since: float | None = None
 
         def poll() -> bool:
-            nonlocal pending, attempts
-            if not pending:
+            nonlocal pending, attempts, gathering_since
+            if attempts == 0 and len(pending) < batch_size:
                 for shard_id, iterator in list(iterators.items()):
                     answer = streams.get_records(ShardIterator=iterator, Limit=1000)
                     iterators[shard_id] = answer["NextShardIterator"]
@@ -272,8 +275,16 @@ class EventSources:
                     ]
                     pending += [(shard_id, record) for record in records if filters.matches(record)]
                 if not pending:
-                    self._stop.wait(self.poll_seconds * self._wait_seconds)
+                    self._stop.wait(0 if self._draining else self.poll_seconds)
                     return False
+                # Lambda gathers records for up to the batching window, unless the batch is full.
+                if len(pending) < batch_size and not self._draining:
+                    gathering_since = gathering_since or time.monotonic()
+                    left = gathering_since + batching_seconds - time.monotonic()
+                    if left > 0:
+                        self._stop.wait(min(left, self.poll_seconds))
+                        return False
+            gathering_since = None
             shard_id = pending[0][0]
             batch = [record for shard, record in pending[:batch_size] if shard == shard_id]
             invocation: dict[str, Any] = {"Records": batch}

@@ -193,6 +193,18 @@ def test_a_batch_in_flight_is_not_handed_to_another_worker_however_short_the_loc
     assert {note for note in stack.notes() if note.startswith("started-steady")} == {"started-steady-1"}
 
 
+def test_a_stream_s_changes_are_gathered_for_the_batching_window_as_lambda_gathers_them(stack: Stack) -> None:
+    dynamodb = client("dynamodb", stack.endpoint, REGION)
+    for change in ("c1", "c2", "c3", "c4"):  # within BatchedFunction's 3 s window, polled every 0.1 s here
+        dynamodb.put_item(TableName=stack.resolver.ref("ChangesTable"), Item={"pk": {"S": change}})
+        time.sleep(0.3)
+
+    wait_for(lambda: any(note.startswith("batch-") for note in stack.notes()))
+    time.sleep(1)
+
+    assert {note for note in stack.notes() if note.startswith("batch-")} == {"batch-c1+c2+c3+c4"}
+
+
 def test_api_gateway_answers_for_functions_that_time_out_or_answer_too_late(stack: Stack) -> None:
     timed_out = stack.get("/sleep")  # SlowFunction's own 2 s timeout ends it: a function error
     too_late = stack.get(f"/late?seconds={INTEGRATION_TIMEOUT + 2}")  # API Gateway stops waiting first
