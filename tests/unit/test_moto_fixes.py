@@ -218,3 +218,66 @@ def test_a_queue_used_by_several_threads_at_once_hands_out_each_message_once_and
 
     assert sorted(received, key=int) == sent
     assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+
+
+def test_queries_page_through_a_partition_and_an_index_in_key_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto sorted the whole table for every Query; the local stack reads the partition (or, for an index,
+    # filters the items unsorted and lets moto sort the matches): the answers must stay DynamoDB's.
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    moto_fixes.apply()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName="ledger",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "state")],
+            GlobalSecondaryIndexes=[{
+                "IndexName": "by-state", "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"},
+                              {"AttributeName": "sk", "KeyType": "RANGE"}],
+            }],
+            BillingMode="PAY_PER_REQUEST",
+        )  # fmt: skip
+        for n in reversed(range(60)):  # written out of order, in three partitions
+            item = {"pk": {"S": f"d{n % 3}"}, "sk": {"S": f"to#{n:03d}"}, "state": {"S": ("sent", "failed")[n % 2]}}
+            dynamodb.put_item(TableName="ledger", Item=item)
+
+        def pages(forward: bool, **query: Any) -> list[str]:
+            keys, start = [], None
+            while True:
+                more: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+                answer = dynamodb.query(TableName="ledger", Limit=7, ScanIndexForward=forward, **query, **more)
+                keys += [item["sk"]["S"] for item in answer["Items"]]
+                if not (start := answer.get("LastEvaluatedKey")):
+                    return keys
+
+        partition = {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "d1"}}}
+        index = {"IndexName": "by-state", "KeyConditionExpression": "#s = :s",
+                 "ExpressionAttributeNames": {"#s": "state"},
+                 "ExpressionAttributeValues": {":s": {"S": "failed"}}}  # fmt: skip
+        in_d1 = [f"to#{n:03d}" for n in range(60) if n % 3 == 1]
+        failed = [f"to#{n:03d}" for n in range(60) if n % 2 == 1]
+
+        assert pages(True, **partition) == in_d1
+        assert pages(False, **partition) == in_d1[::-1]
+        assert pages(True, **index) == failed
+        assert pages(False, **index) == failed[::-1]
+        absent = {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "nobody"}}}
+        assert pages(True, **absent) == []
+
+
+def test_a_query_on_a_table_without_a_sort_key_finds_its_one_item(dynamodb: Any) -> None:
+    for key in ("a", "b", "c"):
+        dynamodb.put_item(TableName="notes", Item={"pk": {"S": key}, "v": {"S": key.upper()}})
+
+    def query(key: str) -> list[dict[str, Any]]:
+        values = {":pk": {"S": key}}
+        return list(
+            dynamodb.query(TableName="notes", KeyConditionExpression="pk = :pk", ExpressionAttributeValues=values)[
+                "Items"
+            ]
+        )
+
+    assert query("b") == [{"pk": {"S": "b"}, "v": {"S": "B"}}]
+    assert query("nobody") == []
