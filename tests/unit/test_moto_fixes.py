@@ -20,20 +20,26 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto, corrected as the local stack corrects it."""
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(key, value)
     moto_fixes.apply()
     with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName="notes",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-        )
-        yield client
+        yield
+
+
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName="notes",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    return client
 
 
 def stream_records(dynamodb: Any, position: str = "LATEST") -> Any:
@@ -131,13 +137,10 @@ def test_a_record_is_freed_only_once_every_reader_of_the_stream_read_it(dynamodb
     assert all(record is None for record in shard.items)
 
 
-def test_a_queue_still_drops_what_outlived_its_retention_period(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_queue_still_drops_what_outlived_its_retention_period(aws: None) -> None:
     from freezegun import freeze_time
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(key, value)
-    moto_fixes.apply()
-    with mock_aws(), freeze_time("2026-11-30 09:00:00") as clock:
+    with freeze_time("2026-11-30 09:00:00") as clock:
         sqs = boto3.client("sqs", region_name=REGION)
         short = sqs.create_queue(QueueName="short", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
         long = sqs.create_queue(QueueName="long", Attributes={"MessageRetentionPeriod": "120"})["QueueUrl"]
@@ -176,95 +179,85 @@ def test_items_of_every_attribute_type_come_back_as_written_from_reads_and_the_s
     assert record["dynamodb"]["ApproximateCreationDateTime"].tzinfo is not None
 
 
-def test_a_queue_used_by_several_threads_at_once_hands_out_each_message_once_and_loses_none(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_queue_used_by_several_threads_at_once_hands_out_each_message_once_and_loses_none(aws: None) -> None:
     # SQS hands a message to one receiver until its visibility timeout ends, and a deleted message stays
     # deleted. The local stack sends to, receives from and deletes from one queue on several threads at
     # once (as Lambda's pollers and the functions do); moto's receive and delete took no lock.
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(key, value)
-    moto_fixes.apply()
-    with mock_aws():
-        sqs = boto3.client("sqs", region_name=REGION)
-        url = sqs.create_queue(QueueName="events", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
-        sent = [str(n) for n in range(800)]
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="events", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+    sent = [str(n) for n in range(800)]
 
-        def send(first: int) -> None:
-            for start in range(first, len(sent), 40):
-                entries = [{"Id": str(n), "MessageBody": sent[n]} for n in range(start, start + 10)]
-                sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    def send(first: int) -> None:
+        for start in range(first, len(sent), 40):
+            entries = [{"Id": str(n), "MessageBody": sent[n]} for n in range(start, start + 10)]
+            sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
-        def receive_and_delete(_: int) -> list[str]:
-            bodies: list[str] = []
-            idle = 0
-            while idle < 3:
-                received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-                messages = received.get("Messages", [])
-                idle = 0 if messages else idle + 1
-                bodies += [message["Body"] for message in messages]
-                if messages:
-                    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-                    assert not sqs.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed")
-            return bodies
+    def receive_and_delete(_: int) -> list[str]:
+        bodies: list[str] = []
+        idle = 0
+        while idle < 3:
+            received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            messages = received.get("Messages", [])
+            idle = 0 if messages else idle + 1
+            bodies += [message["Body"] for message in messages]
+            if messages:
+                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+                assert not sqs.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+        return bodies
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            senders = [pool.submit(send, first) for first in range(0, 40, 10)]
-            receivers = [pool.submit(receive_and_delete, n) for n in range(4)]
-            for sender in senders:
-                sender.result()
-            received = [body for receiver in receivers for body in receiver.result()]
-        left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        senders = [pool.submit(send, first) for first in range(0, 40, 10)]
+        receivers = [pool.submit(receive_and_delete, n) for n in range(4)]
+        for sender in senders:
+            sender.result()
+        received = [body for receiver in receivers for body in receiver.result()]
+    left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
     assert sorted(received, key=int) == sent
     assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 
 
-def test_queries_page_through_a_partition_and_an_index_in_key_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_queries_page_through_a_partition_and_an_index_in_key_order(aws: None) -> None:
     # moto sorted the whole table for every Query; the local stack reads the partition (or, for an index,
     # filters the items unsorted and lets moto sort the matches): the answers must stay DynamoDB's.
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(key, value)
-    moto_fixes.apply()
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName="ledger",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "state")],
-            GlobalSecondaryIndexes=[{
-                "IndexName": "by-state", "Projection": {"ProjectionType": "ALL"},
-                "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"},
-                              {"AttributeName": "sk", "KeyType": "RANGE"}],
-            }],
-            BillingMode="PAY_PER_REQUEST",
-        )  # fmt: skip
-        for n in reversed(range(60)):  # written out of order, in three partitions
-            item = {"pk": {"S": f"d{n % 3}"}, "sk": {"S": f"to#{n:03d}"}, "state": {"S": ("sent", "failed")[n % 2]}}
-            dynamodb.put_item(TableName="ledger", Item=item)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "state")],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "by-state", "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": "state", "KeyType": "HASH"},
+                          {"AttributeName": "sk", "KeyType": "RANGE"}],
+        }],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    for n in reversed(range(60)):  # written out of order, in three partitions
+        item = {"pk": {"S": f"d{n % 3}"}, "sk": {"S": f"to#{n:03d}"}, "state": {"S": ("sent", "failed")[n % 2]}}
+        dynamodb.put_item(TableName="ledger", Item=item)
 
-        def pages(forward: bool, **query: Any) -> list[str]:
-            keys, start = [], None
-            while True:
-                more: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-                answer = dynamodb.query(TableName="ledger", Limit=7, ScanIndexForward=forward, **query, **more)
-                keys += [item["sk"]["S"] for item in answer["Items"]]
-                if not (start := answer.get("LastEvaluatedKey")):
-                    return keys
+    def pages(forward: bool, **query: Any) -> list[str]:
+        keys, start = [], None
+        while True:
+            more: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            answer = dynamodb.query(TableName="ledger", Limit=7, ScanIndexForward=forward, **query, **more)
+            keys += [item["sk"]["S"] for item in answer["Items"]]
+            if not (start := answer.get("LastEvaluatedKey")):
+                return keys
 
-        partition = {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "d1"}}}
-        index = {"IndexName": "by-state", "KeyConditionExpression": "#s = :s",
-                 "ExpressionAttributeNames": {"#s": "state"},
-                 "ExpressionAttributeValues": {":s": {"S": "failed"}}}  # fmt: skip
-        in_d1 = [f"to#{n:03d}" for n in range(60) if n % 3 == 1]
-        failed = [f"to#{n:03d}" for n in range(60) if n % 2 == 1]
+    partition = {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "d1"}}}
+    index = {"IndexName": "by-state", "KeyConditionExpression": "#s = :s",
+             "ExpressionAttributeNames": {"#s": "state"},
+             "ExpressionAttributeValues": {":s": {"S": "failed"}}}  # fmt: skip
+    in_d1 = [f"to#{n:03d}" for n in range(60) if n % 3 == 1]
+    failed = [f"to#{n:03d}" for n in range(60) if n % 2 == 1]
 
-        assert pages(True, **partition) == in_d1
-        assert pages(False, **partition) == in_d1[::-1]
-        assert pages(True, **index) == failed
-        assert pages(False, **index) == failed[::-1]
-        absent = {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "nobody"}}}
-        assert pages(True, **absent) == []
+    assert pages(True, **partition) == in_d1
+    assert pages(False, **partition) == in_d1[::-1]
+    assert pages(True, **index) == failed
+    assert pages(False, **index) == failed[::-1]
+    absent = {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "nobody"}}}
+    assert pages(True, **absent) == []
 
 
 def test_a_query_on_a_table_without_a_sort_key_finds_its_one_item(dynamodb: Any) -> None:
