@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
@@ -32,6 +32,13 @@ Poll = Callable[[], bool]
 S3_ATTEMPTS = 3  # an asynchronous invocation: the first try and two retries
 S3_RETRY_DELAY_SECONDS = 60
 IN_FLIGHT_MARGIN_SECONDS = 5  # the runner stops an invocation at its timeout; this covers the stopping
+
+
+def _batch_entries(handles: list[str], **fields: Any) -> Iterator[list[dict[str, Any]]]:
+    """SQS batch-request entries for these receipt handles, ten per request."""
+    for start in range(0, len(handles), 10):
+        chunk = handles[start : start + 10]
+        yield [{"Id": str(i), "ReceiptHandle": handle, **fields} for i, handle in enumerate(chunk)]
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -182,15 +189,10 @@ class EventSources:
             done = {record["receiptHandle"] for record in records if record not in wanted}
             if wanted:
                 done |= self._deliver_sqs(event.function_id, wanted, report_failures)
-            for start in range(0, len(done), 10):
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(sorted(done)[start : start + 10])
-                ]
+            for entries in _batch_entries(sorted(done)):
                 sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
             failed = [message["ReceiptHandle"] for message in messages if message["ReceiptHandle"] not in done]
-            for start in range(0, len(failed), 10):
-                entries = [{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": LOCAL_MAX_VISIBILITY_SECONDS}
-                           for i, handle in enumerate(failed[start : start + 10])]  # fmt: skip
+            for entries in _batch_entries(failed, VisibilityTimeout=LOCAL_MAX_VISIBILITY_SECONDS):
                 sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
             return True
 
