@@ -481,3 +481,24 @@ def test_access_logs_record_routes_never_paths_or_query_strings(template: Templa
 )
 def test_the_access_log_check_catches_leaks(log_format: str, expected: str) -> None:
     assert any(problem.startswith(expected) for problem in access_log_problems(log_format))
+
+
+# ---------------------------------------------------------------------- the CI deploy role
+
+
+def test_the_ci_deploy_role_may_create_every_kind_of_resource_the_stack_holds(expanded: dict[str, Any]) -> None:
+    # A service the policy forgets fails the first CI deploy half-way (and rolls it back).
+    policy = json.loads((ROOT / "examples" / "deploy-role-policy.json").read_text(encoding="utf-8"))
+    granted = {
+        str(action).split(":", 1)[0]
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+    }
+    services = {
+        {"apigatewayv2": "apigateway"}.get(kind, kind)
+        for kind in (body["Type"].split("::")[1].lower() for body in expanded["Resources"].values())
+    }
+
+    assert services - granted == set()
+    assert {"cloudformation", "iam", "s3"} <= granted  # the stack itself, its roles, SAM's artifacts
