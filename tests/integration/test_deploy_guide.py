@@ -28,9 +28,7 @@ def kept_in_the_guide() -> list[str]:
 
 def test_the_guide_lists_exactly_the_resources_sam_delete_keeps(template: Template) -> None:
     kept = sorted(
-        logical_id
-        for logical_id, body in template.data["Resources"].items()
-        if body.get("DeletionPolicy") == "Retain"
+        logical_id for logical_id, body in template.data["Resources"].items() if body.get("DeletionPolicy") == "Retain"
     )
 
     assert len(kept) >= 10  # the tables, the bucket and the secret: a check that looks at something
@@ -79,6 +77,6 @@ def test_the_guides_command_deletes_a_versioned_bucket_with_all_its_versions(
         s3.delete_bucket(Bucket=bucket)
 
     monkeypatch.setattr(sys, "argv", ["-", bucket])
-    exec(compile(bucket_removal_code(), "docs/deploy.md", "exec"), {"__name__": "__main__"})  # noqa: S102
+    exec(compile(bucket_removal_code(), "docs/deploy.md", "exec"), {"__name__": "__main__"})
 
     assert bucket not in [found["Name"] for found in s3.list_buckets()["Buckets"]]

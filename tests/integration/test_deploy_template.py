@@ -446,7 +446,9 @@ def test_a_newsletter_batch_waiting_hours_raises_an_alarm_long_before_sqs_drops_
 def test_ses_reputation_alarms_fire_well_before_aws_pauses_sending(
     expanded: dict[str, Any], metric: str, aws_pauses_at: float
 ) -> None:
-    (alarm,) = [a for a in alarms(expanded).values() if (a.get("Namespace"), a.get("MetricName")) == ("AWS/SES", metric)]
+    (alarm,) = [
+        a for a in alarms(expanded).values() if (a.get("Namespace"), a.get("MetricName")) == ("AWS/SES", metric)
+    ]
 
     assert "Dimensions" not in alarm  # the account's rate, which is what AWS judges
     assert alarm["ComparisonOperator"] in ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
