@@ -154,6 +154,7 @@ def test_the_workflow_tests_everything_and_deploys_tags_with_oidc() -> None:
     assert deploy["permissions"]["id-token"] == "write"
     credentials = next(step for step in deploy["steps"] if "configure-aws-credentials" in step.get("uses", ""))
     assert "role-to-assume" in credentials["with"]
+    assert credentials["with"]["aws-region"]  # exported as AWS_DEFAULT_REGION, which `make deploy` requires
     assert "aws-access-key-id" not in credentials["with"]
     assert any(step.get("run") == "make deploy" for step in deploy["steps"])
 
