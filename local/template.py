@@ -139,7 +139,7 @@ class Route:
     method: str  # upper case, or ANY
     path: str  # "/articles/{slug}", or "$default"
     function_id: str
-    event_name: str
+    event_name: str  # the function's HttpApi event; in a DefinitionBody, the operationId ("" without one)
     authorizer: Authorizer | None = None
 
     @property
@@ -318,17 +318,17 @@ class Template:
                         if name not in shared:
                             raise ValueError(f"{where}: no integration {integration['$ref']!r} in the components")
                         integration = shared[name]
-                    # SAM gives the API's DefaultAuthorizer to every operation without a security requirement.
-                    security = operation.get("security") or [{}]
-                    if len(security) != 1 or len(security[0]) > 1:
-                        raise ValueError(f"{where}: API Gateway takes one authorizer per route")
+                    # SAM gives the API's DefaultAuthorizer to an operation whose security is absent or empty.
+                    security = operation.get("security") or [{"": []}]
+                    if len(security) != 1 or len(security[0]) != 1:
+                        raise ValueError(f"{where}: a route names one authorizer (or NONE) in its security")
                     routes.append(
                         Route(
                             method=_route_method(method),
                             path="$default" if path == "/$default" else path,
                             function_id=self._integrated_function(integration, where),
                             event_name=str(operation.get("operationId", "")),
-                            authorizer=self._route_authorizer(api.logical_id, next(iter(security[0]), None), where),
+                            authorizer=self._route_authorizer(api.logical_id, next(iter(security[0])), where),
                         )
                     )
         return routes

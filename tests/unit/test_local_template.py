@@ -192,7 +192,8 @@ def test_routes_of_a_definition_body_with_the_authorizers_sam_gives_them() -> No
             ),
             "no integration '#/components/x-amazon-apigateway-integrations/thing'",
         ),
-        (("security: [{Other: []}]", "security: [{Other: []}, {Token: []}]"), "one authorizer per route"),
+        (("security: [{Other: []}]", "security: [{Other: []}, {Token: []}]"), "names one authorizer (or NONE)"),
+        (("security: [{Other: []}]", "security: [{}]"), "names one authorizer (or NONE)"),
         (("security: [{Other: []}]", "security: [{Jwt: []}]"), "no Lambda authorizer 'Jwt'"),
     ],
 )
