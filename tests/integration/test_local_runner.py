@@ -16,6 +16,7 @@ import pytest
 from local.aws import aws_environment, client, start_moto
 from local.events import ApiContext, HttpRequest
 from local.functions import InProcessFunctions
+from local.invoke_policies import InvokePolicies
 from local.resolver import Resolver
 from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
@@ -57,7 +58,7 @@ def stack() -> Iterator[Stack]:
         for key, value in aws_environment(endpoint, REGION).items():
             patch.setenv(key, value)
         resolver = local_resolver(template=template, region=REGION)
-        build_stack(resolver, endpoint=endpoint)
+        built = build_stack(resolver, endpoint=endpoint)
         for key, value in resolver.environment().items():
             patch.setenv(key, value)
         functions = InProcessFunctions(template, resolver)
@@ -65,7 +66,9 @@ def stack() -> Iterator[Stack]:
             template, resolver, functions.invoke, endpoint, poll_seconds=0.1, retry_delay_seconds=0.2
         )
         sources.start()
-        server = ApiServer(("127.0.0.1", 0), template, functions, ApiContext(region=REGION))
+        server = ApiServer(
+            ("127.0.0.1", 0), template, functions, ApiContext(region=REGION), invoke_policies=built.invoke_policies
+        )
         serve_in_thread(server)
         try:
             yield Stack(template, resolver, functions, sources, server, endpoint)
@@ -185,6 +188,34 @@ def test_authorized_request_carries_the_authorizer_context(stack: Stack) -> None
     assert event["routeKey"] == "POST /secure"
     assert event["body"] == '{"title": "t"}'
     assert event["isBase64Encoded"] is False
+
+
+def test_a_route_its_functions_policy_does_not_cover_is_500_and_never_runs_it(stack: Stack) -> None:
+    # GET /unpermitted is in the API's definition body, but no permission lets API Gateway invoke ApiFunction
+    # for it (SAM adds permissions for the events' routes only): on AWS, a 500 from API Gateway.
+    before = len(stack.received("ApiFunction"))
+
+    status, _, body = stack.call("GET", "/unpermitted")
+    allowed, _, _ = stack.call("GET", "/items")
+
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    assert allowed == 200
+    assert [event["rawPath"] for event in stack.received("ApiFunction")[before:]] == ["/items"]
+
+
+def test_an_authorizer_api_gateway_may_not_invoke_is_500_and_nothing_runs(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policies = {
+        key: value for key, value in stack.server.invoke_policies.policies.items() if key != "AuthorizerFunction"
+    }
+    monkeypatch.setattr(stack.server, "invoke_policies", InvokePolicies(policies))
+    before = len(stack.received("AuthorizerFunction")), len(stack.received("ApiFunction"))
+
+    status, _, body = stack.call("POST", "/secure", headers=[("Authorization", "Bearer good")])
+
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    assert (len(stack.received("AuthorizerFunction")), len(stack.received("ApiFunction"))) == before
 
 
 def test_over_http(stack: Stack) -> None:

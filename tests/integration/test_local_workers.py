@@ -66,14 +66,19 @@ def stack() -> Iterator[Stack]:
             patch.setenv(key, value)
         patch.setenv("RUNNER_ONLY_SECRET", "the runner's own environment")
         resolver = local_resolver(template=template, region=REGION)
-        build_stack(resolver, endpoint=endpoint, policy=policy)
+        built = build_stack(resolver, endpoint=endpoint, policy=policy)
         functions = WorkerFunctions(
             template, resolver, policy.credentials, extra_environment={"AWS_ENDPOINT_URL": endpoint}
         )
         sources = EventSources(template, resolver, functions.invoke, endpoint, poll_seconds=0.1)
         sources.start()
         server = ApiServer(
-            ("127.0.0.1", 0), template, functions, ApiContext(region=REGION), integration_timeout=INTEGRATION_TIMEOUT
+            ("127.0.0.1", 0),
+            template,
+            functions,
+            ApiContext(region=REGION),
+            invoke_policies=built.invoke_policies,
+            integration_timeout=INTEGRATION_TIMEOUT,
         )
         serve_in_thread(server)
         try:
