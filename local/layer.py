@@ -102,7 +102,10 @@ def use_in_this_process(layer_dirs: Sequence[Path]) -> ProductPath:
     sys.path[first_site:first_site] = wanted
     importlib.invalidate_caches()
     imported_before, mismatches = {}, []
-    for module, dist, version, origin, layer_version in _imported_elsewhere(folders):
+    # The runtime's own folder is left out: pytest's plugins may load a newer urllib3 than Lambda's, which
+    # only a function without layers would use, and such functions run in workers to be faithful.
+    layers = [folder for folder in folders if folder != runtime_packages()]
+    for module, dist, version, origin, layer_version in _imported_elsewhere(layers):
         imported_before[module] = origin
         if version != layer_version:
             mismatches.append(f"{dist} {version} from {origin} (the layer has {layer_version})")
@@ -115,14 +118,15 @@ def use_in_this_process(layer_dirs: Sequence[Path]) -> ProductPath:
 
 def _imported_elsewhere(folders: Sequence[Path]) -> Iterator[tuple[str, str, str | None, Path, str]]:
     """(module, distribution, version in use, folder, layer's version) for each module of the layer's packages
-    that is imported already, from a folder outside the layer."""
+    that is imported already, from a folder outside the layers (another template's layer build counts as one)."""
     seen: set[str] = set()
+    layers = [*folders, cache_root()]
     for folder in folders:
         for dist in importlib.metadata.distributions(path=[str(folder)]):
             for module in _top_level_modules(dist) - seen:
                 seen.add(module)  # the first folder that has a module is the one it is imported from
                 origin = getattr(sys.modules.get(module), "__file__", None)
-                if not origin or any(Path(origin).is_relative_to(ours) for ours in folders):
+                if not origin or any(Path(origin).is_relative_to(ours) for ours in layers):
                     continue
                 # The folder the module came from (site-packages), where its own dist-info lies.
                 home = Path(origin).parent.parent if Path(origin).name == "__init__.py" else Path(origin).parent
