@@ -212,3 +212,29 @@ def test_the_tests_import_the_products_packages_from_the_layer(product_path: lay
         if not any(origin.is_relative_to(folder) for folder in product_path.folders):
             elsewhere[top] = str(origin)
     assert not elsewhere, f"the product's packages come from outside the layer: {elsewhere}"
+
+
+# ------------------------------------------------------------------------------------------- the builder
+ASK_FOR_PACKAGES = "import sys; from pathlib import Path; from local import layer; " + (
+    "print(layer.packages(Path(sys.argv[1]), root=Path(sys.argv[2])))"
+)
+
+
+def test_processes_asking_at_once_share_one_build_and_a_changed_file_gets_its_own(tmp_path: Path) -> None:
+    requirements = tmp_path / "shared" / "requirements.txt"
+    requirements.parent.mkdir()
+    requirements.write_text("# no packages: pip runs all the same\n")
+    cache = tmp_path / "cache"
+    ask = [sys.executable, "-c", ASK_FOR_PACKAGES, str(requirements), str(cache)]
+
+    runs = [
+        subprocess.Popen(ask, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    answers = [run.communicate(timeout=IMPORT_TIMEOUT_SECONDS) for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0, 0], answers
+    (built,) = {out.strip() for out, _err in answers}
+    assert sum(err.count("layer: installing") for _out, err in answers) == 1
+    assert [path.name for path in cache.iterdir() if path.is_dir()] == [Path(built).name]  # nothing half-built
+    requirements.write_text("# another file, another build\n")
+    assert layer.packages(requirements, root=cache) != Path(built)
