@@ -13,7 +13,8 @@ from local.template import load_template
 # Before any test module imports the product: its packages then come from the layer built from
 # shared/requirements.txt, not from the venv that runs pytest and moto (a package the venv has and the
 # layer lacks fails here as it fails on Lambda). Built once per change of the requirements; under
-# pytest-xdist the controller builds it before the workers start.
+# pytest-xdist the controller builds it before the workers start. The template is read with local.template
+# alone: local.stack would import boto3 (through moto) from the venv before the layer is on the path.
 PRODUCT_PATH = layer.use_in_this_process(load_template(layer.ROOT / "template.yaml").layer_dirs)
 
 # The same Powertools settings as the template's Globals; tracing is off because there is no X-Ray here.
