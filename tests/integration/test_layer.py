@@ -98,20 +98,16 @@ def import_failure(function: Function, answer: dict[str, Any]) -> str | None:
     )
 
 
-def test_every_function_imports_its_handler_from_the_layer_alone(built_layer: Path) -> None:
-    failures, cli_loaded = [], {}
-    for logical_id, function in sorted(project_template().functions.items()):
-        answer = import_handler(function, built_layer)
-        failure = import_failure(function, answer)
-        if failure:
-            failures.append(failure)
-            continue
-        modules = set(answer["modules"])
-        loaded = {name for name in modules if name in CLI_MODULES or name.split(".")[0] in CLI_PACKAGES}
-        if loaded:
-            cli_loaded[logical_id] = sorted(loaded)
-    assert not failures, "\n".join(failures)
-    assert not cli_loaded, f"functions load the CLI's own modules (its extra is not in the layer): {cli_loaded}"
+@pytest.mark.parametrize("logical_id", sorted(project_template().functions))
+def test_every_function_imports_its_handler_from_the_layer_alone(built_layer: Path, logical_id: str) -> None:
+    function = project_template().functions[logical_id]
+
+    answer = import_handler(function, built_layer)
+
+    failure = import_failure(function, answer)
+    assert failure is None, failure
+    cli = sorted(name for name in answer["modules"] if name in CLI_MODULES or name.split(".")[0] in CLI_PACKAGES)
+    assert not cli, f"{logical_id} loads the CLI's own modules (its extra is not in the layer): {cli}"
 
 
 # ------------------------------------------------------------------------------------------ static walk
