@@ -233,3 +233,24 @@ def test_a_key_is_retired_only_when_its_links_may_stop_working_and_after_its_web
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed[:-1]] == ["1"]
     assert "current" in listed[0]
+
+
+def test_an_endpoint_changed_after_a_rotation_has_its_secret_sealed_again_under_the_current_key(
+    stack: Stack, receiver: Receiver
+) -> None:
+    # Given a webhook registered before a rotation (its secret sealed with key 0)
+    hook = register(stack, receiver.url, ["article.published"])
+    assert keys(stack, "rotate") == 0
+
+    # When an editor changes it, once EditorFunction has read the secret again
+    with freeze_time(utc_now() + timedelta(seconds=CACHE_SECONDS + 1), tick=True):
+        path = {"webhook_id": hook["id"]}
+        changed = admin(stack, "editor-update-webhook", path=path, body={"description": "the newsroom's wall"})
+
+    # Then its secret is sealed with key 1, and it is the same secret
+    assert changed.status == 200, changed.body
+    assert sealed_with(stack, hook["id"]) == "1"
+    publish_new_article(stack)
+    stack.drain()
+    (published,) = receiver.wait_for(1, event_type="article.published")
+    assert signed_correctly(hook["secret"], published)
