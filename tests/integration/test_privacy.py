@@ -69,6 +69,7 @@ def test_no_personal_link_carries_the_address(stack: Stack, purpose: LinkPurpose
 def legacy_token(purpose: LinkPurpose, email: str) -> str:
     """A link as Newsdesk made them before addresses were encrypted (the address, signed)."""
     secret = dependencies.container().keyring().key(FIRST_KEY_ID)
+    assert secret is not None
     return str(URLSafeTimedSerializer(secret, salt=f"newsdesk.{purpose.value}").dumps(email))
 
 
