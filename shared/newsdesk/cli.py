@@ -267,7 +267,8 @@ def _keys(args: argparse.Namespace) -> None:
         for kid in sorted(keyring.keys, key=int):
             key = keyring.keys[kid]
             made = f"made {key.created_at:%Y-%m-%d %H:%M}" if key.created_at else "made with the stack"
-            state = "current" if kid == keyring.current else f"superseded {key.superseded_at or 'at an unknown time'}"
+            superseded = f"{key.superseded_at:%Y-%m-%d %H:%M}" if key.superseded_at else "at an unknown time"
+            state = "current" if kid == keyring.current else f"superseded {superseded}"
             print(f"{kid:>4}  {made:<24}  {state}")
         print("the identifiers key (recipient keys, stored hashes) never rotates")
     elif args.action == "rotate":
