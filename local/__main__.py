@@ -73,6 +73,10 @@ def main() -> int:
         log.error("NEWSDESK_DEV_TOKEN must be 16 to 512 characters long")
         return 2
     region = default_region()
+    sandbox = os.environ.get("NEWSDESK_SES_SANDBOX", "false").lower()
+    if sandbox not in ("true", "false"):
+        log.error("NEWSDESK_SES_SANDBOX must be true or false")
+        return 2
 
     stop = threading.Event()
 
@@ -102,7 +106,7 @@ def main() -> int:
     functions: WorkerFunctions | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
-        built = build_stack(resolver, endpoint=endpoint, policy=policy)
+        built = build_stack(resolver, endpoint=endpoint, policy=policy, ses_sandbox=sandbox == "true")
         resources, ses_events = built.resources, built.ses_events
         tokens = TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
         TokenService(tokens).create("local-dev", token=token)
