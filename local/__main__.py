@@ -38,7 +38,7 @@ log = logging.getLogger("local")
 LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_PAGES": "/_local/"}
 
 
-def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
+def _banner(api_url: str, endpoint: str, region: str, token: str, sandbox: bool) -> str:
     aws = f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region {region} --endpoint-url {endpoint}"
     return "\n".join(
         [
@@ -52,7 +52,7 @@ def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
             f"  Editor token  {token}",
             f'                curl -H "Authorization: Bearer {token}" {api_url}/admin/articles',
             f"  Resources     {api_url}/_local/resources",
-            f"  Sent emails   {api_url}/_local/",
+            f"  Sent emails   {api_url}/_local/" + ("  (SES sandbox: to verified addresses only)" if sandbox else ""),
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -164,7 +164,7 @@ def main() -> int:
         serving = serve_in_thread(server)
         # `newsdesk --local` reads it to find this stack (whatever PORT is) and its editor token.
         write_state(LocalStackState(api_url, endpoint, region, token, os.getpid()))
-        print(_banner(api_url, endpoint, region, token), flush=True)
+        print(_banner(api_url, endpoint, region, token, sandbox == "true"), flush=True)
         while not stop.wait(0.5):
             pass
         return 0

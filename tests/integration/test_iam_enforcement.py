@@ -27,7 +27,7 @@ from local.resolver import LOCAL_SENDER, Resolver
 from local.stack import build_stack, local_resolver
 from local.template import ACCOUNT_ID, Template
 from tests.integration.conftest import Stack, running_stack
-from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, publish_new_article
+from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, progress, publish_new_article
 from tests.integration.test_subscribers import confirmed, subscribe
 from tests.support.mail import mail_to, outbox
 
@@ -115,10 +115,12 @@ def test_in_the_sandbox_your_own_verified_address_subscribes_and_gets_the_newsle
 
     confirmed(sandbox, READER)  # the confirmation email came, and its link confirmed
     confirmed(sandbox, "success@simulator.amazonses.com")  # SES's mailbox simulator needs no identity
-    publish_new_article(sandbox)
+    add_subscribers(1, prefix="unverified")  # confirmed before, on a domain the account has not verified
+    article = publish_new_article(sandbox)
     sandbox.drain()
 
     assert sorted(mail.to for mail in newsletters(ARTICLE["title"])) == [READER, "success@simulator.amazonses.com"]
+    assert progress(sandbox, article["id"])["failed"] == 1  # SES rejected it: failed for good, explained
 
 
 def test_in_the_sandbox_a_grant_on_the_senders_domain_alone_is_refused_like_on_aws(
