@@ -185,19 +185,19 @@ def _operation(service: str, model: Any, request: _Request) -> str | None:
 @dataclass(frozen=True)
 class _RestRoute:
     operation: str
-    method: str
-    template: str
+    segments: tuple[str, ...]  # the URI template's path, split at "/"
     # Query keys and headers a request of this operation always has: the URI's own (`?acl`) and the
     # required members sent there (S3's `?uploadId`, `x-amz-copy-source`), which tell apart operations
     # sharing one URI (PutObject, CopyObject, UploadPart, UploadPartCopy).
-    query: tuple[str, ...]
-    headers: tuple[str, ...]
+    query: frozenset[str]
+    headers: frozenset[str]
 
 
 @cache
-def _rest_routes(service: str) -> tuple[_RestRoute, ...]:
+def _rest_routes(service: str) -> dict[str, tuple[_RestRoute, ...]]:
+    """The service's operations by HTTP method."""
     model = _model(service)
-    routes = []
+    routes: dict[str, list[_RestRoute]] = {}
     for name in model.operation_names:
         operation = model.operation_model(name)
         template, _, literal_query = operation.http.get("requestUri", "/").partition("?")
@@ -210,23 +210,22 @@ def _rest_routes(service: str) -> tuple[_RestRoute, ...]:
                 query.append(location["name"])
             elif location.get("location") == "header":
                 headers.append(location["name"].lower())
-        routes.append(_RestRoute(name, operation.http.get("method", ""), template, tuple(query), tuple(headers)))
-    return tuple(routes)
+        route = _RestRoute(name, tuple(template.strip("/").split("/")), frozenset(query), frozenset(headers))
+        routes.setdefault(operation.http.get("method", ""), []).append(route)
+    return {method: tuple(listed) for method, listed in routes.items()}
 
 
 def _rest_operation(model: Any, request: _Request, path: str | None = None) -> str | None:
     """The operation whose method and URI fit the request best: literal segments win, then the most query
     keys and headers that the operation always sends."""
+    given = (request.path if path is None else path).strip("/").split("/")
+    query, headers = request.query.keys(), request.headers.keys()
     best: tuple[tuple[int, int], str] | None = None
-    for route in _rest_routes(model.service_name):
-        if route.method != request.method:
+    for route in _rest_routes(model.service_name).get(request.method, ()):
+        if not (route.query <= query and route.headers <= headers):
             continue
-        score = _uri_score(route.template, request.path if path is None else path)
+        score = _uri_score(route.segments, given)
         if score is None:
-            continue
-        if any(key not in request.query for key in route.query) or any(
-            header not in request.headers for header in route.headers
-        ):
             continue
         rank = (score, len(route.query) + len(route.headers))
         if best is None or rank > best[0]:
@@ -234,8 +233,8 @@ def _rest_operation(model: Any, request: _Request, path: str | None = None) -> s
     return best[1] if best else None
 
 
-def _uri_score(template: str, path: str) -> int | None:
-    wanted, given = template.strip("/").split("/"), path.strip("/").split("/")
+def _uri_score(wanted: tuple[str, ...], given: list[str]) -> int | None:
+    """How many literal segments of the template `wanted` the path `given` matches; None if it does not fit."""
     score = 0
     for index, part in enumerate(wanted):
         if part.endswith("+}"):

@@ -117,10 +117,11 @@ def refusal(request: Received, secret_access_key: str) -> Refusal | None:
         payload = headers["x-amz-content-sha256"]
     else:
         payload = hashlib.sha256(request.body).hexdigest()
-    signer = _VERIFIERS[s3](Credentials(access_key_id, secret_access_key), service, region, signed.split(";"))
-    copy = AWSRequest(method=request.method, url=url, headers=dict(headers), data=request.body)
-    del copy.headers["X-Amz-Content-SHA256"]
-    copy.headers["X-Amz-Content-SHA256"] = payload  # the payload hash the client signed, as botocore reads it
+    names = signed.split(";")
+    signer = _VERIFIERS[s3](Credentials(access_key_id, secret_access_key), service, region, names)
+    # Only what the signer reads: the signed headers, and the payload hash the client signed.
+    signed_headers = {name: headers.get(name, "") for name in names if name != "x-amz-content-sha256"}
+    copy = AWSRequest(request.method, url, signed_headers | {"X-Amz-Content-SHA256": payload}, request.body)
     copy.context["timestamp"] = timestamp
     expected = signer.signature(signer.string_to_sign(copy, signer.canonical_request(copy)), copy)
     if not hmac.compare_digest(str(expected), given):
