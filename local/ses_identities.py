@@ -95,7 +95,7 @@ def install() -> None:
         if _installed:
             return
         _installed = True
-    from moto.ses.exceptions import MessageRejectedError
+    from moto.ses.exceptions import InvalidParameterValue, MessageRejectedError
     from moto.ses.models import SESBackend
 
     def verified(self: SESBackend, source: str) -> bool:
@@ -119,7 +119,22 @@ def install() -> None:
 
         return wrapper
 
+    set_mail_from = SESBackend.set_identity_mail_from_domain
+
+    def delete_identity(self: SESBackend, identity: str) -> None:
+        self.email_identities.pop(identity, None)
+
+    @functools.wraps(set_mail_from)
+    def set_identity_mail_from_domain(self: SESBackend, identity: str, *args: Any, **kwargs: Any) -> None:
+        if identity not in self.email_identities:
+            raise InvalidParameterValue(f"Identity '{identity}' does not exist.")
+        set_mail_from(self, identity, *args, **kwargs)
+
+    # moto asks whether an address is verified both to send and to tell an identity exists: the second
+    # means the identity itself, not one that covers it.
     SESBackend._is_verified_address = verified  # type: ignore[method-assign]
+    SESBackend.delete_identity = delete_identity  # type: ignore[method-assign]
+    SESBackend.set_identity_mail_from_domain = set_identity_mail_from_domain  # type: ignore[method-assign]
     SESBackend.send_email = checked(SESBackend.send_email, _listed)  # type: ignore[method-assign]
     SESBackend.send_templated_email = checked(SESBackend.send_templated_email, _listed)  # type: ignore[method-assign]
     SESBackend.send_raw_email = checked(SESBackend.send_raw_email, _raw_recipients)  # type: ignore[method-assign]
