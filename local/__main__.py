@@ -117,7 +117,9 @@ def main() -> int:
             policy.credentials,
             extra_environment={"AWS_ENDPOINT_URL": endpoint, **LOCAL_ONLY_ENVIRONMENT},
         )
-        server = ApiServer(("127.0.0.1", port), template, functions, ApiContext(region=region))
+        server = ApiServer(
+            ("127.0.0.1", port), template, functions, ApiContext(region=region), invoke_policies=built.invoke_policies
+        )
         api_url = server.url
 
         def list_resources(_request: HttpRequest) -> tuple[int, Any]:

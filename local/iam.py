@@ -32,10 +32,9 @@ from xml.sax.saxutils import escape
 
 from local.aws_calls import Call, Permission, describe
 from local.resolver import Resolver
-from local.sam import expand, function_roles, managed_policy_document
+from local.sam import expanded_for, function_roles, managed_policy_document
 from local.ses_identities import SesLookup, embedded_ses
 from local.signatures import Refusal
-from local.template import Template
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +82,11 @@ def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
     # matcher treats the rest as a regular expression and compares actions case-sensitively).
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
     return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+
+
+def wildcard_matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """IAM's wildcard match (actions, resources, ArnLike and StringLike conditions)."""
+    return _pattern(pattern, ignore_case).match(value) is not None
 
 
 def _any_matches(patterns: Any, value: str, *, ignore_case: bool) -> bool:
@@ -199,10 +203,8 @@ class Role:
 
 def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
     """Each function's role as SAM generates it, with the local stack's names and ARNs filled in."""
-    parameters = {name: str(resolver.ref(name)) for name in resolver.template.parameters if _has_value(resolver, name)}
-    expanded = _expanded(resolver.template, parameters, resolver.region)
     roles = {}
-    for function_id, role in function_roles(expanded).items():
+    for function_id, role in function_roles(expanded_for(resolver)).items():
         documents = [resolver.resolve(policy["PolicyDocument"]) for policy in role.get("Policies") or []]
         documents += [
             managed_policy_document(str(resolver.resolve(arn))) for arn in role.get("ManagedPolicyArns") or []
@@ -210,27 +212,6 @@ def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
         name = f"arn:aws:sts::{resolver.account_id}:assumed-role/{resolver.prefix}-{function_id}Role/"
         roles[function_id] = Role(function_id, name + resolver.physical_name(function_id), tuple(documents))
     return roles
-
-
-_EXPANSIONS: dict[tuple[int, tuple[tuple[str, str], ...], str], tuple[Template, dict[str, Any]]] = {}
-
-
-def _expanded(template: Template, parameters: dict[str, str], region: str) -> dict[str, Any]:
-    """The template as SAM expands it, once per template, parameters and region: the translator takes
-    seconds, and every test's stack would otherwise pay them (the names and ARNs are filled in afterwards)."""
-    key = (id(template), tuple(sorted(parameters.items())), region)
-    if key not in _EXPANSIONS:
-        # The template is kept with its expansion, so its id cannot be reused by another template.
-        _EXPANSIONS[key] = (template, expand(template, parameters, region=region))
-    return _EXPANSIONS[key][1]
-
-
-def _has_value(resolver: Resolver, name: str) -> bool:
-    try:
-        resolver.ref(name)
-    except ValueError:
-        return False
-    return True
 
 
 # ------------------------------------------------------------------------------------- enforcement

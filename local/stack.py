@@ -2,8 +2,9 @@
 
 `build_stack` resolves template.yaml with the local parameters, creates its resources (in moto's server at
 an endpoint, or in this process under moto's `mock_aws`), gives each function the IAM role SAM generates
-for it and makes the local SES publish its events. What runs the functions (worker processes or this
-process) and what feeds them (local.sources) is the caller's choice.
+for it and the resource-based policy its permissions make, and makes the local SES publish its events. What
+runs the functions (worker processes or this process) and what feeds them (local.sources) is the caller's
+choice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from local.aws import LocalResource, create_resources
 from local.iam import AccessPolicy, function_roles_from_template
+from local.invoke_policies import InvokePolicies
 from local.resolver import Resolver, local_parameters
 from local.ses_events import SesEventPublisher
 from local.ses_identities import set_sandbox
@@ -49,6 +51,7 @@ class BuiltStack:
     resolver: Resolver
     policy: AccessPolicy
     resources: list[LocalResource]
+    invoke_policies: InvokePolicies = field(repr=False)
     ses_events: SesEventPublisher = field(repr=False)
 
     @property
@@ -64,9 +67,10 @@ def build_stack(
     ses_sandbox: bool = False,
 ) -> BuiltStack:
     """Create the resolver's resources; afterwards `policy` (a new one unless given) holds every function's
-    role and the local SES publishes the events of this stack's emails. With `ses_sandbox` the local SES
-    behaves as a new account's does: it sends only to addresses a verified identity covers, and IAM checks
-    the send against their identities too (local.ses_identities).
+    role, `invoke_policies` who may invoke each function, and the local SES publishes the events of this
+    stack's emails. With `ses_sandbox` the local SES behaves as a new account's does: it sends only to
+    addresses a verified identity covers, and IAM checks the send against their identities too
+    (local.ses_identities).
 
     Without an endpoint the resources are created in this process, inside moto's `mock_aws`.
     """
@@ -81,4 +85,4 @@ def build_stack(
     policy.use_roles(function_roles_from_template(resolver))
     ses_events = SesEventPublisher(resolver)
     ses_events.install()
-    return BuiltStack(resolver, policy, resources, ses_events)
+    return BuiltStack(resolver, policy, resources, InvokePolicies.from_template(resolver), ses_events)

@@ -13,7 +13,7 @@ where the stack is:
   --local       the running `make dev` (it writes where it is, and its editor token, to a state file);
                 --local-url (or NEWSDESK_LOCAL_URL) names another address
   --stack NAME  a deployed stack: its tables and its API address (ApiUrl) come from its outputs, with
-                the usual AWS credentials (--profile, --region, or AWS_PROFILE, AWS_REGION)
+                the usual AWS credentials (--profile, --region, or AWS_PROFILE, AWS_DEFAULT_REGION)
   --table NAME  a tokens table by name (token commands only; ARTICLES_TABLE for articles)
 
 `delivery` and `import` call the editor API: with an editor token from NEWSDESK_TOKEN (on the local

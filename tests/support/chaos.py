@@ -22,9 +22,10 @@ from freezegun import freeze_time
 from newsdesk import dependencies
 from newsdesk.services import delivery
 from tests.integration.conftest import Stack
+from tests.support import times
 from tests.support.events import sample_event
 
-START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+START = times.now()
 ARTICLE = {"title": "Storm warning", "author": "Ada", "body": "The harbour closes at **noon**."}
 
 

@@ -17,6 +17,7 @@ from moto.dynamodb.models.dynamo_type import Item
 
 from local import moto_fixes
 from local.ses_identities import set_sandbox
+from tests.support import times
 
 REGION = "us-east-1"
 
@@ -142,7 +143,7 @@ def test_a_record_is_freed_only_once_every_reader_of_the_stream_read_it(dynamodb
 def test_a_queue_still_drops_what_outlived_its_retention_period(aws: None) -> None:
     from freezegun import freeze_time
 
-    with freeze_time("2026-11-30 09:00:00") as clock:
+    with freeze_time(times.now()) as clock:
         sqs = boto3.client("sqs", region_name=REGION)
         short = sqs.create_queue(QueueName="short", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
         long = sqs.create_queue(QueueName="long", Attributes={"MessageRetentionPeriod": "120"})["QueueUrl"]
