@@ -109,7 +109,11 @@ def _applies(statement: dict[str, Any], permission: Permission) -> bool:
 Conditions = Mapping[str, Sequence[str]]
 # Condition keys whose values the local stack reads off the request (local.aws_calls): any other key in a
 # policy (aws:SourceIp, s3:prefix, ...) cannot be evaluated here.
-EVALUATED_KEYS = frozenset({"ses:fromaddress", "ses:fromdisplayname", "ses:recipients", "ses:feedbackaddress"})
+# aws:SourceArn and aws:SourceAccount: what a service invoking a function says (local.invoke_policies).
+EVALUATED_KEYS = frozenset({
+    "ses:fromaddress", "ses:fromdisplayname", "ses:recipients", "ses:feedbackaddress",
+    "aws:sourcearn", "aws:sourceaccount",
+})  # fmt: skip
 _STRING_OPERATORS = {
     "StringEquals": (False, False, False),  # (negated, ignore case, wildcards)
     "StringNotEquals": (True, False, False),
@@ -118,6 +122,13 @@ _STRING_OPERATORS = {
     "StringLike": (False, False, True),
     "StringNotLike": (True, False, True),
 }
+# IAM compares an ARN's six colon-separated parts one by one, each with wildcards (ArnEquals as ArnLike).
+_ARN_OPERATORS = {"ArnLike": False, "ArnEquals": False, "ArnNotLike": True, "ArnNotEquals": True}
+
+
+def _arn_like(pattern: str, arn: str) -> bool:
+    patterns, parts = pattern.split(":", 5), arn.split(":", 5)
+    return len(patterns) == len(parts) and all(map(wildcard_matches, patterns, parts))
 
 
 def _test(operator: str, key: str, wanted: Any, conditions: Conditions) -> bool | None:
@@ -132,16 +143,23 @@ def _test(operator: str, key: str, wanted: Any, conditions: Conditions) -> bool 
     qualifier, _, base = operator.rpartition(":")
     if_exists = base.endswith("IfExists")
     base = base.removesuffix("IfExists")
-    if base not in _STRING_OPERATORS or qualifier not in ("", "ForAnyValue", "ForAllValues"):
+    if base not in _STRING_OPERATORS.keys() | _ARN_OPERATORS.keys() or qualifier not in (
+        "",
+        "ForAnyValue",
+        "ForAllValues",
+    ):
         return None
-    negated, ignore_case, wildcards = _STRING_OPERATORS[base]
+    arn = base in _ARN_OPERATORS
+    negated, ignore_case, wildcards = (_ARN_OPERATORS[base], False, True) if arn else _STRING_OPERATORS[base]
     if not values:  # the request does not set the key
         if qualifier == "ForAllValues" or if_exists:
             return True
         return negated and qualifier == ""
 
     def matches(value: str) -> bool:
-        if wildcards:
+        if arn:
+            found = any(_arn_like(pattern, value) for pattern in wanted)
+        elif wildcards:
             found = _any_matches(wanted, value, ignore_case=False)
         elif ignore_case:
             found = value.lower() in {item.lower() for item in wanted}
