@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -378,6 +379,11 @@ def test_the_readme_s_errors_are_what_the_api_answers(local_stack: LocalStack) -
             {"data": b"title=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
         ),
         (422, "validation_error"): ("PATCH", f"/admin/articles/{article['id']}", {"json_body": {"body": "x" * 70_000}}),
+        (422, "invalid_input"): (
+            "POST",
+            f"/admin/articles/{article['id']}/schedule",
+            {"json_body": {"publish_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}},
+        ),
         (422, "unknown_topics"): (
             "POST",
             "/subscribers",

@@ -383,7 +383,7 @@ def test_an_article_deleted_while_its_file_is_applied_ends_in_a_recorded_outcome
         (article_file("Too long", "x" * (72 * 1024 + 1)), "larger than"),
         (article_file("Taken", slug="taken"), "belongs to another article"),
         (article_file("Yesterday", publish_at="2001-01-01T08:00:00+00:00"), "in the past"),
-        (article_file("No zone", publish_at="2099-01-01T08:00:00"), "needs a UTC offset"),
+        (article_file("No zone", publish_at="2099-01-01T08:00:00"), "publish_at: needs a UTC offset"),
         (article_file("Bad tag", tags=["!!!"]), "has no letters or digits"),
     ],
     ids=["not-utf8", "broken-yaml", "no-title", "too-large", "slug-of-another", "past", "naive-time", "empty-tag"],

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel
 
 from newsdesk.api.caching import NotModified, not_modified_reply
-from newsdesk.errors import NewsdeskError
+from newsdesk.errors import NewsdeskError, validation_message
 from newsdesk.observability import logger
 
 
@@ -113,7 +113,7 @@ def error_reply(status: int, code: str, message: str, details: Any = None) -> Re
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return [
-        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        {"loc": list(error.get("loc", ())), "msg": validation_message(error), "type": str(error.get("type", ""))}
         for error in errors
     ]
 
