@@ -68,6 +68,16 @@ def test_public_route_reaches_its_function(local_stack: LocalStack) -> None:
     assert "items" in json.loads(body)
 
 
+@pytest.mark.parametrize("path", ["/", "/openapi.json"])
+def test_head_sends_the_get_s_headers_and_length_without_the_body(local_stack: LocalStack, path: str) -> None:
+    got = local_stack.request("GET", path)
+    head = local_stack.request("HEAD", path)
+
+    assert (head.status, head.body) == (got.status, b"")
+    assert head.headers["Content-Type"] == got.headers["Content-Type"]
+    assert int(head.headers["Content-Length"]) == len(got.body) > 0
+
+
 def test_unknown_route_is_404(local_stack: LocalStack) -> None:
     status, body = call("GET", f"{local_stack.api_url}/no/such/route")
 
