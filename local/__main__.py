@@ -85,10 +85,10 @@ def main() -> int:
 
     try:
         overrides = parameter_overrides(os.environ.get("NEWSDESK_PARAMETERS", ""), project_template())
+        resolver = local_resolver(api_url=f"http://127.0.0.1:{port}", parameters=overrides, region=region)
     except ValueError as error:
         log.error("NEWSDESK_PARAMETERS: %s", error)
         return 2
-    resolver = local_resolver(api_url=f"http://127.0.0.1:{port}", parameters=overrides, region=region)
     template = resolver.template
     policy = AccessPolicy(resolver.account_id)
     try:
