@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60
@@ -77,6 +78,22 @@ class LocalStack:
                 return HttpReply(response.status, dict(response.headers.items()), response.read())
         except urllib.error.HTTPError as error:
             return HttpReply(error.code, dict(error.headers.items()), error.read())
+
+    def emails(self, *, to: str = "", subject: str = "") -> list[dict[str, Any]]:
+        """Every sent email whose To and Subject contain these texts, newest first (GET /_local/emails,
+        page after page)."""
+        found: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            query = urlencode({"to": to, "subject": subject, "limit": 500, "cursor": cursor})
+            reply = self.request("GET", f"/_local/emails?{query}")
+            if reply.status != 200:
+                raise StackFailed(f"GET /_local/emails answered {reply.status}: {reply.body[:300]!r}")
+            page = reply.json()
+            found += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
 
     def denials(self) -> list[dict[str, str]]:
         """The functions' calls the stack refused (their roles do not allow them)."""
