@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -97,7 +98,7 @@ def aws_environment(endpoint: str, region: str) -> dict[str, str]:
     }
 
 
-def client(service: str, endpoint: str, region: str) -> Any:
+def client(service: str, endpoint: str, region: str, config: Config | None = None) -> Any:
     """A boto3 client for the embedded AWS; explicit arguments so it can never reach real AWS."""
     return boto3.client(
         service,
@@ -106,6 +107,7 @@ def client(service: str, endpoint: str, region: str) -> Any:
         aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        config=config,
     )
 
 
