@@ -138,9 +138,12 @@ def _wait_until_ready(process: subprocess.Popen[bytes], api_url: str, log_path: 
 
 
 @contextmanager
-def local_stack_process(log_path: Path, environment: dict[str, str] | None = None) -> Iterator[LocalStack]:
-    """Run the local stack until the block ends; StackFailed if it does not start or stop cleanly."""
-    port, aws_port = free_ports(2)
+def local_stack_process(
+    log_path: Path, environment: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None
+) -> Iterator[LocalStack]:
+    """Run the local stack until the block ends; StackFailed if it does not start or stop cleanly. `ports`:
+    the HTTP API's and the embedded AWS's (default: two free ones)."""
+    port, aws_port = ports or free_ports(2)
     token = secrets.token_urlsafe(32)
     variables = os.environ | {
         "PORT": str(port),
