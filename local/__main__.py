@@ -103,6 +103,7 @@ def main() -> int:
     sources: EventSources | None = None
     functions: WorkerFunctions | None = None
     state = state_folder(resolver, endpoint)
+    entry: LocalStackState | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
         built = build_stack(resolver, endpoint=endpoint, policy=policy)
@@ -168,8 +169,9 @@ def main() -> int:
         server.add_local_route("POST", "/_local/schedules/run", run_schedules)
         sources.start()
         serving = serve_in_thread(server)
-        # `newsdesk --local` reads it to find this stack (whatever PORT is) and its editor token.
-        write_state(LocalStackState(api_url, endpoint, region, token, os.getpid()))
+        # `newsdesk --local` reads it to find this stack (whatever PORT is, among others) and its editor token.
+        entry = LocalStackState(api_url, endpoint, region, token, os.getpid())
+        write_state(entry)
         print(_banner(api_url, endpoint, region, token, data), flush=True)
         while not stop.wait(0.5):
             pass
@@ -178,7 +180,8 @@ def main() -> int:
         log.error("cannot start the local stack: %s", error)
         return 1
     finally:
-        remove_state(os.getpid())
+        if entry is not None:
+            remove_state(entry.port, entry.pid)
         if server is not None:
             if serving is not None:
                 server.shutdown()

@@ -50,8 +50,8 @@ class LocalStack:
 
     @property
     def state_path(self) -> Path:
-        """The file where the stack says where it is (NEWSDESK_LOCAL_STATE for `newsdesk --local`)."""
-        return self.log_path.with_name("local-state.json")
+        """The folder where the stack says where it is (NEWSDESK_LOCAL_STATE for `newsdesk --local`)."""
+        return self.log_path.with_name("local-state")
 
     def physical_name(self, logical_id: str) -> str:
         return str(next(item["physical_name"] for item in self.resources if item["logical_id"] == logical_id))
@@ -150,8 +150,8 @@ def local_stack_process(
         "AWS_PORT": str(aws_port),
         "NEWSDESK_DEV_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
-        # Its own state file: a test's stack never replaces the one `newsdesk --local` finds for `make dev`.
-        "NEWSDESK_LOCAL_STATE": str(log_path.with_name("local-state.json")),
+        # Its own state folder: `newsdesk --local` in a test finds this stack, never a developer's `make dev`.
+        "NEWSDESK_LOCAL_STATE": str(log_path.with_name("local-state")),
         **(environment or {}),
     }
     with log_path.open("wb") as log:
