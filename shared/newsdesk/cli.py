@@ -290,12 +290,21 @@ def _first_record(api: Any, key: str | None, *, interval: float) -> dict[str, An
     from newsdesk.progress import ApiError
 
     deadline = time.monotonic() + (UPLOAD_WAIT_SECONDS if key else 0)
+    waiting = False
     while True:
         try:
             return _subscriber_upload(api, key)
         except ApiError as exc:
-            if exc.status != 404 or time.monotonic() >= deadline:
+            if exc.status != 404 or (time.monotonic() >= deadline and not waiting):
                 raise
+            if time.monotonic() >= deadline:
+                hint = "is the key right, and was the file uploaded to this stack's bucket?"
+                raise ApiError(404, f"{exc.message}: none within {UPLOAD_WAIT_SECONDS:.0f}s; {hint}") from exc
+            if not waiting:
+                why = "S3's notification and the import start a moment after the upload"
+                wait = f"{UPLOAD_WAIT_SECONDS:.0f}s"
+                print(f"newsdesk: waiting up to {wait} for the upload of {key} ({why})", file=sys.stderr)
+                waiting = True
         time.sleep(interval)
 
 

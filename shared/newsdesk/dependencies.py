@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
+    ApiUrlSettings,
     ArticleSettings,
     ConsentSettings,
     EmailSettings,
@@ -159,6 +160,12 @@ class Container:
 
         settings = self.settings(LinkSettings)
         return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
+
+    def api_url(self) -> str:
+        """The API's public address (`PublicApiUrl`, else the execute-api one), without a trailing slash."""
+        from newsdesk.dal.parameters import api_base_url
+
+        return api_base_url(self.settings(ApiUrlSettings).api_url_parameter)
 
     def recipient_keys(self) -> RecipientKeys:
         from newsdesk.dal.parameters import signing_secret
@@ -438,6 +445,11 @@ def reset() -> Container:
 def site_settings() -> SiteSettings:
     """The publication's name and site, which pages and the feed show."""
     return _current.settings(SiteSettings)
+
+
+def api_url() -> str:
+    """Where the API itself is served (the feed's own address is under it)."""
+    return _current.api_url()
 
 
 # ------------------------------------------------------------------------------- for the routes' Depends

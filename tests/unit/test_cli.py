@@ -13,6 +13,7 @@ import pytest
 
 from newsdesk import cli
 from newsdesk.local_state import LocalStackState, remove_state, running_stacks, write_state
+from newsdesk.progress import ApiError
 
 
 def _examples() -> list[list[str]]:
@@ -145,3 +146,29 @@ def test_a_stack_removes_only_its_own_entry(state_dir: Path, listening: Callable
 def test_api_commands_need_a_token(state_dir: Path) -> None:
     with pytest.raises(SystemExit, match="NEWSDESK_TOKEN"):
         cli._editor_api(cli.parse(["--api-url", "https://api.example.org", "delivery", "watch", "a-1"]))
+
+
+class _Uploads:
+    """The editor API's upload list, where a file's record appears after a few looks."""
+
+    def __init__(self, key: str, looks_before: int) -> None:
+        self.record = {"id": "u-1", "key": key, "kind": "subscribers"}
+        self.looks_before = looks_before
+
+    def get(self, path: str, **_query: str) -> dict[str, object]:
+        assert path == "/admin/uploads"
+        self.looks_before -= 1
+        return {"items": [self.record] if self.looks_before < 0 else []}
+
+
+def test_import_status_says_what_it_waits_for_and_why_it_gave_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "UPLOAD_WAIT_SECONDS", 0.5)
+
+    found = cli._first_record(_Uploads("subscribers/a.csv", looks_before=2), "subscribers/a.csv", interval=0.01)
+
+    assert found["key"] == "subscribers/a.csv"
+    assert capsys.readouterr().err.startswith("newsdesk: waiting up to 0s for the upload of subscribers/a.csv (")
+    with pytest.raises(ApiError, match=r"no upload of subscribers/typo.csv .*: none within 0s; is the key right"):
+        cli._first_record(_Uploads("subscribers/b.csv", looks_before=0), "subscribers/typo.csv", interval=0.05)
