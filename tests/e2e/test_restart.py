@@ -3,6 +3,7 @@ the data is still there (a token, an article, a subscriber and the links already
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -23,6 +24,13 @@ def confirm_path(stack: LocalStack, address: str) -> str:
     return f"{link.path}?{link.query}"
 
 
+def settled(stack: LocalStack, article_id: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while stack.request("GET", f"/admin/articles/{article_id}/delivery", editor=True).json()["state"] != "done":
+        assert time.monotonic() < deadline, "the newsletter did not settle"
+        time.sleep(0.5)
+
+
 def test_a_stack_started_again_at_once_on_its_ports_keeps_its_data(tmp_path: Path) -> None:
     # Given a stack that keeps its data, with an article, a sign-up and a file in the uploads bucket
     api_port, aws_port = free_ports(2)
@@ -40,6 +48,7 @@ def test_a_stack_started_again_at_once_on_its_ports_keeps_its_data(tmp_path: Pat
         s3.put_object(Bucket=bucket, Key="media/kept.txt", Body=b"v1")
         s3.put_object(Bucket=bucket, Key="media/kept.txt", Body=b"v2")
         old_token, state_path = first.token, first.state_path
+        settled(first, article["id"])  # a quiet stack stops in seconds (the test waits 20 at most)
         assert (state_path / f"{api_port}.json").exists()  # where `newsdesk --local` finds it
 
     # When it is stopped and started again at once, on the same ports
