@@ -1,5 +1,5 @@
-"""The editor's command line against the running local stack, found as a person finds it: through the state
-file the stack writes (no address, no token given), whatever port it runs on."""
+"""The editor's command line against the running local stack, found as a person finds it: through the entry
+the stack writes (no address, no token given), whatever port it runs on, and asking which when several run."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 
 def newsdesk(local_stack: LocalStack, *arguments: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    # Nothing of this process's AWS settings, no PORT, no token: the stack's state file is all it has.
+    # Nothing of this process's AWS settings, no PORT, no token: the stack's state entry is all it has.
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "NEWSDESK_")) and key != "PORT"
     }

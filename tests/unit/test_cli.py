@@ -1,5 +1,5 @@
 """The `newsdesk` command: its own examples parse, options go before or after the command, and `--local`
-finds the running stack through the state file `make dev` writes, whatever its PORT."""
+finds the running stack through the entry each `make dev` writes, whatever its PORT, and asks which when several run."""
 
 from __future__ import annotations
 
