@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -107,7 +108,7 @@ def aws_environment(endpoint: str, region: str) -> dict[str, str]:
     }
 
 
-def client(service: str, endpoint: str, region: str) -> Any:
+def client(service: str, endpoint: str, region: str, config: Config | None = None) -> Any:
     """A boto3 client for the embedded AWS; explicit arguments so it can never reach real AWS."""
     return boto3.client(
         service,
@@ -116,6 +117,7 @@ def client(service: str, endpoint: str, region: str) -> Any:
         aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        config=config,
     )
 
 
@@ -282,8 +284,11 @@ def start_moto(port: int, host: str = "127.0.0.1", policy: AccessPolicy | None =
     """Start moto in this process (port 0: any free port) and return it with its endpoint URL."""
     moto_fixes.apply()
     if port:
-        # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly.
+        # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly. The probe
+        # binds as the server will (werkzeug sets SO_REUSEADDR): connections of a stack stopped a moment ago,
+        # still in TIME_WAIT, do not keep the port; a program listening on it does.
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as error:

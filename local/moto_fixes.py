@@ -63,6 +63,12 @@ _in_transaction = threading.local()
 _stream_reader = threading.local()
 
 
+def dynamodb_requests_lock() -> threading.RLock:
+    """The lock every DynamoDB request to the embedded AWS runs under (see `_serialize_dynamodb`): hold it to
+    read or write moto's tables directly, as local.persistence does, and no request sees half of it."""
+    return _dynamodb_lock
+
+
 def apply() -> None:
     """Patch moto in this process (idempotent)."""
     global _applied

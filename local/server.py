@@ -264,6 +264,16 @@ class ApiServer(ThreadingHTTPServer):
         return dict(answer.get("context") or {})
 
 
+def _content_length(method: str, response: HttpResponse) -> int:
+    """The body's length; for HEAD, the length the function says its GET has (it sends no body), as API
+    Gateway passes the integration's Content-Length on."""
+    if method == "HEAD":
+        declared = next((value for key, value in response.headers if key.lower() == "content-length"), "")
+        if declared.isdigit():
+            return int(declared)
+    return len(response.body)
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
@@ -300,7 +310,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for key, value in response.headers:
             if key.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Length", str(_content_length(self.command, response)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)

@@ -13,8 +13,9 @@ examples:
   newsdesk --stack newsdesk keys retire 0              # remove an old key (30 days after it was superseded)
 
 where the stack is:
-  --local       the running `make dev` (it writes where it is, and its editor token, to a state file);
-                --local-url (or NEWSDESK_LOCAL_URL) names another address
+  --local       the running `make dev` (each one writes where it is, and its editor token, to a state
+                folder); with several running, --port names one; --local-url (or NEWSDESK_LOCAL_URL)
+                names another address
   --stack NAME  a deployed stack: its tables and its API address (ApiUrl) come from its outputs, with
                 the usual AWS credentials (--profile, --region, or AWS_PROFILE, AWS_DEFAULT_REGION)
   --table NAME  a tokens table by name (token commands only; ARTICLES_TABLE for articles)
@@ -39,24 +40,52 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from newsdesk.errors import NewsdeskError
-from newsdesk.local_state import read_state, state_path
+from newsdesk.local_state import LocalStackState, running_stacks, state_dir
 
 if TYPE_CHECKING:
     from newsdesk.models.keys import Keyring
 
-DEFAULT_LOCAL_PORT = "3000"
-WHERE_OPTIONS = ("local", "stack", "table", "local_url", "api_url", "region", "profile")
+WHERE_OPTIONS = ("local", "stack", "table", "local_url", "port", "api_url", "region", "profile")
+
+
+def _local_stack(args: argparse.Namespace) -> tuple[str, LocalStackState | None]:
+    """The local stack's address (and its state entry, when it wrote one): the one named by --local-url, else
+    the running stack (the one on --port, when several run). Said on stderr, once: stdout is the answer."""
+    chosen: tuple[str, LocalStackState | None] | None = getattr(args, "chosen_local", None)
+    if chosen is not None:
+        return chosen
+    explicit = args.local_url or os.environ.get("NEWSDESK_LOCAL_URL")
+    if explicit:
+        chosen = (str(explicit).rstrip("/"), None)
+    else:
+        state = _running_stack(args.port)
+        chosen = (state.api_url, state)
+    print(f"newsdesk: using the local stack at {chosen[0]}", file=sys.stderr)
+    args.chosen_local = chosen
+    return chosen
+
+
+def _running_stack(port: int | None) -> LocalStackState:
+    stacks = running_stacks()
+    where = ", ".join(state.api_url for state in stacks)
+    if port is not None:
+        found = [state for state in stacks if state.port == port]
+        if not found:
+            running = f" (running: {where})" if stacks else ""
+            raise SystemExit(f"newsdesk: no running local stack on port {port}{running}")
+        return found[0]
+    if not stacks:
+        raise SystemExit(
+            f"newsdesk: no running local stack: start one with `make dev` (each running stack says where it is"
+            f" in {state_dir()}), or name its address with --local-url"
+        )
+    if len(stacks) > 1:
+        raise SystemExit(f"newsdesk: {len(stacks)} local stacks are running ({where}): say which with --port")
+    return stacks[0]
 
 
 def _local_url(args: argparse.Namespace) -> str:
-    """The local stack's address: named explicitly, else where the running stack says it is, else PORT."""
-    explicit = args.local_url or os.environ.get("NEWSDESK_LOCAL_URL")
-    if explicit:
-        return str(explicit).rstrip("/")
-    state = read_state()
-    if state is not None:
-        return state.api_url
-    return f"http://127.0.0.1:{os.environ.get('PORT', DEFAULT_LOCAL_PORT)}"
+    return _local_stack(args)[0]
 
 
 def _local_resources(api_url: str) -> dict[str, Any]:
@@ -64,10 +93,7 @@ def _local_resources(api_url: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"{api_url}/_local/resources", timeout=5) as reply:  # noqa: S310
             resources: dict[str, Any] = json.load(reply)
     except OSError as exc:
-        raise SystemExit(
-            f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`"
-            f" (a running one writes where it is to {state_path()})"
-        ) from exc
+        raise SystemExit(f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`") from exc
     return resources
 
 
@@ -115,8 +141,8 @@ def _editor_api(args: argparse.Namespace) -> Any:
     token = os.environ.get("NEWSDESK_TOKEN")
     url = args.api_url or os.environ.get("NEWSDESK_API_URL")
     if args.local:
-        url = url or _local_url(args)
-        state = read_state()
+        local_url, state = _local_stack(args)
+        url = url or local_url
         if not token and state is not None and state.api_url == url:
             token = state.token
     elif args.stack and not url:
@@ -142,6 +168,9 @@ def _where(parser: argparse.ArgumentParser, *, default: Any) -> None:
     where.add_argument("--table", default=default, help="tokens table name (default: TOKENS_TABLE)")
     where.add_argument(
         "--local-url", default=default, help="address of the local stack (default: where the running one says)"
+    )
+    where.add_argument(
+        "--port", type=int, default=default, help="the HTTP API port of the local stack, when several run"
     )
     where.add_argument("--api-url", default=default, help="the API's address for `delivery` and `import`")
     where.add_argument("--region", default=default, help="AWS region of a deployed stack")
@@ -347,12 +376,21 @@ def _first_record(api: Any, key: str | None, *, interval: float) -> dict[str, An
     from newsdesk.progress import ApiError
 
     deadline = time.monotonic() + (UPLOAD_WAIT_SECONDS if key else 0)
+    waiting = False
     while True:
         try:
             return _subscriber_upload(api, key)
         except ApiError as exc:
-            if exc.status != 404 or time.monotonic() >= deadline:
+            if exc.status != 404 or (time.monotonic() >= deadline and not waiting):
                 raise
+            if time.monotonic() >= deadline:
+                hint = "is the key right, and was the file uploaded to this stack's bucket?"
+                raise ApiError(404, f"{exc.message}: none within {UPLOAD_WAIT_SECONDS:.0f}s; {hint}") from exc
+            if not waiting:
+                why = "S3's notification and the import start a moment after the upload"
+                wait = f"{UPLOAD_WAIT_SECONDS:.0f}s"
+                print(f"newsdesk: waiting up to {wait} for the upload of {key} ({why})", file=sys.stderr)
+                waiting = True
         time.sleep(interval)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
+    ApiUrlSettings,
     ArticleSettings,
     ConsentSettings,
     EmailSettings,
@@ -187,6 +188,12 @@ class Container:
         from newsdesk.services.links import LinkSigner
 
         return LinkSigner(self.signing_keys(), api_base_url(self.settings(LinkSettings).api_url_parameter))
+
+    def api_url(self) -> str:
+        """The API's public address (`PublicApiUrl`, else the execute-api one), without a trailing slash."""
+        from newsdesk.dal.parameters import api_base_url
+
+        return api_base_url(self.settings(ApiUrlSettings).api_url_parameter)
 
     def recipient_keys(self) -> RecipientKeys:
         from newsdesk.services.recipients import RecipientKeys
@@ -462,6 +469,11 @@ def reset() -> Container:
 def site_settings() -> SiteSettings:
     """The publication's name and site, which pages and the feed show."""
     return _current.settings(SiteSettings)
+
+
+def api_url() -> str:
+    """Where the API itself is served (the feed's own address is under it)."""
+    return _current.api_url()
 
 
 # ------------------------------------------------------------------------------- for the routes' Depends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -83,3 +84,15 @@ class UploadRejected(Exception):
 class RetryLater(Exception):
     """This event or message cannot be handled now (busy elsewhere, throttled, out of time): deliver it
     again later."""
+
+
+# pydantic puts these before the text of an exception a validator raised: the reason alone is the message.
+_VALIDATOR_PREFIXES = {"value_error": "Value error, ", "assertion_error": "Assertion failed, "}
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error's message as an editor reads it (in API answers and upload records alike): a
+    validator's own words (`needs a UTC offset, ...`), not `Value error, needs a UTC offset, ...`."""
+    message = str(error.get("msg", ""))
+    prefix = _VALIDATOR_PREFIXES.get(str(error.get("type", "")))
+    return message.removeprefix(prefix) if prefix else message

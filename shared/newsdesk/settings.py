@@ -70,8 +70,12 @@ class SecretSettings(_Environment):
     signing_secret_arn: str = Field(min_length=1)
 
 
-class LinkSettings(SecretSettings):
+class ApiUrlSettings(_Environment):
     api_url_parameter: str = Field(min_length=1, description="SSM parameter holding the API's base URL")
+
+
+class LinkSettings(SecretSettings, ApiUrlSettings):
+    """What signed links need: the key, and the API's address they point at."""
 
 
 class EmailSettings(_Environment):

@@ -26,6 +26,9 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PRIVATE_SUFFIXES = ("localhost", "local", "localdomain", "internal", "intranet", "lan", "home.arpa", "invalid")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_LOCAL_ONLY = (
+    f"besides https:// on a public host, this local stack allows only http://{LOOPBACK_HOST}:<port>, not localhost"
+)
 
 
 class TargetMode(StrEnum):
@@ -83,14 +86,16 @@ def parse_target(url: str, mode: TargetMode) -> Target:
         return Target(scheme, host, port or (443 if scheme == "https" else 80), path, literal=True)
     if mode is TargetMode.LOOPBACK:
         raise TargetRefused(f"must be http://{LOOPBACK_HOST}:<port> on this stack (WebhookTargets is loopback)")
+    # Someone trying webhooks on a laptop types localhost or http://: say what this stack takes instead.
+    local = f" ({_LOCAL_ONLY})" if mode is TargetMode.PUBLIC_AND_LOOPBACK else ""
     if scheme != "https":
-        raise TargetRefused("must start with https://")
+        raise TargetRefused(f"must start with https://{local}")
     literal = _ip(host)
     if literal is not None:
         if not public_address(literal):
-            raise TargetRefused("names an IP address in a private, loopback, link-local or reserved range")
+            raise TargetRefused(f"names an IP address in a private, loopback, link-local or reserved range{local}")
         return Target(scheme, str(literal), port or 443, path, literal=True)
-    return Target(scheme, _public_name(host), port or 443, path, literal=False)
+    return Target(scheme, _public_name(host, local), port or 443, path, literal=False)
 
 
 def _ip(host: str) -> IpAddress | None:
@@ -100,7 +105,7 @@ def _ip(host: str) -> IpAddress | None:
         return None
 
 
-def _public_name(host: str) -> str:
+def _public_name(host: str, local: str = "") -> str:
     try:
         name = host.rstrip(".").encode("idna").decode("ascii").lower()
     except UnicodeError as exc:
@@ -111,9 +116,9 @@ def _public_name(host: str) -> str:
     if len(labels) < 2 or not any(ch.isalpha() for ch in labels[-1]):
         # One label ("intranet") or a numeric last label ("127.1", "0x7f.1"): never a public name, and
         # resolvers read the latter as an IP address.
-        raise TargetRefused("must name a public host, such as hooks.example.org")
+        raise TargetRefused(f"must name a public host, such as hooks.example.org{local}")
     if any(name == suffix or name.endswith(f".{suffix}") for suffix in _PRIVATE_SUFFIXES):
-        raise TargetRefused("must name a public host, not a local or internal one")
+        raise TargetRefused(f"must name a public host, not a local or internal one{local}")
     return name
 
 

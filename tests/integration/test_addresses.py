@@ -47,7 +47,8 @@ def test_an_address_that_cannot_be_mailed_is_a_clear_422_and_changes_nothing(sta
 def test_smtputf8_addresses_are_refused_with_the_reason(stack: Stack) -> None:
     [detail] = subscribe(stack, "jörg@example.org").json()["error"]["details"]
 
-    assert "ASCII" in detail["msg"]
+    # The validator's own words, without the "Value error, " pydantic puts before them
+    assert detail["msg"].startswith("the part before the @ must be ASCII")
     assert "SMTPUTF8" in detail["msg"]
 
 
@@ -75,6 +76,7 @@ def test_an_import_applies_the_same_rules(stack: Stack) -> None:
     assert (record["outcome"], record["imported"], record["invalid"]) == ("imported", 2, 2)
     reasons = {note["row"]: note["reason"] for note in record["invalid_rows"]}
     assert set(reasons) == {2, 4}
+    assert reasons[2].startswith("email: the part before the @ must be ASCII")  # no "Value error, "
     assert "SMTPUTF8" in reasons[2]
     assert stored_addresses(stack) == ["ada@example.org", IDN_STORED]
     assert sorted(mail.to for mail in outbox()) == ["ada@example.org", IDN_STORED]

@@ -105,6 +105,28 @@ def test_every_confirmed_instant_subscriber_gets_one_personal_email(stack: Stack
     assert statuses[readers[0] if readers[0] != reader else readers[1]] is SubscriberStatus.CONFIRMED
 
 
+def test_the_text_part_keeps_each_link_s_address_and_the_paragraphs(stack: Stack) -> None:
+    # Given a reader, and an article with links: one with its own text, one whose text is its address
+    add_subscribers(1)
+    body = (
+        "The ferry runs again. See [timetable](https://example.org/timetable).\n\n"
+        "Questions: <news@example.org> or <https://example.org/ferry>.\n\n"
+        "- [Routes](https://example.org/routes)\n- Fares"
+    )
+
+    # When it is published
+    publish_new_article(stack, title="Ferry timetable", body=body)
+    stack.drain()
+
+    # Then a reader of the text part sees where each link goes, once, and the article's paragraphs
+    [mail] = newsletters("Ferry timetable")
+    assert (
+        "The ferry runs again. See timetable (https://example.org/timetable).\n\n"
+        "Questions: news@example.org or https://example.org/ferry.\n\n"
+        "- Routes (https://example.org/routes)\n- Fares"
+    ) in mail.text
+
+
 def test_a_subscriber_who_leaves_before_their_batch_is_sent_is_skipped(stack: Stack) -> None:
     readers = add_subscribers(40)
     article = publish_new_article(stack)

@@ -93,6 +93,19 @@ def test_the_loopback_exemption_is_the_local_stacks_alone() -> None:
         parse_target("http://localhost:8765/hooks", TargetMode.PUBLIC_AND_LOOPBACK)  # only the literal
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://localhost:8000/hooks", "https://localhost:8000/hooks", "http://[::1]:8000/", "https://127.0.0.2/"],
+)
+def test_the_local_stack_says_which_address_on_this_machine_it_takes(url: str) -> None:
+    # Someone trying webhooks with `make dev` types localhost: the refusal names what to type instead.
+    with pytest.raises(TargetRefused, match=r"allows only http://127\.0\.0\.1:<port>, not localhost"):
+        parse_target(url, TargetMode.PUBLIC_AND_LOOPBACK)
+    with pytest.raises(TargetRefused) as deployed:
+        parse_target(url, TargetMode.PUBLIC)
+    assert "127.0.0.1" not in str(deployed.value)  # a deployed stack takes no address on its own machine
+
+
 def _resolving_to(*addresses: str) -> Any:
     def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel
 
 from newsdesk.api.caching import NotModified, not_modified_reply
-from newsdesk.errors import NewsdeskError
+from newsdesk.errors import NewsdeskError, validation_message
 from newsdesk.observability import logger
 
 
@@ -113,7 +114,7 @@ def error_reply(status: int, code: str, message: str, details: Any = None) -> Re
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return [
-        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        {"loc": list(error.get("loc", ())), "msg": validation_message(error), "type": str(error.get("type", ""))}
         for error in errors
     ]
 
@@ -139,13 +140,18 @@ class HttpApiResolver(APIGatewayHttpResolver):
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """A HEAD request is answered as its GET without the body (RFC 9110, 9.3.2): the same status and
-        headers (ETag, Cache-Control, ...). The template routes HEAD to the function that serves the GET."""
+        headers (ETag, Cache-Control, ...), and the GET body's Content-Length, which API Gateway passes on
+        from the function's headers (as Powertools' own HEAD example does). The template routes HEAD to the
+        function that serves the GET."""
         http = (event.get("requestContext") or {}).get("http") or {}
         if str(http.get("method", "")).upper() != "HEAD":
             return super().resolve(event, context)
         as_get = {**event, "requestContext": {**event["requestContext"], "http": {**http, "method": "GET"}}}
         answer = super().resolve(as_get, context)
-        return {**answer, "body": "", "isBase64Encoded": False}
+        body = str(answer.get("body") or "")
+        length = len(base64.b64decode(body)) if answer.get("isBase64Encoded") else len(body.encode())
+        headers = {**(answer.get("headers") or {}), "Content-Length": str(length)}
+        return {**answer, "headers": headers, "body": "", "isBase64Encoded": False}
 
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         given = self.current_event.path_parameters or {}
