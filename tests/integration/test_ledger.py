@@ -257,6 +257,32 @@ def test_a_send_event_later_than_the_window_is_counted_as_a_possible_duplicate(s
     assert report["counts"]["delivered"] == 1
 
 
+def test_a_late_send_event_settles_a_record_still_waiting_for_a_later_attempt(stack: Stack) -> None:
+    (reader,) = add_subscribers(1)
+    article = publish_new_article(stack)
+    stack.drain()
+    delivery_id = f"article-{article['id']}"
+    key = dependencies.container().recipient_keys().of(reader)
+    # The record as a second attempt left it when its mailer was killed before SES: pending, attempt 2.
+    boto3.client("dynamodb").update_item(
+        TableName=stack.table("DeliveriesTable"),
+        Key={"pk": {"S": delivery_id}, "sk": {"S": f"to#{key}"}},
+        UpdateExpression="SET attempt = :two, #state = :pending, pending_since = :now",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={":two": {"N": "2"}, ":pending": {"S": "pending"},
+                                   ":now": {"S": datetime.now(UTC).isoformat()}},
+    )  # fmt: skip
+    late = {"eventType": "Send", "send": {}, "mail": {"messageId": "late-one", "tags": {
+        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"]}}}  # fmt: skip
+
+    stack.invoke("SesEventsFunction", ses_event(late))
+    stack.drain()
+
+    entry = recipients(stack, delivery_id)[reader]
+    assert (entry["state"], entry["message_id"]) == ("sent", "late-one")  # the first email reached SES: not sent again
+    assert delivery(stack, delivery_id)["late_send_events"] == 1
+
+
 class DailyQuota:
     """SES with a daily quota of `limit` emails, counted over the frozen clock's last 24 hours."""
 
