@@ -84,10 +84,11 @@ def test_the_ses_client_itself_never_sends_again_after_a_5xx(stack: Stack, monke
     from moto.sesv2.responses import SESV2Response
 
     accepting = SESV2Response.send_email
+    requests: list[str] = []
 
     def accepts_then_fails(self: SESV2Response) -> Any:
-        accepting(self)
-        return 500, {"x-amzn-ErrorType": "InternalFailure"}, json.dumps({"message": "Internal failure"})
+        requests.append(accepting(self))
+        return json.dumps({"message": "Internal failure"}), {"status": 500, "x-amzn-ErrorType": "InternalFailure"}
 
     monkeypatch.setattr(SESV2Response, "send_email", accepts_then_fails)
     readers = add_subscribers(2)
@@ -98,7 +99,8 @@ def test_the_ses_client_itself_never_sends_again_after_a_5xx(stack: Stack, monke
         stack.drain(wait_for_delayed=False)
         report = delivery(stack, f"article-{article['id']}")
 
-    assert received() == sorted(readers)  # one email each: the Send events settled them
+    assert len(requests) == 2  # one request per email: neither botocore nor the mailer sent one again
+    assert received() == sorted(readers)  # the Send events settled them
     assert (report["state"], report["counts"]["delivered"], report["late_send_events"]) == ("done", 2, 0)
 
 
