@@ -22,8 +22,16 @@ from newsdesk.services.delivery import ACCOUNT_REFUSED_METRIC
 from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Stack
 from tests.integration.test_ledger import delivery
 from tests.integration.test_metrics_flushed import published_metrics
-from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, progress, publish_new_article
+from tests.integration.test_newsletter import (
+    ARTICLE,
+    add_subscribers,
+    editor,
+    newsletters,
+    progress,
+    publish_new_article,
+)
 from tests.support.chaos import Fault, ScriptedSes, move_on, ses_error
+from tests.support.events import sample_event
 
 WINDOW = timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5)
 ENDPOINT = "https://email.us-east-1.amazonaws.com"
@@ -208,3 +216,20 @@ def test_a_refusal_of_the_whole_account_pauses_the_delivery_visibly_until_ses_se
     assert (done["state"], done["counts"]["delivered"], done["paused_until"], done["paused_reason"]) == (
         "done", count, None, None)  # fmt: skip
     assert dead_letters(stack) == 0
+
+
+def test_an_editors_test_email_says_that_ses_refuses_the_account(stack: Stack) -> None:
+    ses = scripted()
+    ses.everyone = ses_error("SendingPausedException", 400, "Sending paused for this account.")
+    draft = editor(stack, "editor-create-article", body=ARTICLE).json()
+    event = sample_event("editor-publish-article", path={"article_id": draft["id"]}, body={"to": "editor@example.org"})
+    event["rawPath"] = f"/admin/articles/{draft['id']}/test-email"
+
+    reply = stack.call("EditorFunction", event)
+
+    assert reply.status == 503
+    error = reply.json()["error"]
+    assert error["code"] == "service_busy"
+    assert error["message"] == (
+        "SES refuses to send for this account (SendingPausedException: Sending paused for this account.)"
+    )
