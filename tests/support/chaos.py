@@ -1,6 +1,9 @@
 """The delivery ledger's chaos scenario: SES throttling, a daily quota, mailers killed at random points and
 SQS redeliveries, on a frozen clock — run by tests/integration/test_ledger.py (CI-sized) and by
 bench/chaos.py (50,000 subscribers). Afterwards SES's own record is the truth the ledger must match.
+
+ScriptedSes is the same fault injection one answer at a time: a mailer killed before given attempts, or
+SES's error answers (before or after accepting the email), for tests of exactly what each one does.
 """
 
 from __future__ import annotations
