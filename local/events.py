@@ -61,6 +61,7 @@ class ApiContext:
     account_id: str = ACCOUNT_ID
     region: str = "us-east-1"
     stage: str = "$default"
+    partition: str = "aws"
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,16 @@ def http_api_event(
     return event
 
 
+def execute_api_arn(api: ApiContext, resource: str) -> str:
+    """An ARN of the API: a request's (`route_arn`), or an authorizer's ("authorizers/<id>")."""
+    return f"arn:{api.partition}:execute-api:{api.region}:{api.account_id}:{api.api_id}/{resource}"
+
+
+def route_arn(request: HttpRequest, api: ApiContext) -> str:
+    """The ARN API Gateway gives a request: an authorizer's `routeArn`, the source of an integration's call."""
+    return execute_api_arn(api, f"{api.stage}/{request.method.upper()}{request.decoded_path}")
+
+
 def authorizer_event(
     request: HttpRequest,
     route_key: str,
@@ -182,14 +193,10 @@ def authorizer_event(
     event = http_api_event(request, route_key, path_parameters, api=api, request_id=request_id, now=now)
     event.pop("body", None)
     event.pop("isBase64Encoded", None)
-    route_arn = (
-        f"arn:aws:execute-api:{api.region}:{api.account_id}:{api.api_id}/{api.stage}/"
-        f"{request.method.upper()}{request.decoded_path}"
-    )
     return {
         "version": "2.0",
         "type": "REQUEST",
-        "routeArn": route_arn,
+        "routeArn": route_arn(request, api),
         "identitySource": list(identity_source),
     } | {key: value for key, value in event.items() if key != "version"}
 
@@ -370,4 +377,33 @@ def scheduled_event(
         "region": region,
         "resources": [resource_arn],
         "detail": {},
+    }
+
+
+def async_failure_record(
+    function_arn: str,
+    request_id: str,
+    payload: Any,
+    *,
+    attempts: int,
+    error_type: str,
+    error_message: str,
+    condition: str = "RetriesExhausted",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """What Lambda sends an asynchronous invocation's OnFailure destination once it stops retrying: the
+    event (`requestPayload`), how often it tried, and the function's error."""
+    now = now or datetime.now(UTC)
+    return {
+        "version": "1.0",
+        "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": error_message, "errorType": error_type, "stackTrace": []},
     }

@@ -86,10 +86,12 @@ class Resolver:
         account_id: str = ACCOUNT_ID,
         parameter_overrides: dict[str, str] | None = None,
         prefix: str = NAME_PREFIX,
+        partition: str = "aws",
     ) -> None:
         self.template = template
         self.region = region
         self.account_id = account_id
+        self.partition = partition
         self.prefix = prefix
         self.parameter_overrides = dict(parameter_overrides or {})
         self._recorded: dict[tuple[str, str], str] = {}
@@ -114,20 +116,20 @@ class Resolver:
     def arn(self, logical_id: str) -> str:
         resource = self.template.resources[logical_id]
         name = self.physical_name(logical_id)
-        region, account = self.region, self.account_id
+        region, account, partition = self.region, self.account_id, self.partition
         arns = {
-            TABLE: f"arn:aws:dynamodb:{region}:{account}:table/{name}",
-            QUEUE: f"arn:aws:sqs:{region}:{account}:{name}",
-            BUCKET: f"arn:aws:s3:::{name}",
-            FUNCTION: f"arn:aws:lambda:{region}:{account}:function:{name}",
-            TOPIC: f"arn:aws:sns:{region}:{account}:{name}",
-            SECRET: f"arn:aws:secretsmanager:{region}:{account}:secret:{name}",
-            SSM_PARAMETER: f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}",
-            SES_CONFIGURATION_SET: f"arn:aws:ses:{region}:{account}:configuration-set/{name}",
-            LOG_GROUP: f"arn:aws:logs:{region}:{account}:log-group:{name}:*",
-            LAYER: f"arn:aws:lambda:{region}:{account}:layer:{name}:1",
-            EVENT_BUS: f"arn:aws:events:{region}:{account}:event-bus/{name}",
-            EVENT_RULE: f"arn:aws:events:{region}:{account}:rule/{self._rule_path(resource, name)}",
+            TABLE: f"arn:{partition}:dynamodb:{region}:{account}:table/{name}",
+            QUEUE: f"arn:{partition}:sqs:{region}:{account}:{name}",
+            BUCKET: f"arn:{partition}:s3:::{name}",
+            FUNCTION: f"arn:{partition}:lambda:{region}:{account}:function:{name}",
+            TOPIC: f"arn:{partition}:sns:{region}:{account}:{name}",
+            SECRET: f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}",
+            SSM_PARAMETER: f"arn:{partition}:ssm:{region}:{account}:parameter/{name.lstrip('/')}",
+            SES_CONFIGURATION_SET: f"arn:{partition}:ses:{region}:{account}:configuration-set/{name}",
+            LOG_GROUP: f"arn:{partition}:logs:{region}:{account}:log-group:{name}:*",
+            LAYER: f"arn:{partition}:lambda:{region}:{account}:layer:{name}:1",
+            EVENT_BUS: f"arn:{partition}:events:{region}:{account}:event-bus/{name}",
+            EVENT_RULE: f"arn:{partition}:events:{region}:{account}:rule/{self._rule_path(resource, name)}",
         }
         if resource.type not in arns:
             raise ValueError(f"no local ARN for {logical_id} ({resource.type})")
@@ -143,13 +145,14 @@ class Resolver:
         return self._recorded.get((logical_id, "QueueUrl"), default)
 
     def ref(self, name: str) -> Any:
+        stack = f"stack/{self.prefix}/local"
         pseudo = {
             "AWS::Region": self.region,
             "AWS::AccountId": self.account_id,
-            "AWS::Partition": "aws",
+            "AWS::Partition": self.partition,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": self.prefix,
-            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.prefix}/local",
+            "AWS::StackId": f"arn:{self.partition}:cloudformation:{self.region}:{self.account_id}:{stack}",
         }
         if name == "AWS::NoValue":
             return _NO_VALUE

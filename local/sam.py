@@ -1,8 +1,8 @@
 """The template as CloudFormation deploys it: expanded by the SAM translator, as `sam deploy` does.
 
 The local runner takes each function's IAM role from here (policy templates, `Policies` statements and the
-managed policies SAM adds for event sources and tracing), and the template tests check the expanded
-resources rather than the YAML.
+managed policies SAM adds for event sources and tracing) and the permissions to invoke it (the template's
+own and those SAM adds), and the template tests check the expanded resources rather than the YAML.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import boto3
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
+from local.resolver import Resolver
 from local.template import FUNCTION, LAYER, Template
 
 MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
@@ -72,3 +73,37 @@ def function_roles(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if isinstance(role, dict) and "Fn::GetAtt" in role:
             roles[logical_id] = resources[role["Fn::GetAtt"][0]]["Properties"]
     return roles
+
+
+_EXPANSIONS: dict[tuple[int, tuple[tuple[str, str], ...], str], tuple[Template, dict[str, Any]]] = {}
+
+
+def expanded_for(resolver: Resolver) -> dict[str, Any]:
+    """The resolver's template as SAM expands it with the resolver's parameters and region, once per process:
+    the translator takes seconds, and every test's stack would otherwise pay them. Names and ARNs are the
+    resolver's to fill in afterwards."""
+    template = resolver.template
+    parameters = {name: str(resolver.ref(name)) for name in template.parameters if _has_value(resolver, name)}
+    key = (id(template), tuple(sorted(parameters.items())), resolver.region)
+    if key not in _EXPANSIONS:
+        # The template is kept with its expansion, so its id cannot be reused by another template.
+        _EXPANSIONS[key] = (template, expand(template, parameters, region=resolver.region))
+    return _EXPANSIONS[key][1]
+
+
+def _has_value(resolver: Resolver, name: str) -> bool:
+    try:
+        resolver.ref(name)
+    except ValueError:
+        return False
+    return True
+
+
+def lambda_permissions(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The AWS::Lambda::Permission resources (the template's own and those SAM adds for event sources and
+    authorizers): their properties, by logical id."""
+    return {
+        logical_id: dict(body["Properties"])
+        for logical_id, body in expanded["Resources"].items()
+        if body["Type"] == "AWS::Lambda::Permission"
+    }

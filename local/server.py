@@ -1,4 +1,5 @@
-"""The HTTP API of the template as API Gateway serves it: routes, the Lambda authorizer, payload 2.0."""
+"""The HTTP API of the template as API Gateway serves it: routes, the Lambda authorizer, payload 2.0, and
+only the invocations the functions' resource-based policies allow."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from local.events import (
     HttpRequest,
     HttpResponse,
     authorizer_event,
+    execute_api_arn,
     http_api_event,
     http_api_response,
+    route_arn,
 )
+from local.invoke_policies import API_GATEWAY, InvokePolicies
 from local.template import Route, Template
 
 log = logging.getLogger(__name__)
@@ -121,12 +125,14 @@ class ApiServer(ThreadingHTTPServer):
         functions: Invoker,
         api: ApiContext,
         *,
+        invoke_policies: InvokePolicies,
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(address, _RequestHandler)
         self.routes = template.routes
         self.functions = functions
         self.api = api
+        self.invoke_policies = invoke_policies
         self.integration_timeout = integration_timeout
         self.local_routes: dict[tuple[str, str], LocalHandler] = {}
         self._integrations = ThreadPoolExecutor(max_workers=64, thread_name_prefix="integration")
@@ -145,6 +151,16 @@ class ApiServer(ThreadingHTTPServer):
         except FutureTimeout:
             log.error("%s did not answer within %.0fs: 503", function_id, self.integration_timeout)
             raise _IntegrationTimeout from None
+
+    def _may_invoke(self, function_id: str, source_arn: str) -> bool:
+        """Whether the function's resource-based policy lets this API invoke it (on AWS a refused invocation
+        is the route's 500)."""
+        if self.invoke_policies.allows(function_id, API_GATEWAY, source_arn):
+            return True
+        log.error(
+            "API Gateway may not invoke %s for %s: its resource policy does not allow it", function_id, source_arn
+        )
+        return False
 
     def server_close(self) -> None:
         super().server_close()
@@ -190,6 +206,8 @@ class ApiServer(ThreadingHTTPServer):
             if isinstance(outcome, HttpResponse):
                 return outcome
             authorizer_context = outcome
+        if not self._may_invoke(route.function_id, route_arn(request, self.api)):
+            return _message(500, "Internal Server Error")
         event = http_api_event(
             request, route.route_key, parameters, authorizer_context=authorizer_context, api=self.api
         )
@@ -216,6 +234,8 @@ class ApiServer(ThreadingHTTPServer):
         if not all(identity):
             # API Gateway answers 401 itself when an identity source is missing; the authorizer never runs.
             return _message(401, "Unauthorized")
+        if not self._may_invoke(authorizer.function_id, execute_api_arn(self.api, f"authorizers/{authorizer.name}")):
+            return _message(500, "Internal Server Error")
         event = authorizer_event(
             request,
             route.route_key,

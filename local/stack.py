@@ -2,8 +2,9 @@
 
 `build_stack` resolves template.yaml with the local parameters, creates its resources (in moto's server at
 an endpoint, or in this process under moto's `mock_aws`), gives each function the IAM role SAM generates
-for it and makes the local SES publish its events. What runs the functions (worker processes or this
-process) and what feeds them (local.sources) is the caller's choice.
+for it and the resource-based policy its permissions make, and makes the local SES publish its events. What
+runs the functions (worker processes or this process) and what feeds them (local.sources) is the caller's
+choice.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 
 from local.aws import LocalResource, create_resources
 from local.iam import AccessPolicy, function_roles_from_template
+from local.invoke_policies import InvokePolicies
 from local.resolver import Resolver, local_parameters
 from local.ses_events import SesEventPublisher
+from local.ses_identities import set_sandbox
 from local.template import FUNCTION, NAME_PREFIX, Template, load_template
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -48,6 +51,7 @@ class BuiltStack:
     resolver: Resolver
     policy: AccessPolicy
     resources: list[LocalResource]
+    invoke_policies: InvokePolicies = field(repr=False)
     ses_events: SesEventPublisher = field(repr=False)
 
     @property
@@ -55,13 +59,23 @@ class BuiltStack:
         return self.resolver.template
 
 
-def build_stack(resolver: Resolver, *, endpoint: str | None = None, policy: AccessPolicy | None = None) -> BuiltStack:
+def build_stack(
+    resolver: Resolver,
+    *,
+    endpoint: str | None = None,
+    policy: AccessPolicy | None = None,
+    ses_sandbox: bool = False,
+) -> BuiltStack:
     """Create the resolver's resources; afterwards `policy` (a new one unless given) holds every function's
-    role and the local SES publishes the events of this stack's emails.
+    role, `invoke_policies` who may invoke each function, and the local SES publishes the events of this
+    stack's emails. With `ses_sandbox` the local SES behaves as a new account's does: it sends only to
+    addresses a verified identity covers, and IAM checks the send against their identities too
+    (local.ses_identities).
 
     Without an endpoint the resources are created in this process, inside moto's `mock_aws`.
     """
     template = resolver.template
+    set_sandbox(resolver.account_id, resolver.region, ses_sandbox)
     resources = create_resources(template, resolver, endpoint)
     resources += [
         LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions
@@ -71,4 +85,4 @@ def build_stack(resolver: Resolver, *, endpoint: str | None = None, policy: Acce
     policy.use_roles(function_roles_from_template(resolver))
     ses_events = SesEventPublisher(resolver)
     ses_events.install()
-    return BuiltStack(resolver, policy, resources, ses_events)
+    return BuiltStack(resolver, policy, resources, InvokePolicies.from_template(resolver), ses_events)

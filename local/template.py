@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ LOG_GROUP = "AWS::Logs::LogGroup"
 EVENT_BUS = "AWS::Events::EventBus"
 EVENT_RULE = "AWS::Events::Rule"
 
+# API Gateway's OpenAPI extensions: an operation's integration, and integrations shared by operations.
+INTEGRATION = "x-amazon-apigateway-integration"
+INTEGRATIONS = "x-amazon-apigateway-integrations"
+_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
 # Property that names a resource explicitly, when the template sets one.
 NAME_PROPERTY = {
     TABLE: "TableName",
@@ -58,6 +64,11 @@ def load_yaml(text: str) -> Any:
     return json.loads(json.dumps(cfn_yaml.loads(text)))
 
 
+def _route_method(method: str) -> str:
+    upper = method.upper()
+    return "ANY" if upper in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else upper
+
+
 def _merge(base: Any, own: Any) -> Any:
     """SAM's Globals rule: maps merge, lists add up (globals first), a function's own scalar wins."""
     if isinstance(base, dict) and isinstance(own, dict):
@@ -68,6 +79,15 @@ def _merge(base: Any, own: Any) -> Any:
     if isinstance(base, list) and isinstance(own, list):
         return base + own
     return own
+
+
+def _async_invoke_config(config: dict[str, Any]) -> AsyncInvokeConfig:
+    defaults = AsyncInvokeConfig()
+    return AsyncInvokeConfig(
+        max_retries=int(config.get("MaximumRetryAttempts", defaults.max_retries)),
+        max_event_age_seconds=int(config.get("MaximumEventAgeInSeconds", defaults.max_event_age_seconds)),
+        on_failure=(config.get("DestinationConfig") or {}).get("OnFailure"),
+    )
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,17 @@ class EventSource:
 
 
 @dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """How Lambda handles a failed asynchronous invocation (S3, SNS, EventBridge Scheduler) of a function:
+    its `EventInvokeConfig`, with Lambda's defaults (two retries, six hours)."""
+
+    max_retries: int = 2
+    max_event_age_seconds: int = 21600
+    # The OnFailure destination's Type and Destination, unresolved (!GetAtt Queue.Arn); None: dropped.
+    on_failure: dict[str, Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Function:
     logical_id: str
     code_dir: Path
@@ -97,6 +128,7 @@ class Function:
     events: tuple[EventSource, ...] = ()
     layer_dirs: tuple[Path, ...] = ()
     reserved_concurrency: int | None = None
+    async_invoke: AsyncInvokeConfig = AsyncInvokeConfig()
 
     @property
     def handler_module(self) -> str:
@@ -128,7 +160,7 @@ class Route:
     method: str  # upper case, or ANY
     path: str  # "/articles/{slug}", or "$default"
     function_id: str
-    event_name: str
+    event_name: str  # the function's HttpApi event; in a DefinitionBody, the operationId ("" without one)
     authorizer: Authorizer | None = None
 
     @property
@@ -213,6 +245,7 @@ class Template:
                 reserved_concurrency=(
                     int(props["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in props else None
                 ),
+                async_invoke=_async_invoke_config(props.get("EventInvokeConfig") or {}),
             )
         return functions
 
@@ -258,30 +291,86 @@ class Template:
 
     @cached_property
     def routes(self) -> list[Route]:
+        """Every route of the template's HTTP APIs: the paths of an API's DefinitionBody and the functions'
+        HttpApi events, each with the authorizer SAM gives it."""
+        return self._definition_routes() + self._event_routes()
+
+    def _route_authorizer(self, api_id: str, wanted: str | None, where: str) -> Authorizer | None:
+        """The Lambda authorizer a route names (None: the API's DefaultAuthorizer), or None for NONE."""
+        wanted = wanted or (self.http_api_properties(api_id).get("Auth") or {}).get("DefaultAuthorizer")
+        if not wanted or wanted == "NONE":
+            return None
+        known = self.authorizers(api_id)
+        if wanted not in known:
+            raise ValueError(f"{where}: no Lambda authorizer {wanted!r}")
+        return known[wanted]
+
+    def _event_routes(self) -> list[Route]:
         routes = []
         for event in self.events_of("HttpApi"):
             props = event.properties
             api_ref = props.get("ApiId")
             api_id = api_ref["Ref"] if isinstance(api_ref, dict) else IMPLICIT_HTTP_API
-            api_auth = self.http_api_properties(api_id).get("Auth") or {}
-            wanted = (props.get("Auth") or {}).get("Authorizer", api_auth.get("DefaultAuthorizer"))
-            authorizer = None
-            if wanted and wanted != "NONE":
-                known = self.authorizers(api_id)
-                if wanted not in known:
-                    raise ValueError(f"{event.function_id}.{event.name}: no Lambda authorizer {wanted!r}")
-                authorizer = known[wanted]
-            method = str(props.get("Method", "ANY")).upper()
+            where = f"{event.function_id}.{event.name}"
             routes.append(
                 Route(
-                    method="ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method,
+                    method=_route_method(str(props.get("Method", "ANY"))),
                     path=props.get("Path", "$default"),
                     function_id=event.function_id,
                     event_name=event.name,
-                    authorizer=authorizer,
+                    authorizer=self._route_authorizer(api_id, (props.get("Auth") or {}).get("Authorizer"), where),
                 )
             )
         return routes
+
+    def _definition_routes(self) -> list[Route]:
+        """The operations of each HTTP API's DefinitionBody (OpenAPI 3), as API Gateway imports them."""
+        routes = []
+        for api in self.of_type(HTTP_API):
+            body = self.http_api_properties(api.logical_id).get("DefinitionBody") or {}
+            shared = (body.get("components") or {}).get(INTEGRATIONS) or {}
+            for path, item in (body.get("paths") or {}).items():
+                for method, operation in item.items():
+                    if method == "parameters":  # the path's parameters, shared by its operations
+                        continue
+                    where = f"{api.logical_id} {method.upper()} {path}"
+                    integration = operation.get(INTEGRATION) or {}
+                    if "$ref" in integration:
+                        name = str(integration["$ref"]).removeprefix(f"#/components/{INTEGRATIONS}/")
+                        if name not in shared:
+                            raise ValueError(f"{where}: no integration {integration['$ref']!r} in the components")
+                        integration = shared[name]
+                    # SAM gives the API's DefaultAuthorizer to an operation whose security is absent or empty.
+                    security = operation.get("security") or [{"": []}]
+                    if len(security) != 1 or len(security[0]) != 1:
+                        raise ValueError(f"{where}: a route names one authorizer (or NONE) in its security")
+                    routes.append(
+                        Route(
+                            method=_route_method(method),
+                            path="$default" if path == "/$default" else path,
+                            function_id=self._integrated_function(integration, where),
+                            event_name=str(operation.get("operationId", "")),
+                            authorizer=self._route_authorizer(api.logical_id, next(iter(security[0])), where),
+                        )
+                    )
+        return routes
+
+    def _integrated_function(self, integration: dict[str, Any], where: str) -> str:
+        """The function of a Lambda proxy integration with payload 2.0, the only kind the local API runs."""
+        uri = integration.get("uri")
+        sub = uri.get("Fn::Sub") if isinstance(uri, dict) else None
+        text, variables = sub if isinstance(sub, list) else (sub, {})
+        functions = set()
+        for name in _SUB_VARIABLE.findall(str(text or "")):
+            value = variables.get(name, {"Fn::GetAtt": name})  # ${Function.Arn}, or a variable naming it
+            target = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+            parts = target if isinstance(target, list) else str(target).split(".", 1)
+            if parts[-1] == "Arn" and parts[0] in self.functions:
+                functions.add(parts[0])
+        proxy = (integration.get("type"), str(integration.get("payloadFormatVersion"))) == ("aws_proxy", "2.0")
+        if not proxy or len(functions) != 1:
+            raise ValueError(f"{where}: only Lambda proxy integrations (payload 2.0) of the template's functions run")
+        return functions.pop()
 
     @property
     def authorizer_function(self) -> str | None:

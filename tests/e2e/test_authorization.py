@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,12 +23,13 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 
 from tests.e2e.conftest import HttpReply, LocalStack
+from tests.support import times
 
 pytestmark = pytest.mark.e2e
 
 UNAUTHORIZED = (401, {"message": "Unauthorized"})
 FORBIDDEN = (403, {"message": "Forbidden"})
-FAR_FUTURE = "2099-01-01T06:00:00+00:00"
+FAR_FUTURE = times.at_offset(times.now() + timedelta(days=365), hours=0)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -18,10 +18,13 @@ from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.settings import ArticleSettings
 from newsdesk.slugs import make_slug
 from tests.integration.conftest import Reply, Stack
+from tests.support import times
 from tests.support.events import sample_event
 from tests.support.html_safety import executable_content
 
 ARTICLE = {"title": "Council approves budget", "author": "Ada Lovelace", "body": "The council **approved** it."}
+
+A_MONTH_AGO = times.now() - timedelta(days=30)
 
 
 def editor(stack: Stack, sample: str, **request: Any) -> Reply:
@@ -328,7 +331,7 @@ def seed_published(count: int, *, title: str, tags: list[str], author: str, star
 
 def test_a_rare_tag_and_author_pair_is_one_bounded_read(stack: Stack) -> None:
     # Given a tag with 300 articles, of which only the two oldest are by Grace Hopper
-    start = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    start = A_MONTH_AGO
     seed_published(2, title="Compilers", tags=["harbour"], author="Grace Hopper", start=start)
     seed_published(300, title="Engines", tags=["harbour", "boats"], author="Ada", start=start + timedelta(hours=1))
     examined = ItemsExamined()
@@ -356,7 +359,7 @@ def test_restore_feeds_gives_articles_published_before_the_pair_feed_their_entri
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given articles stored before tag and author had a feed of their own (no tag-author entries)
-    start = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    start = A_MONTH_AGO
     seed_published(3, title="Compilers", tags=["harbour", "boats"], author="Grace Hopper", start=start)
     client = boto3.client("dynamodb")
     table = stack.table("ArticlesTable")
@@ -379,7 +382,7 @@ def test_restore_feeds_gives_articles_published_before_the_pair_feed_their_entri
 
 
 def test_a_cursor_is_bound_to_the_filters_that_produced_it(stack: Stack) -> None:
-    seed_published(3, title="Engines", tags=["harbour"], author="Ada", start=datetime(2026, 1, 5, 8, tzinfo=UTC))
+    seed_published(3, title="Engines", tags=["harbour"], author="Ada", start=A_MONTH_AGO)
     tagged = public(stack, "public-list-articles", query={"tag": "harbour", "limit": "1"}).json()["next_cursor"]
     unfiltered = public(stack, "public-list-articles", query={"limit": "1"}).json()["next_cursor"]
 

@@ -19,11 +19,12 @@ from newsdesk.dal.email import SesSender
 from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT, UNCONFIRMED_METRIC
 from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, publish_new_article
-from tests.support.chaos import KILL, ScriptedSes, move_on, run_chaos
+from tests.support import times
+from tests.support.chaos import KILL, ScriptedSes, run_chaos
 from tests.support.events import sample_event, ses_event
 
 SIMULATOR = "simulator.amazonses.com"
-NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+NOW = times.now()
 
 
 def admin(
@@ -150,13 +151,13 @@ def test_a_recipient_whose_attempts_are_killed_before_ses_gets_one_email_or_ends
     ses = ScriptedSes(boto3.client("sesv2"), {lucky: [KILL] * (attempts - 1), unlucky: [KILL] * attempts})
     dependencies.reset().ses = ses
     capsys.readouterr()
-    with freeze_time(datetime.now(UTC), tick=True) as clock:
+    with freeze_time(times.now(), tick=True) as clock:
         article = publish_new_article(stack)
         stack.drain(wait_for_delayed=False)
         delivery_id = f"article-{article['id']}"
         waiting = delivery(stack, delivery_id)
         for _ in range(attempts):  # each window passes without a Send event: the next attempt goes
-            move_on(clock, timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5))
+            times.move_on(clock, timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5))
             stack.drain(wait_for_delayed=False)
         done = delivery(stack, delivery_id)
 
@@ -394,8 +395,13 @@ def test_without_track_engagement_ses_is_asked_for_no_opens_or_clicks(stack: Sta
     assert 'href="https://example.org/report"' in mail.html  # links as written
 
 
+def ses_time(moment: datetime) -> str:
+    """A time as SES writes it in its events: `2026-11-30T09:00:02.000Z`."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.000Z"
+
+
 def engagement_event(delivery_id: str, key: str, kind: str, **details: Any) -> dict[str, Any]:
-    mail = {"messageId": f"message-{key}", "timestamp": "2026-11-30T09:00:00.000Z",
+    mail = {"messageId": f"message-{key}", "timestamp": ses_time(NOW),
             "tags": {TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"]}}  # fmt: skip
     return {"eventType": kind, "mail": mail, kind.lower(): details}
 
@@ -411,7 +417,7 @@ def test_opens_and_clicks_are_counted_as_aggregates_with_machines_apart(
     delivery_id = f"article-{article['id']}"
     keys = [dependencies.container().recipient_keys().of(reader) for reader in readers]
     person = {"ipAddress": "198.51.100.7", "userAgent": "Mozilla/5.0 (Macintosh)"}
-    later = "2026-11-30T09:05:00.000Z"
+    later = ses_time(NOW + timedelta(minutes=5))
     events = [
         engagement_event(delivery_id, keys[0], "Open", timestamp=later, **person),
         engagement_event(delivery_id, keys[0], "Open", timestamp=later, **person),  # the same reader again
@@ -419,7 +425,7 @@ def test_opens_and_clicks_are_counted_as_aggregates_with_machines_apart(
         engagement_event(delivery_id, keys[0], "Click", link="https://example.org/a", timestamp=later, **person),
         engagement_event(delivery_id, keys[2], "Click", link="https://example.org/a", timestamp=later, **person),
         engagement_event(delivery_id, keys[2], "Click", link="https://example.org/a",
-                         timestamp="2026-11-30T09:00:02.000Z", **person),  # seconds after sending: a scanner
+                         timestamp=ses_time(NOW + timedelta(seconds=2)), **person),  # seconds after sending: a scanner
     ]  # fmt: skip
     for event in events:
         stack.invoke("SesEventsFunction", ses_event(event))

@@ -16,6 +16,7 @@ import pytest
 from local.aws import aws_environment, client, start_moto
 from local.events import ApiContext, HttpRequest
 from local.functions import InProcessFunctions
+from local.invoke_policies import InvokePolicies
 from local.resolver import Resolver
 from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
@@ -57,13 +58,17 @@ def stack() -> Iterator[Stack]:
         for key, value in aws_environment(endpoint, REGION).items():
             patch.setenv(key, value)
         resolver = local_resolver(template=template, region=REGION)
-        build_stack(resolver, endpoint=endpoint)
+        built = build_stack(resolver, endpoint=endpoint)
         for key, value in resolver.environment().items():
             patch.setenv(key, value)
         functions = InProcessFunctions(template, resolver)
-        sources = EventSources(template, resolver, functions.invoke, endpoint, poll_seconds=0.1)
+        sources = EventSources(
+            template, resolver, functions.invoke, endpoint, poll_seconds=0.1, retry_delay_seconds=0.2
+        )
         sources.start()
-        server = ApiServer(("127.0.0.1", 0), template, functions, ApiContext(region=REGION))
+        server = ApiServer(
+            ("127.0.0.1", 0), template, functions, ApiContext(region=REGION), invoke_policies=built.invoke_policies
+        )
         serve_in_thread(server)
         try:
             yield Stack(template, resolver, functions, sources, server, endpoint)
@@ -183,6 +188,34 @@ def test_authorized_request_carries_the_authorizer_context(stack: Stack) -> None
     assert event["routeKey"] == "POST /secure"
     assert event["body"] == '{"title": "t"}'
     assert event["isBase64Encoded"] is False
+
+
+def test_a_route_its_functions_policy_does_not_cover_is_500_and_never_runs_it(stack: Stack) -> None:
+    # GET /unpermitted is in the API's definition body, but no permission lets API Gateway invoke ApiFunction
+    # for it (SAM adds permissions for the events' routes only): on AWS, a 500 from API Gateway.
+    before = len(stack.received("ApiFunction"))
+
+    status, _, body = stack.call("GET", "/unpermitted")
+    allowed, _, _ = stack.call("GET", "/items")
+
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    assert allowed == 200
+    assert [event["rawPath"] for event in stack.received("ApiFunction")[before:]] == ["/items"]
+
+
+def test_an_authorizer_api_gateway_may_not_invoke_is_500_and_nothing_runs(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policies = {
+        key: value for key, value in stack.server.invoke_policies.policies.items() if key != "AuthorizerFunction"
+    }
+    monkeypatch.setattr(stack.server, "invoke_policies", InvokePolicies(policies))
+    before = len(stack.received("AuthorizerFunction")), len(stack.received("ApiFunction"))
+
+    status, _, body = stack.call("POST", "/secure", headers=[("Authorization", "Bearer good")])
+
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    assert (len(stack.received("AuthorizerFunction")), len(stack.received("ApiFunction"))) == before
 
 
 def test_over_http(stack: Stack) -> None:
@@ -325,3 +358,42 @@ def test_run_schedules_fires_one_schedule_by_name(stack: Stack) -> None:
     assert results == [{"function": "TickFunction", "schedule": "Nightly", "ok": True}]
     assert stack.received("TickFunction")[before:] == [{"job": "nightly"}]
     assert "Nightly" in stack.sources.schedule_names()
+
+
+def failure_records(stack: Stack) -> list[dict[str, Any]]:
+    """What Lambda recorded in JobsFunction's OnFailure queue (taken off the queue)."""
+    sqs = stack.client("sqs")
+    url = stack.resolver.queue_url("JobFailuresQueue")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []
+    for message in messages:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(message["Body"]) for message in messages]
+
+
+def test_a_scheduled_job_that_keeps_failing_ends_in_the_functions_failure_destination(stack: Stack) -> None:
+    # EventBridge Scheduler invokes asynchronously: Lambda retries (EventInvokeConfig: once here), then
+    # records the event and the error in the OnFailure queue instead of dropping it.
+    before = len(stack.received("JobsFunction"))
+
+    results = stack.sources.run_schedules(name="Doomed")
+
+    assert results == [{"function": "JobsFunction", "schedule": "Doomed", "ok": False}]
+    (record,) = wait_for(lambda: failure_records(stack))
+    assert record["requestPayload"] == {"job": "doomed"}
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestContext"]["functionArn"] == f"{stack.resolver.arn('JobsFunction')}:$LATEST"
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert record["responsePayload"]["errorMessage"] == "the doomed job failed, as asked"
+    assert stack.received("JobsFunction")[before:] == [{"job": "doomed"}] * 2  # the first try and one retry
+
+
+def test_a_scheduled_job_that_fails_once_is_retried_and_not_recorded(stack: Stack) -> None:
+    before = len(stack.received("JobsFunction"))
+
+    results = stack.sources.run_schedules(name="Flaky")
+
+    assert results == [{"function": "JobsFunction", "schedule": "Flaky", "ok": False}]
+    wait_for(lambda: len(stack.received("JobsFunction")) >= before + 2)
+    assert stack.received("JobsFunction")[before:] == [{"job": "flaky"}] * 2
+    assert failure_records(stack) == []

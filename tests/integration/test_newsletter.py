@@ -11,6 +11,7 @@ from newsdesk.clock import utc_now
 from newsdesk.dal.subscribers import audience
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 from tests.integration.conftest import API_URL, Reply, Stack
+from tests.support import times
 from tests.support.events import sample_event
 from tests.support.mail import Mail, outbox
 
@@ -212,8 +213,8 @@ def test_an_unaddressable_stored_address_fails_alone(stack: Stack) -> None:
             "status": {"S": "confirmed"},
             "frequency": {"S": "instant"},
             "audience": {"S": audience(Frequency.INSTANT, broken)},
-            "created_at": {"S": "2026-11-01T00:00:00Z"},
-            "updated_at": {"S": "2026-11-01T00:00:00Z"},
+            "created_at": {"S": times.zulu(times.now())},
+            "updated_at": {"S": times.zulu(times.now())},
         },
     )
 

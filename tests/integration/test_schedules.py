@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,14 +15,17 @@ from newsdesk.models.subscribers import Frequency, SubscriberStatus
 from newsdesk.services.links import LinkPurpose
 from tests.integration.conftest import Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, editor, newsletters
+from tests.support import times
 from tests.support.events import sample_event
 from tests.support.mail import outbox
 
-T = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+# When the scheduled articles are due: the real now, so what runs unfrozen beside the test sees the same day.
+T = times.now()
 
 
-def run_job(stack: Stack, job: str = "publish-due", scheduled_time: str = "2026-11-30T08:00:00Z") -> Any:
-    return stack.invoke("SchedulerFunction", sample_event(f"schedule-{job}") | {"scheduled_time": scheduled_time})
+def run_job(stack: Stack, job: str = "publish-due", scheduled_time: datetime = T) -> Any:
+    event = sample_event(f"schedule-{job}") | {"scheduled_time": times.zulu(scheduled_time)}
+    return stack.invoke("SchedulerFunction", event)
 
 
 def schedule(stack: Stack, article_id: str, publish_at: str) -> Reply:
@@ -35,7 +38,7 @@ def scheduled_article(stack: Stack) -> dict[str, Any]:
     """An article scheduled (the day before) for T, given in a +01:00 time zone."""
     with freeze_time(T - timedelta(days=1)):
         article = editor(stack, "editor-create-article", body=ARTICLE).json()
-        reply = schedule(stack, article["id"], "2026-12-01T07:00:00+01:00")
+        reply = schedule(stack, article["id"], times.at_offset(T, hours=1))
         assert reply.status == 200, reply.body
     return dict(reply.json())
 
@@ -55,7 +58,7 @@ def test_a_scheduled_article_publishes_once_at_its_time(stack: Stack) -> None:
     readers = add_subscribers(3)
     article = scheduled_article(stack)
     assert article["status"] == "scheduled"
-    assert article["publish_at"] == "2026-12-01T06:00:00Z"  # 07:00 at +01:00, stored and shown in UTC
+    assert article["publish_at"] == times.zulu(T)  # given at +01:00, stored and shown in UTC
 
     with freeze_time(T - timedelta(seconds=1), tick=True):
         run_job(stack)
@@ -108,15 +111,15 @@ def test_unscheduling_returns_the_article_to_draft_and_it_never_fires(stack: Sta
 def test_bad_schedules_are_refused(stack: Stack) -> None:
     article = editor(stack, "editor-create-article", body=ARTICLE).json()
 
-    past = schedule(stack, article["id"], "2020-01-01T00:00:00+00:00")
-    naive = schedule(stack, article["id"], "2030-01-01T00:00:00")
+    past = schedule(stack, article["id"], times.at_offset(times.now() - timedelta(minutes=1), hours=0))
+    naive = schedule(stack, article["id"], times.naive(times.now() + timedelta(days=30)))
     garbage = schedule(stack, article["id"], "tomorrow morning")
 
     assert [past.status, naive.status, garbage.status] == [422, 422, 422]
     assert "offset" in json.dumps(naive.json())
     assert status(stack, article["id"]) == "draft"
     editor(stack, "editor-publish-article", path={"article_id": article["id"]})
-    assert schedule(stack, article["id"], "2030-01-01T00:00:00+00:00").status == 409
+    assert schedule(stack, article["id"], times.at_offset(times.now() + timedelta(days=30), hours=0)).status == 409
 
 
 # ---------------------------------------------------------------------- digest

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -30,7 +30,8 @@ from tests.integration.test_newsletter import (
     progress,
     publish_new_article,
 )
-from tests.support.chaos import Fault, ScriptedSes, move_on, ses_error
+from tests.support import times
+from tests.support.chaos import Fault, ScriptedSes, ses_error
 from tests.support.events import sample_event
 
 WINDOW = timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5)
@@ -71,11 +72,11 @@ def test_an_answer_that_may_follow_an_accepted_email_is_settled_by_ses_not_by_se
 ) -> None:
     readers = add_subscribers(3)
     ses = scripted({readers[0]: [answer]})
-    with freeze_time(datetime.now(UTC), tick=True) as clock:
+    with freeze_time(times.now(), tick=True) as clock:
         article = publish_new_article(stack)
         stack.drain(wait_for_delayed=False)
         right_after = sum(ses.calls.values())
-        move_on(clock, WINDOW)  # no Send event by now: that attempt never reached SES, and it is sent again
+        times.move_on(clock, WINDOW)  # no Send event by now: that attempt never reached SES, and it is sent again
         stack.drain(wait_for_delayed=False)
         report = delivery(stack, f"article-{article['id']}")
 
@@ -100,10 +101,10 @@ def test_the_ses_client_itself_never_sends_again_after_a_5xx(stack: Stack, monke
 
     monkeypatch.setattr(SESV2Response, "send_email", accepts_then_fails)
     readers = add_subscribers(2)
-    with freeze_time(datetime.now(UTC), tick=True) as clock:
+    with freeze_time(times.now(), tick=True) as clock:
         article = publish_new_article(stack)
         stack.drain(wait_for_delayed=False)
-        move_on(clock, WINDOW)
+        times.move_on(clock, WINDOW)
         stack.drain(wait_for_delayed=False)
         report = delivery(stack, f"article-{article['id']}")
 
@@ -171,7 +172,7 @@ def test_a_refusal_of_the_whole_account_pauses_the_delivery_visibly_until_ses_se
     readers = add_subscribers(count)
     ses = scripted()
     ses.everyone = refusal
-    start = datetime.now(UTC)
+    start = times.now()
     capsys.readouterr()
     with freeze_time(start, tick=True) as clock:
         article = publish_new_article(stack)
@@ -179,16 +180,16 @@ def test_a_refusal_of_the_whole_account_pauses_the_delivery_visibly_until_ses_se
         delivery_id = f"article-{article['id']}"
         paused, of_article = delivery(stack, delivery_id), progress(stack, article["id"])
         first = sum(ses.calls.values())
-        move_on(clock, timedelta(seconds=30))
+        times.move_on(clock, timedelta(seconds=30))
         stack.drain(wait_for_delayed=False)
         within_the_minute = sum(ses.calls.values())
         for _ in range(5):  # five minutes of an account SES still refuses
-            move_on(clock, timedelta(seconds=31))
+            times.move_on(clock, timedelta(seconds=31))
             stack.drain(wait_for_delayed=False)
         minutes_later = sum(ses.calls.values())
         ses.everyone = None  # the account is put right
         for _ in range(3):
-            move_on(clock, timedelta(seconds=61))
+            times.move_on(clock, timedelta(seconds=61))
             stack.drain(wait_for_delayed=False)
         done = delivery(stack, delivery_id)
 

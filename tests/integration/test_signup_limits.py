@@ -3,7 +3,7 @@ and per hour, never carry a stranger's words, and the answer is the same whether
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,10 +13,11 @@ from local.resolver import local_parameters
 from local.template import Template
 from newsdesk import dependencies
 from tests.integration.conftest import API_URL, Reply, Stack
+from tests.support import times
 from tests.support.events import sample_event
 from tests.support.mail import outbox
 
-START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+START = times.now()
 # What API Gateway puts in requestContext.http.sourceIp for a client on the internet.
 CLIENT = "198.51.100.23"
 

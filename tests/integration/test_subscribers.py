@@ -15,6 +15,7 @@ import pytest
 from freezegun import freeze_time
 
 from tests.integration.conftest import API_URL, Reply, Stack
+from tests.support import times
 from tests.support.events import sample_event, ses_event
 from tests.support.mail import mail_to, outbox
 
@@ -129,7 +130,7 @@ def test_the_answer_never_tells_whether_an_address_is_subscribed(stack: Stack) -
 
 
 def test_confirmations_are_rate_limited_and_confirmed_addresses_get_none(stack: Stack) -> None:
-    start = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    start = times.now()
     with freeze_time(start) as clock:
         subscribe(stack)
         subscribe(stack)
@@ -161,7 +162,7 @@ CONFIRM_SAMPLES = ("public-confirm", "public-confirm-submit")  # the page, and i
 
 @pytest.mark.parametrize("tamper", ["expired", "altered", "garbage", "missing", "other purpose"])
 def test_a_bad_confirmation_link_is_a_400_page_offering_to_subscribe_again(stack: Stack, tamper: str) -> None:
-    start = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    start = times.now()
     with freeze_time(start) as clock:
         subscribe(stack)
         token = mail_to(ADDRESS)[-1].token("/subscribers/confirm")

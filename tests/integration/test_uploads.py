@@ -26,8 +26,11 @@ from newsdesk.dal.uploads import UploadRepository
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 from newsdesk.services import imports
 from tests.integration.conftest import Reply, Stack
+from tests.support import times
 from tests.support.events import sample_event
 from tests.support.mail import Mail, mail_to, outbox
+
+NEXT_YEAR = times.now() + timedelta(days=365)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "council-approves-budget.md"
@@ -242,11 +245,11 @@ def test_an_older_version_arriving_after_a_newer_one_changes_nothing(stack: Stac
 
 def test_status_draft_and_scheduled_files(stack: Stack) -> None:
     upload(stack, "articles/draft.md", article_file("Not yet", status="draft"))
-    upload(stack, "articles/later.md", article_file("Later", publish_at="2099-01-01T08:00:00+01:00"))
+    upload(stack, "articles/later.md", article_file("Later", publish_at=times.at_offset(NEXT_YEAR, hours=1)))
 
     by_title = {article["title"]: article for article in admin_articles(stack)}
     assert by_title["Not yet"]["status"] == "draft"
-    assert (by_title["Later"]["status"], by_title["Later"]["publish_at"]) == ("scheduled", "2099-01-01T07:00:00Z")
+    assert (by_title["Later"]["status"], by_title["Later"]["publish_at"]) == ("scheduled", times.zulu(NEXT_YEAR))
     assert [item["outcome"] for item in uploads(stack)["items"]] == ["scheduled", "created"]
     assert public_article(stack, "not-yet").status == 404
 
@@ -382,8 +385,11 @@ def test_an_article_deleted_while_its_file_is_applied_ends_in_a_recorded_outcome
         (b"---\nauthor: Ada\n---\nNo title.", "title: Field required"),
         (article_file("Too long", "x" * (72 * 1024 + 1)), "larger than"),
         (article_file("Taken", slug="taken"), "belongs to another article"),
-        (article_file("Yesterday", publish_at="2001-01-01T08:00:00+00:00"), "in the past"),
-        (article_file("No zone", publish_at="2099-01-01T08:00:00"), "needs a UTC offset"),
+        (
+            article_file("Yesterday", publish_at=times.at_offset(times.now() - timedelta(days=1), hours=0)),
+            "in the past",
+        ),
+        (article_file("No zone", publish_at=times.naive(NEXT_YEAR)), "needs a UTC offset"),
         (article_file("Bad tag", tags=["!!!"]), "has no letters or digits"),
     ],
     ids=["not-utf8", "broken-yaml", "no-title", "too-large", "slug-of-another", "past", "naive-time", "empty-tag"],
@@ -418,7 +424,7 @@ def test_a_published_article_cannot_be_scheduled_by_a_new_version(stack: Stack) 
     key = "articles/harbour.md"
     upload(stack, key, article_file("Harbour reopens"))
 
-    upload(stack, key, article_file("Harbour reopens", status="scheduled", publish_at="2099-01-01T08:00:00Z"))
+    upload(stack, key, article_file("Harbour reopens", status="scheduled", publish_at=times.zulu(NEXT_YEAR)))
 
     assert latest_upload(stack)["reason"] == "the article is already published, so it cannot be scheduled"
     assert admin_articles(stack)[0]["status"] == "published"

@@ -25,9 +25,10 @@ from freezegun import freeze_time
 from newsdesk import dependencies
 from newsdesk.services import delivery
 from tests.integration.conftest import Stack
+from tests.support import times
 from tests.support.events import sample_event
 
-START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+START = times.now()
 ARTICLE = {"title": "Storm warning", "author": "Ada", "body": "The harbour closes at **noon**."}
 
 
@@ -75,13 +76,6 @@ class ChaosSes:
                 self.killed_after += 1
                 raise Killed("after SES accepted the email")
         return answer
-
-
-def move_on(clock: Any, delta: timedelta) -> None:
-    """Move a ticking frozen clock (`freeze_time(..., tick=True)`) `delta` past the time it shows now.
-    freezegun's own `tick` moves on from the time the clock was last set, dropping the real time that has
-    passed since, so the time it shows can even go back."""
-    clock.move_to(datetime.now(UTC) + delta)
 
 
 KILL = "kill"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import boto3
@@ -90,6 +91,7 @@ def test_routes_with_default_and_opted_out_auth(fixture: Template) -> None:
         "ANY /items/{id}",
         "GET /files/{proxy+}",
         "POST /secure",
+        "GET /unpermitted",
     }
     secure = routes["POST /secure"].authorizer
     assert secure is not None
@@ -99,6 +101,110 @@ def test_routes_with_default_and_opted_out_auth(fixture: Template) -> None:
         True,
     )
     assert routes["GET /items"].authorizer is None
+    assert (routes["GET /unpermitted"].function_id, routes["GET /unpermitted"].authorizer) == ("ApiFunction", None)
+
+
+BODY_TEMPLATE = """
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Token
+        Authorizers:
+          Token: {FunctionArn: !GetAtt Check.Arn, EnableSimpleResponses: true}
+          Other: {FunctionArn: !GetAtt Check.Arn, Identity: {Headers: [X-Key]}}
+      DefinitionBody:
+        openapi: "3.0.1"
+        paths:
+          "/things/{id}":
+            parameters: [{name: id, in: path, required: true}]
+            get:
+              x-amazon-apigateway-integration: {$ref: "#/components/x-amazon-apigateway-integrations/things"}
+              security: [{NONE: []}]
+            delete:
+              x-amazon-apigateway-integration: {$ref: "#/components/x-amazon-apigateway-integrations/things"}
+            patch:
+              x-amazon-apigateway-integration: {$ref: "#/components/x-amazon-apigateway-integrations/things"}
+              security: []
+            x-amazon-apigateway-any-method:
+              x-amazon-apigateway-integration: {$ref: "#/components/x-amazon-apigateway-integrations/things"}
+              security: [{Other: []}]
+          /$default:
+            x-amazon-apigateway-any-method:
+              operationId: Fallback
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                payloadFormatVersion: 2.0
+                uri: !Sub
+                  - arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/${Target}/invocations
+                  - Target: !GetAtt Fallback.Arn
+        components:
+          x-amazon-apigateway-integrations:
+            things:
+              type: aws_proxy
+              httpMethod: POST
+              payloadFormatVersion: "2.0"
+              uri: !Sub arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/${Things.Arn}/invocations
+  Check: {Type: AWS::Serverless::Function, Properties: {Handler: app.check}}
+  Things: {Type: AWS::Serverless::Function, Properties: {Handler: app.things}}
+  Fallback: {Type: AWS::Serverless::Function, Properties: {Handler: app.fallback}}
+"""
+
+
+def body_template(text: str = BODY_TEMPLATE) -> Template:
+    return Template(data=load_yaml(text), root=ROOT)
+
+
+def test_routes_of_a_definition_body_with_the_authorizers_sam_gives_them() -> None:
+    routes = {route.route_key: route for route in body_template().routes}
+
+    assert {key: route.function_id for key, route in routes.items()} == {
+        "GET /things/{id}": "Things",
+        "DELETE /things/{id}": "Things",
+        "PATCH /things/{id}": "Things",
+        "ANY /things/{id}": "Things",
+        "$default": "Fallback",
+    }
+    authorizers = {key: route.authorizer.name if route.authorizer else None for key, route in routes.items()}
+    # No security, or an empty list (SAM treats both alike), is the DefaultAuthorizer; NONE is none.
+    assert authorizers == {
+        "GET /things/{id}": None,
+        "DELETE /things/{id}": "Token",
+        "PATCH /things/{id}": "Token",
+        "ANY /things/{id}": "Other",
+        "$default": "Token",
+    }
+    assert routes["$default"].event_name == "Fallback"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('payloadFormatVersion: "2.0"', 'payloadFormatVersion: "1.0"'), "only Lambda proxy integrations"),
+        (("type: aws_proxy\n              httpMethod", "type: http_proxy\n              httpMethod"), "only Lambda"),
+        (("${Things.Arn}", "arn:aws:lambda:us-east-1:123456789012:function:elsewhere"), "only Lambda proxy"),
+        (
+            (
+                'integrations/things"}\n              security: [{NONE',
+                'integrations/thing"}\n              security: [{NONE',
+            ),
+            "no integration '#/components/x-amazon-apigateway-integrations/thing'",
+        ),
+        (("security: [{Other: []}]", "security: [{Other: []}, {Token: []}]"), "names one authorizer (or NONE)"),
+        (("security: [{Other: []}]", "security: [{}]"), "names one authorizer (or NONE)"),
+        (("security: [{Other: []}]", "security: [{Jwt: []}]"), "no Lambda authorizer 'Jwt'"),
+    ],
+)
+def test_a_definition_body_the_local_stack_cannot_serve_as_deployed_is_refused(
+    change: tuple[str, str], message: str
+) -> None:
+    assert change[0] in BODY_TEMPLATE
+    template = body_template(BODY_TEMPLATE.replace(*change, 1))
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _ = template.routes
 
 
 def test_schedules(fixture: Template) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,13 @@ from newsdesk.models.subscribers import Frequency
 from newsdesk.rendering import MEDIA_BASE_URL, media_url, render_markdown
 from newsdesk.services.imports import Columns
 from newsdesk.services.uploads import read_article_file, upload_kind
+from tests.support import times
 from tests.support.html_safety import executable_content
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "council-approves-budget.md"
 BASE = "https://media.example.org"
+
+NEXT_YEAR = times.now() + timedelta(days=365)
 
 
 # ---------------------------------------------------------------------- images
@@ -89,10 +92,11 @@ def test_a_byte_order_mark_and_windows_line_ends_are_fine() -> None:
 
 
 def test_publish_at_alone_means_scheduled_and_keeps_its_instant() -> None:
-    upload = read_article_file(b"---\ntitle: Later\npublish_at: 2030-01-02T08:00:00+01:00\n---\nx", default_author="x")
+    later = f"---\ntitle: Later\npublish_at: {times.at_offset(NEXT_YEAR, hours=1)}\n---\nx".encode()
+    upload = read_article_file(later, default_author="x")
 
     assert upload.front.wanted_status is ArticleStatus.SCHEDULED
-    assert upload.front.publish_at == datetime(2030, 1, 2, 7, 0, tzinfo=UTC)
+    assert upload.front.publish_at == NEXT_YEAR
 
 
 @pytest.mark.parametrize(
@@ -105,9 +109,9 @@ def test_publish_at_alone_means_scheduled_and_keeps_its_instant() -> None:
         (b"---\ntitle: x\n---\n", "body: String should have at least 1 character"),
         (b"---\ntitle: x\nlayout: post\n---\nText", "layout: Extra inputs are not permitted"),
         (b"---\ntitle: x\nslug: Not A Slug\n---\nText", "slug: String should match pattern"),
-        (b"---\ntitle: x\npublish_at: 2030-01-02T08:00:00\n---\nText", "needs a UTC offset"),
+        (f"---\ntitle: x\npublish_at: {times.naive(NEXT_YEAR)}\n---\nText".encode(), "needs a UTC offset"),
         (b"---\ntitle: x\nstatus: scheduled\n---\nText", "status: scheduled needs publish_at"),
-        (b"---\ntitle: x\nstatus: draft\npublish_at: 2030-01-02T08:00:00Z\n---\nx", "publish_at goes with"),
+        (f"---\ntitle: x\nstatus: draft\npublish_at: {times.zulu(NEXT_YEAR)}\n---\nx".encode(), "publish_at goes with"),
         (b"---\ntitle: x\nstatus: live\n---\nText", "status: Input should be"),
     ],
 )

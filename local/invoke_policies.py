@@ -1,0 +1,124 @@
+"""Lambda's resource-based policies: who may invoke each function.
+
+CloudFormation turns each AWS::Lambda::Permission of the expanded template (the template's own, and those SAM
+adds for event sources and authorizers) into one statement of its function's policy. `function_policies`
+writes each policy as Lambda stores it (what Lambda's 20 KB limit counts), and `InvokePolicies` makes
+Lambda's check when a service invokes a function: the local API asks it before every integration and
+authorizer it calls, so a route that its function's policy does not cover fails locally as it fails on AWS.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from local.iam import wildcard_matches
+from local.resolver import Resolver
+from local.sam import expanded_for, lambda_permissions
+from local.template import Template
+
+POLICY_SIZE_LIMIT = 20 * 1024
+"""Bytes: Lambda refuses a permission that would make its function's policy larger (PolicyLengthExceeded)."""
+STATEMENT_ID_LIMIT = 100
+INVOKE = "lambda:InvokeFunction"
+API_GATEWAY = "apigateway.amazonaws.com"
+# What a permission may say that is emulated; anything else (function URLs, organizations, Alexa tokens) is
+# refused rather than ignored.
+_EMULATED = {"Action", "FunctionName", "Principal", "SourceArn", "SourceAccount"}
+
+
+def statement_id(stack_name: str, permission_id: str) -> str:
+    """The statement CloudFormation adds for a permission is named after the stack and the resource, with a
+    random suffix (here a fixed one of the same length); Lambda keeps 100 characters at most."""
+    suffix = hashlib.sha256(permission_id.encode()).hexdigest()[:12].upper()
+    return f"{stack_name}-{permission_id}-{suffix}"[:STATEMENT_ID_LIMIT]
+
+
+def _function_of(reference: Any) -> str:
+    """The function a permission's FunctionName names (!Ref F, !GetAtt F.Arn)."""
+    if isinstance(reference, dict) and "Ref" in reference:
+        return str(reference["Ref"])
+    if isinstance(reference, dict) and "Fn::GetAtt" in reference:
+        target = reference["Fn::GetAtt"]
+        return str(target[0] if isinstance(target, list) else str(target).split(".", 1)[0])
+    raise ValueError(f"a permission names its function as {reference!r}: only !Ref or !GetAtt F.Arn run locally")
+
+
+def function_policies(resolver: Resolver) -> dict[str, dict[str, Any]]:
+    """Each function's resource-based policy as Lambda stores it once the resolver's template is deployed:
+    one statement per permission, with the names and ARNs the resolver gives the stack."""
+    expanded = expanded_for(resolver)
+    # A permission may name a resource SAM generates (a Schedule event's rule): resolved as the template's own.
+    resolver = copy.copy(resolver)
+    resources = {**expanded["Resources"], **resolver.template.data["Resources"]}
+    resolver.template = Template({**resolver.template.data, "Resources": resources}, resolver.template.root)
+    policies: dict[str, dict[str, Any]] = {}
+    for permission_id, properties in sorted(lambda_permissions(expanded).items()):
+        unknown = set(properties) - _EMULATED
+        if unknown:
+            raise ValueError(f"{permission_id}: {', '.join(sorted(unknown))} not emulated locally")
+        function_id = _function_of(properties["FunctionName"])
+        resolved = resolver.resolve({key: value for key, value in properties.items() if key != "FunctionName"})
+        if not str(resolved["Principal"]).endswith(".amazonaws.com"):
+            raise ValueError(f"{permission_id}: only service principals are emulated locally")
+        condition: dict[str, dict[str, str]] = {}
+        if "SourceAccount" in resolved:
+            condition["StringEquals"] = {"AWS:SourceAccount": str(resolved["SourceAccount"])}
+        if "SourceArn" in resolved:
+            condition["ArnLike"] = {"AWS:SourceArn": str(resolved["SourceArn"])}
+        statement = {
+            "Sid": statement_id(resolver.prefix, permission_id),
+            "Effect": "Allow",
+            "Principal": {"Service": resolved["Principal"]},
+            "Action": resolved["Action"],
+            "Resource": resolver.arn(function_id),
+            **({"Condition": condition} if condition else {}),
+        }
+        policy = policies.setdefault(function_id, {"Version": "2012-10-17", "Id": "default", "Statement": []})
+        policy["Statement"].append(statement)
+    return policies
+
+
+def _arn_like(pattern: str, arn: str) -> bool:
+    # IAM compares an ARN's six colon-separated parts one by one, each with wildcards.
+    patterns, parts = pattern.split(":", 5), arn.split(":", 5)
+    return len(patterns) == len(parts) and all(map(wildcard_matches, patterns, parts))
+
+
+_CONDITION_TESTS: dict[str, Callable[[str, str], bool]] = {"ArnLike": _arn_like, "StringEquals": operator.eq}
+
+
+def _holds(condition: dict[str, dict[str, str]], context: dict[str, str | None]) -> bool:
+    """Every operator of a statement's condition holds; an absent key, or an operator not emulated, fails."""
+    for name, keys in condition.items():
+        test = _CONDITION_TESTS.get(name)
+        for key, wanted in keys.items():
+            value = context.get(key)
+            if test is None or value is None or not test(wanted, value):
+                return False
+    return True
+
+
+class InvokePolicies:
+    """The functions' resource-based policies, asked before a service invokes a function."""
+
+    def __init__(self, policies: dict[str, dict[str, Any]]) -> None:
+        self.policies = policies
+
+    @classmethod
+    def from_template(cls, resolver: Resolver) -> InvokePolicies:
+        return cls(function_policies(resolver))
+
+    def allows(self, function_id: str, principal: str, source_arn: str, source_account: str | None = None) -> bool:
+        """Whether `principal` (a service) may invoke the function for the resource `source_arn`."""
+        context = {"AWS:SourceArn": source_arn, "AWS:SourceAccount": source_account}
+        return any(
+            statement["Effect"] == "Allow"
+            and statement["Principal"].get("Service") == principal
+            and wildcard_matches(statement["Action"], INVOKE, ignore_case=True)
+            and _holds(statement.get("Condition") or {}, context)
+            for statement in (self.policies.get(function_id) or {}).get("Statement", [])
+        )
