@@ -304,6 +304,7 @@ class Container:
             rate=self.settings(SendRateSettings).mailer_rate,
             reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
             catalog=self.topic_service.all,
+            max_attempts=settings.max_send_attempts,
         )
 
     @cached_property

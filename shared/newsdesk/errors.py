@@ -57,7 +57,8 @@ class ServiceBusy(NewsdeskError):
 
 
 class SendThrottled(Exception):
-    """SES refused for now (rate, or a passing fault): the same message may be sent again later."""
+    """SES refused for now (its rate, a 429), or the request never left: the email was certainly not accepted,
+    and the same message may be sent again after a short wait."""
 
 
 class SendRejected(Exception):
@@ -68,9 +69,16 @@ class SendQuotaExceeded(Exception):
     """SES's 24-hour sending quota is spent: nothing more can be sent until it frees up."""
 
 
+class SendRefusedForAccount(Exception):
+    """SES refuses everything this account or configuration sends, not this one message: sending paused or
+    suspended, no permission, an unverified sender, a configuration set missing or paused. Nothing was
+    accepted, and nothing will be until the account is put right (by its owner, or by AWS lifting a pause)."""
+
+
 class SendUncertain(Exception):
-    """The request may have reached SES but no answer came back: whether the email was accepted is unknown
-    (SES's own `Send` event will tell)."""
+    """The request may have reached SES and no clear answer came back (a 5xx, a read timeout, a connection
+    broken after the request left): whether the email was accepted is unknown, and SES's own `Send` event will
+    tell. Never sent again at once."""
 
 
 class UploadRejected(Exception):

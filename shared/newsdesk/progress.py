@@ -84,7 +84,9 @@ def delivery_snapshot(progress: dict[str, Any]) -> Snapshot:
     """A delivery's progress (GET /admin/articles/{id}/delivery): sent, failed and suppressed are final."""
     counts = progress.get("counts") or {}
     parts = {"sent": progress["sent"], "failed": progress["failed"], "suppressed": progress["suppressed"]}
-    note = f"paused until {progress['paused_until']} (SES's daily quota)" if progress.get("paused_until") else ""
+    note = ""
+    if progress.get("paused_until"):
+        note = f"paused until {progress['paused_until']}: {progress.get('paused_reason') or 'SES sends nothing now'}"
     details = []
     if progress["state"] == "done":
         outcome = ", ".join(f"{counts.get(name, 0)} {name}" for name in ("delivered", "bounced", "complained"))

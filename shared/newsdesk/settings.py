@@ -103,6 +103,9 @@ class MailerSettings(_Environment):
     reconciliation_window_seconds: int = Field(
         default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
     )
+    max_send_attempts: int = Field(
+        default=5, ge=1, le=10, description="emails to one recipient SES never confirmed, before it is failed"
+    )
 
 
 class RedriveSettings(_Environment):

@@ -6,7 +6,7 @@ newsletter's message tags name its delivery, recipient key and attempt, which fi
 change is conditional on the state it moves from, so a repeated or late event changes nothing twice:
 
 - Send: pending -> sent, with SES's message id (a Send of an earlier attempt than the record's is a late
-  event: that recipient may have two copies, and it is counted).
+  event: that recipient may have two copies, and it is counted; it settles a record still pending too).
 - Delivery: pending or sent -> delivered.
 - Bounce: a permanent one -> bounced, and the subscriber is suppressed; a transient one changes nothing.
 - Complaint: -> complained, and the subscriber is suppressed.
@@ -81,6 +81,9 @@ class SesFeedback:
                         message_id=event.message_id)  # fmt: skip
             if not sent and self._ledger.mark_late_send(delivery_id, recipient_key, attempt=attempt, now=now):
                 logger.warning("a Send event came after its email was sent again", extra={"delivery": delivery_id})
+                # The email reached its reader: a record still waiting for a later attempt's Send event (an
+                # attempt perhaps killed before SES) is settled, and not sent yet again.
+                move(LedgerState.SENT, (LedgerState.PENDING, LedgerState.FAILED), message_id=event.message_id)
         elif kind == "Delivery":
             move(LedgerState.DELIVERED, _SENT_OR_BEFORE, message_id=event.message_id)
         elif kind == "Bounce":

@@ -13,7 +13,7 @@ from newsdesk.clock import utc_now
 from newsdesk.dal.email import SesSender
 from newsdesk.dal.publications import PublicationRepository
 from newsdesk.dal.subscribers import SubscriberRepository
-from newsdesk.errors import NotFound, SendRejected, SendThrottled
+from newsdesk.errors import NotFound, SendRefusedForAccount, SendRejected, SendThrottled
 from newsdesk.messages import Recipient
 from newsdesk.models.addresses import normalize_address
 from newsdesk.models.subscribers import (
@@ -194,6 +194,11 @@ class SubscriptionService:
         try:
             raw = self._confirmation_email(email, consent)
             self._sender.send(sender=self._composer.sender, recipient=email, raw=raw)
+        except SendRefusedForAccount as exc:
+            logger.error(
+                "SES refuses to send for this account: confirmation email not sent", extra={"reason": str(exc)}
+            )
+            return False
         except (SendThrottled, SendRejected, ValueError) as exc:
             # ValueError: an address no message can be addressed to. The reply stays the same either way.
             logger.warning("confirmation email not sent", extra={"reason": without_addresses(str(exc))})
