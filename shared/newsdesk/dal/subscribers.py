@@ -465,6 +465,31 @@ class SubscriberRepository:
 
         return self._apply(email, decide, now)
 
+    # ------------------------------------------------------------------ erasure (services.erasure), in its order
+    def stop_mailing(self, email: str, now: datetime) -> int:
+        """The person being erased follows nothing from now on (no topic, and not everything), so no audience
+        lists them; how many topic membership items went (with the change, in its transaction)."""
+        removed = 0
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            nonlocal removed
+            removed = len(_memberships(current))
+            return None if current.topics == [] else current.model_copy(update={"topics": [], "updated_at": now})
+
+        self._apply(email, decide, now)
+        return removed
+
+    def forget_consent(self, email: str) -> bool:
+        """Remove the consent record and its history; False if there is no such subscriber."""
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="SET revision = if_not_exists(revision, :zero) + :one REMOVE consent, consent_history",
+            ConditionExpression="attribute_exists(email)",
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+
     def erase(self, email: str) -> bool:
         """Delete the subscriber, consent record included, and every membership item; False if unknown."""
         for attempt in range(_RACE_RETRIES):
@@ -475,6 +500,42 @@ class SubscriberRepository:
                 return True
             _pause(attempt)
         raise ServiceBusy("this subscriber keeps changing; try again in a moment")
+
+    # ------------------------------------------------------------------ a deleted topic's readers
+    def topic_readers(self, topic: str, *, limit: int) -> list[str]:
+        """Up to `limit` addresses that still hold a membership of `topic` (any frequency and shard): at most
+        one Query per partition, and the partitions empty as their readers are dropped."""
+        found: list[str] = []
+        for frequency in Frequency:
+            for shard in range(FANOUT_SHARDS):
+                if len(found) >= limit:
+                    return found
+                with aws_errors():
+                    reply = self._client.query(
+                        TableName=self._members,
+                        KeyConditionExpression="audience = :audience",
+                        ExpressionAttributeValues={":audience": {"S": topic_audience_key(frequency, topic, shard)}},
+                        ProjectionExpression="email",
+                        Limit=limit - len(found),
+                    )
+                found += [str(item["email"]["S"]) for item in reply["Items"]]
+        return found
+
+    def drop_topic(self, email: str, topic: str, now: datetime) -> None:
+        """A deleted topic leaves the reader's topics, with its membership items (in one transaction); a
+        membership that no record accounts for is removed on its own."""
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            if current.topics is None or topic not in current.topics:
+                return None
+            return current.model_copy(update={"topics": [t for t in current.topics if t != topic], "updated_at": now})
+
+        if self._apply(email, decide, now) is None:
+            for frequency in Frequency:
+                with aws_errors():
+                    self._client.delete_item(
+                        TableName=self._members, Key=_member_key(topic_audience(frequency, topic, email), email)
+                    )
 
     def _apply(self, email: str, decide: Callable[[Subscriber], Subscriber | None], now: datetime) -> Subscriber | None:
         """Read, decide and write until the write finds what was read; the subscriber written, or None when

@@ -73,6 +73,17 @@ def _derive(secret: bytes, label: str) -> bytes:
     return hmac.new(secret, f"newsdesk.{label}".encode(), hashlib.sha256).digest()
 
 
+class Pseudonyms:
+    """Stable keyed ids of addresses and IPs, to name them in stored keys (the limits' counters) without
+    revealing them."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = _derive(secret, "pseudonyms")
+
+    def of(self, kind: str, value: str) -> str:
+        return hmac.new(self._key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
 class LinkSigner:
     def __init__(self, secret: bytes, api_base_url: str) -> None:
         # cryptography and itsdangerous load with the first signer: routes that sign nothing skip them.
@@ -80,7 +91,6 @@ class LinkSigner:
 
         self._secret = secret
         self._cipher = AESGCM(_derive(secret, "link-address-encryption"))
-        self._pseudonym_key = _derive(secret, "pseudonyms")
         self._base = api_base_url.rstrip("/")
 
     @property
@@ -144,7 +154,3 @@ class LinkSigner:
         except (binascii.Error, ValueError, InvalidTag) as exc:
             # Only reachable with our own signature on it: a key change, never a client's doing.
             raise InvalidLink("this link is not valid") from exc
-
-    def pseudonym(self, kind: str, value: str) -> str:
-        """A stable keyed id of `value` (an address, an IP): names it in stored keys without revealing it."""
-        return hmac.new(self._pseudonym_key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -3,7 +3,6 @@ unsubscribe (from an email's topics or from everything), suppression, and the ed
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from newsdesk.dal.publications import PublicationRepository
 from newsdesk.dal.subscribers import SubscriberRepository
 from newsdesk.errors import NotFound, SendRejected, SendThrottled
 from newsdesk.messages import Recipient
-from newsdesk.models.addresses import normalize_address
+from newsdesk.models.addresses import normalize_address, stored_forms
 from newsdesk.models.subscribers import (
     Consent,
     ConsentSource,
@@ -358,8 +357,7 @@ class SubscriptionService:
 
     # ------------------------------------------------------------------ editors
     def get(self, email: str) -> Subscriber:
-        # Both forms, as for erasure: records stored before addresses were normalized may hold a Unicode domain.
-        for form in _forms(email):
+        for form in stored_forms(email):
             found = self._repo.get(form)
             if found is not None:
                 return found
@@ -380,23 +378,8 @@ class SubscriptionService:
         rows = ({column: _cell(subscriber, column) for column in EXPORT_COLUMNS} for subscriber in subscribers)
         return csv_page(EXPORT_COLUMNS, rows), next_cursor
 
-    def erase(self, email: str) -> None:
-        """Erase the person: their record, consent included, and every topic membership."""
-        erased = [self._repo.erase(form) for form in _forms(email)]
-        if not any(erased):
-            raise NotFound("no subscriber with that address")
-        logger.info("subscriber erased")
-
 
 _SUBSCRIBED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
-
-
-def _forms(email: str) -> list[str]:
-    # Records stored before addresses were normalized may hold a Unicode domain: both spellings are looked at.
-    forms = {email.strip().lower()}
-    with contextlib.suppress(ValueError):
-        forms.add(normalize_address(email))
-    return sorted(forms)
 
 
 def _consent_confirmed(
