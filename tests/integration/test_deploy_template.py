@@ -387,7 +387,7 @@ def test_every_queue_nothing_reads_has_an_alarm_on_what_waits_in_it(expanded: di
         for dimension in alarm["Dimensions"]
     }
 
-    assert len(dead_letter_queues) == 9  # 6, and the events' and the two webhook queues' dead letters
+    assert len(dead_letter_queues) == 10  # 6, the events', the two webhook queues' and the erasure queue's dead letters
     assert dead_letter_queues <= watched
 
 

@@ -31,6 +31,7 @@ from newsdesk.models.topics import Topic
 from newsdesk.services.erasure import ErasureService
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, PreferencesView, SubscriptionService, UnsubscribeScope
+from newsdesk.services.topics import UnknownTopics
 from newsdesk.templating import render
 
 router = Router()
@@ -323,7 +324,14 @@ PREFERENCES_FORM = {
         "field per topic to follow)"
     ),
     tags=["Subscribers"],
-    responses={**documented(200, "ok", 503), **html_page("Saved.")},
+    responses={
+        **documented(200, "ok", 503),
+        **html_page("Saved."),
+        422: {
+            "description": "A topic that does not exist: a page saying so; nothing is saved.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+    },
 )
 def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     form = _form()
@@ -339,6 +347,12 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
         view = subscriptions.save_preferences(token, frequency=frequency, topics=topics, change_topics=choosing)
     except InvalidLink as exc:
         return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
+    except UnknownTopics as exc:
+        # The page offered only topics that existed; one deleted since (or a form made elsewhere) saves nothing.
+        current = subscriptions.preferences(token)
+        named = ", ".join(f"“{slug}”" for slug in exc.unknown)
+        message = f"Nothing was saved: we have no topic {named} (any more). Choose among these, then save."
+        return page(422, "Unknown topic", message, preferences=_preferences_form(token, current))
     return page(200, "Preferences saved", f"Saved. {_receives(view)}", preferences=_preferences_form(token, view))
 
 

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from itsdangerous import URLSafeTimedSerializer
 
 CONFIRM_DAYS = 7
-MAX_TOKEN_LENGTH = 1024
+MAX_TOKEN_LENGTH = 4096
+"""A confirmation link carries its request's topics (40 slugs of 40 characters at most): about 3 KB at worst."""
 _NONCE_BYTES = 12
 _SEALED = "s"
 """The payload's key for the encrypted address (a legacy payload is the address itself, a string)."""

@@ -12,6 +12,15 @@ from newsdesk.models.topics import MAX_TOPICS, CreateTopicRequest, Topic, Update
 from newsdesk.observability import logger
 
 
+class UnknownTopics(InvalidInput):
+    code = "unknown_topics"
+
+    def __init__(self, unknown: list[str]) -> None:
+        super().__init__(f"no such topic: {', '.join(unknown)} (GET /topics lists them)",
+                         details=[{"loc": ["body", "topics"], "unknown": unknown}])  # fmt: skip
+        self.unknown = unknown
+
+
 class TopicService:
     def __init__(self, repository: TopicRepository, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._repo = repository
@@ -74,9 +83,5 @@ class TopicService:
         existing = self.slugs() if wanted else set()
         unknown = [slug for slug in wanted if slug not in existing]
         if unknown:
-            raise InvalidInput(
-                f"no such topic: {', '.join(unknown)} (GET /topics lists them)",
-                code="unknown_topics",
-                details=[{"loc": ["body", "topics"], "unknown": unknown}],
-            )
+            raise UnknownTopics(unknown)
         return wanted
