@@ -299,11 +299,7 @@ def test_a_long_erasure_answers_202_and_finishes_by_itself(stack: Stack, monkeyp
 
 def get_erasure(stack: Stack, location: str) -> Reply:
     erasure_id = location.removeprefix("/admin/erasures/")
-    event = sample_event("editor-get-subscriber", path={"email": erasure_id})
-    event["routeKey"] = event["requestContext"]["routeKey"] = "GET /admin/erasures/{erasure_id}"
-    event["rawPath"] = event["requestContext"]["http"]["path"] = location
-    event["pathParameters"] = {"erasure_id": erasure_id}
-    return stack.call("EditorFunction", event)
+    return stack.call("EditorFunction", sample_event("editor-get-erasure", path={"erasure_id": erasure_id}))
 
 
 @pytest.mark.parametrize("erasure_id", ["0" * 32, "not-an-id", DORA])
