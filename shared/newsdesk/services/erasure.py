@@ -19,6 +19,7 @@ page of readers at a time, continuing on the same queue; the slug is free again 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,6 @@ from newsdesk.observability import logger
 from newsdesk.services.limits import ConfirmationLimits
 from newsdesk.services.recipients import RecipientKeys
 from newsdesk.services.topics import TopicService
-from newsdesk.services.webhooks import scrub_bodies_about
 
 WORK_PER_CALL = 500
 """Items (ledger records, webhook bodies, a topic's readers) one request or one queue step handles: a few
@@ -147,6 +147,20 @@ class ErasureService:
             current = self._jobs.get(current.erasure.id)
         return current is None or current.erasure.state is ErasureState.DONE
 
+    def _scrub_webhook_bodies(self, subject: str, limit: int) -> tuple[int, bool]:
+        """Remove the address (`subject` is its recipient key) from up to `limit` stored delivery bodies, which
+        replays then send with `"email": null`; how many held it, and whether more may."""
+        found = self._webhooks.deliveries_about(subject, limit=limit)
+        scrubbed = 0
+        for webhook_id, event_id in found:
+            stored = self._webhooks.delivery(webhook_id, event_id)
+            if stored is None:
+                continue
+            body = json.loads(stored.body)
+            body["data"]["email"] = None
+            scrubbed += self._webhooks.replace_body(webhook_id, event_id, json.dumps(body, separators=(",", ":")))
+        return scrubbed, len(found) >= limit
+
     def _step(self, step: ErasureStep, email: str, position: str | None, budget: int) -> _Done:
         key = self._recipient_keys().of(email)
         if step is ErasureStep.LEDGERS:
@@ -156,7 +170,7 @@ class ErasureService:
             return _Done(ErasedCounts(ledger_records=scrubbed), more is None, more, max(1, len(deliveries)))
         if step is ErasureStep.WEBHOOK_BODIES:
             limit = min(PAGE, budget)
-            scrubbed, maybe_more = scrub_bodies_about(self._webhooks, key, limit=limit)
+            scrubbed, maybe_more = self._scrub_webhook_bodies(key, limit)
             return _Done(ErasedCounts(webhook_bodies=scrubbed), not maybe_more, work=limit if maybe_more else 1)
         if step is ErasureStep.TOPIC_MEMBERSHIPS:
             removed = self._subscribers.stop_mailing(email, self._clock())

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import math
 import os
 import re
@@ -235,21 +234,6 @@ class WebhookService:
         self._queue.send([_task(webhook.id, event_id, round_number=round_number, attempt=1, due_at=now)])
         logger.info("delivery replayed", extra={"webhook_id": webhook.id, "event_id": event_id})
         return SendAccepted(event_id=event_id)
-
-
-def scrub_bodies_about(repository: WebhookRepository, subject: str, *, limit: int) -> tuple[int, bool]:
-    """Remove an erased person's address (`subject` is its recipient key) from up to `limit` stored delivery
-    bodies, which replays then send with `"email": null`; how many held it, and whether more may."""
-    found = repository.deliveries_about(subject, limit=limit)
-    scrubbed = 0
-    for webhook_id, event_id in found:
-        stored = repository.delivery(webhook_id, event_id)
-        if stored is None:
-            continue
-        body = json.loads(stored.body)
-        body["data"]["email"] = None
-        scrubbed += repository.replace_body(webhook_id, event_id, json.dumps(body, separators=(",", ":")))
-    return scrubbed, len(found) >= limit
 
 
 # -------------------------------------------------------------------------------------------- dispatch
