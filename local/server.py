@@ -26,6 +26,7 @@ from local.events import (
 )
 from local.invoke_policies import API_GATEWAY, InvokePolicies
 from local.template import Route, Template
+from newsdesk.redaction import without_addresses
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("access")
@@ -187,6 +188,20 @@ class ApiServer(ThreadingHTTPServer):
                 return handler
         return None
 
+    def logged_path(self, request: HttpRequest) -> str:
+        """The request's path as the runner's logs show it: the template of the route it matched
+        (`/admin/subscribers/{email}`), so no path parameter (an address among them) is ever printed; a path no
+        route names, with anything shaped like an address redacted."""
+        path = request.decoded_path
+        local = next((pattern for method, pattern in self.local_routes if method == request.method.upper()
+                      and (pattern == path or match_path(pattern, path) is not None)), None)  # fmt: skip
+        if local is not None:
+            return local
+        found = match_route(self.routes, request.method, path)
+        if found is not None and found[0].path != "$default":
+            return found[0].path
+        return "/".join(without_addresses(segment) for segment in path.split("/"))
+
     def dispatch(self, request: HttpRequest) -> HttpResponse:
         path = request.decoded_path
         local = self._local_route(request.method, path)
@@ -304,7 +319,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             response = self.server.dispatch(request)
         except Exception:
-            log.exception("the local runner failed on %s %s", self.command, self.path)
+            log.exception("the local runner failed on %s %s", self.command, self.server.logged_path(request))
             response = _message(500, "Internal Server Error")
         self.send_response(response.status)
         for key, value in response.headers:
@@ -317,7 +332,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         access_log.info(
             "%s %s %d %dB %.0fms",
             self.command,
-            request.path,  # without the query: signed links carry their tokens there
+            self.server.logged_path(request),  # without the query: signed links carry their tokens there
             response.status,
             len(response.body),
             (time.monotonic() - started) * 1000,

@@ -20,6 +20,8 @@ from newsdesk.settings import (
     ConsentSettings,
     EmailSettings,
     EngagementSettings,
+    ErasureSettings,
+    ErasureTableSettings,
     EventBusSettings,
     FanoutSettings,
     LedgerSettings,
@@ -37,6 +39,7 @@ from newsdesk.settings import (
     TopicSettings,
     UploadSettings,
     WebhookSettings,
+    WebhookTableSettings,
     read_settings,
 )
 
@@ -46,6 +49,7 @@ KEYRING_RELOAD_SECONDS = 30.0
 if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
     from newsdesk.dal.email import SesSender
+    from newsdesk.dal.erasures import ErasureRepository
     from newsdesk.dal.ledger import LedgerRepository
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
@@ -54,10 +58,11 @@ if TYPE_CHECKING:
     from newsdesk.services.articles import ArticleService
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.erasure import ErasureService, TopicCleanup
     from newsdesk.services.events import ChangeEvents
     from newsdesk.services.keys import SigningKeys
     from newsdesk.services.limits import ConfirmationLimits
-    from newsdesk.services.links import LinkSigner
+    from newsdesk.services.links import LinkSigner, Pseudonyms
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
@@ -157,7 +162,13 @@ class Container:
     def webhook_repository(self) -> WebhookRepository:
         from newsdesk.dal.webhooks import WebhookRepository
 
-        return WebhookRepository(self.dynamodb, self.settings(WebhookSettings).webhooks_table)
+        return WebhookRepository(self.dynamodb, self.settings(WebhookTableSettings).webhooks_table)
+
+    @cached_property
+    def erasure_repository(self) -> ErasureRepository:
+        from newsdesk.dal.erasures import ErasureRepository
+
+        return ErasureRepository(self.dynamodb, self.settings(ErasureTableSettings).erasures_table)
 
     # ------------------------------------------------------------------ built per use: the keyring is cached
     # by Powertools' parameter cache (CACHE_SECONDS), so a rotated key is picked up without a cold start.
@@ -199,6 +210,11 @@ class Container:
         from newsdesk.services.recipients import RecipientKeys
 
         return RecipientKeys(self.keyring().identifier_key)
+
+    def pseudonyms(self) -> Pseudonyms:
+        from newsdesk.services.links import Pseudonyms
+
+        return Pseudonyms(self.keyring().identifier_key)
 
     def webhook_secrets(self) -> WebhookSecrets:
         from newsdesk.services.webhooks import WebhookSecrets
@@ -251,7 +267,7 @@ class Container:
                 per_hour=settings.confirmations_per_hour,
                 exempt_loopback=settings.exempt_loopback_from_source_limit,
             ),
-            links=self.link_signer,
+            pseudonyms=self.pseudonyms,
         )
 
     @cached_property
@@ -337,7 +353,6 @@ class Container:
             sender=self.ses_sender,
             composer=self.email_composer,
             links=self.link_signer,
-            recipient_keys=self.recipient_keys,
         )
 
     @cached_property
@@ -417,7 +432,6 @@ class Container:
             self.webhook_repository,
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,
-            recipient_keys=self.recipient_keys,
             mode=TargetMode(settings.webhook_targets),
         )
 
@@ -430,6 +444,7 @@ class Container:
             self.webhook_repository,
             delivery_queue=QueuePublisher(self.sqs, self.settings(WebhookSettings).webhook_delivery_queue_url),
             recipient_keys=self.recipient_keys,
+            tombstones=lambda ids: self.erasure_repository.tombstones(ids),
         )
 
     @cached_property
@@ -447,6 +462,33 @@ class Container:
             received=ReceivedMessages(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,
             retry_base_seconds=settings.webhook_retry_base_seconds,
+        )
+
+    # ------------------------------------------------------------------------------------------ erasure
+    @cached_property
+    def erasure_service(self) -> ErasureService:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.erasure import ErasureService
+
+        return ErasureService(
+            self.erasure_repository,
+            subscribers=self.subscriber_repository,
+            ledger=self.ledger_repository,
+            webhooks=self.webhook_repository,
+            limits=lambda: self.confirmation_limits,
+            recipient_keys=self.recipient_keys,
+            queue=QueuePublisher(self.sqs, self.settings(ErasureSettings).erasure_queue_url),
+        )
+
+    @cached_property
+    def topic_cleanup(self) -> TopicCleanup:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.erasure import TopicCleanup
+
+        return TopicCleanup(
+            self.topic_service,
+            self.subscriber_repository,
+            queue=QueuePublisher(self.sqs, self.settings(ErasureSettings).erasure_queue_url),
         )
 
 
@@ -502,3 +544,11 @@ def upload_service() -> UploadService:
 
 def webhook_service() -> WebhookService:
     return _current.webhook_service
+
+
+def erasure_service() -> ErasureService:
+    return _current.erasure_service
+
+
+def topic_cleanup() -> TopicCleanup:
+    return _current.topic_cleanup

@@ -136,8 +136,11 @@ class EventBusSettings(_Environment):
     event_bus_name: str = Field(min_length=1, description="the stack's EventBridge bus for Newsdesk's events")
 
 
-class WebhookSettings(_Environment):
+class WebhookTableSettings(_Environment):
     webhooks_table: str = Field(min_length=3, description="webhook endpoints and their deliveries")
+
+
+class WebhookSettings(WebhookTableSettings):
     webhook_delivery_queue_url: str = Field(min_length=1, description="one message per delivery attempt")
     webhook_retry_base_seconds: int = Field(
         default=60, ge=0, le=900, description="the wait before a failed delivery's first retry; doubled each time"
@@ -147,6 +150,14 @@ class WebhookSettings(_Environment):
         pattern=r"^(public|public-and-loopback|loopback)$",
         description="where webhooks may point: public https hosts; the local stack adds (or only allows) 127.0.0.1",
     )
+
+
+class ErasureTableSettings(_Environment):
+    erasures_table: str = Field(min_length=3, description="where each erasure stands, and its tombstone")
+
+
+class ErasureSettings(ErasureTableSettings):
+    erasure_queue_url: str = Field(min_length=1, description="steps of erasures and topic clean-ups still to do")
 
 
 SettingsT = TypeVar("SettingsT", bound=_Environment)

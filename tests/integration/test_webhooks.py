@@ -279,3 +279,25 @@ def test_erasing_a_subscriber_removes_the_address_from_the_bodies_kept_for_repla
     assert reader.encode() not in replayed.body
     assert signed_correctly(hook["secret"], replayed)
     assert not [item for item in stack.items("WebhooksTable") if reader in json.dumps(item)]
+
+
+def test_a_subscriber_event_in_flight_when_its_person_is_erased_is_dropped(stack: Stack, receiver: Receiver) -> None:
+    # Given an endpoint for subscriber.confirmed, and a reader whose confirmation event is on its way to it
+    hook = register(stack, receiver.url, ["subscriber.confirmed"])
+    (reader,) = add_subscribers(1)
+    stack.drain(skip=("WebhooksFunction",))  # on the bus and queued for dispatch, not offered yet
+
+    # When the reader is erased before the event is dispatched
+    assert admin(stack, "editor-erase-subscriber", path={"email": reader}).status == 204
+    stack.drain()
+
+    # Then the event is neither stored nor sent
+    assert receiver.requests == []
+    assert deliveries(stack, hook["id"]) == []
+    assert not [item for item in stack.items("WebhooksTable") if reader in json.dumps(item)]
+
+    # And once the address signs up again, its new confirmation is delivered as any other
+    add_subscribers(1)
+    stack.drain()
+    (request,) = receiver.requests
+    assert request.json()["data"]["email"] == reader

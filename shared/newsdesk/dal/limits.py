@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from newsdesk.dal.dynamodb import write_if
+from newsdesk.dal.dynamodb import aws_errors, write_if
 
 _COUNT = {"#count": "count"}
 _KEPT_AFTER_WINDOW = timedelta(hours=1)
@@ -56,3 +56,11 @@ class RateLimitRepository:
             ExpressionAttributeNames=_COUNT,
             ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
         )
+
+    def delete(self, kind: str, subject: str, *, window_start: datetime) -> bool:
+        """Remove a counter (its subject was erased); False if there was none."""
+        with aws_errors():
+            reply = self._client.delete_item(
+                TableName=self._table, Key=_key(kind, subject, window_start), ReturnValues="ALL_OLD"
+            )
+        return "Attributes" in reply

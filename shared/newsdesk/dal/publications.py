@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -209,24 +208,6 @@ class PublicationRepository:
             self._client.query, request, limit=limit, cursor=cursor, key_names=_LISTED_CURSOR_KEYS
         )
         return [_progress(item, self._aggregates(item["pk"]), now) for item in items], next_cursor
-
-    def delivery_ids(self) -> Iterator[str]:
-        """Every delivery's id, newest first."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by-listed",
-            "KeyConditionExpression": "listed = :listed",
-            "ExpressionAttributeValues": {":listed": {"S": _LISTED}},
-            "ProjectionExpression": "pk",
-            "ScanIndexForward": False,
-        }
-        while True:
-            with aws_errors():
-                reply = self._client.query(**request)
-            yield from (str(item["pk"]["S"]) for item in reply["Items"])
-            if "LastEvaluatedKey" not in reply:
-                return
-            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def publication(self, delivery_id: str) -> dict[str, Any] | None:
         with aws_errors():

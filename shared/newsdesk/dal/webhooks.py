@@ -454,34 +454,31 @@ class WebhookRepository:
             raise Conflict("the delivery is being replayed already; try again in a moment", code="replay_conflict")
         return round_number
 
-    def deliveries_about(self, subject: str) -> list[tuple[str, str]]:
-        """(webhook id, event id) of every delivery whose body names the subscriber `subject` stands for."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by-subject",
-            "KeyConditionExpression": "subject = :subject",
-            "ExpressionAttributeValues": {":subject": {"S": subject}},
-        }
-        found: list[tuple[str, str]] = []
-        while True:
-            with aws_errors():
-                reply = self._client.query(**request)
-            found += [
-                (str(item["pk"]["S"]).removeprefix("webhook#"), str(item["sk"]["S"]).removeprefix("delivery#"))
-                for item in reply["Items"]
-            ]
-            if "LastEvaluatedKey" not in reply:
-                return found
-            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    def deliveries_about(self, subject: str, *, limit: int) -> list[tuple[str, str]]:
+        """(webhook id, event id) of up to `limit` deliveries whose body still names the subscriber `subject`
+        stands for. The index is sparse (a scrubbed body leaves it), so the first page is always what is left."""
+        with aws_errors():
+            reply = self._client.query(
+                TableName=self._table,
+                IndexName="by-subject",
+                KeyConditionExpression="subject = :subject",
+                ExpressionAttributeValues={":subject": {"S": subject}},
+                Limit=limit,
+            )
+        return [
+            (str(item["pk"]["S"]).removeprefix("webhook#"), str(item["sk"]["S"]).removeprefix("delivery#"))
+            for item in reply["Items"]
+        ]
 
-    def replace_body(self, webhook_id: str, event_id: str, body: str) -> None:
-        """Keep a scrubbed body in place of the stored one, and stop naming the subject."""
-        write_if(
+    def replace_body(self, webhook_id: str, event_id: str, body: str) -> bool:
+        """Keep a scrubbed body in place of the stored one, and stop naming the subject; False if it named
+        nobody any more (scrubbed already, or expired)."""
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_delivery_key(webhook_id, event_id),
             UpdateExpression="SET body = :body REMOVE subject",
-            ConditionExpression="attribute_exists(pk)",
+            ConditionExpression="attribute_exists(subject)",
             ExpressionAttributeValues={":body": {"S": body}},
         )
 

@@ -36,7 +36,6 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -639,13 +638,11 @@ class DeliveryReports:
         sender: SesSender,
         composer: EmailComposer,
         links: Callable[[], LinkSigner],
-        recipient_keys: Callable[[], RecipientKeys],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._articles = articles
         self._publications = publications
         self._ledger = ledger
-        self._recipient_keys = recipient_keys
         self._sender = sender
         self._composer = composer
         self._links = links
@@ -677,15 +674,6 @@ class DeliveryReports:
         """One page of a delivery's ledger as CSV (with a header row), and the cursor of the next page."""
         entries, next_cursor = self.recipients(delivery_id, state=state, limit=EXPORT_PAGE, cursor=cursor)
         return csv_page(EXPORT_COLUMNS, (entry.model_dump(mode="json") for entry in entries)), next_cursor
-
-    def forget(self, email: str) -> int:
-        """Remove an erased person's address from every delivery's ledger (one write per delivery, a few
-        at a time); their records keep only their state. How many held the address."""
-        key = self._recipient_keys().of(email)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return sum(
-                pool.map(lambda delivery_id: self._ledger.scrub(delivery_id, key), self._publications.delivery_ids())
-            )
 
     def send_test(self, article: Article, to: str) -> None:
         """The newsletter as subscribers will get it, to one address; no delivery record is touched."""

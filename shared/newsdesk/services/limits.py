@@ -16,10 +16,13 @@ from enum import StrEnum
 
 from newsdesk.dal.limits import RateLimitRepository
 from newsdesk.models.addresses import mailbox
-from newsdesk.services.links import LinkSigner
+from newsdesk.services.links import Pseudonyms
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+ERASED_WINDOWS = 3
+"""Daily windows of an erased person's mailbox counter that are deleted: today's, and the two before, which
+DynamoDB's TTL (usually within 48 hours of expiry) may not have removed yet."""
 
 
 class Limit(StrEnum):
@@ -59,31 +62,41 @@ def source_of(ip: str | None) -> tuple[str, bool]:
 
 class ConfirmationLimits:
     def __init__(
-        self, repository: RateLimitRepository, settings: LimitSettings, *, links: Callable[[], LinkSigner]
+        self, repository: RateLimitRepository, settings: LimitSettings, *, pseudonyms: Callable[[], Pseudonyms]
     ) -> None:
         self._repo = repository
         self._settings = settings
-        self._links = links
+        self._pseudonyms = pseudonyms
 
     def allow_signup(self, address: str, source_ip: str | None, now: datetime) -> Limit | None:
         """Count a sign-up's confirmation; None when it may be sent, else the limit that refused it."""
         source, loopback = source_of(source_ip)
-        links = self._links()
+        pseudonyms = self._pseudonyms()
         checks = [
-            (Limit.MAILBOX, links.pseudonym("mailbox", mailbox(address)), DAY, self._settings.per_mailbox_per_day),
+            (Limit.MAILBOX, pseudonyms.of("mailbox", mailbox(address)), DAY, self._settings.per_mailbox_per_day),
             (Limit.GLOBAL, "all", HOUR, self._settings.per_hour),
         ]
         if not (loopback and self._settings.exempt_loopback):
             # First: a source over its limit must not use up the mailbox's or everyone's allowance.
             per_source = self._settings.per_source_per_hour
-            checks.insert(0, (Limit.SOURCE, links.pseudonym("source", source), HOUR, per_source))
+            checks.insert(0, (Limit.SOURCE, pseudonyms.of("source", source), HOUR, per_source))
         return self._take_all(checks, now)
 
     def allow_import(self, address: str, now: datetime) -> bool:
         """Count an imported address's confirmation against its mailbox (an editor's list is not limited
         per source, nor by the sign-up budget, but one inbox still gets no more than its share)."""
-        subject = self._links().pseudonym("mailbox", mailbox(address))
+        subject = self._pseudonyms().of("mailbox", mailbox(address))
         return self._take_all([(Limit.MAILBOX, subject, DAY, self._settings.per_mailbox_per_day)], now) is None
+
+    def forget(self, address: str, now: datetime) -> int:
+        """Delete the counters named after an erased person's mailbox; how many there were. (A source counter
+        names an IP address, shared by whoever signed up from it, and lasts an hour.)"""
+        subject = self._pseudonyms().of("mailbox", mailbox(address))
+        today = _start(now, DAY)
+        return sum(
+            self._repo.delete(Limit.MAILBOX.value, subject, window_start=today - DAY * back)
+            for back in range(ERASED_WINDOWS)
+        )
 
     def _take_all(self, checks: list[tuple[Limit, str, timedelta, int]], now: datetime) -> Limit | None:
         taken: list[tuple[Limit, str, datetime]] = []
