@@ -387,6 +387,7 @@ class Container:
             secrets=self.webhook_secrets,
             recipient_keys=self.recipient_keys,
             mode=TargetMode(settings.webhook_targets),
+            ports=settings.target_ports,
         )
 
     @cached_property
@@ -410,7 +411,7 @@ class Container:
         settings = self.settings(WebhookSettings)
         return WebhookSender(
             self.webhook_repository,
-            client=WebhookClient(TargetMode(settings.webhook_targets)),
+            client=WebhookClient(TargetMode(settings.webhook_targets), ports=settings.target_ports),
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             received=ReceivedMessages(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,

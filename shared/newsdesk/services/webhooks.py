@@ -58,7 +58,7 @@ from newsdesk.models.webhooks import (
 )
 from newsdesk.observability import logger, metrics
 from newsdesk.services.recipients import RecipientKeys
-from newsdesk.webhook_targets import TargetMode, TargetRefused, parse_target
+from newsdesk.webhook_targets import HTTPS_ONLY, TargetMode, TargetPorts, TargetRefused, parse_target
 
 RETRY_ATTEMPTS = 12
 """Attempts per delivery (and per replay): the first and eleven retries."""
@@ -130,9 +130,9 @@ class WebhookSecrets:
 # -------------------------------------------------------------------------------------- for editors
 
 
-def _check_url(url: str, mode: TargetMode) -> str:
+def _check_url(url: str, mode: TargetMode, ports: TargetPorts) -> str:
     try:
-        parse_target(url, mode)
+        parse_target(url, mode, ports=ports)
     except TargetRefused as refused:
         raise InvalidInput(
             f"the webhook URL {refused}", code="invalid_webhook_url", details=[{"loc": ["body", "url"]}]
@@ -156,6 +156,7 @@ class WebhookService:
         secrets: Callable[[], WebhookSecrets],
         recipient_keys: Callable[[], RecipientKeys],
         mode: TargetMode,
+        ports: TargetPorts = HTTPS_ONLY,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
@@ -163,10 +164,11 @@ class WebhookService:
         self._secrets = secrets
         self._recipient_keys = recipient_keys
         self._mode = mode
+        self._ports = ports
         self._clock = clock
 
     def create(self, request: CreateWebhookRequest) -> WebhookCreated:
-        url = _check_url(request.url, self._mode)
+        url = _check_url(request.url, self._mode, self._ports)
         now = self._clock()
         webhook = Webhook(id=f"wh_{secrets.token_hex(8)}", url=url, events=request.events,
                           description=request.description, created_at=now, updated_at=now)  # fmt: skip
@@ -194,7 +196,7 @@ class WebhookService:
         if not changes:
             return current
         if "url" in changes:
-            _check_url(changes["url"], self._mode)
+            _check_url(changes["url"], self._mode, self._ports)
         now = self._clock()
         update: dict[str, object] = {**changes, "updated_at": max(now, current.updated_at + timedelta(microseconds=1))}
         if changes.get("enabled") is True and not current.enabled:
