@@ -186,8 +186,14 @@ def _resolving_to(*addresses: str) -> Any:
 
 @pytest.mark.parametrize(
     "addresses",
-    [("169.254.169.254",), ("10.1.2.3",), ("127.0.0.1",), ("93.184.216.34", "192.168.0.10"), ("::1",),
-     *((address,) for address in EMBEDDING_METADATA + EMBEDDING_PRIVATE)],
+    [
+        ("169.254.169.254",),
+        ("10.1.2.3",),
+        ("127.0.0.1",),
+        ("93.184.216.34", "192.168.0.10"),
+        ("::1",),
+        *((address,) for address in EMBEDDING_METADATA + EMBEDDING_PRIVATE),
+    ],
 )
 def test_a_public_name_that_resolves_to_a_private_address_is_never_connected_to(addresses: tuple[str, ...]) -> None:
     # DNS rebinding: the name passed when it was saved; what it resolves to is checked before each POST.
