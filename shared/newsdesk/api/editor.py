@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -19,6 +19,7 @@ from newsdesk.models.articles import (
     UpdateArticleRequest,
 )
 from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
+from newsdesk.models.webhooks import Webhook, WebhookCreated
 from newsdesk.services.articles import ArticleService
 from newsdesk.services.delivery import DeliveryReports
 
@@ -40,8 +41,12 @@ def parse_if_match(value: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 10 else -1
 
 
-def with_etag(article: Article, status: int = 200) -> Response[Article]:
-    return Response(status, content_types.APPLICATION_JSON, article, headers={"ETag": f'"{article.version}"'})
+Versioned = TypeVar("Versioned", Article, Webhook, WebhookCreated)
+
+
+def with_etag(resource: Versioned, status: int = 200) -> Response[Versioned]:
+    """An article or a webhook with its version as the `ETag`, which `If-Match` names."""
+    return Response(status, content_types.APPLICATION_JSON, resource, headers={"ETag": f'"{resource.version}"'})
 
 
 @router.post(

@@ -40,7 +40,7 @@ from newsdesk.clock import utc_now
 from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
 from newsdesk.dal.webhook_client import PostOutcome, WebhookClient
 from newsdesk.dal.webhooks import StoredDelivery, WebhookRepository
-from newsdesk.errors import InvalidInput, NotFound
+from newsdesk.errors import InvalidInput, NotFound, PreconditionFailed
 from newsdesk.models.addresses import normalize_address
 from newsdesk.models.events import SUBSCRIBER_EVENTS, Event, EventType, PingData, make_event
 from newsdesk.models.webhooks import (
@@ -171,7 +171,7 @@ class WebhookService:
         url = _check_url(request.url, self._mode, self._ports)
         now = self._clock()
         webhook = Webhook(id=f"wh_{secrets.token_hex(8)}", url=url, events=request.events,
-                          description=request.description, created_at=now, updated_at=now)  # fmt: skip
+                          description=request.description, created_at=now, updated_at=now, version=1)  # fmt: skip
         secret = WebhookSecrets.new_secret()
         self._repo.create(webhook, self._secrets().seal(webhook.id, secret))
         logger.info("webhook created", extra={"webhook_id": webhook.id, "events": [e.value for e in webhook.events]})
@@ -186,8 +186,14 @@ class WebhookService:
     def page(self, *, limit: int, cursor: str | None) -> tuple[list[Webhook], str | None]:
         return self._repo.page(limit=limit, cursor=cursor)
 
-    def update(self, webhook_id: str, request: UpdateWebhookRequest) -> Webhook:
+    def update(self, webhook_id: str, request: UpdateWebhookRequest, *, if_match: int | None = None) -> Webhook:
+        """Change an endpoint as the editor read it: at version `if_match` when given, else at the version read
+        here. Any write since (another editor's, a delivery's outcome, the automatic disable) makes this a
+        PreconditionFailed, never a silent undo of it."""
         current = self.get(webhook_id)
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(f"the webhook is at version {current.version}, not {if_match}",
+                                     details={"current_version": current.version})  # fmt: skip
         changes = request.model_dump(exclude_unset=True)
         nulls = sorted(name for name in ("url", "events", "enabled") if name in changes and changes[name] is None)
         if nulls:
@@ -198,7 +204,7 @@ class WebhookService:
         if "url" in changes:
             _check_url(changes["url"], self._mode, self._ports)
         now = self._clock()
-        update: dict[str, object] = {**changes, "updated_at": max(now, current.updated_at + timedelta(microseconds=1))}
+        update: dict[str, object] = {**changes, "updated_at": now, "version": current.version + 1}
         if changes.get("enabled") is True and not current.enabled:
             # Back on: a fresh start, so the old failures do not disable it again at its next one.
             update.update(disabled_at=None, disabled_reason=None, failing_since=None)
