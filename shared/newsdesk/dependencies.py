@@ -31,6 +31,7 @@ from newsdesk.settings import (
     SignupLimitSettings,
     SiteSettings,
     SubscriberSettings,
+    TestEmailSettings,
     TokenSettings,
     TopicSettings,
     UploadSettings,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
     from newsdesk.services.events import ChangeEvents
-    from newsdesk.services.limits import ConfirmationLimits
+    from newsdesk.services.limits import ConfirmationLimits, TestEmailLimit
     from newsdesk.services.links import LinkSigner
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
@@ -222,6 +223,17 @@ class Container:
         )
 
     @cached_property
+    def test_email_limit(self) -> TestEmailLimit:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import TestEmailLimit
+
+        settings = self.settings(TestEmailSettings)
+        return TestEmailLimit(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            per_hour=settings.test_emails_per_token_per_hour,
+        )
+
+    @cached_property
     def subscription_service(self) -> SubscriptionService:
         from newsdesk.services.subscriptions import SubscriptionService
 
@@ -306,6 +318,9 @@ class Container:
             composer=self.email_composer,
             links=self.link_signer,
             recipient_keys=self.recipient_keys,
+            subscribers=self.subscriber_repository,
+            # Only EditorFunction sends test emails: the limits' table is read when first needed.
+            test_emails=lambda: self.test_email_limit,
         )
 
     @cached_property

@@ -116,6 +116,11 @@ class SignupLimitSettings(_Environment):
     exempt_loopback_from_source_limit: bool = Field(default=False, description="the local stack only")
 
 
+class TestEmailSettings(_Environment):
+    rate_limits_table: str = Field(min_length=3)
+    test_emails_per_token_per_hour: int = Field(default=20, ge=1)
+
+
 class UploadSettings(_Environment):
     uploads_table: str = Field(min_length=3)
     upload_retention_days: int = Field(default=90, ge=1)

@@ -4,11 +4,14 @@ Three limits, each a template parameter: per mailbox (variants of one inbox such
 count together) per day, per source address of the request per hour, and for the whole stack per hour.
 A confirmation is sent only when every limit that applies has room; the counts are taken in that order
 and given back when a later one refuses, so a refused request uses up nothing.
+
+Editors' test emails have a limit of their own: per token per hour.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +20,7 @@ from enum import StrEnum
 from newsdesk.dal.limits import RateLimitRepository
 from newsdesk.models.addresses import mailbox
 from newsdesk.services.links import LinkSigner
+from newsdesk.services.tokens import hash_token
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -95,3 +99,31 @@ class ConfirmationLimits:
                 return limit
             taken.append((limit, subject, start))
         return None
+
+
+class TestEmailLimit:
+    """Test emails per editor token per hour: a leaked or scripted token cannot turn the test route into a
+    way of mailing anyone, as often as it likes, from the publication's address."""
+
+    KIND = "test-email"
+
+    def __init__(self, repository: RateLimitRepository, *, per_hour: int) -> None:
+        self._repo = repository
+        self.per_hour = per_hour
+
+    def take(self, token: str | None, now: datetime) -> int | None:
+        """Count one test email for `token`; None when it may be sent, else the seconds until the token has
+        room again (the next hour)."""
+        start = _start(now, HOUR)
+        if self._repo.take(self.KIND, self._subject(token), window_start=start, window=HOUR, limit=self.per_hour):
+            return None
+        return max(1, math.ceil((start + HOUR - now).total_seconds()))
+
+    def give_back(self, token: str | None, now: datetime) -> None:
+        """Undo a `take` whose email was certainly not sent."""
+        self._repo.give_back(self.KIND, self._subject(token), window_start=_start(now, HOUR))
+
+    @staticmethod
+    def _subject(token: str | None) -> str:
+        # The token's hash, as TokensTable keys it: the counter never holds the token itself.
+        return hash_token(token or "")
