@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
     ArticleSettings,
+    ConfirmationBounceSettings,
     ConsentSettings,
     EmailSettings,
     EngagementSettings,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
     from newsdesk.services.events import ChangeEvents
-    from newsdesk.services.limits import ConfirmationLimits, TestEmailLimit
+    from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
     from newsdesk.services.links import LinkSigner
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
@@ -220,6 +221,20 @@ class Container:
                 exempt_loopback=settings.exempt_loopback_from_source_limit,
             ),
             links=self.link_signer,
+            # Sign-ups only (imports are not paused): built when a sign-up first asks.
+            bounces=lambda: self.confirmation_bounces,
+        )
+
+    @cached_property
+    def confirmation_bounces(self) -> ConfirmationBounces:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import ConfirmationBounces
+
+        settings = self.settings(ConfirmationBounceSettings)
+        return ConfirmationBounces(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            max_rate=settings.confirmation_bounce_rate_percent / 100,
+            stack=settings.stack_name,
         )
 
     @cached_property
@@ -303,7 +318,11 @@ class Container:
             secret = signing_secret(self.settings(SecretSettings).signing_secret_arn)
             engagement = EngagementCounter(self.publication_repository, secret)
         return SesFeedback(
-            ledger=self.ledger_repository, suppress=self.subscription_service.suppress, engagement=engagement
+            ledger=self.ledger_repository,
+            suppress=self.subscription_service.suppress,
+            engagement=engagement,
+            # Read only for a sign-up's confirmation that bounced.
+            confirmation_bounces=lambda: self.confirmation_bounces,
         )
 
     @cached_property

@@ -116,6 +116,14 @@ class SignupLimitSettings(_Environment):
     exempt_loopback_from_source_limit: bool = Field(default=False, description="the local stack only")
 
 
+class ConfirmationBounceSettings(_Environment):
+    rate_limits_table: str = Field(min_length=3)
+    confirmation_bounce_rate_percent: float = Field(
+        default=5, gt=0, le=100, description="above this bounce rate in the last hour, sign-ups' confirmations pause"
+    )
+    stack_name: str = Field(min_length=1, description="the stack's name: a dimension of the metrics its alarms watch")
+
+
 class TestEmailSettings(_Environment):
     rate_limits_table: str = Field(min_length=3)
     test_emails_per_token_per_hour: int = Field(default=20, ge=1)
