@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
+from local.stack import local_resolver
+from local.template import Template
 from newsdesk import dependencies
 from newsdesk.dal.webhooks import StoredWebhook
 from newsdesk.services.webhooks import DISABLE_AFTER
-from tests.integration.conftest import Reply, Stack
+from newsdesk.settings import WebhookSettings
+from tests.integration.conftest import API_URL, Reply, Stack
 from tests.integration.test_newsletter import add_subscribers, editor, publish_new_article
 from tests.support import times
 from tests.support.events import sample_event
@@ -260,6 +263,19 @@ def test_an_endpoint_failing_for_days_is_disabled_says_so_and_gets_nothing_until
     assert (back.status, back.json()["enabled"], back.json()["disabled_reason"]) == (200, True, None)
     assert receiver.requests[-1].json()["data"]["title"] == "Back"
     assert receiver.requests[-1].status == 200
+
+
+@pytest.mark.parametrize("function", ["EditorFunction", "WebhooksFunction"])
+def test_the_ports_the_template_allows_reach_both_functions_that_check_a_target(
+    template: Template, function: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The editor's route checks a URL when it is saved, WebhooksFunction before each delivery: the same ports.
+    for ports, allowed in (({}, {443}), ({"WebhookAllowedPorts": "443,8443"}, {443, 8443})):
+        resolver = local_resolver(api_url=API_URL, parameters=ports, template=template)
+        for name, value in resolver.function_environment(template.functions[function]).items():
+            monkeypatch.setenv(name, value)
+
+        assert WebhookSettings().target_ports.allowed == allowed
 
 
 def test_an_editors_change_cannot_undo_an_automatic_disable_made_between_its_read_and_its_write(
