@@ -6,10 +6,11 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: dev test lint chromium bench fuzz clean deploy
 
-$(INSTALLED): requirements-dev.txt shared/requirements.txt pyproject.toml
+$(INSTALLED): requirements-dev.txt shared/requirements.txt local/lambda-runtime-requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[cli]'
+	$(PY) -m local.layer >/dev/null
 	touch $@
 
 dev: $(INSTALLED)

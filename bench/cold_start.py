@@ -45,6 +45,7 @@ from urllib.parse import quote_plus
 from bench.emulator import Emulator
 from local.aws import aws_environment, client
 from local.events import sqs_record
+from local.layer import layer_path
 from local.stack import build_stack, local_resolver
 from local.template import Function, Template
 
@@ -96,7 +97,7 @@ class Stack:
         return self.resolver.physical_name(logical_id)
 
     def environment(self, function: Function) -> dict[str, str]:
-        """The function's variables as Lambda sets them, pointed at the emulator; the layer on the path."""
+        """The function's variables as Lambda sets them, pointed at the emulator; Lambda's import path."""
         passed = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
         return (
             passed
@@ -104,7 +105,9 @@ class Stack:
             | aws_environment(self.endpoint, REGION)
             | LAMBDA_ENVIRONMENT
             | {
-                "PYTHONPATH": str(ROOT / "shared"),
+                # As the local stack's workers: the code, the layers, the runtime's boto3; never the venv
+                # (the child runs with -S).
+                "PYTHONPATH": os.pathsep.join(map(str, [function.code_dir, *layer_path(function.layer_dirs)])),
                 "AWS_LAMBDA_FUNCTION_NAME": self.resolver.physical_name(function.logical_id),
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
                 "LAMBDA_TASK_ROOT": str(function.code_dir),
@@ -412,7 +415,7 @@ def run_child(job: dict[str, Any], env: dict[str, str], *, importtime: bool = Fa
     """Run bench/cold_runner.py on one job in a fresh interpreter (killed if it overruns)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, *(["-X", "importtime"] if importtime else []), str(RUNNER), json.dumps(job)],
+        [sys.executable, "-S", *(["-X", "importtime"] if importtime else []), str(RUNNER), json.dumps(job)],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,

@@ -38,7 +38,7 @@ log = logging.getLogger("local")
 LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_PAGES": "/_local/"}
 
 
-def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
+def _banner(api_url: str, endpoint: str, region: str, token: str, sandbox: bool) -> str:
     aws = f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region {region} --endpoint-url {endpoint}"
     return "\n".join(
         [
@@ -52,7 +52,7 @@ def _banner(api_url: str, endpoint: str, region: str, token: str) -> str:
             f"  Editor token  {token}",
             f'                curl -H "Authorization: Bearer {token}" {api_url}/admin/articles',
             f"  Resources     {api_url}/_local/resources",
-            f"  Sent emails   {api_url}/_local/",
+            f"  Sent emails   {api_url}/_local/" + ("  (SES sandbox: to verified addresses only)" if sandbox else ""),
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -73,6 +73,10 @@ def main() -> int:
         log.error("NEWSDESK_DEV_TOKEN must be 16 to 512 characters long")
         return 2
     region = default_region()
+    sandbox = os.environ.get("NEWSDESK_SES_SANDBOX", "false").lower()
+    if sandbox not in ("true", "false"):
+        log.error("NEWSDESK_SES_SANDBOX must be true or false")
+        return 2
 
     stop = threading.Event()
 
@@ -102,7 +106,7 @@ def main() -> int:
     functions: WorkerFunctions | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
-        built = build_stack(resolver, endpoint=endpoint, policy=policy)
+        built = build_stack(resolver, endpoint=endpoint, policy=policy, ses_sandbox=sandbox == "true")
         resources, ses_events = built.resources, built.ses_events
         tokens = TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
         TokenService(tokens).create("local-dev", token=token)
@@ -162,7 +166,7 @@ def main() -> int:
         serving = serve_in_thread(server)
         # `newsdesk --local` reads it to find this stack (whatever PORT is) and its editor token.
         write_state(LocalStackState(api_url, endpoint, region, token, os.getpid()))
-        print(_banner(api_url, endpoint, region, token), flush=True)
+        print(_banner(api_url, endpoint, region, token, sandbox == "true"), flush=True)
         while not stop.wait(0.5):
             pass
         return 0

@@ -19,6 +19,7 @@ from local.iam import AccessPolicy, function_roles_from_template
 from local.invoke_policies import InvokePolicies
 from local.resolver import Resolver, local_parameters
 from local.ses_events import SesEventPublisher
+from local.ses_identities import set_sandbox
 from local.template import FUNCTION, NAME_PREFIX, Template, load_template
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -58,14 +59,23 @@ class BuiltStack:
         return self.resolver.template
 
 
-def build_stack(resolver: Resolver, *, endpoint: str | None = None, policy: AccessPolicy | None = None) -> BuiltStack:
+def build_stack(
+    resolver: Resolver,
+    *,
+    endpoint: str | None = None,
+    policy: AccessPolicy | None = None,
+    ses_sandbox: bool = False,
+) -> BuiltStack:
     """Create the resolver's resources; afterwards `policy` (a new one unless given) holds every function's
     role, `invoke_policies` who may invoke each function, and the local SES publishes the events of this
-    stack's emails.
+    stack's emails. With `ses_sandbox` the local SES behaves as a new account's does: it sends only to
+    addresses a verified identity covers, and IAM checks the send against their identities too
+    (local.ses_identities).
 
     Without an endpoint the resources are created in this process, inside moto's `mock_aws`.
     """
     template = resolver.template
+    set_sandbox(resolver.account_id, resolver.region, ses_sandbox)
     resources = create_resources(template, resolver, endpoint)
     resources += [
         LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions

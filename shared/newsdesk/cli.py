@@ -8,6 +8,9 @@ examples:
   newsdesk --stack newsdesk articles restore-feeds     # after an upgrade that adds a feed (see the README)
   newsdesk --local delivery watch <article-id>         # a newsletter's progress, live
   newsdesk --stack newsdesk import status              # the newest subscriber import's progress, live
+  newsdesk --stack newsdesk keys rotate                # a new signing key; links already sent keep working
+  newsdesk --stack newsdesk keys list                  # the signing keys: ids, which is current, since when
+  newsdesk --stack newsdesk keys retire 0              # remove an old key (30 days after it was superseded)
 
 where the stack is:
   --local       the running `make dev` (it writes where it is, and its editor token, to a state file);
@@ -15,6 +18,9 @@ where the stack is:
   --stack NAME  a deployed stack: its tables and its API address (ApiUrl) come from its outputs, with
                 the usual AWS credentials (--profile, --region, or AWS_PROFILE, AWS_DEFAULT_REGION)
   --table NAME  a tokens table by name (token commands only; ARTICLES_TABLE for articles)
+
+`keys` reads and writes the stack's SigningSecret (Secrets Manager) with your credentials; --secret ARN (or
+SIGNING_SECRET_ARN) and --webhooks-table NAME (or WEBHOOKS_TABLE) name them without a stack.
 
 `delivery` and `import` call the editor API: with an editor token from NEWSDESK_TOKEN (on the local
 stack, the one it printed at start is used when NEWSDESK_TOKEN is unset), at --api-url (or
@@ -30,10 +36,13 @@ import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsdesk.errors import NewsdeskError
 from newsdesk.local_state import read_state, state_path
+
+if TYPE_CHECKING:
+    from newsdesk.models.keys import Keyring
 
 DEFAULT_LOCAL_PORT = "3000"
 WHERE_OPTIONS = ("local", "stack", "table", "local_url", "api_url", "region", "profile")
@@ -163,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--articles-table", default=os.environ.get("ARTICLES_TABLE"), help="articles table name")
 
+    secret = argparse.ArgumentParser(add_help=False)
+    secret.add_argument("--secret", default=argparse.SUPPRESS, help="the signing secret's ARN or name (no stack)")
+    secret.add_argument("--webhooks-table", default=argparse.SUPPRESS, help="the webhooks table's name (no stack)")
+    keys = commands.add_parser("keys", help="the keys that sign links and seal webhook secrets").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser("list", parents=[after, secret], help="the keys: ids, which is current, since when (never values)")
+    keys.add_parser("rotate", parents=[after, secret], help="a new current key; what the older keys made keeps working")
+    retire = keys.add_parser(
+        "retire",
+        parents=[after, secret],
+        help="remove an old key: links it signed stop working; webhook secrets it sealed are sealed again first",
+    )
+    retire.add_argument("kid", help="the key's id (`keys list`)")
+    retire.add_argument(
+        "--force",
+        action="store_true",
+        help="a leaked key: retire it without waiting the 30 days unsubscribe links must keep working",
+    )
+
     delivery = commands.add_parser("delivery", help="newsletters").add_subparsers(dest="action", required=True)
     watch = delivery.add_parser(
         "watch", parents=[after], help="a newsletter's progress, live, until it is done; then the summary"
@@ -197,6 +226,63 @@ def _restore_feeds(table: str) -> None:
     # Only feed entries are written: the publications table is never touched by this command.
     service = ArticleService(ArticleRepository(dynamodb_client(), table))
     print(f"restored the feed entries of {service.restore_feeds()} published articles")
+
+
+def _key_places(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The chosen stack's signing secret, and its webhooks table (whose secrets a retirement seals again)."""
+    if args.local:
+        api_url = _local_url(args)
+        return _local_table(api_url, "SigningSecret"), _local_table(api_url, "WebhooksTable")
+    if args.stack:
+        from newsdesk.dal.stacks import stack_resource
+
+        return stack_resource(args.stack, "SigningSecret"), stack_resource(args.stack, "WebhooksTable")
+    secret = getattr(args, "secret", None) or os.environ.get("SIGNING_SECRET_ARN")
+    if not secret:
+        raise SystemExit("newsdesk: say which stack: --stack NAME, --local or --secret ARN")
+    return secret, getattr(args, "webhooks_table", None) or os.environ.get("WEBHOOKS_TABLE")
+
+
+def _keys(args: argparse.Namespace) -> None:
+    from newsdesk.dal.parameters import CACHE_SECONDS
+    from newsdesk.dal.secrets import SigningSecretStore, secrets_manager_client
+    from newsdesk.services.keys import KeyRotation
+
+    secret_id, webhooks_table = _key_places(args)
+
+    def reseal(keyring: Keyring) -> tuple[int, list[str]]:
+        from newsdesk.dal.dynamodb import dynamodb_client
+        from newsdesk.dal.webhooks import WebhookRepository
+        from newsdesk.services.keys import SigningKeys
+        from newsdesk.services.webhooks import WebhookSecrets, seal_every_secret_with_current_key
+
+        if not webhooks_table:
+            raise SystemExit("newsdesk: retiring a key seals webhook secrets again first: give --webhooks-table")
+        repository = WebhookRepository(dynamodb_client(), webhooks_table)
+        return seal_every_secret_with_current_key(repository, WebhookSecrets(SigningKeys(keyring)))
+
+    rotation = KeyRotation(SigningSecretStore(secrets_manager_client(), secret_id), reseal=reseal)
+    if args.action == "list":
+        keyring = rotation.keyring()
+        for kid in sorted(keyring.keys, key=int):
+            key = keyring.keys[kid]
+            made = f"made {key.created_at:%Y-%m-%d %H:%M}" if key.created_at else "made with the stack"
+            superseded = f"{key.superseded_at:%Y-%m-%d %H:%M}" if key.superseded_at else "at an unknown time"
+            state = "current" if kid == keyring.current else f"superseded {superseded}"
+            print(f"{kid:>4}  {made:<24}  {state}")
+        print("the identifiers key (recipient keys, stored hashes) never rotates")
+    elif args.action == "rotate":
+        keyring = rotation.rotate()
+        kept = ", ".join(sorted(keyring.keys, key=int))
+        print(
+            f"key {keyring.current} is current (keys kept: {kept}); every function signs with it within"
+            f" {CACHE_SECONDS // 60} minutes, and what the older keys made keeps working while they are kept"
+        )
+    else:
+        retired = rotation.retire(args.kid, force=args.force)
+        print(f"retired key {retired.kid}; {retired.resealed} webhook secret(s) sealed again under the current key")
+        for webhook_id in retired.unreadable:
+            print(f"webhook {webhook_id}: no key opens its secret any more; delete it and create it again")
 
 
 def _tokens(args: argparse.Namespace, table: str) -> None:
@@ -290,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.area in ("delivery", "import"):
             return _watch(args)
+        if args.area == "keys":
+            _keys(args)
+            return 0
         table = _table(args)  # first: for --local it also points boto3 at the local endpoint
         if args.area == "articles":
             _restore_feeds(table)

@@ -8,6 +8,7 @@ importing every service for every function would make each cold start pay for al
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
@@ -40,6 +41,9 @@ from newsdesk.settings import (
     read_settings,
 )
 
+KEYRING_RELOAD_SECONDS = 30.0
+"""The least time between two reads of the keyring past its cache (see `_keyring_after_rotation`)."""
+
 if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
     from newsdesk.dal.email import SesSender
@@ -47,10 +51,12 @@ if TYPE_CHECKING:
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
     from newsdesk.dal.webhooks import WebhookRepository
+    from newsdesk.models.keys import Keyring
     from newsdesk.services.articles import ArticleService
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
     from newsdesk.services.events import ChangeEvents
+    from newsdesk.services.keys import SigningKeys
     from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
     from newsdesk.services.links import LinkSigner
     from newsdesk.services.recipients import RecipientKeys
@@ -66,6 +72,7 @@ if TYPE_CHECKING:
 class Container:
     def __init__(self) -> None:
         self._settings: dict[type, Any] = {}
+        self._keyring_reloaded_at: float | None = None
 
     def settings(self, kind: type[SettingsT]) -> SettingsT:
         """`kind` read from the environment on first use (a ConfigurationError names what is missing)."""
@@ -153,26 +160,45 @@ class Container:
 
         return WebhookRepository(self.dynamodb, self.settings(WebhookSettings).webhooks_table)
 
-    # --------------------------------------------------------------- built per use: secrets are cached
-    # by Powertools' parameter cache (5 minutes), so a rotated secret is picked up without a cold start.
+    # ------------------------------------------------------------------ built per use: the keyring is cached
+    # by Powertools' parameter cache (CACHE_SECONDS), so a rotated key is picked up without a cold start.
+    def keyring(self) -> Keyring:
+        from newsdesk.dal.parameters import signing_keyring
+
+        return signing_keyring(self.settings(SecretSettings).signing_secret_arn)
+
+    def _keyring_after_rotation(self) -> Keyring | None:
+        """The keyring read past the cache, for a key id the cached one lacks (a rotation this function has
+        not seen yet); None when it was read so within KEYRING_RELOAD_SECONDS, so that made-up key ids in
+        links cannot make every request a Secrets Manager call."""
+        from newsdesk.dal.parameters import signing_keyring
+
+        now = time.monotonic()
+        if self._keyring_reloaded_at is not None and now - self._keyring_reloaded_at < KEYRING_RELOAD_SECONDS:
+            return None
+        self._keyring_reloaded_at = now
+        return signing_keyring(self.settings(SecretSettings).signing_secret_arn, fresh=True)
+
+    def signing_keys(self) -> SigningKeys:
+        from newsdesk.services.keys import SigningKeys
+
+        return SigningKeys(self.keyring(), reload=self._keyring_after_rotation)
+
     def link_signer(self) -> LinkSigner:
-        from newsdesk.dal.parameters import api_base_url, signing_secret
+        from newsdesk.dal.parameters import api_base_url
         from newsdesk.services.links import LinkSigner
 
-        settings = self.settings(LinkSettings)
-        return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
+        return LinkSigner(self.signing_keys(), api_base_url(self.settings(LinkSettings).api_url_parameter))
 
     def recipient_keys(self) -> RecipientKeys:
-        from newsdesk.dal.parameters import signing_secret
         from newsdesk.services.recipients import RecipientKeys
 
-        return RecipientKeys(signing_secret(self.settings(SecretSettings).signing_secret_arn))
+        return RecipientKeys(self.keyring().identifier_key)
 
     def webhook_secrets(self) -> WebhookSecrets:
-        from newsdesk.dal.parameters import signing_secret
         from newsdesk.services.webhooks import WebhookSecrets
 
-        return WebhookSecrets(signing_secret(self.settings(SecretSettings).signing_secret_arn))
+        return WebhookSecrets(self.signing_keys())
 
     # ----------------------------------------------------------------------------------------- services
     @cached_property
@@ -312,11 +338,9 @@ class Container:
 
         engagement = None
         if self.settings(EngagementSettings).track_engagement:
-            from newsdesk.dal.parameters import signing_secret
             from newsdesk.services.engagement import EngagementCounter
 
-            secret = signing_secret(self.settings(SecretSettings).signing_secret_arn)
-            engagement = EngagementCounter(self.publication_repository, secret)
+            engagement = EngagementCounter(self.publication_repository, self.keyring().identifier_key)
         return SesFeedback(
             ledger=self.ledger_repository,
             suppress=self.subscription_service.suppress,

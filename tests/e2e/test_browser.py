@@ -12,6 +12,8 @@ import pytest
 from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect, sync_playwright
 
 from local.aws import client
+from newsdesk.models.keys import Keyring
+from newsdesk.services.keys import SigningKeys
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from tests.e2e.conftest import LocalStack
 
@@ -76,11 +78,15 @@ def subscribe(local_stack: LocalStack, address: str) -> None:
 
 
 def unsubscribe_url(local_stack: LocalStack, address: str) -> str:
-    # No route hands out unsubscribe links before a newsletter goes out: sign one as the product does,
-    # with the local stack's own secret, read from its embedded AWS.
+    # No route hands out unsubscribe links before a newsletter goes out: sign one as the product does.
+    return link_signer(local_stack).url(LinkPurpose.UNSUBSCRIBE, address)
+
+
+def link_signer(local_stack: LocalStack) -> LinkSigner:
+    """Links as the product signs them, with the local stack's own keyring, read from its embedded AWS."""
     secrets_manager = client("secretsmanager", local_stack.aws_endpoint, local_stack.region)
     secret = secrets_manager.get_secret_value(SecretId=local_stack.physical_name("SigningSecret"))["SecretString"]
-    return LinkSigner(secret.encode(), local_stack.api_url).url(LinkPurpose.UNSUBSCRIBE, address)
+    return LinkSigner(SigningKeys(Keyring.parse(secret)), local_stack.api_url)
 
 
 def heading(page: Page) -> Locator:
@@ -219,9 +225,7 @@ def assert_laid_out(page: Page, width: str, name: str) -> None:
 
 
 def signed(local_stack: LocalStack, purpose: LinkPurpose, address: str, details: dict[str, str] | None = None) -> str:
-    secrets_manager = client("secretsmanager", local_stack.aws_endpoint, local_stack.region)
-    secret = secrets_manager.get_secret_value(SecretId=local_stack.physical_name("SigningSecret"))["SecretString"]
-    return LinkSigner(secret.encode(), local_stack.api_url).url(purpose, address, details)
+    return link_signer(local_stack).url(purpose, address, details)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ from botocore.exceptions import ClientError
 from itsdangerous import URLSafeTimedSerializer
 
 from newsdesk import dependencies
-from newsdesk.dal.parameters import signing_secret
+from newsdesk.models.keys import FIRST_KEY_ID, key_id_of
 from newsdesk.observability import logger
 from newsdesk.services.links import LinkPurpose
-from newsdesk.settings import SecretSettings
 from tests.integration.conftest import Reply, Stack
 from tests.integration.test_uploads import add_subscriber
 from tests.support.events import sample_event
@@ -38,7 +37,7 @@ def _b64(segment: str) -> bytes:
 def everything_readable_in(token: str) -> str:
     """The token as anyone holding the link can read it: its text, its decoded payload, and any value
     inside that payload decoded again."""
-    token = unquote(token)
+    _, token = key_id_of(unquote(token))
     payload = token.rsplit(".", 2)[0]
     compressed = payload.startswith(".")
     raw = _b64(payload.lstrip("."))
@@ -69,7 +68,8 @@ def test_no_personal_link_carries_the_address(stack: Stack, purpose: LinkPurpose
 
 def legacy_token(purpose: LinkPurpose, email: str) -> str:
     """A link as Newsdesk made them before addresses were encrypted (the address, signed)."""
-    secret = signing_secret(dependencies.container().settings(SecretSettings).signing_secret_arn)
+    secret = dependencies.container().keyring().key(FIRST_KEY_ID)
+    assert secret is not None
     return str(URLSafeTimedSerializer(secret, salt=f"newsdesk.{purpose.value}").dumps(email))
 
 

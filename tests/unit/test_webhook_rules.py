@@ -15,7 +15,9 @@ import pytest
 
 from newsdesk.dal.webhook_client import WebhookClient
 from newsdesk.models.events import EVENT_DATA, SUBSCRIBABLE, SUBSCRIBER_EVENTS, Event, EventType
+from newsdesk.models.keys import Keyring
 from newsdesk.services.events import ChangeSource, StreamChange, article_event, newsletter_event, subscriber_event
+from newsdesk.services.keys import SigningKeys
 from newsdesk.services.webhooks import RETRY_ATTEMPTS, WebhookSecrets, retry_delay, retry_schedule, signature
 from newsdesk.webhook_targets import TargetMode, TargetPorts, TargetRefused, parse_target
 from tests.support.receiver import webhook_receiver
@@ -226,7 +228,7 @@ def test_the_signature_is_an_hmac_of_the_timestamp_and_the_body_that_a_receiver_
 
 
 def test_secrets_are_stored_sealed_and_open_only_for_their_endpoint_and_stack() -> None:
-    sealer, secret = WebhookSecrets(b"stack-secret"), WebhookSecrets.new_secret()
+    sealer, secret = WebhookSecrets(SigningKeys(Keyring.parse("stack-secret"))), WebhookSecrets.new_secret()
 
     sealed = sealer.seal("wh_0000000000000001", secret)
 
@@ -235,7 +237,7 @@ def test_secrets_are_stored_sealed_and_open_only_for_their_endpoint_and_stack() 
     with pytest.raises(ValueError, match="cannot be opened"):
         sealer.open("wh_0000000000000002", sealed)
     with pytest.raises(ValueError, match="cannot be opened"):
-        WebhookSecrets(b"another-stack").open("wh_0000000000000001", sealed)
+        WebhookSecrets(SigningKeys(Keyring.parse("another-stack"))).open("wh_0000000000000001", sealed)
 
 
 # ----------------------------------------------------------------------------------------- what events say

@@ -147,6 +147,17 @@ class WebhookRepository:
         found = from_attributes(item)
         return StoredWebhook(_webhook(found), str(found["secret_sealed"]))
 
+    def reseal(self, webhook_id: str, sealed: str, resealed: str) -> bool:
+        """Store the endpoint's secret sealed again (under another key), unless it changed meanwhile."""
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_endpoint_key(webhook_id),
+            UpdateExpression="SET secret_sealed = :new",
+            ConditionExpression="secret_sealed = :old",
+            ExpressionAttributeValues={":new": {"S": resealed}, ":old": {"S": sealed}},
+        )
+
     def page(self, *, limit: int, cursor: str | None) -> tuple[list[Webhook], str | None]:
         items, next_cursor = self._list_page(_ENDPOINTS_LIST, limit=limit, cursor=cursor)
         return [_webhook(item) for item in items], next_cursor

@@ -12,8 +12,10 @@
 3. Health: an endpoint none of whose attempts succeeded for DISABLE_AFTER is disabled (and says so), so a
    receiver gone for good stops costing attempts; an editor turns it back on.
 
-Secrets are stored sealed (AES-GCM under a key derived from the stack's signing secret): the table alone
-cannot sign for an endpoint.
+Secrets are stored sealed (AES-GCM under a key derived from a signing key of the keyring, whose id the sealed
+value starts with): the table alone cannot sign for an endpoint. After a rotation, a secret sealed with an older
+key still opens; it is sealed again under the current key when it is next used or changed, and by
+`newsdesk keys retire` before the older key goes (at most MAX_WEBHOOKS endpoints: bounded).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 from cryptography.exceptions import InvalidTag
@@ -39,10 +42,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from newsdesk.clock import utc_now
 from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
 from newsdesk.dal.webhook_client import PostOutcome, WebhookClient
-from newsdesk.dal.webhooks import StoredDelivery, WebhookRepository
+from newsdesk.dal.webhooks import MAX_WEBHOOKS, StoredDelivery, StoredWebhook, WebhookRepository
 from newsdesk.errors import InvalidInput, NotFound, PreconditionFailed
 from newsdesk.models.addresses import normalize_address
 from newsdesk.models.events import SUBSCRIBER_EVENTS, Event, EventType, PingData, make_event
+from newsdesk.models.keys import key_id_of, labelled
 from newsdesk.models.webhooks import (
     EVENT_ID_PATTERN,
     WEBHOOK_ID_PATTERN,
@@ -59,6 +63,9 @@ from newsdesk.models.webhooks import (
 from newsdesk.observability import logger, metrics
 from newsdesk.services.recipients import RecipientKeys
 from newsdesk.webhook_targets import HTTPS_ONLY, TargetMode, TargetPorts, TargetRefused, parse_target
+
+if TYPE_CHECKING:
+    from newsdesk.services.keys import SigningKeys
 
 RETRY_ATTEMPTS = 12
 """Attempts per delivery (and per replay): the first and eleven retries."""
@@ -104,27 +111,70 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 
 class WebhookSecrets:
-    """Makes endpoint secrets, and seals them for storage with a key derived from the stack's secret."""
+    """Makes endpoint secrets, and seals them for storage under the keyring's current signing key."""
 
-    def __init__(self, signing_secret: bytes) -> None:
-        key = hmac.new(signing_secret, b"newsdesk.webhook-secrets", hashlib.sha256).digest()
-        self._cipher = AESGCM(key)
+    def __init__(self, keys: SigningKeys) -> None:
+        self._keys = keys
+        self._ciphers: dict[str, AESGCM] = {}
+
+    def _cipher(self, kid: str, key: bytes) -> AESGCM:
+        if kid not in self._ciphers:
+            self._ciphers[kid] = AESGCM(hmac.new(key, b"newsdesk.webhook-secrets", hashlib.sha256).digest())
+        return self._ciphers[kid]
 
     @staticmethod
     def new_secret() -> str:
         return _SECRET_PREFIX + secrets.token_urlsafe(32)
 
     def seal(self, webhook_id: str, secret: str) -> str:
+        kid, key = self._keys.current
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._cipher.encrypt(nonce, secret.encode(), webhook_id.encode())
-        return base64.b64encode(sealed).decode()
+        sealed = nonce + self._cipher(kid, key).encrypt(nonce, secret.encode(), webhook_id.encode())
+        return labelled(kid, base64.b64encode(sealed).decode())
 
     def open(self, webhook_id: str, sealed: str) -> str:
-        raw = base64.b64decode(sealed)
+        kid, value = key_id_of(sealed)
+        key = self._keys.get(kid) if kid is not None else None
+        if kid is None or key is None:
+            raise ValueError(f"the webhook's secret cannot be opened: the keyring has no key {kid!r} (retired?)")
+        raw = base64.b64decode(value)
         try:
-            return self._cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], webhook_id.encode()).decode()
-        except InvalidTag as exc:  # a changed stack secret (or a record copied between endpoints)
-            raise ValueError("the webhook's secret cannot be opened with this stack's signing secret") from exc
+            return self._cipher(kid, key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], webhook_id.encode()).decode()
+        except InvalidTag as exc:  # another stack's key (or a record copied between endpoints)
+            raise ValueError("the webhook's secret cannot be opened with this stack's signing key") from exc
+
+    def sealed_with_current_key(self, sealed: str) -> bool:
+        return key_id_of(sealed)[0] == self._keys.current[0]
+
+
+def seal_with_current_key(
+    repository: WebhookRepository, sealer: WebhookSecrets, stored: StoredWebhook, secret: str | None = None
+) -> bool:
+    """Seal an endpoint's secret again when an older key sealed it (after a rotation), so that key can be
+    retired; whether it was. `secret`: the secret, when the caller opened it already."""
+    if sealer.sealed_with_current_key(stored.sealed_secret):
+        return False
+    webhook_id = stored.webhook.id
+    opened = secret if secret is not None else sealer.open(webhook_id, stored.sealed_secret)
+    return repository.reseal(webhook_id, stored.sealed_secret, sealer.seal(webhook_id, opened))
+
+
+def seal_every_secret_with_current_key(repository: WebhookRepository, sealer: WebhookSecrets) -> tuple[int, list[str]]:
+    """Every endpoint's secret under the current key (at most MAX_WEBHOOKS endpoints): how many were sealed
+    again, and the endpoints no key of the keyring opens any more."""
+    resealed, unreadable, cursor = 0, [], None
+    while True:
+        page, cursor = repository.page(limit=MAX_WEBHOOKS, cursor=cursor)
+        for webhook in page:
+            stored = repository.get(webhook.id)
+            if stored is None:
+                continue
+            try:
+                resealed += seal_with_current_key(repository, sealer, stored)
+            except ValueError:
+                unreadable.append(webhook.id)
+        if cursor is None:
+            return resealed, unreadable
 
 
 # -------------------------------------------------------------------------------------- for editors
@@ -212,6 +262,8 @@ class WebhookService:
             update.update(disabled_at=now, disabled_reason="disabled by an editor")
         updated = current.model_copy(update=update)
         self._repo.update(current, updated)
+        if (stored := self._repo.get(webhook_id)) is not None:
+            seal_with_current_key(self._repo, self._secrets(), stored)
         logger.info("webhook changed", extra={"webhook_id": webhook_id, "fields": sorted(changes)})
         return updated
 
@@ -381,7 +433,9 @@ class WebhookSender:
         if not found.webhook.enabled and not stored.explicit:
             self._repo.give_up(task.webhook_id, stored, reason="the webhook is disabled", now=now)
             return True
-        secret = self._secrets().open(found.webhook.id, found.sealed_secret)
+        sealer = self._secrets()
+        secret = sealer.open(found.webhook.id, found.sealed_secret)
+        seal_with_current_key(self._repo, sealer, found, secret)
         body = stored.body.encode()
         event_type = stored.delivery.type.value
         headers = {
