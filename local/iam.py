@@ -78,20 +78,21 @@ def _new_credentials() -> Credentials:
 
 @cache
 def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
-    # IAM wildcards: * is any run of characters, ? exactly one; everything else is literal (moto's own
-    # matcher treats the rest as a regular expression and compares actions case-sensitively).
+    # IAM wildcards: * is any run of characters (a newline too: a request path may hold one), ? exactly one;
+    # everything else is literal (moto's own matcher treats the rest as a regular expression and compares
+    # actions case-sensitively).
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
-    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def wildcard_matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """IAM's wildcard match (actions, resources, ArnLike and StringLike conditions)."""
-    return _pattern(pattern, ignore_case).match(value) is not None
+    return _pattern(pattern, ignore_case).fullmatch(value) is not None
 
 
 def _any_matches(patterns: Any, value: str, *, ignore_case: bool) -> bool:
     items = patterns if isinstance(patterns, list) else [patterns]
-    return any(_pattern(str(item), ignore_case).match(value) for item in items)
+    return any(wildcard_matches(str(item), value, ignore_case=ignore_case) for item in items)
 
 
 def _applies(statement: dict[str, Any], permission: Permission) -> bool:

@@ -17,6 +17,7 @@ from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
     ApiUrlSettings,
     ArticleSettings,
+    ConfirmationBounceSettings,
     ConsentSettings,
     EmailSettings,
     EngagementSettings,
@@ -35,6 +36,7 @@ from newsdesk.settings import (
     SignupLimitSettings,
     SiteSettings,
     SubscriberSettings,
+    TestEmailSettings,
     TokenSettings,
     TopicSettings,
     UploadSettings,
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
     from newsdesk.services.erasure import ErasureService, TopicCleanup
     from newsdesk.services.events import ChangeEvents
     from newsdesk.services.keys import SigningKeys
-    from newsdesk.services.limits import ConfirmationLimits
+    from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
     from newsdesk.services.links import LinkSigner, Pseudonyms
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
@@ -268,6 +270,31 @@ class Container:
                 exempt_loopback=settings.exempt_loopback_from_source_limit,
             ),
             pseudonyms=self.pseudonyms,
+            # Sign-ups only (imports are not paused): built when a sign-up first asks.
+            bounces=lambda: self.confirmation_bounces,
+        )
+
+    @cached_property
+    def confirmation_bounces(self) -> ConfirmationBounces:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import ConfirmationBounces
+
+        settings = self.settings(ConfirmationBounceSettings)
+        return ConfirmationBounces(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            max_rate=settings.confirmation_bounce_rate_percent / 100,
+            stack=settings.stack_name,
+        )
+
+    @cached_property
+    def test_email_limit(self) -> TestEmailLimit:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import TestEmailLimit
+
+        settings = self.settings(TestEmailSettings)
+        return TestEmailLimit(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            per_hour=settings.test_emails_per_token_per_hour,
         )
 
     @cached_property
@@ -339,7 +366,11 @@ class Container:
 
             engagement = EngagementCounter(self.publication_repository, self.keyring().identifier_key)
         return SesFeedback(
-            ledger=self.ledger_repository, suppress=self.subscription_service.suppress, engagement=engagement
+            ledger=self.ledger_repository,
+            suppress=self.subscription_service.suppress,
+            engagement=engagement,
+            # Read only for a sign-up's confirmation that bounced.
+            confirmation_bounces=lambda: self.confirmation_bounces,
         )
 
     @cached_property
@@ -353,6 +384,9 @@ class Container:
             sender=self.ses_sender,
             composer=self.email_composer,
             links=self.link_signer,
+            subscribers=self.subscriber_repository,
+            # Only EditorFunction sends test emails: the limits' table is read when first needed.
+            test_emails=lambda: self.test_email_limit,
         )
 
     @cached_property
@@ -433,6 +467,7 @@ class Container:
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,
             mode=TargetMode(settings.webhook_targets),
+            ports=settings.target_ports,
         )
 
     @cached_property
@@ -457,7 +492,7 @@ class Container:
         settings = self.settings(WebhookSettings)
         return WebhookSender(
             self.webhook_repository,
-            client=WebhookClient(TargetMode(settings.webhook_targets)),
+            client=WebhookClient(TargetMode(settings.webhook_targets), ports=settings.target_ports),
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             received=ReceivedMessages(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,

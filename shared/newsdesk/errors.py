@@ -15,13 +15,19 @@ class NewsdeskError(Exception):
 
     status = 400
     code = "bad_request"
+    retry_after: int | None = None
+    """Seconds after which the same request may succeed (the `Retry-After` header), when it may."""
 
-    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: Any = None, code: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
         if code is not None:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidInput(NewsdeskError):
@@ -49,11 +55,19 @@ class PayloadTooLarge(NewsdeskError):
     code = "payload_too_large"
 
 
+class TooManyRequests(NewsdeskError):
+    """The caller used up an allowance; `retry_after` says when it has room again."""
+
+    status = 429
+    code = "too_many_requests"
+
+
 class ServiceBusy(NewsdeskError):
     """AWS throttled us or is briefly unavailable: the client may retry."""
 
     status = 503
     code = "service_busy"
+    retry_after = 2
 
 
 class SendThrottled(Exception):

@@ -14,7 +14,7 @@ from botocore.config import Config
 from botocore.parsers import create_parser
 
 from local.aws_calls import ANY_RESOURCE, Call, Permission, describe
-from local.iam import AccessPolicy, Role, access_denied, allows, signature_refused
+from local.iam import AccessPolicy, Role, access_denied, allows, signature_refused, wildcard_matches
 from local.ses_identities import SesLookup, SesState, covering_identity
 from local.signatures import Received, Refusal, refusal
 
@@ -519,3 +519,11 @@ def test_a_wrong_signature_is_answered_with_the_services_own_error(
     reply = {"status_code": answered, "headers": HeadersDict(headers), "body": body}
     parsed = create_parser(model.protocol).parse(reply, model.operation_model(call.operation).output_shape)
     assert (answered, parsed["Error"]["Code"]) == (status, code)
+
+
+def test_a_wildcard_matches_any_character_a_newline_too_and_nothing_follows_a_literal() -> None:
+    # API Gateway's source ARN holds the request's path, which may hold a decoded newline (`%0A`).
+    route = "arn:aws:execute-api:us-east-1:123456789012:api/*/*/admin/*"
+
+    assert wildcard_matches(route, "arn:aws:execute-api:us-east-1:123456789012:api/$default/GET/admin/a\nb")
+    assert not wildcard_matches("arn:aws:s3:::bucket", "arn:aws:s3:::bucket\n")

@@ -49,6 +49,7 @@ _DESCRIPTIONS = {
     413: "Too large.",
     415: "The body is not sent as `application/json`.",
     422: "The request does not match the schema.",
+    429: "An allowance is used up; `Retry-After` says when there is room again.",
     503: "AWS is throttling; retry after a moment.",
 }
 
@@ -106,9 +107,11 @@ def documented(
     return responses
 
 
-def error_reply(status: int, code: str, message: str, details: Any = None) -> Response[str]:
+def error_reply(
+    status: int, code: str, message: str, details: Any = None, *, retry_after: int | None = None
+) -> Response[str]:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
-    headers = {"Retry-After": "2"} if status == 503 else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return Response(status, content_types.APPLICATION_JSON, body.model_dump_json(), headers=headers)
 
 
@@ -210,7 +213,7 @@ def create_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(NewsdeskError)
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
-        return error_reply(exc.status, exc.code, exc.message, exc.details)
+        return error_reply(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after)
 
     @app.exception_handler(NotModified)
     def _not_modified(exc: NotModified) -> Response[str]:

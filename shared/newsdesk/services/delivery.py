@@ -54,6 +54,7 @@ from newsdesk.dal.subscribers import (
     SubscriberRepository,
 )
 from newsdesk.errors import (
+    Conflict,
     InvalidInput,
     NotFound,
     RetryLater,
@@ -63,6 +64,7 @@ from newsdesk.errors import (
     SendThrottled,
     SendUncertain,
     ServiceBusy,
+    TooManyRequests,
 )
 from newsdesk.messages import MessageTemplate, Recipient
 from newsdesk.models.articles import Article, ArticleStatus
@@ -79,6 +81,7 @@ from newsdesk.models.topics import Topic
 from newsdesk.observability import logger, metrics
 from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
+from newsdesk.services.limits import TestEmailLimit
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from newsdesk.services.pacing import RateLimiter, backoff_delay
 from newsdesk.services.recipients import RecipientKeys
@@ -638,6 +641,8 @@ class DeliveryReports:
         sender: SesSender,
         composer: EmailComposer,
         links: Callable[[], LinkSigner],
+        subscribers: SubscriberRepository,
+        test_emails: Callable[[], TestEmailLimit],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._articles = articles
@@ -646,6 +651,8 @@ class DeliveryReports:
         self._sender = sender
         self._composer = composer
         self._links = links
+        self._subscribers = subscribers
+        self._test_emails = test_emails
         self._clock = clock
 
     def of_article(self, article: Article) -> DeliveryProgress:
@@ -675,18 +682,39 @@ class DeliveryReports:
         entries, next_cursor = self.recipients(delivery_id, state=state, limit=EXPORT_PAGE, cursor=cursor)
         return csv_page(EXPORT_COLUMNS, (entry.model_dump(mode="json") for entry in entries)), next_cursor
 
-    def send_test(self, article: Article, to: str) -> None:
-        """The newsletter as subscribers will get it, to one address; no delivery record is touched."""
+    def send_test(self, article: Article, to: str, *, token: str | None) -> None:
+        """The newsletter as subscribers will get it, to one address; no delivery record is touched. Never
+        to an address that bounced, complained or unsubscribed, and at most TestEmailsPerTokenPerHour for
+        the editor `token`."""
+        subscriber = self._subscribers.get(to)
+        if subscriber is not None and subscriber.status in _NOT_MAILED:
+            # A bounce again or a complaint again costs the SES account's reputation; and a newsletter to
+            # someone who left is what they opted out of, whoever sends it.
+            raise Conflict(f"this address is {subscriber.status.value}: no email goes to it, a test neither",
+                           code="recipient_suppressed", details={"status": subscriber.status.value})  # fmt: skip
+        now = self._clock()
+        wait = self._test_emails().take(token, now)
+        if wait is not None:
+            raise TooManyRequests(f"this token sent its {self._test_emails().per_hour} test emails of the hour; "
+                                  f"try again in {wait} s", code="too_many_test_emails", retry_after=wait)  # fmt: skip
         # No personal links: the address may be nobody's subscription, and a link must not pretend otherwise.
         raw = self._composer.newsletter(article, test=True).render(Recipient(to))
         try:
             self._sender.send(sender=self._composer.sender, recipient=to, raw=raw)
         except SendRejected as exc:
+            self._test_emails().give_back(token, now)
             raise InvalidInput(f"SES refused to send to this address ({exc})", code="send_rejected") from exc
         except SendRefusedForAccount as exc:
+            self._test_emails().give_back(token, now)
             raise ServiceBusy(f"SES refuses to send for this account ({exc})") from exc
-        except (SendThrottled, SendQuotaExceeded, SendUncertain) as exc:
+        except (SendThrottled, SendQuotaExceeded) as exc:
+            self._test_emails().give_back(token, now)
             raise ServiceBusy("SES is busy; try again in a moment") from exc
+        except SendUncertain as exc:  # it may have gone: it stays counted
+            raise ServiceBusy("SES is busy; try again in a moment") from exc
+
+
+_NOT_MAILED = frozenset({SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED, SubscriberStatus.UNSUBSCRIBED})
 
 
 def _plausible(delivery_id: str) -> bool:

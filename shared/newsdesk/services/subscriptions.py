@@ -30,7 +30,7 @@ from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
 from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
-from newsdesk.services.limits import ConfirmationLimits
+from newsdesk.services.limits import EMAIL_TAG, SIGNUP_CONFIRMATION, ConfirmationLimits
 from newsdesk.services.links import InvalidLink, LinkPurpose, LinkSigner
 from newsdesk.services.topics import TopicService
 
@@ -194,7 +194,9 @@ class SubscriptionService:
         """Send one confirmation; False when it did not go (a later request may try again)."""
         try:
             raw = self._confirmation_email(email, consent, choice)
-            self._sender.send(sender=self._composer.sender, recipient=email, raw=raw)
+            # Tagged: SES's events about it tell its bounce apart, for the bounce rate that pauses confirmations.
+            self._sender.send(sender=self._composer.sender, recipient=email, raw=raw,
+                              tags={EMAIL_TAG: SIGNUP_CONFIRMATION})  # fmt: skip
         except SendRefusedForAccount as exc:
             logger.error(
                 "SES refuses to send for this account: confirmation email not sent", extra={"reason": str(exc)}

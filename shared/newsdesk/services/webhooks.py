@@ -41,7 +41,7 @@ from newsdesk.clock import utc_now
 from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
 from newsdesk.dal.webhook_client import PostOutcome, WebhookClient
 from newsdesk.dal.webhooks import MAX_WEBHOOKS, StoredDelivery, StoredWebhook, WebhookRepository
-from newsdesk.errors import InvalidInput, NotFound
+from newsdesk.errors import InvalidInput, NotFound, PreconditionFailed
 from newsdesk.models.erasures import Erasure
 from newsdesk.models.events import SUBSCRIBER_EVENTS, Event, EventType, PingData, make_event
 from newsdesk.models.keys import key_id_of, labelled
@@ -60,7 +60,7 @@ from newsdesk.models.webhooks import (
 )
 from newsdesk.observability import logger, metrics
 from newsdesk.services.recipients import RecipientKeys
-from newsdesk.webhook_targets import TargetMode, TargetRefused, parse_target
+from newsdesk.webhook_targets import HTTPS_ONLY, TargetMode, TargetPorts, TargetRefused, parse_target
 
 if TYPE_CHECKING:
     from newsdesk.services.keys import SigningKeys
@@ -178,9 +178,9 @@ def seal_every_secret_with_current_key(repository: WebhookRepository, sealer: We
 # -------------------------------------------------------------------------------------- for editors
 
 
-def _check_url(url: str, mode: TargetMode) -> str:
+def _check_url(url: str, mode: TargetMode, ports: TargetPorts) -> str:
     try:
-        parse_target(url, mode)
+        parse_target(url, mode, ports=ports)
     except TargetRefused as refused:
         raise InvalidInput(
             f"the webhook URL {refused}", code="invalid_webhook_url", details=[{"loc": ["body", "url"]}]
@@ -203,19 +203,21 @@ class WebhookService:
         delivery_queue: QueuePublisher,
         secrets: Callable[[], WebhookSecrets],
         mode: TargetMode,
+        ports: TargetPorts = HTTPS_ONLY,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
         self._queue = delivery_queue
         self._secrets = secrets
         self._mode = mode
+        self._ports = ports
         self._clock = clock
 
     def create(self, request: CreateWebhookRequest) -> WebhookCreated:
-        url = _check_url(request.url, self._mode)
+        url = _check_url(request.url, self._mode, self._ports)
         now = self._clock()
         webhook = Webhook(id=f"wh_{secrets.token_hex(8)}", url=url, events=request.events,
-                          description=request.description, created_at=now, updated_at=now)  # fmt: skip
+                          description=request.description, created_at=now, updated_at=now, version=1)  # fmt: skip
         secret = WebhookSecrets.new_secret()
         self._repo.create(webhook, self._secrets().seal(webhook.id, secret))
         logger.info("webhook created", extra={"webhook_id": webhook.id, "events": [e.value for e in webhook.events]})
@@ -230,8 +232,14 @@ class WebhookService:
     def page(self, *, limit: int, cursor: str | None) -> tuple[list[Webhook], str | None]:
         return self._repo.page(limit=limit, cursor=cursor)
 
-    def update(self, webhook_id: str, request: UpdateWebhookRequest) -> Webhook:
+    def update(self, webhook_id: str, request: UpdateWebhookRequest, *, if_match: int | None = None) -> Webhook:
+        """Change an endpoint as the editor read it: at version `if_match` when given, else at the version read
+        here. Any write since (another editor's, a delivery's outcome, the automatic disable) makes this a
+        PreconditionFailed, never a silent undo of it."""
         current = self.get(webhook_id)
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(f"the webhook is at version {current.version}, not {if_match}",
+                                     details={"current_version": current.version})  # fmt: skip
         changes = request.model_dump(exclude_unset=True)
         nulls = sorted(name for name in ("url", "events", "enabled") if name in changes and changes[name] is None)
         if nulls:
@@ -240,9 +248,9 @@ class WebhookService:
         if not changes:
             return current
         if "url" in changes:
-            _check_url(changes["url"], self._mode)
+            _check_url(changes["url"], self._mode, self._ports)
         now = self._clock()
-        update: dict[str, object] = {**changes, "updated_at": max(now, current.updated_at + timedelta(microseconds=1))}
+        update: dict[str, object] = {**changes, "updated_at": now, "version": current.version + 1}
         if changes.get("enabled") is True and not current.enabled:
             # Back on: a fresh start, so the old failures do not disable it again at its next one.
             update.update(disabled_at=None, disabled_reason=None, failing_since=None)
