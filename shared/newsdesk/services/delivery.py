@@ -520,7 +520,7 @@ class MailerService:
                 personal(links, target.recipient.email, target.recipient.name, delivery_id=batch.delivery_id)
             )
         except ValueError:  # an address no email can be addressed to: never sendable
-            self._fail(batch, target, "the stored address cannot be written in an email header")
+            self._fail(target, "the stored address cannot be written in an email header")
             return None
         tags = {TAG_DELIVERY: batch.delivery_id, TAG_RECIPIENT: target.key, TAG_ATTEMPT: str(target.attempt)}
         if target.ledger.shards is not None:
@@ -528,7 +528,7 @@ class MailerService:
         throttled = 0
         while True:
             if not self._limiter.acquire(max_wait=seconds_left() - SAFETY_MARGIN_SECONDS):
-                self._give_back(batch, target)
+                self._give_back(target)
                 raise _OutOfTime
             try:
                 self._sender.send(sender=self._composer.sender, recipient=target.recipient.email, raw=raw, tags=tags)
@@ -537,7 +537,7 @@ class MailerService:
                 delay = backoff_delay(throttled)
                 throttled += 1
                 if seconds_left() - delay < SAFETY_MARGIN_SECONDS:
-                    self._give_back(batch, target)
+                    self._give_back(target)
                     raise _OutOfTime from None
                 self._sleep(delay)
             except SendQuotaExceeded:
@@ -555,7 +555,7 @@ class MailerService:
                 ) from None
             except SendRejected as exc:
                 logger.warning("SES rejected a newsletter", extra={"batch_id": batch.batch_id, "reason": str(exc)})
-                self._fail(batch, target, f"SES refused the email ({exc})")
+                self._fail(target, f"SES refused the email ({exc})")
                 return None
             except SendUncertain as exc:
                 # It may have been accepted: sending it again now could make a second email. SES's Send event
@@ -567,16 +567,16 @@ class MailerService:
     def _pause(self, batch: SendBatch, target: _Target, length: timedelta, reason: str) -> _Paused:
         """Give back a claim SES certainly did not accept and pause the delivery: its batches wait on the queue
         until then, and the first to come back asks SES again."""
-        self._give_back(batch, target)
+        self._give_back(target)
         until = self._clock() + length
         self._publications.pause(batch.delivery_id, until, reason=reason)
         return _Paused(until)
 
-    def _fail(self, batch: SendBatch, target: _Target, detail: str) -> None:
+    def _fail(self, target: _Target, detail: str) -> None:
         self._ledger.move(target.ledger, target.key, to=LedgerState.FAILED, allowed_from=[LedgerState.PENDING],
                           now=self._clock(), attempt=target.attempt, detail=detail)  # fmt: skip
 
-    def _give_back(self, batch: SendBatch, target: _Target) -> None:
+    def _give_back(self, target: _Target) -> None:
         """Undo the claim of an attempt SES certainly did not accept."""
         if target.attempt == 1:
             self._ledger.release(target.ledger, target.key, attempt=1)
