@@ -87,6 +87,8 @@ def resolver(template: Template) -> Resolver:
             # Webhooks: retries at once (the schedule has tests of its own), and nothing but 127.0.0.1.
             "WebhookRetryBaseSeconds": "0",
             "WebhookTargets": "loopback",
+            # Every test sends as one editor token; the hourly test-email limit has a test of its own.
+            "TestEmailsPerTokenPerHour": "100000",
         },
         template=template,
     )
