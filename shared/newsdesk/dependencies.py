@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
     ArticleSettings,
+    AuditSettings,
     ConsentSettings,
     EmailSettings,
     EngagementSettings,
@@ -23,6 +24,7 @@ from newsdesk.settings import (
     LedgerSettings,
     LinkSettings,
     MailerSettings,
+    PeopleSettings,
     PublicationSettings,
     RedriveSettings,
     SecretSettings,
@@ -42,15 +44,18 @@ if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
     from newsdesk.dal.email import SesSender
     from newsdesk.dal.ledger import LedgerRepository
+    from newsdesk.dal.people import PeopleRepository
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
     from newsdesk.dal.webhooks import WebhookRepository
     from newsdesk.services.articles import ArticleService
+    from newsdesk.services.audit import AuditLog
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
     from newsdesk.services.events import ChangeEvents
     from newsdesk.services.limits import ConfirmationLimits
     from newsdesk.services.links import LinkSigner
+    from newsdesk.services.people import PeopleService
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
@@ -180,11 +185,35 @@ class Container:
         return ArticleService(self.article_repository, media_base_url=self.settings(ArticleSettings).media_base_url)
 
     @cached_property
+    def audit_log(self) -> AuditLog:
+        from newsdesk.dal.audit import AuditRepository
+        from newsdesk.services.audit import AuditLog
+
+        return AuditLog(AuditRepository(self.dynamodb, self.audit_table))
+
+    @property
+    def audit_table(self) -> str:
+        return self.settings(AuditSettings).audit_table
+
+    @cached_property
+    def people_repository(self) -> PeopleRepository:
+        from newsdesk.dal.people import PeopleRepository
+
+        return PeopleRepository(self.dynamodb, self.settings(PeopleSettings).people_table, audit_table=self.audit_table)
+
+    @cached_property
     def token_service(self) -> TokenService:
         from newsdesk.dal.tokens import TokenRepository
         from newsdesk.services.tokens import TokenService
 
-        return TokenService(TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table))
+        tokens = TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table, audit_table=self.audit_table)
+        return TokenService(tokens, people=self.people_repository, audit=self.audit_log)
+
+    @cached_property
+    def people_service(self) -> PeopleService:
+        from newsdesk.services.people import PeopleService
+
+        return PeopleService(self.people_repository, tokens=self.token_service, audit=self.audit_log)
 
     @cached_property
     def email_composer(self) -> EmailComposer:
@@ -445,6 +474,18 @@ def site_settings() -> SiteSettings:
 # container, so a reset reaches the routes too.
 def article_service() -> ArticleService:
     return _current.article_service
+
+
+def audit_log() -> AuditLog:
+    return _current.audit_log
+
+
+def people_service() -> PeopleService:
+    return _current.people_service
+
+
+def token_service() -> TokenService:
+    return _current.token_service
 
 
 def delivery_reports() -> DeliveryReports:

@@ -62,6 +62,14 @@ class TokenSettings(_Environment):
     tokens_table: str = Field(min_length=3)
 
 
+class PeopleSettings(_Environment):
+    people_table: str = Field(min_length=3, description="the newsroom's people, whose tokens open /admin")
+
+
+class AuditSettings(_Environment):
+    audit_table: str = Field(min_length=3, description="the audit trail: who changed what, and when")
+
+
 class LedgerSettings(_Environment):
     deliveries_table: str = Field(min_length=3)
 

@@ -14,9 +14,11 @@ import pytest
 from moto import mock_aws
 
 from local import moto_fixes
+from local.events import ApiContext, HttpRequest
 from local.functions import InProcessFunctions
 from local.iam import AccessPolicy, enforced_in_process
 from local.resolver import Resolver
+from local.server import ApiServer
 from local.sources import EventSources
 from local.stack import build_stack, local_resolver, project_template
 from local.template import Template
@@ -47,6 +49,7 @@ class Stack:
     functions: InProcessFunctions
     sources: EventSources
     policy: AccessPolicy
+    api: ApiServer
 
     def drain(self, *, skip: tuple[str, ...] = (), timeout: float = 120, wait_for_delayed: bool = True) -> None:
         """Run the queue and stream event sources until nothing is left to deliver."""
@@ -60,6 +63,29 @@ class Stack:
         answer = self.invoke(function, event)
         headers = {key.lower(): value for key, value in (answer.get("headers") or {}).items()}
         return Reply(answer["statusCode"], headers, answer.get("body") or "")
+
+    def http(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """A request to the HTTP API as API Gateway serves it: the route, the token authorizer (with `token`,
+        if given) and the function, in this process."""
+        path, _, query = path.partition("?")
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        body = b""
+        if json_body is not None:
+            sent.setdefault("Content-Type", "application/json")
+            body = json.dumps(json_body).encode()
+        response = self.api.dispatch(HttpRequest(method, path, query, list(sent.items()), body))
+        answer_headers = {key.lower(): value for key, value in response.headers}
+        return Reply(response.status, answer_headers, response.body.decode("utf-8", errors="replace"))
 
     def table(self, logical_id: str) -> str:
         return self.resolver.physical_name(logical_id)
@@ -114,7 +140,7 @@ def running_stack(
     moto_fixes.apply()
     policy = AccessPolicy(resolver.account_id)
     with mock_aws(), enforced_in_process(policy):
-        build_stack(resolver, policy=policy)
+        built = build_stack(resolver, policy=policy)
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()
@@ -124,7 +150,14 @@ def running_stack(
             functions.module(logical_id)
         sources = EventSources(template, resolver, functions.invoke, endpoint=None)
         sources.pollers()  # stream positions are taken now, before the test writes anything
-        yield Stack(template, resolver, functions, sources, policy)
+        api = ApiServer(
+            ("127.0.0.1", 0), template, functions, ApiContext(region=resolver.region),
+            invoke_policies=built.invoke_policies,
+        )  # fmt: skip
+        try:
+            yield Stack(template, resolver, functions, sources, policy, api)
+        finally:
+            api.server_close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
+from newsdesk.api.access import requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import article_service, delivery_reports
 from newsdesk.models.articles import (
@@ -19,6 +20,7 @@ from newsdesk.models.articles import (
     UpdateArticleRequest,
 )
 from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
+from newsdesk.models.people import Role
 from newsdesk.services.articles import ArticleService
 from newsdesk.services.delivery import DeliveryReports
 
@@ -50,6 +52,7 @@ def with_etag(article: Article, status: int = 200) -> Response[Article]:
     tags=["Editor"],
     responses=documented(201, "The draft.", *AUTH_ERRORS, 400, 409, 413, 415, 503, headers=("ETag", "Location")),
 )
+@requires(Role.CONTRIBUTOR)
 def create_article(request: Annotated[CreateArticleRequest, Body()], articles: Articles) -> Response[Article]:
     article = articles.create(request)
     response = with_etag(article, 201)
@@ -63,6 +66,7 @@ def create_article(request: Annotated[CreateArticleRequest, Body()], articles: A
     tags=["Editor"],
     responses=documented(200, "One page of articles.", *AUTH_ERRORS, 503),
 )
+@requires(Role.CONTRIBUTOR)
 def list_articles(
     articles: Articles,
     status: Annotated[ArticleStatus | None, Query()] = None,
@@ -79,6 +83,7 @@ def list_articles(
     tags=["Editor"],
     responses=documented(200, "The article, with its `ETag`.", *AUTH_ERRORS, 404, 503, headers=("ETag",)),
 )
+@requires(Role.CONTRIBUTOR)
 def get_article(article_id: str, articles: Articles) -> Response[Article]:
     return with_etag(articles.get(article_id))
 
@@ -91,6 +96,7 @@ def get_article(article_id: str, articles: Articles) -> Response[Article]:
         200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 415, 503, headers=("ETag",)
     ),
 )
+@requires(Role.CONTRIBUTOR)
 def update_article(
     article_id: str,
     request: Annotated[UpdateArticleRequest, Body()],
@@ -106,6 +112,7 @@ def update_article(
     tags=["Editor"],
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 412, 503),
 )
+@requires(Role.CONTRIBUTOR)
 def delete_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[None]:
     articles.delete(article_id, if_match=parse_if_match(if_match))
     return Response(204)
@@ -117,6 +124,7 @@ def delete_article(article_id: str, articles: Articles, if_match: IfMatch = None
     tags=["Editor"],
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
+@requires(Role.EDITOR)
 def publish_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
     return with_etag(articles.publish(article_id, if_match=parse_if_match(if_match)))
 
@@ -127,6 +135,7 @@ def publish_article(article_id: str, articles: Articles, if_match: IfMatch = Non
     tags=["Editor"],
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
+@requires(Role.EDITOR)
 def unpublish_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
     return with_etag(articles.unpublish(article_id, if_match=parse_if_match(if_match)))
 
@@ -137,6 +146,7 @@ def unpublish_article(article_id: str, articles: Articles, if_match: IfMatch = N
     tags=["Editor"],
     responses=documented(200, "The scheduled article.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503, headers=("ETag",)),
 )
+@requires(Role.EDITOR)
 def schedule_article(
     article_id: str,
     request: Annotated[ScheduleRequest, Body()],
@@ -152,6 +162,7 @@ def schedule_article(
     tags=["Editor"],
     responses=documented(200, "The draft.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
+@requires(Role.EDITOR)
 def unschedule_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
     return with_etag(articles.unschedule(article_id, if_match=parse_if_match(if_match)))
 
@@ -164,6 +175,7 @@ def unschedule_article(article_id: str, articles: Articles, if_match: IfMatch = 
         200, "Delivery progress, with the counts by ledger state (they add up to `total`).", *AUTH_ERRORS, 404, 503
     ),
 )
+@requires(Role.EDITOR)
 def delivery_progress(article_id: str, articles: Articles, deliveries: Deliveries) -> DeliveryProgress:
     return deliveries.of_article(articles.get(article_id))
 
@@ -174,6 +186,7 @@ def delivery_progress(article_id: str, articles: Articles, deliveries: Deliverie
     tags=["Editor"],
     responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 415, 503, body=False),
 )
+@requires(Role.EDITOR)
 def send_test_email(
     article_id: str,
     request: Annotated[TestEmailRequest, Body()],

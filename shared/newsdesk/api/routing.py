@@ -26,10 +26,11 @@ def public_routers() -> list[Router]:
 
 def editor_routers() -> list[Router]:
     """EditorFunction's: everything under /admin (API Gateway's authorizer checks the token first)."""
-    from newsdesk.api import deliveries, editor, subscriptions, topics, uploads, webhooks
+    from newsdesk.api import deliveries, editor, people, subscriptions, topics, uploads, webhooks
 
     return [
         editor.router,
+        people.router,
         subscriptions.admin_router,
         topics.admin_router,
         uploads.router,

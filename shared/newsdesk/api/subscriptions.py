@@ -14,8 +14,10 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from newsdesk.api.access import requires
 from newsdesk.api.resolver import EditorRouter, documented
 from newsdesk.dependencies import delivery_reports, site_settings, subscription_service, webhook_service
+from newsdesk.models.people import Role
 from newsdesk.models.subscribers import (
     ConsentSource,
     Frequency,
@@ -349,6 +351,7 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
     tags=["Subscribers"],
     responses=documented(200, "The subscriber.", 401, 403, 404, 503),
 )
+@requires(Role.ADMIN)
 def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
     return subscriptions.get(email)
@@ -360,6 +363,7 @@ def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
     tags=["Subscribers"],
     responses=documented(200, "One page of subscribers.", 401, 403, 503),
 )
+@requires(Role.ADMIN)
 def list_subscribers(
     subscriptions: Subscriptions,
     status: Annotated[SubscriberStatus | None, Query()] = None,
@@ -376,6 +380,7 @@ def list_subscribers(
     tags=["Subscribers"],
     responses=documented(200, "Counts per status.", 401, 403, 503),
 )
+@requires(Role.EDITOR)
 def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
     return subscriptions.stats()
 
@@ -388,6 +393,7 @@ def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
         200, "CSV with a header row.", 401, 403, 503, content_type="text/csv", headers=("X-Next-Cursor",)
     ),
 )
+@requires(Role.ADMIN)
 def export_subscribers(
     subscriptions: Subscriptions,
     status: Annotated[SubscriberStatus | None, Query()] = None,
@@ -406,6 +412,7 @@ def export_subscribers(
     tags=["Subscribers"],
     responses=documented(204, "Erased.", 401, 403, 404, 503),
 )
+@requires(Role.ADMIN)
 def erase_subscriber(
     email: str, subscriptions: Subscriptions, deliveries: Deliveries, webhooks: Webhooks
 ) -> Response[None]:

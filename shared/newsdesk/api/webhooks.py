@@ -8,8 +8,10 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
+from newsdesk.api.access import requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import webhook_service
+from newsdesk.models.people import Role
 from newsdesk.models.webhooks import (
     CreateWebhookRequest,
     SendAccepted,
@@ -34,6 +36,7 @@ TAGS = ["Webhooks"]
     tags=TAGS,
     responses=documented(201, "The endpoint, with its `secret`.", *AUTH_ERRORS, 400, 409, 415, 503),
 )
+@requires(Role.ADMIN)
 def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks) -> Response[WebhookCreated]:
     created = webhooks.create(request)
     # The secret is shown once: no cache, no proxy, may keep this answer.
@@ -47,6 +50,7 @@ def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: W
     tags=TAGS,
     responses=documented(200, "One page of endpoints.", *AUTH_ERRORS, 503),
 )
+@requires(Role.ADMIN)
 def list_webhooks(
     webhooks: Webhooks, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
 ) -> WebhookPage:
@@ -60,6 +64,7 @@ def list_webhooks(
     tags=TAGS,
     responses=documented(200, "The endpoint.", *AUTH_ERRORS, 404, 503),
 )
+@requires(Role.ADMIN)
 def get_webhook(webhook_id: str, webhooks: Webhooks) -> Webhook:
     return webhooks.get(webhook_id)
 
@@ -70,6 +75,7 @@ def get_webhook(webhook_id: str, webhooks: Webhooks) -> Webhook:
     tags=TAGS,
     responses=documented(200, "The changed endpoint.", *AUTH_ERRORS, 400, 404, 409, 415, 503),
 )
+@requires(Role.ADMIN)
 def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks) -> Webhook:
     return webhooks.update(webhook_id, request)
 
@@ -80,6 +86,7 @@ def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Bod
     tags=TAGS,
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
 )
+@requires(Role.ADMIN)
 def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
     webhooks.delete(webhook_id)
     return Response(204)
@@ -91,6 +98,7 @@ def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
     tags=TAGS,
     responses=documented(202, "Queued; its attempts are listed in the endpoint's deliveries.", *AUTH_ERRORS, 404, 503),
 )
+@requires(Role.ADMIN)
 def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
     return Response(202, content_types.APPLICATION_JSON, webhooks.send_test(webhook_id))
 
@@ -101,6 +109,7 @@ def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
     tags=TAGS,
     responses=documented(200, "One page of deliveries.", *AUTH_ERRORS, 404, 503),
 )
+@requires(Role.ADMIN)
 def list_webhook_deliveries(
     webhook_id: str, webhooks: Webhooks, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
 ) -> WebhookDeliveryPage:
@@ -114,5 +123,6 @@ def list_webhook_deliveries(
     tags=TAGS,
     responses=documented(202, "Queued.", *AUTH_ERRORS, 404, 409, 503),
 )
+@requires(Role.ADMIN)
 def replay_webhook_delivery(webhook_id: str, event_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
     return Response(202, content_types.APPLICATION_JSON, webhooks.replay(webhook_id, event_id))
