@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
     from newsdesk.dal.email import SesSender
     from newsdesk.dal.ledger import LedgerRepository
-    from newsdesk.dal.people import PeopleRepository
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
     from newsdesk.dal.webhooks import WebhookRepository
@@ -120,6 +119,7 @@ class Container:
             self.dynamodb,
             self.settings(ArticleSettings).articles_table,
             publications_table=self.settings(PublicationSettings).publications_table,
+            audit_table=self.audit_table,
         )
 
     @cached_property
@@ -182,7 +182,11 @@ class Container:
     def article_service(self) -> ArticleService:
         from newsdesk.services.articles import ArticleService
 
-        return ArticleService(self.article_repository, media_base_url=self.settings(ArticleSettings).media_base_url)
+        return ArticleService(
+            self.article_repository,
+            audit=self.audit_log,
+            media_base_url=self.settings(ArticleSettings).media_base_url,
+        )
 
     @cached_property
     def audit_log(self) -> AuditLog:
@@ -196,24 +200,30 @@ class Container:
         return self.settings(AuditSettings).audit_table
 
     @cached_property
-    def people_repository(self) -> PeopleRepository:
-        from newsdesk.dal.people import PeopleRepository
-
-        return PeopleRepository(self.dynamodb, self.settings(PeopleSettings).people_table, audit_table=self.audit_table)
-
-    @cached_property
     def token_service(self) -> TokenService:
+        """What the authorizer checks tokens with: it reads tokens and people, and writes nothing."""
+        from newsdesk.dal.people import PeopleRepository
         from newsdesk.dal.tokens import TokenRepository
         from newsdesk.services.tokens import TokenService
 
-        tokens = TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table, audit_table=self.audit_table)
-        return TokenService(tokens, people=self.people_repository, audit=self.audit_log)
+        people = PeopleRepository(self.dynamodb, self.settings(PeopleSettings).people_table)
+        return TokenService(TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table), people=people)
 
     @cached_property
     def people_service(self) -> PeopleService:
+        """People and their tokens, each change recorded in the audit trail in its transaction."""
+        from newsdesk.dal.people import PeopleRepository
+        from newsdesk.dal.tokens import TokenRepository
         from newsdesk.services.people import PeopleService
+        from newsdesk.services.tokens import TokenService
 
-        return PeopleService(self.people_repository, tokens=self.token_service, audit=self.audit_log)
+        people = PeopleRepository(
+            self.dynamodb, self.settings(PeopleSettings).people_table, audit_table=self.audit_table
+        )
+        tokens = TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table, audit_table=self.audit_table)
+        return PeopleService(
+            people, tokens=TokenService(tokens, people=people, audit=self.audit_log), audit=self.audit_log
+        )
 
     @cached_property
     def email_composer(self) -> EmailComposer:
@@ -482,10 +492,6 @@ def audit_log() -> AuditLog:
 
 def people_service() -> PeopleService:
     return _current.people_service
-
-
-def token_service() -> TokenService:
-    return _current.token_service
 
 
 def delivery_reports() -> DeliveryReports:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,10 @@ from local.sources import EventSources
 from local.stack import build_stack, local_resolver, project_template
 from local.template import Template
 from newsdesk import dependencies
+from newsdesk.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+BusTap = Callable[[], list[dict[str, Any]]]
 API_URL = "https://api.newsdesk.test"
 RECONCILIATION_WINDOW_SECONDS = 60
 
@@ -169,3 +171,34 @@ def stack(
         yield running
     refused = running.policy.take_denials()
     assert not refused, f"AWS would refuse these calls (the function's role lacks them): {refused}"
+
+
+@pytest.fixture
+def bus(stack: Stack) -> BusTap:
+    """What reaches the stack's bus: a rule of our own on it (as any AWS consumer would add), to a queue.
+    Each call returns the events that came since the last one, in the bus's envelope."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue_url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    name = stack.resolver.physical_name("NewsdeskEventBus")
+    events.put_rule(Name="tap", EventBusName=name, EventPattern=json.dumps({"source": ["newsdesk"]}))
+    events.put_targets(Rule="tap", EventBusName=name, Targets=[{"Id": "tap", "Arn": queue_arn}])
+
+    def read() -> list[dict[str, Any]]:
+        found = []
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+            found += [json.loads(message["Body"]) for message in messages]
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        return found
+
+    return read
+
+
+@pytest.fixture
+def admin(stack: Stack, capsys: pytest.CaptureFixture[str]) -> str:
+    """An admin's token: one made as `newsdesk token create --name` made tokens before people existed."""
+    assert main(["--table", stack.table("TokensTable"), "token", "create", "--name", "admin"]) == 0
+    return capsys.readouterr().out.splitlines()[1]

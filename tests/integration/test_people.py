@@ -39,11 +39,6 @@ def join(stack: Stack, admin: str, role: str, name: str | None = None) -> Member
     return Member(person["id"], issued.json()["token"], role)
 
 
-@pytest.fixture
-def admin(stack: Stack, capsys: pytest.CaptureFixture[str]) -> str:
-    return legacy_token(stack, capsys)
-
-
 def refused_for_role(reply: Reply, required: str, role: str) -> bool:
     body = reply.json()
     return (

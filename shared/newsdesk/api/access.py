@@ -15,22 +15,13 @@ from typing import Any, TypeVar
 from aws_lambda_powertools.event_handler import Response
 from pydantic import ValidationError
 
-from newsdesk.errors import NewsdeskError
+from newsdesk.errors import RoleRequired
 from newsdesk.models.people import Actor, Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROLE_EXTENSION = "x-newsdesk-role"
 _ROLE_ATTRIBUTE = "__newsdesk_role__"
 _actor: ContextVar[Actor | None] = ContextVar("newsdesk_actor", default=None)
-
-
-class RoleRequired(NewsdeskError):
-    status = 403
-    code = "role_required"
-
-    def __init__(self, message: str, *, required: Role, actor: Actor | None) -> None:
-        role = actor.role.value if actor else None
-        super().__init__(message, details={"required": required.value, "role": role})
 
 
 def requires(role: Role) -> Callable[[F], F]:
@@ -70,8 +61,8 @@ def role_check(role: Role) -> Callable[..., Response[Any]]:
             raise RoleRequired(
                 f"{method} {app.current_event.path} needs the {role.value} role"
                 + (f"; this token has the {actor.role.value} role" if actor else ""),
-                required=role,
-                actor=actor,
+                required=role.value,
+                role=actor.role.value if actor else None,
             )
         bound = _actor.set(actor)
         try:

@@ -26,11 +26,12 @@ def public_routers() -> list[Router]:
 
 def editor_routers() -> list[Router]:
     """EditorFunction's: everything under /admin (API Gateway's authorizer checks the token first)."""
-    from newsdesk.api import deliveries, editor, people, subscriptions, topics, uploads, webhooks
+    from newsdesk.api import audit, deliveries, editor, people, subscriptions, topics, uploads, webhooks
 
     return [
         editor.router,
         people.router,
+        audit.router,
         subscriptions.admin_router,
         topics.admin_router,
         uploads.router,

@@ -14,10 +14,11 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from newsdesk.api.access import requires
+from newsdesk.api.access import current_actor, requires
 from newsdesk.api.resolver import EditorRouter, documented
-from newsdesk.dependencies import delivery_reports, site_settings, subscription_service, webhook_service
-from newsdesk.models.people import Role
+from newsdesk.dependencies import audit_log, delivery_reports, site_settings, subscription_service, webhook_service
+from newsdesk.models.audit import AuditTarget
+from newsdesk.models.people import Actor, Role
 from newsdesk.models.subscribers import (
     ConsentSource,
     Frequency,
@@ -29,6 +30,7 @@ from newsdesk.models.subscribers import (
     SubscriberStatus,
 )
 from newsdesk.models.topics import Topic
+from newsdesk.services.audit import AuditLog
 from newsdesk.services.delivery import DeliveryReports
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, PreferencesView, SubscriptionService, UnsubscribeScope
@@ -41,6 +43,8 @@ admin_router = EditorRouter()
 Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
 Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
 Webhooks = Annotated[WebhookService, Depends(webhook_service)]
+Audit = Annotated[AuditLog, Depends(audit_log)]
+Caller = Annotated[Actor, Depends(current_actor)]
 Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -396,10 +400,15 @@ def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
 @requires(Role.ADMIN)
 def export_subscribers(
     subscriptions: Subscriptions,
+    audit: Audit,
+    actor: Caller,
     status: Annotated[SubscriberStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
     body, next_cursor = subscriptions.export_csv(status=status, cursor=cursor)
+    # Who took a copy of the list, and which part: the whole list, never the addresses it held.
+    audit.record(actor, "subscribers.exported", AuditTarget.SUBSCRIBER, "*",
+                 status=status.value if status else None, first_page=cursor is None)  # fmt: skip
     headers = {"Content-Disposition": 'attachment; filename="subscribers.csv"', **NO_STORE}
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
@@ -414,10 +423,13 @@ def export_subscribers(
 )
 @requires(Role.ADMIN)
 def erase_subscriber(
-    email: str, subscriptions: Subscriptions, deliveries: Deliveries, webhooks: Webhooks
+    email: str, subscriptions: Subscriptions, deliveries: Deliveries, webhooks: Webhooks, audit: Audit, actor: Caller
 ) -> Response[None]:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
     subscriptions.erase(email)
     deliveries.forget(email)
     webhooks.forget(email)  # the bodies of subscriber events kept for replays
+    # That someone was erased, by whom and when, but not whom: nothing derived from the address may outlive
+    # its erasure (not even its recipient key).
+    audit.record(actor, "subscriber.erased", AuditTarget.SUBSCRIBER, "-")
     return Response(204)

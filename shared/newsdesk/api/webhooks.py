@@ -8,10 +8,11 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from newsdesk.api.access import requires
+from newsdesk.api.access import current_actor, requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
-from newsdesk.dependencies import webhook_service
-from newsdesk.models.people import Role
+from newsdesk.dependencies import audit_log, webhook_service
+from newsdesk.models.audit import AuditTarget
+from newsdesk.models.people import Actor, Role
 from newsdesk.models.webhooks import (
     CreateWebhookRequest,
     SendAccepted,
@@ -21,11 +22,14 @@ from newsdesk.models.webhooks import (
     WebhookDeliveryPage,
     WebhookPage,
 )
+from newsdesk.services.audit import AuditLog
 from newsdesk.services.webhooks import WebhookService
 
 router = EditorRouter()
 
 Webhooks = Annotated[WebhookService, Depends(webhook_service)]
+Audit = Annotated[AuditLog, Depends(audit_log)]
+Caller = Annotated[Actor, Depends(current_actor)]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
 TAGS = ["Webhooks"]
 
@@ -37,8 +41,11 @@ TAGS = ["Webhooks"]
     responses=documented(201, "The endpoint, with its `secret`.", *AUTH_ERRORS, 400, 409, 415, 503),
 )
 @requires(Role.ADMIN)
-def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks) -> Response[WebhookCreated]:
+def create_webhook(
+    request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks, audit: Audit, actor: Caller
+) -> Response[WebhookCreated]:
     created = webhooks.create(request)
+    audit.record(actor, "webhook.created", AuditTarget.WEBHOOK, created.id, events=",".join(created.events))
     # The secret is shown once: no cache, no proxy, may keep this answer.
     headers = {"Location": f"/admin/webhooks/{created.id}", "Cache-Control": "no-store"}
     return Response(201, content_types.APPLICATION_JSON, created, headers=headers)
@@ -76,8 +83,13 @@ def get_webhook(webhook_id: str, webhooks: Webhooks) -> Webhook:
     responses=documented(200, "The changed endpoint.", *AUTH_ERRORS, 400, 404, 409, 415, 503),
 )
 @requires(Role.ADMIN)
-def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks) -> Webhook:
-    return webhooks.update(webhook_id, request)
+def update_webhook(
+    webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks, audit: Audit, actor: Caller
+) -> Webhook:
+    updated = webhooks.update(webhook_id, request)
+    changed = ",".join(sorted(request.model_fields_set))
+    audit.record(actor, "webhook.updated", AuditTarget.WEBHOOK, updated.id, changed=changed)
+    return updated
 
 
 @router.delete(
@@ -87,8 +99,9 @@ def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Bod
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
 )
 @requires(Role.ADMIN)
-def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
+def delete_webhook(webhook_id: str, webhooks: Webhooks, audit: Audit, actor: Caller) -> Response[None]:
     webhooks.delete(webhook_id)
+    audit.record(actor, "webhook.deleted", AuditTarget.WEBHOOK, webhook_id)
     return Response(204)
 
 
@@ -99,8 +112,10 @@ def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
     responses=documented(202, "Queued; its attempts are listed in the endpoint's deliveries.", *AUTH_ERRORS, 404, 503),
 )
 @requires(Role.ADMIN)
-def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
-    return Response(202, content_types.APPLICATION_JSON, webhooks.send_test(webhook_id))
+def test_webhook(webhook_id: str, webhooks: Webhooks, audit: Audit, actor: Caller) -> Response[SendAccepted]:
+    accepted = webhooks.send_test(webhook_id)
+    audit.record(actor, "webhook.tested", AuditTarget.WEBHOOK, webhook_id)
+    return Response(202, content_types.APPLICATION_JSON, accepted)
 
 
 @router.get(
@@ -124,5 +139,9 @@ def list_webhook_deliveries(
     responses=documented(202, "Queued.", *AUTH_ERRORS, 404, 409, 503),
 )
 @requires(Role.ADMIN)
-def replay_webhook_delivery(webhook_id: str, event_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
-    return Response(202, content_types.APPLICATION_JSON, webhooks.replay(webhook_id, event_id))
+def replay_webhook_delivery(
+    webhook_id: str, event_id: str, webhooks: Webhooks, audit: Audit, actor: Caller
+) -> Response[SendAccepted]:
+    accepted = webhooks.replay(webhook_id, event_id)
+    audit.record(actor, "webhook.replayed", AuditTarget.WEBHOOK, webhook_id, event_id=event_id)
+    return Response(202, content_types.APPLICATION_JSON, accepted)

@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from newsdesk.clock import iso
+from newsdesk.dal.audit import audit_write
 from newsdesk.dal.dynamodb import (
     Filters,
     Item,
@@ -21,12 +22,13 @@ from newsdesk.dal.dynamodb import (
 from newsdesk.dal.publications import publication_write
 from newsdesk.errors import Conflict, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
+from newsdesk.models.audit import AuditEntry
 from newsdesk.slugs import make_slug
 
 FEED_ALL = "all"
 _LIST_FIELDS = tuple(ArticleSummary.model_fields)
 _PUBLIC_FIELDS = tuple(PublicArticle.model_fields)
-_PARTITION_KEY = {"by-feed": "feed", "by-status": "status", "by-entity": "entity"}
+_PARTITION_KEY = {"by-feed": "feed", "by-status": "status", "by-entity": "entity", "by-owner": "owner"}
 _FEED_PAGE_KEYS = frozenset({"pk", "feed", "feed_sort"})
 
 
@@ -77,12 +79,14 @@ class ArticleRepository:
     """Every article write is one transaction over the article, its slug claim and its feed entries, so a
     reader never sees half an edit and the public copies can never drift from the article."""
 
-    def __init__(self, client: Any, table_name: str, *, publications_table: str = "") -> None:
-        """`publications_table` receives the newsletter's record when a save announces an article (the
-        command-line tool, which only restores feed entries, needs none)."""
+    def __init__(self, client: Any, table_name: str, *, publications_table: str = "", audit_table: str = "") -> None:
+        """`publications_table` receives the newsletter's record when a save announces an article, and
+        `audit_table` the audit entry of a save that has one (the command-line tool, which only restores
+        feed entries, needs neither)."""
         self._client = client
         self._table = table_name
         self._publications_table = publications_table
+        self._audit_table = audit_table
 
     # ------------------------------------------------------------------ reads
     def get(self, article_id: str) -> Article | None:
@@ -168,6 +172,34 @@ class ArticleRepository:
         )
         return [Article.model_validate(item) for item in items], next_cursor
 
+    def list_owned(
+        self, owner: str, *, status: ArticleStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Article], str | None]:
+        """One author's articles, newest first: one Query of `by-owner` reading at most `limit + 1` items (with
+        a status, the ones of other statuses among them are left out: a page may be short)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-owner",
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            request["FilterExpression"] = "#status = :status"
+            request["ExpressionAttributeNames"]["#status"] = "status"
+            request["ExpressionAttributeValues"][":status"] = {"S": status.value}
+        items, next_cursor = query_page(
+            self._client.query,
+            request,
+            limit=limit,
+            cursor=cursor,
+            key_names=frozenset({"pk", "owner", "owner_sort"}),
+            partition={"owner": {"S": owner}},
+            filters={"status": status.value if status else None},
+        )
+        return [Article.model_validate(item) for item in items], next_cursor
+
     def published_between(self, start_iso: str, end_iso: str, *, limit: int) -> list[ArticleSummary]:
         """Articles first published in [start, end), newest first (a digest's contents)."""
         items, _ = self._query_page(
@@ -225,12 +257,15 @@ class ArticleRepository:
                           partition=partition, filters=filters)  # fmt: skip
 
     # ------------------------------------------------------------------ writes
-    def save(self, old: Article | None, new: Article | None, *, announce: bool = False) -> None:
+    def save(
+        self, old: Article | None, new: Article | None, *, announce: bool = False, audit: AuditEntry | None = None
+    ) -> None:
         """Move an article from `old` to `new` (None: absent) in one transaction.
 
         The article write is conditional on `old.version`, a new slug on nobody holding it. With `announce`,
         the newsletter's publication record (its outbox entry) joins the same transaction, on condition that
-        the id was never announced before (AlreadyAnnounced otherwise).
+        the id was never announced before (AlreadyAnnounced otherwise). `audit`, the change's entry in the
+        audit trail, is written in the same transaction too.
         """
         assert old or new
         writes: list[dict[str, Any]] = []
@@ -271,6 +306,9 @@ class ArticleRepository:
             assert new is not None
             assert self._publications_table, "this repository was built without the publications table"
             add("announce", publication_write(self._publications_table, new))
+        if audit is not None:
+            assert self._audit_table, "this repository was built without the audit table"
+            add("audit", audit_write(self._audit_table, audit))
 
         try:
             with aws_errors():
@@ -319,16 +357,17 @@ class ArticleRepository:
     def _put_article(self, new: Article, old: Article | None) -> dict[str, Any]:
         item = new.model_dump(mode="json", exclude_none=True)
         status_moment = {
-            ArticleStatus.DRAFT: new.updated_at,
             ArticleStatus.SCHEDULED: new.publish_at or new.updated_at,
             ArticleStatus.PUBLISHED: new.published_at or new.updated_at,
-        }[new.status]
+        }.get(new.status, new.updated_at)
         item.update(
             pk=f"article#{new.id}",
             entity="article",
             entity_sort=f"{iso(new.created_at)}#{new.id}",
             status_sort=f"{iso(status_moment)}#{new.id}",
         )
+        if new.created_by:
+            item.update(owner=new.created_by, owner_sort=item["entity_sort"])
         put: dict[str, Any] = {"TableName": self._table, "Item": to_attributes(item)}
         if old is None:
             put["ConditionExpression"] = "attribute_not_exists(pk)"

@@ -6,15 +6,36 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from newsdesk.models.types import AuthorName, MarkdownBody, Slug, Summary, Tags, Title
 
 
 class ArticleStatus(StrEnum):
     DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    """Submitted: waiting for an editor to approve it or ask for changes."""
+    CHANGES_REQUESTED = "changes_requested"
+    """An editor asked for changes (the comment is in `last_transition`); its author edits and submits again."""
+    APPROVED = "approved"
+    """Reviewed and approved: an editor publishes or schedules it."""
     SCHEDULED = "scheduled"
     PUBLISHED = "published"
+
+
+EDITABLE_BY_AUTHOR = frozenset({ArticleStatus.DRAFT, ArticleStatus.CHANGES_REQUESTED})
+"""Where a contributor may still change their own article (in review, an editor has it)."""
+
+
+class Transition(BaseModel):
+    """The article's latest change of status: what was done, from which status, by whom and when (the events
+    and the audit trail name it too)."""
+
+    action: str = Field(description="submit, approve, request_changes, publish, schedule, unschedule, unpublish")
+    from_status: ArticleStatus
+    by: str = Field(description="The person's id (`token:<id>` for a token made before people; `system:<job>`).")
+    at: datetime
+    comment: str | None = Field(default=None, description="An editor's request for changes says what to change.")
 
 
 class _Request(BaseModel):
@@ -61,6 +82,13 @@ PublishTime = Annotated[datetime, AfterValidator(_aware_future)]
 """When to publish: ISO 8601 with a UTC offset (the API and uploaded files alike), converted to UTC."""
 
 
+ReviewComment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class RequestChangesRequest(_Request):
+    comment: ReviewComment = Field(description="What the author should change (shown to them, and in the event).")
+
+
 class ScheduleRequest(_Request):
     publish_at: PublishTime = Field(description="ISO 8601 with a UTC offset; stored and shown in UTC.")
 
@@ -84,6 +112,10 @@ class Article(BaseModel):
     updated_at: datetime
     published_at: datetime | None = None
     publish_at: datetime | None = None
+    created_by: str | None = Field(
+        default=None, description="Who wrote it: a person's id (absent on articles from before people)."
+    )
+    last_transition: Transition | None = None
 
 
 class ArticleSummary(BaseModel):

@@ -11,18 +11,23 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from newsdesk.clock import iso, utc_now
 from newsdesk.dal.articles import AlreadyAnnounced, ArticleRepository, SlugTaken, VersionConflict
-from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed
+from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed, RoleRequired
 from newsdesk.models.articles import (
+    EDITABLE_BY_AUTHOR,
     Article,
     ArticleStatus,
     ArticleSummary,
     CreateArticleRequest,
     PublicArticle,
+    Transition,
     UpdateArticleRequest,
 )
+from newsdesk.models.audit import AuditDetail, AuditEntry, AuditTarget
+from newsdesk.models.people import SYSTEM_SCHEDULE, Actor, Role
 from newsdesk.models.types import SLUG_PATTERN
 from newsdesk.observability import logger, metrics
 from newsdesk.rendering import MEDIA_BASE_URL, reading_time_minutes, render_markdown, summarize
+from newsdesk.services.audit import AuditLog
 from newsdesk.slugs import make_slug, normalize_tag
 
 MAX_HTML_BYTES = 192 * 1024
@@ -31,22 +36,35 @@ _SLUG = re.compile(SLUG_PATTERN)
 _NUMBERED_SLUG_TRIES = 20
 
 
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class NotEditable(Conflict):
+    code = "not_editable"
+
+
 class ArticleService:
+    """Every write names its `actor`: who may do it is checked here (a contributor only their own articles,
+    an editor's work only by an editor), and it is recorded in the audit trail in the write's transaction."""
+
     def __init__(
         self,
         repository: ArticleRepository,
         *,
+        audit: AuditLog | None = None,
         media_base_url: str = "",
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
+        self._audit = audit or AuditLog(None)
         self._media_base_url = media_base_url
         self._clock = clock
 
     # ------------------------------------------------------------------ editor
-    def create(self, request: CreateArticleRequest, *, article_id: str | None = None) -> Article:
-        """A new draft; `article_id` (16 hex digits) is for callers that must name it before it exists,
-        such as an upload that may be retried."""
+    def create(self, request: CreateArticleRequest, *, actor: Actor, article_id: str | None = None) -> Article:
+        """A new draft of `actor`'s; `article_id` (16 hex digits) is for callers that must name it before it
+        exists, such as an upload that may be retried."""
         now = self._clock()
         html = self._render(request.body)
         draft = Article(
@@ -64,17 +82,18 @@ class ArticleService:
             reading_time_minutes=reading_time_minutes(html),
             created_at=now,
             updated_at=now,
+            created_by=actor.id,
         )
         if request.slug:
-            self._repo.save(None, draft)
+            self._repo.save(None, draft, audit=self._entry(actor, "article.created", draft))
             created = draft
         else:
-            created = self._create_with_free_slug(draft)
+            created = self._create_with_free_slug(draft, actor)
         metrics.add_metric(name="ArticlesCreated", unit=MetricUnit.Count, value=1)
         logger.info("article created", extra={"article_id": created.id, "slug": created.slug})
         return created
 
-    def _create_with_free_slug(self, draft: Article) -> Article:
+    def _create_with_free_slug(self, draft: Article, actor: Actor) -> Article:
         base = make_slug(draft.title)
         candidates = [base, *(f"{base}-{n}" for n in range(2, _NUMBERED_SLUG_TRIES + 1))]
         for slug in candidates:
@@ -82,12 +101,12 @@ class ArticleService:
                 continue
             article = draft.model_copy(update={"slug": slug})
             try:
-                self._repo.save(None, article)
+                self._repo.save(None, article, audit=self._entry(actor, "article.created", article))
             except SlugTaken:
                 continue  # taken between our look and our write; try the next one
             return article
         article = draft.model_copy(update={"slug": f"{base}-{secrets.token_hex(3)}"})
-        self._repo.save(None, article)
+        self._repo.save(None, article, audit=self._entry(actor, "article.created", article))
         return article
 
     def get(self, article_id: str) -> Article:
@@ -96,13 +115,23 @@ class ArticleService:
             raise NotFound(f"no article with id {article_id!r}")
         return article
 
+    def read(self, article_id: str, *, actor: Actor) -> Article:
+        """One article as `actor` may see it: a contributor their own only."""
+        article = self.get(article_id)
+        _check_author(actor, article, "read")
+        return article
+
     def list_admin(
-        self, *, status: ArticleStatus | None, limit: int, cursor: str | None
+        self, *, status: ArticleStatus | None, limit: int, cursor: str | None, actor: Actor
     ) -> tuple[list[Article], str | None]:
+        """Newest first (scheduled ones soonest first); a contributor's list holds their own articles only."""
+        if not actor.role.allows(Role.EDITOR):
+            return self._repo.list_owned(actor.id, status=status, limit=limit, cursor=cursor)
         return self._repo.list_admin(status=status, limit=limit, cursor=cursor)
 
-    def update(self, article_id: str, request: UpdateArticleRequest, *, if_match: int | None) -> Article:
+    def update(self, article_id: str, request: UpdateArticleRequest, *, if_match: int | None, actor: Actor) -> Article:
         current = self._current(article_id, if_match)
+        _check_editable(actor, current, "change")
         changes = request.model_dump(exclude_unset=True)
         if not changes:
             return current
@@ -119,18 +148,82 @@ class ArticleService:
         elif not current.custom_summary:
             update["summary"] = summarize(html)
         updated = current.model_copy(update={**update, "version": current.version + 1, "updated_at": self._clock()})
-        self._repo.save(current, updated)
+        self._repo.save(current, updated, audit=self._entry(actor, "article.updated", updated))
         return updated
 
-    def delete(self, article_id: str, *, if_match: int | None) -> None:
+    def delete(self, article_id: str, *, if_match: int | None, actor: Actor) -> None:
         current = self._current(article_id, if_match)
-        self._repo.save(current, None)
+        _check_editable(actor, current, "delete")
+        if not actor.role.allows(Role.EDITOR) and current.published_at is not None:
+            raise RoleRequired("to delete an article that was published needs the editor role", required="editor",
+                               role=actor.role.value)  # fmt: skip
+        self._repo.save(current, None, audit=self._entry(actor, "article.deleted", current))
         logger.info("article deleted", extra={"article_id": article_id})
 
-    def publish(self, article_id: str, *, if_match: int | None = None) -> Article:
-        """Make the article public. The first publish also records the publication (the newsletter's
-        outbox) in the same transaction; publishing a published article changes nothing."""
+    # ------------------------------------------------------------------ the review
+    def submit(self, article_id: str, *, actor: Actor, if_match: int | None = None) -> Article:
+        """Ask for review (its author or an editor); submitting an article in review changes nothing."""
         current = self._current(article_id, if_match)
+        _check_author(actor, current, "submit")
+        if current.status is ArticleStatus.IN_REVIEW:
+            return current
+        if current.status not in EDITABLE_BY_AUTHOR:
+            raise InvalidTransition(f"a {_named(current.status)} article cannot be submitted for review")
+        return self._transition(current, actor, "submit", ArticleStatus.IN_REVIEW)
+
+    def approve(self, article_id: str, *, actor: Actor, if_match: int | None = None) -> Article:
+        """An editor approves an article in review (approving it again changes nothing)."""
+        current = self._current(article_id, if_match)
+        _require_editor(actor, "approve")
+        if current.status is ArticleStatus.APPROVED:
+            return current
+        if current.status is not ArticleStatus.IN_REVIEW:
+            raise InvalidTransition(f"only an article in review can be approved; this one is {_named(current.status)}")
+        return self._transition(current, actor, "approve", ArticleStatus.APPROVED)
+
+    def request_changes(self, article_id: str, comment: str, *, actor: Actor, if_match: int | None = None) -> Article:
+        """An editor sends an article in review (or approved) back to its author, saying what to change."""
+        current = self._current(article_id, if_match)
+        _require_editor(actor, "ask for changes to")
+        if current.status not in (ArticleStatus.IN_REVIEW, ArticleStatus.APPROVED):
+            raise InvalidTransition(
+                f"changes can be asked for an article in review or approved; this one is {_named(current.status)}"
+            )
+        return self._transition(current, actor, "request_changes", ArticleStatus.CHANGES_REQUESTED, comment=comment)
+
+    def _transition(
+        self,
+        current: Article,
+        actor: Actor,
+        action: str,
+        status: ArticleStatus,
+        *,
+        comment: str | None = None,
+        **changes: object,
+    ) -> Article:
+        now = self._clock()
+        moved = current.model_copy(
+            update={
+                **changes,
+                "status": status,
+                "version": current.version + 1,
+                "updated_at": now,
+                "last_transition": Transition(
+                    action=action, from_status=current.status, by=actor.id, at=now, comment=comment
+                ),
+            }
+        )
+        self._repo.save(current, moved, audit=self._entry(actor, _AUDIT_ACTIONS[action], moved, current=current))
+        logger.info("article status changed", extra={"article_id": current.id, "action": action})
+        return moved
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, article_id: str, *, actor: Actor, if_match: int | None = None) -> Article:
+        """Make the article public (an editor, from any status: a draft too, as before reviews existed). The
+        first publish also records the publication (the newsletter's outbox) in the same transaction;
+        publishing a published article changes nothing."""
+        current = self._current(article_id, if_match)
+        _require_editor(actor, "publish")
         if current.status is ArticleStatus.PUBLISHED:
             return current
         now = self._clock()
@@ -142,10 +235,12 @@ class ArticleService:
                 "publish_at": None,
                 "version": current.version + 1,
                 "updated_at": now,
+                "last_transition": Transition(action="publish", from_status=current.status, by=actor.id, at=now),
             }
         )
+        audit = self._entry(actor, "article.published", published, current=current)
         try:
-            first_time = self._save_published(current, published, announce=first_time)
+            first_time = self._save_published(current, published, announce=first_time, audit=audit)
         except VersionConflict:
             # A concurrent publish of the same article won: that is the outcome the caller wanted.
             latest = self.get(article_id)
@@ -156,55 +251,46 @@ class ArticleService:
         logger.info("article published", extra={"article_id": article_id, "first_time": first_time})
         return published
 
-    def _save_published(self, current: Article, published: Article, *, announce: bool) -> bool:
+    def _save_published(
+        self, current: Article, published: Article, *, announce: bool, audit: AuditEntry | None
+    ) -> bool:
         """Save the publish, with the newsletter's outbox record when `announce`; True if it was recorded."""
         if not announce:
-            self._repo.save(current, published)
+            self._repo.save(current, published, audit=audit)
             return False
         try:
-            self._repo.save(current, published, announce=True)
+            self._repo.save(current, published, announce=True, audit=audit)
         except AlreadyAnnounced:
             # The id was announced before: an editor deleted its article and its uploaded file made it again.
             # Publish it; its readers had their email, and the record is what keeps them from a second one.
             logger.info("article published again under an id already announced", extra={"article_id": current.id})
-            self._repo.save(current, published)
+            self._repo.save(current, published, audit=audit)
             return False
         return True
 
-    def schedule(self, article_id: str, publish_at: datetime, *, if_match: int | None = None) -> Article:
+    def schedule(self, article_id: str, publish_at: datetime, *, actor: Actor, if_match: int | None = None) -> Article:
         """Publish at `publish_at` (the scheduler does it, through `publish`)."""
         current = self._current(article_id, if_match)
+        _require_editor(actor, "schedule")
         if current.status is ArticleStatus.PUBLISHED:
             raise Conflict("the article is already published", code="already_published")
         if publish_at <= self._clock():
             raise InvalidInput("publish_at must be in the future", details=[{"loc": ["body", "publish_at"]}])
-        scheduled = current.model_copy(
-            update={
-                "status": ArticleStatus.SCHEDULED,
-                "publish_at": publish_at,
-                "version": current.version + 1,
-                "updated_at": self._clock(),
-            }
-        )
-        self._repo.save(current, scheduled)
+        scheduled = self._transition(current, actor, "schedule", ArticleStatus.SCHEDULED, publish_at=publish_at)
         logger.info("article scheduled", extra={"article_id": article_id, "publish_at": publish_at.isoformat()})
         return scheduled
 
-    def unschedule(self, article_id: str, *, if_match: int | None = None) -> Article:
-        """Back to draft; a draft or published article is left as it is."""
+    def unschedule(self, article_id: str, *, actor: Actor, if_match: int | None = None) -> Article:
+        """Back to the status it was scheduled from (draft for articles scheduled before reviews existed); an
+        article that is not scheduled is left as it is."""
         current = self._current(article_id, if_match)
+        _require_editor(actor, "unschedule")
         if current.status is not ArticleStatus.SCHEDULED:
             return current
-        draft = current.model_copy(
-            update={
-                "status": ArticleStatus.DRAFT,
-                "publish_at": None,
-                "version": current.version + 1,
-                "updated_at": self._clock(),
-            }
-        )
-        self._repo.save(current, draft)
-        return draft
+        before = current.last_transition.from_status if current.last_transition else ArticleStatus.DRAFT
+        if before in (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHED):
+            before = ArticleStatus.DRAFT
+        return self._transition(current, actor, "unschedule", before, publish_at=None)
 
     def publish_due(self, *, limit: int = 100) -> list[Article]:
         """Publish every scheduled article whose time has come (oldest first). Safe to run twice at once:
@@ -229,20 +315,17 @@ class ArticleService:
             current = self.get(article_id)
             if current.status is not ArticleStatus.SCHEDULED or current.publish_at is None or current.publish_at > now:
                 return None  # rescheduled, unscheduled or published since the query
-            return self.publish(article_id, if_match=current.version)
+            return self.publish(article_id, if_match=current.version, actor=SYSTEM_SCHEDULE)
         except (NotFound, PreconditionFailed):
             return None  # deleted or changed meanwhile: the next run looks again
 
-    def unpublish(self, article_id: str, *, if_match: int | None = None) -> Article:
+    def unpublish(self, article_id: str, *, actor: Actor, if_match: int | None = None) -> Article:
+        """Back to draft (an editor)."""
         current = self._current(article_id, if_match)
+        _require_editor(actor, "unpublish")
         if current.status is not ArticleStatus.PUBLISHED:
             return current
-        draft = current.model_copy(
-            update={"status": ArticleStatus.DRAFT, "version": current.version + 1, "updated_at": self._clock()}
-        )
-        self._repo.save(current, draft)
-        logger.info("article unpublished", extra={"article_id": article_id})
-        return draft
+        return self._transition(current, actor, "unpublish", ArticleStatus.DRAFT)
 
     def _current(self, article_id: str, if_match: int | None) -> Article:
         current = self.get(article_id)
@@ -294,11 +377,68 @@ class ArticleService:
             raise NotFound(f"no published article at {slug!r}")
         return article
 
+    def _entry(
+        self, actor: Actor, action: str, article: Article, *, current: Article | None = None, **details: AuditDetail
+    ) -> AuditEntry | None:
+        """The audit entry of a change of `article` (from `current`, for a change of status)."""
+        moved = current is not None and current.status is not article.status
+        transition = article.last_transition if moved else None
+        return self._audit.entry(
+            actor,
+            action,
+            AuditTarget.ARTICLE,
+            article.id,
+            version=article.version,
+            **({"from": current.status.value, "to": article.status.value} if moved and current else {}),
+            comment=transition.comment if transition else None,
+            **details,
+        )
+
     def _render(self, body: str) -> str:
         html = render_markdown(body, env={MEDIA_BASE_URL: self._media_base_url})
         if len(html.encode("utf-8")) > MAX_HTML_BYTES:
             raise PayloadTooLarge(f"the rendered article is larger than {MAX_HTML_BYTES} bytes")
         return html
+
+
+_AUDIT_ACTIONS = {
+    "submit": "article.submitted",
+    "approve": "article.approved",
+    "request_changes": "article.changes_requested",
+    "schedule": "article.scheduled",
+    "unschedule": "article.unscheduled",
+    "unpublish": "article.unpublished",
+}
+
+
+def _named(status: ArticleStatus) -> str:
+    return status.value.replace("_", " ")
+
+
+def _require_editor(actor: Actor, doing: str) -> None:
+    if not actor.role.allows(Role.EDITOR):
+        raise RoleRequired(
+            f"to {doing} an article needs the editor role", required=Role.EDITOR.value, role=actor.role.value
+        )
+
+
+def _check_author(actor: Actor, article: Article, doing: str) -> None:
+    """A contributor may only touch their own articles; an editor any."""
+    if not actor.role.allows(Role.EDITOR) and article.created_by != actor.id:
+        raise RoleRequired(
+            f"to {doing} someone else's article needs the editor role", required=Role.EDITOR.value,
+            role=actor.role.value,
+        )  # fmt: skip
+
+
+def _check_editable(actor: Actor, article: Article, doing: str) -> None:
+    """A contributor changes their own article only while it is a draft or has changes requested."""
+    _check_author(actor, article, doing)
+    if not actor.role.allows(Role.EDITOR) and article.status not in EDITABLE_BY_AUTHOR:
+        raise NotEditable(
+            f"the article is {_named(article.status)}: an editor may {doing} it now, its author only once an"
+            " editor asks for changes"
+        )
 
 
 def new_article_id() -> str:
