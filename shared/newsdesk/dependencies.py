@@ -27,6 +27,7 @@ from newsdesk.settings import (
     PeopleSettings,
     PublicationSettings,
     RedriveSettings,
+    RevisionSettings,
     SecretSettings,
     SendRateSettings,
     SettingsT,
@@ -120,6 +121,8 @@ class Container:
             self.settings(ArticleSettings).articles_table,
             publications_table=self.settings(PublicationSettings).publications_table,
             audit_table=self.audit_table,
+            revisions_table=self.settings(RevisionSettings).revisions_table,
+            revisions_kept=self.settings(RevisionSettings).revisions_kept,
         )
 
     @cached_property
@@ -180,11 +183,13 @@ class Container:
     # ----------------------------------------------------------------------------------------- services
     @cached_property
     def article_service(self) -> ArticleService:
+        from newsdesk.dal.revisions import RevisionRepository
         from newsdesk.services.articles import ArticleService
 
         return ArticleService(
             self.article_repository,
             audit=self.audit_log,
+            revisions=RevisionRepository(self.dynamodb, self.settings(RevisionSettings).revisions_table),
             media_base_url=self.settings(ArticleSettings).media_base_url,
         )
 
@@ -218,7 +223,10 @@ class Container:
         from newsdesk.services.tokens import TokenService
 
         people = PeopleRepository(
-            self.dynamodb, self.settings(PeopleSettings).people_table, audit_table=self.audit_table
+            self.dynamodb,
+            self.settings(PeopleSettings).people_table,
+            audit_table=self.audit_table,
+            articles_table=self.settings(ArticleSettings).articles_table,
         )
         tokens = TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table, audit_table=self.audit_table)
         return PeopleService(

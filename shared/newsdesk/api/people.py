@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from newsdesk.api.access import current_actor, requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import people_service
+from newsdesk.models.authors import Author, AuthorProfileRequest
 from newsdesk.models.people import (
     Actor,
     CreatePersonRequest,
@@ -130,3 +131,16 @@ def list_tokens(
 @requires(Role.ADMIN)
 def revoke_token(person_id: str, token_id: str, people: People, actor: Caller) -> Token:
     return people.revoke_token(person_id, token_id, actor=actor)
+
+
+@router.put(
+    "/people/<person_id>/author",
+    summary="Set a person's author profile: slug (chosen once), name, bio, image, links (themselves, or an admin)",
+    tags=TAGS,
+    responses=documented(200, "The profile, as `GET /authors/{slug}` shows it.", *AUTH_ERRORS, 400, 404, 409, 415, 503),
+)
+@requires(Role.CONTRIBUTOR)
+def set_author_profile(
+    person_id: str, request: Annotated[AuthorProfileRequest, Body()], people: People, actor: Caller
+) -> Author:
+    return people.set_author_profile(person_id, request, actor=actor)

@@ -26,10 +26,11 @@ def public_routers() -> list[Router]:
 
 def editor_routers() -> list[Router]:
     """EditorFunction's: everything under /admin (API Gateway's authorizer checks the token first)."""
-    from newsdesk.api import audit, deliveries, editor, people, subscriptions, topics, uploads, webhooks
+    from newsdesk.api import audit, deliveries, editor, people, revisions, subscriptions, topics, uploads, webhooks
 
     return [
         editor.router,
+        revisions.router,
         people.router,
         audit.router,
         subscriptions.admin_router,

@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from newsdesk.clock import iso
+from newsdesk.dal.articles import SlugTaken, author_profile_write
 from newsdesk.dal.audit import audit_write
 from newsdesk.dal.dynamodb import (
     aws_errors,
@@ -19,6 +20,7 @@ from newsdesk.dal.dynamodb import (
 )
 from newsdesk.errors import Conflict
 from newsdesk.models.audit import AuditEntry
+from newsdesk.models.authors import AuthorProfile
 from newsdesk.models.people import Person
 
 _LIST_KEYS = frozenset({"pk", "entity", "entity_sort"})
@@ -37,10 +39,12 @@ def _email_key(email: str) -> dict[str, Any]:
 
 
 class PeopleRepository:
-    def __init__(self, client: Any, table_name: str, *, audit_table: str = "") -> None:
+    def __init__(self, client: Any, table_name: str, *, audit_table: str = "", articles_table: str = "") -> None:
+        """`articles_table` holds author profiles (the public reads them with the articles)."""
         self._client = client
         self._table = table_name
         self._audit_table = audit_table
+        self._articles_table = articles_table
 
     def get(self, person_id: str) -> Person | None:
         with aws_errors():
@@ -60,9 +64,17 @@ class PeopleRepository:
                                         partition={"entity": {"S": "person"}})  # fmt: skip
         return [Person.model_validate(item) for item in items], next_cursor
 
-    def save(self, old: Person | None, new: Person, *, audit: AuditEntry | None = None) -> None:
-        """Create (`old` None) or change a person in one transaction with the address claims and the audit
-        entry; the change holds only if the person is still as `old` was (Conflict otherwise)."""
+    def save(
+        self,
+        old: Person | None,
+        new: Person,
+        *,
+        audit: AuditEntry | None = None,
+        profile: AuthorProfile | None = None,
+    ) -> None:
+        """Create (`old` None) or change a person in one transaction with the address claims, their author
+        `profile` if given, and the audit entry; the change holds only if the person is still as `old` was
+        (Conflict otherwise)."""
         item = {
             **new.model_dump(mode="json"),
             "pk": f"person#{new.id}",
@@ -85,6 +97,9 @@ class PeopleRepository:
             }})  # fmt: skip
         if old is not None and old.email != new.email:
             writes.append({"Delete": {"TableName": self._table, "Key": _email_key(old.email)}})
+        if profile is not None:
+            assert self._articles_table, "this repository was built without the articles table"
+            writes.append(author_profile_write(self._articles_table, profile))
         if audit is not None:
             assert self._audit_table, "this repository was built without the audit table"
             writes.append(audit_write(self._audit_table, audit))
@@ -97,4 +112,6 @@ class PeopleRepository:
             reasons = cancellation_reasons(exc)
             if claims_address and reasons[1:2] == ["ConditionalCheckFailed"]:
                 raise EmailTaken(f"another person has the address {new.email}") from exc
+            if profile is not None and reasons[len(writes) - 1 - (audit is not None)] == "ConditionalCheckFailed":
+                raise SlugTaken(f"another author's page is /authors/{profile.slug}", code="author_slug_taken") from exc
             raise Conflict("the person was changed meanwhile; read them again and retry") from exc

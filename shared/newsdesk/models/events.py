@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from newsdesk.models.authors import Byline
+
 EVENT_SOURCE = "newsdesk"
 """The `source` of every event on the bus."""
 
@@ -85,6 +87,7 @@ class ArticleData(_Data):
     title: str
     summary: str
     author: str
+    authors: list[Byline] = Field(description="Each author; `author` is their names as one line.")
     tags: list[str]
     reading_time_minutes: int
     published_at: datetime | None

@@ -71,6 +71,7 @@ class Person(BaseModel):
     email: str = Field(description="Where the newsroom's notifications reach them; never shown to readers.")
     role: Role
     disabled: bool = Field(default=False, description="A disabled person's tokens are refused.")
+    author_slug: str | None = Field(default=None, description="Their author profile, `/authors/{slug}`.")
     created_at: datetime
     updated_at: datetime
 

@@ -6,24 +6,30 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from newsdesk.clock import iso, utc_now
 from newsdesk.dal.articles import AlreadyAnnounced, ArticleRepository, SlugTaken, VersionConflict
+from newsdesk.dal.revisions import RevisionRepository
 from newsdesk.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PreconditionFailed, RoleRequired
 from newsdesk.models.articles import (
     EDITABLE_BY_AUTHOR,
     Article,
     ArticleStatus,
     ArticleSummary,
+    AuthorPage,
     CreateArticleRequest,
     PublicArticle,
     Transition,
     UpdateArticleRequest,
+    byline_of,
 )
 from newsdesk.models.audit import AuditDetail, AuditEntry, AuditTarget
+from newsdesk.models.authors import Author, Byline
 from newsdesk.models.people import SYSTEM_SCHEDULE, Actor, Role
+from newsdesk.models.revisions import Revision, RevisionSummary
 from newsdesk.models.types import SLUG_PATTERN
 from newsdesk.observability import logger, metrics
 from newsdesk.rendering import MEDIA_BASE_URL, reading_time_minutes, render_markdown, summarize
@@ -53,11 +59,13 @@ class ArticleService:
         repository: ArticleRepository,
         *,
         audit: AuditLog | None = None,
+        revisions: RevisionRepository | None = None,
         media_base_url: str = "",
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
         self._audit = audit or AuditLog(None)
+        self._revisions = revisions
         self._media_base_url = media_base_url
         self._clock = clock
 
@@ -67,13 +75,15 @@ class ArticleService:
         exists, such as an upload that may be retried."""
         now = self._clock()
         html = self._render(request.body)
+        authors = self._bylines(request.authors) if request.authors else byline_of(request.author or "")
         draft = Article(
             id=article_id or new_article_id(),
             slug=request.slug or "",
             title=request.title,
             body=request.body,
             html=html,
-            author=request.author,
+            author=_names(authors),
+            authors=authors,
             summary=request.summary if request.summary is not None else summarize(html),
             custom_summary=request.summary is not None,
             tags=_normalize_tags(request.tags),
@@ -83,9 +93,11 @@ class ArticleService:
             created_at=now,
             updated_at=now,
             created_by=actor.id,
+            revision=1,
         )
         if request.slug:
-            self._repo.save(None, draft, audit=self._entry(actor, "article.created", draft))
+            self._repo.save(None, draft, audit=self._entry(actor, "article.created", draft),
+                            revision=_revision_of(draft, actor))  # fmt: skip
             created = draft
         else:
             created = self._create_with_free_slug(draft, actor)
@@ -101,12 +113,14 @@ class ArticleService:
                 continue
             article = draft.model_copy(update={"slug": slug})
             try:
-                self._repo.save(None, article, audit=self._entry(actor, "article.created", article))
+                self._repo.save(None, article, audit=self._entry(actor, "article.created", article),
+                                revision=_revision_of(article, actor))  # fmt: skip
             except SlugTaken:
                 continue  # taken between our look and our write; try the next one
             return article
         article = draft.model_copy(update={"slug": f"{base}-{secrets.token_hex(3)}"})
-        self._repo.save(None, article, audit=self._entry(actor, "article.created", article))
+        self._repo.save(None, article, audit=self._entry(actor, "article.created", article),
+                        revision=_revision_of(article, actor))  # fmt: skip
         return article
 
     def get(self, article_id: str) -> Article:
@@ -132,9 +146,22 @@ class ArticleService:
     def update(self, article_id: str, request: UpdateArticleRequest, *, if_match: int | None, actor: Actor) -> Article:
         current = self._current(article_id, if_match)
         _check_editable(actor, current, "change")
-        changes = request.model_dump(exclude_unset=True)
+        changes: dict[str, Any] = request.model_dump(exclude_unset=True)
         if not changes:
             return current
+        if "authors" in changes:
+            changes["authors"] = self._bylines(changes["authors"])
+        elif "author" in changes:
+            changes["authors"] = byline_of(changes["author"])
+        if "authors" in changes:
+            changes["author"] = _names(changes["authors"])
+        return self._save_content(current, changes, actor, "article.updated")
+
+    def _save_content(
+        self, current: Article, changes: dict[str, Any], actor: Actor, action: str, **details: AuditDetail
+    ) -> Article:
+        """Apply `changes` (fields of UpdateArticleRequest) to the article: a new version and a new revision,
+        with its audit entry, in one transaction."""
         update: dict[str, object] = {k: v for k, v in changes.items() if k != "summary"}
         html = self._render(changes["body"]) if "body" in changes else current.html
         if "body" in changes:
@@ -147,8 +174,12 @@ class ArticleService:
                           custom_summary=explicit is not None)  # fmt: skip
         elif not current.custom_summary:
             update["summary"] = summarize(html)
-        updated = current.model_copy(update={**update, "version": current.version + 1, "updated_at": self._clock()})
-        self._repo.save(current, updated, audit=self._entry(actor, "article.updated", updated))
+        now = self._clock()
+        updated = current.model_copy(
+            update={**update, "version": current.version + 1, "revision": current.revision + 1, "updated_at": now}
+        )
+        audit = self._entry(actor, action, updated, details={"revision": updated.revision, **details})
+        self._repo.save(current, updated, audit=audit, revision=_revision_of(updated, actor))
         return updated
 
     def delete(self, article_id: str, *, if_match: int | None, actor: Actor) -> None:
@@ -159,6 +190,45 @@ class ArticleService:
                                role=actor.role.value)  # fmt: skip
         self._repo.save(current, None, audit=self._entry(actor, "article.deleted", current))
         logger.info("article deleted", extra={"article_id": article_id})
+        if self._revisions is not None:
+            # After the article: a crash in between leaves revisions nobody can reach, never an article
+            # without its history.
+            self._revisions.forget(article_id)
+
+    # ------------------------------------------------------------------ revisions
+    def revisions(
+        self, article_id: str, *, actor: Actor, limit: int, cursor: str | None
+    ) -> tuple[list[RevisionSummary], str | None]:
+        """The article's kept revisions, newest first (a contributor: of their own articles)."""
+        article = self.read(article_id, actor=actor)
+        return self._history().page(article.id, limit=limit, cursor=cursor)
+
+    def revision(self, article_id: str, number: int, *, actor: Actor) -> Revision:
+        article = self.read(article_id, actor=actor)
+        found = self._history().get(article.id, number) if 0 < number <= article.revision else None
+        if found is None:
+            raise NotFound(f"article {article_id} has no revision {number} (the oldest ones are not kept)")
+        return found
+
+    def restore(self, article_id: str, number: int, *, actor: Actor, if_match: int | None = None) -> Article:
+        """Make the article's content what revision `number` saved: a new revision (and version) of its own,
+        under the same rules as any change (its ETag, and a contributor's own drafts only)."""
+        current = self._current(article_id, if_match)
+        _check_editable(actor, current, "restore a revision of")
+        revision = self.revision(article_id, number, actor=actor)
+        changes: dict[str, Any] = {
+            "title": revision.title,
+            "body": revision.body,
+            "tags": revision.tags,
+            "author": revision.author,
+            "authors": revision.authors or byline_of(revision.author),
+            "summary": revision.summary,
+        }
+        return self._save_content(current, changes, actor, "article.restored", restored=number)
+
+    def _history(self) -> RevisionRepository:
+        assert self._revisions is not None, "this service was built without the revisions table"
+        return self._revisions
 
     # ------------------------------------------------------------------ the review
     def submit(self, article_id: str, *, actor: Actor, if_match: int | None = None) -> Article:
@@ -378,7 +448,13 @@ class ArticleService:
         return article
 
     def _entry(
-        self, actor: Actor, action: str, article: Article, *, current: Article | None = None, **details: AuditDetail
+        self,
+        actor: Actor,
+        action: str,
+        article: Article,
+        *,
+        current: Article | None = None,
+        details: dict[str, AuditDetail] | None = None,
     ) -> AuditEntry | None:
         """The audit entry of a change of `article` (from `current`, for a change of status)."""
         moved = current is not None and current.status is not article.status
@@ -391,8 +467,33 @@ class ArticleService:
             version=article.version,
             **({"from": current.status.value, "to": article.status.value} if moved and current else {}),
             comment=transition.comment if transition else None,
-            **details,
+            **(details or {}),
         )
+
+    def _bylines(self, slugs: list[str]) -> list[Byline]:
+        """The bylines of the profiles `slugs` names, in that order; a slug without a profile is a 422."""
+        profiles = self._repo.authors(slugs)
+        unknown = [slug for slug in slugs if slug not in profiles]
+        if unknown:
+            raise InvalidInput(
+                f"no author profile for {', '.join(unknown)} (see GET /authors)",
+                code="unknown_authors",
+                details=[{"loc": ["body", "authors"], "slugs": unknown}],
+            )
+        return [Byline(name=profiles[slug].name, slug=slug) for slug in dict.fromkeys(slugs)]
+
+    # ------------------------------------------------------------------ author pages
+    def author_list(self, *, limit: int, cursor: str | None) -> tuple[list[Author], str | None]:
+        return self._repo.author_page(limit=limit, cursor=cursor)
+
+    def author_page(self, slug: str, *, limit: int, cursor: str | None) -> AuthorPage:
+        """An author's profile and a page of their published articles (one GetItem and one Query)."""
+        profile = self._repo.author(slug) if _SLUG.fullmatch(slug) and len(slug) <= 80 else None
+        if profile is None:
+            raise NotFound(f"no author at {slug!r}")
+        items, next_cursor = self._repo.list_public(tag=None, author=slug, limit=limit, cursor=cursor)
+        author = Author.model_validate(profile.model_dump(include=set(Author.model_fields)))
+        return AuthorPage(author=author, items=items, next_cursor=next_cursor)
 
     def _render(self, body: str) -> str:
         html = render_markdown(body, env={MEDIA_BASE_URL: self._media_base_url})
@@ -439,6 +540,28 @@ def _check_editable(actor: Actor, article: Article, doing: str) -> None:
             f"the article is {_named(article.status)}: an editor may {doing} it now, its author only once an"
             " editor asks for changes"
         )
+
+
+def _names(authors: list[Byline]) -> str:
+    """The authors as one line, for `author` (clients from before bylines show it): `A`, `A and B`, `A, B and C`."""
+    names = [byline.name for byline in authors]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _revision_of(article: Article, actor: Actor) -> Revision:
+    """The revision a save of `article` writes: its content as saved, by whom, and when."""
+    return Revision(
+        article_id=article.id,
+        number=article.revision,
+        title=article.title,
+        body=article.body,
+        tags=article.tags,
+        author=article.author,
+        authors=article.authors,
+        summary=article.summary if article.custom_summary else None,
+        by=actor.id,
+        at=article.updated_at,
+    )
 
 
 def new_article_id() -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 from newsdesk.dal.event_bus import PUT_EVENTS_LIMIT, EventBus
 from newsdesk.errors import ServiceBusy
+from newsdesk.models.articles import byline_of
 from newsdesk.models.events import (
     ArticleData,
     ArticleDeletedData,
@@ -80,6 +81,7 @@ def _article_data(image: dict[str, Any], site_base: str, *, updated: dict[str, A
         title=str(image["title"]),
         summary=str(image.get("summary", "")),
         author=str(image["author"]),
+        authors=image.get("authors") or byline_of(str(image["author"])),
         tags=[str(tag) for tag in image.get("tags") or []],
         reading_time_minutes=int(image.get("reading_time_minutes", 0)),
         published_at=image.get("published_at"),

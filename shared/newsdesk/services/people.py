@@ -10,19 +10,22 @@ from datetime import datetime
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.people import PeopleRepository
-from newsdesk.errors import Conflict, InvalidInput, NotFound
+from newsdesk.errors import Conflict, InvalidInput, NotFound, RoleRequired
 from newsdesk.models.audit import AuditTarget
+from newsdesk.models.authors import Author, AuthorProfile, AuthorProfileRequest
 from newsdesk.models.people import (
     PERSON_ID_PATTERN,
     Actor,
     CreatePersonRequest,
     CreateTokenRequest,
     Person,
+    Role,
     UpdatePersonRequest,
 )
 from newsdesk.models.tokens import IssuedToken, Token
 from newsdesk.services.audit import AuditLog
 from newsdesk.services.tokens import TokenService
+from newsdesk.slugs import make_slug
 
 _PERSON_ID = re.compile(PERSON_ID_PATTERN)
 
@@ -75,6 +78,32 @@ class PeopleService:
                                   changed=",".join(sorted(changed)), **details)  # fmt: skip
         self._repo.save(current, updated, audit=audit)
         return updated
+
+    def set_author_profile(self, person_id: str, request: AuthorProfileRequest, *, actor: Actor) -> Author:
+        """Give a person an author profile, or replace theirs (the slug stays): themselves, or an admin."""
+        if actor.person_id != person_id and not actor.role.allows(Role.ADMIN):
+            raise RoleRequired(
+                "to change someone else's author profile needs the admin role", required=Role.ADMIN.value,
+                role=actor.role.value,
+            )  # fmt: skip
+        person = self.get(person_id)
+        name = request.name or person.name
+        slug = person.author_slug or request.slug or make_slug(name)
+        if request.slug and request.slug != slug:
+            raise Conflict(
+                f"{person.name}'s author page is /authors/{slug}: its slug cannot change (their articles are listed"
+                " under it)",
+                code="author_slug_fixed",
+            )
+        now = self._clock()
+        profile = AuthorProfile(
+            slug=slug, name=name, bio=request.bio, image_url=request.image_url, links=request.links,
+            person_id=person.id, updated_at=now,
+        )  # fmt: skip
+        updated = person.model_copy(update={"author_slug": slug, "updated_at": now})
+        audit = self._audit.entry(actor, "author.updated", AuditTarget.PERSON, person.id, slug=slug)
+        self._repo.save(person, updated, audit=audit, profile=profile)
+        return Author.model_validate(profile.model_dump(include=set(Author.model_fields)))
 
     # ------------------------------------------------------------------ tokens
     def issue_token(self, person_id: str, request: CreateTokenRequest, *, actor: Actor | None) -> IssuedToken:
