@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from newsdesk.services.limits import ConfirmationLimits
     from newsdesk.services.links import LinkSigner
     from newsdesk.services.people import PeopleService
+    from newsdesk.services.previews import PreviewService
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
@@ -232,6 +233,14 @@ class Container:
         return PeopleService(
             people, tokens=TokenService(tokens, people=people, audit=self.audit_log), audit=self.audit_log
         )
+
+    @cached_property
+    def preview_service(self) -> PreviewService:
+        from newsdesk.dal.revisions import PreviewRepository
+        from newsdesk.services.previews import PreviewService
+
+        previews = PreviewRepository(self.dynamodb, self.settings(RevisionSettings).revisions_table)
+        return PreviewService(previews, articles=self.article_service, links=self.link_signer, audit=self.audit_log)
 
     @cached_property
     def email_composer(self) -> EmailComposer:
@@ -500,6 +509,10 @@ def audit_log() -> AuditLog:
 
 def people_service() -> PeopleService:
     return _current.people_service
+
+
+def preview_service() -> PreviewService:
+    return _current.preview_service
 
 
 def delivery_reports() -> DeliveryReports:

@@ -15,9 +15,9 @@ from newsdesk.errors import ConfigurationError
 # What each handler (and each HTTP function's routes) takes from the container.
 SERVICES = {
     "AuthorizerFunction": ["token_service"],
-    "PublicFunction": ["article_service", "subscription_service"],
+    "PublicFunction": ["article_service", "subscription_service", "preview_service"],
     "EditorFunction": ["article_service", "delivery_reports", "subscription_service", "upload_service",
-                       "webhook_service", "people_service", "audit_log"],
+                       "webhook_service", "people_service", "audit_log", "preview_service"],
     "FanoutFunction": ["fanout_service"],
     "MailerFunction": ["mailer_service"],
     "SchedulerFunction": ["article_service", "digest_service", "housekeeping"],

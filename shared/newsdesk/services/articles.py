@@ -226,6 +226,22 @@ class ArticleService:
         }
         return self._save_content(current, changes, actor, "article.restored", restored=number)
 
+    def preview_of(self, article_id: str, revision: int | None) -> Article | None:
+        """The article as a preview link shows it: as it is now, or with the content of a kept `revision`
+        (rendered and sanitized as a save would); None when the article or the revision is gone."""
+        article = self._repo.get(article_id)
+        if article is None or revision is None:
+            return article
+        found = self._history().get(article_id, revision)
+        if found is None:
+            return None
+        html = render_markdown(found.body, env={MEDIA_BASE_URL: self._media_base_url})
+        bylines = found.authors or byline_of(found.author)
+        return article.model_copy(
+            update={"title": found.title, "body": found.body, "html": html, "tags": found.tags,
+                    "author": found.author, "authors": bylines}
+        )  # fmt: skip
+
     def _history(self) -> RevisionRepository:
         assert self._revisions is not None, "this service was built without the revisions table"
         return self._revisions
