@@ -119,6 +119,16 @@ def test_an_editor_is_refused_what_only_admins_do_and_a_token_made_before_people
     ]  # Eve was never created
 
 
+def test_a_refused_role_is_told_so_before_its_request_is_even_read(stack: Stack, admin: str) -> None:
+    writer = join(stack, admin, "contributor")
+
+    unreadable = stack.http("POST", "/admin/people", token=writer.token, json_body={"role": "nonsense"})
+    not_json = stack.http("POST", "/admin/webhooks", token=writer.token, headers={"Content-Type": "text/plain"})
+
+    assert refused_for_role(unreadable, "admin", "contributor")
+    assert refused_for_role(not_json, "admin", "contributor")
+
+
 def test_me_says_who_the_token_belongs_to(stack: Stack, admin: str) -> None:
     editor = join(stack, admin, "editor", "Grace Hopper")
 

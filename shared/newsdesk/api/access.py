@@ -1,6 +1,7 @@
 """Who may call which /admin route. Each route declares its lowest role with `@requires(Role.X)` under its
-route decorator; `EditorRouter` refuses a route without one, documents the role in the OpenAPI document
-(`x-newsdesk-role` and the description) and checks it before the route runs.
+route decorator; `EditorRouter` refuses a route without one and documents the role in the OpenAPI document
+(`x-newsdesk-role` and the description), and the resolver checks it before anything of the route runs,
+request validation included (newsdesk.api.resolver).
 
 API Gateway's authorizer has checked the token and passed on who it belongs to and their role
 (`requestContext.authorizer.lambda`); the route reads that actor with `Depends(current_actor)`.
@@ -8,11 +9,11 @@ API Gateway's authorizer has checked the token and passed on who it belongs to a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.event_handler import Response
 from pydantic import ValidationError
 
 from newsdesk.errors import RoleRequired
@@ -51,26 +52,27 @@ def actor_of(event: Any) -> Actor | None:
         return None
 
 
-def role_check(role: Role) -> Callable[..., Response[Any]]:
-    """The route middleware that refuses an actor below `role` (403 role_required) before the route runs."""
+def authorized_actor(event: Any, role: Role) -> Actor:
+    """The caller, if their role is at least `role`; RoleRequired (403) otherwise."""
+    actor = actor_of(event)
+    if actor is None or not actor.role.allows(role):
+        raise RoleRequired(
+            f"{event.http_method} {event.path} needs the {role.value} role"
+            + (f"; this token has the {actor.role.value} role" if actor else ""),
+            required=role.value,
+            role=actor.role.value if actor else None,
+        )
+    return actor
 
-    def check_role(app: Any, next_middleware: Callable[[Any], Response[Any]]) -> Response[Any]:
-        actor = actor_of(app.current_event)
-        if actor is None or not actor.role.allows(role):
-            method = app.current_event.http_method
-            raise RoleRequired(
-                f"{method} {app.current_event.path} needs the {role.value} role"
-                + (f"; this token has the {actor.role.value} role" if actor else ""),
-                required=role.value,
-                role=actor.role.value if actor else None,
-            )
-        bound = _actor.set(actor)
-        try:
-            return next_middleware(app)
-        finally:
-            _actor.reset(bound)
 
-    return check_role
+@contextmanager
+def acting(actor: Actor) -> Iterator[None]:
+    """Make `actor` the caller of the route that runs inside (what `current_actor` answers)."""
+    bound = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(bound)
 
 
 def current_actor() -> Actor:
