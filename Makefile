@@ -6,10 +6,12 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: dev test lint chromium bench fuzz clean deploy
 
-$(INSTALLED): requirements-dev.txt shared/requirements.txt pyproject.toml
+$(INSTALLED): requirements-dev.txt shared/requirements.txt local/lambda-runtime-requirements.txt pyproject.toml
+	@echo "Setting up $(VENV): installing the packages of requirements-dev.txt and building the layer (on the first run, and when the requirements change; about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[cli]'
+	$(PY) -m local.layer >/dev/null
 	touch $@
 
 dev: $(INSTALLED)
@@ -21,13 +23,18 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used).
+# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used). Installing it
+# changes the system, so it is said first; NEWSDESK_SKIP_BROWSER=1 skips the browser tests instead (CI never).
 CHROMIUM := /usr/bin/chromium
 
 chromium:
-	@if [ ! -x $(CHROMIUM) ]; then \
+	@if [ -n "$$NEWSDESK_SKIP_BROWSER" ]; then \
+	  echo "NEWSDESK_SKIP_BROWSER is set: chromium is not installed and the browser tests will be skipped"; \
+	elif [ ! -x $(CHROMIUM) ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
 	  else echo "$(CHROMIUM) is missing and installing it needs root or sudo: the browser tests will skip (and fail under CI)"; exit 0; fi; \
+	  echo "The browser tests need Debian's chromium: installing it with $${sudo:+sudo }apt-get."; \
+	  echo "To skip those tests instead: NEWSDESK_SKIP_BROWSER=1 make test"; \
 	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y --no-install-recommends chromium; \
 	fi
@@ -48,12 +55,19 @@ fuzz: $(INSTALLED)
 # `sam build` needs the template's runtime (python3.13) on the PATH; without it, it builds in SAM's Docker
 # image instead. NEWSDESK_PARAMETERS (`SenderAddress=news@example.org SiteUrl=https://...`) become the
 # stack's parameters, as they do for `make dev`; samconfig.toml holds the rest (stack name, capabilities).
-SAM_BUILD_FLAGS ?= $(if $(shell command -v python3.13),,--use-container)
+# The check runs the interpreter: a pyenv shim answers `command -v python3.13` for a version pyenv knows
+# and then fails when that version is not selected.
+SAM_BUILD_FLAGS ?= $(if $(shell python3.13 -c 'import sys' 2>/dev/null && echo runs),,--use-container)
 SAM_DEPLOY_FLAGS ?=
+# The region is never guessed: REGION=eu-west-1, else AWS_DEFAULT_REGION (what SAM CLI and boto3 read; they
+# ignore AWS_REGION). A profile's own region does not count, so that a deploy never lands in a region
+# nobody named.
+REGION ?= $(AWS_DEFAULT_REGION)
 
 deploy:
+	$(if $(strip $(REGION)),,$(error make deploy needs a region: make deploy REGION=eu-west-1, or export AWS_DEFAULT_REGION (SAM CLI does not read AWS_REGION)))
 	sam build $(SAM_BUILD_FLAGS)
-	sam deploy $(SAM_DEPLOY_FLAGS) $${NEWSDESK_PARAMETERS:+--parameter-overrides "$$NEWSDESK_PARAMETERS"}
+	sam deploy --region $(REGION) $(SAM_DEPLOY_FLAGS) $${NEWSDESK_PARAMETERS:+--parameter-overrides "$$NEWSDESK_PARAMETERS"}
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -45,6 +45,7 @@ from urllib.parse import quote_plus
 from bench.emulator import Emulator
 from local.aws import aws_environment, client
 from local.events import sqs_record
+from local.layer import layer_path
 from local.stack import build_stack, local_resolver
 from local.template import Function, Template
 
@@ -96,7 +97,7 @@ class Stack:
         return self.resolver.physical_name(logical_id)
 
     def environment(self, function: Function) -> dict[str, str]:
-        """The function's variables as Lambda sets them, pointed at the emulator; the layer on the path."""
+        """The function's variables as Lambda sets them, pointed at the emulator; Lambda's import path."""
         passed = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
         return (
             passed
@@ -104,7 +105,9 @@ class Stack:
             | aws_environment(self.endpoint, REGION)
             | LAMBDA_ENVIRONMENT
             | {
-                "PYTHONPATH": str(ROOT / "shared"),
+                # As the local stack's workers: the code, the layers, the runtime's boto3; never the venv
+                # (the child runs with -S).
+                "PYTHONPATH": os.pathsep.join(map(str, [function.code_dir, *layer_path(function.layer_dirs)])),
                 "AWS_LAMBDA_FUNCTION_NAME": self.resolver.physical_name(function.logical_id),
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
                 "LAMBDA_TASK_ROOT": str(function.code_dir),
@@ -359,6 +362,18 @@ def _bus_event(stack: Stack, _n: int) -> Event:
     return _sqs_event(stack, "WebhookEventsQueue", json.dumps(envelope))
 
 
+def _erasure_step(stack: Stack, n: int) -> Event:
+    """Run n's queued erasure step: a confirmed reader, their erasure begun (its tombstone), every step left."""
+    from newsdesk.dal.erasures import ErasureRepository
+    from newsdesk.models.erasures import ErasureTask
+
+    email = f"cold-erasure-{n}@example.org"
+    stack.confirmed(email)
+    erasure_id = f"{n:032x}"
+    ErasureRepository(stack.dynamodb, stack.table("ErasuresTable")).begin(erasure_id, email, datetime.now(UTC))
+    return _sqs_event(stack, "ErasureQueue", ErasureTask(kind="person", id=erasure_id).model_dump_json())
+
+
 def _upload_published(reply: Any) -> bool:
     return isinstance(reply, dict) and [u.get("outcome") for u in reply.get("uploads", [])] == ["published"]
 
@@ -389,6 +404,7 @@ CASES = {
         Case("TallyFunction", "DynamoDB stream batch (1 recipient: pending to sent)", _ledger_changes, _window_closed),
         Case("EventsFunction", "events/stream-article-published.json", _article_published, _no_failures),
         Case("WebhooksFunction", "SQS bus event article.published (no endpoint asks for it)", _bus_event, _no_failures),
+        Case("ErasureFunction", "SQS erasure step (a confirmed reader, every step left)", _erasure_step, _no_failures),
     )
 }
 
@@ -412,7 +428,7 @@ def run_child(job: dict[str, Any], env: dict[str, str], *, importtime: bool = Fa
     """Run bench/cold_runner.py on one job in a fresh interpreter (killed if it overruns)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, *(["-X", "importtime"] if importtime else []), str(RUNNER), json.dumps(job)],
+        [sys.executable, "-S", *(["-X", "importtime"] if importtime else []), str(RUNNER), json.dumps(job)],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,

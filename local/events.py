@@ -378,3 +378,32 @@ def scheduled_event(
         "resources": [resource_arn],
         "detail": {},
     }
+
+
+def async_failure_record(
+    function_arn: str,
+    request_id: str,
+    payload: Any,
+    *,
+    attempts: int,
+    error_type: str,
+    error_message: str,
+    condition: str = "RetriesExhausted",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """What Lambda sends an asynchronous invocation's OnFailure destination once it stops retrying: the
+    event (`requestPayload`), how often it tried, and the function's error."""
+    now = now or datetime.now(UTC)
+    return {
+        "version": "1.0",
+        "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": error_message, "errorType": error_type, "stackTrace": []},
+    }

@@ -1,9 +1,11 @@
 """Running the template's functions: in worker processes as Lambda does, or inside the test process.
 
 `WorkerFunctions` is what `make dev` runs: each function in processes of its own (started on first use and
-kept warm), with only its own environment and credentials, stopped when it runs past its `Timeout`.
+kept warm), with only its own environment and credentials, stopped when it runs past its `Timeout`, and
+only Lambda's import path (its code, the layers, the runtime's boto3: local/layer.py), none of the venv.
 `InProcessFunctions` runs handlers in the calling process, so integration tests can freeze time and swap
-collaborators; its calls to AWS are still checked against the function's role (`local.iam.acting_as`).
+collaborators; its calls to AWS are still checked against the function's role (`local.iam.acting_as`), and
+the product's packages come from the layers there too, ahead of the venv.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+from local import layer
 from local.iam import Credentials, acting_as
 from local.logs import compact_logs, readable
 from local.resolver import Resolver
@@ -61,7 +64,7 @@ def lambda_environment(
     """What Lambda puts in a function's environment: the template's variables, Lambda's own, the credentials
     of its role; plus `extra` (the local endpoint). Nothing of the runner's own environment leaks in."""
     name = resolver.physical_name(function.logical_id)
-    paths = [str(function.code_dir), *(str(path) for path in function.layer_dirs)]
+    paths = [str(function.code_dir), *(str(path) for path in layer.layer_path(function.layer_dirs))]
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "en_US.UTF-8",
@@ -94,7 +97,8 @@ class _Worker:
         self.function = function
         ours, theirs = socket.socketpair()
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, str(WORKER_SCRIPT), str(theirs.fileno())],
+            # -S: no site-packages of the venv, only PYTHONPATH (the code, the layers, the runtime's boto3).
+            [sys.executable, "-S", str(WORKER_SCRIPT), str(theirs.fileno())],
             env=environment,
             cwd=function.code_dir,
             pass_fds=[theirs.fileno()],
@@ -186,6 +190,8 @@ class WorkerFunctions:
         self._busy: set[_Worker] = set()
         self._stopped = False
         self._usage: dict[str, list[float]] = {logical_id: [0, 0.0] for logical_id in template.functions}
+        # The layers' packages are built now if missing (a minute, once), not inside a first cold start.
+        layer.layer_path(template.layer_dirs)
 
     def environment(self, logical_id: str) -> dict[str, str]:
         function = self.template.functions[logical_id]
@@ -299,9 +305,7 @@ class InProcessFunctions:
         self.resolver = resolver
         self._locks = {logical_id: threading.Lock() for logical_id in template.functions}
         self._modules: dict[str, ModuleType] = {}
-        for layer_dir in template.layer_dirs:
-            if str(layer_dir) not in sys.path:
-                sys.path.append(str(layer_dir))
+        layer.use_in_this_process(template.layer_dirs)
 
     def _load(self, logical_id: str) -> ModuleType:
         if logical_id in self._modules:

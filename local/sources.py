@@ -1,4 +1,10 @@
-"""Event sources as Lambda runs them: SQS and DynamoDB stream pollers, S3 notifications, schedules."""
+"""Event sources as Lambda runs them: SQS and DynamoDB stream pollers, S3 notifications, schedules.
+
+S3 and EventBridge Scheduler invoke a function asynchronously: Lambda retries a failed event as the
+function's `EventInvokeConfig` says (twice by default, a minute and then two apart) and then sends it to
+the `OnFailure` destination. A schedule's own `RetryPolicy` and `DeadLetterConfig` cover only handing the
+event to Lambda (a refused or throttled Invoke call), which cannot fail locally.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ from local import events
 from local.aws import LOCAL_MAX_VISIBILITY_SECONDS, client
 from local.cron import next_fire
 from local.filters import EventFilters
-from local.functions import DEFAULT_CONCURRENCY
+from local.functions import DEFAULT_CONCURRENCY, FunctionError
+from local.iam import acting_as
 from local.resolver import Resolver
 from local.template import EventSource, Schedule, Template
 
@@ -29,8 +36,7 @@ log = logging.getLogger(__name__)
 Invoke = Callable[[str, dict[str, Any]], Any]
 Poll = Callable[[], bool]
 
-S3_ATTEMPTS = 3  # an asynchronous invocation: the first try and two retries
-S3_RETRY_DELAY_SECONDS = 60
+ASYNC_RETRY_DELAY_SECONDS = 60  # Lambda's first retry of an asynchronous event; the second waits twice as long
 IN_FLIGHT_MARGIN_SECONDS = 5  # the runner stops an invocation at its timeout; this covers the stopping
 
 
@@ -55,7 +61,7 @@ class EventSources:
         endpoint: str | None,
         *,
         poll_seconds: float = 0.25,
-        s3_retry_delay_seconds: int = S3_RETRY_DELAY_SECONDS,
+        retry_delay_seconds: float = ASYNC_RETRY_DELAY_SECONDS,
     ) -> None:
         """`endpoint` None: plain boto3 clients, for tests inside moto's `mock_aws`."""
         self.template = template
@@ -63,7 +69,7 @@ class EventSources:
         self.invoke = invoke
         self.endpoint = endpoint
         self.poll_seconds = poll_seconds
-        self.s3_retry_delay_seconds = s3_retry_delay_seconds
+        self.retry_delay_seconds = retry_delay_seconds
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._versioned: dict[str, bool] = {}
@@ -73,6 +79,10 @@ class EventSources:
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
         self._clients: dict[str, Any] = {}
         self._consumers: dict[str, int] = {}  # poller name -> threads polling it at once (SQS)
+        # The pollers of a service share its client, each thread holding a connection while it long-polls: a
+        # pool smaller than the threads makes urllib3 discard connections and warn (six times on every stop).
+        threads = sum(self._sqs_consumers(event) for event in template.events_of("SQS"))
+        self._pool_size = max(10, threads + len(template.events_of("S3")) + 1)
         # Expressions and time zones may be parameters (!Ref DigestSchedule): resolve them once.
         self.schedules = [
             dataclasses.replace(
@@ -86,12 +96,13 @@ class EventSources:
     def _client(self, service: str) -> Any:
         """One client per service, shared by the pollers (boto3 clients are thread-safe)."""
         if service not in self._clients:
+            pool = Config(max_pool_connections=self._pool_size)
             if self.endpoint is None:
                 # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
-                config = Config(account_id_endpoint_mode="disabled")
+                config = pool.merge(Config(account_id_endpoint_mode="disabled"))
                 self._clients[service] = boto3.client(service, region_name=self.resolver.region, config=config)
             else:
-                self._clients[service] = client(service, self.endpoint, self.resolver.region)
+                self._clients[service] = client(service, self.endpoint, self.resolver.region, pool)
         return self._clients[service]
 
     def _spawn(self, name: str, target: Callable[[], object]) -> None:
@@ -366,6 +377,7 @@ class EventSources:
     def _s3_poller(self, function_id: str, sqs: Any, queue_url: str) -> Poll:
         s3 = self._client("s3")
         in_flight_seconds = self.template.functions[function_id].timeout + IN_FLIGHT_MARGIN_SECONDS
+        attempts_allowed = 1 + self.template.functions[function_id].async_invoke.max_retries
 
         def poll() -> bool:
             messages = self._receive(sqs, queue_url, 10, in_flight_seconds)
@@ -378,17 +390,14 @@ class EventSources:
                 attempt = int(message["Attributes"]["ApproximateReceiveCount"])
                 try:
                     self.invoke(function_id, event)
-                except Exception:  # logged by invoke
-                    if attempt < S3_ATTEMPTS:
-                        log.warning(
-                            "%s failed on an S3 event; retrying in %ss",
-                            function_id,
-                            self.s3_retry_delay_seconds,
-                        )
+                except Exception as error:  # logged by invoke
+                    if attempt < attempts_allowed:
+                        delay = round(self.retry_delay_seconds * attempt)
+                        log.warning("%s failed on an S3 event; retrying in %ss", function_id, delay)
                         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                                      VisibilityTimeout=self.s3_retry_delay_seconds)  # fmt: skip
+                                                      VisibilityTimeout=delay)  # fmt: skip
                         continue
-                    log.error("%s failed on an S3 event %d times; dropping it", function_id, attempt)
+                    self._async_failed(function_id, event, error, attempt)
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             return bool(messages)
 
@@ -420,6 +429,75 @@ class EventSources:
             self._versioned[bucket] = s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
         return self._versioned[bucket]
 
+    # ------------------------------------------------------------------------ asynchronous invocations
+
+    def _invoke_async(self, function_id: str, event: dict[str, Any]) -> bool:
+        """Run the function on the event now; when that fails, retry it in the background as Lambda retries
+        an asynchronous event. Whether the first attempt succeeded."""
+        try:
+            self.invoke(function_id, event)
+        except Exception as error:  # logged by invoke
+            retrying = threading.Thread(
+                target=self._retry_async, args=(function_id, event, error), name=f"retry:{function_id}", daemon=True
+            )
+            self._threads = [thread for thread in self._threads if thread.is_alive()] + [retrying]
+            retrying.start()
+            return False
+        return True
+
+    def _retry_async(self, function_id: str, event: dict[str, Any], error: Exception) -> None:
+        config = self.template.functions[function_id].async_invoke
+        started = time.monotonic()
+        attempts = 1
+        while attempts <= config.max_retries:
+            if self._stop.wait(self.retry_delay_seconds * attempts):
+                return
+            if time.monotonic() - started > config.max_event_age_seconds:
+                self._async_failed(function_id, event, error, attempts, condition="EventAgeExceeded")
+                return
+            attempts += 1
+            try:
+                self.invoke(function_id, event)
+            except Exception as again:  # logged by invoke
+                error = again
+            else:
+                return
+        self._async_failed(function_id, event, error, attempts)
+
+    def _async_failed(
+        self,
+        function_id: str,
+        event: dict[str, Any],
+        error: Exception,
+        attempts: int,
+        *,
+        condition: str = "RetriesExhausted",
+    ) -> None:
+        """Lambda stopped retrying an asynchronous event: it goes to the function's OnFailure queue (sent with
+        the function's role, as Lambda sends it), or is dropped."""
+        destination = self.template.functions[function_id].async_invoke.on_failure or {}
+        if destination.get("Type") != "SQS":
+            log.error("%s failed on an asynchronous event %d times; dropping it", function_id, attempts)
+            return
+        queue_arn = str(self.resolver.resolve(destination["Destination"]))
+        error_type, message = type(error).__name__, str(error)
+        if isinstance(error, FunctionError):  # a worker's failure, as Lambda reports it
+            error_type, message = error.error_type, error.message
+        record = events.async_failure_record(
+            self.resolver.arn(function_id),
+            str(uuid.uuid4()),
+            event,
+            attempts=attempts,
+            error_type=error_type,
+            error_message=message,
+            condition=condition,
+        )
+        sqs = self._client("sqs")
+        queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        with acting_as(function_id):
+            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+        log.error("%s failed on an asynchronous event %d times; recorded in %s", function_id, attempts, queue_arn)
+
     # ---------------------------------------------------------------------------------- schedules
 
     def _schedule_event(self, schedule: Schedule, at: datetime) -> dict[str, Any]:
@@ -445,11 +523,9 @@ class EventSources:
         return events.scheduled_event(arn, region=region, account_id=account, now=at)
 
     def _fire(self, schedule: Schedule, at: datetime | None = None) -> bool:
-        try:
-            self.invoke(schedule.function_id, self._schedule_event(schedule, at or datetime.now(UTC)))
-        except Exception:  # logged by invoke
-            return False
-        return True
+        """Hand the schedule's event to its function, as EventBridge Scheduler does: asynchronously. Whether
+        the first attempt succeeded; Lambda's retries of a failure run in the background."""
+        return self._invoke_async(schedule.function_id, self._schedule_event(schedule, at or datetime.now(UTC)))
 
     def run_schedules(self, function_logical_id: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """Fire the enabled schedules (of one function, or all; only the one called `name`, when given) once

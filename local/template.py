@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,15 @@ def _merge(base: Any, own: Any) -> Any:
     return own
 
 
+def _async_invoke_config(config: dict[str, Any]) -> AsyncInvokeConfig:
+    defaults = AsyncInvokeConfig()
+    return AsyncInvokeConfig(
+        max_retries=int(config.get("MaximumRetryAttempts", defaults.max_retries)),
+        max_event_age_seconds=int(config.get("MaximumEventAgeInSeconds", defaults.max_event_age_seconds)),
+        on_failure=(config.get("DestinationConfig") or {}).get("OnFailure"),
+    )
+
+
 @dataclass(frozen=True)
 class Resource:
     logical_id: str
@@ -98,6 +107,17 @@ class EventSource:
 
 
 @dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """How Lambda handles a failed asynchronous invocation (S3, SNS, EventBridge Scheduler) of a function:
+    its `EventInvokeConfig`, with Lambda's defaults (two retries, six hours)."""
+
+    max_retries: int = 2
+    max_event_age_seconds: int = 21600
+    # The OnFailure destination's Type and Destination, unresolved (!GetAtt Queue.Arn); None: dropped.
+    on_failure: dict[str, Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Function:
     logical_id: str
     code_dir: Path
@@ -108,6 +128,7 @@ class Function:
     events: tuple[EventSource, ...] = ()
     layer_dirs: tuple[Path, ...] = ()
     reserved_concurrency: int | None = None
+    async_invoke: AsyncInvokeConfig = AsyncInvokeConfig()
 
     @property
     def handler_module(self) -> str:
@@ -224,6 +245,7 @@ class Template:
                 reserved_concurrency=(
                     int(props["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in props else None
                 ),
+                async_invoke=_async_invoke_config(props.get("EventInvokeConfig") or {}),
             )
         return functions
 

@@ -1,10 +1,11 @@
 """One function's execution environment, as a Lambda sandbox is: a process of its own.
 
-The runner starts `python local/worker.py <fd>` with only the function's environment (its template
-variables, its own credentials, Lambda's own variables) and the import path Lambda gives it (the code
-folder, then the layers). It loads the handler once (a cold start) and then answers invocations on the
-connection `fd`, one at a time, until the runner stops it or it crashes. Standard library only: nothing of
-the runner is importable from here, as nothing of it exists in Lambda.
+The runner starts `python -S local/worker.py <fd>` with only the function's environment (its template
+variables, its own credentials, Lambda's own variables) and the import path Lambda gives it (PYTHONPATH: the
+code folder, then the layers, then the runtime's boto3; `-S` keeps the venv's site-packages out). It loads
+the handler once (a cold start) and then answers invocations on the connection `fd`, one at a time, until
+the runner stops it or it crashes. Standard library only: nothing of the runner is importable from here, as
+nothing of it exists in Lambda.
 """
 
 from __future__ import annotations

@@ -218,16 +218,68 @@ def test_events_the_upload_function_keeps_failing_on_wait_in_a_queue_it_may_send
 
 
 def test_every_function_invoked_asynchronously_has_a_failure_destination(expanded: dict[str, Any]) -> None:
-    # S3 and SNS invoke asynchronously: after Lambda's retries the event is gone unless it goes somewhere.
-    # (The schedules' events carry no data: the next run recomputes what is due.)
+    # S3, SNS and EventBridge Scheduler invoke asynchronously: after Lambda's retries the event is gone
+    # unless it goes somewhere (a failed weekly digest would otherwise wait a week, silently).
     invoked = {
         logical_id(body["Properties"]["FunctionName"])
         for body in resources(expanded, "AWS::Lambda::Permission").values()
         if body["Properties"].get("Principal") in ("s3.amazonaws.com", "sns.amazonaws.com")
     }
+    invoked |= {
+        target_of(body["Properties"]["Target"]["Arn"])
+        for body in resources(expanded, "AWS::Scheduler::Schedule").values()
+    }
+    destinations = async_failure_destinations(expanded)
 
-    assert invoked == {"UploadFunction"}
-    assert invoked <= set(async_failure_destinations(expanded))
+    assert invoked == {"UploadFunction", "SchedulerFunction"}
+    assert invoked <= set(destinations)
+    for function_id in invoked:
+        assert allows(expanded, function_id, "sqs:SendMessage", resolver(expanded).arn(destinations[function_id]))
+
+
+def schedule_role_documents(expanded: dict[str, Any], schedule: dict[str, Any]) -> list[dict[str, Any]]:
+    role = expanded["Resources"][target_of(schedule["Properties"]["Target"]["RoleArn"])]
+    return [policy["PolicyDocument"] for policy in role["Properties"].get("Policies") or []]
+
+
+def test_what_a_schedule_cannot_hand_to_lambda_waits_in_a_watched_queue(expanded: dict[str, Any]) -> None:
+    schedules = resources(expanded, "AWS::Scheduler::Schedule")
+    watched = {
+        dimension["Value"]["Fn::GetAtt"][0]
+        for alarm in alarms(expanded).values()
+        if alarm.get("Namespace") == "AWS/SQS"
+        for dimension in alarm["Dimensions"]
+    }
+
+    assert len(schedules) == 3
+    for name, schedule in schedules.items():
+        target = schedule["Properties"]["Target"]
+        queue = target_of(target["DeadLetterConfig"]["Arn"])
+        retry = target["RetryPolicy"]
+        assert queue in resources(expanded, QUEUE), name
+        assert queue in watched, name
+        assert 0 <= retry["MaximumRetryAttempts"] <= 185, name  # Scheduler's own bounds
+        assert 60 <= retry["MaximumEventAgeInSeconds"] <= 86400, name
+        # SAM's role for the schedule may put the dead letter in the queue.
+        statements = [
+            statement
+            for document in schedule_role_documents(expanded, schedule)
+            for statement in _as_list(document["Statement"])
+        ]
+        assert {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": target["DeadLetterConfig"]["Arn"]} in (
+            statements
+        ), name
+
+
+def test_a_weekly_digest_is_retried_for_a_day_and_a_job_run_every_minute_is_not(expanded: dict[str, Any]) -> None:
+    policies = {
+        json.loads(body["Properties"]["Target"]["Input"])["job"]: body["Properties"]["Target"]["RetryPolicy"]
+        for body in resources(expanded, "AWS::Scheduler::Schedule").values()
+    }
+
+    assert policies["digest"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    assert policies["publish-due"]["MaximumRetryAttempts"] == 0  # the next minute's run is the retry
+    assert policies["housekeeping"]["MaximumEventAgeInSeconds"] < 24 * 3600  # before the next day's run
 
 
 def test_ses_events_that_cannot_be_queued_or_applied_wait_in_a_dead_letter_queue(expanded: dict[str, Any]) -> None:
@@ -293,6 +345,8 @@ def test_the_scheduler_may_redrive_the_delivery_dead_letters_and_do_nothing_else
         (action, dead) for dead in ("FanoutDeadLetterQueue", "SendDeadLetterQueue") for action in MOVE_TASK_ON_SOURCE
     }
     expected |= {("sqs:SendMessage", live) for live in ("FanoutQueue", "SendQueue")}
+    # Lambda records a scheduled job that failed its retries in the schedules' dead-letter queue, as the function.
+    expected |= {("sqs:SendMessage", "SchedulesDeadLetterQueue")}
 
     granted = {
         (action, queue)
@@ -340,12 +394,50 @@ def test_every_function_has_an_errors_alarm(expanded: dict[str, Any]) -> None:
     watched = {
         dimension["Value"]["Ref"]
         for alarm in alarms(expanded).values()
-        if (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+        if (alarm.get("Namespace"), alarm.get("MetricName")) == ("AWS/Lambda", "Errors")
         for dimension in alarm["Dimensions"]
         if dimension["Name"] == "FunctionName"
     }
 
     assert watched == set(resources(expanded, "AWS::Lambda::Function"))
+
+
+def test_every_function_is_watched_for_throttles_by_one_alarm_that_sums_them(expanded: dict[str, Any]) -> None:
+    watched: list[str] = []
+    for alarm in alarms(expanded).values():
+        queries = alarm.get("Metrics") or []
+        throttles = {
+            query["Id"]: query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+            for query in queries
+            if query.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "Throttles"
+        }
+        if not throttles:
+            continue
+        (returned,) = [query for query in queries if query.get("ReturnData", True)]
+        assert sorted(returned["Expression"].replace(" ", "").split("+")) == sorted(throttles)
+        assert len(queries) <= 10 + 1  # CloudWatch's hard limit: 10 metrics in an alarm's math
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        watched += throttles.values()
+
+    assert sorted(watched) == sorted(resources(expanded, "AWS::Lambda::Function"))
+
+
+def test_a_server_error_of_the_api_raises_an_alarm(expanded: dict[str, Any]) -> None:
+    (alarm,) = [a for a in alarms(expanded).values() if a.get("Namespace") == "AWS/ApiGateway"]
+    dimensions = {dimension["Name"]: dimension["Value"] for dimension in alarm["Dimensions"]}
+
+    assert alarm["MetricName"] == "5xx"
+    assert dimensions == {"ApiId": {"Ref": "HttpApi"}, "Stage": stage(expanded)["StageName"]}
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanThreshold", 0)
+
+
+def test_a_newsletter_batch_waiting_hours_raises_an_alarm_long_before_sqs_drops_it(expanded: dict[str, Any]) -> None:
+    (alarm,) = [a for a in alarms(expanded).values() if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    queue = alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+    retention = resources(expanded, QUEUE)[queue]["Properties"].get("MessageRetentionPeriod", 4 * 24 * 3600)
+
+    assert queue == "SendQueue"
+    assert 3600 <= float(alarm["Threshold"]) <= float(retention) / 10
 
 
 @pytest.mark.parametrize(
@@ -354,7 +446,9 @@ def test_every_function_has_an_errors_alarm(expanded: dict[str, Any]) -> None:
 def test_ses_reputation_alarms_fire_well_before_aws_pauses_sending(
     expanded: dict[str, Any], metric: str, aws_pauses_at: float
 ) -> None:
-    (alarm,) = [a for a in alarms(expanded).values() if (a["Namespace"], a["MetricName"]) == ("AWS/SES", metric)]
+    (alarm,) = [
+        a for a in alarms(expanded).values() if (a.get("Namespace"), a.get("MetricName")) == ("AWS/SES", metric)
+    ]
 
     assert "Dimensions" not in alarm  # the account's rate, which is what AWS judges
     assert alarm["ComparisonOperator"] in ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
@@ -363,7 +457,7 @@ def test_ses_reputation_alarms_fire_well_before_aws_pauses_sending(
 
 
 def test_a_stalled_stream_raises_an_alarm(expanded: dict[str, Any]) -> None:
-    ages = [a for a in alarms(expanded).values() if a["MetricName"] == "IteratorAge"]
+    ages = [a for a in alarms(expanded).values() if a.get("MetricName") == "IteratorAge"]
 
     assert sorted(alarm["Dimensions"][0]["Value"]["Ref"] for alarm in ages) == [
         "EventsFunction",
@@ -383,11 +477,12 @@ def test_every_queue_nothing_reads_has_an_alarm_on_what_waits_in_it(expanded: di
     watched = {
         dimension["Value"]["Fn::GetAtt"][0]
         for alarm in alarms(expanded).values()
-        if alarm["Namespace"] == "AWS/SQS"
+        if alarm.get("Namespace") == "AWS/SQS"
         for dimension in alarm["Dimensions"]
     }
 
-    assert len(dead_letter_queues) == 9  # 6, and the events' and the two webhook queues' dead letters
+    # 6, the events', the two webhook queues', the schedules' and the erasure queue's dead letters
+    assert len(dead_letter_queues) == 11
     assert dead_letter_queues <= watched
 
 
@@ -481,3 +576,54 @@ def test_access_logs_record_routes_never_paths_or_query_strings(template: Templa
 )
 def test_the_access_log_check_catches_leaks(log_format: str, expected: str) -> None:
     assert any(problem.startswith(expected) for problem in access_log_problems(log_format))
+
+
+# ---------------------------------------------------------------------- the CI deploy role
+
+
+def test_the_ci_deploy_role_may_create_every_kind_of_resource_the_stack_holds(expanded: dict[str, Any]) -> None:
+    # A service the policy forgets fails the first CI deploy half-way (and rolls it back).
+    policy = json.loads((ROOT / "examples" / "deploy-role-policy.json").read_text(encoding="utf-8"))
+    granted = {
+        str(action).split(":", 1)[0]
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+    }
+    services = {
+        {"apigatewayv2": "apigateway"}.get(kind, kind)
+        for kind in (body["Type"].split("::")[1].lower() for body in expanded["Resources"].values())
+    }
+
+    assert services - granted == set()
+    assert {"cloudformation", "iam", "s3"} <= granted  # the stack itself, its roles, SAM's artifacts
+
+
+# ---------------------------------------------------------------------- sam delete
+
+
+def kept(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    return body.get("DeletionPolicy"), body.get("UpdateReplacePolicy")
+
+
+def test_the_signing_secret_is_kept_exactly_as_long_as_the_tables_holding_keys_derived_from_it(
+    template: Template,
+) -> None:
+    # Recipient keys, pseudonyms and sealed webhook secrets in the tables are unreadable without the secret;
+    # the rate-limit counters (RateLimitsTable) expire within a day and are not kept.
+    resources = template.data["Resources"]
+    tables = {
+        logical_id: kept(body)
+        for logical_id, body in resources.items()
+        if body["Type"] == "AWS::DynamoDB::Table" and logical_id != "RateLimitsTable"
+    }
+
+    assert len(tables) >= 9
+    assert set(tables.values()) == {kept(resources["SigningSecret"])}
+    assert kept(resources["SigningSecret"]) == ("Retain", "Retain")  # README: a mistaken delete loses no one
+
+
+def test_sam_delete_and_each_update_delete_the_layers_old_versions(expanded: dict[str, Any]) -> None:
+    (layer,) = resources(expanded, "AWS::Lambda::LayerVersion").values()
+
+    assert layer.get("DeletionPolicy") == "Delete"

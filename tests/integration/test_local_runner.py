@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,7 +65,9 @@ def stack() -> Iterator[Stack]:
         for key, value in resolver.environment().items():
             patch.setenv(key, value)
         functions = InProcessFunctions(template, resolver)
-        sources = EventSources(template, resolver, functions.invoke, endpoint, poll_seconds=0.1)
+        sources = EventSources(
+            template, resolver, functions.invoke, endpoint, poll_seconds=0.1, retry_delay_seconds=0.2
+        )
         sources.start()
         server = ApiServer(
             ("127.0.0.1", 0), template, functions, ApiContext(region=REGION), invoke_policies=built.invoke_policies
@@ -119,6 +124,23 @@ def test_the_path_is_decoded_once_as_api_gateway_does(stack: Stack) -> None:
     event = stack.received("ApiFunction")[-1]
     assert event["pathParameters"] == {"id": "x%41y@example.org"}
     assert event["rawPath"] == event["requestContext"]["http"]["path"] == "/items/x%41y@example.org"
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [("/items/dora%40b%C3%BCcher.example", "/items/{id}"), ("/nowhere/dora%40example.org", "/nowhere/<address>")],
+)
+def test_the_access_log_never_prints_an_address_in_a_path(
+    stack: Stack, caplog: pytest.LogCaptureFixture, path: str, logged: str
+) -> None:
+    # As DELETE /admin/subscribers/{email} is logged: the route, not the address a client put in its path.
+    with caplog.at_level(logging.INFO, logger="access"):
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(urllib.request.Request(stack.server.url + path, method="DELETE"), timeout=10)
+        # The line is written once the answer is sent, so it may come just after the client has it.
+        [line] = wait_for(lambda: [record.getMessage() for record in caplog.records if record.name == "access"])
+    assert line.startswith(f"DELETE {logged} ")
+    assert "dora" not in line
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("POST", "/items"), ("GET", "/files/")])
@@ -356,3 +378,42 @@ def test_run_schedules_fires_one_schedule_by_name(stack: Stack) -> None:
     assert results == [{"function": "TickFunction", "schedule": "Nightly", "ok": True}]
     assert stack.received("TickFunction")[before:] == [{"job": "nightly"}]
     assert "Nightly" in stack.sources.schedule_names()
+
+
+def failure_records(stack: Stack) -> list[dict[str, Any]]:
+    """What Lambda recorded in JobsFunction's OnFailure queue (taken off the queue)."""
+    sqs = stack.client("sqs")
+    url = stack.resolver.queue_url("JobFailuresQueue")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []
+    for message in messages:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(message["Body"]) for message in messages]
+
+
+def test_a_scheduled_job_that_keeps_failing_ends_in_the_functions_failure_destination(stack: Stack) -> None:
+    # EventBridge Scheduler invokes asynchronously: Lambda retries (EventInvokeConfig: once here), then
+    # records the event and the error in the OnFailure queue instead of dropping it.
+    before = len(stack.received("JobsFunction"))
+
+    results = stack.sources.run_schedules(name="Doomed")
+
+    assert results == [{"function": "JobsFunction", "schedule": "Doomed", "ok": False}]
+    (record,) = wait_for(lambda: failure_records(stack))
+    assert record["requestPayload"] == {"job": "doomed"}
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestContext"]["functionArn"] == f"{stack.resolver.arn('JobsFunction')}:$LATEST"
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert record["responsePayload"]["errorMessage"] == "the doomed job failed, as asked"
+    assert stack.received("JobsFunction")[before:] == [{"job": "doomed"}] * 2  # the first try and one retry
+
+
+def test_a_scheduled_job_that_fails_once_is_retried_and_not_recorded(stack: Stack) -> None:
+    before = len(stack.received("JobsFunction"))
+
+    results = stack.sources.run_schedules(name="Flaky")
+
+    assert results == [{"function": "JobsFunction", "schedule": "Flaky", "ok": False}]
+    wait_for(lambda: len(stack.received("JobsFunction")) >= before + 2)
+    assert stack.received("JobsFunction")[before:] == [{"job": "flaky"}] * 2
+    assert failure_records(stack) == []

@@ -16,10 +16,11 @@ from typing import Any
 import boto3
 import pytest
 
+from local import layer
 from local.aws import Usage, aws_environment, client, start_moto
 from local.events import ApiContext
-from local.functions import WorkerFunctions
-from local.iam import AccessPolicy
+from local.functions import FunctionError, WorkerFunctions
+from local.iam import AccessPolicy, Credentials
 from local.resolver import Resolver
 from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
@@ -29,6 +30,13 @@ from local.template import ACCOUNT_ID, load_template
 TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "local_workers" / "template.yaml"
 REGION = "us-east-1"
 INTEGRATION_TIMEOUT = 4.0
+VENV_ONLY_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  YamlFunction:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: functions/, Handler: app.handler, Runtime: python3.13}
+"""
 
 
 @dataclass
@@ -119,6 +127,34 @@ def test_a_function_sees_only_its_own_environment_and_credentials(stack: Stack) 
     assert answer["access_key_id"] != stack.policy.credentials["SlowFunction"].access_key_id
     assert 0 < answer["remaining_ms"] <= 10_000  # counts down from the template's Timeout
     assert answer["process"] != os.getpid()
+
+
+def test_a_function_imports_from_its_code_and_the_runtime_never_the_venv(stack: Stack) -> None:
+    _, answer = stack.get("/environment")
+
+    code_dir = TEMPLATE.parent / "functions"
+    assert answer["import_path"][:2] == [str(code_dir), str(layer.runtime_packages())]  # no layers here
+    assert not [folder for folder in answer["import_path"] if Path(folder).name == "site-packages"]
+    assert Path(answer["boto3"]).is_relative_to(layer.runtime_packages())
+
+
+def test_a_package_only_the_venv_has_fails_the_cold_start_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "app.py").write_text("import yaml  # the venv has it, Lambda's runtime does not\n")
+    (tmp_path / "template.yaml").write_text(VENV_ONLY_TEMPLATE)
+    template = load_template(tmp_path / "template.yaml")
+    credentials = {"YamlFunction": Credentials("ASIAEXAMPLEEXAMPLE00", "secret", "token")}
+    functions = WorkerFunctions(template, local_resolver(template=template, region=REGION), credentials)
+    try:
+        with pytest.raises(FunctionError) as failure:
+            functions.invoke("YamlFunction", {})
+    finally:
+        functions.stop()
+
+    assert (failure.value.error_type, failure.value.message) == (
+        "Runtime.ImportModuleError",
+        "No module named 'yaml'",
+    )
 
 
 def test_a_warm_worker_serves_the_next_invocation(stack: Stack) -> None:

@@ -17,7 +17,8 @@ SERVICES = {
     "AuthorizerFunction": ["token_service"],
     "PublicFunction": ["article_service", "subscription_service", "preview_service"],
     "EditorFunction": ["article_service", "delivery_reports", "subscription_service", "upload_service",
-                       "webhook_service", "people_service", "audit_log", "preview_service"],
+                       "webhook_service", "erasure_service", "topic_cleanup", "people_service", "audit_log",
+                       "preview_service"],
     "FanoutFunction": ["fanout_service"],
     "MailerFunction": ["mailer_service"],
     "SchedulerFunction": ["article_service", "digest_service", "housekeeping"],
@@ -26,6 +27,7 @@ SERVICES = {
     "TallyFunction": ["tally"],
     "EventsFunction": ["change_events"],
     "WebhooksFunction": ["webhook_dispatch", "webhook_sender"],
+    "ErasureFunction": ["erasure_service", "topic_cleanup"],
 }  # fmt: skip
 
 

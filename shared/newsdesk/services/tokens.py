@@ -21,6 +21,12 @@ TOKEN_PREFIX = "nd_"  # noqa: S105 - a label that makes leaked tokens easy to sp
 MAX_TOKEN_LENGTH = 512
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (None for any other header, or none)."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def hash_token(token: str) -> str:
     # Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -93,6 +99,10 @@ class TokenService:
             return None
         role = Role.lowest(person.role, stored.role or person.role)
         return Actor(id=person.id, role=role, token_id=stored.token_id)
+
+    def is_valid(self, token: str) -> bool:
+        """Whether `token` opens /admin at all (in any role)."""
+        return self.authorize(token) is not None
 
     def every_token(self) -> list[StoredToken]:
         return sorted(self._repo.all(), key=lambda t: t.created_at)
