@@ -1,7 +1,9 @@
 """AuthorizerFunction: API Gateway's Lambda authorizer for /admin (HTTP API, simple responses).
 
 API Gateway answers 401 itself when the Authorization header is missing; this function says yes only
-to `Bearer <token>` with a token that exists and is not revoked, so anything else is a 403.
+to `Bearer <token>` with a token that exists and is not revoked (and whose person is not disabled), so
+anything else is a 403. With a yes it names who the token acts for and in which role (`context`, which
+API Gateway hands the editor function as `requestContext.authorizer.lambda`): each route checks the role.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from newsdesk.services.tokens import bearer_token
 @event_source(data_class=APIGatewayAuthorizerEventV2)
 def lambda_handler(event: APIGatewayAuthorizerEventV2, context: LambdaContext) -> dict[str, Any]:
     token = bearer_token(event.headers.get("authorization"))
-    allowed = token is not None and container().token_service.is_valid(token)
-    if not allowed:
+    actor = container().token_service.authorize(token) if token is not None else None
+    if actor is None:
         logger.info("editor request refused", extra={"route": event.route_key})
-    return APIGatewayAuthorizerResponseV2(authorize=allowed).asdict()
+        return APIGatewayAuthorizerResponseV2(authorize=False).asdict()
+    passed_on = {"actor": actor.id, "role": actor.role.value, "token_id": actor.token_id or ""}
+    return APIGatewayAuthorizerResponseV2(authorize=True, context=passed_on).asdict()

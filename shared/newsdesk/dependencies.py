@@ -17,6 +17,7 @@ from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
     ApiUrlSettings,
     ArticleSettings,
+    AuditSettings,
     ConfirmationBounceSettings,
     ConsentSettings,
     EmailSettings,
@@ -28,8 +29,10 @@ from newsdesk.settings import (
     LedgerSettings,
     LinkSettings,
     MailerSettings,
+    PeopleSettings,
     PublicationSettings,
     RedriveSettings,
+    RevisionSettings,
     SecretSettings,
     SendRateSettings,
     SettingsT,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     from newsdesk.dal.webhooks import WebhookRepository
     from newsdesk.models.keys import Keyring
     from newsdesk.services.articles import ArticleService
+    from newsdesk.services.audit import AuditLog
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
     from newsdesk.services.erasure import ErasureService, TopicCleanup
@@ -65,6 +69,8 @@ if TYPE_CHECKING:
     from newsdesk.services.keys import SigningKeys
     from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
     from newsdesk.services.links import LinkSigner, Pseudonyms
+    from newsdesk.services.people import PeopleService
+    from newsdesk.services.previews import PreviewService
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
@@ -130,6 +136,9 @@ class Container:
             self.dynamodb,
             self.settings(ArticleSettings).articles_table,
             publications_table=self.settings(PublicationSettings).publications_table,
+            audit_table=self.audit_table,
+            revisions_table=self.settings(RevisionSettings).revisions_table,
+            revisions_kept=self.settings(RevisionSettings).revisions_kept,
         )
 
     @cached_property
@@ -226,16 +235,63 @@ class Container:
     # ----------------------------------------------------------------------------------------- services
     @cached_property
     def article_service(self) -> ArticleService:
+        from newsdesk.dal.revisions import RevisionRepository
         from newsdesk.services.articles import ArticleService
 
-        return ArticleService(self.article_repository, media_base_url=self.settings(ArticleSettings).media_base_url)
+        return ArticleService(
+            self.article_repository,
+            audit=self.audit_log,
+            revisions=RevisionRepository(self.dynamodb, self.settings(RevisionSettings).revisions_table),
+            media_base_url=self.settings(ArticleSettings).media_base_url,
+        )
+
+    @cached_property
+    def audit_log(self) -> AuditLog:
+        from newsdesk.dal.audit import AuditRepository
+        from newsdesk.services.audit import AuditLog
+
+        return AuditLog(AuditRepository(self.dynamodb, self.audit_table))
+
+    @property
+    def audit_table(self) -> str:
+        return self.settings(AuditSettings).audit_table
 
     @cached_property
     def token_service(self) -> TokenService:
+        """What the authorizer checks tokens with: it reads tokens and people, and writes nothing."""
+        from newsdesk.dal.people import PeopleRepository
         from newsdesk.dal.tokens import TokenRepository
         from newsdesk.services.tokens import TokenService
 
-        return TokenService(TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table))
+        people = PeopleRepository(self.dynamodb, self.settings(PeopleSettings).people_table)
+        return TokenService(TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table), people=people)
+
+    @cached_property
+    def people_service(self) -> PeopleService:
+        """People and their tokens, each change recorded in the audit trail in its transaction."""
+        from newsdesk.dal.people import PeopleRepository
+        from newsdesk.dal.tokens import TokenRepository
+        from newsdesk.services.people import PeopleService
+        from newsdesk.services.tokens import TokenService
+
+        people = PeopleRepository(
+            self.dynamodb,
+            self.settings(PeopleSettings).people_table,
+            audit_table=self.audit_table,
+            articles_table=self.settings(ArticleSettings).articles_table,
+        )
+        tokens = TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table, audit_table=self.audit_table)
+        return PeopleService(
+            people, tokens=TokenService(tokens, people=people, audit=self.audit_log), audit=self.audit_log
+        )
+
+    @cached_property
+    def preview_service(self) -> PreviewService:
+        from newsdesk.dal.revisions import PreviewRepository
+        from newsdesk.services.previews import PreviewService
+
+        previews = PreviewRepository(self.dynamodb, self.settings(RevisionSettings).revisions_table)
+        return PreviewService(previews, articles=self.article_service, links=self.link_signer, audit=self.audit_log)
 
     @cached_property
     def email_composer(self) -> EmailComposer:
@@ -561,6 +617,18 @@ def api_url() -> str:
 # container, so a reset reaches the routes too.
 def article_service() -> ArticleService:
     return _current.article_service
+
+
+def audit_log() -> AuditLog:
+    return _current.audit_log
+
+
+def people_service() -> PeopleService:
+    return _current.people_service
+
+
+def preview_service() -> PreviewService:
+    return _current.preview_service
 
 
 def delivery_reports() -> DeliveryReports:

@@ -35,6 +35,16 @@ class InvalidInput(NewsdeskError):
     code = "invalid_input"
 
 
+class RoleRequired(NewsdeskError):
+    """The caller's role may not do this: `details` name the role needed and the caller's."""
+
+    status = 403
+    code = "role_required"
+
+    def __init__(self, message: str, *, required: str, role: str | None) -> None:
+        super().__init__(message, details={"required": required, "role": role})
+
+
 class NotFound(NewsdeskError):
     status = 404
     code = "not_found"

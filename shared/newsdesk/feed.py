@@ -38,7 +38,8 @@ def atom_feed(articles: ArticleService) -> tuple[str, datetime]:
         entry.id(url)
         entry.title(item.title)
         entry.link(href=url)
-        entry.author(name=item.author)
+        for byline in item.authors:  # one <author> each, with their page when they have a profile
+            entry.author(name=byline.name, **({"uri": f"{site}/authors/{byline.slug}"} if byline.slug else {}))
         entry.published(item.published_at)
         entry.updated(item.changed_at)
         entry.summary(item.summary)

@@ -64,6 +64,19 @@ class TokenSettings(_Environment):
     tokens_table: str = Field(min_length=3)
 
 
+class PeopleSettings(_Environment):
+    people_table: str = Field(min_length=3, description="the newsroom's people, whose tokens open /admin")
+
+
+class RevisionSettings(_Environment):
+    revisions_table: str = Field(min_length=3, description="articles' revisions and their preview links")
+    revisions_kept: int = Field(default=20, ge=1, le=100, description="revisions kept per article (the newest)")
+
+
+class AuditSettings(_Environment):
+    audit_table: str = Field(min_length=3, description="the audit trail: who changed what, and when")
+
+
 class LedgerSettings(_Environment):
     deliveries_table: str = Field(min_length=3)
 

@@ -279,7 +279,8 @@ def test_lists_page_newest_first_with_filters(stack: Stack) -> None:
     both = public(stack, "public-list-articles", query={"author": "Grace Hopper", "tag": "t", "limit": "1"}).json()
     assert [a["title"] for a in both["items"]] == ["Story 3"]
     assert set(tagged[0]) == {
-        "id", "slug", "title", "summary", "author", "tags", "published_at", "reading_time_minutes", "updated_at"
+        "id", "slug", "title", "summary", "author", "authors", "tags", "published_at", "reading_time_minutes",
+        "updated_at",
     }  # fmt: skip
 
 

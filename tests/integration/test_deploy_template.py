@@ -414,7 +414,10 @@ def test_every_function_is_watched_for_throttles_by_one_alarm_that_sums_them(exp
         if not throttles:
             continue
         (returned,) = [query for query in queries if query.get("ReturnData", True)]
-        assert sorted(returned["Expression"].replace(" ", "").split("+")) == sorted(throttles)
+        # Each term FILLed with 0: a function not invoked in the period has no datapoint, and a sum with a
+        # missing term is missing, so the others' throttles would go unseen.
+        terms = returned["Expression"].replace(" ", "").split("+")
+        assert sorted(terms) == sorted(f"FILL({query_id},0)" for query_id in throttles)
         assert len(queries) <= 10 + 1  # CloudWatch's hard limit: 10 metrics in an alarm's math
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
         watched += throttles.values()

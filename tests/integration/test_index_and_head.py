@@ -36,7 +36,7 @@ def test_every_get_route_has_a_head_twin_on_the_same_function_and_authorizer(tem
         assert head is not None, f"GET {get.path} has no HEAD route"
         assert (head.function_id, head.auth_required) == (get.function_id, get.auth_required), get.path
     assert {route.method for route in template.routes if route.method not in ("GET", "HEAD")} <= {
-        "POST", "PATCH", "DELETE",
+        "POST", "PUT", "PATCH", "DELETE",
     }  # fmt: skip
 
 

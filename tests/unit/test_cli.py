@@ -31,7 +31,7 @@ def test_the_help_shows_examples_and_every_one_parses() -> None:
     assert len(examples) >= 7
     for argv in examples:
         args = cli.parse(argv)
-        assert args.area in ("token", "articles", "delivery", "import", "keys")
+        assert args.area in ("token", "person", "articles", "delivery", "import", "keys")
         assert bool(args.local) != bool(args.stack), argv
 
 

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from newsdesk.api.caching import CDN_CACHE, FEED_CACHE, validators
 from newsdesk.api.resolver import CONDITIONAL_READ, documented
 from newsdesk.dependencies import article_service, site_settings
-from newsdesk.models.articles import ArticlePage, PublicArticle
+from newsdesk.models.articles import ArticlePage, AuthorPage, PublicArticle
+from newsdesk.models.authors import AuthorList
 from newsdesk.services.articles import ArticleService
 
 router = Router()
@@ -90,6 +91,42 @@ def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
         router.current_event.headers, article.model_dump_json(), article.changed_at, cache_control=CDN_CACHE
     )
     return Response(200, content_types.APPLICATION_JSON, article, headers=headers)
+
+
+@router.get(
+    "/authors",
+    summary="The publication's authors, by slug",
+    tags=["Articles"],
+    responses=documented(200, "One page of author profiles.", 503, headers=CONDITIONAL_READ),
+)
+def list_authors(
+    articles: Articles,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")] = None,
+) -> Response[AuthorList]:
+    items, next_cursor = articles.author_list(limit=limit, cursor=cursor)
+    page = AuthorList(items=items, next_cursor=next_cursor)
+    changed = max((item.updated_at for item in items), default=None)
+    headers = validators(router.current_event.headers, page.model_dump_json(), changed, cache_control=CDN_CACHE)
+    return Response(200, content_types.APPLICATION_JSON, page, headers=headers)
+
+
+@router.get(
+    "/authors/<slug>",
+    summary="An author's profile and their published articles, newest first",
+    tags=["Articles"],
+    responses=documented(200, "The author and one page of their articles.", 404, 503, headers=CONDITIONAL_READ),
+)
+def get_author(
+    slug: str,
+    articles: Articles,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")] = None,
+) -> Response[AuthorPage]:
+    page = articles.author_page(slug, limit=limit, cursor=cursor)
+    changed = max([page.author.updated_at, *(item.changed_at for item in page.items)])
+    headers = validators(router.current_event.headers, page.model_dump_json(), changed, cache_control=CDN_CACHE)
+    return Response(200, content_types.APPLICATION_JSON, page, headers=headers)
 
 
 @router.get(

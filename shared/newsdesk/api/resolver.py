@@ -15,8 +15,10 @@ from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAP
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
 from pydantic import BaseModel
 
+from newsdesk.api.access import ROLE_EXTENSION, acting, authorized_actor, declared_role, role_description
 from newsdesk.api.caching import NotModified, not_modified_reply
-from newsdesk.errors import NewsdeskError, validation_message
+from newsdesk.errors import NewsdeskError, RoleRequired, validation_message
+from newsdesk.models.people import Role
 from newsdesk.observability import logger
 
 
@@ -39,7 +41,10 @@ class GatewayError(BaseModel):
 _DESCRIPTIONS = {
     400: "Malformed request (for example, a body that is not JSON).",
     401: "No `Authorization` header (answered by API Gateway).",
-    403: "The token is wrong or revoked (answered by API Gateway).",
+    403: (
+        'The token is wrong or revoked (API Gateway answers `{"message": "Forbidden"}`), or its role may not do'
+        " this (`role_required`, naming the role needed)."
+    ),
     404: (
         'Not found; API Gateway answers `{"message": "Not Found"}` itself when no route matches'
         " (for example, a path parameter holding an encoded `/`)."
@@ -54,7 +59,7 @@ _DESCRIPTIONS = {
 }
 
 # Statuses API Gateway answers itself (in its own shape), without or besides the function.
-_MODELS: dict[int, Any] = {401: GatewayError, 403: GatewayError, 404: ErrorResponse | GatewayError}
+_MODELS: dict[int, Any] = {401: GatewayError, 403: ErrorResponse | GatewayError, 404: ErrorResponse | GatewayError}
 
 
 _HEADER_DESCRIPTIONS = {
@@ -156,6 +161,19 @@ class HttpApiResolver(APIGatewayHttpResolver):
         headers = {**(answer.get("headers") or {}), "Content-Length": str(length)}
         return {**answer, "headers": headers, "body": "", "isBase64Encoded": False}
 
+    def _call_route(self, route: Any, route_arguments: dict[str, str]) -> Any:
+        """An /admin route's role (its `x-newsdesk-role`) is checked before anything of the route runs, the
+        request's validation included: a refused caller learns nothing of the route, whatever they send."""
+        role = (route.openapi_extensions or {}).get(ROLE_EXTENSION)
+        if role is None:
+            return super()._call_route(route, route_arguments)
+        try:
+            actor = authorized_actor(self.current_event, Role(role))
+        except RoleRequired as exc:
+            return self._call_exception_handler(exc, route)
+        with acting(actor):
+            return super()._call_route(route, route_arguments)
+
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         given = self.current_event.path_parameters or {}
         return {name: given.get(name, value) for name, value in match.groupdict().items()}
@@ -174,14 +192,16 @@ def read_json(text: str | bytes | bytearray) -> Any:
 
 ADMIN_PREFIX = "/admin"
 AUTH_ERRORS = (401, 403)
-"""What API Gateway answers itself on an editor route: no token (401), a wrong or revoked one (403)."""
+"""What an editor route may answer before it runs: no token (401), a wrong or revoked one (403, from API
+Gateway), a role below the route's (403, role_required)."""
 EDITOR_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 class EditorRouter(Router):
     """Editor routes: their paths are relative to /admin (every function and the OpenAPI document include
     them with `prefix=ADMIN_PREFIX`), and each is documented with the editor's bearer token, which API
-    Gateway's authorizer has checked before any of them runs."""
+    Gateway's authorizer has checked before any of them runs. Each route declares its lowest role
+    (`@requires` in newsdesk.api.access), which is documented and checked before the route runs."""
 
     def route(
         self,
@@ -198,13 +218,23 @@ class EditorRouter(Router):
         operation_id: str | None = None,
         include_in_schema: bool = True,
         security: list[dict[str, list[str]]] | None = None,
-        *rest: Any,
-        **options: Any,
+        openapi_extensions: dict[str, Any] | None = None,
+        deprecated: bool = False,
+        enable_validation: bool | None = None,
+        custom_response_validation_http_code: Any = None,
+        status_code: int = 200,
+        middlewares: list[Callable[..., Any]] | None = None,
     ) -> Callable[[Any], Any]:
-        return super().route(
-            rule, method, cors, compress, cache_control, summary, description, responses, response_description,
-            tags, operation_id, include_in_schema, security or EDITOR_SECURITY, *rest, **options,
-        )  # fmt: skip
+        def register(route: Any) -> Any:
+            role = declared_role(route)
+            return super(EditorRouter, self).route(
+                rule, method, cors, compress, cache_control, summary, role_description(role, description),
+                responses, response_description, tags, operation_id, include_in_schema,
+                security or EDITOR_SECURITY, {**(openapi_extensions or {}), ROLE_EXTENSION: role.value},
+                deprecated, enable_validation, custom_response_validation_http_code, status_code, middlewares,
+            )(route)  # fmt: skip
+
+        return register
 
 
 def create_resolver() -> APIGatewayHttpResolver:

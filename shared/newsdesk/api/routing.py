@@ -18,18 +18,34 @@ docs = Router()
 
 
 def public_routers() -> list[Router]:
-    """PublicFunction's: articles, the feed, the mailing list's pages, topics, and this API's documentation."""
-    from newsdesk.api import public, subscriptions, topics
+    """PublicFunction's: articles, authors, the feed, the mailing list's pages, topics, draft previews, and this
+    API's documentation."""
+    from newsdesk.api import previews, public, subscriptions, topics
 
-    return [public.router, docs, subscriptions.router, topics.router]
+    return [public.router, docs, subscriptions.router, topics.router, previews.router]
 
 
 def editor_routers() -> list[Router]:
     """EditorFunction's: everything under /admin (API Gateway's authorizer checks the token first)."""
-    from newsdesk.api import deliveries, editor, subscriptions, topics, uploads, webhooks
+    from newsdesk.api import (
+        audit,
+        deliveries,
+        editor,
+        people,
+        previews,
+        revisions,
+        subscriptions,
+        topics,
+        uploads,
+        webhooks,
+    )
 
     return [
         editor.router,
+        revisions.router,
+        previews.admin_router,
+        people.router,
+        audit.router,
         subscriptions.admin_router,
         topics.admin_router,
         uploads.router,

@@ -14,9 +14,12 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from newsdesk.api.access import current_actor, requires
 from newsdesk.api.resolver import EditorRouter, documented
-from newsdesk.dependencies import erasure_service, site_settings, subscription_service
+from newsdesk.dependencies import audit_log, erasure_service, site_settings, subscription_service
+from newsdesk.models.audit import AuditTarget
 from newsdesk.models.erasures import Erasure, ErasureState
+from newsdesk.models.people import Actor, Role
 from newsdesk.models.subscribers import (
     ConsentSource,
     Frequency,
@@ -28,6 +31,7 @@ from newsdesk.models.subscribers import (
     SubscriberStatus,
 )
 from newsdesk.models.topics import Topic
+from newsdesk.services.audit import AuditLog
 from newsdesk.services.erasure import ErasureService
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, PreferencesView, SubscriptionService, UnsubscribeScope
@@ -39,6 +43,8 @@ admin_router = EditorRouter()
 
 Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
 Erasures = Annotated[ErasureService, Depends(erasure_service)]
+Audit = Annotated[AuditLog, Depends(audit_log)]
+Caller = Annotated[Actor, Depends(current_actor)]
 Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -362,6 +368,7 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
     tags=["Subscribers"],
     responses=documented(200, "The subscriber.", 401, 403, 404, 503),
 )
+@requires(Role.ADMIN)
 def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
     return subscriptions.get(email)
@@ -373,6 +380,7 @@ def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
     tags=["Subscribers"],
     responses=documented(200, "One page of subscribers.", 401, 403, 503),
 )
+@requires(Role.ADMIN)
 def list_subscribers(
     subscriptions: Subscriptions,
     status: Annotated[SubscriberStatus | None, Query()] = None,
@@ -389,6 +397,7 @@ def list_subscribers(
     tags=["Subscribers"],
     responses=documented(200, "Counts per status.", 401, 403, 503),
 )
+@requires(Role.EDITOR)
 def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
     return subscriptions.stats()
 
@@ -401,12 +410,18 @@ def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
         200, "CSV with a header row.", 401, 403, 503, content_type="text/csv", headers=("X-Next-Cursor",)
     ),
 )
+@requires(Role.ADMIN)
 def export_subscribers(
     subscriptions: Subscriptions,
+    audit: Audit,
+    actor: Caller,
     status: Annotated[SubscriberStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
     body, next_cursor = subscriptions.export_csv(status=status, cursor=cursor)
+    # Who took a copy of the list, and which part: the whole list, never the addresses it held.
+    audit.record(actor, "subscribers.exported", AuditTarget.SUBSCRIBER, "*",
+                 status=status.value if status else None, first_page=cursor is None)  # fmt: skip
     headers = {"Content-Disposition": 'attachment; filename="subscribers.csv"', **NO_STORE}
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
@@ -425,9 +440,13 @@ def export_subscribers(
         },
     },
 )
-def erase_subscriber(email: str, erasures: Erasures) -> Response[Erasure | None]:
+@requires(Role.ADMIN)
+def erase_subscriber(email: str, erasures: Erasures, audit: Audit, actor: Caller) -> Response[Erasure | None]:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
     erasure = erasures.erase(email)
+    # That someone was erased (or the erasure went on), by whom and when, but not whom: nothing derived from
+    # the address may outlive its erasure (not its recipient key, which is also the erasure's id).
+    audit.record(actor, "subscriber.erased", AuditTarget.SUBSCRIBER, "-", state=erasure.state.value)
     if erasure.state is ErasureState.DONE:
         return Response(204)
     headers = {"Location": f"/admin/erasures/{erasure.id}", **NO_STORE}
@@ -440,5 +459,6 @@ def erase_subscriber(email: str, erasures: Erasures) -> Response[Erasure | None]
     tags=["Subscribers"],
     responses=documented(200, "The erasure: running (and its step) or done, and what it removed.", 401, 403, 404, 503),
 )
+@requires(Role.ADMIN)
 def get_erasure(erasure_id: str, erasures: Erasures) -> Erasure:
     return erasures.status(erasure_id)

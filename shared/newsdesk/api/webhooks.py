@@ -8,9 +8,12 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
+from newsdesk.api.access import current_actor, requires
 from newsdesk.api.editor import IfMatch, parse_if_match, with_etag
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
-from newsdesk.dependencies import webhook_service
+from newsdesk.dependencies import audit_log, webhook_service
+from newsdesk.models.audit import AuditTarget
+from newsdesk.models.people import Actor, Role
 from newsdesk.models.webhooks import (
     CreateWebhookRequest,
     SendAccepted,
@@ -20,11 +23,14 @@ from newsdesk.models.webhooks import (
     WebhookDeliveryPage,
     WebhookPage,
 )
+from newsdesk.services.audit import AuditLog
 from newsdesk.services.webhooks import WebhookService
 
 router = EditorRouter()
 
 Webhooks = Annotated[WebhookService, Depends(webhook_service)]
+Audit = Annotated[AuditLog, Depends(audit_log)]
+Caller = Annotated[Actor, Depends(current_actor)]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
 TAGS = ["Webhooks"]
 
@@ -37,8 +43,12 @@ TAGS = ["Webhooks"]
         201, "The endpoint, with its `secret`.", *AUTH_ERRORS, 400, 409, 415, 503, headers=("ETag", "Location")
     ),
 )
-def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks) -> Response[WebhookCreated]:
+@requires(Role.ADMIN)
+def create_webhook(
+    request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks, audit: Audit, actor: Caller
+) -> Response[WebhookCreated]:
     created = webhooks.create(request)
+    audit.record(actor, "webhook.created", AuditTarget.WEBHOOK, created.id, events=",".join(created.events))
     response = with_etag(created, 201)
     # The secret is shown once: no cache, no proxy, may keep this answer.
     response.headers.update({"Location": f"/admin/webhooks/{created.id}", "Cache-Control": "no-store"})
@@ -51,6 +61,7 @@ def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: W
     tags=TAGS,
     responses=documented(200, "One page of endpoints.", *AUTH_ERRORS, 503),
 )
+@requires(Role.ADMIN)
 def list_webhooks(
     webhooks: Webhooks, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
 ) -> WebhookPage:
@@ -64,6 +75,7 @@ def list_webhooks(
     tags=TAGS,
     responses=documented(200, "The endpoint, with its `ETag`.", *AUTH_ERRORS, 404, 503, headers=("ETag",)),
 )
+@requires(Role.ADMIN)
 def get_webhook(webhook_id: str, webhooks: Webhooks) -> Response[Webhook]:
     return with_etag(webhooks.get(webhook_id))
 
@@ -74,10 +86,19 @@ def get_webhook(webhook_id: str, webhooks: Webhooks) -> Response[Webhook]:
     tags=TAGS,
     responses=documented(200, "The changed endpoint.", *AUTH_ERRORS, 400, 404, 412, 415, 503, headers=("ETag",)),
 )
+@requires(Role.ADMIN)
 def update_webhook(
-    webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks, if_match: IfMatch = None
+    webhook_id: str,
+    request: Annotated[UpdateWebhookRequest, Body()],
+    webhooks: Webhooks,
+    audit: Audit,
+    actor: Caller,
+    if_match: IfMatch = None,
 ) -> Response[Webhook]:
-    return with_etag(webhooks.update(webhook_id, request, if_match=parse_if_match(if_match)))
+    updated = webhooks.update(webhook_id, request, if_match=parse_if_match(if_match))
+    changed = ",".join(sorted(request.model_fields_set))
+    audit.record(actor, "webhook.updated", AuditTarget.WEBHOOK, updated.id, changed=changed)
+    return with_etag(updated)
 
 
 @router.delete(
@@ -86,8 +107,10 @@ def update_webhook(
     tags=TAGS,
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
 )
-def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
+@requires(Role.ADMIN)
+def delete_webhook(webhook_id: str, webhooks: Webhooks, audit: Audit, actor: Caller) -> Response[None]:
     webhooks.delete(webhook_id)
+    audit.record(actor, "webhook.deleted", AuditTarget.WEBHOOK, webhook_id)
     return Response(204)
 
 
@@ -97,8 +120,11 @@ def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response[None]:
     tags=TAGS,
     responses=documented(202, "Queued; its attempts are listed in the endpoint's deliveries.", *AUTH_ERRORS, 404, 503),
 )
-def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
-    return Response(202, content_types.APPLICATION_JSON, webhooks.send_test(webhook_id))
+@requires(Role.ADMIN)
+def test_webhook(webhook_id: str, webhooks: Webhooks, audit: Audit, actor: Caller) -> Response[SendAccepted]:
+    accepted = webhooks.send_test(webhook_id)
+    audit.record(actor, "webhook.tested", AuditTarget.WEBHOOK, webhook_id)
+    return Response(202, content_types.APPLICATION_JSON, accepted)
 
 
 @router.get(
@@ -107,6 +133,7 @@ def test_webhook(webhook_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
     tags=TAGS,
     responses=documented(200, "One page of deliveries.", *AUTH_ERRORS, 404, 503),
 )
+@requires(Role.ADMIN)
 def list_webhook_deliveries(
     webhook_id: str, webhooks: Webhooks, limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: Cursor = None
 ) -> WebhookDeliveryPage:
@@ -120,5 +147,10 @@ def list_webhook_deliveries(
     tags=TAGS,
     responses=documented(202, "Queued.", *AUTH_ERRORS, 404, 409, 503),
 )
-def replay_webhook_delivery(webhook_id: str, event_id: str, webhooks: Webhooks) -> Response[SendAccepted]:
-    return Response(202, content_types.APPLICATION_JSON, webhooks.replay(webhook_id, event_id))
+@requires(Role.ADMIN)
+def replay_webhook_delivery(
+    webhook_id: str, event_id: str, webhooks: Webhooks, audit: Audit, actor: Caller
+) -> Response[SendAccepted]:
+    accepted = webhooks.replay(webhook_id, event_id)
+    audit.record(actor, "webhook.replayed", AuditTarget.WEBHOOK, webhook_id, event_id=event_id)
+    return Response(202, content_types.APPLICATION_JSON, accepted)

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from newsdesk.models.authors import Byline
+
 EVENT_SOURCE = "newsdesk"
 """The `source` of every event on the bus."""
 
@@ -25,6 +27,9 @@ class EventType(StrEnum):
     ARTICLE_UPDATED = "article.updated"
     ARTICLE_UNPUBLISHED = "article.unpublished"
     ARTICLE_DELETED = "article.deleted"
+    ARTICLE_SUBMITTED = "article.submitted"
+    ARTICLE_APPROVED = "article.approved"
+    ARTICLE_CHANGES_REQUESTED = "article.changes_requested"
     NEWSLETTER_FINISHED = "newsletter.finished"
     SUBSCRIBER_CONFIRMED = "subscriber.confirmed"
     SUBSCRIBER_UNSUBSCRIBED = "subscriber.unsubscribed"
@@ -82,6 +87,7 @@ class ArticleData(_Data):
     title: str
     summary: str
     author: str
+    authors: list[Byline] = Field(description="Each author; `author` is their names as one line.")
     tags: list[str]
     reading_time_minutes: int
     published_at: datetime | None
@@ -92,6 +98,21 @@ class ArticleData(_Data):
 class ArticleDeletedData(_Data):
     id: str
     slug: str
+
+
+class ArticleReviewData(_Data):
+    """article.submitted, article.approved and article.changes_requested: an article moved in the review. It
+    is not public yet: the fields say which article and who moved it, not what it says."""
+
+    id: str
+    slug: str
+    title: str
+    status: str = Field(description="in_review, approved or changes_requested.")
+    previous_status: str
+    by: str = Field(description="Who moved it: a person's id (`token:<id>` for a token made before people).")
+    comment: str | None = Field(description="What an editor asked to change (changes_requested); else null.")
+    updated_at: datetime
+    version: int
 
 
 class NewsletterCounts(_Data):
@@ -137,6 +158,9 @@ EVENT_DATA: dict[EventType, type[_Data]] = {
     EventType.ARTICLE_UPDATED: ArticleData,
     EventType.ARTICLE_UNPUBLISHED: ArticleData,
     EventType.ARTICLE_DELETED: ArticleDeletedData,
+    EventType.ARTICLE_SUBMITTED: ArticleReviewData,
+    EventType.ARTICLE_APPROVED: ArticleReviewData,
+    EventType.ARTICLE_CHANGES_REQUESTED: ArticleReviewData,
     EventType.NEWSLETTER_FINISHED: NewsletterData,
     EventType.SUBSCRIBER_CONFIRMED: SubscriberData,
     EventType.SUBSCRIBER_UNSUBSCRIBED: SubscriberData,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from newsdesk.models.people import Role
 
 
 class StoredToken(BaseModel):
@@ -13,6 +15,21 @@ class StoredToken(BaseModel):
     name: str
     created_at: datetime
     revoked: bool = False
+    person_id: str | None = None
+    """The person it belongs to; None for a token made before people (an admin's)."""
+    role: Role | None = None
+    """At most this role (a person's token may do less than the person); None: the person's, or admin."""
+
+
+class Token(BaseModel):
+    """A token as the API lists it: never the secret, nor its hash."""
+
+    token_id: str
+    name: str
+    created_at: datetime
+    revoked: bool
+    person_id: str | None = None
+    role: Role | None = Field(default=None, description="Its own limit, below the person's role; absent: none.")
 
 
 class IssuedToken(BaseModel):
@@ -21,3 +38,11 @@ class IssuedToken(BaseModel):
     token_id: str
     name: str
     token: str
+    person_id: str | None = None
+    role: Role = Role.ADMIN
+    """The role it acts in now."""
+
+
+class TokenPage(BaseModel):
+    items: list[Token]
+    next_cursor: str | None = None

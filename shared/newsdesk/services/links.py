@@ -52,6 +52,8 @@ class LinkPurpose(StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    PREVIEW = "preview"
+    """A draft's share link (services/previews.py): it names a preview's id, and its token is in the path."""
 
 
 _PATHS = {
