@@ -198,8 +198,9 @@ class EditorRouter(Router):
         )  # fmt: skip
 
 
-def create_resolver() -> APIGatewayHttpResolver:
-    app = HttpApiResolver(enable_validation=True, json_body_deserializer=read_json)
+def create_resolver(make: Callable[..., HttpApiResolver] = HttpApiResolver) -> HttpApiResolver:
+    """A resolver (`make(**options)`: HttpApiResolver or a subclass) with the one exception-to-HTTP mapping."""
+    app = make(enable_validation=True, json_body_deserializer=read_json)
 
     @app.exception_handler(NewsdeskError)
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:

@@ -1,53 +1,96 @@
 """The HTTP API in one place: which routers each function serves, and the documentation routes, whose
 OpenAPI document is built from the routers of both functions.
 
-Each list imports its routers when it is first asked for: a function loads only the routes it serves.
+A function imports a router's module (with the services and models it uses) only when a request first asks
+for a path under it: each router is declared with the paths its routes start with, and tests check that
+every route and every path of the template is claimed by exactly its own router.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from newsdesk.api.openapi import include, openapi_document, swagger_page
-from newsdesk.api.resolver import create_resolver, documented
+from newsdesk.api.resolver import ADMIN_PREFIX, HttpApiResolver, create_resolver, documented
 
 docs = Router()
 
 
-def public_routers() -> list[Router]:
-    """PublicFunction's: articles, the feed, the mailing list's pages, topics, and this API's documentation."""
-    from newsdesk.api import public, subscriptions, topics
+@dataclass(frozen=True)
+class Routes:
+    """A router (the `attribute` of `module`) and the paths its routes are under: a route's path is one of
+    `paths` or starts with one and a `/` ("/" claims the index alone)."""
 
-    return [public.router, docs, subscriptions.router, topics.router]
+    module: str
+    attribute: str
+    paths: tuple[str, ...]
+
+    def router(self) -> Router:
+        router: Router = getattr(importlib.import_module(self.module), self.attribute)
+        return router
+
+    def claims(self, path: str) -> bool:
+        return any(path == mine or (mine != "/" and path.startswith(f"{mine}/")) for mine in self.paths)
+
+
+PUBLIC_ROUTES = (
+    # Articles, the feed, the mailing list's pages, topics, and this API's documentation.
+    Routes("newsdesk.api.public", "router", ("/", "/articles", "/feed.xml")),
+    Routes("newsdesk.api.routing", "docs", ("/openapi.json", "/docs")),
+    Routes("newsdesk.api.subscriptions", "router", ("/subscribers", "/unsubscribe")),
+    Routes("newsdesk.api.topics", "router", ("/topics",)),
+)
+"""PublicFunction's routers."""
+
+EDITOR_ROUTES = (
+    # Everything under /admin (API Gateway's authorizer checks the token first).
+    Routes("newsdesk.api.editor", "router", (f"{ADMIN_PREFIX}/articles",)),
+    Routes("newsdesk.api.subscriptions", "admin_router", (f"{ADMIN_PREFIX}/subscribers",)),
+    Routes("newsdesk.api.topics", "admin_router", (f"{ADMIN_PREFIX}/topics",)),
+    Routes("newsdesk.api.uploads", "router", (f"{ADMIN_PREFIX}/uploads",)),
+    Routes("newsdesk.api.deliveries", "router", (f"{ADMIN_PREFIX}/deliveries",)),
+    Routes("newsdesk.api.webhooks", "router", (f"{ADMIN_PREFIX}/webhooks",)),
+)
+"""EditorFunction's routers."""
+
+
+class RoutedApp(HttpApiResolver):
+    """A function's resolver, which includes each of its routers when a request first asks for a path under
+    it. A path no router claims loads none and is answered 404, as before."""
+
+    def __init__(self, routes: Sequence[Routes], **options: Any) -> None:
+        super().__init__(**options)
+        self._waiting = list(routes)
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        path = str(event.get("rawPath") or "/")
+        for routes in [routes for routes in self._waiting if routes.claims(path)]:
+            include(self, [routes.router()])
+            self._waiting.remove(routes)
+        return super().resolve(event, context)
+
+
+def public_routers() -> list[Router]:
+    return [routes.router() for routes in PUBLIC_ROUTES]
 
 
 def editor_routers() -> list[Router]:
-    """EditorFunction's: everything under /admin (API Gateway's authorizer checks the token first)."""
-    from newsdesk.api import deliveries, editor, subscriptions, topics, uploads, webhooks
-
-    return [
-        editor.router,
-        subscriptions.admin_router,
-        topics.admin_router,
-        uploads.router,
-        deliveries.router,
-        webhooks.router,
-    ]
+    return [routes.router() for routes in EDITOR_ROUTES]
 
 
-def public_app() -> APIGatewayHttpResolver:
-    app = create_resolver()
-    include(app, public_routers())
-    return app
+def public_app() -> HttpApiResolver:
+    return create_resolver(lambda **options: RoutedApp(PUBLIC_ROUTES, **options))
 
 
-def editor_app() -> APIGatewayHttpResolver:
-    app = create_resolver()
-    include(app, editor_routers())
-    return app
+def editor_app() -> HttpApiResolver:
+    return create_resolver(lambda **options: RoutedApp(EDITOR_ROUTES, **options))
 
 
 @lru_cache(maxsize=1)
