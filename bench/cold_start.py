@@ -467,13 +467,13 @@ def import_costs(stderr: str) -> ImportCosts:
             continue  # the header line
         rows.append((int(own), int(cumulative), (len(name) - len(name.lstrip()) - 1) // 2, name.strip()))
     entered: list[tuple[str, float]] = []
-    for i, (_own, cumulative, depth, module) in enumerate(rows):
+    for i, (_own_us, cumulative_us, depth, module) in enumerate(rows):
         importer = next((row[3] for row in rows[i + 1 :] if row[2] < depth), None)
         package = module.split(".", 1)[0]
         if package in PRODUCT_PACKAGES or (importer is not None and importer.split(".", 1)[0] == package):
             continue
         if importer is None or importer.split(".", 1)[0] in PRODUCT_PACKAGES:
-            entered.append((module, cumulative / 1000))
+            entered.append((module, cumulative_us / 1000))
     return ImportCosts(
         total_ms=sum(row[0] for row in rows) / 1000,
         product_ms=sum(row[0] for row in rows if row[3].split(".", 1)[0] in PRODUCT_PACKAGES) / 1000,

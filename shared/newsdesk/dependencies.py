@@ -8,10 +8,12 @@ importing every service for every function would make each cold start pay for al
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
+from newsdesk import snapstart
 from newsdesk.dal.clients import LazyClient
 from newsdesk.settings import (
     ArticleSettings,
@@ -433,6 +435,18 @@ def reset() -> Container:
     _current = Container()
     clear_caches()
     return _current
+
+
+def _resumed_from_snapshot() -> None:
+    """Every environment resumed from one SnapStart snapshot would otherwise share its state: the same
+    `random` sequence (the send back-off's jitter), the snapshot's connections (long closed) and clients,
+    settings and services built then, and the signing secret cached with the snapshot's clock. Anything made
+    before the snapshot is dropped here and made again on first use."""
+    random.seed()
+    reset()
+
+
+snapstart.after_restore(_resumed_from_snapshot)
 
 
 def site_settings() -> SiteSettings:

@@ -43,12 +43,20 @@ print(json.dumps({"status": status, "modules": sorted(sys.modules), "settings_bu
 """
 
 
-def cold_start(template: Template, function_id: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+def cold_start(
+    template: Template,
+    function_id: str,
+    event: dict[str, Any] | None = None,
+    *,
+    script: str = COLD_START,
+    lambda_variables: dict[str, str] | None = None,
+) -> dict[str, Any]:
     function = template.functions[function_id]
     resolver = local_resolver(api_url="https://api.newsdesk.test", template=template)
-    environment = lambda_environment(function, resolver, Credentials("ASIAEXAMPLEEXAMPLE00", "secret", "token"), {})
+    credentials = Credentials("ASIAEXAMPLEEXAMPLE00", "secret", "token")
+    environment = lambda_environment(function, resolver, credentials, lambda_variables or {})
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", COLD_START, function.handler_module, json.dumps(event) if event else ""],
+        [sys.executable, "-I", "-S", "-c", script, function.handler_module, json.dumps(event) if event else ""],
         env=environment,
         cwd=function.code_dir,
         capture_output=True,
@@ -131,3 +139,55 @@ def test_settings_are_built_when_first_read_and_only_those(template: Template) -
     assert imported["settings_built"] == []
     assert answered["status"] == 200
     assert answered["settings_built"] == ["SiteSettings"]  # what the index shows; nothing else was read
+
+
+# -------------------------------------------------------------------------------------------- SnapStart
+# Run as `python -I -S -c SNAPSHOT <module> ""`: the init Lambda takes a snapshot of (the handler's import and
+# the before-snapshot hooks, run as the runtime runs them), then two environments resumed from it (forks of
+# this process: the same memory, as a restore gives), each running the after-restore hooks.
+SNAPSHOT = """
+import importlib, json, os, random, sys
+sys.path[:0] = os.environ["PYTHONPATH"].split(os.pathsep)
+importlib.import_module(sys.argv[1])
+import snapshot_restore_py as hooks
+from newsdesk import dependencies
+for hook, args, kwargs in reversed(hooks.get_before_snapshot()):
+    hook(*args, **kwargs)
+client = dependencies.container().dynamodb
+restored = []
+for _ in range(2):
+    read, write = os.pipe()
+    if os.fork() == 0:
+        for hook, args, kwargs in hooks.get_after_restore():
+            hook(*args, **kwargs)
+        same = dependencies.container().dynamodb is client
+        os.write(write, json.dumps({"random": random.random(), "snapshot_client": same}).encode())
+        os._exit(0)
+    os.close(write)
+    os.wait()
+    restored.append(json.loads(os.read(read, 4096)))
+print(json.dumps({"restored": restored, "modules": sorted(sys.modules),
+                  "hooks": [len(hooks.get_before_snapshot()), len(hooks.get_after_restore())]}))
+"""
+SNAP_START = {"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+
+
+def test_environments_resumed_from_one_snapshot_share_no_random_sequence_and_no_client(template: Template) -> None:
+    answer = cold_start(template, "MailerFunction", script=SNAPSHOT, lambda_variables=SNAP_START)
+
+    first, second = answer["restored"]
+    assert first["random"] != second["random"]  # the send back-off's jitter
+    assert [env["snapshot_client"] for env in (first, second)] == [False, False]  # new clients and connections
+
+
+def test_the_snapshot_of_a_http_function_holds_every_router_it_serves(template: Template) -> None:
+    answer = cold_start(template, "EditorFunction", script=SNAPSHOT, lambda_variables=SNAP_START)
+
+    assert set(loaded(answer, *ROUTER_MODULES)) == {routes.module for routes in EDITOR_ROUTES}
+
+
+def test_without_snapstart_no_hook_is_registered(template: Template) -> None:
+    answer = cold_start(template, "EditorFunction", script=SNAPSHOT, lambda_variables={})
+
+    assert answer["hooks"] == [0, 0]
+    assert loaded(answer, *ROUTER_MODULES) == []

@@ -9,7 +9,7 @@ every route and every path of the template is claimed by exactly its own router.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from newsdesk import snapstart
 from newsdesk.api.openapi import include, openapi_document, swagger_page
 from newsdesk.api.resolver import ADMIN_PREFIX, HttpApiResolver, create_resolver, documented
 
@@ -68,13 +69,18 @@ class RoutedApp(HttpApiResolver):
     def __init__(self, routes: Sequence[Routes], **options: Any) -> None:
         super().__init__(**options)
         self._waiting = list(routes)
+        # With SnapStart the snapshot holds every router: a resumed environment then imports none.
+        snapstart.before_snapshot(lambda: self._include(lambda _: True))
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         path = str(event.get("rawPath") or "/")
-        for routes in [routes for routes in self._waiting if routes.claims(path)]:
+        self._include(lambda routes: routes.claims(path))
+        return super().resolve(event, context)
+
+    def _include(self, wanted: Callable[[Routes], bool]) -> None:
+        for routes in [routes for routes in self._waiting if wanted(routes)]:
             include(self, [routes.router()])
             self._waiting.remove(routes)
-        return super().resolve(event, context)
 
 
 def public_routers() -> list[Router]:
