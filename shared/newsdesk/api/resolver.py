@@ -12,24 +12,24 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_RESPONSE_DESCRIPTION
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
-from pydantic import BaseModel
 
 from newsdesk.api.caching import NotModified, not_modified_reply
 from newsdesk.errors import NewsdeskError
+from newsdesk.models.base import Model
 from newsdesk.observability import logger
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     code: str
     message: str
     details: Any = None
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Model):
     error: ErrorBody
 
 
-class GatewayError(BaseModel):
+class GatewayError(Model):
     """What API Gateway itself answers when the authorizer refuses a request."""
 
     message: str

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
+from newsdesk.models.base import Model
 from newsdesk.models.types import AuthorName, MarkdownBody, Slug, Summary, Tags, Title
 
 
@@ -17,7 +18,7 @@ class ArticleStatus(StrEnum):
     PUBLISHED = "published"
 
 
-class _Request(BaseModel):
+class _Request(Model):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -65,7 +66,7 @@ class ScheduleRequest(_Request):
     publish_at: PublishTime = Field(description="ISO 8601 with a UTC offset; stored and shown in UTC.")
 
 
-class Article(BaseModel):
+class Article(Model):
     """The editor's full view of an article, as stored."""
 
     id: str
@@ -86,7 +87,7 @@ class Article(BaseModel):
     publish_at: datetime | None = None
 
 
-class ArticleSummary(BaseModel):
+class ArticleSummary(Model):
     """One entry of a public list."""
 
     id: str
@@ -110,11 +111,11 @@ class PublicArticle(ArticleSummary):
     html: str = Field(description="Sanitized HTML rendered from the Markdown body.")
 
 
-class ArticlePage(BaseModel):
+class ArticlePage(Model):
     items: list[ArticleSummary]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
 
 
-class AdminArticlePage(BaseModel):
+class AdminArticlePage(Model):
     items: list[Article]
     next_cursor: str | None = None

@@ -14,7 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from newsdesk.models.base import Model
 
 EVENT_SOURCE = "newsdesk"
 """The `source` of every event on the bus."""
@@ -51,7 +53,7 @@ def event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-class Event(BaseModel):
+class Event(Model):
     """One event, exactly as it is sent: the webhook body is `body()`, the bus event's detail too."""
 
     model_config = ConfigDict(frozen=True)
@@ -68,7 +70,7 @@ class Event(BaseModel):
 # ---------------------------------------------------------------------------------------- the data
 
 
-class _Data(BaseModel):
+class _Data(Model):
     model_config = ConfigDict(extra="forbid")
 
 

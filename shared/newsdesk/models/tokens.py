@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from newsdesk.models.base import Model
 
 
-class StoredToken(BaseModel):
+class StoredToken(Model):
     token_hash: str
     token_id: str
     name: str
@@ -15,7 +15,7 @@ class StoredToken(BaseModel):
     revoked: bool = False
 
 
-class IssuedToken(BaseModel):
+class IssuedToken(Model):
     """What the editor sees once, when the token is created: the secret itself is never stored."""
 
     token_id: str
