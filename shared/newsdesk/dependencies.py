@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from newsdesk import snapstart
 from newsdesk.dal.clients import LazyClient
+from newsdesk.models.base import build_imported_models
 from newsdesk.settings import (
     ArticleSettings,
     ConsentSettings,
@@ -446,6 +447,9 @@ def _resumed_from_snapshot() -> None:
     reset()
 
 
+# Hooks before the snapshot run in the reverse order of their registration: this one, registered as the
+# handler module starts importing, runs after those its import registers (an HTTP function's routers).
+snapstart.before_snapshot(build_imported_models)
 snapstart.after_restore(_resumed_from_snapshot)
 
 

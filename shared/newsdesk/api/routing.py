@@ -70,12 +70,16 @@ class RoutedApp(HttpApiResolver):
         super().__init__(**options)
         self._waiting = list(routes)
         # With SnapStart the snapshot holds every router: a resumed environment then imports none.
-        snapstart.before_snapshot(lambda: self._include(lambda _: True))
+        snapstart.before_snapshot(self.include_all)
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         path = str(event.get("rawPath") or "/")
         self._include(lambda routes: routes.claims(path))
         return super().resolve(event, context)
+
+    def include_all(self) -> None:
+        """Include every router now (what a SnapStart snapshot should hold)."""
+        self._include(lambda _: True)
 
     def _include(self, wanted: Callable[[Routes], bool]) -> None:
         for routes in [routes for routes in self._waiting if wanted(routes)]:
