@@ -363,6 +363,18 @@ def _bus_event(stack: Stack, _n: int) -> Event:
     return _sqs_event(stack, "WebhookEventsQueue", json.dumps(envelope))
 
 
+def _erasure_step(stack: Stack, n: int) -> Event:
+    """Run n's queued erasure step: a confirmed reader, their erasure begun (its tombstone), every step left."""
+    from newsdesk.dal.erasures import ErasureRepository
+    from newsdesk.models.erasures import ErasureTask
+
+    email = f"cold-erasure-{n}@example.org"
+    stack.confirmed(email)
+    erasure_id = f"{n:032x}"
+    ErasureRepository(stack.dynamodb, stack.table("ErasuresTable")).begin(erasure_id, email, datetime.now(UTC))
+    return _sqs_event(stack, "ErasureQueue", ErasureTask(kind="person", id=erasure_id).model_dump_json())
+
+
 def _upload_published(reply: Any) -> bool:
     return isinstance(reply, dict) and [u.get("outcome") for u in reply.get("uploads", [])] == ["published"]
 
@@ -393,6 +405,7 @@ CASES = {
         Case("TallyFunction", "DynamoDB stream batch (1 recipient: pending to sent)", _ledger_changes, _window_closed),
         Case("EventsFunction", "events/stream-article-published.json", _article_published, _no_failures),
         Case("WebhooksFunction", "SQS bus event article.published (no endpoint asks for it)", _bus_event, _no_failures),
+        Case("ErasureFunction", "SQS erasure step (a confirmed reader, every step left)", _erasure_step, _no_failures),
     )
 }
 

@@ -15,17 +15,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
+from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 from werkzeug.wsgi import get_input_stream
 
 from local import moto_fixes
-from local.aws_calls import Call, describe
-from local.iam import AccessPolicy, access_denied, unknown_key
+from local.aws_calls import Call, credential_scope
+from local.iam import (
+    ADMIN_ACCESS_KEY_ID,
+    ADMIN_SECRET_ACCESS_KEY,
+    AccessPolicy,
+    access_denied,
+    invalid_session_token,
+    signature_refused,
+    unknown_key,
+)
 from local.resolver import Resolver
+from local.signatures import Received, refusal
 from local.template import (
     BUCKET,
     EVENT_BUS,
@@ -97,7 +108,7 @@ def aws_environment(endpoint: str, region: str) -> dict[str, str]:
     }
 
 
-def client(service: str, endpoint: str, region: str) -> Any:
+def client(service: str, endpoint: str, region: str, config: Config | None = None) -> Any:
     """A boto3 client for the embedded AWS; explicit arguments so it can never reach real AWS."""
     return boto3.client(
         service,
@@ -106,6 +117,7 @@ def client(service: str, endpoint: str, region: str) -> Any:
         aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        config=config,
     )
 
 
@@ -155,8 +167,10 @@ def _keys_asked(body: bytes) -> int:
 
 
 class IamEnforcement:
-    """WSGI middleware in front of moto: a request reaches it only if IAM would let it through on AWS (and
-    it is counted in `usage`)."""
+    """WSGI middleware in front of moto: a request reaches it only if AWS would let it through (its access key
+    known, its signature made with that key's secret and its session token, its IAM role allowing it), and
+    it is counted in `usage`. moto's own API (`/moto-api`: reset, dashboard, recorder) answers the
+    administrator alone."""
 
     def __init__(self, app: WsgiApp, policy: AccessPolicy, usage: Usage | None = None) -> None:
         self.app = app
@@ -164,28 +178,30 @@ class IamEnforcement:
         self.usage = usage or Usage()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
-            return self.app(environ, start_response)
         body = get_input_stream(environ).read()
+        received = _received(environ, body)
         # moto reads the body again: hand it a fresh stream with the body as read (de-chunked).
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ["wsgi.input_terminated"] = False
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-        headers = {
-            key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
-        }
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = str(environ["CONTENT_TYPE"])
-        url = str(environ.get("RAW_URI") or environ.get("PATH_INFO") or "/")
-        if environ.get("QUERY_STRING") and "?" not in url:
-            url += "?" + str(environ["QUERY_STRING"])
-        call = describe(environ["REQUEST_METHOD"], url, headers, body, account_id=self.policy.account_id)
+        if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+            if not self._is_administrator(received):
+                return self._answer(start_response, 403, {"Content-Type": "text/plain"}, _ADMINISTRATOR_ONLY)
+            return self.app(environ, start_response)
+        call = self.policy.describe(received.method, received.url, received.headers, body)
         if call is None:
             return self._answer(start_response, 403, {"Content-Type": "text/xml"}, _MISSING_AUTHENTICATION)
-        if call.access_key_id is None or not self.policy.is_known_key(call.access_key_id):
+        secret = self.policy.secret_for(call.access_key_id or "")
+        if secret is None:
             return self._answer(start_response, *unknown_key(call))
-        function_id = self.policy.function_for_key(call.access_key_id)
+        secret_access_key, session_token = secret
+        if session_token is not None and _session_token(received) != session_token:
+            return self._answer(start_response, *invalid_session_token(call))
+        refused = refusal(received, secret_access_key)
+        if refused is not None:
+            return self._answer(start_response, *signature_refused(call, refused))
+        function_id = self.policy.function_for_key(call.access_key_id or "")
         denial = self.policy.check(call, function_id)
         if denial is not None:
             return self._answer(start_response, *access_denied(call, denial))
@@ -195,6 +211,13 @@ class IamEnforcement:
         if call.service == "dynamodb" and call.operation in ("Query", "Scan"):
             return self._counting_scanned(function_id, environ, start_response)
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _is_administrator(received: Received) -> bool:
+        scope = credential_scope(received.headers, parse_qs(urlsplit(received.url).query, keep_blank_values=True))
+        return (
+            scope is not None and scope[0] == ADMIN_ACCESS_KEY_ID and refusal(received, ADMIN_SECRET_ACCESS_KEY) is None
+        )
 
     def _counting_scanned(
         self, function_id: str, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -210,6 +233,29 @@ class IamEnforcement:
         return [body]
 
 
+def _received(environ: dict[str, Any], body: bytes) -> Received:
+    """The request as it arrived: its path and query as sent, its headers (Content-Length as sent)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = str(environ[key])
+    path = str(environ.get("RAW_URI") or environ.get("PATH_INFO") or "/")
+    if environ.get("QUERY_STRING") and "?" not in path:
+        path += "?" + str(environ["QUERY_STRING"])
+    host = headers.get("host") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    return Received(str(environ["REQUEST_METHOD"]), f"http://{host}{path}", headers, body)
+
+
+def _session_token(received: Received) -> str | None:
+    if "x-amz-security-token" in received.headers:
+        return received.headers["x-amz-security-token"]
+    tokens = parse_qs(urlsplit(received.url).query).get("X-Amz-Security-Token")
+    return tokens[0] if tokens else None
+
+
+_ADMINISTRATOR_ONLY = b"moto's own API answers the administrator's credentials only (signed, testing/testing)\n"
 _MISSING_AUTHENTICATION = (
     b"<ErrorResponse><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code>"
     b"<Message>Request is missing Authentication Token</Message></Error></ErrorResponse>"
@@ -238,8 +284,11 @@ def start_moto(port: int, host: str = "127.0.0.1", policy: AccessPolicy | None =
     """Start moto in this process (port 0: any free port) and return it with its endpoint URL."""
     moto_fixes.apply()
     if port:
-        # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly.
+        # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly. The probe
+        # binds as the server will (werkzeug sets SO_REUSEADDR): connections of a stack stopped a moment ago,
+        # still in TIME_WAIT, do not keep the port; a program listening on it does.
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as error:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parseaddr
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.session
+
+from local.ses_identities import SesLookup, SesState, covering_identity, is_simulator
 
 ANY_RESOURCE = "*"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -48,7 +51,8 @@ class Permission:
 
 @dataclass(frozen=True)
 class Call:
-    """An AWS API request, as IAM sees it."""
+    """An AWS API request, as IAM sees it: the permissions it needs, and the values of the condition keys
+    the request sets (keys in lower case, as IAM compares them without case)."""
 
     service: str
     operation: str
@@ -56,6 +60,7 @@ class Call:
     region: str
     access_key_id: str | None
     needs: tuple[Permission, ...]
+    conditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def needs_permission(self) -> bool:
@@ -118,8 +123,12 @@ def describe(
     *,
     account_id: str,
     default_region: str = "us-east-1",
+    ses: SesLookup | None = None,
 ) -> Call | None:
-    """The call a request makes; None when it is not a signed AWS API request."""
+    """The call a request makes; None when it is not a signed AWS API request.
+
+    `ses` tells the SES identities verified in a region and whether SES is in the sandbox there: SES
+    authorizes a send against the identities that cover its sender and, in the sandbox, its recipients."""
     parts = urlsplit(url)
     lowered = {
         key.lower(): value.decode("latin-1") if isinstance(value, bytes) else str(value)
@@ -136,7 +145,7 @@ def describe(
     service = _service(signing_name, request)
     model = _model(service)
     operation = _operation(service, model, request)
-    context = _Context(region=region, account_id=account_id)
+    context = _Context(region=region, account_id=account_id, ses=ses or _no_ses)
     resources = _RESOURCES.get(service, _no_resource)
     needs = tuple(resources(operation, request, context)) if operation else ()
     prefix = _IAM_PREFIX.get(service, service)
@@ -144,7 +153,7 @@ def describe(
         Permission(f"{prefix}:{_ACTION_NAMES.get((service, need.action), need.action)}", need.resource)
         for need in needs
     ) or (Permission(f"{prefix}:{operation or 'Unknown'}", ANY_RESOURCE),)
-    return Call(service, operation or "Unknown", model.protocol, region, access_key_id, needs)
+    return Call(service, operation or "Unknown", model.protocol, region, access_key_id, needs, context.conditions)
 
 
 def _service(signing_name: str, request: _Request) -> str:
@@ -161,7 +170,9 @@ def _operation(service: str, model: Any, request: _Request) -> str | None:
     if target and "." in target:
         return target.rsplit(".", 1)[1]
     if service == "s3":
-        return _s3_operation(request)
+        bucket, key = request.bucket_and_key()
+        # Matched against the model's path-style URIs, whatever style the request used.
+        return _rest_operation(model, request, "/" + "/".join(part for part in (bucket, key) if part))
     form_encoded = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     if model.protocol == "query" or "Action" in request.query or form_encoded:
         return request.form().get("Action")
@@ -171,24 +182,59 @@ def _operation(service: str, model: Any, request: _Request) -> str | None:
 # ------------------------------------------------------------------------------------------- REST
 
 
-def _rest_operation(model: Any, request: _Request) -> str | None:
-    """The operation whose method and URI template fit the request best (literal segments win)."""
-    best: tuple[int, str] | None = None
+@dataclass(frozen=True)
+class _RestRoute:
+    operation: str
+    segments: tuple[str, ...]  # the URI template's path, split at "/"
+    # Query keys and headers a request of this operation always has: the URI's own (`?acl`) and the
+    # required members sent there (S3's `?uploadId`, `x-amz-copy-source`), which tell apart operations
+    # sharing one URI (PutObject, CopyObject, UploadPart, UploadPartCopy).
+    query: frozenset[str]
+    headers: frozenset[str]
+
+
+@cache
+def _rest_routes(service: str) -> dict[str, tuple[_RestRoute, ...]]:
+    """The service's operations by HTTP method."""
+    model = _model(service)
+    routes: dict[str, list[_RestRoute]] = {}
     for name in model.operation_names:
-        http = model.operation_model(name).http
-        if http.get("method") != request.method:
+        operation = model.operation_model(name)
+        template, _, literal_query = operation.http.get("requestUri", "/").partition("?")
+        query = [part.split("=")[0] for part in literal_query.split("&") if part]
+        headers = []
+        shape = operation.input_shape
+        for member in shape.required_members if shape is not None else []:
+            location = shape.members[member].serialization
+            if location.get("location") == "querystring":
+                query.append(location["name"])
+            elif location.get("location") == "header":
+                headers.append(location["name"].lower())
+        route = _RestRoute(name, tuple(template.strip("/").split("/")), frozenset(query), frozenset(headers))
+        routes.setdefault(operation.http.get("method", ""), []).append(route)
+    return {method: tuple(listed) for method, listed in routes.items()}
+
+
+def _rest_operation(model: Any, request: _Request, path: str | None = None) -> str | None:
+    """The operation whose method and URI fit the request best: literal segments win, then the most query
+    keys and headers that the operation always sends."""
+    given = (request.path if path is None else path).strip("/").split("/")
+    query, headers = request.query.keys(), request.headers.keys()
+    best: tuple[tuple[int, int], str] | None = None
+    for route in _rest_routes(model.service_name).get(request.method, ()):
+        if not (route.query <= query and route.headers <= headers):
             continue
-        template, _, wanted_query = http.get("requestUri", "/").partition("?")
-        score = _uri_score(template, request.path)
-        if score is None or any(part.split("=")[0] not in request.query for part in wanted_query.split("&") if part):
+        score = _uri_score(route.segments, given)
+        if score is None:
             continue
-        if best is None or score > best[0]:
-            best = (score, name)
+        rank = (score, len(route.query) + len(route.headers))
+        if best is None or rank > best[0]:
+            best = (rank, route.operation)
     return best[1] if best else None
 
 
-def _uri_score(template: str, path: str) -> int | None:
-    wanted, given = template.strip("/").split("/"), path.strip("/").split("/")
+def _uri_score(wanted: tuple[str, ...], given: list[str]) -> int | None:
+    """How many literal segments of the template `wanted` the path `given` matches; None if it does not fit."""
     score = 0
     for index, part in enumerate(wanted):
         if part.endswith("+}"):
@@ -203,42 +249,20 @@ def _uri_score(template: str, path: str) -> int | None:
     return score if len(wanted) == len(given) else None
 
 
-def _s3_operation(request: _Request) -> str | None:
-    bucket, key = request.bucket_and_key()
-    query, method = request.query, request.method
-    if not bucket:
-        return "ListBuckets" if method == "GET" else None
-    if not key:
-        for sub in ("versioning", "notification", "lifecycle", "policy", "tagging", "cors", "encryption", "acl"):
-            if sub in query:
-                return {"GET": "GetBucket", "PUT": "PutBucket", "DELETE": "DeleteBucket"}.get(method, "") + sub.title()
-        if method == "POST" and "delete" in query:
-            return "DeleteObjects"
-        if method == "GET":
-            return "ListObjectVersions" if "versions" in query else "ListObjects"
-        return {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method)
-    if "uploads" in query or "uploadId" in query:
-        return {"POST": "PutObject", "PUT": "PutObject", "DELETE": "AbortMultipartUpload", "GET": "ListParts"}.get(
-            method
-        )
-    if "tagging" in query:
-        return {"GET": "GetObjectTagging", "PUT": "PutObjectTagging", "DELETE": "DeleteObjectTagging"}.get(method)
-    if method in ("GET", "HEAD"):
-        return "GetObjectVersion" if "versionId" in query else "GetObject"
-    if method == "PUT":
-        return "CopyObject" if "x-amz-copy-source" in request.headers else "PutObject"
-    if method == "DELETE":
-        return "DeleteObjectVersion" if "versionId" in query else "DeleteObject"
-    return None
-
-
 # -------------------------------------------------------------------------------------- resources
 
 
-@dataclass(frozen=True)
+def _no_ses(_region: str) -> SesState:
+    return SesState(frozenset())
+
+
+@dataclass
 class _Context:
     region: str
     account_id: str
+    ses: SesLookup
+    # Condition keys the request sets, filled in by the service's reader.
+    conditions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
@@ -308,59 +332,181 @@ def _sqs(operation: str, request: _Request, context: _Context) -> list[Permissio
     return [Permission(operation, ANY_RESOURCE)]
 
 
+# S3 operations IAM authorizes under another action's name (the Service Authorization Reference's table).
+_S3_ACTIONS = {
+    "ListBuckets": "ListAllMyBuckets",
+    "ListObjects": "ListBucket",
+    "ListObjectsV2": "ListBucket",
+    "HeadBucket": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions",
+    "ListMultipartUploads": "ListBucketMultipartUploads",
+    "ListParts": "ListMultipartUploadParts",
+    "HeadObject": "GetObject",
+    "SelectObjectContent": "GetObject",
+    "CopyObject": "PutObject",
+    "CreateMultipartUpload": "PutObject",
+    "UploadPart": "PutObject",
+    "UploadPartCopy": "PutObject",
+    "CompleteMultipartUpload": "PutObject",
+    "DeleteObjects": "DeleteObject",
+    "GetBucketLifecycle": "GetLifecycleConfiguration",
+    "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+    "PutBucketLifecycle": "PutLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
+    "DeleteBucketLifecycle": "PutLifecycleConfiguration",
+    "GetBucketNotificationConfiguration": "GetBucketNotification",
+    "PutBucketNotificationConfiguration": "PutBucketNotification",
+    "GetPublicAccessBlock": "GetBucketPublicAccessBlock",
+    "PutPublicAccessBlock": "PutBucketPublicAccessBlock",
+    "DeletePublicAccessBlock": "PutBucketPublicAccessBlock",
+    "DeleteBucketOwnershipControls": "PutBucketOwnershipControls",
+    "GetBucketCors": "GetBucketCORS",
+    "PutBucketCors": "PutBucketCORS",
+    "DeleteBucketCors": "PutBucketCORS",
+    "GetBucketEncryption": "GetEncryptionConfiguration",
+    "PutBucketEncryption": "PutEncryptionConfiguration",
+    "DeleteBucketEncryption": "PutEncryptionConfiguration",
+    "DeleteBucketTagging": "PutBucketTagging",
+    "GetBucketReplication": "GetReplicationConfiguration",
+    "PutBucketReplication": "PutReplicationConfiguration",
+    "DeleteBucketReplication": "PutReplicationConfiguration",
+    "GetObjectLockConfiguration": "GetBucketObjectLockConfiguration",
+    "PutObjectLockConfiguration": "PutBucketObjectLockConfiguration",
+    "GetBucketAccelerateConfiguration": "GetAccelerateConfiguration",
+    "PutBucketAccelerateConfiguration": "PutAccelerateConfiguration",
+    "GetBucketAnalyticsConfiguration": "GetAnalyticsConfiguration",
+    "ListBucketAnalyticsConfigurations": "GetAnalyticsConfiguration",
+    "PutBucketAnalyticsConfiguration": "PutAnalyticsConfiguration",
+    "DeleteBucketAnalyticsConfiguration": "PutAnalyticsConfiguration",
+    "GetBucketInventoryConfiguration": "GetInventoryConfiguration",
+    "ListBucketInventoryConfigurations": "GetInventoryConfiguration",
+    "PutBucketInventoryConfiguration": "PutInventoryConfiguration",
+    "DeleteBucketInventoryConfiguration": "PutInventoryConfiguration",
+    "GetBucketMetricsConfiguration": "GetMetricsConfiguration",
+    "ListBucketMetricsConfigurations": "GetMetricsConfiguration",
+    "PutBucketMetricsConfiguration": "PutMetricsConfiguration",
+    "DeleteBucketMetricsConfiguration": "PutMetricsConfiguration",
+    "GetBucketIntelligentTieringConfiguration": "GetIntelligentTieringConfiguration",
+    "ListBucketIntelligentTieringConfigurations": "GetIntelligentTieringConfiguration",
+    "PutBucketIntelligentTieringConfiguration": "PutIntelligentTieringConfiguration",
+    "DeleteBucketIntelligentTieringConfiguration": "PutIntelligentTieringConfiguration",
+}
+# The action of an operation on one version of an object (?versionId=), where it is another one.
+_S3_VERSION_ACTIONS = {
+    "GetObject": "GetObjectVersion",
+    "HeadObject": "GetObjectVersion",
+    "DeleteObject": "DeleteObjectVersion",
+    "GetObjectAcl": "GetObjectVersionAcl",
+    "PutObjectAcl": "PutObjectVersionAcl",
+    "GetObjectTagging": "GetObjectVersionTagging",
+    "PutObjectTagging": "PutObjectVersionTagging",
+    "DeleteObjectTagging": "DeleteObjectVersionTagging",
+    "GetObjectAttributes": "GetObjectVersionAttributes",
+    "GetObjectTorrent": "GetObjectVersionTorrent",
+}
+# Writes whose headers set more than the object: each needs that sub-resource's action too.
+_S3_WRITES = {"PutObject", "CopyObject", "CreateMultipartUpload"}
+_S3_HEADER_ACTIONS = (
+    (("x-amz-acl", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp", "x-amz-grant-full-control"),
+     "PutObjectAcl"),
+    (("x-amz-tagging",), "PutObjectTagging"),
+    (("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date"), "PutObjectRetention"),
+    (("x-amz-object-lock-legal-hold",), "PutObjectLegalHold"),
+)  # fmt: skip
+
+
 def _s3(operation: str, request: _Request, _context: _Context) -> list[Permission]:
     bucket, key = request.bucket_and_key()
     if not bucket:
-        return [Permission("ListAllMyBuckets", ANY_RESOURCE)]
-    actions = {
-        "ListObjects": "ListBucket",
-        "HeadBucket": "ListBucket",
-        "ListObjectVersions": "ListBucketVersions",
-        "GetBucketNotification": "GetBucketNotification",
-        "PutBucketNotification": "PutBucketNotification",
-        "GetBucketLifecycle": "GetLifecycleConfiguration",
-        "PutBucketLifecycle": "PutLifecycleConfiguration",
-        "DeleteBucketLifecycle": "PutLifecycleConfiguration",
-        "DeleteObjects": "DeleteObject",
-        "ListParts": "ListMultipartUploadParts",
-    }
-    action = actions.get(operation, operation)
+        return [Permission(_S3_ACTIONS.get(operation, operation), ANY_RESOURCE)]
     if operation == "DeleteObjects":
-        return [Permission(action, f"arn:aws:s3:::{bucket}/*")]
+        return [Permission("DeleteObject", f"arn:aws:s3:::{bucket}/*")]
     if not key:
-        return [Permission(action, f"arn:aws:s3:::{bucket}")]
-    needs = [Permission("PutObject" if operation == "CopyObject" else action, f"arn:aws:s3:::{bucket}/{key}")]
-    if operation == "CopyObject":
-        source = unquote(request.headers["x-amz-copy-source"]).lstrip("/").split("?")[0]
-        needs.append(Permission("GetObject", f"arn:aws:s3:::{source}"))
+        return [Permission(_S3_ACTIONS.get(operation, operation), f"arn:aws:s3:::{bucket}")]
+    target = f"arn:aws:s3:::{bucket}/{key}"
+    versioned = "versionId" in request.query and operation in _S3_VERSION_ACTIONS
+    action = _S3_VERSION_ACTIONS[operation] if versioned else _S3_ACTIONS.get(operation, operation)
+    needs = [Permission(action, target)]
+    if operation in _S3_WRITES:
+        needs += [
+            Permission(sub, target) for names, sub in _S3_HEADER_ACTIONS if any(n in request.headers for n in names)
+        ]
+    if operation in ("CopyObject", "UploadPartCopy"):
+        # The copy reads its source: GetObject on it (GetObjectVersion for one version of it).
+        source, _, source_query = request.headers["x-amz-copy-source"].partition("?")
+        read = "GetObjectVersion" if "versionId" in parse_qs(source_query) else "GetObject"
+        needs.append(Permission(read, f"arn:aws:s3:::{unquote(source).lstrip('/')}"))
     return needs
 
 
-def _raw_sender(raw: str) -> str | None:
+def _addresses(values: list[str]) -> list[str]:
+    return [address for _, address in getaddresses(values) if address]
+
+
+def _raw_headers(data: Any) -> Any:
+    """The headers of a raw message as sent (base64), without parsing its body."""
     try:
-        message = email.message_from_bytes(base64.b64decode(raw), policy=policy.default)
+        raw = base64.b64decode(str(data or ""))
     except (binascii.Error, ValueError):
-        return None
-    sender = message.get("From")
-    return str(sender.addresses[0].addr_spec) if sender and getattr(sender, "addresses", None) else None
+        raw = b""
+    return BytesHeaderParser(policy=policy.default).parsebytes(raw)
 
 
-def _identity_arn(address: str, context: _Context) -> str:
-    # SES authorizes a send against the verified identity it uses: the sender's domain here (the
-    # template verifies the domain, not single addresses).
-    return context.arn("ses", f"identity/{address.rpartition('@')[2]}")
+def _send_needs(
+    action: str,
+    context: _Context,
+    *,
+    sender: str | None,
+    recipients: list[str],
+    configuration_set: str | None = None,
+    feedback: str | None = None,
+) -> list[Permission]:
+    """What IAM checks for an SES send: the identity covering the sender, in the sandbox the identities
+    covering the recipients (an address none covers is SES's own MessageRejected, not IAM's), and the
+    configuration set; and the condition keys the send sets."""
+    display_name, address = parseaddr(sender or "")
+    if not address:
+        return [Permission(action, ANY_RESOURCE)]
+    state = context.ses(context.region)
+    identities = [covering_identity(address, state.identities) or address.rpartition("@")[2].lower()]
+    if state.sandbox:
+        identities += [covering_identity(r, state.identities) or "" for r in recipients if not is_simulator(r)]
+    needs = [Permission(action, context.arn("ses", f"identity/{name}")) for name in dict.fromkeys(identities) if name]
+    if configuration_set:
+        needs.append(Permission(action, context.arn("ses", f"configuration-set/{configuration_set}")))
+    context.conditions.update({"ses:fromaddress": (address,), "ses:recipients": tuple(recipients)})
+    if display_name:
+        context.conditions["ses:fromdisplayname"] = (display_name,)
+    if feedback:
+        context.conditions["ses:feedbackaddress"] = (parseaddr(feedback)[1],)
+    return needs
+
+
+def _destination(destination: Mapping[str, Any]) -> list[str]:
+    return _addresses(
+        [str(a) for kind in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destination.get(kind) or []]
+    )
 
 
 def _sesv2(operation: str, request: _Request, context: _Context) -> list[Permission]:
     body = request.json()
     if operation in ("SendEmail", "SendBulkEmail"):
-        sender = body.get("FromEmailAddress") or _raw_sender(
-            str(((body.get("Content") or {}).get("Raw") or {}).get("Data", ""))
-        )
-        needs = [Permission(operation, _identity_arn(str(sender), context) if sender else ANY_RESOURCE)]
-        if body.get("ConfigurationSetName"):
-            needs.append(Permission(operation, context.arn("ses", f"configuration-set/{body['ConfigurationSetName']}")))
-        return needs
+        sender = body.get("FromEmailAddress")
+        if operation == "SendBulkEmail":
+            recipients = [
+                a for entry in body.get("BulkEmailEntries") or [] for a in _destination(entry.get("Destination") or {})
+            ]
+        else:
+            recipients = _destination(body.get("Destination") or {})
+        raw = ((body.get("Content") or {}).get("Raw") or {}).get("Data")
+        if raw and (not sender or not recipients):
+            # A raw message without them names its sender and recipients in its headers, as SES reads them.
+            headers = _raw_headers(raw)
+            sender = sender or headers.get("From")
+            recipients = recipients or _addresses([str(v) for h in ("To", "Cc", "Bcc") for v in headers.get_all(h, [])])
+        return _send_needs(operation, context, sender=sender and str(sender), recipients=recipients,
+                           configuration_set=body.get("ConfigurationSetName"),
+                           feedback=body.get("FeedbackForwardingEmailAddress"))  # fmt: skip
     parts = request.path.strip("/").split("/")
     if len(parts) >= 4 and parts[2] == "identities":
         return [Permission(operation, context.arn("ses", f"identity/{unquote(parts[3])}"))]
@@ -369,12 +515,21 @@ def _sesv2(operation: str, request: _Request, context: _Context) -> list[Permiss
     return [Permission(operation, ANY_RESOURCE)]
 
 
+_V1_RECIPIENT = re.compile(r"^Destinations?\.(?:(?:To|Cc|Bcc)Addresses\.)?member\.\d+$")
+
+
 def _ses(operation: str, request: _Request, context: _Context) -> list[Permission]:
     form = request.form()
+    if operation not in ("SendEmail", "SendRawEmail"):
+        return [Permission(operation, ANY_RESOURCE)]
     sender = form.get("Source")
-    if operation in ("SendEmail", "SendRawEmail") and sender:
-        return [Permission(operation, _identity_arn(sender, context))]
-    return [Permission(operation, ANY_RESOURCE)]
+    recipients = _addresses([value for key, value in form.items() if _V1_RECIPIENT.match(key)])
+    if operation == "SendRawEmail" and (not sender or not recipients):
+        headers = _raw_headers(form.get("RawMessage.Data"))
+        sender = sender or headers.get("From")
+        recipients = recipients or _addresses([str(v) for h in ("To", "Cc", "Bcc") for v in headers.get_all(h, [])])
+    return _send_needs(operation, context, sender=sender and str(sender), recipients=recipients,
+                       configuration_set=form.get("ConfigurationSetName"), feedback=form.get("ReturnPath"))  # fmt: skip
 
 
 def _ssm(operation: str, request: _Request, context: _Context) -> list[Permission]:

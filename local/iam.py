@@ -4,9 +4,12 @@ moto checks neither the action nor the resource of most calls, so a function tha
 refused on AWS (a missing `dynamodb:UpdateItem` costs subscribers their newsletter). Here every request to
 the embedded AWS is read as IAM reads it (`local.aws_calls`) and checked against the caller's policies:
 explicit Deny wins, then any Allow, otherwise it is refused with the service's own AccessDenied error.
+A statement's Condition is evaluated for the condition keys the request sets (`local.aws_calls`); one the
+local stack cannot evaluate never allows, and always denies.
 
 Callers are told apart by their credentials (each function's worker has its own) or, for functions run
-inside the test process, by `acting_as`. The administrator's credentials (`testing`) may do anything.
+inside the test process, by `acting_as`. The administrator's credentials (`testing`/`testing`) may do
+anything.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import secrets
 import string
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,10 +33,13 @@ from xml.sax.saxutils import escape
 from local.aws_calls import Call, Permission, describe
 from local.resolver import Resolver
 from local.sam import expanded_for, function_roles, managed_policy_document
+from local.ses_identities import SesLookup, embedded_ses
+from local.signatures import Refusal
 
 log = logging.getLogger(__name__)
 
 ADMIN_ACCESS_KEY_ID = "testing"
+ADMIN_SECRET_ACCESS_KEY = "testing"  # noqa: S105 (the documented local administrator, not a secret)
 _acting_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("acting_function", default=None)
 
 
@@ -72,20 +78,21 @@ def _new_credentials() -> Credentials:
 
 @cache
 def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
-    # IAM wildcards: * is any run of characters, ? exactly one; everything else is literal (moto's own
-    # matcher treats the rest as a regular expression and compares actions case-sensitively).
+    # IAM wildcards: * is any run of characters (a newline too: a request path may hold one), ? exactly one;
+    # everything else is literal (moto's own matcher treats the rest as a regular expression and compares
+    # actions case-sensitively).
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
-    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def wildcard_matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """IAM's wildcard match (actions, resources, ArnLike and StringLike conditions)."""
-    return _pattern(pattern, ignore_case).match(value) is not None
+    return _pattern(pattern, ignore_case).fullmatch(value) is not None
 
 
 def _any_matches(patterns: Any, value: str, *, ignore_case: bool) -> bool:
     items = patterns if isinstance(patterns, list) else [patterns]
-    return any(_pattern(str(item), ignore_case).match(value) for item in items)
+    return any(wildcard_matches(str(item), value, ignore_case=ignore_case) for item in items)
 
 
 def _applies(statement: dict[str, Any], permission: Permission) -> bool:
@@ -100,20 +107,103 @@ def _applies(statement: dict[str, Any], permission: Permission) -> bool:
     return action_matches and resource_matches
 
 
-def allows(documents: list[dict[str, Any]], permission: Permission) -> bool:
+Conditions = Mapping[str, Sequence[str]]
+# Condition keys whose values the local stack reads off the request (local.aws_calls): any other key in a
+# policy (aws:SourceIp, s3:prefix, ...) cannot be evaluated here.
+# aws:SourceArn and aws:SourceAccount: what a service invoking a function says (local.invoke_policies).
+EVALUATED_KEYS = frozenset({
+    "ses:fromaddress", "ses:fromdisplayname", "ses:recipients", "ses:feedbackaddress",
+    "aws:sourcearn", "aws:sourceaccount",
+})  # fmt: skip
+_STRING_OPERATORS = {
+    "StringEquals": (False, False, False),  # (negated, ignore case, wildcards)
+    "StringNotEquals": (True, False, False),
+    "StringEqualsIgnoreCase": (False, True, False),
+    "StringNotEqualsIgnoreCase": (True, True, False),
+    "StringLike": (False, False, True),
+    "StringNotLike": (True, False, True),
+}
+# IAM compares an ARN's six colon-separated parts one by one, each with wildcards (ArnEquals as ArnLike).
+_ARN_OPERATORS = {"ArnLike": False, "ArnEquals": False, "ArnNotLike": True, "ArnNotEquals": True}
+
+
+def _arn_like(pattern: str, arn: str) -> bool:
+    patterns, parts = pattern.split(":", 5), arn.split(":", 5)
+    return len(patterns) == len(parts) and all(map(wildcard_matches, patterns, parts))
+
+
+def _test(operator: str, key: str, wanted: Any, conditions: Conditions) -> bool | None:
+    """One condition test as IAM evaluates it; None when the local stack cannot evaluate it."""
+    wanted = [str(value) for value in (wanted if isinstance(wanted, list) else [wanted])]
+    key = key.lower()
+    if key not in EVALUATED_KEYS or any("${" in value for value in wanted):
+        return None  # a key not read here, or a policy variable
+    values = list(conditions.get(key) or ())
+    if operator == "Null":
+        return {"true": not values, "false": bool(values)}.get(wanted[0].lower()) if len(wanted) == 1 else None
+    qualifier, _, base = operator.rpartition(":")
+    if_exists = base.endswith("IfExists")
+    base = base.removesuffix("IfExists")
+    if base not in _STRING_OPERATORS.keys() | _ARN_OPERATORS.keys() or qualifier not in (
+        "",
+        "ForAnyValue",
+        "ForAllValues",
+    ):
+        return None
+    arn = base in _ARN_OPERATORS
+    negated, ignore_case, wildcards = (_ARN_OPERATORS[base], False, True) if arn else _STRING_OPERATORS[base]
+    if not values:  # the request does not set the key
+        if qualifier == "ForAllValues" or if_exists:
+            return True
+        return negated and qualifier == ""
+
+    def matches(value: str) -> bool:
+        if arn:
+            found = any(_arn_like(pattern, value) for pattern in wanted)
+        elif wildcards:
+            found = _any_matches(wanted, value, ignore_case=False)
+        elif ignore_case:
+            found = value.lower() in {item.lower() for item in wanted}
+        else:
+            found = value in wanted
+        return found is not negated
+
+    if qualifier == "ForAnyValue":
+        return any(matches(value) for value in values)
+    if qualifier == "ForAllValues":
+        return all(matches(value) for value in values)
+    return matches(values[0]) if len(values) == 1 else None  # a single-valued test of several values
+
+
+def condition_holds(condition: Mapping[str, Any], conditions: Conditions) -> bool | None:
+    """Whether a statement's Condition holds for a request setting `conditions`: every test must; None
+    when one cannot be evaluated here (and none is known to fail)."""
+    results = [
+        _test(operator, key, wanted, conditions)
+        for operator, tests in condition.items()
+        for key, wanted in (tests.items() if isinstance(tests, dict) else [])
+    ]
+    if not all(isinstance(tests, dict) for tests in condition.values()) or any(r is None for r in results):
+        return False if False in results else None
+    return all(results)
+
+
+def allows(documents: list[dict[str, Any]], permission: Permission, conditions: Conditions | None = None) -> bool:
     """IAM's evaluation of identity policies: an explicit Deny wins, then any Allow; nothing is a deny.
 
-    Conditions are not evaluated locally: an Allow that has one is not counted, a Deny that has one is
-    (so a condition can only make the local stack stricter than AWS, never looser)."""
+    A statement applies only if its Condition holds for the request's condition keys; one the local stack
+    cannot evaluate counts for a Deny and not for an Allow, so it can only make the local stack stricter
+    than AWS, never looser."""
     allowed = False
     for document in documents:
         statements = document.get("Statement", [])
         for statement in statements if isinstance(statements, list) else [statements]:
             if not _applies(statement, permission):
                 continue
-            if statement.get("Effect") == "Deny":
+            holds = condition_holds(statement["Condition"], conditions or {}) if statement.get("Condition") else True
+            if statement.get("Effect") == "Deny" and holds is not False:
                 return False
-            if statement.get("Effect") == "Allow" and not statement.get("Condition"):
+            if statement.get("Effect") == "Allow" and holds is True:
                 allowed = True
     return allowed
 
@@ -126,8 +216,8 @@ class Role:
     arn: str
     documents: tuple[dict[str, Any], ...]
 
-    def allows(self, permission: Permission) -> bool:
-        return allows(list(self.documents), permission)
+    def allows(self, permission: Permission, conditions: Conditions | None = None) -> bool:
+        return allows(list(self.documents), permission, conditions)
 
 
 def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
@@ -161,10 +251,12 @@ class AccessPolicy:
     """Who may call what on the embedded AWS: the administrator anything, each function its role.
 
     Roles name resources whose ARNs exist only once the resources do (a secret's), so they are set with
-    `use_roles` after creation; until then a function's calls are refused."""
+    `use_roles` after creation; until then a function's calls are refused. `ses` tells the SES identities
+    and sandbox a send is authorized against (the embedded SES's, unless given)."""
 
-    def __init__(self, account_id: str, roles: dict[str, Role] | None = None) -> None:
+    def __init__(self, account_id: str, roles: dict[str, Role] | None = None, ses: SesLookup | None = None) -> None:
         self.account_id = account_id
+        self.ses = ses or embedded_ses(account_id)
         self.roles: dict[str, Role] = {}
         self.credentials: dict[str, Credentials] = {}
         self._by_key: dict[str, str] = {}
@@ -185,13 +277,29 @@ class AccessPolicy:
     def is_known_key(self, access_key_id: str) -> bool:
         return access_key_id == ADMIN_ACCESS_KEY_ID or access_key_id in self._by_key
 
+    def secret_for(self, access_key_id: str) -> tuple[str, str | None] | None:
+        """The secret of a known access key, and the session token that must come with it (None: any)."""
+        if access_key_id == ADMIN_ACCESS_KEY_ID:
+            return ADMIN_SECRET_ACCESS_KEY, None
+        function_id = self._by_key.get(access_key_id)
+        if function_id is None:
+            return None
+        credentials = self.credentials[function_id]
+        return credentials.secret_access_key, credentials.session_token
+
+    def describe(
+        self, method: str, url: str, headers: Mapping[str, str | bytes], body: bytes | str | None
+    ) -> Call | None:
+        """The call a request to this account's embedded AWS makes (local.aws_calls.describe)."""
+        return describe(method, url, headers, body, account_id=self.account_id, ses=self.ses)
+
     def check(self, call: Call, function_id: str | None) -> Denial | None:
         """The denial of `call` made as `function_id` (None: the administrator), or None if allowed."""
         if function_id is None or not call.needs_permission:
             return None
         role = self.roles.get(function_id)
         for permission in call.needs:
-            if role is None or not role.allows(permission):
+            if role is None or not role.allows(permission, call.conditions):
                 who = role.arn if role else function_id
                 denial = Denial(
                     function_id,
@@ -224,14 +332,17 @@ Response = tuple[int, dict[str, str], bytes]
 _DENIED_CODES = {"s3": "AccessDenied", "sqs": "AccessDenied", "sns": "AuthorizationError", "ses": "AccessDenied"}
 
 
-def error_response(call: Call, code: str, message: str, status: int = 403) -> Response:
-    """An AWS error reply in the shape the service's protocol uses, so SDKs raise it as that service would."""
+def error_response(call: Call, code: str, message: str, status: int | None = None) -> Response:
+    """An AWS error reply in the shape the service's protocol uses, so SDKs raise it as that service would
+    (status: 400 for the JSON protocol's services, 403 for the others, unless given)."""
     request_id = str(uuid.uuid4())
     if call.protocol == "json":
         headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": request_id}
         if call.service == "sqs":
             headers["x-amzn-query-error"] = f"{code};Sender"
-        return 400, headers, json.dumps({"__type": f"com.amazon.coral.service#{code}", "Message": message}).encode()
+        answer = json.dumps({"__type": f"com.amazon.coral.service#{code}", "Message": message})
+        return status or 400, headers, answer.encode()
+    status = status or 403
     if call.protocol == "rest-json":
         headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "x-amzn-RequestId": request_id}
         return status, headers, json.dumps({"message": message}).encode()
@@ -261,6 +372,38 @@ def unknown_key(call: Call) -> Response:
     return error_response(call, code, "The security token included in the request is invalid.")
 
 
+def invalid_session_token(call: Call) -> Response:
+    """A function's access key with another session token than its own."""
+    if call.service == "s3":
+        return error_response(call, "InvalidToken", "The provided token is malformed or otherwise invalid.", 400)
+    return unknown_key(call)
+
+
+_SIGNATURE_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+    "Access Key and signing method. Consult the service documentation for details."
+)
+
+
+def signature_refused(call: Call, refusal: Refusal) -> Response:
+    """A refused signature as the service answers it: S3 and the query-protocol services (SQS included)
+    SignatureDoesNotMatch, the JSON ones (DynamoDB, SES v2, ...) InvalidSignatureException."""
+    if refusal is Refusal.EXPIRED:
+        return error_response(call, "AccessDenied", "Request has expired")
+    if refusal is Refusal.PAYLOAD_MISMATCH:
+        message = "The provided 'x-amz-content-sha256' header does not match what was computed."
+        return error_response(call, "XAmzContentSHA256Mismatch", message, 400)
+    if call.service == "s3":
+        message = (
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method."
+        )
+        return error_response(call, "SignatureDoesNotMatch", message)
+    if call.service == "sqs" or call.protocol == "query":
+        return error_response(call, "SignatureDoesNotMatch", _SIGNATURE_MESSAGE, 403)
+    return error_response(call, "InvalidSignatureException", _SIGNATURE_MESSAGE)
+
+
 # ------------------------------------------------------------------------------- in the test process
 
 
@@ -288,7 +431,7 @@ def enforced_in_process(policy: AccessPolicy) -> Iterator[None]:
         function_id = _acting_function.get()
         if function_id is not None:
             body = request.body if isinstance(request.body, bytes | str) else None  # a stream: an S3 upload
-            call = describe(request.method, request.url, dict(request.headers), body, account_id=policy.account_id)
+            call = policy.describe(request.method, request.url, dict(request.headers), body)
             denial = policy.check(call, function_id) if call is not None else None
             if call is not None and denial is not None:
                 return access_denied(call, denial)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import operator
-from collections.abc import Callable
 from typing import Any
 
-from local.iam import wildcard_matches
+from local.iam import condition_holds, wildcard_matches
 from local.resolver import Resolver
 from local.sam import expanded_for, lambda_permissions
 from local.template import Template
@@ -90,26 +88,6 @@ def function_policies(resolver: Resolver) -> dict[str, dict[str, Any]]:
     return policies
 
 
-def _arn_like(pattern: str, arn: str) -> bool:
-    # IAM compares an ARN's six colon-separated parts one by one, each with wildcards.
-    patterns, parts = pattern.split(":", 5), arn.split(":", 5)
-    return len(patterns) == len(parts) and all(map(wildcard_matches, patterns, parts))
-
-
-_CONDITION_TESTS: dict[str, Callable[[str, str], bool]] = {"ArnLike": _arn_like, "StringEquals": operator.eq}
-
-
-def _holds(condition: dict[str, dict[str, str]], context: dict[str, str | None]) -> bool:
-    """Every operator of a statement's condition holds; an absent key, or an operator not emulated, fails."""
-    for name, keys in condition.items():
-        test = _CONDITION_TESTS.get(name)
-        for key, wanted in keys.items():
-            value = context.get(key)
-            if test is None or value is None or not test(wanted, value):
-                return False
-    return True
-
-
 class InvokePolicies:
     """The functions' resource-based policies, asked before a service invokes a function."""
 
@@ -122,11 +100,11 @@ class InvokePolicies:
 
     def allows(self, function_id: str, principal: str, source_arn: str, source_account: str | None = None) -> bool:
         """Whether `principal` (a service) may invoke the function for the resource `source_arn`."""
-        context = {"AWS:SourceArn": source_arn, "AWS:SourceAccount": source_account}
+        context = {"aws:sourcearn": [source_arn], "aws:sourceaccount": [source_account] if source_account else []}
         return any(
             statement["Effect"] == "Allow"
             and statement["Principal"].get("Service") == principal
             and wildcard_matches(statement["Action"], INVOKE, ignore_case=True)
-            and _holds(statement.get("Condition") or {}, context)
+            and condition_holds(statement.get("Condition") or {}, context) is True
             for statement in (self.policies.get(function_id) or {}).get("Statement", [])
         )

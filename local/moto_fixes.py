@@ -14,6 +14,8 @@ count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsl
 - moto serves requests on many threads without locks, so two conditional writes can both pass their
   check; DynamoDB makes each write (and each transaction) atomic. Here DynamoDB requests run one at a time.
 - moto lacks SQS's StartMessageMoveTask, which the dead-letter redrive uses (local.sqs_move_tasks).
+- moto's SES takes an address as verified only if the address or its own domain is (SES: a parent domain
+  too), and has no sandbox (local.ses_identities).
 - moto's SQS works out, for every message of a queue on every receive and attribute read, whether it is
   visible, through several datetime conversions: minutes of CPU for a queue of a few thousand messages.
   Here it compares against the clock read once (still `time.time`, so tests that freeze time still can).
@@ -61,15 +63,22 @@ _in_transaction = threading.local()
 _stream_reader = threading.local()
 
 
+def dynamodb_requests_lock() -> threading.RLock:
+    """The lock every DynamoDB request to the embedded AWS runs under (see `_serialize_dynamodb`): hold it to
+    read or write moto's tables directly, as local.persistence does, and no request sees half of it."""
+    return _dynamodb_lock
+
+
 def apply() -> None:
     """Patch moto in this process (idempotent)."""
     global _applied
     if _applied:
         return
     _applied = True
-    from local import sqs_move_tasks
+    from local import ses_identities, sqs_move_tasks
 
     sqs_move_tasks.install()
+    ses_identities.install()
     _stop_tracking_instances()
     _keep_parsed_json_paths()
     _cheap_sqs_visibility()

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesHeaderParser
+from email.utils import parseaddr
 from functools import wraps
 from typing import Any
 
 from local.resolver import Resolver
+from local.ses_identities import covering_identity, embedded_ses
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +111,14 @@ class SesEventPublisher:
         for tag in request.get("EmailTags") or []:
             tags.setdefault(str(tag["Name"]), []).append(str(tag["Value"]))
         headers = _headers(request)
+        account, region = self.resolver.account_id, self.resolver.region
+        # The identity SES authorized the send with: the one covering the sender's address.
+        address = parseaddr(sender)[1]
+        identity = covering_identity(address, embedded_ses(account)(region).identities) or address.rpartition("@")[2]
         return {
             "timestamp": _now(),
             "source": sender,
-            "sourceArn": f"arn:aws:ses:{self.resolver.region}:{self.resolver.account_id}:identity/"
-            f"{sender.rpartition('@')[2]}",
+            "sourceArn": f"arn:aws:ses:{region}:{account}:identity/{identity}",
             "sendingAccountId": self.resolver.account_id,
             "messageId": message_id,
             "destination": recipients,

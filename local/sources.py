@@ -79,6 +79,10 @@ class EventSources:
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
         self._clients: dict[str, Any] = {}
         self._consumers: dict[str, int] = {}  # poller name -> threads polling it at once (SQS)
+        # The pollers of a service share its client, each thread holding a connection while it long-polls: a
+        # pool smaller than the threads makes urllib3 discard connections and warn (six times on every stop).
+        threads = sum(self._sqs_consumers(event) for event in template.events_of("SQS"))
+        self._pool_size = max(10, threads + len(template.events_of("S3")) + 1)
         # Expressions and time zones may be parameters (!Ref DigestSchedule): resolve them once.
         self.schedules = [
             dataclasses.replace(
@@ -92,12 +96,13 @@ class EventSources:
     def _client(self, service: str) -> Any:
         """One client per service, shared by the pollers (boto3 clients are thread-safe)."""
         if service not in self._clients:
+            pool = Config(max_pool_connections=self._pool_size)
             if self.endpoint is None:
                 # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
-                config = Config(account_id_endpoint_mode="disabled")
+                config = pool.merge(Config(account_id_endpoint_mode="disabled"))
                 self._clients[service] = boto3.client(service, region_name=self.resolver.region, config=config)
             else:
-                self._clients[service] = client(service, self.endpoint, self.resolver.region)
+                self._clients[service] = client(service, self.endpoint, self.resolver.region, pool)
         return self._clients[service]
 
     def _spawn(self, name: str, target: Callable[[], object]) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 from local.aws import LocalResource, create_resources
 from local.iam import AccessPolicy, function_roles_from_template
 from local.invoke_policies import InvokePolicies
-from local.resolver import Resolver, local_parameters
+from local.resolver import Resolver, check_parameters, local_parameters
 from local.ses_events import SesEventPublisher
+from local.ses_identities import set_sandbox
 from local.template import FUNCTION, NAME_PREFIX, Template, load_template
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -40,9 +41,12 @@ def local_resolver(
     template: Template | None = None,
 ) -> Resolver:
     """The template (template.yaml unless given) as the local stack deploys it: the local parameters of an
-    API at `api_url` (when given), then `parameters`, which win."""
+    API at `api_url` (when given), then `parameters`, which win. ValueError when CloudFormation would refuse
+    one of the values."""
+    template = template or project_template()
     overrides = (local_parameters(api_url) if api_url else {}) | dict(parameters or {})
-    return Resolver(template or project_template(), region=region, parameter_overrides=overrides, prefix=prefix)
+    check_parameters(template, overrides)
+    return Resolver(template, region=region, parameter_overrides=overrides, prefix=prefix)
 
 
 @dataclass
@@ -58,14 +62,23 @@ class BuiltStack:
         return self.resolver.template
 
 
-def build_stack(resolver: Resolver, *, endpoint: str | None = None, policy: AccessPolicy | None = None) -> BuiltStack:
+def build_stack(
+    resolver: Resolver,
+    *,
+    endpoint: str | None = None,
+    policy: AccessPolicy | None = None,
+    ses_sandbox: bool = False,
+) -> BuiltStack:
     """Create the resolver's resources; afterwards `policy` (a new one unless given) holds every function's
     role, `invoke_policies` who may invoke each function, and the local SES publishes the events of this
-    stack's emails.
+    stack's emails. With `ses_sandbox` the local SES behaves as a new account's does: it sends only to
+    addresses a verified identity covers, and IAM checks the send against their identities too
+    (local.ses_identities).
 
     Without an endpoint the resources are created in this process, inside moto's `mock_aws`.
     """
     template = resolver.template
+    set_sandbox(resolver.account_id, resolver.region, ses_sandbox)
     resources = create_resources(template, resolver, endpoint)
     resources += [
         LocalResource(logical_id, FUNCTION, resolver.physical_name(logical_id)) for logical_id in template.functions

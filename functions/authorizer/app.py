@@ -15,11 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from newsdesk.dependencies import container
 from newsdesk.observability import logger
-
-
-def bearer_token(header: str | None) -> str | None:
-    scheme, _, token = (header or "").strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+from newsdesk.services.tokens import bearer_token
 
 
 @logger.inject_lambda_context

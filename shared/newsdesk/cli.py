@@ -8,13 +8,20 @@ examples:
   newsdesk --stack newsdesk articles restore-feeds     # after an upgrade that adds a feed (see the README)
   newsdesk --local delivery watch <article-id>         # a newsletter's progress, live
   newsdesk --stack newsdesk import status              # the newest subscriber import's progress, live
+  newsdesk --stack newsdesk keys rotate                # a new signing key; links already sent keep working
+  newsdesk --stack newsdesk keys list                  # the signing keys: ids, which is current, since when
+  newsdesk --stack newsdesk keys retire 0              # remove an old key (30 days after it was superseded)
 
 where the stack is:
-  --local       the running `make dev` (it writes where it is, and its editor token, to a state file);
-                --local-url (or NEWSDESK_LOCAL_URL) names another address
+  --local       the running `make dev` (each one writes where it is, and its editor token, to a state
+                folder); with several running, --port names one; --local-url (or NEWSDESK_LOCAL_URL)
+                names another address
   --stack NAME  a deployed stack: its tables and its API address (ApiUrl) come from its outputs, with
                 the usual AWS credentials (--profile, --region, or AWS_PROFILE, AWS_DEFAULT_REGION)
   --table NAME  a tokens table by name (token commands only; ARTICLES_TABLE for articles)
+
+`keys` reads and writes the stack's SigningSecret (Secrets Manager) with your credentials; --secret ARN (or
+SIGNING_SECRET_ARN) and --webhooks-table NAME (or WEBHOOKS_TABLE) name them without a stack.
 
 `delivery` and `import` call the editor API: with an editor token from NEWSDESK_TOKEN (on the local
 stack, the one it printed at start is used when NEWSDESK_TOKEN is unset), at --api-url (or
@@ -30,24 +37,55 @@ import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsdesk.errors import NewsdeskError
-from newsdesk.local_state import read_state, state_path
+from newsdesk.local_state import LocalStackState, running_stacks, state_dir
 
-DEFAULT_LOCAL_PORT = "3000"
-WHERE_OPTIONS = ("local", "stack", "table", "local_url", "api_url", "region", "profile")
+if TYPE_CHECKING:
+    from newsdesk.models.keys import Keyring
+
+WHERE_OPTIONS = ("local", "stack", "table", "local_url", "port", "api_url", "region", "profile")
+
+
+def _local_stack(args: argparse.Namespace) -> tuple[str, LocalStackState | None]:
+    """The local stack's address (and its state entry, when it wrote one): the one named by --local-url, else
+    the running stack (the one on --port, when several run). Said on stderr, once: stdout is the answer."""
+    chosen: tuple[str, LocalStackState | None] | None = getattr(args, "chosen_local", None)
+    if chosen is not None:
+        return chosen
+    explicit = args.local_url or os.environ.get("NEWSDESK_LOCAL_URL")
+    if explicit:
+        chosen = (str(explicit).rstrip("/"), None)
+    else:
+        state = _running_stack(args.port)
+        chosen = (state.api_url, state)
+    print(f"newsdesk: using the local stack at {chosen[0]}", file=sys.stderr)
+    args.chosen_local = chosen
+    return chosen
+
+
+def _running_stack(port: int | None) -> LocalStackState:
+    stacks = running_stacks()
+    where = ", ".join(state.api_url for state in stacks)
+    if port is not None:
+        found = [state for state in stacks if state.port == port]
+        if not found:
+            running = f" (running: {where})" if stacks else ""
+            raise SystemExit(f"newsdesk: no running local stack on port {port}{running}")
+        return found[0]
+    if not stacks:
+        raise SystemExit(
+            f"newsdesk: no running local stack: start one with `make dev` (each running stack says where it is"
+            f" in {state_dir()}), or name its address with --local-url"
+        )
+    if len(stacks) > 1:
+        raise SystemExit(f"newsdesk: {len(stacks)} local stacks are running ({where}): say which with --port")
+    return stacks[0]
 
 
 def _local_url(args: argparse.Namespace) -> str:
-    """The local stack's address: named explicitly, else where the running stack says it is, else PORT."""
-    explicit = args.local_url or os.environ.get("NEWSDESK_LOCAL_URL")
-    if explicit:
-        return str(explicit).rstrip("/")
-    state = read_state()
-    if state is not None:
-        return state.api_url
-    return f"http://127.0.0.1:{os.environ.get('PORT', DEFAULT_LOCAL_PORT)}"
+    return _local_stack(args)[0]
 
 
 def _local_resources(api_url: str) -> dict[str, Any]:
@@ -55,10 +93,7 @@ def _local_resources(api_url: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"{api_url}/_local/resources", timeout=5) as reply:  # noqa: S310
             resources: dict[str, Any] = json.load(reply)
     except OSError as exc:
-        raise SystemExit(
-            f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`"
-            f" (a running one writes where it is to {state_path()})"
-        ) from exc
+        raise SystemExit(f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`") from exc
     return resources
 
 
@@ -106,8 +141,8 @@ def _editor_api(args: argparse.Namespace) -> Any:
     token = os.environ.get("NEWSDESK_TOKEN")
     url = args.api_url or os.environ.get("NEWSDESK_API_URL")
     if args.local:
-        url = url or _local_url(args)
-        state = read_state()
+        local_url, state = _local_stack(args)
+        url = url or local_url
         if not token and state is not None and state.api_url == url:
             token = state.token
     elif args.stack and not url:
@@ -133,6 +168,9 @@ def _where(parser: argparse.ArgumentParser, *, default: Any) -> None:
     where.add_argument("--table", default=default, help="tokens table name (default: TOKENS_TABLE)")
     where.add_argument(
         "--local-url", default=default, help="address of the local stack (default: where the running one says)"
+    )
+    where.add_argument(
+        "--port", type=int, default=default, help="the HTTP API port of the local stack, when several run"
     )
     where.add_argument("--api-url", default=default, help="the API's address for `delivery` and `import`")
     where.add_argument("--region", default=default, help="AWS region of a deployed stack")
@@ -162,6 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="give every published article the feed entries it should have (safe to repeat)",
     )
     restore.add_argument("--articles-table", default=os.environ.get("ARTICLES_TABLE"), help="articles table name")
+
+    secret = argparse.ArgumentParser(add_help=False)
+    secret.add_argument("--secret", default=argparse.SUPPRESS, help="the signing secret's ARN or name (no stack)")
+    secret.add_argument("--webhooks-table", default=argparse.SUPPRESS, help="the webhooks table's name (no stack)")
+    keys = commands.add_parser("keys", help="the keys that sign links and seal webhook secrets").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser("list", parents=[after, secret], help="the keys: ids, which is current, since when (never values)")
+    keys.add_parser("rotate", parents=[after, secret], help="a new current key; what the older keys made keeps working")
+    retire = keys.add_parser(
+        "retire",
+        parents=[after, secret],
+        help="remove an old key: links it signed stop working; webhook secrets it sealed are sealed again first",
+    )
+    retire.add_argument("kid", help="the key's id (`keys list`)")
+    retire.add_argument(
+        "--force",
+        action="store_true",
+        help="a leaked key: retire it without waiting the 30 days unsubscribe links must keep working",
+    )
 
     delivery = commands.add_parser("delivery", help="newsletters").add_subparsers(dest="action", required=True)
     watch = delivery.add_parser(
@@ -197,6 +255,63 @@ def _restore_feeds(table: str) -> None:
     # Only feed entries are written: the publications table is never touched by this command.
     service = ArticleService(ArticleRepository(dynamodb_client(), table))
     print(f"restored the feed entries of {service.restore_feeds()} published articles")
+
+
+def _key_places(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The chosen stack's signing secret, and its webhooks table (whose secrets a retirement seals again)."""
+    if args.local:
+        api_url = _local_url(args)
+        return _local_table(api_url, "SigningSecret"), _local_table(api_url, "WebhooksTable")
+    if args.stack:
+        from newsdesk.dal.stacks import stack_resource
+
+        return stack_resource(args.stack, "SigningSecret"), stack_resource(args.stack, "WebhooksTable")
+    secret = getattr(args, "secret", None) or os.environ.get("SIGNING_SECRET_ARN")
+    if not secret:
+        raise SystemExit("newsdesk: say which stack: --stack NAME, --local or --secret ARN")
+    return secret, getattr(args, "webhooks_table", None) or os.environ.get("WEBHOOKS_TABLE")
+
+
+def _keys(args: argparse.Namespace) -> None:
+    from newsdesk.dal.parameters import CACHE_SECONDS
+    from newsdesk.dal.secrets import SigningSecretStore, secrets_manager_client
+    from newsdesk.services.keys import KeyRotation
+
+    secret_id, webhooks_table = _key_places(args)
+
+    def reseal(keyring: Keyring) -> tuple[int, list[str]]:
+        from newsdesk.dal.dynamodb import dynamodb_client
+        from newsdesk.dal.webhooks import WebhookRepository
+        from newsdesk.services.keys import SigningKeys
+        from newsdesk.services.webhooks import WebhookSecrets, seal_every_secret_with_current_key
+
+        if not webhooks_table:
+            raise SystemExit("newsdesk: retiring a key seals webhook secrets again first: give --webhooks-table")
+        repository = WebhookRepository(dynamodb_client(), webhooks_table)
+        return seal_every_secret_with_current_key(repository, WebhookSecrets(SigningKeys(keyring)))
+
+    rotation = KeyRotation(SigningSecretStore(secrets_manager_client(), secret_id), reseal=reseal)
+    if args.action == "list":
+        keyring = rotation.keyring()
+        for kid in sorted(keyring.keys, key=int):
+            key = keyring.keys[kid]
+            made = f"made {key.created_at:%Y-%m-%d %H:%M}" if key.created_at else "made with the stack"
+            superseded = f"{key.superseded_at:%Y-%m-%d %H:%M}" if key.superseded_at else "at an unknown time"
+            state = "current" if kid == keyring.current else f"superseded {superseded}"
+            print(f"{kid:>4}  {made:<24}  {state}")
+        print("the identifiers key (recipient keys, stored hashes) never rotates")
+    elif args.action == "rotate":
+        keyring = rotation.rotate()
+        kept = ", ".join(sorted(keyring.keys, key=int))
+        print(
+            f"key {keyring.current} is current (keys kept: {kept}); every function signs with it within"
+            f" {CACHE_SECONDS // 60} minutes, and what the older keys made keeps working while they are kept"
+        )
+    else:
+        retired = rotation.retire(args.kid, force=args.force)
+        print(f"retired key {retired.kid}; {retired.resealed} webhook secret(s) sealed again under the current key")
+        for webhook_id in retired.unreadable:
+            print(f"webhook {webhook_id}: no key opens its secret any more; delete it and create it again")
 
 
 def _tokens(args: argparse.Namespace, table: str) -> None:
@@ -261,12 +376,21 @@ def _first_record(api: Any, key: str | None, *, interval: float) -> dict[str, An
     from newsdesk.progress import ApiError
 
     deadline = time.monotonic() + (UPLOAD_WAIT_SECONDS if key else 0)
+    waiting = False
     while True:
         try:
             return _subscriber_upload(api, key)
         except ApiError as exc:
-            if exc.status != 404 or time.monotonic() >= deadline:
+            if exc.status != 404 or (time.monotonic() >= deadline and not waiting):
                 raise
+            if time.monotonic() >= deadline:
+                hint = "is the key right, and was the file uploaded to this stack's bucket?"
+                raise ApiError(404, f"{exc.message}: none within {UPLOAD_WAIT_SECONDS:.0f}s; {hint}") from exc
+            if not waiting:
+                why = "S3's notification and the import start a moment after the upload"
+                wait = f"{UPLOAD_WAIT_SECONDS:.0f}s"
+                print(f"newsdesk: waiting up to {wait} for the upload of {key} ({why})", file=sys.stderr)
+                waiting = True
         time.sleep(interval)
 
 
@@ -290,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.area in ("delivery", "import"):
             return _watch(args)
+        if args.area == "keys":
+            _keys(args)
+            return 0
         table = _table(args)  # first: for --local it also points boto3 at the local endpoint
         if args.area == "articles":
             _restore_feeds(table)

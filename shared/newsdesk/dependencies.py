@@ -9,6 +9,7 @@ importing every service for every function would make each cold start pay for al
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
@@ -17,10 +18,14 @@ from newsdesk import snapstart
 from newsdesk.dal.clients import LazyClient
 from newsdesk.models.base import build_imported_models
 from newsdesk.settings import (
+    ApiUrlSettings,
     ArticleSettings,
+    ConfirmationBounceSettings,
     ConsentSettings,
     EmailSettings,
     EngagementSettings,
+    ErasureSettings,
+    ErasureTableSettings,
     EventBusSettings,
     FanoutSettings,
     LedgerSettings,
@@ -34,26 +39,35 @@ from newsdesk.settings import (
     SignupLimitSettings,
     SiteSettings,
     SubscriberSettings,
+    TestEmailSettings,
     TokenSettings,
     TopicSettings,
     UploadSettings,
     WebhookSettings,
+    WebhookTableSettings,
     read_settings,
 )
+
+KEYRING_RELOAD_SECONDS = 30.0
+"""The least time between two reads of the keyring past its cache (see `_keyring_after_rotation`)."""
 
 if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
     from newsdesk.dal.email import SesSender
+    from newsdesk.dal.erasures import ErasureRepository
     from newsdesk.dal.ledger import LedgerRepository
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
     from newsdesk.dal.webhooks import WebhookRepository
+    from newsdesk.models.keys import Keyring
     from newsdesk.services.articles import ArticleService
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.erasure import ErasureService, TopicCleanup
     from newsdesk.services.events import ChangeEvents
-    from newsdesk.services.limits import ConfirmationLimits
-    from newsdesk.services.links import LinkSigner
+    from newsdesk.services.keys import SigningKeys
+    from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
+    from newsdesk.services.links import LinkSigner, Pseudonyms
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
@@ -67,6 +81,7 @@ if TYPE_CHECKING:
 class Container:
     def __init__(self) -> None:
         self._settings: dict[type, Any] = {}
+        self._keyring_reloaded_at: float | None = None
 
     def settings(self, kind: type[SettingsT]) -> SettingsT:
         """`kind` read from the environment on first use (a ConfigurationError names what is missing)."""
@@ -152,28 +167,64 @@ class Container:
     def webhook_repository(self) -> WebhookRepository:
         from newsdesk.dal.webhooks import WebhookRepository
 
-        return WebhookRepository(self.dynamodb, self.settings(WebhookSettings).webhooks_table)
+        return WebhookRepository(self.dynamodb, self.settings(WebhookTableSettings).webhooks_table)
 
-    # --------------------------------------------------------------- built per use: secrets are cached
-    # by Powertools' parameter cache (5 minutes), so a rotated secret is picked up without a cold start.
+    @cached_property
+    def erasure_repository(self) -> ErasureRepository:
+        from newsdesk.dal.erasures import ErasureRepository
+
+        return ErasureRepository(self.dynamodb, self.settings(ErasureTableSettings).erasures_table)
+
+    # ------------------------------------------------------------------ built per use: the keyring is cached
+    # by Powertools' parameter cache (CACHE_SECONDS), so a rotated key is picked up without a cold start.
+    def keyring(self) -> Keyring:
+        from newsdesk.dal.parameters import signing_keyring
+
+        return signing_keyring(self.settings(SecretSettings).signing_secret_arn)
+
+    def _keyring_after_rotation(self) -> Keyring | None:
+        """The keyring read past the cache, for a key id the cached one lacks (a rotation this function has
+        not seen yet); None when it was read so within KEYRING_RELOAD_SECONDS, so that made-up key ids in
+        links cannot make every request a Secrets Manager call."""
+        from newsdesk.dal.parameters import signing_keyring
+
+        now = time.monotonic()
+        if self._keyring_reloaded_at is not None and now - self._keyring_reloaded_at < KEYRING_RELOAD_SECONDS:
+            return None
+        self._keyring_reloaded_at = now
+        return signing_keyring(self.settings(SecretSettings).signing_secret_arn, fresh=True)
+
+    def signing_keys(self) -> SigningKeys:
+        from newsdesk.services.keys import SigningKeys
+
+        return SigningKeys(self.keyring(), reload=self._keyring_after_rotation)
+
     def link_signer(self) -> LinkSigner:
-        from newsdesk.dal.parameters import api_base_url, signing_secret
+        from newsdesk.dal.parameters import api_base_url
         from newsdesk.services.links import LinkSigner
 
-        settings = self.settings(LinkSettings)
-        return LinkSigner(signing_secret(settings.signing_secret_arn), api_base_url(settings.api_url_parameter))
+        return LinkSigner(self.signing_keys(), api_base_url(self.settings(LinkSettings).api_url_parameter))
+
+    def api_url(self) -> str:
+        """The API's public address (`PublicApiUrl`, else the execute-api one), without a trailing slash."""
+        from newsdesk.dal.parameters import api_base_url
+
+        return api_base_url(self.settings(ApiUrlSettings).api_url_parameter)
 
     def recipient_keys(self) -> RecipientKeys:
-        from newsdesk.dal.parameters import signing_secret
         from newsdesk.services.recipients import RecipientKeys
 
-        return RecipientKeys(signing_secret(self.settings(SecretSettings).signing_secret_arn))
+        return RecipientKeys(self.keyring().identifier_key)
+
+    def pseudonyms(self) -> Pseudonyms:
+        from newsdesk.services.links import Pseudonyms
+
+        return Pseudonyms(self.keyring().identifier_key)
 
     def webhook_secrets(self) -> WebhookSecrets:
-        from newsdesk.dal.parameters import signing_secret
         from newsdesk.services.webhooks import WebhookSecrets
 
-        return WebhookSecrets(signing_secret(self.settings(SecretSettings).signing_secret_arn))
+        return WebhookSecrets(self.signing_keys())
 
     # ----------------------------------------------------------------------------------------- services
     @cached_property
@@ -221,7 +272,32 @@ class Container:
                 per_hour=settings.confirmations_per_hour,
                 exempt_loopback=settings.exempt_loopback_from_source_limit,
             ),
-            links=self.link_signer,
+            pseudonyms=self.pseudonyms,
+            # Sign-ups only (imports are not paused): built when a sign-up first asks.
+            bounces=lambda: self.confirmation_bounces,
+        )
+
+    @cached_property
+    def confirmation_bounces(self) -> ConfirmationBounces:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import ConfirmationBounces
+
+        settings = self.settings(ConfirmationBounceSettings)
+        return ConfirmationBounces(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            max_rate=settings.confirmation_bounce_rate_percent / 100,
+            stack=settings.stack_name,
+        )
+
+    @cached_property
+    def test_email_limit(self) -> TestEmailLimit:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import TestEmailLimit
+
+        settings = self.settings(TestEmailSettings)
+        return TestEmailLimit(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            per_hour=settings.test_emails_per_token_per_hour,
         )
 
     @cached_property
@@ -274,6 +350,7 @@ class Container:
             rate=self.settings(SendRateSettings).mailer_rate,
             reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
             catalog=self.topic_service.all,
+            max_attempts=settings.max_send_attempts,
         )
 
     @cached_property
@@ -288,13 +365,15 @@ class Container:
 
         engagement = None
         if self.settings(EngagementSettings).track_engagement:
-            from newsdesk.dal.parameters import signing_secret
             from newsdesk.services.engagement import EngagementCounter
 
-            secret = signing_secret(self.settings(SecretSettings).signing_secret_arn)
-            engagement = EngagementCounter(self.publication_repository, secret)
+            engagement = EngagementCounter(self.publication_repository, self.keyring().identifier_key)
         return SesFeedback(
-            ledger=self.ledger_repository, suppress=self.subscription_service.suppress, engagement=engagement
+            ledger=self.ledger_repository,
+            suppress=self.subscription_service.suppress,
+            engagement=engagement,
+            # Read only for a sign-up's confirmation that bounced.
+            confirmation_bounces=lambda: self.confirmation_bounces,
         )
 
     @cached_property
@@ -308,7 +387,9 @@ class Container:
             sender=self.ses_sender,
             composer=self.email_composer,
             links=self.link_signer,
-            recipient_keys=self.recipient_keys,
+            subscribers=self.subscriber_repository,
+            # Only EditorFunction sends test emails: the limits' table is read when first needed.
+            test_emails=lambda: self.test_email_limit,
         )
 
     @cached_property
@@ -388,8 +469,8 @@ class Container:
             self.webhook_repository,
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,
-            recipient_keys=self.recipient_keys,
             mode=TargetMode(settings.webhook_targets),
+            ports=settings.target_ports,
         )
 
     @cached_property
@@ -401,6 +482,7 @@ class Container:
             self.webhook_repository,
             delivery_queue=QueuePublisher(self.sqs, self.settings(WebhookSettings).webhook_delivery_queue_url),
             recipient_keys=self.recipient_keys,
+            tombstones=lambda ids: self.erasure_repository.tombstones(ids),
         )
 
     @cached_property
@@ -413,11 +495,38 @@ class Container:
         settings = self.settings(WebhookSettings)
         return WebhookSender(
             self.webhook_repository,
-            client=WebhookClient(TargetMode(settings.webhook_targets)),
+            client=WebhookClient(TargetMode(settings.webhook_targets), ports=settings.target_ports),
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             received=ReceivedMessages(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,
             retry_base_seconds=settings.webhook_retry_base_seconds,
+        )
+
+    # ------------------------------------------------------------------------------------------ erasure
+    @cached_property
+    def erasure_service(self) -> ErasureService:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.erasure import ErasureService
+
+        return ErasureService(
+            self.erasure_repository,
+            subscribers=self.subscriber_repository,
+            ledger=self.ledger_repository,
+            webhooks=self.webhook_repository,
+            limits=lambda: self.confirmation_limits,
+            recipient_keys=self.recipient_keys,
+            queue=QueuePublisher(self.sqs, self.settings(ErasureSettings).erasure_queue_url),
+        )
+
+    @cached_property
+    def topic_cleanup(self) -> TopicCleanup:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.erasure import TopicCleanup
+
+        return TopicCleanup(
+            self.topic_service,
+            self.subscriber_repository,
+            queue=QueuePublisher(self.sqs, self.settings(ErasureSettings).erasure_queue_url),
         )
 
 
@@ -458,6 +567,11 @@ def site_settings() -> SiteSettings:
     return _current.settings(SiteSettings)
 
 
+def api_url() -> str:
+    """Where the API itself is served (the feed's own address is under it)."""
+    return _current.api_url()
+
+
 # ------------------------------------------------------------------------------- for the routes' Depends
 # Powertools resolves `Depends(f)` by calling f() per request: each looks the service up in the current
 # container, so a reset reaches the routes too.
@@ -483,3 +597,11 @@ def upload_service() -> UploadService:
 
 def webhook_service() -> WebhookService:
     return _current.webhook_service
+
+
+def erasure_service() -> ErasureService:
+    return _current.erasure_service
+
+
+def topic_cleanup() -> TopicCleanup:
+    return _current.topic_cleanup

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from feedgen.feed import FeedGenerator
 
-from newsdesk.dependencies import site_settings
+from newsdesk.dependencies import api_url, site_settings
 
 if TYPE_CHECKING:
     from newsdesk.services.articles import ArticleService
@@ -28,7 +28,8 @@ def atom_feed(articles: ArticleService) -> tuple[str, datetime]:
     generator.id(f"{site}/")
     generator.title(settings.publication_name)
     generator.link(href=f"{site}/", rel="alternate")
-    generator.link(href=f"{site}/feed.xml", rel="self")
+    # The feed is served by the API, not by the site (which shows the articles): its own address is there.
+    generator.link(href=f"{api_url()}/feed.xml", rel="self")
     generator.language("en")
     generator.updated(updated)
     for item in reversed(items):  # feedgen prepends each entry: add oldest first to list newest first

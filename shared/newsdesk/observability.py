@@ -8,8 +8,9 @@ from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from newsdesk.redaction import scrubbed
@@ -49,6 +50,13 @@ class Untraced(BaseProvider):
     def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
     def patch(self, modules: Sequence[str]) -> None: ...
     def patch_all(self) -> None: ...
+
+
+def stack_metric(name: str, stack: str, value: float = 1) -> None:
+    """Publish a count an alarm of the stack watches, at once, with the stack's name as a dimension: two
+    stacks in one account (staging beside production) share the namespace, and each alarm must see its own."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, default_dimensions={"stack": stack}):
+        pass
 
 
 logger = Logger(logger_formatter=AddressScrubbingFormatter())

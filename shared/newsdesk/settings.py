@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
 from newsdesk.errors import ConfigurationError
+from newsdesk.webhook_targets import TargetPorts
 
 
 class _Environment(BaseModel):
@@ -74,8 +76,12 @@ class SecretSettings(_Environment):
     signing_secret_arn: str = Field(min_length=1)
 
 
-class LinkSettings(SecretSettings):
+class ApiUrlSettings(_Environment):
     api_url_parameter: str = Field(min_length=1, description="SSM parameter holding the API's base URL")
+
+
+class LinkSettings(SecretSettings, ApiUrlSettings):
+    """What signed links need: the key, and the API's address they point at."""
 
 
 class EmailSettings(_Environment):
@@ -103,6 +109,9 @@ class MailerSettings(_Environment):
     reconciliation_window_seconds: int = Field(
         default=900, ge=1, le=43200, description="how long a pending send may wait for its Send event"
     )
+    max_send_attempts: int = Field(
+        default=5, ge=1, le=10, description="emails to one recipient SES never confirmed, before it is failed"
+    )
 
 
 class RedriveSettings(_Environment):
@@ -116,6 +125,19 @@ class SignupLimitSettings(_Environment):
     confirmations_per_source_per_hour: int = Field(default=20, ge=1)
     confirmations_per_hour: int = Field(default=5000, ge=1)
     exempt_loopback_from_source_limit: bool = Field(default=False, description="the local stack only")
+
+
+class ConfirmationBounceSettings(_Environment):
+    rate_limits_table: str = Field(min_length=3)
+    confirmation_bounce_rate_percent: float = Field(
+        default=5, gt=0, le=100, description="above this bounce rate in the last hour, sign-ups' confirmations pause"
+    )
+    stack_name: str = Field(min_length=1, description="the stack's name: a dimension of the metrics its alarms watch")
+
+
+class TestEmailSettings(_Environment):
+    rate_limits_table: str = Field(min_length=3)
+    test_emails_per_token_per_hour: int = Field(default=20, ge=1)
 
 
 class UploadSettings(_Environment):
@@ -133,8 +155,11 @@ class EventBusSettings(_Environment):
     event_bus_name: str = Field(min_length=1, description="the stack's EventBridge bus for Newsdesk's events")
 
 
-class WebhookSettings(_Environment):
+class WebhookTableSettings(_Environment):
     webhooks_table: str = Field(min_length=3, description="webhook endpoints and their deliveries")
+
+
+class WebhookSettings(WebhookTableSettings):
     webhook_delivery_queue_url: str = Field(min_length=1, description="one message per delivery attempt")
     webhook_retry_base_seconds: int = Field(
         default=60, ge=0, le=900, description="the wait before a failed delivery's first retry; doubled each time"
@@ -144,6 +169,31 @@ class WebhookSettings(_Environment):
         pattern=r"^(public|public-and-loopback|loopback)$",
         description="where webhooks may point: public https hosts; the local stack adds (or only allows) 127.0.0.1",
     )
+    webhook_allowed_ports: str = Field(
+        default="443", pattern=r"^\d{1,5}(,\d{1,5})*$", description="the ports a webhook on a public host may use"
+    )
+    aws_endpoint_url: str = Field(
+        default="", description="the local stack only: its embedded AWS, whose port is never a webhook target"
+    )
+
+    @property
+    def target_ports(self) -> TargetPorts:
+        allowed = frozenset(int(port) for port in self.webhook_allowed_ports.split(","))
+        if not all(0 < port < 65536 for port in allowed):
+            raise ConfigurationError(f"WEBHOOK_ALLOWED_PORTS: not a port list: {self.webhook_allowed_ports}")
+        try:
+            local_aws = urlsplit(self.aws_endpoint_url).port if self.aws_endpoint_url else None
+        except ValueError as exc:
+            raise ConfigurationError(f"AWS_ENDPOINT_URL: not a URL: {self.aws_endpoint_url}") from exc
+        return TargetPorts(allowed=allowed, local_aws=local_aws)
+
+
+class ErasureTableSettings(_Environment):
+    erasures_table: str = Field(min_length=3, description="where each erasure stands, and its tombstone")
+
+
+class ErasureSettings(ErasureTableSettings):
+    erasure_queue_url: str = Field(min_length=1, description="steps of erasures and topic clean-ups still to do")
 
 
 SettingsT = TypeVar("SettingsT", bound=_Environment)

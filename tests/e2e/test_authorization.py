@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -205,7 +205,7 @@ def test_every_admin_route_lets_only_a_valid_token_through(
     assert sorted(article["title"] for article in written) == sorted(
         [f"Target of {INTRUDER}", f"Written by {INTRUDER}", f"Changed by {INTRUDER}"]
     )
-    sent = [item for item in local_stack.request("GET", "/_local/emails").json() if INTRUDER in item["to"]]
+    sent = local_stack.emails(to=INTRUDER)
     assert len(sent) == 1, "only the valid token's test email may be sent"
 
 
@@ -273,7 +273,7 @@ def hidden(local_stack: LocalStack, revoked_token: MintedToken) -> Secrets:
     pending, confirmed = f"pending-{marker}@example.com", f"confirmed-{marker}@example.com"
     for address in (pending, confirmed):
         assert local_stack.request("POST", "/subscribers", json_body={"email": address}).status == 202
-    raw = next(item["raw"] for item in local_stack.request("GET", "/_local/emails").json() if confirmed in item["to"])
+    [raw] = [item["raw"] for item in local_stack.emails(to=confirmed)]
     link = urlsplit(confirm_link(raw))
     assert local_stack.request("POST", f"{link.path}?{link.query}", data=b"").status == 200  # the page's button
     never_shown = {
@@ -380,6 +380,11 @@ def test_the_readme_s_errors_are_what_the_api_answers(local_stack: LocalStack) -
             {"data": b"title=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
         ),
         (422, "validation_error"): ("PATCH", f"/admin/articles/{article['id']}", {"json_body": {"body": "x" * 70_000}}),
+        (422, "invalid_input"): (
+            "POST",
+            f"/admin/articles/{article['id']}/schedule",
+            {"json_body": {"publish_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}},
+        ),
         (422, "unknown_topics"): (
             "POST",
             "/subscribers",

@@ -103,9 +103,15 @@ def functions(template: Template, resolver: Resolver) -> InProcessFunctions:
 
 @contextmanager
 def running_stack(
-    monkeypatch: pytest.MonkeyPatch, template: Template, resolver: Resolver, functions: InProcessFunctions
+    monkeypatch: pytest.MonkeyPatch,
+    template: Template,
+    resolver: Resolver,
+    functions: InProcessFunctions,
+    *,
+    ses_sandbox: bool = False,
 ) -> Iterator[Stack]:
-    """The template's resources in moto, its functions in this process, each checked against its role."""
+    """The template's resources in moto, its functions in this process, each checked against its role
+    (with `ses_sandbox`, SES as a new account has it: local.ses_identities)."""
     base = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -118,7 +124,7 @@ def running_stack(
     moto_fixes.apply()
     policy = AccessPolicy(resolver.account_id)
     with mock_aws(), enforced_in_process(policy):
-        build_stack(resolver, policy=policy)
+        build_stack(resolver, policy=policy, ses_sandbox=ses_sandbox)
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()

@@ -481,8 +481,8 @@ def test_every_queue_nothing_reads_has_an_alarm_on_what_waits_in_it(expanded: di
         for dimension in alarm["Dimensions"]
     }
 
-    # 6, the events' and the two webhook queues' dead letters, and the schedules'
-    assert len(dead_letter_queues) == 10
+    # 6, the events', the two webhook queues', the schedules' and the erasure queue's dead letters
+    assert len(dead_letter_queues) == 11
     assert dead_letter_queues <= watched
 
 

@@ -389,7 +389,7 @@ def test_an_article_deleted_while_its_file_is_applied_ends_in_a_recorded_outcome
             article_file("Yesterday", publish_at=times.at_offset(times.now() - timedelta(days=1), hours=0)),
             "in the past",
         ),
-        (article_file("No zone", publish_at=times.naive(NEXT_YEAR)), "needs a UTC offset"),
+        (article_file("No zone", publish_at=times.naive(NEXT_YEAR)), "publish_at: needs a UTC offset"),
         (article_file("Bad tag", tags=["!!!"]), "has no letters or digits"),
     ],
     ids=["not-utf8", "broken-yaml", "no-title", "too-large", "slug-of-another", "past", "naive-time", "empty-tag"],

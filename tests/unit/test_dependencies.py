@@ -17,7 +17,7 @@ SERVICES = {
     "AuthorizerFunction": ["token_service"],
     "PublicFunction": ["article_service", "subscription_service"],
     "EditorFunction": ["article_service", "delivery_reports", "subscription_service", "upload_service",
-                       "webhook_service"],
+                       "webhook_service", "erasure_service", "topic_cleanup"],
     "FanoutFunction": ["fanout_service"],
     "MailerFunction": ["mailer_service"],
     "SchedulerFunction": ["article_service", "digest_service", "housekeeping"],
@@ -26,6 +26,7 @@ SERVICES = {
     "TallyFunction": ["tally"],
     "EventsFunction": ["change_events"],
     "WebhooksFunction": ["webhook_dispatch", "webhook_sender"],
+    "ErasureFunction": ["erasure_service", "topic_cleanup"],
 }  # fmt: skip
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
+import time
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
-from botocore.awsrequest import AWSPreparedRequest
+from botocore.awsrequest import AWSPreparedRequest, HeadersDict
+from botocore.config import Config
+from botocore.parsers import create_parser
 
-from local.aws_calls import ANY_RESOURCE, Permission, describe
-from local.iam import AccessPolicy, Role, access_denied, allows
+from local.aws_calls import ANY_RESOURCE, Call, Permission, describe
+from local.iam import AccessPolicy, Role, access_denied, allows, signature_refused, wildcard_matches
+from local.ses_identities import SesLookup, SesState, covering_identity
+from local.signatures import Received, Refusal, refusal
 
 ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/Articles"
@@ -40,11 +47,15 @@ def wire_request(service: str, operation: str, *, endpoint: str | None = None, *
     return captured.value.request
 
 
-def needs(request: AWSPreparedRequest) -> list[Permission]:
-    call = describe(request.method, request.url, dict(request.headers), request.body, account_id=ACCOUNT)
+def read(request: AWSPreparedRequest, ses: SesLookup | None = None) -> Call:
+    call = describe(request.method, request.url, dict(request.headers), request.body, account_id=ACCOUNT, ses=ses)
     assert call is not None
     assert call.access_key_id == "ASIAEXAMPLEKEY000001"
-    return list(call.needs)
+    return call
+
+
+def needs(request: AWSPreparedRequest, ses: SesLookup | None = None) -> list[Permission]:
+    return list(read(request, ses).needs)
 
 
 def test_a_dynamodb_write_needs_its_action_on_the_table() -> None:
@@ -118,6 +129,168 @@ def test_an_ses_send_needs_the_sender_identity_and_the_configuration_set() -> No
         Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:identity/example.org"),
         Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:configuration-set/newsletters"),
     ]
+
+
+OBJECT = "arn:aws:s3:::uploads/articles/a.md"
+BUCKET = "arn:aws:s3:::uploads"
+LATER = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "expected"),
+    [
+        ("get_object_acl", {}, [("GetObjectAcl", OBJECT)]),
+        ("get_object_acl", {"VersionId": "v1"}, [("GetObjectVersionAcl", OBJECT)]),
+        ("put_object_acl", {"ACL": "private"}, [("PutObjectAcl", OBJECT)]),
+        ("put_object_acl", {"ACL": "private", "VersionId": "v1"}, [("PutObjectVersionAcl", OBJECT)]),
+        ("get_object_retention", {}, [("GetObjectRetention", OBJECT)]),
+        ("put_object_retention", {"Retention": {"Mode": "GOVERNANCE", "RetainUntilDate": LATER}},
+         [("PutObjectRetention", OBJECT)]),
+        ("get_object_legal_hold", {}, [("GetObjectLegalHold", OBJECT)]),
+        ("put_object_legal_hold", {"LegalHold": {"Status": "ON"}}, [("PutObjectLegalHold", OBJECT)]),
+        ("get_object_attributes", {"ObjectAttributes": ["ETag"]}, [("GetObjectAttributes", OBJECT)]),
+        ("get_object_attributes", {"ObjectAttributes": ["ETag"], "VersionId": "v1"},
+         [("GetObjectVersionAttributes", OBJECT)]),
+        ("get_object_tagging", {}, [("GetObjectTagging", OBJECT)]),
+        ("get_object_tagging", {"VersionId": "v1"}, [("GetObjectVersionTagging", OBJECT)]),
+        ("put_object_tagging", {"Tagging": {"TagSet": []}}, [("PutObjectTagging", OBJECT)]),
+        ("delete_object_tagging", {"VersionId": "v1"}, [("DeleteObjectVersionTagging", OBJECT)]),
+        ("head_object", {}, [("GetObject", OBJECT)]),
+        ("delete_object", {"VersionId": "v1"}, [("DeleteObjectVersion", OBJECT)]),
+        ("create_multipart_upload", {}, [("PutObject", OBJECT)]),
+        ("upload_part", {"UploadId": "u", "PartNumber": 1, "Body": b"x"}, [("PutObject", OBJECT)]),
+        ("complete_multipart_upload", {"UploadId": "u"}, [("PutObject", OBJECT)]),
+        ("abort_multipart_upload", {"UploadId": "u"}, [("AbortMultipartUpload", OBJECT)]),
+        ("list_parts", {"UploadId": "u"}, [("ListMultipartUploadParts", OBJECT)]),
+        # A write that also sets the object's ACL or tags needs those actions too.
+        ("put_object", {"Body": b"x", "ACL": "private", "Tagging": "a=b"},
+         [("PutObject", OBJECT), ("PutObjectAcl", OBJECT), ("PutObjectTagging", OBJECT)]),
+        # A copy reads its source: GetObject on it, GetObjectVersion for one version of it.
+        ("copy_object", {"CopySource": {"Bucket": "drafts", "Key": "a b.md", "VersionId": "v9"}},
+         [("PutObject", OBJECT), ("GetObjectVersion", "arn:aws:s3:::drafts/a b.md")]),
+        ("upload_part_copy", {"CopySource": "drafts/b.md", "UploadId": "u", "PartNumber": 1},
+         [("PutObject", OBJECT), ("GetObject", "arn:aws:s3:::drafts/b.md")]),
+    ],
+)  # fmt: skip
+def test_s3_object_sub_resources_need_their_own_actions(
+    operation: str, params: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    if operation == "complete_multipart_upload":
+        params = params | {"MultipartUpload": {"Parts": [{"ETag": "e", "PartNumber": 1}]}}
+    request = wire_request("s3", operation, Bucket="uploads", Key="articles/a.md", **params)
+
+    assert needs(request) == [Permission(f"s3:{action}", resource) for action, resource in expected]
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "action"),
+    [
+        ("get_bucket_acl", {}, "GetBucketAcl"),
+        ("put_bucket_acl", {"ACL": "private"}, "PutBucketAcl"),
+        ("get_bucket_location", {}, "GetBucketLocation"),
+        ("get_public_access_block", {}, "GetBucketPublicAccessBlock"),
+        ("put_public_access_block", {"PublicAccessBlockConfiguration": {"BlockPublicAcls": True}},
+         "PutBucketPublicAccessBlock"),
+        ("delete_public_access_block", {}, "PutBucketPublicAccessBlock"),
+        ("get_bucket_ownership_controls", {}, "GetBucketOwnershipControls"),
+        ("put_bucket_ownership_controls",
+         {"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}, "PutBucketOwnershipControls"),
+        ("delete_bucket_ownership_controls", {}, "PutBucketOwnershipControls"),
+        ("get_bucket_versioning", {}, "GetBucketVersioning"),
+        ("put_bucket_versioning", {"VersioningConfiguration": {"Status": "Enabled"}}, "PutBucketVersioning"),
+        ("get_bucket_policy", {}, "GetBucketPolicy"),
+        ("put_bucket_policy", {"Policy": "{}"}, "PutBucketPolicy"),
+        ("delete_bucket_policy", {}, "DeleteBucketPolicy"),
+        ("get_bucket_lifecycle_configuration", {}, "GetLifecycleConfiguration"),
+        ("put_bucket_lifecycle_configuration", {"LifecycleConfiguration": {"Rules": []}}, "PutLifecycleConfiguration"),
+        ("get_bucket_notification_configuration", {}, "GetBucketNotification"),
+        ("put_bucket_notification_configuration", {"NotificationConfiguration": {}}, "PutBucketNotification"),
+        ("list_multipart_uploads", {}, "ListBucketMultipartUploads"),
+        ("list_object_versions", {}, "ListBucketVersions"),
+        ("list_objects", {}, "ListBucket"),
+        ("head_bucket", {}, "ListBucket"),
+        ("get_bucket_tagging", {}, "GetBucketTagging"),
+        ("delete_bucket_tagging", {}, "PutBucketTagging"),
+    ],
+)  # fmt: skip
+def test_s3_bucket_sub_resources_need_their_own_actions(operation: str, params: dict[str, Any], action: str) -> None:
+    request = wire_request("s3", operation, Bucket="uploads", **params)
+
+    assert needs(request) == [Permission(f"s3:{action}", BUCKET)]
+
+
+def test_deleting_several_objects_needs_delete_object_and_listing_buckets_needs_its_own_action() -> None:
+    delete = wire_request("s3", "delete_objects", Bucket="uploads", Delete={"Objects": [{"Key": "articles/a.md"}]})
+
+    assert needs(delete) == [Permission("s3:DeleteObject", "arn:aws:s3:::uploads/*")]
+    assert needs(wire_request("s3", "list_buckets")) == [Permission("s3:ListAllMyBuckets", ANY_RESOURCE)]
+
+
+@pytest.mark.parametrize(
+    ("address", "identities", "covering"),
+    [
+        ("news@example.org", {"example.org"}, "example.org"),
+        ("news@mail.example.org", {"example.org"}, "example.org"),  # a parent domain covers its subdomains
+        ("news@mail.example.org", {"example.org", "mail.example.org"}, "mail.example.org"),  # the closest wins
+        ("news@example.org", {"example.org", "news@example.org"}, "news@example.org"),  # the address first
+        ("news@EXAMPLE.org", {"example.org"}, "example.org"),  # domains without case
+        ("News@example.org", {"news@example.org"}, None),  # a local part as written
+        ("news@example.org", {"other.org", "org"}, None),  # a top-level domain is no identity
+        ("news@example.org.evil", {"example.org"}, None),
+    ],
+)
+def test_the_identity_that_covers_an_address_is_found_as_ses_finds_it(
+    address: str, identities: set[str], covering: str | None
+) -> None:
+    assert covering_identity(address, identities) == covering
+
+
+def ses_state(*identities: str, sandbox: bool) -> SesLookup:
+    return lambda _region: SesState(frozenset(identities), sandbox)
+
+
+def identity(name: str) -> Permission:
+    return Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:identity/{name}")
+
+
+def send(*recipients: str, sender: str | None = "news@mail.example.org") -> AWSPreparedRequest:
+    headers = f"From: The Gazette <news@mail.example.org>\r\nTo: {', '.join(recipients)}\r\n\r\nhi"
+    params: dict[str, Any] = {"Content": {"Raw": {"Data": headers.encode()}}, "ConfigurationSetName": "newsletters"}
+    if sender:
+        params |= {"FromEmailAddress": sender, "Destination": {"ToAddresses": list(recipients)}}
+    return wire_request("sesv2", "send_email", **params)
+
+
+CONFIGURATION_SET = Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:configuration-set/newsletters")
+
+
+def test_a_send_needs_the_identity_covering_its_sender_and_sets_the_sending_condition_keys() -> None:
+    call = read(send("me@example.net", "you@example.com"), ses_state("example.org", "me@example.net", sandbox=False))
+
+    assert list(call.needs) == [identity("example.org"), CONFIGURATION_SET]
+    assert call.conditions == {
+        "ses:fromaddress": ("news@mail.example.org",),
+        "ses:recipients": ("me@example.net", "you@example.com"),
+    }
+
+
+def test_in_the_sandbox_a_send_needs_the_identity_covering_each_recipient_too() -> None:
+    state = ses_state("example.org", "me@example.net", "example.com", sandbox=True)
+
+    call = read(send("me@example.net", "you@sub.example.com", "them@example.com", "success@simulator.amazonses.com",
+                     "stranger@example.io"), state)  # fmt: skip
+
+    # The simulator needs no identity; an address none covers is SES's own MessageRejected, not IAM's.
+    assert list(call.needs) == [identity("example.org"), identity("me@example.net"), identity("example.com"),
+                                CONFIGURATION_SET]  # fmt: skip
+
+
+def test_a_raw_message_without_a_from_address_is_read_from_its_headers() -> None:
+    call = read(send("me@example.net", sender=None), ses_state("example.org", "me@example.net", sandbox=True))
+
+    assert list(call.needs) == [identity("example.org"), identity("me@example.net"), CONFIGURATION_SET]
+    assert call.conditions["ses:fromaddress"] == ("news@mail.example.org",)
+    assert call.conditions["ses:fromdisplayname"] == ("The Gazette",)
 
 
 def test_sqs_batches_need_the_single_message_action_on_the_queue() -> None:
@@ -197,3 +370,160 @@ def test_a_refused_call_answers_the_services_own_error_and_is_recorded() -> None
     assert headers["Content-Type"].startswith("application/x-amz-json")
     assert policy.take_denials() == [denial]
     assert policy.take_denials() == []
+
+
+# ---------------------------------------------------------------------------------------- conditions
+
+SENDER = "news@example.org"
+# The template's grant to every function that sends: any identity, for mail from the sender address only.
+SEND_GRANT = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["ses:SendEmail", "ses:SendRawEmail"],
+            "Resource": [f"arn:aws:ses:eu-west-1:{ACCOUNT}:identity/*"],
+            "Condition": {"StringEquals": {"ses:FromAddress": SENDER}},
+        }
+    ]
+}
+ANY_IDENTITY = Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:identity/me@example.net")
+
+
+def sending(sender: str, *recipients: str) -> dict[str, tuple[str, ...]]:
+    return {"ses:fromaddress": (sender,), "ses:recipients": recipients}
+
+
+@pytest.mark.parametrize(
+    ("condition", "conditions", "allowed"),
+    [
+        ({"StringEquals": {"ses:FromAddress": SENDER}}, sending(SENDER, "a@x.org"), True),
+        ({"StringEquals": {"ses:FromAddress": SENDER}}, sending("other@example.org", "a@x.org"), False),
+        ({"StringEquals": {"ses:FromAddress": SENDER}}, sending("News@example.org", "a@x.org"), False),  # case counts
+        ({"StringEqualsIgnoreCase": {"ses:fromaddress": SENDER}}, sending("News@example.org"), True),
+        ({"StringEquals": {"ses:FromAddress": SENDER}}, {}, False),  # a key the request does not set
+        ({"StringEqualsIfExists": {"ses:FromAddress": SENDER}}, {}, True),
+        ({"StringNotEquals": {"ses:FromAddress": SENDER}}, {}, True),
+        ({"StringLike": {"ses:FromAddress": "news+*@example.org"}}, sending("news+a@example.org"), True),
+        ({"StringNotLike": {"ses:FromAddress": "news+*@example.org"}}, sending("news+a@example.org"), False),
+        ({"ForAllValues:StringLike": {"ses:Recipients": "*@x.org"}}, sending(SENDER, "a@x.org", "b@x.org"), True),
+        ({"ForAllValues:StringLike": {"ses:Recipients": "*@x.org"}}, sending(SENDER, "a@x.org", "b@y.org"), False),
+        ({"ForAnyValue:StringEquals": {"ses:Recipients": "b@y.org"}}, sending(SENDER, "a@x.org", "b@y.org"), True),
+        ({"Null": {"ses:FromDisplayName": "true"}}, sending(SENDER), True),
+        # Every test of a condition must hold.
+        ({"StringEquals": {"ses:FromAddress": SENDER}, "StringLike": {"ses:Recipients": "*@y.org"}},
+         sending(SENDER, "a@x.org"), False),
+        # What the local stack cannot evaluate never allows: a key it does not read, an operator it does not
+        # know, a policy variable, a single-valued test of several values.
+        ({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, sending(SENDER), False),
+        ({"StringEquals": {"aws:PrincipalTag/team": "news"}}, sending(SENDER), False),
+        ({"DateLessThan": {"ses:FromAddress": "2030-01-01"}}, sending(SENDER), False),
+        ({"StringEquals": {"ses:FromAddress": "${aws:username}@example.org"}}, sending(SENDER), False),
+        ({"StringEquals": {"ses:Recipients": "a@x.org"}}, sending(SENDER, "a@x.org", "b@x.org"), False),
+    ],
+)  # fmt: skip
+def test_an_allow_with_a_condition_applies_only_when_the_condition_holds(
+    condition: dict[str, Any], conditions: dict[str, tuple[str, ...]], allowed: bool
+) -> None:
+    statement = {"Effect": "Allow", "Action": "ses:SendEmail", "Resource": "*", "Condition": condition}
+
+    assert allows([{"Statement": [statement]}], ANY_IDENTITY, conditions) is allowed
+
+
+def test_a_deny_applies_unless_its_condition_is_known_to_fail() -> None:
+    def denied_by(condition: dict[str, Any], conditions: dict[str, tuple[str, ...]]) -> bool:
+        deny = {"Effect": "Deny", "Action": "ses:*", "Resource": "*", "Condition": condition}
+        return not allows([SEND_GRANT, {"Statement": [deny]}], ANY_IDENTITY, conditions)
+
+    assert denied_by({"StringNotEquals": {"ses:FromAddress": SENDER}}, sending("other@example.org"))
+    assert not denied_by({"StringNotEquals": {"ses:FromAddress": SENDER}}, sending(SENDER))
+    assert denied_by({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, sending(SENDER))  # cannot tell: it denies
+
+
+def test_the_template_grant_lets_functions_send_from_the_sender_address_only() -> None:
+    assert allows([SEND_GRANT], ANY_IDENTITY, sending(SENDER, "me@example.net"))
+    assert not allows([SEND_GRANT], ANY_IDENTITY, sending("ceo@example.org", "me@example.net"))
+
+
+# ---------------------------------------------------------------------------------------- signatures
+
+
+def received(request: AWSPreparedRequest, body: bytes | None = None) -> Received:
+    headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in request.headers.items()}
+    sent = request.body.read() if hasattr(request.body, "read") else request.body or b""  # an upload: a stream
+    sent = sent.encode() if isinstance(sent, str) else sent
+    return Received(request.method, request.url, headers, sent if body is None else body)
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "params"),
+    [
+        ("dynamodb", "get_item", {"TableName": "Articles", "Key": {"pk": {"S": "a"}}}),
+        ("sqs", "send_message", {"QueueUrl": f"http://127.0.0.1:4566/{ACCOUNT}/q", "MessageBody": "x"}),
+        ("sesv2", "get_email_identity", {"EmailIdentity": "me@example.net"}),  # a path encoded twice to sign
+        ("s3", "get_object", {"Bucket": "uploads", "Key": "articles/a b é.md"}),  # a path signed as sent
+        ("s3", "put_object", {"Bucket": "uploads", "Key": "articles/a.md", "Body": b"# hi"}),
+        ("s3", "get_object_acl", {"Bucket": "uploads", "Key": "articles/a.md", "VersionId": "v1"}),
+    ],
+)
+def test_a_signature_matches_only_with_the_secret_it_was_made_with(
+    service: str, operation: str, params: dict[str, Any]
+) -> None:
+    request = received(wire_request(service, operation, endpoint="http://127.0.0.1:4566", **params))
+
+    assert refusal(request, "secret") is None
+    assert refusal(request, "another secret") is Refusal.MISMATCH
+
+
+def test_a_changed_body_is_refused() -> None:
+    item = wire_request("dynamodb", "get_item", endpoint="http://127.0.0.1:4566", TableName="A", Key={"pk": {"S": "a"}})
+    upload = wire_request("s3", "put_object", endpoint="http://127.0.0.1:4566", Bucket="b", Key="k", Body=b"# hi")
+
+    assert refusal(received(item, b'{"TableName": "B", "Key": {"pk": {"S": "a"}}}'), "secret") is Refusal.MISMATCH
+    # S3 signs the body's hash header: a body that does not match it is refused on its own.
+    assert refusal(received(upload, b"# changed"), "secret") is Refusal.PAYLOAD_MISMATCH
+
+
+def test_a_presigned_url_is_checked_and_expires() -> None:
+    s3 = boto3.client("s3", region_name="eu-west-1", endpoint_url="http://127.0.0.1:4566",
+                      config=Config(signature_version="s3v4"), aws_access_key_id="ASIAEXAMPLEKEY000001",
+                      aws_secret_access_key="secret", aws_session_token="token")  # fmt: skip
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "uploads", "Key": "articles/a b.md"})
+    expired = s3.generate_presigned_url("get_object", Params={"Bucket": "uploads", "Key": "a.md"}, ExpiresIn=1)
+    time.sleep(1.1)
+
+    assert refusal(Received("GET", url, {}, b""), "secret") is None
+    assert refusal(Received("GET", url, {}, b""), "another secret") is Refusal.MISMATCH
+    assert refusal(Received("GET", url.replace("a%20b.md", "b.md"), {}, b""), "secret") is Refusal.MISMATCH
+    assert refusal(Received("GET", expired, {}, b""), "secret") is Refusal.EXPIRED
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "params", "code", "status"),
+    [
+        ("s3", "get_object", {"Bucket": "b", "Key": "k"}, "SignatureDoesNotMatch", 403),
+        ("dynamodb", "get_item", {"TableName": "A", "Key": {"pk": {"S": "a"}}}, "InvalidSignatureException", 400),
+        ("sqs", "list_queues", {}, "SignatureDoesNotMatch", 403),
+        ("sns", "list_topics", {}, "SignatureDoesNotMatch", 403),
+        ("sesv2", "get_account", {}, "InvalidSignatureException", 403),
+    ],
+)
+def test_a_wrong_signature_is_answered_with_the_services_own_error(
+    service: str, operation: str, params: dict[str, Any], code: str, status: int
+) -> None:
+    call = read(wire_request(service, operation, **params))
+
+    answered, headers, body = signature_refused(call, Refusal.MISMATCH)
+
+    # As the SDK reads the answer.
+    model = botocore.session.get_session().get_service_model(service)
+    reply = {"status_code": answered, "headers": HeadersDict(headers), "body": body}
+    parsed = create_parser(model.protocol).parse(reply, model.operation_model(call.operation).output_shape)
+    assert (answered, parsed["Error"]["Code"]) == (status, code)
+
+
+def test_a_wildcard_matches_any_character_a_newline_too_and_nothing_follows_a_literal() -> None:
+    # API Gateway's source ARN holds the request's path, which may hold a decoded newline (`%0A`).
+    route = "arn:aws:execute-api:us-east-1:123456789012:api/*/*/admin/*"
+
+    assert wildcard_matches(route, "arn:aws:execute-api:us-east-1:123456789012:api/$default/GET/admin/a\nb")
+    assert not wildcard_matches("arn:aws:s3:::bucket", "arn:aws:s3:::bucket\n")

@@ -1,4 +1,5 @@
-"""local.moto_fixes: DynamoDB transactions, streams, answers and memory in the embedded AWS behave as AWS's do."""
+"""local.moto_fixes: DynamoDB transactions, streams, answers and memory, and SES's identities and sandbox, in the
+embedded AWS behave as AWS's do."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import Item
 
 from local import moto_fixes
+from local.ses_identities import set_sandbox
 from tests.support import times
 
 REGION = "us-east-1"
@@ -275,3 +277,58 @@ def test_a_query_on_a_table_without_a_sort_key_finds_its_one_item(dynamodb: Any)
 
     assert query("b") == [{"pk": {"S": "b"}, "v": {"S": "B"}}]
     assert query("nobody") == []
+
+
+# ------------------------------------------------------------------------------------------------ SES
+
+
+def send(ses: Any, sender: str, recipient: str) -> str:
+    raw = f"From: {sender}\r\nTo: {recipient}\r\nSubject: hi\r\n\r\nhi".encode()
+    reply = ses.send_email(
+        FromEmailAddress=sender, Destination={"ToAddresses": [recipient]}, Content={"Raw": {"Data": raw}}
+    )
+    return str(reply["MessageId"])
+
+
+def rejection(ses: Any, sender: str, recipient: str) -> dict[str, str]:
+    with pytest.raises(ClientError) as rejected:
+        send(ses, sender, recipient)
+    return dict(rejected.value.response["Error"])
+
+
+def not_verified(*addresses: str) -> dict[str, str]:
+    message = "Email address is not verified. The following identities failed the check in region US-EAST-1: "
+    return {"Code": "MessageRejected", "Message": message + ", ".join(addresses)}
+
+
+def test_ses_sends_from_any_address_a_verified_identity_covers(aws: None) -> None:
+    ses = boto3.client("sesv2", region_name=REGION)
+    ses.create_email_identity(EmailIdentity="example.org")
+
+    send(ses, "news@example.org", "anyone@example.net")
+    send(ses, "news@mail.example.org", "anyone@example.net")  # a parent domain covers its subdomains
+    assert rejection(ses, "news@example.com", "anyone@example.net") == not_verified("news@example.com")
+
+
+def test_in_the_sandbox_ses_sends_only_to_addresses_a_verified_identity_covers(aws: None) -> None:
+    ses = boto3.client("sesv2", region_name=REGION)
+    for identity in ("example.org", "me@example.net"):
+        ses.create_email_identity(EmailIdentity=identity)
+    send(ses, "news@example.org", "anyone@example.com")  # production access: anyone
+
+    set_sandbox("123456789012", REGION, True)
+
+    send(ses, "news@example.org", "me@example.net")
+    send(ses, "news@example.org", "colleague@sub.example.org")
+    send(ses, "news@example.org", "bounce+1@simulator.amazonses.com")  # SES's mailbox simulator
+    assert rejection(ses, "news@example.org", "you@example.net") == not_verified("you@example.net")
+    assert rejection(ses, "news@example.com", "you@example.net") == not_verified("news@example.com", "you@example.net")
+
+
+def test_an_identity_is_deleted_alone(aws: None) -> None:
+    ses = boto3.client("sesv2", region_name=REGION)
+    ses.create_email_identity(EmailIdentity="example.org")
+
+    boto3.client("ses", region_name=REGION).delete_identity(Identity="news@example.org")  # covered, not an identity
+
+    assert [i["IdentityName"] for i in ses.list_email_identities()["EmailIdentities"]] == ["example.org"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -19,8 +19,10 @@ from newsdesk.models.articles import (
     UpdateArticleRequest,
 )
 from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
+from newsdesk.models.webhooks import Webhook, WebhookCreated
 from newsdesk.services.articles import ArticleService
 from newsdesk.services.delivery import DeliveryReports
+from newsdesk.services.tokens import bearer_token
 
 router = EditorRouter()
 
@@ -40,8 +42,12 @@ def parse_if_match(value: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 10 else -1
 
 
-def with_etag(article: Article, status: int = 200) -> Response[Article]:
-    return Response(status, content_types.APPLICATION_JSON, article, headers={"ETag": f'"{article.version}"'})
+Versioned = TypeVar("Versioned", Article, Webhook, WebhookCreated)
+
+
+def with_etag(resource: Versioned, status: int = 200) -> Response[Versioned]:
+    """An article or a webhook with its version as the `ETag`, which `If-Match` names."""
+    return Response(status, content_types.APPLICATION_JSON, resource, headers={"ETag": f'"{resource.version}"'})
 
 
 @router.post(
@@ -172,7 +178,7 @@ def delivery_progress(article_id: str, articles: Articles, deliveries: Deliverie
     "/articles/<article_id>/test-email",
     summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
     tags=["Editor"],
-    responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 415, 503, body=False),
+    responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 409, 415, 429, 503, body=False),
 )
 def send_test_email(
     article_id: str,
@@ -180,5 +186,7 @@ def send_test_email(
     articles: Articles,
     deliveries: Deliveries,
 ) -> Response[None]:
-    deliveries.send_test(articles.get(article_id), request.to)
+    # The token API Gateway's authorizer accepted: the allowance of test emails is per token.
+    token = bearer_token(router.current_event.headers.get("authorization"))
+    deliveries.send_test(articles.get(article_id), request.to, token=token)
     return Response(202)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAP
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
 
 from newsdesk.api.caching import NotModified, not_modified_reply
-from newsdesk.errors import NewsdeskError
+from newsdesk.errors import NewsdeskError, validation_message
 from newsdesk.models.base import Model
 from newsdesk.observability import logger
 
@@ -48,6 +49,7 @@ _DESCRIPTIONS = {
     413: "Too large.",
     415: "The body is not sent as `application/json`.",
     422: "The request does not match the schema.",
+    429: "An allowance is used up; `Retry-After` says when there is room again.",
     503: "AWS is throttling; retry after a moment.",
 }
 
@@ -105,15 +107,17 @@ def documented(
     return responses
 
 
-def error_reply(status: int, code: str, message: str, details: Any = None) -> Response[str]:
+def error_reply(
+    status: int, code: str, message: str, details: Any = None, *, retry_after: int | None = None
+) -> Response[str]:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
-    headers = {"Retry-After": "2"} if status == 503 else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return Response(status, content_types.APPLICATION_JSON, body.model_dump_json(), headers=headers)
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return [
-        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        {"loc": list(error.get("loc", ())), "msg": validation_message(error), "type": str(error.get("type", ""))}
         for error in errors
     ]
 
@@ -139,13 +143,18 @@ class HttpApiResolver(APIGatewayHttpResolver):
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """A HEAD request is answered as its GET without the body (RFC 9110, 9.3.2): the same status and
-        headers (ETag, Cache-Control, ...). The template routes HEAD to the function that serves the GET."""
+        headers (ETag, Cache-Control, ...), and the GET body's Content-Length, which API Gateway passes on
+        from the function's headers (as Powertools' own HEAD example does). The template routes HEAD to the
+        function that serves the GET."""
         http = (event.get("requestContext") or {}).get("http") or {}
         if str(http.get("method", "")).upper() != "HEAD":
             return super().resolve(event, context)
         as_get = {**event, "requestContext": {**event["requestContext"], "http": {**http, "method": "GET"}}}
         answer = super().resolve(as_get, context)
-        return {**answer, "body": "", "isBase64Encoded": False}
+        body = str(answer.get("body") or "")
+        length = len(base64.b64decode(body)) if answer.get("isBase64Encoded") else len(body.encode())
+        headers = {**(answer.get("headers") or {}), "Content-Length": str(length)}
+        return {**answer, "headers": headers, "body": "", "isBase64Encoded": False}
 
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         given = self.current_event.path_parameters or {}
@@ -205,7 +214,7 @@ def create_resolver(make: Callable[..., HttpApiResolver] = HttpApiResolver) -> H
     @app.exception_handler(NewsdeskError)
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
-        return error_reply(exc.status, exc.code, exc.message, exc.details)
+        return error_reply(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after)
 
     @app.exception_handler(NotModified)
     def _not_modified(exc: NotModified) -> Response[str]:

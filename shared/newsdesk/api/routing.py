@@ -53,7 +53,7 @@ PUBLIC_ROUTES = (
 EDITOR_ROUTES = (
     # Everything under /admin (API Gateway's authorizer checks the token first).
     Routes("newsdesk.api.editor", "router", (f"{ADMIN_PREFIX}/articles",)),
-    Routes("newsdesk.api.subscriptions", "admin_router", (f"{ADMIN_PREFIX}/subscribers",)),
+    Routes("newsdesk.api.subscriptions", "admin_router", (f"{ADMIN_PREFIX}/subscribers", f"{ADMIN_PREFIX}/erasures")),
     Routes("newsdesk.api.topics", "admin_router", (f"{ADMIN_PREFIX}/topics",)),
     Routes("newsdesk.api.uploads", "router", (f"{ADMIN_PREFIX}/uploads",)),
     Routes("newsdesk.api.deliveries", "router", (f"{ADMIN_PREFIX}/deliveries",)),

@@ -15,7 +15,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from newsdesk.api.resolver import EditorRouter, documented
-from newsdesk.dependencies import delivery_reports, site_settings, subscription_service, webhook_service
+from newsdesk.dependencies import erasure_service, site_settings, subscription_service
+from newsdesk.models.erasures import Erasure, ErasureState
 from newsdesk.models.subscribers import (
     ConsentSource,
     Frequency,
@@ -27,18 +28,17 @@ from newsdesk.models.subscribers import (
     SubscriberStatus,
 )
 from newsdesk.models.topics import Topic
-from newsdesk.services.delivery import DeliveryReports
+from newsdesk.services.erasure import ErasureService
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, PreferencesView, SubscriptionService, UnsubscribeScope
-from newsdesk.services.webhooks import WebhookService
+from newsdesk.services.topics import UnknownTopics
 from newsdesk.templating import render
 
 router = Router()
 admin_router = EditorRouter()
 
 Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
-Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
-Webhooks = Annotated[WebhookService, Depends(webhook_service)]
+Erasures = Annotated[ErasureService, Depends(erasure_service)]
 Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -324,7 +324,14 @@ PREFERENCES_FORM = {
         "field per topic to follow)"
     ),
     tags=["Subscribers"],
-    responses={**documented(200, "ok", 503), **html_page("Saved.")},
+    responses={
+        **documented(200, "ok", 503),
+        **html_page("Saved."),
+        422: {
+            "description": "A topic that does not exist: a page saying so; nothing is saved.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+    },
 )
 def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     form = _form()
@@ -340,6 +347,12 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
         view = subscriptions.save_preferences(token, frequency=frequency, topics=topics, change_topics=choosing)
     except InvalidLink as exc:
         return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
+    except UnknownTopics as exc:
+        # The page offered only topics that existed; one deleted since (or a form made elsewhere) saves nothing.
+        current = subscriptions.preferences(token)
+        named = ", ".join(f"“{slug}”" for slug in exc.unknown)
+        message = f"Nothing was saved: we have no topic {named} (any more). Choose among these, then save."
+        return page(422, "Unknown topic", message, preferences=_preferences_form(token, current))
     return page(200, "Preferences saved", f"Saved. {_receives(view)}", preferences=_preferences_form(token, view))
 
 
@@ -402,15 +415,30 @@ def export_subscribers(
 
 @admin_router.delete(
     "/subscribers/<email>",
-    summary="Erase a subscriber's data (privacy requests)",
+    summary="Erase a subscriber's data (privacy requests); repeat it, or poll its Location, until it is done",
     tags=["Subscribers"],
-    responses=documented(204, "Erased.", 401, 403, 404, 503),
+    responses={
+        **documented(204, "Erased (also: erased already, within the last 14 days).", 401, 403, 404, 503),
+        202: {
+            "description": "Erasing: the rest continues by itself; the Location (GET) says how far it got.",
+            "content": {content_types.APPLICATION_JSON: {"model": Erasure}},
+        },
+    },
 )
-def erase_subscriber(
-    email: str, subscriptions: Subscriptions, deliveries: Deliveries, webhooks: Webhooks
-) -> Response[None]:
+def erase_subscriber(email: str, erasures: Erasures) -> Response[Erasure | None]:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
-    subscriptions.erase(email)
-    deliveries.forget(email)
-    webhooks.forget(email)  # the bodies of subscriber events kept for replays
-    return Response(204)
+    erasure = erasures.erase(email)
+    if erasure.state is ErasureState.DONE:
+        return Response(204)
+    headers = {"Location": f"/admin/erasures/{erasure.id}", **NO_STORE}
+    return Response(202, content_types.APPLICATION_JSON, erasure, headers=headers)
+
+
+@admin_router.get(
+    "/erasures/<erasure_id>",
+    summary="How far an erasure got (the Location of a DELETE /admin/subscribers/{email} that answered 202)",
+    tags=["Subscribers"],
+    responses=documented(200, "The erasure: running (and its step) or done, and what it removed.", 401, 403, 404, 503),
+)
+def get_erasure(erasure_id: str, erasures: Erasures) -> Erasure:
+    return erasures.status(erasure_id)

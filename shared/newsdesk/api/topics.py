@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
-from newsdesk.dependencies import topic_service
+from newsdesk.dependencies import topic_cleanup, topic_service
 from newsdesk.models.topics import (
     CreateTopicRequest,
     PublicTopic,
@@ -19,6 +19,7 @@ from newsdesk.models.topics import (
     TopicList,
     UpdateTopicRequest,
 )
+from newsdesk.services.erasure import TopicCleanup
 from newsdesk.services.topics import TopicService
 
 router = Router()
@@ -71,10 +72,10 @@ def update_topic(slug: str, request: Annotated[UpdateTopicRequest, Body()], topi
 
 @admin_router.delete(
     "/topics/<slug>",
-    summary="Delete a topic: nobody is mailed for it any more; its readers keep their other topics",
+    summary="Delete a topic: nobody is mailed for it any more, and it leaves every reader's topics",
     tags=["Topics"],
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
 )
-def delete_topic(slug: str, topics: Topics) -> Response[None]:
-    topics.delete(slug)
+def delete_topic(slug: str, cleanup: Annotated[TopicCleanup, Depends(topic_cleanup)]) -> Response[None]:
+    cleanup.delete(slug)
     return Response(204)

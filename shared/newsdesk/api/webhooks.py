@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
+from newsdesk.api.editor import IfMatch, parse_if_match, with_etag
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import webhook_service
 from newsdesk.models.webhooks import (
@@ -32,13 +33,16 @@ TAGS = ["Webhooks"]
     "/webhooks",
     summary="Register a webhook endpoint (its signing secret is in this answer only)",
     tags=TAGS,
-    responses=documented(201, "The endpoint, with its `secret`.", *AUTH_ERRORS, 400, 409, 415, 503),
+    responses=documented(
+        201, "The endpoint, with its `secret`.", *AUTH_ERRORS, 400, 409, 415, 503, headers=("ETag", "Location")
+    ),
 )
 def create_webhook(request: Annotated[CreateWebhookRequest, Body()], webhooks: Webhooks) -> Response[WebhookCreated]:
     created = webhooks.create(request)
+    response = with_etag(created, 201)
     # The secret is shown once: no cache, no proxy, may keep this answer.
-    headers = {"Location": f"/admin/webhooks/{created.id}", "Cache-Control": "no-store"}
-    return Response(201, content_types.APPLICATION_JSON, created, headers=headers)
+    response.headers.update({"Location": f"/admin/webhooks/{created.id}", "Cache-Control": "no-store"})
+    return response
 
 
 @router.get(
@@ -58,20 +62,22 @@ def list_webhooks(
     "/webhooks/<webhook_id>",
     summary="Read one webhook endpoint (whether it is enabled, and why not)",
     tags=TAGS,
-    responses=documented(200, "The endpoint.", *AUTH_ERRORS, 404, 503),
+    responses=documented(200, "The endpoint, with its `ETag`.", *AUTH_ERRORS, 404, 503, headers=("ETag",)),
 )
-def get_webhook(webhook_id: str, webhooks: Webhooks) -> Webhook:
-    return webhooks.get(webhook_id)
+def get_webhook(webhook_id: str, webhooks: Webhooks) -> Response[Webhook]:
+    return with_etag(webhooks.get(webhook_id))
 
 
 @router.patch(
     "/webhooks/<webhook_id>",
     summary="Change an endpoint's URL, events or description; `enabled: true` turns it back on",
     tags=TAGS,
-    responses=documented(200, "The changed endpoint.", *AUTH_ERRORS, 400, 404, 409, 415, 503),
+    responses=documented(200, "The changed endpoint.", *AUTH_ERRORS, 400, 404, 412, 415, 503, headers=("ETag",)),
 )
-def update_webhook(webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks) -> Webhook:
-    return webhooks.update(webhook_id, request)
+def update_webhook(
+    webhook_id: str, request: Annotated[UpdateWebhookRequest, Body()], webhooks: Webhooks, if_match: IfMatch = None
+) -> Response[Webhook]:
+    return with_etag(webhooks.update(webhook_id, request, if_match=parse_if_match(if_match)))
 
 
 @router.delete(

@@ -239,13 +239,24 @@ class LedgerRepository:
             ExpressionAttributeValues={":attempt": {"N": str(attempt)}, ":now": {"S": iso(now)}},
         )
 
+    def deliveries_of(self, recipient_key: str, *, limit: int, position: str | None) -> tuple[list[str], str | None]:
+        """The deliveries whose ledgers hold a record of `recipient_key`, `limit` at a time from `position` (the
+        `by-recipient` index: one Query of the person's own records, whatever the ledgers hold), and where the
+        next page starts (None after the last)."""
+        partition = {"sk": {"S": f"to#{recipient_key}"}}
+        request = {"TableName": self._table, "IndexName": "by-recipient", "KeyConditionExpression": "sk = :sk",
+                   "ExpressionAttributeValues": {":sk": partition["sk"]}}  # fmt: skip
+        items, next_position = query_page(self._client.query, request, limit=limit, cursor=position,
+                                          key_names=_CURSOR_KEYS, partition=partition)  # fmt: skip
+        return [str(item["pk"]) for item in items], next_position
+
     def scrub(self, delivery_id: str, recipient_key: str) -> bool:
         """Forget the address of an erased person (the record and its state stay, for the counts; details
-        never hold an address)."""
+        never hold an address); False if the record held none."""
         return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(delivery_id, recipient_key),
             UpdateExpression="REMOVE email",
-            ConditionExpression="attribute_exists(sk)",
+            ConditionExpression="attribute_exists(email)",
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -29,6 +28,7 @@ from newsdesk.dal.dynamodb import (
     to_attributes,
     write_if,
 )
+from newsdesk.dal.ledger import DETAIL_LIMIT
 from newsdesk.errors import ServiceBusy
 from newsdesk.models.articles import Article
 from newsdesk.models.delivery import (
@@ -140,6 +140,8 @@ def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datet
     counts, late, duplicates = _counts(aggregates, int(item.get("total", 0)))
     paused = item.get("paused_until")
     paused_until = datetime.fromisoformat(paused) if paused else None
+    if not (paused_until and paused_until > now and item["state"] != "done"):
+        paused_until = None
     return DeliveryProgress(
         id=item["pk"],
         kind=DeliveryKind(item.get("kind", DeliveryKind.NEWSLETTER.value)),
@@ -152,7 +154,8 @@ def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datet
         suppressed=counts.suppressed,
         counts=counts,
         late_send_events=late,
-        paused_until=paused_until if paused_until and paused_until > now and item["state"] != "done" else None,
+        paused_until=paused_until,
+        paused_reason=item.get("paused_reason") if paused_until else None,
         engagement=_engagement(aggregates),
         started_at=item.get("started_at"),
         finished_at=item.get("finished_at"),
@@ -205,24 +208,6 @@ class PublicationRepository:
             self._client.query, request, limit=limit, cursor=cursor, key_names=_LISTED_CURSOR_KEYS
         )
         return [_progress(item, self._aggregates(item["pk"]), now) for item in items], next_cursor
-
-    def delivery_ids(self) -> Iterator[str]:
-        """Every delivery's id, newest first."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by-listed",
-            "KeyConditionExpression": "listed = :listed",
-            "ExpressionAttributeValues": {":listed": {"S": _LISTED}},
-            "ProjectionExpression": "pk",
-            "ScanIndexForward": False,
-        }
-        while True:
-            with aws_errors():
-                reply = self._client.query(**request)
-            yield from (str(item["pk"]["S"]) for item in reply["Items"])
-            if "LastEvaluatedKey" not in reply:
-                return
-            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def publication(self, delivery_id: str) -> dict[str, Any] | None:
         with aws_errors():
@@ -404,15 +389,16 @@ class PublicationRepository:
             },
         )
 
-    def pause(self, delivery_id: str, until: datetime) -> None:
-        """SES's daily quota is spent: sending waits until `until` (shown in the progress)."""
+    def pause(self, delivery_id: str, until: datetime, *, reason: str) -> None:
+        """SES sends nothing for now (its daily quota is spent, or it refuses the account): sending waits until
+        `until`, and the progress shows until when and why. A longer pause already set stays."""
         self._update_if(
             Key=_key(delivery_id),
-            UpdateExpression="SET paused_until = :until",
+            UpdateExpression="SET paused_until = :until, paused_reason = :reason",
             ConditionExpression=(
                 "attribute_exists(pk) AND (attribute_not_exists(paused_until) OR paused_until < :until)"
             ),
-            ExpressionAttributeValues={":until": {"S": iso(until)}},
+            ExpressionAttributeValues={":until": {"S": iso(until)}, ":reason": {"S": reason[:DETAIL_LIMIT]}},
         )
 
     def apply_counts(

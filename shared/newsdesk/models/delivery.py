@@ -112,7 +112,11 @@ class DeliveryProgress(Model):
         default=0,
         description="`Send` events that arrived after the email was sent again (the recipient may have two copies).",
     )
-    paused_until: datetime | None = Field(default=None, description="Sending waits for SES's daily quota until then.")
+    paused_until: datetime | None = Field(
+        default=None,
+        description="Sending waits until then: SES's daily quota is spent, or SES refuses the account (see why).",
+    )
+    paused_reason: str | None = Field(default=None, description="Why sending waits, while it does.")
     engagement: Engagement | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -54,6 +54,17 @@ class Consent(Model):
     policy: str | None = Field(default=None, description="The privacy policy's address (PrivacyPolicyUrl) then.")
     ip: str | None = Field(default=None, description="The sign-up's source address; only with RecordConsentIp.")
     object_key: str | None = Field(default=None, description="For an import: the uploaded file that vouched.")
+    topics: list[str] | None = Field(
+        default=None,
+        description="The topics agreed to (null: everything published; records from before topics were kept "
+        "have none either).",
+    )
+
+
+CONSENT_HISTORY = 5
+"""Earlier consents a subscriber keeps (each re-confirmation adds one, the oldest goes). Enough to show what
+a person agreed to over years of leaving and coming back; few enough that the record stays within one 4 KB
+read unit, which the mailer pays for every recipient it checks (an entry is about 200 bytes)."""
 
 
 Topics = Annotated[list[TopicSlug], Field(min_length=1, max_length=MAX_TOPICS)]
@@ -91,6 +102,10 @@ class Subscriber(Model):
         default=None, description="The topics followed; null: everything published; empty: nothing."
     )
     consent: Consent | None = Field(default=None, description="Absent for subscribers who joined before it was kept.")
+    consent_history: list[Consent] = Field(
+        default_factory=list,
+        description=f"Earlier consents, oldest first (at most {CONSENT_HISTORY}): a re-confirmation adds one.",
+    )
     revision: int = Field(default=0, exclude=True)
     """Raised by every write that changes what the subscriber receives (status, frequency, topics): the
     data layer's transactions are conditional on the revision they read."""
@@ -100,6 +115,17 @@ class Subscriber(Model):
     @property
     def follows_everything(self) -> bool:
         return self.topics is None
+
+    def agreeing(self, consent: Consent | None) -> dict[str, object]:
+        """The fields that record `consent` as the one in force: the consent it replaces, if the person
+        had confirmed it, joins the history (appended, never overwritten; the oldest beyond CONSENT_HISTORY
+        go). A pending sign-up's unconfirmed request is replaced, not kept: nobody agreed to it."""
+        if consent is None:  # a subscriber from before consent was kept, confirming a link that carries none
+            return {}
+        history = list(self.consent_history)
+        if self.consent is not None and self.consent.confirmed_at is not None:
+            history.append(self.consent)
+        return {"consent": consent, "consent_history": history[-CONSENT_HISTORY:]}
 
 
 class SubscriberPage(Model):

@@ -67,6 +67,10 @@ class Webhook(Model):
     last_failure_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+    version: int = Field(
+        default=0,
+        description="Raised by every write (an editor's, a delivery's outcome, the automatic disable); the `ETag`.",
+    )
 
 
 class WebhookCreated(Webhook):

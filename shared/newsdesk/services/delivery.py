@@ -15,7 +15,11 @@
    the recipient's key and the attempt, within its share of the SES rate. SES's `Send` event, not the
    mailer, makes the record `sent` (services.ses_feedback). A record still `pending` when the batch comes
    round again may or may not have reached SES: once the reconciliation window has passed without its
-   `Send` event it certainly did not, and it is sent again, once. Just before the claim the mailer reads
+   `Send` event it certainly did not, and it is sent again, as a new attempt (tagged with its number), up
+   to the delivery's maximum; then it is `failed`. An answer that leaves it unknown whether SES accepted
+   the email (a 5xx, a timeout) is settled the same way, never by sending again at once. When SES refuses
+   the whole account, or its daily quota is spent, the delivery pauses (`paused_until`, `paused_reason`)
+   and its batches wait on the queue. Just before the claim the mailer reads
    each recipient's status and topics: who left, or no longer follows any of the delivery's topics (or
    whose topics were deleted), is `suppressed`, not sent. A reader who changed topics while fan-out ran may
    have been queued by two passes; the copy that finds the other one's ledger record takes itself out of
@@ -32,10 +36,11 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.articles import ArticleRepository
@@ -49,14 +54,17 @@ from newsdesk.dal.subscribers import (
     SubscriberRepository,
 )
 from newsdesk.errors import (
+    Conflict,
     InvalidInput,
     NotFound,
     RetryLater,
     SendQuotaExceeded,
+    SendRefusedForAccount,
     SendRejected,
     SendThrottled,
     SendUncertain,
     ServiceBusy,
+    TooManyRequests,
 )
 from newsdesk.messages import MessageTemplate, Recipient
 from newsdesk.models.articles import Article, ArticleStatus
@@ -70,9 +78,10 @@ from newsdesk.models.delivery import (
 )
 from newsdesk.models.subscribers import Frequency, SubscriberStatus
 from newsdesk.models.topics import Topic
-from newsdesk.observability import logger
+from newsdesk.observability import logger, metrics
 from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
+from newsdesk.services.limits import TestEmailLimit
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from newsdesk.services.pacing import RateLimiter, backoff_delay
 from newsdesk.services.recipients import RecipientKeys
@@ -83,10 +92,17 @@ PAGES_PER_TASK = 100
 SAFETY_MARGIN_SECONDS = 15.0
 BATCH_LEASE = timedelta(seconds=120)
 """Longer than the mailer's timeout: a lease only lapses when its mailer is surely gone."""
-MAX_ATTEMPTS = 2
-"""A recipient whose first email SES never confirmed is sent it once more, no more."""
+MAX_ATTEMPTS = 5
+"""How many times a recipient whose emails SES never confirmed is sent one, at most (MaxSendAttempts)."""
 QUOTA_PAUSE = timedelta(hours=1)
 """How long a delivery waits after SES says its 24-hour quota is spent, before trying again."""
+ACCOUNT_PAUSE = timedelta(minutes=1)
+"""How long a delivery waits after SES refuses everything the account sends (sending paused, suspended, no
+permission, an unverified sender, a configuration set missing or paused), before a mailer asks SES again."""
+UNCONFIRMED_METRIC = "SendsUnconfirmed"
+"""Recipients `failed` because SES never confirmed any of their attempts (an alarm watches it)."""
+ACCOUNT_REFUSED_METRIC = "SesAccountRefusals"
+"""Batches stopped because SES refused the account (an alarm watches it)."""
 TAG_DELIVERY = "newsdesk-delivery"
 TAG_RECIPIENT = "newsdesk-recipient"
 TAG_ATTEMPT = "newsdesk-attempt"
@@ -199,7 +215,12 @@ class FanoutService:
 
 
 class _Paused(Exception):
-    """SES's daily quota is spent: the delivery is paused, the batch waits."""
+    """SES sends nothing more for now (the daily quota is spent, or it refuses the account): the delivery is
+    paused until `until`, and the batch waits."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until.isoformat())
+        self.until = until
 
 
 class _OutOfTime(Exception):
@@ -283,6 +304,7 @@ class MailerService:
         rate: float,
         reconciliation_window: timedelta,
         catalog: Callable[[], list[Topic]],
+        max_attempts: int = MAX_ATTEMPTS,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -298,6 +320,7 @@ class MailerService:
         self._recipient_keys = recipient_keys
         self._send_queue = send_queue
         self._window = reconciliation_window
+        self._max_attempts = max_attempts
         self._clock = clock
         self._sleep = sleep
         # Per process, so the pace holds across invocations of a warm mailer; a small burst lets a mailer
@@ -356,12 +379,12 @@ class MailerService:
                 state = states.get(recipient.email)
                 plan = content.plan(state) if content is not None else None
                 target = self._target(batch, key, recipient, ledger.get(key), plan, state, changed_since, now)
+                if target is not None and not isinstance(target, datetime):
+                    target = self._send(batch, links, target, seconds_left)
                 if isinstance(target, datetime):
                     come_back_at = min(come_back_at or target, target)
-                elif target is not None:
-                    self._send(batch, links, target, seconds_left)
-        except _Paused:
-            return self._clock() + QUOTA_PAUSE
+        except _Paused as paused:
+            return paused.until
         except _OutOfTime:
             return self._clock()
         return come_back_at
@@ -404,20 +427,27 @@ class MailerService:
         decided_at = record.pending_since + self._window
         if decided_at > now:
             return decided_at  # its Send event may still come
-        if record.attempt >= MAX_ATTEMPTS or not isinstance(plan, _Plan):
-            if record.attempt >= MAX_ATTEMPTS:
-                to, detail = LedgerState.FAILED, "SES never confirmed sending it, after two attempts"
+        unconfirmed = record.attempt >= self._max_attempts
+        if unconfirmed or not isinstance(plan, _Plan):
+            if unconfirmed:
+                attempts = "one attempt" if record.attempt == 1 else f"{record.attempt} attempts"
+                to, detail = LedgerState.FAILED, f"SES never confirmed sending it, after {attempts}"
             elif plan is None:
                 to, detail = LedgerState.FAILED, "the article was withdrawn"
             else:
                 to, detail = LedgerState.SUPPRESSED, f"{plan} before it was sent again"
-            self._ledger.move(batch.delivery_id, key, to=to, allowed_from=[LedgerState.PENDING], now=now,
-                              attempt=record.attempt, detail=detail)  # fmt: skip
+            moved = self._ledger.move(batch.delivery_id, key, to=to, allowed_from=[LedgerState.PENDING], now=now,
+                                      attempt=record.attempt, detail=detail)  # fmt: skip
+            if moved and unconfirmed:
+                metrics.add_metric(name=UNCONFIRMED_METRIC, unit=MetricUnit.Count, value=1)
+                logger.warning("SES never confirmed a recipient's emails: failed",
+                               extra={"batch_id": batch.batch_id, "attempts": record.attempt})  # fmt: skip
             return None
-        # No Send event within the window: that attempt never reached SES. Send again, once.
+        # No Send event within the window: that attempt never reached SES. Send again, as the next attempt.
         if not self._ledger.retry(batch.delivery_id, key, attempt=record.attempt, now=now):
             return None
-        logger.info("recipient sent again after no Send event", extra={"batch_id": batch.batch_id})
+        logger.info("recipient sent again after no Send event",
+                    extra={"batch_id": batch.batch_id, "attempt": record.attempt + 1})  # fmt: skip
         return _Target(recipient, key, record.attempt + 1, plan)
 
     def _copy_found(
@@ -471,16 +501,19 @@ class MailerService:
             return None
         return _Content(self._composer, [article], live, digest=False)
 
-    def _send(self, batch: SendBatch, links: LinkSigner, target: _Target, seconds_left: Callable[[], float]) -> None:
-        """Send to a claimed recipient. Only what SES certainly did not accept is given back; anything else
-        stays `pending` for SES's Send event (or the reconciliation window) to settle."""
+    def _send(
+        self, batch: SendBatch, links: LinkSigner, target: _Target, seconds_left: Callable[[], float]
+    ) -> datetime | None:
+        """Send to a claimed recipient; when SES's answer left it unknown whether the email was accepted, the
+        moment its batch should come back to settle it. Only what SES certainly did not accept is given back;
+        anything else stays `pending` for SES's Send event (or the reconciliation window) to settle."""
         try:
             raw = target.plan.message.render(
                 personal(links, target.recipient.email, target.recipient.name, delivery_id=batch.delivery_id)
             )
         except ValueError:  # an address no email can be addressed to: never sendable
             self._fail(batch, target, "the stored address cannot be written in an email header")
-            return
+            return None
         tags = {TAG_DELIVERY: batch.delivery_id, TAG_RECIPIENT: target.key, TAG_ATTEMPT: str(target.attempt)}
         throttled = 0
         while True:
@@ -489,7 +522,7 @@ class MailerService:
                 raise _OutOfTime
             try:
                 self._sender.send(sender=self._composer.sender, recipient=target.recipient.email, raw=raw, tags=tags)
-                return
+                return None
             except SendThrottled:
                 delay = backoff_delay(throttled)
                 throttled += 1
@@ -498,17 +531,36 @@ class MailerService:
                     raise _OutOfTime from None
                 self._sleep(delay)
             except SendQuotaExceeded:
-                self._give_back(batch, target)
-                self._publications.pause(batch.delivery_id, self._clock() + QUOTA_PAUSE)
                 logger.warning("SES's daily quota is spent: delivery paused", extra={"delivery_id": batch.delivery_id})
-                raise _Paused from None
+                raise self._pause(batch, target, QUOTA_PAUSE, "SES's daily sending quota is spent") from None
+            except SendRefusedForAccount as exc:
+                # Once per batch: the batch stops here and waits, so no mailer spins on an account SES refuses.
+                metrics.add_metric(name=ACCOUNT_REFUSED_METRIC, unit=MetricUnit.Count, value=1)
+                where = {"delivery_id": batch.delivery_id, "batch_id": batch.batch_id}
+                logger.error(
+                    "SES refuses to send for this account: delivery paused", extra={**where, "reason": str(exc)}
+                )
+                raise self._pause(
+                    batch, target, ACCOUNT_PAUSE, f"SES refuses to send for this account ({exc})"
+                ) from None
             except SendRejected as exc:
                 logger.warning("SES rejected a newsletter", extra={"batch_id": batch.batch_id, "reason": str(exc)})
                 self._fail(batch, target, f"SES refused the email ({exc})")
-                return
+                return None
             except SendUncertain as exc:
-                logger.warning("SES's answer was lost; its Send event will tell", extra={"reason": str(exc)})
-                return
+                # It may have been accepted: sending it again now could make a second email. SES's Send event
+                # settles it, or the reconciliation window, after which it is sent again as the next attempt.
+                logger.warning("SES's answer leaves it unknown whether it sent the email; its Send event will tell",
+                               extra={"batch_id": batch.batch_id, "reason": str(exc)})  # fmt: skip
+                return self._clock() + self._window
+
+    def _pause(self, batch: SendBatch, target: _Target, length: timedelta, reason: str) -> _Paused:
+        """Give back a claim SES certainly did not accept and pause the delivery: its batches wait on the queue
+        until then, and the first to come back asks SES again."""
+        self._give_back(batch, target)
+        until = self._clock() + length
+        self._publications.pause(batch.delivery_id, until, reason=reason)
+        return _Paused(until)
 
     def _fail(self, batch: SendBatch, target: _Target, detail: str) -> None:
         self._ledger.move(batch.delivery_id, target.key, to=LedgerState.FAILED, allowed_from=[LedgerState.PENDING],
@@ -589,16 +641,18 @@ class DeliveryReports:
         sender: SesSender,
         composer: EmailComposer,
         links: Callable[[], LinkSigner],
-        recipient_keys: Callable[[], RecipientKeys],
+        subscribers: SubscriberRepository,
+        test_emails: Callable[[], TestEmailLimit],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._articles = articles
         self._publications = publications
         self._ledger = ledger
-        self._recipient_keys = recipient_keys
         self._sender = sender
         self._composer = composer
         self._links = links
+        self._subscribers = subscribers
+        self._test_emails = test_emails
         self._clock = clock
 
     def of_article(self, article: Article) -> DeliveryProgress:
@@ -628,25 +682,39 @@ class DeliveryReports:
         entries, next_cursor = self.recipients(delivery_id, state=state, limit=EXPORT_PAGE, cursor=cursor)
         return csv_page(EXPORT_COLUMNS, (entry.model_dump(mode="json") for entry in entries)), next_cursor
 
-    def forget(self, email: str) -> int:
-        """Remove an erased person's address from every delivery's ledger (one write per delivery, a few
-        at a time); their records keep only their state. How many held the address."""
-        key = self._recipient_keys().of(email)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return sum(
-                pool.map(lambda delivery_id: self._ledger.scrub(delivery_id, key), self._publications.delivery_ids())
-            )
-
-    def send_test(self, article: Article, to: str) -> None:
-        """The newsletter as subscribers will get it, to one address; no delivery record is touched."""
+    def send_test(self, article: Article, to: str, *, token: str | None) -> None:
+        """The newsletter as subscribers will get it, to one address; no delivery record is touched. Never
+        to an address that bounced, complained or unsubscribed, and at most TestEmailsPerTokenPerHour for
+        the editor `token`."""
+        subscriber = self._subscribers.get(to)
+        if subscriber is not None and subscriber.status in _NOT_MAILED:
+            # A bounce again or a complaint again costs the SES account's reputation; and a newsletter to
+            # someone who left is what they opted out of, whoever sends it.
+            raise Conflict(f"this address is {subscriber.status.value}: no email goes to it, a test neither",
+                           code="recipient_suppressed", details={"status": subscriber.status.value})  # fmt: skip
+        now = self._clock()
+        wait = self._test_emails().take(token, now)
+        if wait is not None:
+            raise TooManyRequests(f"this token sent its {self._test_emails().per_hour} test emails of the hour; "
+                                  f"try again in {wait} s", code="too_many_test_emails", retry_after=wait)  # fmt: skip
         # No personal links: the address may be nobody's subscription, and a link must not pretend otherwise.
         raw = self._composer.newsletter(article, test=True).render(Recipient(to))
         try:
             self._sender.send(sender=self._composer.sender, recipient=to, raw=raw)
         except SendRejected as exc:
+            self._test_emails().give_back(token, now)
             raise InvalidInput(f"SES refused to send to this address ({exc})", code="send_rejected") from exc
-        except (SendThrottled, SendQuotaExceeded, SendUncertain) as exc:
+        except SendRefusedForAccount as exc:
+            self._test_emails().give_back(token, now)
+            raise ServiceBusy(f"SES refuses to send for this account ({exc})") from exc
+        except (SendThrottled, SendQuotaExceeded) as exc:
+            self._test_emails().give_back(token, now)
             raise ServiceBusy("SES is busy; try again in a moment") from exc
+        except SendUncertain as exc:  # it may have gone: it stays counted
+            raise ServiceBusy("SES is busy; try again in a moment") from exc
+
+
+_NOT_MAILED = frozenset({SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED, SubscriberStatus.UNSUBSCRIBED})
 
 
 def _plausible(delivery_id: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from newsdesk.messages import PREFERENCES_URL, UNSUBSCRIBE_URL, MessageTemplate, Recipient
 from newsdesk.models.articles import Article
 from newsdesk.models.topics import Topic
-from newsdesk.rendering import plain_text
+from newsdesk.rendering import text_with_links
 from newsdesk.services.links import CONFIRM_DAYS
 from newsdesk.templating import render
 
@@ -51,7 +51,7 @@ class EmailComposer:
             "title": article.title,
             "author": article.author,
             "html": article.html,
-            "text": plain_text(article.html),
+            "text": text_with_links(article.html),
             "article_url": f"{self.site_url}/articles/{article.slug}",
             "unsubscribe_url": UNSUBSCRIBE_URL,
             "preferences_url": PREFERENCES_URL,

@@ -3,7 +3,9 @@
 Each link names the address it was made for, encrypted (AES-GCM, with the purpose as associated data) so
 that nobody who sees the link (a mail scanner, a proxy log, a forwarded email) can read the address, and
 signed with HMAC (itsdangerous) under a purpose-specific salt, so a link cannot be forged, altered to name
-another address, or used for another purpose. Both keys derive from the one link secret.
+another address, or used for another purpose. Both keys derive from one signing key of the keyring
+(models/keys.py): a token starts with that key's id (`<kid>~`), so a link made before a rotation opens with
+the key that made it; a token without one was made before key ids, with the first key.
 
 Links made before the address was encrypted carry it in readable form; they stay valid for their
 lifetime (7 days for a confirmation, for good for unsubscribe and preferences links in sent emails).
@@ -28,12 +30,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from newsdesk.errors import InvalidInput
+from newsdesk.models.keys import key_id_of, labelled
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from itsdangerous import URLSafeTimedSerializer
 
+    from newsdesk.services.keys import SigningKeys
+
 CONFIRM_DAYS = 7
-MAX_TOKEN_LENGTH = 1024
+MAX_TOKEN_LENGTH = 4096
+"""A confirmation link carries its request's topics (40 slugs of 40 characters at most): about 3 KB at worst."""
 _NONCE_BYTES = 12
 _SEALED = "s"
 """The payload's key for the encrypted address (a legacy payload is the address itself, a string)."""
@@ -73,47 +80,71 @@ def _derive(secret: bytes, label: str) -> bytes:
     return hmac.new(secret, f"newsdesk.{label}".encode(), hashlib.sha256).digest()
 
 
-class LinkSigner:
-    def __init__(self, secret: bytes, api_base_url: str) -> None:
-        # cryptography and itsdangerous load with the first signer: routes that sign nothing skip them.
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+class Pseudonyms:
+    """Stable keyed ids of addresses and IPs, to name them in stored keys (the limits' counters) without
+    revealing them: from the keyring's identifiers key, which never rotates (models/keys.py)."""
 
-        self._secret = secret
-        self._cipher = AESGCM(_derive(secret, "link-address-encryption"))
-        self._pseudonym_key = _derive(secret, "pseudonyms")
+    def __init__(self, identifiers_key: bytes) -> None:
+        self._key = _derive(identifiers_key, "pseudonyms")
+
+    def of(self, kind: str, value: str) -> str:
+        return hmac.new(self._key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class LinkSigner:
+    def __init__(self, keys: SigningKeys, api_base_url: str) -> None:
+        self._keys = keys
+        self._ciphers: dict[str, AESGCM] = {}
         self._base = api_base_url.rstrip("/")
 
     @property
     def base_url(self) -> str:
         return self._base
 
-    def _serializer(self, purpose: LinkPurpose) -> URLSafeTimedSerializer:
+    def _cipher(self, kid: str, key: bytes) -> AESGCM:
+        # cryptography and itsdangerous load with the first link: routes that sign nothing skip them.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if kid not in self._ciphers:
+            self._ciphers[kid] = AESGCM(_derive(key, "link-address-encryption"))
+        return self._ciphers[kid]
+
+    @staticmethod
+    def _serializer(key: bytes, purpose: LinkPurpose) -> URLSafeTimedSerializer:
         from itsdangerous import URLSafeTimedSerializer
 
-        return URLSafeTimedSerializer(self._secret, salt=f"newsdesk.{purpose.value}")
+        return URLSafeTimedSerializer(key, salt=f"newsdesk.{purpose.value}")
 
     def token(self, purpose: LinkPurpose, email: str, details: dict[str, Any] | None = None) -> str:
-        """A link's token for `email`, with `details` (short JSON values) sealed beside it."""
-        plain, key = email.encode(), _SEALED
+        """A link's token for `email`, with `details` (short JSON values) sealed beside it, made with the
+        current key."""
+        kid, key = self._keys.current
+        plain, field_name = email.encode(), _SEALED
         if details:
-            plain, key = json.dumps({"e": email, **details}, separators=(",", ":")).encode(), _SEALED_WITH_DETAILS
+            plain = json.dumps({"e": email, **details}, separators=(",", ":")).encode()
+            field_name = _SEALED_WITH_DETAILS
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._cipher.encrypt(nonce, plain, purpose.value.encode())
-        payload = {key: base64.urlsafe_b64encode(sealed).decode().rstrip("=")}
-        return str(self._serializer(purpose).dumps(payload))
+        sealed = nonce + self._cipher(kid, key).encrypt(nonce, plain, purpose.value.encode())
+        payload = {field_name: base64.urlsafe_b64encode(sealed).decode().rstrip("=")}
+        return labelled(kid, str(self._serializer(key, purpose).dumps(payload)))
 
     def url(self, purpose: LinkPurpose, email: str, details: dict[str, Any] | None = None) -> str:
         return f"{self._base}{_PATHS[purpose]}?token={quote(self.token(purpose, email, details))}"
 
     def open(self, purpose: LinkPurpose, token: str | None) -> OpenedLink:
-        """The address a link was made for, and when; InvalidLink when it is expired, altered or not ours."""
+        """The address a link was made for, and when; InvalidLink when it is expired, altered, not ours, or
+        made with a key the keyring no longer holds."""
         from itsdangerous import BadData
 
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidLink("this link is not valid")
+        kid, signed = key_id_of(token)
+        key = self._keys.get(kid) if kid is not None else None
+        if kid is None or key is None:
+            raise InvalidLink("this link is not valid")
         try:
-            value, issued_at = self._serializer(purpose).loads(
-                token, max_age=_MAX_AGE.get(purpose), return_timestamp=True
+            value, issued_at = self._serializer(key, purpose).loads(
+                signed, max_age=_MAX_AGE.get(purpose), return_timestamp=True
             )
         except BadData as exc:
             raise InvalidLink("this link is not valid or has expired") from exc
@@ -121,7 +152,7 @@ class LinkSigner:
             return OpenedLink(value, issued_at)
         if isinstance(value, dict) and isinstance(value.get(_SEALED_WITH_DETAILS), str):
             try:
-                details = json.loads(self._unseal(purpose, value[_SEALED_WITH_DETAILS]))
+                details = json.loads(self._unseal(purpose, kid, key, value[_SEALED_WITH_DETAILS]))
             except ValueError as exc:
                 raise InvalidLink("this link is not valid") from exc
             if not isinstance(details, dict) or not isinstance(details.get("e"), str):
@@ -129,22 +160,18 @@ class LinkSigner:
             return OpenedLink(details.pop("e"), issued_at, details)
         if not isinstance(value, dict) or not isinstance(value.get(_SEALED), str):
             raise InvalidLink("this link is not valid")
-        return OpenedLink(self._unseal(purpose, value[_SEALED]), issued_at)
+        return OpenedLink(self._unseal(purpose, kid, key, value[_SEALED]), issued_at)
 
     def email(self, purpose: LinkPurpose, token: str | None) -> str:
         return self.open(purpose, token).email
 
-    def _unseal(self, purpose: LinkPurpose, sealed: str) -> str:
+    def _unseal(self, purpose: LinkPurpose, kid: str, key: bytes, sealed: str) -> str:
         from cryptography.exceptions import InvalidTag
 
         try:
             raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
-            plain = self._cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.value.encode())
+            plain = self._cipher(kid, key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], purpose.value.encode())
             return plain.decode()
         except (binascii.Error, ValueError, InvalidTag) as exc:
             # Only reachable with our own signature on it: a key change, never a client's doing.
             raise InvalidLink("this link is not valid") from exc
-
-    def pseudonym(self, kind: str, value: str) -> str:
-        """A stable keyed id of `value` (an address, an IP): names it in stored keys without revealing it."""
-        return hmac.new(self._pseudonym_key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]

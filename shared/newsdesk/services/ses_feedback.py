@@ -6,13 +6,15 @@ newsletter's message tags name its delivery, recipient key and attempt, which fi
 change is conditional on the state it moves from, so a repeated or late event changes nothing twice:
 
 - Send: pending -> sent, with SES's message id (a Send of an earlier attempt than the record's is a late
-  event: that recipient may have two copies, and it is counted).
+  event: that recipient may have two copies, and it is counted; it settles a record still pending too).
 - Delivery: pending or sent -> delivered.
 - Bounce: a permanent one -> bounced, and the subscriber is suppressed; a transient one changes nothing.
 - Complaint: -> complained, and the subscriber is suppressed.
 - Reject, Rendering Failure: -> failed, with the reason.
 
-Bounces and complaints about other emails (confirmations) suppress too. Details kept never hold an address.
+Bounces and complaints about other emails (confirmations) suppress too, and a permanent bounce of a
+sign-up's confirmation counts towards the bounce rate that pauses confirmations (newsdesk.services.limits).
+Details kept never hold an address.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
 from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
 from newsdesk.services.engagement import EngagementCounter
+from newsdesk.services.limits import EMAIL_TAG, SIGNUP_CONFIRMATION, ConfirmationBounces
 from newsdesk.services.ses_event import SesEvent
 
 _SENT_OR_BEFORE = (LedgerState.PENDING, LedgerState.SENT)
@@ -42,11 +45,13 @@ class SesFeedback:
         ledger: LedgerRepository,
         suppress: Callable[[str, SubscriberStatus], bool],
         engagement: EngagementCounter | None,
+        confirmation_bounces: Callable[[], ConfirmationBounces],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._ledger = ledger
         self._suppress = suppress
         self._engagement = engagement
+        self._confirmation_bounces = confirmation_bounces
         self._clock = clock
 
     def handle(self, event: SesEvent) -> None:
@@ -55,6 +60,9 @@ class SesFeedback:
             for recipient in event.part("bounce").get("bouncedRecipients") or []:
                 if recipient.get("emailAddress"):
                     self._suppress(str(recipient["emailAddress"]), SubscriberStatus.BOUNCED)
+            if event.tag(EMAIL_TAG) == SIGNUP_CONFIRMATION and event.message_id:
+                now = self._clock()
+                self._confirmation_bounces().count(event.message_id, sent_at=event.sent_at or now, now=now)
         if kind == "Complaint":
             for recipient in event.part("complaint").get("complainedRecipients") or []:
                 if recipient.get("emailAddress"):
@@ -81,6 +89,9 @@ class SesFeedback:
                         message_id=event.message_id)  # fmt: skip
             if not sent and self._ledger.mark_late_send(delivery_id, recipient_key, attempt=attempt, now=now):
                 logger.warning("a Send event came after its email was sent again", extra={"delivery": delivery_id})
+                # The email reached its reader: a record still waiting for a later attempt's Send event (an
+                # attempt perhaps killed before SES) is settled, and not sent yet again.
+                move(LedgerState.SENT, (LedgerState.PENDING, LedgerState.FAILED), message_id=event.message_id)
         elif kind == "Delivery":
             move(LedgerState.DELIVERED, _SENT_OR_BEFORE, message_id=event.message_id)
         elif kind == "Bounce":

@@ -16,6 +16,12 @@ TOKEN_PREFIX = "nd_"  # noqa: S105 - a label that makes leaked tokens easy to sp
 MAX_TOKEN_LENGTH = 512
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (None for any other header, or none)."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def hash_token(token: str) -> str:
     # Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -26,6 +26,7 @@ from newsdesk.errors import (
     PreconditionFailed,
     RetryLater,
     UploadRejected,
+    validation_message,
 )
 from newsdesk.models.articles import Article, ArticleStatus, CreateArticleRequest, UpdateArticleRequest
 from newsdesk.models.types import MAX_BODY_BYTES
@@ -79,7 +80,8 @@ def _validation_reason(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"])
-        problems.append(f"{where}: {item['msg']}" if where else str(item["msg"]))
+        message = validation_message(item)
+        problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 
 

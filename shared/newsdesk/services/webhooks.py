@@ -12,25 +12,26 @@
 3. Health: an endpoint none of whose attempts succeeded for DISABLE_AFTER is disabled (and says so), so a
    receiver gone for good stops costing attempts; an editor turns it back on.
 
-Secrets are stored sealed (AES-GCM under a key derived from the stack's signing secret): the table alone
-cannot sign for an endpoint.
+Secrets are stored sealed (AES-GCM under a key derived from a signing key of the keyring, whose id the sealed
+value starts with): the table alone cannot sign for an endpoint. After a rotation, a secret sealed with an older
+key still opens; it is sealed again under the current key when it is next used or changed, and by
+`newsdesk keys retire` before the older key goes (at most MAX_WEBHOOKS endpoints: bounded).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import json
 import math
 import os
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 from cryptography.exceptions import InvalidTag
@@ -39,10 +40,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from newsdesk.clock import utc_now
 from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
 from newsdesk.dal.webhook_client import PostOutcome, WebhookClient
-from newsdesk.dal.webhooks import StoredDelivery, WebhookRepository
-from newsdesk.errors import InvalidInput, NotFound
-from newsdesk.models.addresses import normalize_address
+from newsdesk.dal.webhooks import MAX_WEBHOOKS, StoredDelivery, StoredWebhook, WebhookRepository
+from newsdesk.errors import InvalidInput, NotFound, PreconditionFailed
+from newsdesk.models.erasures import Erasure
 from newsdesk.models.events import SUBSCRIBER_EVENTS, Event, EventType, PingData, make_event
+from newsdesk.models.keys import key_id_of, labelled
 from newsdesk.models.webhooks import (
     EVENT_ID_PATTERN,
     WEBHOOK_ID_PATTERN,
@@ -58,7 +60,10 @@ from newsdesk.models.webhooks import (
 )
 from newsdesk.observability import logger, metrics
 from newsdesk.services.recipients import RecipientKeys
-from newsdesk.webhook_targets import TargetMode, TargetRefused, parse_target
+from newsdesk.webhook_targets import HTTPS_ONLY, TargetMode, TargetPorts, TargetRefused, parse_target
+
+if TYPE_CHECKING:
+    from newsdesk.services.keys import SigningKeys
 
 RETRY_ATTEMPTS = 12
 """Attempts per delivery (and per replay): the first and eleven retries."""
@@ -104,35 +109,78 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 
 class WebhookSecrets:
-    """Makes endpoint secrets, and seals them for storage with a key derived from the stack's secret."""
+    """Makes endpoint secrets, and seals them for storage under the keyring's current signing key."""
 
-    def __init__(self, signing_secret: bytes) -> None:
-        key = hmac.new(signing_secret, b"newsdesk.webhook-secrets", hashlib.sha256).digest()
-        self._cipher = AESGCM(key)
+    def __init__(self, keys: SigningKeys) -> None:
+        self._keys = keys
+        self._ciphers: dict[str, AESGCM] = {}
+
+    def _cipher(self, kid: str, key: bytes) -> AESGCM:
+        if kid not in self._ciphers:
+            self._ciphers[kid] = AESGCM(hmac.new(key, b"newsdesk.webhook-secrets", hashlib.sha256).digest())
+        return self._ciphers[kid]
 
     @staticmethod
     def new_secret() -> str:
         return _SECRET_PREFIX + secrets.token_urlsafe(32)
 
     def seal(self, webhook_id: str, secret: str) -> str:
+        kid, key = self._keys.current
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._cipher.encrypt(nonce, secret.encode(), webhook_id.encode())
-        return base64.b64encode(sealed).decode()
+        sealed = nonce + self._cipher(kid, key).encrypt(nonce, secret.encode(), webhook_id.encode())
+        return labelled(kid, base64.b64encode(sealed).decode())
 
     def open(self, webhook_id: str, sealed: str) -> str:
-        raw = base64.b64decode(sealed)
+        kid, value = key_id_of(sealed)
+        key = self._keys.get(kid) if kid is not None else None
+        if kid is None or key is None:
+            raise ValueError(f"the webhook's secret cannot be opened: the keyring has no key {kid!r} (retired?)")
+        raw = base64.b64decode(value)
         try:
-            return self._cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], webhook_id.encode()).decode()
-        except InvalidTag as exc:  # a changed stack secret (or a record copied between endpoints)
-            raise ValueError("the webhook's secret cannot be opened with this stack's signing secret") from exc
+            return self._cipher(kid, key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], webhook_id.encode()).decode()
+        except InvalidTag as exc:  # another stack's key (or a record copied between endpoints)
+            raise ValueError("the webhook's secret cannot be opened with this stack's signing key") from exc
+
+    def sealed_with_current_key(self, sealed: str) -> bool:
+        return key_id_of(sealed)[0] == self._keys.current[0]
+
+
+def seal_with_current_key(
+    repository: WebhookRepository, sealer: WebhookSecrets, stored: StoredWebhook, secret: str | None = None
+) -> bool:
+    """Seal an endpoint's secret again when an older key sealed it (after a rotation), so that key can be
+    retired; whether it was. `secret`: the secret, when the caller opened it already."""
+    if sealer.sealed_with_current_key(stored.sealed_secret):
+        return False
+    webhook_id = stored.webhook.id
+    opened = secret if secret is not None else sealer.open(webhook_id, stored.sealed_secret)
+    return repository.reseal(webhook_id, stored.sealed_secret, sealer.seal(webhook_id, opened))
+
+
+def seal_every_secret_with_current_key(repository: WebhookRepository, sealer: WebhookSecrets) -> tuple[int, list[str]]:
+    """Every endpoint's secret under the current key (at most MAX_WEBHOOKS endpoints): how many were sealed
+    again, and the endpoints no key of the keyring opens any more."""
+    resealed, unreadable, cursor = 0, [], None
+    while True:
+        page, cursor = repository.page(limit=MAX_WEBHOOKS, cursor=cursor)
+        for webhook in page:
+            stored = repository.get(webhook.id)
+            if stored is None:
+                continue
+            try:
+                resealed += seal_with_current_key(repository, sealer, stored)
+            except ValueError:
+                unreadable.append(webhook.id)
+        if cursor is None:
+            return resealed, unreadable
 
 
 # -------------------------------------------------------------------------------------- for editors
 
 
-def _check_url(url: str, mode: TargetMode) -> str:
+def _check_url(url: str, mode: TargetMode, ports: TargetPorts) -> str:
     try:
-        parse_target(url, mode)
+        parse_target(url, mode, ports=ports)
     except TargetRefused as refused:
         raise InvalidInput(
             f"the webhook URL {refused}", code="invalid_webhook_url", details=[{"loc": ["body", "url"]}]
@@ -146,7 +194,7 @@ def _task(webhook_id: str, event_id: str, *, round_number: int, attempt: int, du
 
 
 class WebhookService:
-    """What editors do with webhooks: register, change, list, test, follow deliveries, replay, erase."""
+    """What editors do with webhooks: register, change, list, test, follow deliveries, replay."""
 
     def __init__(
         self,
@@ -154,22 +202,22 @@ class WebhookService:
         *,
         delivery_queue: QueuePublisher,
         secrets: Callable[[], WebhookSecrets],
-        recipient_keys: Callable[[], RecipientKeys],
         mode: TargetMode,
+        ports: TargetPorts = HTTPS_ONLY,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
         self._queue = delivery_queue
         self._secrets = secrets
-        self._recipient_keys = recipient_keys
         self._mode = mode
+        self._ports = ports
         self._clock = clock
 
     def create(self, request: CreateWebhookRequest) -> WebhookCreated:
-        url = _check_url(request.url, self._mode)
+        url = _check_url(request.url, self._mode, self._ports)
         now = self._clock()
         webhook = Webhook(id=f"wh_{secrets.token_hex(8)}", url=url, events=request.events,
-                          description=request.description, created_at=now, updated_at=now)  # fmt: skip
+                          description=request.description, created_at=now, updated_at=now, version=1)  # fmt: skip
         secret = WebhookSecrets.new_secret()
         self._repo.create(webhook, self._secrets().seal(webhook.id, secret))
         logger.info("webhook created", extra={"webhook_id": webhook.id, "events": [e.value for e in webhook.events]})
@@ -184,8 +232,14 @@ class WebhookService:
     def page(self, *, limit: int, cursor: str | None) -> tuple[list[Webhook], str | None]:
         return self._repo.page(limit=limit, cursor=cursor)
 
-    def update(self, webhook_id: str, request: UpdateWebhookRequest) -> Webhook:
+    def update(self, webhook_id: str, request: UpdateWebhookRequest, *, if_match: int | None = None) -> Webhook:
+        """Change an endpoint as the editor read it: at version `if_match` when given, else at the version read
+        here. Any write since (another editor's, a delivery's outcome, the automatic disable) makes this a
+        PreconditionFailed, never a silent undo of it."""
         current = self.get(webhook_id)
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(f"the webhook is at version {current.version}, not {if_match}",
+                                     details={"current_version": current.version})  # fmt: skip
         changes = request.model_dump(exclude_unset=True)
         nulls = sorted(name for name in ("url", "events", "enabled") if name in changes and changes[name] is None)
         if nulls:
@@ -194,9 +248,9 @@ class WebhookService:
         if not changes:
             return current
         if "url" in changes:
-            _check_url(changes["url"], self._mode)
+            _check_url(changes["url"], self._mode, self._ports)
         now = self._clock()
-        update: dict[str, object] = {**changes, "updated_at": max(now, current.updated_at + timedelta(microseconds=1))}
+        update: dict[str, object] = {**changes, "updated_at": now, "version": current.version + 1}
         if changes.get("enabled") is True and not current.enabled:
             # Back on: a fresh start, so the old failures do not disable it again at its next one.
             update.update(disabled_at=None, disabled_reason=None, failing_since=None)
@@ -204,6 +258,8 @@ class WebhookService:
             update.update(disabled_at=now, disabled_reason="disabled by an editor")
         updated = current.model_copy(update=update)
         self._repo.update(current, updated)
+        if (stored := self._repo.get(webhook_id)) is not None:
+            seal_with_current_key(self._repo, self._secrets(), stored)
         logger.info("webhook changed", extra={"webhook_id": webhook_id, "fields": sorted(changes)})
         return updated
 
@@ -239,25 +295,6 @@ class WebhookService:
         logger.info("delivery replayed", extra={"webhook_id": webhook.id, "event_id": event_id})
         return SendAccepted(event_id=event_id)
 
-    def forget(self, email: str) -> int:
-        """Remove an erased person's address from every stored delivery body; how many held it."""
-        keys = self._recipient_keys()
-        # Both forms, as the erasure itself: records stored before addresses were normalized.
-        forms = {email.strip().lower()}
-        with contextlib.suppress(ValueError):
-            forms.add(normalize_address(email))
-        scrubbed = 0
-        for subject in {keys.of(address) for address in forms}:
-            for webhook_id, event_id in self._repo.deliveries_about(subject):
-                stored = self._repo.delivery(webhook_id, event_id)
-                if stored is None:
-                    continue
-                body = json.loads(stored.body)
-                body["data"]["email"] = None
-                self._repo.replace_body(webhook_id, event_id, json.dumps(body, separators=(",", ":")))
-                scrubbed += 1
-        return scrubbed
-
 
 # -------------------------------------------------------------------------------------------- dispatch
 
@@ -271,16 +308,20 @@ class WebhookDispatch:
         *,
         delivery_queue: QueuePublisher,
         recipient_keys: Callable[[], RecipientKeys],
+        tombstones: Callable[[Iterable[str]], Mapping[str, Erasure]],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
         self._queue = delivery_queue
         self._recipient_keys = recipient_keys
+        self._tombstones = tombstones
         self._clock = clock
 
     def dispatch(self, events: Sequence[Event]) -> int:
         """Record and queue a delivery per (event, interested enabled endpoint); how many were queued. Safe to
-        repeat: an event offered before is not offered again (unless its first attempt was never queued)."""
+        repeat: an event offered before is not offered again (unless its first attempt was never queued). An
+        event about a person erased since is dropped: neither stored nor sent."""
+        events = self._without_erased(events)
         wanted = self._repo.subscribers_of({event.type for event in events if event.type is not EventType.PING})
         endpoints = self._repo.endpoints(webhook_id for ids in wanted.values() for webhook_id in ids)
         now = self._clock()
@@ -297,12 +338,30 @@ class WebhookDispatch:
             logger.info("deliveries queued", extra={"events": len(events), "deliveries": len(tasks)})
         return len(tasks)
 
+    def _without_erased(self, events: Sequence[Event]) -> list[Event]:
+        subjects = {event.id: self._subject(event) for event in events}
+        about = {event_id: subject for event_id, subject in subjects.items() if subject is not None}
+        erased = self._tombstones(about.values()) if about else {}
+        kept = []
+        for event in events:
+            erasure = erased.get(about.get(event.id, ""))
+            # A change made after the erasure finished is a new subscription's (the address signed up again).
+            if erasure is not None and (erasure.finished_at is None or event.created_at <= erasure.finished_at):
+                logger.info("event about an erased person dropped", extra={"event_id": event.id})
+                continue
+            kept.append(event)
+        return kept
+
+    def _subject(self, event: Event) -> str | None:
+        """The recipient key of the person a subscriber event is about (None for other events)."""
+        if event.type in SUBSCRIBER_EVENTS and event.data.get("email"):
+            return self._recipient_keys().of(str(event.data["email"]))
+        return None
+
     def _offer(self, webhook_id: str, event: Event, now: datetime) -> bool:
         """Whether a first attempt is to be queued."""
-        subject = None
-        if event.type in SUBSCRIBER_EVENTS and event.data.get("email"):
-            # So that erasing the person finds this body (a keyed hash, never the address itself).
-            subject = self._recipient_keys().of(str(event.data["email"]))
+        # So that erasing the person finds this body (a keyed hash, never the address itself).
+        subject = self._subject(event)
         if self._repo.add_delivery(webhook_id, event_id=event.id, kind=event.type, body=event.body(), now=now,
                                    subject=subject):  # fmt: skip
             return True
@@ -373,7 +432,9 @@ class WebhookSender:
         if not found.webhook.enabled and not stored.explicit:
             self._repo.give_up(task.webhook_id, stored, reason="the webhook is disabled", now=now)
             return True
-        secret = self._secrets().open(found.webhook.id, found.sealed_secret)
+        sealer = self._secrets()
+        secret = sealer.open(found.webhook.id, found.sealed_secret)
+        seal_with_current_key(self._repo, sealer, found, secret)
         body = stored.body.encode()
         event_type = stored.delivery.type.value
         headers = {
