@@ -35,11 +35,19 @@ def statement_id(stack_name: str, permission_id: str) -> str:
     return f"{stack_name}-{permission_id}-{suffix}"[:STATEMENT_ID_LIMIT]
 
 
-def _function_of(reference: Any) -> str:
-    """The function a permission's FunctionName names (!Ref F, !GetAtt F.Arn)."""
-    if isinstance(reference, dict) and "Ref" in reference:
+def _function_of(reference: Any, resources: dict[str, Any]) -> str:
+    """The function a permission's FunctionName names (!Ref F, !GetAtt F.Arn, an alias of F SAM made, or an
+    !If whose branches all name F): the local stack has no versions, so an alias's permission is its function's."""
+    if isinstance(reference, dict) and "Fn::If" in reference:
+        named = {_function_of(branch, resources) for branch in reference["Fn::If"][1:]}
+        if len(named) == 1:
+            return named.pop()
+    elif isinstance(reference, dict) and "Ref" in reference:
+        target = resources.get(str(reference["Ref"])) or {}
+        if target.get("Type") == "AWS::Lambda::Alias":
+            return _function_of(target["Properties"]["FunctionName"], resources)
         return str(reference["Ref"])
-    if isinstance(reference, dict) and "Fn::GetAtt" in reference:
+    elif isinstance(reference, dict) and "Fn::GetAtt" in reference:
         target = reference["Fn::GetAtt"]
         return str(target[0] if isinstance(target, list) else str(target).split(".", 1)[0])
     raise ValueError(f"a permission names its function as {reference!r}: only !Ref or !GetAtt F.Arn run locally")
@@ -58,7 +66,7 @@ def function_policies(resolver: Resolver) -> dict[str, dict[str, Any]]:
         unknown = set(properties) - _EMULATED
         if unknown:
             raise ValueError(f"{permission_id}: {', '.join(sorted(unknown))} not emulated locally")
-        function_id = _function_of(properties["FunctionName"])
+        function_id = _function_of(properties["FunctionName"], resources)
         resolved = resolver.resolve({key: value for key, value in properties.items() if key != "FunctionName"})
         if not str(resolved["Principal"]).endswith(".amazonaws.com"):
             raise ValueError(f"{permission_id}: only service principals are emulated locally")

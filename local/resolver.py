@@ -214,6 +214,11 @@ class Resolver:
             return _stringify(self.template.parameters[name]["Default"])
         if (name, "Ref") in self._recorded:
             return self._recorded[(name, "Ref")]
+        function_id, _, attribute = name.partition(".")
+        if attribute == "Alias" and function_id in self.template.functions:
+            # SAM's reference to the function's AutoPublishAlias: the local stack publishes no versions, so the
+            # alias is the function itself (SnapStart, the reason for the alias, has no local effect).
+            return self.arn(function_id)
         resource = self.template.resources.get(name)
         if resource is None:
             raise ValueError(f"Ref to unknown name {name!r}")

@@ -1,22 +1,26 @@
-"""Configuration from environment variables: one pydantic-settings class per concern, read and validated when
-the first service that needs it is built (newsdesk.dependencies), so each function reads only the variables
-it uses and a variable one function lacks cannot break another. Variable names are the upper-case field names.
+"""Configuration from environment variables: one pydantic model per concern, read and validated when the first
+service that needs it is built (newsdesk.dependencies), so each function reads only the variables it uses and a
+variable one function lacks cannot break another. Variable names are the upper-case field names.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
 from newsdesk.errors import ConfigurationError
 from newsdesk.webhook_targets import TargetPorts
 
 
-class _Environment(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+class _Environment(BaseModel):
+    # Built when first read: a function reads a few of these classes, and building the others at import would
+    # be part of every cold start. Plain pydantic rather than pydantic-settings: every value here is a string,
+    # a number or a flag, which pydantic reads from a string itself, and pydantic-settings' import (asyncio,
+    # argparse, its CLI and cloud sources) cost more of a cold start than everything else settings do.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class SiteSettings(_Environment):
@@ -209,9 +213,11 @@ SettingsT = TypeVar("SettingsT", bound=_Environment)
 
 
 def read_settings(kind: type[SettingsT]) -> SettingsT:
-    """`kind` read from the environment now; a missing or invalid variable is a ConfigurationError naming it."""
+    """`kind` read from the environment now (names matched whatever their case); a missing or invalid variable
+    is a ConfigurationError naming it."""
+    environment = {name.lower(): value for name, value in os.environ.items()}
     try:
-        return kind()
+        return kind.model_validate({name: environment[name] for name in kind.model_fields if name in environment})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise ConfigurationError(f"invalid or missing environment variables: {problems}") from exc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ from local.server import ApiServer
 from local.sources import EventSources
 from local.stack import build_stack, local_resolver, project_template
 from local.template import Template
-from newsdesk import dependencies
+from newsdesk import dependencies, models
+from newsdesk.api.routing import RoutedApp
 from newsdesk.cli import main
+from newsdesk.models.base import build_imported_models
 
 ROOT = Path(__file__).resolve().parents[2]
 BusTap = Callable[[], list[dict[str, Any]]]
@@ -157,7 +161,14 @@ def running_stack(
         # Every handler is initialised before the test runs, as Lambda initialises before the first event
         # (once per worker: a test freezing time must not be the one whose clock a module's import sees).
         for logical_id in template.functions:
-            functions.module(logical_id)
+            app = getattr(functions.module(logical_id), "app", None)
+            if isinstance(app, RoutedApp):
+                app.include_all()  # the routers too: importing one binds the clock the module sees
+        # Models build on first use, and pydantic cannot build one while time is frozen (freezegun replaces
+        # datetime.datetime itself): build them all now (some are imported only when a service needs them).
+        for module in pkgutil.iter_modules(models.__path__, f"{models.__name__}."):
+            importlib.import_module(module.name)
+        build_imported_models()
         sources = EventSources(template, resolver, functions.invoke, endpoint=None)
         sources.pollers()  # stream positions are taken now, before the test writes anything
         api = ApiServer(

@@ -171,4 +171,5 @@ def test_the_review_moves_can_be_webhooks(stack: Stack, newsroom: tuple[Member, 
 
         kinds = [request.json()["type"] for request in receiver.requests]
 
-    assert kinds == ["article.submitted", "article.approved"]
+    # Each once (webhook deliveries make no promise of order: each is its own queued attempt).
+    assert sorted(kinds) == ["article.approved", "article.submitted"]

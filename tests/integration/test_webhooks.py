@@ -18,7 +18,7 @@ from local.template import Template
 from newsdesk import dependencies
 from newsdesk.dal.webhooks import StoredWebhook
 from newsdesk.services.webhooks import DISABLE_AFTER
-from newsdesk.settings import WebhookSettings
+from newsdesk.settings import WebhookSettings, read_settings
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.integration.test_newsletter import add_subscribers, editor, publish_new_article
 from tests.support import times
@@ -275,7 +275,7 @@ def test_the_ports_the_template_allows_reach_both_functions_that_check_a_target(
         for name, value in resolver.function_environment(template.functions[function]).items():
             monkeypatch.setenv(name, value)
 
-        assert WebhookSettings().target_ports.allowed == allowed
+        assert read_settings(WebhookSettings).target_ports.allowed == allowed
 
 
 def test_an_editors_change_cannot_undo_an_automatic_disable_made_between_its_read_and_its_write(

@@ -173,7 +173,7 @@ def test_the_local_stacks_own_aws_endpoint_is_never_a_target(mode: TargetMode) -
 
 
 def test_the_local_aws_port_is_read_from_the_functions_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    from newsdesk.settings import WebhookSettings
+    from newsdesk.settings import WebhookSettings, read_settings
 
     base = {"WEBHOOKS_TABLE": "webhooks", "WEBHOOK_DELIVERY_QUEUE_URL": "https://sqs.local/q"}
     for name, value in base.items():
@@ -181,12 +181,12 @@ def test_the_local_aws_port_is_read_from_the_functions_endpoint(monkeypatch: pyt
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4599")
     monkeypatch.setenv("WEBHOOK_ALLOWED_PORTS", "443,8443")
 
-    ports = WebhookSettings().target_ports
+    ports = read_settings(WebhookSettings).target_ports
 
     assert ports == TargetPorts(allowed=frozenset({443, 8443}), local_aws=4599)
     monkeypatch.delenv("AWS_ENDPOINT_URL")  # deployed: no endpoint of its own
     monkeypatch.delenv("WEBHOOK_ALLOWED_PORTS")
-    assert WebhookSettings().target_ports == TargetPorts()
+    assert read_settings(WebhookSettings).target_ports == TargetPorts()
 
 
 def _resolving_to(*addresses: str) -> Any:

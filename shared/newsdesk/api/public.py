@@ -9,13 +9,14 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from newsdesk.api.caching import CDN_CACHE, FEED_CACHE, validators
 from newsdesk.api.resolver import CONDITIONAL_READ, documented
 from newsdesk.dependencies import article_service, site_settings
 from newsdesk.models.articles import ArticlePage, AuthorPage, PublicArticle
 from newsdesk.models.authors import AuthorList
+from newsdesk.models.base import Model
 from newsdesk.services.articles import ArticleService
 
 router = Router()
@@ -25,7 +26,7 @@ INDEX_HEADERS = {"Cache-Control": "public, max-age=300", "Vary": "Accept"}
 Articles = Annotated[ArticleService, Depends(article_service)]
 
 
-class ApiIndex(BaseModel):
+class ApiIndex(Model):
     """Where to go from the API's root."""
 
     name: str = Field(description="The publication's name.")

@@ -13,26 +13,26 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_RESPONSE_DESCRIPTION
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
-from pydantic import BaseModel
 
 from newsdesk.api.access import ROLE_EXTENSION, acting, authorized_actor, declared_role, role_description
 from newsdesk.api.caching import NotModified, not_modified_reply
 from newsdesk.errors import NewsdeskError, RoleRequired, validation_message
+from newsdesk.models.base import Model
 from newsdesk.models.people import Role
 from newsdesk.observability import logger
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     code: str
     message: str
     details: Any = None
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Model):
     error: ErrorBody
 
 
-class GatewayError(BaseModel):
+class GatewayError(Model):
     """What API Gateway itself answers when the authorizer refuses a request."""
 
     message: str
@@ -237,8 +237,9 @@ class EditorRouter(Router):
         return register
 
 
-def create_resolver() -> APIGatewayHttpResolver:
-    app = HttpApiResolver(enable_validation=True, json_body_deserializer=read_json)
+def create_resolver(make: Callable[..., HttpApiResolver] = HttpApiResolver) -> HttpApiResolver:
+    """A resolver (`make(**options)`: HttpApiResolver or a subclass) with the one exception-to-HTTP mapping."""
+    app = make(enable_validation=True, json_body_deserializer=read_json)
 
     @app.exception_handler(NewsdeskError)
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:

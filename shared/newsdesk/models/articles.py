@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from newsdesk.models.authors import Author, AuthorSlugs, Byline
+from newsdesk.models.base import Model
 from newsdesk.models.types import AuthorName, MarkdownBody, Slug, Summary, Tags, Title
 
 
@@ -28,7 +29,7 @@ EDITABLE_BY_AUTHOR = frozenset({ArticleStatus.DRAFT, ArticleStatus.CHANGES_REQUE
 """Where a contributor may still change their own article (in review, an editor has it)."""
 
 
-class Transition(BaseModel):
+class Transition(Model):
     """The article's latest change of status: what was done, from which status, by whom and when (the events
     and the audit trail name it too)."""
 
@@ -39,7 +40,7 @@ class Transition(BaseModel):
     comment: str | None = Field(default=None, description="An editor's request for changes says what to change.")
 
 
-class _Request(BaseModel):
+class _Request(Model):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -120,7 +121,7 @@ BYLINES_FIELD: Any = Field(
 )
 
 
-class Article(BaseModel):
+class Article(Model):
     """The editor's full view of an article, as stored."""
 
     id: str
@@ -152,7 +153,7 @@ class Article(BaseModel):
         return self
 
 
-class ArticleSummary(BaseModel):
+class ArticleSummary(Model):
     """One entry of a public list."""
 
     id: str
@@ -182,12 +183,12 @@ class PublicArticle(ArticleSummary):
     html: str = Field(description="Sanitized HTML rendered from the Markdown body.")
 
 
-class ArticlePage(BaseModel):
+class ArticlePage(Model):
     items: list[ArticleSummary]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
 
 
-class AuthorPage(BaseModel):
+class AuthorPage(Model):
     """An author's profile and one page of their published articles, newest first."""
 
     author: Author
@@ -195,6 +196,6 @@ class AuthorPage(BaseModel):
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
 
 
-class AdminArticlePage(BaseModel):
+class AdminArticlePage(Model):
     items: list[Article]
     next_cursor: str | None = None

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from newsdesk.models.base import Model
 from newsdesk.models.people import Role
 
 
@@ -25,7 +26,7 @@ class AuditTarget(StrEnum):
 AuditDetail = str | int | bool | None
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(Model):
     id: str
     at: datetime
     actor: str = Field(description="The person's id; `token:<id>` for a token made before people; `system:<job>`.")
@@ -38,6 +39,6 @@ class AuditEntry(BaseModel):
     )
 
 
-class AuditPage(BaseModel):
+class AuditPage(Model):
     items: list[AuditEntry]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` for older entries.")

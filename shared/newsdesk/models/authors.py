@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
+from newsdesk.models.base import Model
 from newsdesk.models.types import AuthorName, Slug
 
 MAX_AUTHORS = 3
@@ -28,7 +29,7 @@ WebAddress = Annotated[str, StringConstraints(max_length=500), AfterValidator(_w
 Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
 
-class Byline(BaseModel):
+class Byline(Model):
     """One author of an article, as the article was saved."""
 
     name: str
@@ -37,14 +38,14 @@ class Byline(BaseModel):
     )
 
 
-class AuthorLink(BaseModel):
+class AuthorLink(Model):
     model_config = ConfigDict(extra="forbid")
 
     label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     url: WebAddress
 
 
-class Author(BaseModel):
+class Author(Model):
     """An author's public profile."""
 
     slug: str
@@ -61,7 +62,7 @@ class AuthorProfile(Author):
     person_id: str
 
 
-class AuthorProfileRequest(BaseModel):
+class AuthorProfileRequest(Model):
     """A person's author profile (replaced whole). The slug is chosen once: it names the author's page and
     feed, and their published articles are listed under it."""
 
@@ -74,7 +75,7 @@ class AuthorProfileRequest(BaseModel):
     links: list[AuthorLink] = Field(default_factory=list, max_length=10)
 
 
-class AuthorList(BaseModel):
+class AuthorList(Model):
     items: list[Author]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
 

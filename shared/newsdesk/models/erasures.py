@@ -6,7 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from newsdesk.models.base import Model
 
 ERASURE_ID_PATTERN = r"^[0-9a-f]{32}$"
 
@@ -28,7 +30,7 @@ class ErasureState(StrEnum):
     DONE = "done"
 
 
-class ErasedCounts(BaseModel):
+class ErasedCounts(Model):
     """What the erasure removed or scrubbed so far."""
 
     ledger_records: int = 0
@@ -37,7 +39,7 @@ class ErasedCounts(BaseModel):
     rate_limit_counters: int = 0
 
 
-class Erasure(BaseModel):
+class Erasure(Model):
     """One person's erasure, as `GET /admin/erasures/{erasure_id}` shows it (never the address)."""
 
     id: str = Field(description="A keyed hash of the address as it was stored; it names nobody without the secret.")
@@ -49,7 +51,7 @@ class Erasure(BaseModel):
     erased: ErasedCounts = Field(default_factory=ErasedCounts)
 
 
-class ErasureTask(BaseModel):
+class ErasureTask(Model):
     """A message on the erasure queue: continue the erasure `id`, or the clean-up of the deleted topic `id`."""
 
     kind: Literal["person", "topic"]

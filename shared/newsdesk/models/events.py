@@ -14,9 +14,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from newsdesk.models.authors import Byline
+from newsdesk.models.base import Model
 
 EVENT_SOURCE = "newsdesk"
 """The `source` of every event on the bus."""
@@ -56,7 +57,7 @@ def event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-class Event(BaseModel):
+class Event(Model):
     """One event, exactly as it is sent: the webhook body is `body()`, the bus event's detail too."""
 
     model_config = ConfigDict(frozen=True)
@@ -73,7 +74,7 @@ class Event(BaseModel):
 # ---------------------------------------------------------------------------------------- the data
 
 
-class _Data(BaseModel):
+class _Data(Model):
     model_config = ConfigDict(extra="forbid")
 
 

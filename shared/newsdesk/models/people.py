@@ -7,9 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from newsdesk.models.addresses import EmailAddress
+from newsdesk.models.base import Model
 from newsdesk.models.types import AuthorName
 
 
@@ -38,7 +39,7 @@ PERSON_ID_PATTERN = r"^[0-9a-f]{16}$"
 PersonId = Annotated[str, StringConstraints(pattern=PERSON_ID_PATTERN)]
 
 
-class Actor(BaseModel):
+class Actor(Model):
     """Who made a change: a person, a token made before people existed (`token:<id>`, an admin), or the stack
     itself (`system:<what>`), with the role it acted in. The audit trail names it by `id`."""
 
@@ -65,7 +66,7 @@ def legacy_token_actor(token_id: str) -> Actor:
     return Actor(id=f"token:{token_id}", role=Role.ADMIN, token_id=token_id)
 
 
-class Person(BaseModel):
+class Person(Model):
     id: str
     name: str
     email: str = Field(description="Where the newsroom's notifications reach them; never shown to readers.")
@@ -76,7 +77,7 @@ class Person(BaseModel):
     updated_at: datetime
 
 
-class _Request(BaseModel):
+class _Request(Model):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -102,7 +103,7 @@ class UpdatePersonRequest(_Request):
         return self
 
 
-class PersonPage(BaseModel):
+class PersonPage(Model):
     items: list[Person]
     next_cursor: str | None = None
 
@@ -114,7 +115,7 @@ class CreateTokenRequest(_Request):
     )
 
 
-class Me(BaseModel):
+class Me(Model):
     """Who the token in this request belongs to, and what it may do."""
 
     actor: str = Field(description="The person's id (`token:<id>` for a token made before people).")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from newsdesk.models.authors import Byline
+from newsdesk.models.base import Model
 
 
-class Revision(BaseModel):
+class Revision(Model):
     """One save of an article: the content as that save left it."""
 
     article_id: str
@@ -25,7 +26,7 @@ class Revision(BaseModel):
     at: datetime
 
 
-class RevisionSummary(BaseModel):
+class RevisionSummary(Model):
     """A revision as the list shows it (without its body)."""
 
     number: int
@@ -35,12 +36,12 @@ class RevisionSummary(BaseModel):
     at: datetime
 
 
-class RevisionPage(BaseModel):
+class RevisionPage(Model):
     items: list[RevisionSummary]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` for older revisions.")
 
 
-class StoredPreview(BaseModel):
+class StoredPreview(Model):
     """A share link's record: it exists until the link expires (and a day after, then DynamoDB's TTL removes
     it); revoking it is a mark here, so the link stops at once whatever its signature says."""
 
@@ -57,7 +58,7 @@ class Preview(StoredPreview):
     url: str | None = Field(default=None, description="The link itself: only in the answer that creates it.")
 
 
-class CreatePreviewRequest(BaseModel):
+class CreatePreviewRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     revision: int | None = Field(default=None, ge=1, description="Show this revision; absent: the current draft.")
@@ -66,6 +67,6 @@ class CreatePreviewRequest(BaseModel):
     )
 
 
-class PreviewPage(BaseModel):
+class PreviewPage(Model):
     items: list[Preview]
     next_cursor: str | None = None

@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from newsdesk.models.addresses import EmailAddress
+from newsdesk.models.base import Model
 from newsdesk.models.topics import MAX_TOPICS, TopicSlug
 from newsdesk.models.types import AuthorName
 
@@ -42,7 +43,7 @@ class ConsentSource(StrEnum):
     """A CSV file an editor uploaded; `object_key` names it."""
 
 
-class Consent(BaseModel):
+class Consent(Model):
     """How a subscriber's consent was given: kept with the subscriber, exported with them, erased with them."""
 
     source: ConsentSource
@@ -69,7 +70,7 @@ read unit, which the mailer pays for every recipient it checks (an entry is abou
 Topics = Annotated[list[TopicSlug], Field(min_length=1, max_length=MAX_TOPICS)]
 
 
-class SubscribeRequest(BaseModel):
+class SubscribeRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
@@ -80,14 +81,14 @@ class SubscribeRequest(BaseModel):
     frequency: Frequency = Frequency.INSTANT
 
 
-class SubscribeAccepted(BaseModel):
+class SubscribeAccepted(Model):
     """The same answer for every address: the public can never learn who is subscribed."""
 
     status: str = "accepted"
     message: str = "If this address can be subscribed, a confirmation email is on its way."
 
 
-class Subscriber(BaseModel):
+class Subscriber(Model):
     email: str
     name: str | None = None
     frequency: Frequency = Frequency.INSTANT
@@ -127,12 +128,12 @@ class Subscriber(BaseModel):
         return {"consent": consent, "consent_history": history[-CONSENT_HISTORY:]}
 
 
-class SubscriberPage(BaseModel):
+class SubscriberPage(Model):
     items: list[Subscriber]
     next_cursor: str | None = None
 
 
-class SubscriberStats(BaseModel):
+class SubscriberStats(Model):
     pending: int
     confirmed: int
     unsubscribed: int

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from newsdesk.models.base import Model
 from newsdesk.models.people import Role
 
 
-class StoredToken(BaseModel):
+class StoredToken(Model):
     token_hash: str
     token_id: str
     name: str
@@ -21,7 +22,7 @@ class StoredToken(BaseModel):
     """At most this role (a person's token may do less than the person); None: the person's, or admin."""
 
 
-class Token(BaseModel):
+class Token(Model):
     """A token as the API lists it: never the secret, nor its hash."""
 
     token_id: str
@@ -32,7 +33,7 @@ class Token(BaseModel):
     role: Role | None = Field(default=None, description="Its own limit, below the person's role; absent: none.")
 
 
-class IssuedToken(BaseModel):
+class IssuedToken(Model):
     """What the editor sees once, when the token is created: the secret itself is never stored."""
 
     token_id: str
@@ -43,6 +44,6 @@ class IssuedToken(BaseModel):
     """The role it acts in now."""
 
 
-class TokenPage(BaseModel):
+class TokenPage(Model):
     items: list[Token]
     next_cursor: str | None = None
