@@ -313,9 +313,9 @@ def _article_upload(stack: Stack, n: int) -> Event:
 
 def _ledger_changes(stack: Stack, n: int) -> Event:
     """Run n's stream batch: one recipient of a fresh delivery went from pending to sent."""
-    delivery_id = f"article#cold-tally-{n}"
+    delivery_id = f"article-cold-tally-{n}"
     stack.delivery(delivery_id)
-    keys = {"pk": {"S": delivery_id}, "sk": {"S": f"to#{reader(0)}"}}
+    keys = {"pk": {"S": f"{delivery_id}#0"}, "sk": {"S": f"to#{reader(0)}"}}  # one of the ledger's partitions
     change = {
         "eventID": uuid.uuid4().hex,
         "eventName": "MODIFY",

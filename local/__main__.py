@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs
 
+from local import moto_fixes
 from local.aws import (
     aws_environment,
     client,
@@ -152,6 +153,7 @@ def main() -> int:
                 **moto.usage.snapshot(reset=reset),
                 **ses_events.usage(reset=reset),
                 "functions": functions.usage(reset=reset),
+                "dynamodb_writes": moto_fixes.partition_writes.summary(reset=reset),
             }
 
         server.add_local_route("GET", "/_local/iam/denials", list_denials)

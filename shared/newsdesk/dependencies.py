@@ -375,6 +375,7 @@ class Container:
 
     @cached_property
     def fanout_service(self) -> FanoutService:
+        from newsdesk.dal.ledger import shards_for
         from newsdesk.dal.queues import QueuePublisher
         from newsdesk.services.delivery import FanoutService
 
@@ -385,6 +386,7 @@ class Container:
             fanout_queue=QueuePublisher(self.sqs, settings.fanout_queue_url),
             send_queue=QueuePublisher(self.sqs, settings.send_queue_url),
             topics=self.topic_service.slugs,
+            ledger_shards=shards_for(self.settings(SendRateSettings).send_rate_per_second),
         )
 
     @cached_property

@@ -13,6 +13,7 @@ from freezegun import freeze_time
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
+from newsdesk.dal.ledger import LedgerShape
 from newsdesk.models.subscribers import Subscriber, SubscriberStatus
 from tests.integration.conftest import Reply, Stack
 from tests.integration.test_uploads import csv_file, latest_upload, upload
@@ -145,7 +146,8 @@ def test_a_record_stored_with_a_unicode_domain_before_the_rules_is_erased_by_tha
     assert repository.create_pending(pending)
     assert repository.confirm(pending, now)
     key = dependencies.container().recipient_keys().of(legacy)
-    assert dependencies.container().ledger_repository.claim("article-1", key, legacy, batch_id="b", attempt=1, now=now)
+    ledger = LedgerShape("article-1", 8)
+    assert dependencies.container().ledger_repository.claim(ledger, key, legacy, batch_id="b", attempt=1, now=now)
 
     # When an editor erases it by that spelling
     reply = stack.call("EditorFunction", sample_event("editor-erase-subscriber", path={"email": "Leser@Bücher.de"}))

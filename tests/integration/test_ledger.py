@@ -16,7 +16,15 @@ from freezegun import freeze_time
 
 from newsdesk import dependencies
 from newsdesk.dal.email import SesSender
-from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT, UNCONFIRMED_METRIC
+from newsdesk.dal.ledger import LedgerShape, record_key
+from newsdesk.dal.publications import ledger_shape
+from newsdesk.services.delivery import (
+    TAG_ATTEMPT,
+    TAG_DELIVERY,
+    TAG_LEDGER_SHARDS,
+    TAG_RECIPIENT,
+    UNCONFIRMED_METRIC,
+)
 from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, publish_new_article
 from tests.support import times
@@ -51,6 +59,13 @@ def recipients(stack: Stack, delivery_id: str, **query: str) -> dict[str | None,
         cursor = page.json()["next_cursor"]
         if not cursor:
             return found
+
+
+def ledger_of(delivery_id: str) -> tuple[LedgerShape, dict[str, list[str]]]:
+    """Where a delivery's ledger is, and the message tag naming its partitions that its emails carry."""
+    shape = ledger_shape(delivery_id, dependencies.container().publication_repository.publication(delivery_id))
+    assert shape.shards is not None
+    return shape, {TAG_LEDGER_SHARDS: [str(shape.shards)]}
 
 
 def test_ses_events_settle_each_recipient_and_the_counts_add_up(stack: Stack) -> None:
@@ -234,15 +249,16 @@ def test_a_send_event_later_than_the_window_is_counted_as_a_possible_duplicate(s
     stack.drain()
     delivery_id = f"article-{article['id']}"
     key = dependencies.container().recipient_keys().of(reader)
+    ledger, shards_tag = ledger_of(delivery_id)
     # The record as a second attempt left it, and then the first attempt's Send event, long after.
     boto3.client("dynamodb").update_item(
         TableName=stack.table("DeliveriesTable"),
-        Key={"pk": {"S": delivery_id}, "sk": {"S": f"to#{key}"}},
+        Key=record_key(ledger, key),
         UpdateExpression="SET attempt = :two",
         ExpressionAttributeValues={":two": {"N": "2"}},
     )
     late = {"eventType": "Send", "send": {}, "mail": {"messageId": "late-one", "tags": {
-        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"]}}}  # fmt: skip
+        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"], **shards_tag}}}  # fmt: skip
     envelope = {"source": "aws.ses", "detail-type": "Email Sent", "detail": late}
     boto3.client("sqs").send_message(
         QueueUrl=stack.resolver.queue_url("SesEventsQueue"), MessageBody=json.dumps(envelope)
@@ -264,17 +280,18 @@ def test_a_late_send_event_settles_a_record_still_waiting_for_a_later_attempt(st
     stack.drain()
     delivery_id = f"article-{article['id']}"
     key = dependencies.container().recipient_keys().of(reader)
+    ledger, shards_tag = ledger_of(delivery_id)
     # The record as a second attempt left it when its mailer was killed before SES: pending, attempt 2.
     boto3.client("dynamodb").update_item(
         TableName=stack.table("DeliveriesTable"),
-        Key={"pk": {"S": delivery_id}, "sk": {"S": f"to#{key}"}},
+        Key=record_key(ledger, key),
         UpdateExpression="SET attempt = :two, #state = :pending, pending_since = :now",
         ExpressionAttributeNames={"#state": "state"},
         ExpressionAttributeValues={":two": {"N": "2"}, ":pending": {"S": "pending"},
                                    ":now": {"S": datetime.now(UTC).isoformat()}},
     )  # fmt: skip
     late = {"eventType": "Send", "send": {}, "mail": {"messageId": "late-one", "tags": {
-        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"]}}}  # fmt: skip
+        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"], **shards_tag}}}  # fmt: skip
 
     stack.invoke("SesEventsFunction", ses_event(late))
     stack.drain()

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from freezegun import freeze_time
 
 from newsdesk import dependencies
+from newsdesk.dal.ledger import delivery_of
 from newsdesk.services import delivery
 from tests.integration.conftest import Stack
 from tests.support import times
@@ -181,7 +182,8 @@ def run_chaos(stack: Stack, monkeypatch: pytest.MonkeyPatch, *, max_rounds: int 
             # Three hours on: pending sends are decided, a paused delivery resumes once the quota frees.
             clock.tick(timedelta(hours=3))
         report = _progress(stack, delivery_id)
-    states = Counter(item["state"]["S"] for item in stack.items("DeliveriesTable") if item["pk"]["S"] == delivery_id)
+    states = Counter(item["state"]["S"] for item in stack.items("DeliveriesTable")
+                     if delivery_of(item["pk"]["S"]) == delivery_id)  # fmt: skip
     dead = sqs.get_queue_attributes(
         QueueUrl=stack.resolver.queue_url("SendDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]

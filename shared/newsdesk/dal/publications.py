@@ -28,7 +28,7 @@ from newsdesk.dal.dynamodb import (
     to_attributes,
     write_if,
 )
-from newsdesk.dal.ledger import DETAIL_LIMIT
+from newsdesk.dal.ledger import DETAIL_LIMIT, LedgerShape
 from newsdesk.errors import ServiceBusy
 from newsdesk.models.articles import Article
 from newsdesk.models.delivery import (
@@ -75,6 +75,13 @@ def digest_id(run: str) -> str:
 
 def _key(delivery_id: str, sk: str = PUBLICATION_SK) -> dict[str, Any]:
     return {"pk": {"S": delivery_id}, "sk": {"S": sk}}
+
+
+def ledger_shape(delivery_id: str, publication: dict[str, Any] | None) -> LedgerShape:
+    """Where the ledger of a delivery is, as its publication record says: spread over `ledger_shards`
+    partitions, or, for a delivery started before ledgers were sharded (no count), in one."""
+    shards = (publication or {}).get("ledger_shards")
+    return LedgerShape(delivery_id, int(shards) if shards else None)
 
 
 def publication_write(table_name: str, article: Article) -> dict[str, Any]:
@@ -272,20 +279,22 @@ class PublicationRepository:
             },
         )
 
-    def resolve_topics(self, delivery_id: str, topics: list[str], *, shards: int) -> list[str]:
+    def resolve_topics(self, delivery_id: str, topics: list[str], *, shards: int, ledger_shards: int) -> list[str]:
         """Fix the topics a delivery is sent for, once (the first start decides; a repeated start reads what it
-        decided), with the number of shard chains its fan-out runs: one per shard for everything, and one per
-        shard and topic."""
+        decided), with the number of shard chains its fan-out runs (one per shard for everything, and one per
+        shard and topic) and the partitions its ledger is spread over. A delivery that a version before ledger
+        shards started keeps its one partition."""
         with aws_errors():
             try:
                 self._client.update_item(
                     TableName=self._table,
                     Key=_key(delivery_id),
-                    UpdateExpression="SET topics = :topics, shards_expected = :expected",
+                    UpdateExpression="SET topics = :topics, shards_expected = :expected, ledger_shards = :ledger",
                     ConditionExpression="attribute_exists(pk) AND attribute_not_exists(shards_expected)",
                     ExpressionAttributeValues={
                         ":topics": to_attributes({"topics": topics})["topics"],
                         ":expected": {"N": str(shards * (1 + len(topics)))},
+                        ":ledger": {"N": str(ledger_shards)},
                     },
                 )
             except ClientError as exc:
@@ -420,10 +429,11 @@ class PublicationRepository:
             request["ExpressionAttributeNames"] = names
         return self._update_if(**request)
 
-    def first_sighting(self, delivery_id: str, marker: str, *, forget_at: datetime) -> bool:
-        """True the first time `marker` (a keyed hash, never an address) is seen for this delivery; the
-        marker is forgotten at `forget_at` (TTL)."""
-        item = {"pk": delivery_id, "sk": f"seen#{marker}", "expires_at": int(forget_at.timestamp())}
+    def first_sighting(self, marker: str, *, forget_at: datetime) -> bool:
+        """True the first time `marker` (a keyed hash of an SES message id, never an address) is seen; the
+        marker is forgotten at `forget_at` (TTL). Each marker is a partition of its own: a delivery's opens and
+        clicks come about as fast as its emails are delivered, more than one partition key takes at R = 1,000."""
+        item = {"pk": f"seen#{marker}", "sk": "#seen", "expires_at": int(forget_at.timestamp())}
         return write_if(
             self._client.put_item,
             TableName=self._table,
@@ -446,13 +456,13 @@ class PublicationRepository:
                 },
             )
 
-    def add_click(self, delivery_id: str, link: str, link_key: str) -> None:
+    def add_clicks(self, delivery_id: str, link: str, link_key: str, clicks: int) -> None:
         with aws_errors():
             self._client.update_item(
                 TableName=self._table,
                 Key=_key(delivery_id, f"{CLICKS_PREFIX}{link_key}"),
-                UpdateExpression="SET link = :link ADD clicks :one",
-                ExpressionAttributeValues={":link": {"S": link[:2000]}, ":one": {"N": "1"}},
+                UpdateExpression="SET link = :link ADD clicks :clicks",
+                ExpressionAttributeValues={":link": {"S": link[:2000]}, ":clicks": {"N": str(clicks)}},
             )
 
     def finish_if_complete(self, delivery_id: str, now: datetime) -> bool:

@@ -3,7 +3,7 @@
 1. Start: the publication record's stream INSERT starts the delivery. Its topics are fixed once: the
    article's tags (a digest's articles' tags) that are topics now. It queues one fan-out task per audience
    shard (FANOUT_SHARDS of them, read in parallel) for the subscribers of everything, and as many for each
-   of its topics.
+   of its topics. Its ledger's partitions are fixed then too (dal.ledger.shards_for the send rate).
 2. Fan-out: a task pages through its shard's confirmed subscribers (of everything, or of its topic) and
    queues them in batches of BATCH_SIZE on the send queue; after PAGES_PER_TASK pages (or when time runs
    short) it queues its own continuation, so no invocation grows with the list. The last task of a shard
@@ -12,11 +12,11 @@
    item carries its reader's topics, so this takes no extra read, and a reader of A and B is queued once.
 3. Mail: a mailer takes a batch (a lease, so one mailer works on it at a time) and, per recipient, writes
    the ledger record `pending` (the claim that makes the send unique) and sends, tagged with the delivery,
-   the recipient's key and the attempt, within its share of the SES rate. SES's `Send` event, not the
-   mailer, makes the record `sent` (services.ses_feedback). A record still `pending` when the batch comes
-   round again may or may not have reached SES: once the reconciliation window has passed without its
-   `Send` event it certainly did not, and it is sent again, as a new attempt (tagged with its number), up
-   to the delivery's maximum; then it is `failed`. An answer that leaves it unknown whether SES accepted
+   its ledger's partitions, the recipient's key and the attempt, within its share of the SES rate. SES's
+   `Send` event, not the mailer, makes the record `sent` (services.ses_feedback). A record still `pending`
+   when the batch comes round again may or may not have reached SES: once the reconciliation window has
+   passed without its `Send` event it certainly did not, and it is sent again, as a new attempt (tagged with
+   its number), up to the delivery's maximum; then it is `failed`. An answer that leaves it unknown whether SES accepted
    the email (a 5xx, a timeout) is settled the same way, never by sending again at once. When SES refuses
    the whole account, or its daily quota is spent, the delivery pauses (`paused_until`, `paused_reason`)
    and its batches wait on the queue. Just before the claim the mailer reads
@@ -45,8 +45,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from newsdesk.clock import utc_now
 from newsdesk.dal.articles import ArticleRepository
 from newsdesk.dal.email import SesSender
-from newsdesk.dal.ledger import LedgerRecord, LedgerRepository
-from newsdesk.dal.publications import Claim, PublicationRepository, newsletter_id
+from newsdesk.dal.ledger import LedgerRecord, LedgerRepository, LedgerShape
+from newsdesk.dal.publications import Claim, PublicationRepository, ledger_shape, newsletter_id
 from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import (
     FANOUT_SHARDS,
@@ -104,6 +104,8 @@ UNCONFIRMED_METRIC = "SendsUnconfirmed"
 ACCOUNT_REFUSED_METRIC = "SesAccountRefusals"
 """Batches stopped because SES refused the account (an alarm watches it)."""
 TAG_DELIVERY = "newsdesk-delivery"
+TAG_LEDGER_SHARDS = "newsdesk-ledger-shards"
+"""How many partitions the delivery's ledger has (absent: one, keyed by the delivery id alone)."""
 TAG_RECIPIENT = "newsdesk-recipient"
 TAG_ATTEMPT = "newsdesk-attempt"
 
@@ -142,6 +144,7 @@ class FanoutService:
         fanout_queue: QueuePublisher,
         send_queue: QueuePublisher,
         topics: Callable[[], set[str]],
+        ledger_shards: int,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._publications = publications
@@ -149,6 +152,7 @@ class FanoutService:
         self._fanout_queue = fanout_queue
         self._send_queue = send_queue
         self._topics = topics
+        self._ledger_shards = ledger_shards
         self._clock = clock
 
     def start(self, delivery_id: str, frequency: Frequency) -> None:
@@ -157,7 +161,8 @@ class FanoutService:
         record = self._publications.publication(delivery_id) or {}
         tags = set(record.get("tags") or [])
         wanted = sorted(tags & self._topics()) if tags else []
-        topics = self._publications.resolve_topics(delivery_id, wanted, shards=FANOUT_SHARDS)
+        topics = self._publications.resolve_topics(delivery_id, wanted, shards=FANOUT_SHARDS,
+                                                   ledger_shards=self._ledger_shards)  # fmt: skip
         self._publications.start(delivery_id, self._clock())
         passes: list[tuple[str | None, list[str]]] = [(None, [])]
         passes += [(topic, topics[:index]) for index, topic in enumerate(topics)]
@@ -238,6 +243,7 @@ class _Plan:
 class _Target:
     """A recipient the mailer is about to send to, with the attempt its ledger record holds."""
 
+    ledger: LedgerShape
     recipient: BatchRecipient
     key: str
     attempt: int
@@ -364,9 +370,10 @@ class MailerService:
         if paused and datetime.fromisoformat(paused) > now:
             return datetime.fromisoformat(paused)
         content = self._content(record)
+        shape = ledger_shape(batch.delivery_id, record)
         keys = self._recipient_keys()
         recipients = {keys.of(recipient.email): recipient for recipient in batch.recipients}
-        ledger = self._ledger.records(batch.delivery_id, recipients)
+        ledger = self._ledger.records(shape, recipients)
         states = self._subscribers.audience_states([recipient.email for recipient in batch.recipients])
         opened = record.get("opened_at")
         # Readers who moved between audiences since shortly before the delivery opened may have been queued by
@@ -378,7 +385,7 @@ class MailerService:
             for key, recipient in recipients.items():
                 state = states.get(recipient.email)
                 plan = content.plan(state) if content is not None else None
-                target = self._target(batch, key, recipient, ledger.get(key), plan, state, changed_since, now)
+                target = self._target(batch, shape, key, recipient, ledger.get(key), plan, state, changed_since, now)
                 if target is not None and not isinstance(target, datetime):
                     target = self._send(batch, links, target, seconds_left)
                 if isinstance(target, datetime):
@@ -392,6 +399,7 @@ class MailerService:
     def _target(
         self,
         batch: SendBatch,
+        ledger: LedgerShape,
         key: str,
         recipient: BatchRecipient,
         record: LedgerRecord | None,
@@ -404,21 +412,19 @@ class MailerService:
         `plan` is the message to send them, why they get none (a string), or None: the delivery's articles
         were withdrawn."""
         if record is not None and record.batch_id != batch.batch_id:
-            self._copy_found(batch, key, state, changed_since, now)
+            self._copy_found(batch, ledger, key, state, changed_since, now)
             return None
         if record is None:
             if isinstance(plan, _Plan):
-                written = self._ledger.claim(
-                    batch.delivery_id, key, recipient.email, batch_id=batch.batch_id, attempt=1, now=now
-                )
+                written = self._ledger.claim(ledger, key, recipient.email, batch_id=batch.batch_id, attempt=1, now=now)
                 if written:
-                    return _Target(recipient, key, 1, plan)
+                    return _Target(ledger, recipient, key, 1, plan)
             else:
-                written = self._settle_unsent(batch, key, recipient, state, plan, now=now)
+                written = self._settle_unsent(batch, ledger, key, recipient, state, plan, now=now)
             if not written:  # another batch's copy of this recipient wrote it meanwhile
-                found = self._ledger.records(batch.delivery_id, [key]).get(key)
+                found = self._ledger.records(ledger, [key]).get(key)
                 if found is not None and found.batch_id != batch.batch_id:
-                    self._copy_found(batch, key, state, changed_since, now)
+                    self._copy_found(batch, ledger, key, state, changed_since, now)
             return None
         if record.state is not LedgerState.PENDING:
             return None  # settled already
@@ -436,7 +442,7 @@ class MailerService:
                 to, detail = LedgerState.FAILED, "the article was withdrawn"
             else:
                 to, detail = LedgerState.SUPPRESSED, f"{plan} before it was sent again"
-            moved = self._ledger.move(batch.delivery_id, key, to=to, allowed_from=[LedgerState.PENDING], now=now,
+            moved = self._ledger.move(ledger, key, to=to, allowed_from=[LedgerState.PENDING], now=now,
                                       attempt=record.attempt, detail=detail)  # fmt: skip
             if moved and unconfirmed:
                 metrics.add_metric(name=UNCONFIRMED_METRIC, unit=MetricUnit.Count, value=1)
@@ -444,15 +450,16 @@ class MailerService:
                                extra={"batch_id": batch.batch_id, "attempts": record.attempt})  # fmt: skip
             return None
         # No Send event within the window: that attempt never reached SES. Send again, as the next attempt.
-        if not self._ledger.retry(batch.delivery_id, key, attempt=record.attempt, now=now):
+        if not self._ledger.retry(ledger, key, attempt=record.attempt, now=now):
             return None
         logger.info("recipient sent again after no Send event",
                     extra={"batch_id": batch.batch_id, "attempt": record.attempt + 1})  # fmt: skip
-        return _Target(recipient, key, record.attempt + 1, plan)
+        return _Target(ledger, recipient, key, record.attempt + 1, plan)
 
     def _copy_found(
         self,
         batch: SendBatch,
+        ledger: LedgerShape,
         key: str,
         state: AudienceState | None,
         changed_since: datetime | None,
@@ -464,12 +471,13 @@ class MailerService:
         changed = state.audience_changed_at if state is not None else None
         if changed is None or changed_since is None or changed < changed_since:
             return
-        if self._ledger.mark_duplicate(batch.delivery_id, key, batch_id=batch.batch_id, now=now):
+        if self._ledger.mark_duplicate(ledger, key, batch_id=batch.batch_id, now=now):
             logger.info("recipient queued twice: the copy is left out", extra={"batch_id": batch.batch_id})
 
     def _settle_unsent(
         self,
         batch: SendBatch,
+        ledger: LedgerShape,
         key: str,
         recipient: BatchRecipient,
         state: AudienceState | None,
@@ -484,7 +492,7 @@ class MailerService:
         # An erased person's address is not written down again.
         email = recipient.email if state is not None else ""
         return self._ledger.settle_unsent(
-            batch.delivery_id, key, email, ledger_state, detail=detail, batch_id=batch.batch_id, now=now
+            ledger, key, email, ledger_state, detail=detail, batch_id=batch.batch_id, now=now
         )
 
     def _content(self, record: dict[str, Any]) -> _Content | None:
@@ -512,13 +520,15 @@ class MailerService:
                 personal(links, target.recipient.email, target.recipient.name, delivery_id=batch.delivery_id)
             )
         except ValueError:  # an address no email can be addressed to: never sendable
-            self._fail(batch, target, "the stored address cannot be written in an email header")
+            self._fail(target, "the stored address cannot be written in an email header")
             return None
         tags = {TAG_DELIVERY: batch.delivery_id, TAG_RECIPIENT: target.key, TAG_ATTEMPT: str(target.attempt)}
+        if target.ledger.shards is not None:
+            tags[TAG_LEDGER_SHARDS] = str(target.ledger.shards)
         throttled = 0
         while True:
             if not self._limiter.acquire(max_wait=seconds_left() - SAFETY_MARGIN_SECONDS):
-                self._give_back(batch, target)
+                self._give_back(target)
                 raise _OutOfTime
             try:
                 self._sender.send(sender=self._composer.sender, recipient=target.recipient.email, raw=raw, tags=tags)
@@ -527,7 +537,7 @@ class MailerService:
                 delay = backoff_delay(throttled)
                 throttled += 1
                 if seconds_left() - delay < SAFETY_MARGIN_SECONDS:
-                    self._give_back(batch, target)
+                    self._give_back(target)
                     raise _OutOfTime from None
                 self._sleep(delay)
             except SendQuotaExceeded:
@@ -545,7 +555,7 @@ class MailerService:
                 ) from None
             except SendRejected as exc:
                 logger.warning("SES rejected a newsletter", extra={"batch_id": batch.batch_id, "reason": str(exc)})
-                self._fail(batch, target, f"SES refused the email ({exc})")
+                self._fail(target, f"SES refused the email ({exc})")
                 return None
             except SendUncertain as exc:
                 # It may have been accepted: sending it again now could make a second email. SES's Send event
@@ -557,23 +567,23 @@ class MailerService:
     def _pause(self, batch: SendBatch, target: _Target, length: timedelta, reason: str) -> _Paused:
         """Give back a claim SES certainly did not accept and pause the delivery: its batches wait on the queue
         until then, and the first to come back asks SES again."""
-        self._give_back(batch, target)
+        self._give_back(target)
         until = self._clock() + length
         self._publications.pause(batch.delivery_id, until, reason=reason)
         return _Paused(until)
 
-    def _fail(self, batch: SendBatch, target: _Target, detail: str) -> None:
-        self._ledger.move(batch.delivery_id, target.key, to=LedgerState.FAILED, allowed_from=[LedgerState.PENDING],
+    def _fail(self, target: _Target, detail: str) -> None:
+        self._ledger.move(target.ledger, target.key, to=LedgerState.FAILED, allowed_from=[LedgerState.PENDING],
                           now=self._clock(), attempt=target.attempt, detail=detail)  # fmt: skip
 
-    def _give_back(self, batch: SendBatch, target: _Target) -> None:
+    def _give_back(self, target: _Target) -> None:
         """Undo the claim of an attempt SES certainly did not accept."""
         if target.attempt == 1:
-            self._ledger.release(batch.delivery_id, target.key, attempt=1)
+            self._ledger.release(target.ledger, target.key, attempt=1)
         else:
             # Back to the previous attempt, decided already: the next pass at the batch retries at once.
             now = self._clock()
-            self._ledger.back_off(batch.delivery_id, target.key, attempt=target.attempt,
+            self._ledger.back_off(target.ledger, target.key, attempt=target.attempt,
                                   pending_since=now - self._window, now=now)  # fmt: skip
 
 
@@ -673,8 +683,11 @@ class DeliveryReports:
     def recipients(
         self, delivery_id: str, *, state: LedgerState | None, limit: int, cursor: str | None
     ) -> tuple[list[LedgerEntry], str | None]:
-        self.get(delivery_id)
-        records, next_cursor = self._ledger.page(delivery_id, state=state, limit=limit, cursor=cursor)
+        record = self._publications.publication(delivery_id) if _plausible(delivery_id) else None
+        if record is None:
+            raise NotFound(f"no delivery {delivery_id!r}")
+        ledger = ledger_shape(delivery_id, record)
+        records, next_cursor = self._ledger.page(ledger, state=state, limit=limit, cursor=cursor)
         return [_entry(record) for record in records], next_cursor
 
     def export_csv(self, delivery_id: str, *, state: LedgerState | None, cursor: str | None) -> tuple[str, str | None]:

@@ -164,10 +164,10 @@ class ErasureService:
     def _step(self, step: ErasureStep, email: str, position: str | None, budget: int) -> _Done:
         key = self._recipient_keys().of(email)
         if step is ErasureStep.LEDGERS:
-            deliveries, more = self._ledger.deliveries_of(key, limit=min(PAGE, budget), position=position)
+            partitions, more = self._ledger.partitions_of(key, limit=min(PAGE, budget), position=position)
             with ThreadPoolExecutor(max_workers=SCRUB_THREADS) as pool:
-                scrubbed = sum(pool.map(lambda delivery_id: self._ledger.scrub(delivery_id, key), deliveries))
-            return _Done(ErasedCounts(ledger_records=scrubbed), more is None, more, max(1, len(deliveries)))
+                scrubbed = sum(pool.map(lambda partition: self._ledger.scrub(partition, key), partitions))
+            return _Done(ErasedCounts(ledger_records=scrubbed), more is None, more, max(1, len(partitions)))
         if step is ErasureStep.WEBHOOK_BODIES:
             limit = min(PAGE, budget)
             scrubbed, maybe_more = self._scrub_webhook_bodies(key, limit)
