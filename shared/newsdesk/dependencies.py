@@ -28,6 +28,7 @@ from newsdesk.settings import (
     LedgerSettings,
     LinkSettings,
     MailerSettings,
+    NewsSettings,
     PublicationSettings,
     RedriveSettings,
     SecretSettings,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from newsdesk.services.keys import SigningKeys
     from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
     from newsdesk.services.links import LinkSigner, Pseudonyms
+    from newsdesk.services.news import NewsEditor, NewsReader
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
@@ -229,6 +231,18 @@ class Container:
         from newsdesk.services.articles import ArticleService
 
         return ArticleService(self.article_repository, media_base_url=self.settings(ArticleSettings).media_base_url)
+
+    @cached_property
+    def news_editor(self) -> NewsEditor:
+        from newsdesk.services.news import NewsEditor
+
+        return NewsEditor(self.article_service, self.article_repository)
+
+    @cached_property
+    def news_reader(self) -> NewsReader:
+        from newsdesk.services.news import NewsReader
+
+        return NewsReader(self.article_service, self.article_repository)
 
     @cached_property
     def token_service(self) -> TokenService:
@@ -549,6 +563,11 @@ def site_settings() -> SiteSettings:
     return _current.settings(SiteSettings)
 
 
+def news_settings() -> NewsSettings:
+    """The publication's language and logo, which the sitemaps, the feed and the structured data say."""
+    return _current.settings(NewsSettings)
+
+
 def api_url() -> str:
     """Where the API itself is served (the feed's own address is under it)."""
     return _current.api_url()
@@ -559,6 +578,14 @@ def api_url() -> str:
 # container, so a reset reaches the routes too.
 def article_service() -> ArticleService:
     return _current.article_service
+
+
+def news_editor() -> NewsEditor:
+    return _current.news_editor
+
+
+def news_reader() -> NewsReader:
+    return _current.news_reader
 
 
 def delivery_reports() -> DeliveryReports:

@@ -19,17 +19,18 @@ docs = Router()
 
 def public_routers() -> list[Router]:
     """PublicFunction's: articles, the feed, the mailing list's pages, topics, and this API's documentation."""
-    from newsdesk.api import public, subscriptions, topics
+    from newsdesk.api import news, public, subscriptions, topics
 
-    return [public.router, docs, subscriptions.router, topics.router]
+    return [public.router, docs, subscriptions.router, topics.router, news.router]
 
 
 def editor_routers() -> list[Router]:
     """EditorFunction's: everything under /admin (API Gateway's authorizer checks the token first)."""
-    from newsdesk.api import deliveries, editor, subscriptions, topics, uploads, webhooks
+    from newsdesk.api import deliveries, editor, news, subscriptions, topics, uploads, webhooks
 
     return [
         editor.router,
+        news.admin_router,
         subscriptions.admin_router,
         topics.admin_router,
         uploads.router,

@@ -18,7 +18,8 @@ from newsdesk.dal.dynamodb import (
     query_page,
     to_attributes,
 )
-from newsdesk.dal.publications import publication_write
+from newsdesk.dal.news import NewsRepository, news_entries
+from newsdesk.dal.publications import breaking_write, publication_write
 from newsdesk.errors import Conflict, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
 from newsdesk.slugs import make_slug
@@ -39,7 +40,12 @@ class VersionConflict(PreconditionFailed):
 
 
 class AlreadyAnnounced(PreconditionFailed):
-    """The article's id has a newsletter already (its publication record exists): nothing was written."""
+    """The article's id has a newsletter already (its publication record exists): nothing was written.
+    `kinds` names the records that exist: `announce` (the newsletter), `alert` (the breaking-news alert)."""
+
+    def __init__(self, message: str, *, kinds: frozenset[str] = frozenset({"announce"})) -> None:
+        super().__init__(message)
+        self.kinds = kinds
 
 
 def tag_feed(tag: str) -> str:
@@ -83,6 +89,8 @@ class ArticleRepository:
         self._client = client
         self._table = table_name
         self._publications_table = publications_table
+        self.news = NewsRepository(client, table_name)
+        """The news entries' reads (their writes are this repository's `save`)."""
 
     # ------------------------------------------------------------------ reads
     def get(self, article_id: str) -> Article | None:
@@ -225,12 +233,13 @@ class ArticleRepository:
                           partition=partition, filters=filters)  # fmt: skip
 
     # ------------------------------------------------------------------ writes
-    def save(self, old: Article | None, new: Article | None, *, announce: bool = False) -> None:
+    def save(self, old: Article | None, new: Article | None, *, announce: bool = False, alert: bool = False) -> None:
         """Move an article from `old` to `new` (None: absent) in one transaction.
 
         The article write is conditional on `old.version`, a new slug on nobody holding it. With `announce`,
         the newsletter's publication record (its outbox entry) joins the same transaction, on condition that
-        the id was never announced before (AlreadyAnnounced otherwise).
+        the id was never announced before (AlreadyAnnounced otherwise); with `alert`, the breaking-news
+        alert's record, on the same condition.
         """
         assert old or new
         writes: list[dict[str, Any]] = []
@@ -271,6 +280,10 @@ class ArticleRepository:
             assert new is not None
             assert self._publications_table, "this repository was built without the publications table"
             add("announce", publication_write(self._publications_table, new))
+        if alert:
+            assert new is not None
+            assert self._publications_table, "this repository was built without the publications table"
+            add("alert", breaking_write(self._publications_table, new))
 
         try:
             with aws_errors():
@@ -282,8 +295,8 @@ class ArticleRepository:
             failed = {kinds[i] for i, code in enumerate(reasons) if code not in ("None", "")}
             if "slug" in failed:
                 raise SlugTaken(f"the slug {new_slug!r} belongs to another article") from exc
-            if failed == {"announce"}:
-                raise AlreadyAnnounced("this article's id was announced before") from exc
+            if failed and failed <= {"announce", "alert"}:
+                raise AlreadyAnnounced("this article's id was announced before", kinds=frozenset(failed)) from exc
             raise VersionConflict(
                 "the article was changed by someone else; read it again and retry",
                 details={"reasons": sorted(set(reasons) - {"None"})},
@@ -353,8 +366,13 @@ class ArticleRepository:
         return to_attributes(item)
 
     def _feed_entries(self, article: Article | None) -> dict[str, Item]:
-        if article is None or article.status is not ArticleStatus.PUBLISHED or article.published_at is None:
+        """The article's entries in the `by-feed` index: its public lists, and its news entries (dal.news)."""
+        if article is None:
             return {}
+        news = news_entries(article)
+        if not article.public:
+            return news
+        assert article.published_at is not None
         summary = article.model_dump(mode="json", include=set(_LIST_FIELDS))
         sort = f"{iso(article.published_at)}#{article.id}"
         return {
@@ -365,10 +383,10 @@ class ArticleRepository:
                 "feed_sort": sort,
             }
             for feed in _feeds(article)
-        }
+        } | news
 
 
 def _public_copy(article: Article | None) -> dict[str, Any] | None:
-    if article is None or article.status is not ArticleStatus.PUBLISHED:
+    if article is None or not article.public:
         return None
     return article.model_dump(mode="json", include=set(_PUBLIC_FIELDS))

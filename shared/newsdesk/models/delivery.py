@@ -19,6 +19,8 @@ class DeliveryState(StrEnum):
 class DeliveryKind(StrEnum):
     NEWSLETTER = "newsletter"
     DIGEST = "digest"
+    BREAKING = "breaking"
+    """A breaking-news alert: to the readers who asked for them and whom the article's newsletter does not reach."""
 
 
 class LedgerState(StrEnum):

@@ -25,6 +25,7 @@ class EventType(StrEnum):
     ARTICLE_UPDATED = "article.updated"
     ARTICLE_UNPUBLISHED = "article.unpublished"
     ARTICLE_DELETED = "article.deleted"
+    ARTICLE_CORRECTED = "article.corrected"
     NEWSLETTER_FINISHED = "newsletter.finished"
     SUBSCRIBER_CONFIRMED = "subscriber.confirmed"
     SUBSCRIBER_UNSUBSCRIBED = "subscriber.unsubscribed"
@@ -89,6 +90,18 @@ class ArticleData(_Data):
     version: int
 
 
+class CorrectionData(_Data):
+    kind: str = Field(description="`correction`, `clarification` or `update`.")
+    text: str
+    published_at: datetime
+
+
+class ArticleCorrectedData(ArticleData):
+    """article.corrected: a note was added to a published article (the article as it is now, and the note)."""
+
+    correction: CorrectionData
+
+
 class ArticleDeletedData(_Data):
     id: str
     slug: str
@@ -137,6 +150,7 @@ EVENT_DATA: dict[EventType, type[_Data]] = {
     EventType.ARTICLE_UPDATED: ArticleData,
     EventType.ARTICLE_UNPUBLISHED: ArticleData,
     EventType.ARTICLE_DELETED: ArticleDeletedData,
+    EventType.ARTICLE_CORRECTED: ArticleCorrectedData,
     EventType.NEWSLETTER_FINISHED: NewsletterData,
     EventType.SUBSCRIBER_CONFIRMED: SubscriberData,
     EventType.SUBSCRIBER_UNSUBSCRIBED: SubscriberData,

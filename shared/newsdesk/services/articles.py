@@ -6,6 +6,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -24,6 +25,14 @@ from newsdesk.models.types import SLUG_PATTERN
 from newsdesk.observability import logger, metrics
 from newsdesk.rendering import MEDIA_BASE_URL, reading_time_minutes, render_markdown, summarize
 from newsdesk.slugs import make_slug, normalize_tag
+
+
+class Dated(Protocol):
+    @property
+    def published_at(self) -> datetime: ...
+
+
+Readable = TypeVar("Readable", bound=Dated)
 
 MAX_HTML_BYTES = 192 * 1024
 _ARTICLE_ID = re.compile(r"[0-9a-f]{16}")
@@ -129,12 +138,37 @@ class ArticleService:
 
     def publish(self, article_id: str, *, if_match: int | None = None) -> Article:
         """Make the article public. The first publish also records the publication (the newsletter's
-        outbox) in the same transaction; publishing a published article changes nothing."""
+        outbox) in the same transaction; publishing a published article changes nothing.
+
+        An article under an embargo that has not lifted is published but held: nothing of it is public, no
+        newsletter is recorded, and PublishDue makes it public (through here) once the embargo lifts."""
         current = self._current(article_id, if_match)
-        if current.status is ArticleStatus.PUBLISHED:
+        if current.public:
             return current
         now = self._clock()
+        if current.published_at is None and current.embargo_until is not None and current.embargo_until > now:
+            return current if current.held else self._hold(current, now)
+        return self.go_public(current, now)
+
+    def _hold(self, current: Article, now: datetime) -> Article:
+        held = current.model_copy(
+            update={
+                "status": ArticleStatus.PUBLISHED,
+                "publish_at": None,
+                "version": current.version + 1,
+                "updated_at": now,
+            }
+        )
+        self._repo.save(current, held)
+        logger.info("article held until its embargo lifts", extra={"article_id": current.id})
+        return held
+
+    def go_public(self, current: Article, now: datetime, **changes: object) -> Article:
+        """The one way an article becomes public (publish, a lifted embargo), with `changes` in the same write.
+        A first publish takes the article's place in the sitemap pages and records its newsletter."""
+        article_id = current.id
         first_time = current.published_at is None
+        page = current.sitemap_page if current.sitemap_page is not None else self._repo.news.next_sitemap_page()
         published = current.model_copy(
             update={
                 "status": ArticleStatus.PUBLISHED,
@@ -142,6 +176,8 @@ class ArticleService:
                 "publish_at": None,
                 "version": current.version + 1,
                 "updated_at": now,
+                "sitemap_page": page,
+                **changes,
             }
         )
         try:
@@ -149,7 +185,7 @@ class ArticleService:
         except VersionConflict:
             # A concurrent publish of the same article won: that is the outcome the caller wanted.
             latest = self.get(article_id)
-            if latest.status is ArticleStatus.PUBLISHED:
+            if latest.public:
                 return latest
             raise
         metrics.add_metric(name="ArticlesPublished", unit=MetricUnit.Count, value=1)
@@ -222,7 +258,26 @@ class ArticleService:
                 if result is not None:
                     published.append(result)
             if cursor is None:
+                break
+        # Then every held article whose embargo has lifted (one scheduled for a time within its embargo was
+        # held just now: it waits for its own time).
+        while True:
+            released, cursor = self._repo.news.due_releases(now_iso=iso(now), limit=limit, cursor=cursor)
+            for article_id in released:
+                result = self._release_if_due(article_id, now)
+                if result is not None:
+                    published.append(result)
+            if cursor is None:
                 return published
+
+    def _release_if_due(self, article_id: str, now: datetime) -> Article | None:
+        try:
+            current = self.get(article_id)
+            if not current.held or (current.embargo_until is not None and current.embargo_until > now):
+                return None  # released, unpublished or moved since the query
+            return self.publish(article_id, if_match=current.version)
+        except (NotFound, PreconditionFailed):
+            return None  # deleted or changed meanwhile: the next run looks again
 
     def _publish_if_due(self, article_id: str, now: datetime) -> Article | None:
         try:
@@ -245,6 +300,10 @@ class ArticleService:
         return draft
 
     def _current(self, article_id: str, if_match: int | None) -> Article:
+        return self.current(article_id, if_match)
+
+    def current(self, article_id: str, if_match: int | None) -> Article:
+        """The article, if it is still at version `if_match` (any version when None); else PreconditionFailed."""
         current = self.get(article_id)
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(
@@ -266,6 +325,12 @@ class ArticleService:
                 for _ in range(attempts):
                     if article is None or article.status is not ArticleStatus.PUBLISHED:
                         break  # deleted or unpublished meanwhile: no feed entries to restore
+                    if article.public and article.sitemap_page is None:
+                        # Published before the sitemaps: its page is given now (a version of its own).
+                        article = self._give_sitemap_page(article)
+                        if article is None:
+                            article = self._repo.get(listed.id)
+                            continue
                     if self._repo.restore_feed_entries(article):
                         break
                     article = self._repo.get(listed.id)  # changed meanwhile: the list may be behind
@@ -273,26 +338,43 @@ class ArticleService:
             if cursor is None:
                 return looked_at
 
+    def _give_sitemap_page(self, article: Article) -> Article | None:
+        paged = article.model_copy(
+            update={"sitemap_page": self._repo.news.next_sitemap_page(), "version": article.version + 1}
+        )
+        try:
+            self._repo.save(article, paged)
+        except VersionConflict:
+            return None
+        return paged
+
     # ------------------------------------------------------------------ readers
     def list_public(
         self, *, tag: str | None, author: str | None, limit: int, cursor: str | None
     ) -> tuple[list[ArticleSummary], str | None]:
-        return self._repo.list_public(
+        items, next_cursor = self._repo.list_public(
             tag=normalize_tag(tag) if tag else None, author=author, limit=limit, cursor=cursor
         )
+        return self.readable(items), next_cursor
 
     def feed_articles(self, limit: int) -> list[PublicArticle]:
         """The newest published articles with their HTML, newest first: one Query and one BatchGetItem."""
         items, _ = self._repo.list_public(tag=None, author=None, limit=limit, cursor=None)
-        found = self._repo.get_public_many([item.slug for item in items])
+        found = self._repo.get_public_many([item.slug for item in self.readable(items)])
         # An article unpublished between the two reads is left out.
         return [found[item.slug] for item in items if item.slug in found]
 
     def get_public(self, slug: str) -> PublicArticle:
         article = self._repo.get_public(slug) if _SLUG.fullmatch(slug) and len(slug) <= 80 else None
-        if article is None:
+        if article is None or not self.readable([article]):
             raise NotFound(f"no published article at {slug!r}")
         return article
+
+    def readable(self, items: list[Readable]) -> list[Readable]:
+        """What readers may see of `items` now. Checked on every public read, whatever was stored: an article is
+        public from its `published_at` on, which a held article takes only when its embargo lifts."""
+        now = self._clock()
+        return [item for item in items if item.published_at <= now]
 
     def _render(self, body: str) -> str:
         html = render_markdown(body, env={MEDIA_BASE_URL: self._media_base_url})

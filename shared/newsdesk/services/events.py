@@ -22,8 +22,10 @@ from typing import Any
 from newsdesk.dal.event_bus import PUT_EVENTS_LIMIT, EventBus
 from newsdesk.errors import ServiceBusy
 from newsdesk.models.events import (
+    ArticleCorrectedData,
     ArticleData,
     ArticleDeletedData,
+    CorrectionData,
     Event,
     EventType,
     NewsletterCounts,
@@ -82,18 +84,29 @@ def _article_data(image: dict[str, Any], site_base: str, *, updated: dict[str, A
     )
 
 
+def _public(image: dict[str, Any] | None) -> bool:
+    """Readers can see it: published, and not held by an embargo (a held article has no `published_at`)."""
+    return bool(image and image.get("status") == PUBLISHED and image.get("published_at"))
+
+
 def article_event(change: StreamChange, site_base: str) -> Event | None:
-    """published (now public, was not), updated (public, and a new version), unpublished (was public, now
-    not), deleted (removed, and had been published at some time: a draft never was public)."""
+    """published (now public, was not), updated (public, and a new version), corrected (public, and a note
+    added), unpublished (was public, now not), deleted (removed, and had been published at some time: a draft
+    never was public). An article held by its embargo makes no event until it is public."""
     old, new = change.old, change.new
-    was_public = bool(old and old.get("status") == PUBLISHED)
+    was_public = _public(old)
     if new is None:
         if not old or not old.get("published_at"):
             return None
         identity = f"{old['id']}|{old['created_at']}|{old['version']}|deleted"
         data = ArticleDeletedData(id=str(old["id"]), slug=str(old["slug"]))
         return make_event(EventType.ARTICLE_DELETED, identity, change.at, data)
-    is_public = new.get("status") == PUBLISHED
+    is_public = _public(new)
+    if is_public and was_public and len(new.get("corrections") or []) > len((old or {}).get("corrections") or []):
+        identity = f"{new['id']}|{new['created_at']}|{new['version']}"
+        note = CorrectionData.model_validate((new.get("corrections") or [])[-1])
+        corrected = ArticleCorrectedData(**_article_data(new, site_base, updated=new).model_dump(), correction=note)
+        return make_event(EventType.ARTICLE_CORRECTED, identity, _time(new.get("updated_at"), change.at), corrected)
     if is_public and not was_public:
         kind, image = EventType.ARTICLE_PUBLISHED, new
     elif is_public and old is not None and old.get("version") != new.get("version"):

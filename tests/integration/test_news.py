@@ -1,0 +1,305 @@
+"""What a news site needs, through the HTTP API on the local stack: corrections, structured data, sitemaps,
+embargoes and breaking news (README, "For news sites")."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+from freezegun import freeze_time
+from pyld import jsonld
+
+from newsdesk.dal.news import SITEMAP_PAGE_SIZE
+from tests.integration.conftest import API_URL, Reply, Stack
+from tests.integration.test_articles import create, editor, public, publish
+from tests.integration.test_events import BusTap, bus  # noqa: F401 - the fixture
+from tests.integration.test_newsletter import add_subscribers, newsletters
+from tests.support import times
+
+SITE = "https://example.com"
+SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+NEWS_NS = "{http://www.google.com/schemas/sitemap-news/0.9}"
+SCHEMA = "http://schema.org/"
+CONTEXT = Path(__file__).resolve().parents[1] / "fixtures" / "jsonld" / "schemaorg-context.jsonld"
+
+
+def correct(
+    stack: Stack, article_id: str, kind: str = "correction", text: str = "It was 7 to 2.", **request: Any
+) -> Reply:
+    return editor(stack, "editor-add-correction", path={"article_id": article_id}, body={"kind": kind, "text": text},
+                  **request)  # fmt: skip
+
+
+def corrections(stack: Stack, **query: str) -> Reply:
+    return public(stack, "public-list-corrections", query=query)
+
+
+def article(stack: Stack, slug: str) -> Reply:
+    return public(stack, "public-get-article", path={"slug": slug})
+
+
+# ---------------------------------------------------------------------- corrections
+
+
+def test_a_correction_is_shown_with_the_article_in_its_feed_entry_and_in_the_list(stack: Stack) -> None:
+    published = publish(stack, create(stack, title="Budget passes")["id"])
+    before = article(stack, "budget-passes")
+
+    reply = correct(stack, published["id"], text="An earlier version said 6 to 3 <b>; it was 7 to 2.")
+    correct(stack, published["id"], kind="update", text="The mayor has since signed it.")
+
+    assert reply.status == 201, reply.body
+    assert reply.headers["etag"] == f'"{published["version"] + 1}"'
+    after = article(stack, "budget-passes").json()
+    notes = after["corrections"]
+    assert [(note["kind"], note["text"]) for note in notes] == [
+        ("correction", "An earlier version said 6 to 3 <b>; it was 7 to 2."),
+        ("update", "The mayor has since signed it."),
+    ]
+    assert after["updated_at"] > before.json()["updated_at"]  # dateModified moves
+    assert after["published_at"] == before.json()["published_at"]  # datePublished does not
+
+    [entry] = feedparser.parse(public(stack, "public-feed").body).entries
+    content = entry.content[0].value
+    assert "Correction" in content
+    assert "An earlier version said 6 to 3 &lt;b&gt;; it was 7 to 2." in content
+    assert "The mayor has since signed it." in content
+    assert entry.updated == after["updated_at"].replace("Z", "+00:00")
+
+    listed = corrections(stack).json()
+    assert [(item["kind"], item["slug"], item["title"]) for item in listed["items"]] == [
+        ("update", "budget-passes", "Budget passes"),
+        ("correction", "budget-passes", "Budget passes"),
+    ]  # newest first
+
+
+def test_the_corrections_list_pages_newest_first_reading_one_page(stack: Stack) -> None:
+    ids = [publish(stack, create(stack, title=f"Story {n}")["id"])["id"] for n in range(3)]
+    for n, article_id in enumerate(ids):
+        assert correct(stack, article_id, text=f"Note {n}").status == 201
+
+    first = corrections(stack, limit="2").json()
+    second = corrections(stack, limit="2", cursor=first["next_cursor"]).json()
+
+    assert [item["text"] for item in first["items"] + second["items"]] == ["Note 2", "Note 1", "Note 0"]
+    assert second["next_cursor"] is None
+    assert corrections(stack, cursor="bm90LWEtY3Vyc29y").status == 422
+
+
+def test_notes_are_refused_on_drafts_and_bad_input_changes_nothing(stack: Stack) -> None:
+    draft = create(stack)
+    published = publish(stack, create(stack, title="Ferry times")["id"])
+
+    assert correct(stack, draft["id"]).json()["error"]["code"] == "not_public"
+    for body in ({"kind": "retraction", "text": "x"}, {"kind": "correction", "text": ""},
+                 {"kind": "correction", "text": "x" * 1001}, {"kind": "correction", "text": "bell \x07"},
+                 {"kind": "correction", "text": "x", "hidden": True}):  # fmt: skip
+        reply = editor(stack, "editor-add-correction", path={"article_id": published["id"]}, body=body)
+        assert reply.status == 422, body
+        assert set(reply.json()["error"]) == {"code", "message", "details"}
+    assert correct(stack, published["id"], headers={"if-match": '"1"'}).status == 412
+    assert correct(stack, "0123456789abcdef").status == 404
+
+    assert article(stack, "ferry-times").json()["corrections"] == []
+    assert corrections(stack).json()["items"] == []
+
+
+def test_notes_cannot_be_removed_and_there_is_a_bound(stack: Stack) -> None:
+    published = publish(stack, create(stack)["id"])
+    for n in range(20):
+        assert correct(stack, published["id"], text=f"Note {n}").status == 201
+
+    refused = correct(stack, published["id"], text="One too many")
+    # An edit of the article keeps them: only adding is possible
+    edited = editor(
+        stack,
+        "editor-update-article",
+        path={"article_id": published["id"]},
+        body={"title": "New title"},
+        headers={"if-match": "*"},
+    )
+
+    assert refused.json()["error"]["code"] == "too_many_corrections"
+    assert edited.status == 200
+    assert len(edited.json()["corrections"]) == 20
+    assert {item["title"] for item in corrections(stack, limit="100").json()["items"]} == {"New title"}
+
+
+def test_a_correction_makes_one_event_and_never_mails_the_newsletter_again(
+    stack: Stack,
+    bus: BusTap,  # noqa: F811 - the fixture
+) -> None:
+    readers = add_subscribers(3)
+    published = publish(stack, create(stack, title="Storm warning")["id"])
+    stack.drain()
+    assert len(newsletters("Storm warning")) == 3
+    bus()
+
+    correct(stack, published["id"], kind="clarification", text="The warning covers the coast only.")
+    stack.drain()
+
+    assert len(newsletters("Storm warning")) == len(readers)  # nobody mailed again
+    [event] = [envelope["detail"] for envelope in bus() if envelope["detail-type"].startswith("article.")]
+    assert event["type"] == "article.corrected"
+    assert event["data"]["correction"]["kind"] == "clarification"
+    assert event["data"]["correction"]["text"] == "The warning covers the coast only."
+    assert event["data"]["slug"] == "storm-warning"
+
+
+# ---------------------------------------------------------------------- structured data
+
+
+def _expand(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Expanded by a JSON-LD processor against schema.org's context, bundled: no network."""
+    context = json.loads(CONTEXT.read_text())
+
+    def loader(url: str, options: dict[str, Any]) -> dict[str, Any]:
+        assert url.rstrip("/") in ("https://schema.org", "http://schema.org"), url
+        return {"contentType": "application/ld+json", "contextUrl": None, "documentUrl": url, "document": context}
+
+    return list(jsonld.expand(document, {"documentLoader": loader}))
+
+
+def _terms(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return {key for key in value if not key.startswith("@")} | {t for v in value.values() for t in _terms(v)}
+    if isinstance(value, list):
+        return {t for v in value for t in _terms(v)}
+    return set()
+
+
+def to_the_second(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(microsecond=0)
+
+
+def test_each_article_carries_its_news_article_json_ld(stack: Stack) -> None:
+    body = "The council met.\n\n![The chamber](https://media.example.com/chamber.jpg)\n\n![relative](media/x.png)"
+    published = publish(stack, create(stack, title="Council meets", body=body, tags=["council"])["id"])
+    correct(stack, published["id"], text="The meeting began at 7, not 8.")
+
+    payload = article(stack, "council-meets").json()
+    document = payload["json_ld"]
+    [node] = _expand(document)
+
+    assert node["@type"] == [f"{SCHEMA}NewsArticle"]
+    assert node[f"{SCHEMA}headline"] == [{"@value": "Council meets"}]
+    assert to_the_second(node[f"{SCHEMA}datePublished"][0]["@value"]) == to_the_second(payload["published_at"])
+    assert to_the_second(node[f"{SCHEMA}dateModified"][0]["@value"]) == to_the_second(payload["updated_at"])
+    [author] = node[f"{SCHEMA}author"]
+    assert author["@type"] == [f"{SCHEMA}Person"]
+    assert author[f"{SCHEMA}name"] == [{"@value": "Ada Lovelace"}]
+    [publisher] = node[f"{SCHEMA}publisher"]
+    assert publisher["@type"] == [f"{SCHEMA}Organization"]
+    assert publisher[f"{SCHEMA}name"] == [{"@value": "Newsdesk"}]
+    assert node[f"{SCHEMA}image"] == [{"@id": "https://media.example.com/chamber.jpg"}]
+    assert node[f"{SCHEMA}mainEntityOfPage"][0]["@id"] == f"{SITE}/articles/council-meets"
+    [note] = node[f"{SCHEMA}correction"]
+    assert note["@type"] == [f"{SCHEMA}CorrectionComment"]
+    assert note[f"{SCHEMA}text"] == [{"@value": "The meeting began at 7, not 8."}]
+    assert to_the_second(note[f"{SCHEMA}datePublished"][0]["@value"]) == to_the_second(
+        payload["corrections"][0]["published_at"]
+    )
+    # Every property is one schema.org defines (a misspelt one would expand through @vocab unnoticed)
+    assert _terms(document) <= set(json.loads(CONTEXT.read_text())["@context"])
+
+
+def test_the_publisher_s_logo_and_language_come_from_the_parameters(stack: Stack, monkeypatch: Any) -> None:
+    from newsdesk import dependencies
+
+    monkeypatch.setenv("PUBLISHER_LOGO_URL", "https://news.example.com/logo.png")
+    monkeypatch.setenv("PUBLICATION_LANGUAGE", "fr")
+    dependencies.reset()
+    publish(stack, create(stack, title="Marché")["id"])
+
+    document = article(stack, "marche").json()["json_ld"]
+
+    assert document["publisher"]["logo"] == {"@type": "ImageObject", "url": "https://news.example.com/logo.png"}
+    assert document["inLanguage"] == "fr"
+    assert 'xml:lang="fr"' in public(stack, "public-feed").body
+
+
+# ---------------------------------------------------------------------- sitemaps
+
+
+def xml(reply: Reply) -> ET.Element:
+    assert reply.status == 200, reply.body
+    assert reply.headers["content-type"] == "application/xml; charset=utf-8"
+    return ET.fromstring(reply.body)
+
+
+def sitemap_page(stack: Stack, page: str) -> Reply:
+    return public(stack, "public-sitemap-page", path={"page": page})
+
+
+def test_the_sitemap_index_points_at_pages_that_list_every_article_with_its_lastmod(stack: Stack) -> None:
+    first = publish(stack, create(stack, title="First & <best>")["id"])
+    second = publish(stack, create(stack, title="Second")["id"])
+    create(stack, title="A draft")
+
+    index = xml(public(stack, "public-sitemap-index"))
+    [entry] = index.findall(f"{SITEMAP_NS}sitemap")
+    assert entry.findtext(f"{SITEMAP_NS}loc") == f"{API_URL}/sitemaps/1.xml"
+    page = xml(sitemap_page(stack, "1.xml"))
+
+    urls = {url.findtext(f"{SITEMAP_NS}loc"): to_the_second(url.findtext(f"{SITEMAP_NS}lastmod") or "") for url in page}
+    assert urls == {
+        f"{SITE}/articles/{first['slug']}": to_the_second(first["updated_at"]),
+        f"{SITE}/articles/{second['slug']}": to_the_second(second["updated_at"]),
+    }
+    assert to_the_second(entry.findtext(f"{SITEMAP_NS}lastmod") or "") == to_the_second(second["updated_at"])
+    for missing in ("2.xml", "0.xml", "01.xml", "1.json", "x.xml", "9999999.xml"):
+        reply = sitemap_page(stack, missing)
+        assert (reply.status, reply.json()["error"]["code"]) == (404, "not_found"), missing
+
+
+def test_a_page_holds_at_most_50000_articles_the_next_one_opens_a_page(stack: Stack) -> None:
+    from newsdesk import dependencies
+
+    client = dependencies.container().dynamodb
+    client.put_item(TableName=stack.table("ArticlesTable"),
+                    Item={"pk": {"S": "sitemap#counter"}, "count": {"N": str(SITEMAP_PAGE_SIZE)}})  # fmt: skip
+
+    published = publish(stack, create(stack, title="The 50,001st")["id"])
+
+    assert published["sitemap_page"] == 2
+    [entry] = xml(public(stack, "public-sitemap-index")).findall(f"{SITEMAP_NS}sitemap")  # page 1 is empty here
+    assert entry.findtext(f"{SITEMAP_NS}loc") == f"{API_URL}/sitemaps/2.xml"
+    assert [url.findtext(f"{SITEMAP_NS}loc") for url in xml(sitemap_page(stack, "2.xml"))] == [
+        f"{SITE}/articles/{published['slug']}"
+    ]
+    assert len(xml(sitemap_page(stack, "1.xml"))) == 0
+
+
+def test_the_news_sitemap_holds_exactly_the_last_two_days(stack: Stack) -> None:
+    now = times.now()
+    for title, age in (("Three days old", 72 * 60), ("Just too old", 48 * 60 + 1), ("Just in time", 47 * 60 + 59),
+                       ("Yesterday", 24 * 60), ("Today", 0)):  # fmt: skip
+        with freeze_time(now - timedelta(minutes=age)):
+            publish(stack, create(stack, title=title)["id"])
+
+    with freeze_time(now):
+        root = xml(public(stack, "public-news-sitemap"))
+
+    titles = [url.findtext(f"{NEWS_NS}news/{NEWS_NS}title") for url in root]
+    assert titles == ["Today", "Yesterday", "Just in time"]
+    first = root[0]
+    assert first.findtext(f"{SITEMAP_NS}loc") == f"{SITE}/articles/today"
+    news = first.find(f"{NEWS_NS}news")
+    assert news is not None
+    assert news.findtext(f"{NEWS_NS}publication/{NEWS_NS}name") == "Newsdesk"
+    assert news.findtext(f"{NEWS_NS}publication/{NEWS_NS}language") == "en"
+    assert datetime.fromisoformat(news.findtext(f"{NEWS_NS}publication_date") or "") == now.astimezone(UTC)
+
+
+def test_the_sitemaps_answer_conditional_requests(stack: Stack) -> None:
+    publish(stack, create(stack, title="Cached")["id"])
+    for sample, request in (("public-sitemap-index", {}), ("public-sitemap-page", {"path": {"page": "1.xml"}}),
+                            ("public-news-sitemap", {})):  # fmt: skip
+        first = public(stack, sample, **request)
+        again = public(stack, sample, headers={"if-none-match": first.headers["etag"]}, **request)
+        assert (again.status, again.body) == (304, ""), sample
+        assert first.headers["cache-control"].startswith("public, max-age=")
