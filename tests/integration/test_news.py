@@ -14,11 +14,14 @@ from freezegun import freeze_time
 from pyld import jsonld
 
 from newsdesk.dal.news import SITEMAP_PAGE_SIZE
+from newsdesk.models.subscribers import Frequency
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.integration.test_articles import create, editor, public, publish
 from tests.integration.test_events import BusTap, bus  # noqa: F401 - the fixture
 from tests.integration.test_newsletter import add_subscribers, newsletters
 from tests.support import times
+from tests.support.events import sample_event
+from tests.support.mail import outbox
 
 SITE = "https://example.com"
 SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -303,3 +306,151 @@ def test_the_sitemaps_answer_conditional_requests(stack: Stack) -> None:
         again = public(stack, sample, headers={"if-none-match": first.headers["etag"]}, **request)
         assert (again.status, again.body) == (304, ""), sample
         assert first.headers["cache-control"].startswith("public, max-age=")
+
+
+# ---------------------------------------------------------------------- embargoes
+
+
+def embargo(stack: Stack, article_id: str, until: datetime, **request: Any) -> Reply:
+    return editor(stack, "editor-set-embargo", path={"article_id": article_id},
+                  body={"embargo_until": times.at_offset(until, hours=2)}, **request)  # fmt: skip
+
+
+def run_job(stack: Stack, job: str, scheduled_time: datetime) -> Any:
+    event = sample_event(f"schedule-{job}") | {"scheduled_time": times.zulu(scheduled_time)}
+    return stack.invoke("SchedulerFunction", event)
+
+
+def public_reads(stack: Stack, slug: str) -> dict[str, Reply]:
+    """Every public GET of the OpenAPI document, with the article's slug wherever a route takes one (and each
+    filter a list takes), as a reader or a crawler would ask."""
+    document = stack.call("PublicFunction", http_get("/openapi.json", {})).json()
+    reads: dict[str, Reply] = {}
+    for path, operations in document["paths"].items():
+        get = operations.get("get")
+        if get is None or get.get("security"):
+            continue  # an editor's route
+        values = {"slug": slug, "page": "1.xml"}
+        concrete = path
+        for name in values:
+            concrete = concrete.replace(f"{{{name}}}", values[name])
+        queries: list[dict[str, str]] = [{}]
+        names = {parameter["name"] for parameter in get.get("parameters", []) if parameter["in"] == "query"}
+        queries += [{name: value} for name, value in (("tag", "business"), ("author", "Ada Lovelace"),
+                                                       ("breaking", "true")) if name in names]  # fmt: skip
+        for query in queries:
+            event = http_get(concrete, query)
+            reads[f"{concrete}?{query}"] = stack.call("PublicFunction", event)
+    return reads
+
+
+def http_get(path: str, query: dict[str, str]) -> dict[str, Any]:
+    event = sample_event("public-feed", query=query)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["routeKey"] = event["requestContext"]["routeKey"] = "GET " + path
+    return event
+
+
+def mentions(reply: Reply, *needles: str) -> bool:
+    return any(needle in reply.body for needle in needles)
+
+
+def test_an_embargoed_article_is_on_no_public_path_before_its_time_then_on_each_once(
+    stack: Stack,
+    bus: BusTap,  # noqa: F811 - the fixture
+) -> None:
+    instant = add_subscribers(2)
+    weekly = add_subscribers(1, prefix="weekly", frequency=Frequency.DIGEST)
+    webhook_body_before = len(bus())
+    lift = times.now() + timedelta(hours=1)
+    secret = create(stack, title="Merger agreed", tags=["business"], summary="Two banks merge.")
+    assert embargo(stack, secret["id"], lift).status == 200
+    held = publish(stack, secret["id"])
+    assert (held["status"], held["published_at"], held["embargo_until"]) == ("published", None, times.zulu(lift))
+    publish(stack, create(stack, title="Open news", tags=["business"])["id"])
+    assert correct(stack, secret["id"]).json()["error"]["code"] == "not_public"
+
+    # Before: not a byte of it on any public route, nor in a digest, a newsletter or an event
+    with freeze_time(lift - timedelta(minutes=1), tick=True):
+        assert run_job(stack, "publish-due", lift - timedelta(minutes=1))["published"] == []
+        assert run_job(stack, "digest", lift - timedelta(minutes=1))["articles"] == 1
+        reads = public_reads(stack, secret["slug"])
+    stack.drain()
+    assert len(reads) >= 12
+    # (The by-slug route's 404 repeats the slug it was asked for: that one says only what the reader asked.)
+    leaks = [route for route, reply in reads.items()
+             if mentions(reply, "Merger agreed", "Two banks merge", secret["id"])
+             or (secret["slug"] not in route and mentions(reply, secret["slug"]))]  # fmt: skip
+    assert leaks == []
+    assert reads[f"/articles/{secret['slug']}?{{}}"].status == 404
+    assert [mail for mail in mail_of(instant + weekly) if "Merger agreed" in mail.subject + mail.text] == []
+    events = [envelope["detail"] for envelope in bus()[webhook_body_before:]]
+    assert all(event["data"].get("id") != secret["id"] for event in events)
+
+    # At its time PublishDue makes it public, through the one publish path: once, announced once
+    with freeze_time(lift + timedelta(seconds=30), tick=True):
+        released = run_job(stack, "publish-due", lift)["published"]
+        again = run_job(stack, "publish-due", lift)["published"]
+        reads = public_reads(stack, secret["slug"])
+    stack.drain()
+    assert (released, again) == ([secret["id"]], [])
+    for route in ("/articles?{}", "/articles?{'tag': 'business'}", "/articles?{'author': 'Ada Lovelace'}",
+                  "/sitemaps/1.xml?{}", "/news-sitemap.xml?{}"):  # fmt: skip
+        assert reads[route].body.count(f"/articles/{secret['slug']}" if "xml" in route else "Merger agreed") == 1, route
+    assert [entry.title for entry in feedparser.parse(reads["/feed.xml?{}"].body).entries].count("Merger agreed") == 1
+    assert reads[f"/articles/{secret['slug']}?{{}}"].status == 200
+    assert sorted(m.message["To"].addresses[0].addr_spec for m in newsletters("Merger agreed")) == sorted(instant)
+    published_events = [e["detail"] for e in bus() if e["detail"]["data"].get("id") == secret["id"]]
+    assert [event["type"] for event in published_events] == ["article.published"]
+
+
+def mail_of(addresses: list[str]) -> list[Any]:
+    return [mail for mail in outbox() if set(addresses) & {a.addr_spec for a in mail.message["To"].addresses}]
+
+
+def test_a_read_checks_the_time_whatever_was_stored(stack: Stack) -> None:
+    lift = times.now() + timedelta(hours=1)
+    secret = create(stack, title="Early bird")
+    embargo(stack, secret["id"], lift)
+    publish(stack, secret["id"])
+
+    # A scheduler whose clock ran a few seconds ahead released it early: readers still see nothing before then
+    with freeze_time(lift + timedelta(seconds=5)):
+        assert run_job(stack, "publish-due", lift)["published"] == [secret["id"]]
+    with freeze_time(lift):
+        hidden = [article(stack, "early-bird").status, public(stack, "public-list-articles", query={}).json()["items"],
+                  mentions(public(stack, "public-feed"), "Early bird")]  # fmt: skip
+    with freeze_time(lift + timedelta(seconds=6)):
+        shown = article(stack, "early-bird").status
+
+    assert hidden == [404, [], False]
+    assert shown == 200
+
+
+def test_an_embargo_is_set_moved_and_lifted_by_the_editor_and_bad_ones_are_refused(stack: Stack) -> None:
+    readers = add_subscribers(1)
+    draft = create(stack, title="Quarterly results")
+    now = times.now()
+
+    past = embargo(stack, draft["id"], now - timedelta(minutes=1))
+    naive = editor(stack, "editor-set-embargo", path={"article_id": draft["id"]},
+                   body={"embargo_until": times.naive(now + timedelta(days=1))})  # fmt: skip
+    assert (past.status, past.json()["error"]["code"]) == (422, "invalid_input")
+    assert naive.status == 422
+    assert embargo(stack, draft["id"], now + timedelta(days=1)).status == 200
+    moved = embargo(stack, draft["id"], now + timedelta(days=2))
+    assert moved.json()["embargo_until"] == times.zulu(now + timedelta(days=2))
+    held = publish(stack, draft["id"])
+    assert article(stack, "quarterly-results").status == 404
+
+    lifted = editor(stack, "editor-lift-embargo", path={"article_id": draft["id"]})
+    stack.drain()
+
+    assert lifted.status == 200, lifted.body
+    assert (lifted.json()["embargo_until"], lifted.json()["status"]) == (None, "published")
+    assert lifted.json()["published_at"] is not None
+    assert held["published_at"] is None
+    assert article(stack, "quarterly-results").status == 200
+    assert [m.message["To"].addresses[0].addr_spec for m in newsletters("Quarterly results")] == readers
+    # Once public, an embargo cannot take it back
+    assert embargo(stack, draft["id"], now + timedelta(days=3)).json()["error"]["code"] == "already_public"
