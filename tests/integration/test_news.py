@@ -13,12 +13,18 @@ import feedparser
 from freezegun import freeze_time
 from pyld import jsonld
 
+from newsdesk import dependencies
+from newsdesk.clock import utc_now
 from newsdesk.dal.news import SITEMAP_PAGE_SIZE
-from newsdesk.models.subscribers import Frequency
+from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
+from newsdesk.services.links import LinkPurpose
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.integration.test_articles import create, editor, public, publish
 from tests.integration.test_events import BusTap, bus  # noqa: F401 - the fixture
 from tests.integration.test_newsletter import add_subscribers, newsletters
+from tests.integration.test_subscribers import confirmed
+from tests.integration.test_topics import create_topic
+from tests.integration.test_topics import page as topic_page
 from tests.support import times
 from tests.support.events import sample_event
 from tests.support.mail import outbox
@@ -211,8 +217,6 @@ def test_each_article_carries_its_news_article_json_ld(stack: Stack) -> None:
 
 
 def test_the_publisher_s_logo_and_language_come_from_the_parameters(stack: Stack, monkeypatch: Any) -> None:
-    from newsdesk import dependencies
-
     monkeypatch.setenv("PUBLISHER_LOGO_URL", "https://news.example.com/logo.png")
     monkeypatch.setenv("PUBLICATION_LANGUAGE", "fr")
     dependencies.reset()
@@ -260,8 +264,6 @@ def test_the_sitemap_index_points_at_pages_that_list_every_article_with_its_last
 
 
 def test_a_page_holds_at_most_50000_articles_the_next_one_opens_a_page(stack: Stack) -> None:
-    from newsdesk import dependencies
-
     client = dependencies.container().dynamodb
     client.put_item(TableName=stack.table("ArticlesTable"),
                     Item={"pk": {"S": "sitemap#counter"}, "count": {"N": str(SITEMAP_PAGE_SIZE)}})  # fmt: skip
@@ -454,3 +456,138 @@ def test_an_embargo_is_set_moved_and_lifted_by_the_editor_and_bad_ones_are_refus
     assert [m.message["To"].addresses[0].addr_spec for m in newsletters("Quarterly results")] == readers
     # Once public, an embargo cannot take it back
     assert embargo(stack, draft["id"], now + timedelta(days=3)).json()["error"]["code"] == "already_public"
+
+
+# ---------------------------------------------------------------------- breaking news
+
+
+def reader(email: str, *, frequency: Frequency = Frequency.INSTANT, topics: list[str] | None = None,
+           breaking: bool = True) -> str:  # fmt: skip
+    """A confirmed reader, written through the product's own repository."""
+    repository = dependencies.container().subscriber_repository
+    now = utc_now()
+    pending = Subscriber(email=email, frequency=frequency, topics=topics, breaking=breaking,
+                         status=SubscriberStatus.PENDING, created_at=now, updated_at=now)  # fmt: skip
+    assert repository.create_pending(pending)
+    assert repository.confirm(pending, now)
+    return email
+
+
+def mark_breaking(stack: Stack, article_id: str, hours: int = 6, **request: Any) -> Reply:
+    return editor(stack, "editor-mark-breaking", path={"article_id": article_id}, body={"hours": hours}, **request)
+
+
+def received(subject_part: str) -> dict[str, int]:
+    """How many emails whose subject has `subject_part` each address received."""
+    counts: dict[str, int] = {}
+    for mail in outbox():
+        if subject_part in mail.subject:
+            counts[mail.to] = counts.get(mail.to, 0) + 1
+    return counts
+
+
+def test_breaking_news_alerts_who_asked_at_once_and_each_reader_gets_one_email(stack: Stack) -> None:
+    for slug, name in (("politics", "Politics"), ("sport", "Sport")):
+        assert create_topic(stack, slug, name).status == 201
+    newsletter_and_alerts = reader("instant-all@example.org")
+    newsletter_by_topic = reader("instant-politics@example.org", topics=["politics"])
+    digest_with_alerts = reader("weekly@example.org", frequency=Frequency.DIGEST)
+    other_topic_with_alerts = reader("instant-sport@example.org", topics=["sport"])
+    no_alerts = reader("weekly-quiet@example.org", frequency=Frequency.DIGEST, breaking=False)
+    plain = reader("instant-plain@example.org", breaking=False)
+
+    story = publish(stack, create(stack, title="Minister resigns", tags=["politics"])["id"])
+    reply = mark_breaking(stack, story["id"], hours=3)
+    stack.drain()
+
+    assert reply.status == 200, reply.body
+    assert received("Minister resigns") == {
+        newsletter_and_alerts: 1,  # the newsletter: the alert leaves out who the newsletter reaches
+        newsletter_by_topic: 1,
+        digest_with_alerts: 1,  # the alert, at once, though they read a weekly digest
+        other_topic_with_alerts: 1,  # the alert: the newsletter is not for them
+        plain: 1,
+    }
+    assert no_alerts not in received("Minister resigns")
+    alerts = [mail for mail in outbox() if mail.subject == "Breaking: Minister resigns"]
+    assert sorted(mail.to for mail in alerts) == sorted([digest_with_alerts, other_topic_with_alerts])
+    assert "breaking-news alerts" in alerts[0].text
+    assert alerts[0].message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    # Marked again (or extended): no second alert, ever
+    assert mark_breaking(stack, story["id"], hours=6).status == 200
+    stack.drain()
+    assert len([mail for mail in outbox() if mail.subject == "Breaking: Minister resigns"]) == 2
+    delivery = editor(stack, "editor-get-delivery", path={"delivery_id": f"breaking-{story['id']}"}).json()
+    assert (delivery["kind"], delivery["state"], delivery["total"], delivery["sent"]) == ("breaking", "done", 2, 2)
+
+
+def test_a_reader_the_newsletter_reached_is_not_alerted_after_moving_to_the_digest(stack: Stack) -> None:
+    moved = reader("moved@example.org")
+    story = publish(stack, create(stack, title="Bridge closed")["id"])
+    stack.drain()
+    assert received("Bridge closed") == {moved: 1}  # the newsletter
+    # Now a digest reader, so the alert's fan-out queues them: the newsletter's ledger says they had it.
+    dependencies.container().subscriber_repository.set_preferences(
+        moved, frequency=Frequency.DIGEST, topics=None, now=utc_now()
+    )
+
+    mark_breaking(stack, story["id"])
+    stack.drain()
+
+    assert received("Bridge closed") == {moved: 1}
+    [record] = editor(
+        stack, "editor-delivery-recipients", path={"delivery_id": f"breaking-{story['id']}"}, query={}
+    ).json()["items"]
+    assert (record["state"], record["detail"]) == ("suppressed", "had the article's newsletter before it was sent")
+
+
+def test_the_breaking_list_holds_the_unexpired_ones_and_bad_requests_are_4xx(stack: Stack) -> None:
+    old = publish(stack, create(stack, title="Old storm")["id"])
+    new = publish(stack, create(stack, title="New storm")["id"])
+    calm = publish(stack, create(stack, title="Calm day")["id"])
+    now = times.now()
+    with freeze_time(now - timedelta(hours=3)):
+        assert mark_breaking(stack, old["id"], hours=2).status == 200  # expired an hour ago
+    mark_breaking(stack, new["id"], hours=1)
+    mark_breaking(stack, calm["id"], hours=4)
+    assert editor(stack, "editor-end-breaking", path={"article_id": calm["id"]}).status == 200
+
+    listed = public(stack, "public-list-articles", query={"breaking": "true"})
+
+    assert [item["title"] for item in listed.json()["items"]] == ["New storm"]
+    assert article(stack, new["slug"]).json()["breaking_until"] is not None
+    mixed = public(stack, "public-list-articles", query={"breaking": "true", "tag": "x"})
+    assert (mixed.status, mixed.json()["error"]["code"]) == (422, "invalid_input")
+    draft = create(stack, title="Not yet")
+    assert mark_breaking(stack, draft["id"]).json()["error"]["code"] == "not_public"
+    for hours in (0, 49, "soon"):
+        assert mark_breaking(stack, new["id"], hours=hours).status == 422  # type: ignore[arg-type]
+
+
+def test_readers_ask_for_alerts_on_sign_up_and_in_the_preference_center(stack: Stack) -> None:
+    token = confirmed(stack, "alerts@example.org", breaking=True, frequency="digest")
+    assert dependencies.container().subscriber_repository.get("alerts@example.org").breaking  # type: ignore[union-attr]
+    assert confirm_token_has_no_address(token)
+
+    preferences_token = dependencies.container().link_signer().token(LinkPurpose.PREFERENCES, "alerts@example.org")
+    shown = topic_page(stack, "/subscribers/preferences", preferences_token)
+    off = topic_page(
+        stack, "/subscribers/preferences", preferences_token, body="frequency=digest&choosing=topics&everything=yes"
+    )
+    stored_off = dependencies.container().subscriber_repository.get("alerts@example.org")
+    on = topic_page(stack, "/subscribers/preferences", preferences_token,
+                    body="frequency=digest&choosing=topics&everything=yes&breaking=yes")  # fmt: skip
+    stored_on = dependencies.container().subscriber_repository.get("alerts@example.org")
+
+    assert 'name="breaking" value="yes" checked' in shown.body
+    assert off.status == 200
+    assert stored_off is not None
+    assert not stored_off.breaking
+    assert "breaking-news alerts" in on.body
+    assert stored_on is not None
+    assert stored_on.breaking
+
+
+def confirm_token_has_no_address(token: str) -> bool:
+    return "@" not in token

@@ -78,6 +78,9 @@ class SubscribeRequest(BaseModel):
         default=None, description="Slugs of the topics to follow (`GET /topics`); absent: everything published."
     )
     frequency: Frequency = Frequency.INSTANT
+    breaking: bool = Field(
+        default=False, description="Breaking-news alerts too: sent at once, whatever `frequency` and `topics` say."
+    )
 
 
 class SubscribeAccepted(BaseModel):
@@ -100,6 +103,7 @@ class Subscriber(BaseModel):
     topics: list[str] | None = Field(
         default=None, description="The topics followed; null: everything published; empty: nothing."
     )
+    breaking: bool = Field(default=False, description="Gets breaking-news alerts.")
     consent: Consent | None = Field(default=None, description="Absent for subscribers who joined before it was kept.")
     consent_history: list[Consent] = Field(
         default_factory=list,
