@@ -258,7 +258,7 @@ def test_the_sitemap_index_points_at_pages_that_list_every_article_with_its_last
         f"{SITE}/articles/{second['slug']}": to_the_second(second["updated_at"]),
     }
     assert to_the_second(entry.findtext(f"{SITEMAP_NS}lastmod") or "") == to_the_second(second["updated_at"])
-    for missing in ("2.xml", "0.xml", "01.xml", "1.json", "x.xml", "9999999.xml"):
+    for missing in ("2.xml", "0.xml", "01.xml", "1.json", "x.xml", "9999999.xml", "².xml", "١.xml", ".xml"):
         reply = sitemap_page(stack, missing)
         assert (reply.status, reply.json()["error"]["code"]) == (404, "not_found"), missing
 

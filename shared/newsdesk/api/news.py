@@ -73,7 +73,8 @@ def sitemap_page(page: str, reader: Reader) -> Response[str]:
 
     number = page.removesuffix(".xml")
     # API Gateway routes whole path segments only, so the page is `<n>.xml` under /sitemaps/.
-    if not (page.endswith(".xml") and number.isdigit() and len(number) <= _PAGE_NAME_DIGITS and number[0] != "0"):
+    plain = number.isascii() and number.isdigit()  # "²".isdigit() is True too, and int() refuses it
+    if not (page.endswith(".xml") and plain and len(number) <= _PAGE_NAME_DIGITS and number[0] != "0"):
         raise NotFound(f"no sitemap page {page!r}: pages are named 1.xml, 2.xml, …")
     urls = reader.sitemap(int(number))
     xml = sitemaps.sitemap(urls, site_settings().site_base)
