@@ -338,8 +338,9 @@ PREFERENCES_FORM = {
         **documented(200, "ok", 503),
         **html_page("Saved."),
         422: {
-            "description": "A topic that does not exist: a page saying so; nothing is saved.",
-            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "A topic that does not exist: a page saying so; nothing is saved. A request that does "
+            "not match the schema (a `token` given twice): the error body.",
+            "content": {"text/html": {"schema": {"type": "string"}}, **documented(200, "ok")[422]["content"]},
         },
     },
 )
