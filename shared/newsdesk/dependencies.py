@@ -32,6 +32,7 @@ from newsdesk.settings import (
     LedgerSettings,
     LinkSettings,
     MailerSettings,
+    NewsSettings,
     PeopleSettings,
     PublicationSettings,
     RedriveSettings,
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from newsdesk.services.keys import SigningKeys
     from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
     from newsdesk.services.links import LinkSigner, Pseudonyms
+    from newsdesk.services.news import NewsEditor, NewsReader
     from newsdesk.services.people import PeopleService
     from newsdesk.services.previews import PreviewService
     from newsdesk.services.recipients import RecipientKeys
@@ -258,6 +260,18 @@ class Container:
     @property
     def audit_table(self) -> str:
         return self.settings(AuditSettings).audit_table
+
+    @cached_property
+    def news_editor(self) -> NewsEditor:
+        from newsdesk.services.news import NewsEditor
+
+        return NewsEditor(self.article_service, self.article_repository)
+
+    @cached_property
+    def news_reader(self) -> NewsReader:
+        from newsdesk.services.news import NewsReader
+
+        return NewsReader(self.article_service, self.article_repository)
 
     @cached_property
     def token_service(self) -> TokenService:
@@ -625,6 +639,11 @@ def site_settings() -> SiteSettings:
     return _current.settings(SiteSettings)
 
 
+def news_settings() -> NewsSettings:
+    """The publication's language and logo, which the sitemaps, the feed and the structured data say."""
+    return _current.settings(NewsSettings)
+
+
 def api_url() -> str:
     """Where the API itself is served (the feed's own address is under it)."""
     return _current.api_url()
@@ -647,6 +666,14 @@ def people_service() -> PeopleService:
 
 def preview_service() -> PreviewService:
     return _current.preview_service
+
+
+def news_editor() -> NewsEditor:
+    return _current.news_editor
+
+
+def news_reader() -> NewsReader:
+    return _current.news_reader
 
 
 def delivery_reports() -> DeliveryReports:

@@ -38,6 +38,19 @@ class SiteSettings(_Environment):
         return str(self.site_url).rstrip("/")
 
 
+class NewsSettings(_Environment):
+    """What the sitemaps, the feed and each article's structured data say about the publication."""
+
+    publication_language: str = Field(
+        default="en",
+        pattern=r"^[a-z]{2,3}(-[a-z]{2,4})?$",
+        description="ISO 639 code of the articles' language (`en`, `fr`; `zh-cn` and `zh-tw` as Google News asks)",
+    )
+    publisher_logo_url: str = Field(
+        default="", pattern=r"^(https?://\S+)?$", description="the publisher's logo in structured data; empty: none"
+    )
+
+
 class ArticleSettings(_Environment):
     articles_table: str = Field(min_length=3)
     media_base_url: str = Field(

@@ -137,3 +137,17 @@ def test_only_the_author_or_an_editor_shares_a_draft(stack: Stack, admin: str) -
     assert visit(stack, by_editor).status == 200
     actions = [entry["action"] for entry in stack.http("GET", "/admin/audit", token=admin).json()["items"]]
     assert actions[0] == "preview.created"
+
+
+def test_a_preview_of_an_embargoed_article_says_until_when(stack: Stack, admin: str) -> None:
+    editor = join(stack, admin, "editor")
+    draft = write(stack, editor, body="The report is out.")
+    until = times.now() + timedelta(days=2)
+    embargoed = stack.http("POST", f"/admin/articles/{draft['id']}/embargo", token=editor.token,
+                           json_body={"embargo_until": times.zulu(until)})  # fmt: skip
+    assert embargoed.status == 200, embargoed.body
+
+    page = visit(stack, share(stack, editor.token, draft["id"]))
+
+    notice = page.body.split('id="notice">', 1)[1].split("</p>", 1)[0]
+    assert notice.startswith(f"EMBARGOED until {until:%Y-%m-%d %H:%M} UTC"), notice

@@ -679,7 +679,7 @@ def test_the_preferences_page_offers_every_topic_and_saves_with_one_button(stack
 
     assert shown.status == 200
     assert "<script" not in shown.body
-    assert shown.body.count('type="checkbox"') == 1 + len(TOPICS)
+    assert shown.body.count('type="checkbox"') == 1 + len(TOPICS) + 1  # everything, each topic, breaking news
     assert 'name="everything" value="yes" checked' in shown.body
     assert shown.body.count("<button") == 1
     assert saved.status == 200
@@ -704,7 +704,7 @@ def test_a_preferences_form_naming_a_topic_that_does_not_exist_is_refused_and_sa
     assert reply.status == 422
     assert "ghosts" in reply.body
     assert "Saved" not in reply.body
-    assert reply.body.count('type="checkbox"') == 1 + len(TOPICS)  # the form again, to choose among what exists
+    assert reply.body.count('type="checkbox"') == 1 + len(TOPICS) + 1  # the form again, to choose among what exists
     assert (subscriber(reader).topics, subscriber(reader).frequency) == (["harbour"], Frequency.INSTANT)
 
 

@@ -49,6 +49,9 @@ def _page(status: int, heading: str, message: str = "", shown: Shown | None = No
             f"Preview of {version}, not published: do not share. This link works until"
             f" {shown.expires_at:%Y-%m-%d %H:%M} UTC."
         )
+        embargo = shown.article.embargo_until
+        if embargo is not None and shown.article.published_at is None:
+            notice = f"EMBARGOED until {embargo:%Y-%m-%d %H:%M} UTC: not to be published before then. {notice}"
     body = render(
         "pages/preview.html",
         publication=site_settings().publication_name,

@@ -73,13 +73,14 @@ def router_for(routes: Sequence[Routes], path: str) -> Routes | None:
 _ARTICLE = f"{ADMIN_PREFIX}/articles/{{article_id}}"
 
 PUBLIC_ROUTES = (
-    # Articles and authors, the feed, the mailing list's pages, topics, draft previews, and this API's
-    # documentation.
+    # Articles and authors, the feed, the mailing list's pages, topics, draft previews, corrections and
+    # sitemaps, and this API's documentation.
     Routes("newsdesk.api.public", "router", ("/", "/articles", "/authors", "/feed.xml")),
     Routes("newsdesk.api.routing", "docs", ("/openapi.json", "/docs")),
     Routes("newsdesk.api.subscriptions", "router", ("/subscribers", "/unsubscribe")),
     Routes("newsdesk.api.topics", "router", ("/topics",)),
     Routes("newsdesk.api.previews", "router", ("/preview",)),
+    Routes("newsdesk.api.news", "router", ("/corrections", "/sitemap.xml", "/sitemaps", "/news-sitemap.xml")),
 )
 """PublicFunction's routers."""
 
@@ -88,6 +89,9 @@ EDITOR_ROUTES = (
     Routes("newsdesk.api.editor", "router", (f"{ADMIN_PREFIX}/articles",)),
     Routes("newsdesk.api.revisions", "router", (f"{_ARTICLE}/revisions",)),
     Routes("newsdesk.api.previews", "admin_router", (f"{_ARTICLE}/previews",)),
+    Routes(
+        "newsdesk.api.news", "admin_router", (f"{_ARTICLE}/corrections", f"{_ARTICLE}/embargo", f"{_ARTICLE}/breaking")
+    ),
     Routes("newsdesk.api.people", "router", (f"{ADMIN_PREFIX}/people", f"{ADMIN_PREFIX}/me")),
     Routes("newsdesk.api.audit", "router", (f"{ADMIN_PREFIX}/audit",)),
     Routes("newsdesk.api.subscriptions", "admin_router", (f"{ADMIN_PREFIX}/subscribers", f"{ADMIN_PREFIX}/erasures")),

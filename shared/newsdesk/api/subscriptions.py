@@ -266,11 +266,15 @@ def _receives(view: PreferencesView) -> str:
     subscriber = view.subscriber
     how = FREQUENCY_TEXT[subscriber.frequency]
     if subscriber.topics is None:
-        return f"You receive {how}, about everything we publish."
+        alerts = " You also get breaking-news alerts." if subscriber.breaking else ""
+        return f"You receive {how}, about everything we publish.{alerts}"
     named = [topic for topic in view.topics if topic.slug in set(subscriber.topics)]
+    alerts = " You also get breaking-news alerts." if subscriber.breaking else ""
     if not named:
+        if subscriber.breaking:
+            return "You follow no topic: you receive breaking-news alerts only. Choose topics below."
         return "You follow no topic, so you receive no emails. Choose some below."
-    return f"You receive {how}, about {_names(named)}."
+    return f"You receive {how}, about {_names(named)}.{alerts}"
 
 
 def _preferences_form(token: str | None, view: PreferencesView) -> dict[str, Any]:
@@ -280,6 +284,7 @@ def _preferences_form(token: str | None, view: PreferencesView) -> dict[str, Any
         "label": "Save",
         "frequency": view.subscriber.frequency.value,
         "everything": followed is None,
+        "breaking": view.subscriber.breaking,
         "topics": [
             {"slug": topic.slug, "name": topic.name, "description": topic.description,
              "checked": followed is None or topic.slug in followed}
@@ -314,7 +319,12 @@ PREFERENCES_FORM = {
                         "type": "string",
                         "enum": [frequency.value for frequency in Frequency],
                         "description": "`instant`: an email per article; `digest`: one email a week.",
-                    }
+                    },
+                    "breaking": {
+                        "type": "string",
+                        "enum": ["yes"],
+                        "description": "`yes`: breaking-news alerts (the page's form without it turns them off).",
+                    },
                 },
             }
         }
@@ -327,15 +337,16 @@ PREFERENCES_FORM = {
     "/subscribers/preferences",
     summary=(
         "Save email preferences (form fields: `frequency` instant or digest; `everything=yes`, or a `topics` "
-        "field per topic to follow)"
+        "field per topic to follow; `breaking=yes` for breaking-news alerts)"
     ),
     tags=["Subscribers"],
     responses={
         **documented(200, "ok", 503),
         **html_page("Saved."),
         422: {
-            "description": "A topic that does not exist: a page saying so; nothing is saved.",
-            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "A topic that does not exist: a page saying so; nothing is saved. A request that does "
+            "not match the schema (a `token` given twice): the error body.",
+            "content": {"text/html": {"schema": {"type": "string"}}, **documented(200, "ok")[422]["content"]},
         },
     },
 )
@@ -349,8 +360,12 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
     # The page's form always says it chooses topics; a form that only sets the frequency leaves them alone.
     choosing = form.get("choosing") == ["topics"] or "everything" in form or "topics" in form
     topics = None if form.get("everything") == ["yes"] else form.get("topics", [])
+    # An unchecked box sends nothing: the page's own form turns alerts off; a form without the box leaves them.
+    breaking = True if form.get("breaking") == ["yes"] else False if form.get("choosing") == ["topics"] else None
     try:
-        view = subscriptions.save_preferences(token, frequency=frequency, topics=topics, change_topics=choosing)
+        view = subscriptions.save_preferences(
+            token, frequency=frequency, topics=topics, change_topics=choosing, breaking=breaking
+        )
     except InvalidLink as exc:
         return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
     except UnknownTopics as exc:

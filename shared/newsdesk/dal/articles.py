@@ -19,7 +19,8 @@ from newsdesk.dal.dynamodb import (
     query_page,
     to_attributes,
 )
-from newsdesk.dal.publications import publication_write
+from newsdesk.dal.news import NewsRepository, news_entries
+from newsdesk.dal.publications import breaking_write, publication_write
 from newsdesk.dal.revisions import revision_writes
 from newsdesk.errors import Conflict, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
@@ -44,7 +45,12 @@ class VersionConflict(PreconditionFailed):
 
 
 class AlreadyAnnounced(PreconditionFailed):
-    """The article's id has a newsletter already (its publication record exists): nothing was written."""
+    """The article's id has a newsletter already (its publication record exists): nothing was written.
+    `kinds` names the records that exist: `announce` (the newsletter), `alert` (the breaking-news alert)."""
+
+    def __init__(self, message: str, *, kinds: frozenset[str] = frozenset({"announce"})) -> None:
+        super().__init__(message)
+        self.kinds = kinds
 
 
 def tag_feed(tag: str) -> str:
@@ -126,6 +132,8 @@ class ArticleRepository:
         self._audit_table = audit_table
         self._revisions_table = revisions_table
         self._revisions_kept = revisions_kept
+        self.news = NewsRepository(client, table_name)
+        """The news entries' reads (their writes are this repository's `save`)."""
 
     # ------------------------------------------------------------------ reads
     def get(self, article_id: str) -> Article | None:
@@ -334,6 +342,7 @@ class ArticleRepository:
         new: Article | None,
         *,
         announce: bool = False,
+        alert: bool = False,
         audit: AuditEntry | None = None,
         revision: Revision | None = None,
     ) -> None:
@@ -341,9 +350,10 @@ class ArticleRepository:
 
         The article write is conditional on `old.version`, a new slug on nobody holding it. With `announce`,
         the newsletter's publication record (its outbox entry) joins the same transaction, on condition that
-        the id was never announced before (AlreadyAnnounced otherwise). `audit`, the change's entry in the
-        audit trail, and `revision`, the content a save wrote, are written in the same transaction too (with
-        the deletion of the revision that falls out of the kept ones).
+        the id was never announced before (AlreadyAnnounced otherwise); with `alert`, the breaking-news
+        alert's record, on the same condition. `audit`, the change's entry in the audit trail, and
+        `revision`, the content a save wrote, are written in the same transaction too (with the deletion of
+        the revision that falls out of the kept ones).
         """
         assert old or new
         writes: list[dict[str, Any]] = []
@@ -391,6 +401,10 @@ class ArticleRepository:
             assert self._revisions_table, "this repository was built without the revisions table"
             for write in revision_writes(self._revisions_table, revision, kept=self._revisions_kept):
                 add("revision", write)
+        if alert:
+            assert new is not None
+            assert self._publications_table, "this repository was built without the publications table"
+            add("alert", breaking_write(self._publications_table, new))
 
         try:
             with aws_errors():
@@ -402,8 +416,8 @@ class ArticleRepository:
             failed = {kinds[i] for i, code in enumerate(reasons) if code not in ("None", "")}
             if "slug" in failed:
                 raise SlugTaken(f"the slug {new_slug!r} belongs to another article") from exc
-            if failed == {"announce"}:
-                raise AlreadyAnnounced("this article's id was announced before") from exc
+            if failed and failed <= {"announce", "alert"}:
+                raise AlreadyAnnounced("this article's id was announced before", kinds=frozenset(failed)) from exc
             raise VersionConflict(
                 "the article was changed by someone else; read it again and retry",
                 details={"reasons": sorted(set(reasons) - {"None"})},
@@ -474,8 +488,13 @@ class ArticleRepository:
         return to_attributes(item)
 
     def _feed_entries(self, article: Article | None) -> dict[str, Item]:
-        if article is None or article.status is not ArticleStatus.PUBLISHED or article.published_at is None:
+        """The article's entries in the `by-feed` index: its public lists, and its news entries (dal.news)."""
+        if article is None:
             return {}
+        news = news_entries(article)
+        if not article.public:
+            return news
+        assert article.published_at is not None
         summary = article.model_dump(mode="json", include=set(_LIST_FIELDS))
         sort = f"{iso(article.published_at)}#{article.id}"
         return {
@@ -486,10 +505,10 @@ class ArticleRepository:
                 "feed_sort": sort,
             }
             for feed in _feeds(article)
-        }
+        } | news
 
 
 def _public_copy(article: Article | None) -> dict[str, Any] | None:
-    if article is None or article.status is not ArticleStatus.PUBLISHED:
+    if article is None or not article.public:
         return None
     return article.model_dump(mode="json", include=set(_PUBLIC_FIELDS))

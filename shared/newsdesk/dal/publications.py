@@ -68,6 +68,11 @@ def newsletter_id(article_id: str) -> str:
     return f"article-{article_id}"
 
 
+def breaking_id(article_id: str) -> str:
+    """The delivery of an article's breaking-news alert (at most one per article, ever)."""
+    return f"breaking-{article_id}"
+
+
 def digest_id(run: str) -> str:
     """The delivery of one digest run, named by its scheduled time (2026-11-30T08:00:00Z: 20261130T080000Z)."""
     return "digest-" + "".join(ch for ch in run if ch.isalnum())
@@ -94,6 +99,14 @@ def publication_write(table_name: str, article: Article) -> dict[str, Any]:
         {"kind": "newsletter", "article_id": article.id, "frequency": Frequency.INSTANT.value, "tags": article.tags},
         article.published_at,
     )
+
+
+def breaking_write(table_name: str, article: Article) -> dict[str, Any]:
+    """The transaction item that records an article marked breaking news: its alert's outbox entry. Its tags
+    tell which readers the article's own newsletter reaches (those the alert leaves out)."""
+    attributes = {"kind": "breaking", "article_id": article.id, "frequency": Frequency.INSTANT.value,
+                  "tags": article.tags}  # fmt: skip
+    return _publication_put(table_name, breaking_id(article.id), attributes, article.updated_at)
 
 
 def _publication_put(table_name: str, delivery_id: str, attributes: dict[str, Any], opened: datetime) -> dict[str, Any]:

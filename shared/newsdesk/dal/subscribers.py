@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -39,12 +39,19 @@ from newsdesk.models.subscribers import Consent, Frequency, Subscriber, Subscrib
 
 FANOUT_SHARDS = 8
 _AUDIENCE_CURSOR_KEYS = frozenset({"email", "audience"})  # by-audience and TopicMembersTable alike
+_BREAKING_CURSOR_KEYS = frozenset({"email", "breaking_audience"})
 """Confirmed subscribers are spread over this many `audience` partitions, which fan-out reads in parallel."""
 
 _STATUS = {"#status": "status"}
 PENDING_DAYS = 7
-Choice = tuple[Frequency, list[str] | None]
-"""What a sign-up chose: how often, and which topics (None: everything)."""
+
+
+class Choice(NamedTuple):
+    """What a sign-up chose: how often, which topics (None: everything), and breaking-news alerts."""
+
+    frequency: Frequency
+    topics: list[str] | None
+    breaking: bool = False
 
 
 def _expiry(moment: datetime) -> int:
@@ -72,6 +79,11 @@ def topic_audience(frequency: Frequency, topic: str, email: str) -> str:
     return topic_audience_key(frequency, topic, shard_of(email))
 
 
+def breaking_audience_key(shard: int) -> str:
+    """A partition of the sparse `by-breaking` index: the readers of one shard who asked for breaking news."""
+    return f"breaking#{shard}"
+
+
 @dataclass(frozen=True)
 class AudienceState:
     """What the mailer checks about a recipient just before sending."""
@@ -80,6 +92,8 @@ class AudienceState:
     topics: list[str] | None
     """None: everything."""
     audience_changed_at: datetime | None
+    breaking: bool = False
+    """Asked for breaking-news alerts."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,8 @@ class Member:
     email: str
     name: str | None
     topics: list[str] | None
+    frequency: Frequency | None = None
+    """Read for breaking-news alerts only (their audience mixes frequencies)."""
 
 
 def _key(email: str) -> dict[str, Any]:
@@ -157,7 +173,7 @@ class SubscriberRepository:
                 self._table: {
                     "Keys": keys,
                     "ConsistentRead": True,
-                    "ProjectionExpression": "email, #status, topics, audience_changed_at",
+                    "ProjectionExpression": "email, #status, topics, audience_changed_at, breaking",
                     "ExpressionAttributeNames": _STATUS,
                 }
             }
@@ -171,6 +187,7 @@ class SubscriberRepository:
                         SubscriberStatus(plain["status"]),
                         plain.get("topics"),
                         datetime.fromisoformat(changed) if changed else None,
+                        bool(plain.get("breaking")),
                     )
                 request = reply.get("UnprocessedKeys") or {}
         return found
@@ -219,6 +236,33 @@ class SubscriberRepository:
             for item in map(from_attributes, reply["Items"]):
                 topics = None if topic is None else list(item.get("topics", []))
                 members.append(Member(item["email"], item.get("name") or None, topics))
+            last = reply.get("LastEvaluatedKey")
+            yield members, encode_cursor(last) if last else None
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+    def breaking_audience(
+        self, shard: int, *, page_size: int, cursor: str | None
+    ) -> Iterator[tuple[list[Member], str | None]]:
+        """The confirmed readers of one shard who asked for breaking news, with their frequency and topics (so
+        fan-out can leave out those the article's newsletter reaches), a page at a time as `audience` gives."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-breaking",
+            "KeyConditionExpression": "breaking_audience = :audience",
+            "ExpressionAttributeValues": {":audience": {"S": breaking_audience_key(shard)}},
+            "Limit": page_size,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(cursor, _BREAKING_CURSOR_KEYS)
+        while True:
+            with aws_errors():
+                reply = self._client.query(**request)
+            members = [
+                Member(item["email"], item.get("name") or None, item.get("topics"), Frequency(item["frequency"]))
+                for item in map(from_attributes, reply["Items"])
+            ]
             last = reply.get("LastEvaluatedKey")
             yield members, encode_cursor(last) if last else None
             if not last:
@@ -429,16 +473,27 @@ class SubscriberRepository:
         return self._apply(email, decide, now) is not None
 
     def set_preferences(
-        self, email: str, *, frequency: Frequency, topics: list[str] | None, keep_topics: bool = False, now: datetime
+        self,
+        email: str,
+        *,
+        frequency: Frequency,
+        topics: list[str] | None,
+        keep_topics: bool = False,
+        breaking: bool | None = None,
+        now: datetime,
     ) -> Subscriber | None:
-        """Choose instant or digest, and the topics (None: everything; unless `keep_topics`); a confirmed
-        subscriber moves to those audiences at once. None unless the subscriber is pending or confirmed."""
+        """Choose instant or digest, and the topics (None: everything; unless `keep_topics`), and breaking-news
+        alerts (None: as they are); a confirmed subscriber moves to those audiences at once. None unless the
+        subscriber is pending or confirmed."""
 
         def decide(current: Subscriber) -> Subscriber | None:
             if current.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
                 return None
             chosen = current.topics if keep_topics else topics
-            return current.model_copy(update={"frequency": frequency, "topics": chosen, "updated_at": now})
+            alerts = current.breaking if breaking is None else breaking
+            return current.model_copy(
+                update={"frequency": frequency, "topics": chosen, "breaking": alerts, "updated_at": now}
+            )
 
         return self._apply(email, decide, now)
 
@@ -451,7 +506,9 @@ class SubscriberRepository:
         def decide(current: Subscriber) -> Subscriber | None:
             nonlocal removed
             removed = len(_memberships(current))
-            return None if current.topics == [] else current.model_copy(update={"topics": [], "updated_at": now})
+            if current.topics == [] and not current.breaking:
+                return None
+            return current.model_copy(update={"topics": [], "breaking": False, "updated_at": now})
 
         self._apply(email, decide, now)
         return removed
@@ -525,7 +582,11 @@ class SubscriberRepository:
             if after is None:
                 return None
             after = after.model_copy(update={"revision": current.revision + 1})
-            if _memberships(after) != _memberships(current) or _audience(after) != _audience(current):
+            if (
+                _memberships(after) != _memberships(current)
+                or _audience(after) != _audience(current)
+                or _breaking_audience(after) != _breaking_audience(current)
+            ):
                 after = after.model_copy(update={"audience_changed_at": now})
             if self._write(current, after):
                 return after
@@ -580,19 +641,25 @@ class SubscriberRepository:
 
 _RACE_RETRIES = 8
 _STATE_FIELDS = ("status", "frequency", "topics", "confirmed_at", "unsubscribed_at", "updated_at", "consent",
-                 "consent_history", "audience_changed_at", "revision")  # fmt: skip
+                 "consent_history", "audience_changed_at", "revision", "breaking")  # fmt: skip
 
 
 def _pause(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not security
 
 
-def _choice(subscriber: Subscriber) -> tuple[Frequency, tuple[str, ...] | None]:
-    return subscriber.frequency, tuple(subscriber.topics) if subscriber.topics is not None else None
+def _choice(subscriber: Subscriber) -> tuple[Frequency, tuple[str, ...] | None, bool]:
+    return (
+        subscriber.frequency,
+        tuple(subscriber.topics) if subscriber.topics is not None else None,
+        subscriber.breaking,
+    )
 
 
 def _chosen(choice: Choice | None) -> dict[str, object]:
-    return {} if choice is None else {"frequency": choice[0], "topics": choice[1]}
+    return (
+        {} if choice is None else {"frequency": choice.frequency, "topics": choice.topics, "breaking": choice.breaking}
+    )
 
 
 def _confirmed(consent: Consent | None, now: datetime) -> Consent | None:
@@ -604,6 +671,13 @@ def _audience(subscriber: Subscriber) -> str | None:
     if subscriber.status is not SubscriberStatus.CONFIRMED or subscriber.topics is not None:
         return None
     return audience(subscriber.frequency, subscriber.email)
+
+
+def _breaking_audience(subscriber: Subscriber) -> str | None:
+    """The `by-breaking` key of a reader who asked for breaking news, while confirmed."""
+    if subscriber.status is not SubscriberStatus.CONFIRMED or not subscriber.breaking:
+        return None
+    return breaking_audience_key(shard_of(subscriber.email))
 
 
 def _memberships(subscriber: Subscriber | None) -> set[str]:
@@ -633,6 +707,7 @@ def _state_update(after: Subscriber) -> dict[str, Any]:
         stored["audience_changed_at"] = iso(after.audience_changed_at)
     fields: dict[str, Any] = {name: stored.get(name) for name in _STATE_FIELDS}
     fields["audience"] = _audience(after)
+    fields["breaking_audience"] = _breaking_audience(after)
     if after.status is not SubscriberStatus.PENDING:
         fields["expires_at"] = None
     names = {f"#f{index}": name for index, name in enumerate(fields)}

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model
 
 from newsdesk.models.authors import Author, AuthorSlugs, Byline
 from newsdesk.models.base import Model
+from newsdesk.models.corrections import Correction
 from newsdesk.models.types import AuthorName, MarkdownBody, Slug, Summary, Tags, Title
 
 
@@ -152,6 +153,26 @@ class Article(Model):
         self.authors = self.authors or byline_of(self.author)
         return self
 
+    corrections: list[Correction] = Field(default_factory=list, description="Notes added since it was published.")
+    embargo_until: datetime | None = Field(
+        default=None,
+        description="Not public before this time, even while `published` (`published_at` is null until then).",
+    )
+    breaking_until: datetime | None = Field(default=None, description="Breaking news until this time.")
+    sitemap_page: int | None = Field(
+        default=None, description="The sitemap page that lists it (from its first publish)."
+    )
+
+    @property
+    def public(self) -> bool:
+        """Published, and not held by an embargo: its public copies exist."""
+        return self.status is ArticleStatus.PUBLISHED and self.published_at is not None
+
+    @property
+    def held(self) -> bool:
+        """Published under an embargo that has not lifted yet: nothing of it is public."""
+        return self.status is ArticleStatus.PUBLISHED and self.published_at is None
+
 
 class ArticleSummary(Model):
     """One entry of a public list."""
@@ -181,6 +202,10 @@ class ArticleSummary(Model):
 
 class PublicArticle(ArticleSummary):
     html: str = Field(description="Sanitized HTML rendered from the Markdown body.")
+    corrections: list[Correction] = Field(
+        default_factory=list, description="Corrections, clarifications and updates, oldest first."
+    )
+    breaking_until: datetime | None = Field(default=None, description="Breaking news until this time.")
 
 
 class ArticlePage(Model):

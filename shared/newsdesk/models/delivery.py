@@ -20,6 +20,8 @@ class DeliveryState(StrEnum):
 class DeliveryKind(StrEnum):
     NEWSLETTER = "newsletter"
     DIGEST = "digest"
+    BREAKING = "breaking"
+    """A breaking-news alert: to the readers who asked for them and whom the article's newsletter does not reach."""
 
 
 class LedgerState(StrEnum):
@@ -56,6 +58,11 @@ class FanoutTask(Model):
     number: int = Field(default=0, description="Position in the shard's chain of tasks.")
     cursor: str | None = None
     counted: int = Field(default=0, description="Recipients the chain queued before this task.")
+    breaking: bool = Field(default=False, description="A breaking-news alert's pass: the readers who asked for them.")
+    newsletter_topics: list[str] = Field(
+        default_factory=list,
+        description="For a breaking-news alert: the article newsletter's topics; its instant readers get that instead.",
+    )
 
 
 class BatchRecipient(Model):

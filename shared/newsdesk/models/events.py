@@ -31,6 +31,7 @@ class EventType(StrEnum):
     ARTICLE_SUBMITTED = "article.submitted"
     ARTICLE_APPROVED = "article.approved"
     ARTICLE_CHANGES_REQUESTED = "article.changes_requested"
+    ARTICLE_CORRECTED = "article.corrected"
     NEWSLETTER_FINISHED = "newsletter.finished"
     SUBSCRIBER_CONFIRMED = "subscriber.confirmed"
     SUBSCRIBER_UNSUBSCRIBED = "subscriber.unsubscribed"
@@ -94,6 +95,18 @@ class ArticleData(_Data):
     published_at: datetime | None
     updated_at: datetime
     version: int
+
+
+class CorrectionData(_Data):
+    kind: str = Field(description="`correction`, `clarification` or `update`.")
+    text: str
+    published_at: datetime
+
+
+class ArticleCorrectedData(ArticleData):
+    """article.corrected: a note was added to a published article (the article as it is now, and the note)."""
+
+    correction: CorrectionData
 
 
 class ArticleDeletedData(_Data):
@@ -162,6 +175,7 @@ EVENT_DATA: dict[EventType, type[_Data]] = {
     EventType.ARTICLE_SUBMITTED: ArticleReviewData,
     EventType.ARTICLE_APPROVED: ArticleReviewData,
     EventType.ARTICLE_CHANGES_REQUESTED: ArticleReviewData,
+    EventType.ARTICLE_CORRECTED: ArticleCorrectedData,
     EventType.NEWSLETTER_FINISHED: NewsletterData,
     EventType.SUBSCRIBER_CONFIRMED: SubscriberData,
     EventType.SUBSCRIBER_UNSUBSCRIBED: SubscriberData,

@@ -79,6 +79,9 @@ class SubscribeRequest(Model):
         default=None, description="Slugs of the topics to follow (`GET /topics`); absent: everything published."
     )
     frequency: Frequency = Frequency.INSTANT
+    breaking: bool = Field(
+        default=False, description="Breaking-news alerts too: sent at once, whatever `frequency` and `topics` say."
+    )
 
 
 class SubscribeAccepted(Model):
@@ -101,6 +104,7 @@ class Subscriber(Model):
     topics: list[str] | None = Field(
         default=None, description="The topics followed; null: everything published; empty: nothing."
     )
+    breaking: bool = Field(default=False, description="Gets breaking-news alerts.")
     consent: Consent | None = Field(default=None, description="Absent for subscribers who joined before it was kept.")
     consent_history: list[Consent] = Field(
         default_factory=list,

@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -35,6 +35,14 @@ from newsdesk.observability import logger, metrics
 from newsdesk.rendering import MEDIA_BASE_URL, reading_time_minutes, render_markdown, summarize
 from newsdesk.services.audit import AuditLog
 from newsdesk.slugs import make_slug, normalize_tag
+
+
+class Dated(Protocol):
+    @property
+    def published_at(self) -> datetime: ...
+
+
+Readable = TypeVar("Readable", bound=Dated)
 
 MAX_HTML_BYTES = 192 * 1024
 _ARTICLE_ID = re.compile(r"[0-9a-f]{16}")
@@ -96,7 +104,7 @@ class ArticleService:
             revision=1,
         )
         if request.slug:
-            self._repo.save(None, draft, audit=self._entry(actor, "article.created", draft),
+            self._repo.save(None, draft, audit=self.audit_entry(actor, "article.created", draft),
                             revision=_revision_of(draft, actor))  # fmt: skip
             created = draft
         else:
@@ -113,13 +121,13 @@ class ArticleService:
                 continue
             article = draft.model_copy(update={"slug": slug})
             try:
-                self._repo.save(None, article, audit=self._entry(actor, "article.created", article),
+                self._repo.save(None, article, audit=self.audit_entry(actor, "article.created", article),
                                 revision=_revision_of(article, actor))  # fmt: skip
             except SlugTaken:
                 continue  # taken between our look and our write; try the next one
             return article
         article = draft.model_copy(update={"slug": f"{base}-{secrets.token_hex(3)}"})
-        self._repo.save(None, article, audit=self._entry(actor, "article.created", article),
+        self._repo.save(None, article, audit=self.audit_entry(actor, "article.created", article),
                         revision=_revision_of(article, actor))  # fmt: skip
         return article
 
@@ -178,7 +186,7 @@ class ArticleService:
         updated = current.model_copy(
             update={**update, "version": current.version + 1, "revision": current.revision + 1, "updated_at": now}
         )
-        audit = self._entry(actor, action, updated, details={"revision": updated.revision, **details})
+        audit = self.audit_entry(actor, action, updated, details={"revision": updated.revision, **details})
         self._repo.save(current, updated, audit=audit, revision=_revision_of(updated, actor))
         return updated
 
@@ -188,7 +196,7 @@ class ArticleService:
         if not actor.role.allows(Role.EDITOR) and current.published_at is not None:
             raise RoleRequired("to delete an article that was published needs the editor role", required="editor",
                                role=actor.role.value)  # fmt: skip
-        self._repo.save(current, None, audit=self._entry(actor, "article.deleted", current))
+        self._repo.save(current, None, audit=self.audit_entry(actor, "article.deleted", current))
         logger.info("article deleted", extra={"article_id": article_id})
         if self._revisions is not None:
             # After the article: a crash in between leaves revisions nobody can reach, never an article
@@ -299,7 +307,7 @@ class ArticleService:
                 ),
             }
         )
-        self._repo.save(current, moved, audit=self._entry(actor, _AUDIT_ACTIONS[action], moved, current=current))
+        self._repo.save(current, moved, audit=self.audit_entry(actor, _AUDIT_ACTIONS[action], moved, current=current))
         logger.info("article status changed", extra={"article_id": current.id, "action": action})
         return moved
 
@@ -307,13 +315,39 @@ class ArticleService:
     def publish(self, article_id: str, *, actor: Actor, if_match: int | None = None) -> Article:
         """Make the article public (an editor, from any status: a draft too, as before reviews existed). The
         first publish also records the publication (the newsletter's outbox) in the same transaction;
-        publishing a published article changes nothing."""
+        publishing a published article changes nothing.
+
+        An article under an embargo that has not lifted is published but held: nothing of it is public, no
+        newsletter is recorded, and PublishDue makes it public (through here) once the embargo lifts."""
         current = self._current(article_id, if_match)
         _require_editor(actor, "publish")
-        if current.status is ArticleStatus.PUBLISHED:
+        if current.public:
             return current
         now = self._clock()
+        if current.published_at is None and current.embargo_until is not None and current.embargo_until > now:
+            return current if current.held else self._hold(current, actor, now)
+        return self.go_public(current, actor, now)
+
+    def _hold(self, current: Article, actor: Actor, now: datetime) -> Article:
+        held = current.model_copy(
+            update={
+                "status": ArticleStatus.PUBLISHED,
+                "publish_at": None,
+                "version": current.version + 1,
+                "updated_at": now,
+                "last_transition": Transition(action="publish", from_status=current.status, by=actor.id, at=now),
+            }
+        )
+        self._repo.save(current, held, audit=self.audit_entry(actor, "article.published", held, current=current))
+        logger.info("article held until its embargo lifts", extra={"article_id": current.id})
+        return held
+
+    def go_public(self, current: Article, actor: Actor, now: datetime, **changes: object) -> Article:
+        """The one way an article becomes public (publish, a lifted embargo), with `changes` in the same write.
+        A first publish takes the article's place in the sitemap pages and records its newsletter."""
+        article_id = current.id
         first_time = current.published_at is None
+        page = current.sitemap_page if current.sitemap_page is not None else self._repo.news.next_sitemap_page()
         published = current.model_copy(
             update={
                 "status": ArticleStatus.PUBLISHED,
@@ -322,15 +356,17 @@ class ArticleService:
                 "version": current.version + 1,
                 "updated_at": now,
                 "last_transition": Transition(action="publish", from_status=current.status, by=actor.id, at=now),
+                "sitemap_page": page,
+                **changes,
             }
         )
-        audit = self._entry(actor, "article.published", published, current=current)
+        audit = self.audit_entry(actor, "article.published", published, current=current)
         try:
             first_time = self._save_published(current, published, announce=first_time, audit=audit)
         except VersionConflict:
             # A concurrent publish of the same article won: that is the outcome the caller wanted.
             latest = self.get(article_id)
-            if latest.status is ArticleStatus.PUBLISHED:
+            if latest.public:
                 return latest
             raise
         metrics.add_metric(name="ArticlesPublished", unit=MetricUnit.Count, value=1)
@@ -394,7 +430,26 @@ class ArticleService:
                 if result is not None:
                     published.append(result)
             if cursor is None:
+                break
+        # Then every held article whose embargo has lifted (one scheduled for a time within its embargo was
+        # held just now: it waits for its own time).
+        while True:
+            released, cursor = self._repo.news.due_releases(now_iso=iso(now), limit=limit, cursor=cursor)
+            for article_id in released:
+                result = self._release_if_due(article_id, now)
+                if result is not None:
+                    published.append(result)
+            if cursor is None:
                 return published
+
+    def _release_if_due(self, article_id: str, now: datetime) -> Article | None:
+        try:
+            current = self.get(article_id)
+            if not current.held or (current.embargo_until is not None and current.embargo_until > now):
+                return None  # released, unpublished or moved since the query
+            return self.publish(article_id, if_match=current.version, actor=SYSTEM_SCHEDULE)
+        except (NotFound, PreconditionFailed):
+            return None  # deleted or changed meanwhile: the next run looks again
 
     def _publish_if_due(self, article_id: str, now: datetime) -> Article | None:
         try:
@@ -414,6 +469,10 @@ class ArticleService:
         return self._transition(current, actor, "unpublish", ArticleStatus.DRAFT)
 
     def _current(self, article_id: str, if_match: int | None) -> Article:
+        return self.current(article_id, if_match)
+
+    def current(self, article_id: str, if_match: int | None) -> Article:
+        """The article, if it is still at version `if_match` (any version when None); else PreconditionFailed."""
         current = self.get(article_id)
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(
@@ -435,6 +494,12 @@ class ArticleService:
                 for _ in range(attempts):
                     if article is None or article.status is not ArticleStatus.PUBLISHED:
                         break  # deleted or unpublished meanwhile: no feed entries to restore
+                    if article.public and article.sitemap_page is None:
+                        # Published before the sitemaps: its page is given now (a version of its own).
+                        article = self._give_sitemap_page(article)
+                        if article is None:
+                            article = self._repo.get(listed.id)
+                            continue
                     if self._repo.restore_feed_entries(article):
                         break
                     article = self._repo.get(listed.id)  # changed meanwhile: the list may be behind
@@ -442,28 +507,39 @@ class ArticleService:
             if cursor is None:
                 return looked_at
 
+    def _give_sitemap_page(self, article: Article) -> Article | None:
+        paged = article.model_copy(
+            update={"sitemap_page": self._repo.news.next_sitemap_page(), "version": article.version + 1}
+        )
+        try:
+            self._repo.save(article, paged)
+        except VersionConflict:
+            return None
+        return paged
+
     # ------------------------------------------------------------------ readers
     def list_public(
         self, *, tag: str | None, author: str | None, limit: int, cursor: str | None
     ) -> tuple[list[ArticleSummary], str | None]:
-        return self._repo.list_public(
+        items, next_cursor = self._repo.list_public(
             tag=normalize_tag(tag) if tag else None, author=author, limit=limit, cursor=cursor
         )
+        return self.readable(items), next_cursor
 
     def feed_articles(self, limit: int) -> list[PublicArticle]:
         """The newest published articles with their HTML, newest first: one Query and one BatchGetItem."""
         items, _ = self._repo.list_public(tag=None, author=None, limit=limit, cursor=None)
-        found = self._repo.get_public_many([item.slug for item in items])
+        found = self._repo.get_public_many([item.slug for item in self.readable(items)])
         # An article unpublished between the two reads is left out.
         return [found[item.slug] for item in items if item.slug in found]
 
     def get_public(self, slug: str) -> PublicArticle:
         article = self._repo.get_public(slug) if _SLUG.fullmatch(slug) and len(slug) <= 80 else None
-        if article is None:
+        if article is None or not self.readable([article]):
             raise NotFound(f"no published article at {slug!r}")
         return article
 
-    def _entry(
+    def audit_entry(
         self,
         actor: Actor,
         action: str,
@@ -510,6 +586,12 @@ class ArticleService:
         items, next_cursor = self._repo.list_public(tag=None, author=slug, limit=limit, cursor=cursor)
         author = Author.model_validate(profile.model_dump(include=set(Author.model_fields)))
         return AuthorPage(author=author, items=items, next_cursor=next_cursor)
+
+    def readable(self, items: list[Readable]) -> list[Readable]:
+        """What readers may see of `items` now. Checked on every public read, whatever was stored: an article is
+        public from its `published_at` on, which a held article takes only when its embargo lifts."""
+        now = self._clock()
+        return [item for item in items if item.published_at <= now]
 
     def _render(self, body: str) -> str:
         html = render_markdown(body, env={MEDIA_BASE_URL: self._media_base_url})

@@ -51,6 +51,7 @@ from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import (
     FANOUT_SHARDS,
     AudienceState,
+    Member,
     SubscriberRepository,
 )
 from newsdesk.errors import (
@@ -70,6 +71,7 @@ from newsdesk.messages import MessageTemplate, Recipient
 from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.models.delivery import (
     BatchRecipient,
+    DeliveryKind,
     DeliveryProgress,
     FanoutTask,
     LedgerEntry,
@@ -159,6 +161,9 @@ class FanoutService:
         """Begin a delivery (an article's newsletter or a digest). Safe to repeat: its topics are fixed by the
         first start, and duplicate tasks are refused by their claims."""
         record = self._publications.publication(delivery_id) or {}
+        if record.get("kind") == DeliveryKind.BREAKING.value:
+            self._start_breaking(delivery_id, record)
+            return
         tags = set(record.get("tags") or [])
         wanted = sorted(tags & self._topics()) if tags else []
         topics = self._publications.resolve_topics(delivery_id, wanted, shards=FANOUT_SHARDS,
@@ -174,6 +179,23 @@ class FanoutService:
         self._fanout_queue.send([task.model_dump_json() for task in tasks])
         logger.info("delivery started", extra={"delivery_id": delivery_id, "topics": topics})
 
+    def _start_breaking(self, delivery_id: str, record: dict[str, Any]) -> None:
+        """A breaking-news alert: one pass over the readers who asked for alerts, leaving out the instant readers
+        the article's own newsletter reaches (its topics, as its start fixed them, or as it will)."""
+        newsletter = self._publications.publication(newsletter_id(str(record.get("article_id", "")))) or {}
+        if "shards_expected" in newsletter:
+            covered = list(newsletter.get("topics") or [])
+        else:
+            covered = sorted(set(record.get("tags") or []) & self._topics())
+        self._publications.resolve_topics(delivery_id, [], shards=FANOUT_SHARDS, ledger_shards=self._ledger_shards)
+        self._publications.start(delivery_id, self._clock())
+        tasks = [
+            FanoutTask(delivery_id=delivery_id, breaking=True, newsletter_topics=covered, shard=shard)
+            for shard in range(FANOUT_SHARDS)
+        ]
+        self._fanout_queue.send([task.model_dump_json() for task in tasks])
+        logger.info("breaking-news alert started", extra={"delivery_id": delivery_id})
+
     def run(self, task: FanoutTask, *, task_owner: str, seconds_left: Callable[[], float]) -> None:
         """Queue one stretch of a shard; `task_owner` is the queue message's id."""
         claim = self._publications.claim_task(
@@ -188,12 +210,19 @@ class FanoutService:
     def _queue_stretch(self, task: FanoutTask, seconds_left: Callable[[], float]) -> None:
         counted, outgoing = task.counted, []
         earlier = set(task.earlier_topics)
-        audience = self._subscribers.audience(
-            task.frequency, task.shard, topic=task.topic, page_size=BATCH_SIZE, cursor=task.cursor
-        )
+        if task.breaking:
+            audience = self._subscribers.breaking_audience(task.shard, page_size=BATCH_SIZE, cursor=task.cursor)
+        else:
+            audience = self._subscribers.audience(
+                task.frequency, task.shard, topic=task.topic, page_size=BATCH_SIZE, cursor=task.cursor
+            )
         for pages, (members, next_cursor) in enumerate(audience, start=1):
-            # A reader who also follows an earlier topic of the delivery is that topic's pass's to queue.
-            people = [member for member in members if not (earlier and earlier.intersection(member.topics or []))]
+            if task.breaking:
+                # One email per reader and article: the newsletter's own readers get the article from it.
+                people = [member for member in members if not _gets_newsletter(member, task.newsletter_topics)]
+            else:
+                # A reader who also follows an earlier topic of the delivery is that topic's pass's to queue.
+                people = [member for member in members if not (earlier and earlier.intersection(member.topics or []))]
             if people:
                 recipients = [BatchRecipient(email=member.email, name=member.name) for member in people]
                 batch = SendBatch(
@@ -217,6 +246,14 @@ class FanoutService:
                 extra={"delivery_id": task.delivery_id, "shard": task.shard, "topic": task.topic, "total": counted},
             )
             self._publications.finish_if_complete(task.delivery_id, self._clock())
+
+
+def _gets_newsletter(member: Member, newsletter_topics: list[str]) -> bool:
+    """Whether an article's newsletter (of these topics) reaches this reader: instant, of everything or of one
+    of its topics."""
+    if member.frequency is not Frequency.INSTANT:
+        return False
+    return member.topics is None or bool(set(member.topics) & set(newsletter_topics))
 
 
 class _Paused(Exception):
@@ -292,6 +329,20 @@ class _Content:
             )
             self._built[key] = _Plan(message)
         return self._built[key]
+
+
+class _AlertContent:
+    """What a breaking-news alert sends: the article, to readers who still ask for alerts."""
+
+    def __init__(self, message: MessageTemplate) -> None:
+        self._plan = _Plan(message)
+
+    def plan(self, state: AudienceState | None) -> _Plan | str:
+        if state is None:
+            return "erased"
+        if state.status is not SubscriberStatus.CONFIRMED:
+            return state.status.value
+        return self._plan if state.breaking else "no longer asks for breaking news"
 
 
 class MailerService:
@@ -374,6 +425,7 @@ class MailerService:
         keys = self._recipient_keys()
         recipients = {keys.of(recipient.email): recipient for recipient in batch.recipients}
         ledger = self._ledger.records(shape, recipients)
+        had_newsletter = self._had_newsletter(record, list(recipients))
         states = self._subscribers.audience_states([recipient.email for recipient in batch.recipients])
         opened = record.get("opened_at")
         # Readers who moved between audiences since shortly before the delivery opened may have been queued by
@@ -385,6 +437,8 @@ class MailerService:
             for key, recipient in recipients.items():
                 state = states.get(recipient.email)
                 plan = content.plan(state) if content is not None else None
+                if key in had_newsletter and isinstance(plan, _Plan):
+                    plan = "had the article's newsletter"
                 target = self._target(batch, shape, key, recipient, ledger.get(key), plan, state, changed_since, now)
                 if target is not None and not isinstance(target, datetime):
                     target = self._send(batch, links, target, seconds_left)
@@ -495,7 +549,17 @@ class MailerService:
             ledger, key, email, ledger_state, detail=detail, batch_id=batch.batch_id, now=now
         )
 
-    def _content(self, record: dict[str, Any]) -> _Content | None:
+    def _had_newsletter(self, record: dict[str, Any], keys: list[str]) -> set[str]:
+        """For a breaking-news alert: the recipients the article's newsletter was sent to (or is being sent to),
+        by its ledger, one read per batch. They moved into its audience after fan-out left them out."""
+        if record.get("kind") != DeliveryKind.BREAKING.value:
+            return set()
+        newsletter = newsletter_id(str(record.get("article_id", "")))
+        found = self._ledger.records(ledger_shape(newsletter, self._publications.publication(newsletter)), keys)
+        unsent = (LedgerState.SUPPRESSED, LedgerState.FAILED)
+        return {key for key, found_record in found.items() if found_record.state not in unsent}
+
+    def _content(self, record: dict[str, Any]) -> _Content | _AlertContent | None:
         """The message(s) of a delivery; None when its articles were unpublished or deleted meanwhile."""
         topics = set(record.get("topics") or [])
         catalog = {topic.slug: topic for topic in self._catalog()} if topics else {}
@@ -507,6 +571,8 @@ class MailerService:
         article = self._articles.get(str(record.get("article_id", "")))
         if article is None or article.status is not ArticleStatus.PUBLISHED:
             return None
+        if record.get("kind") == DeliveryKind.BREAKING.value:
+            return _AlertContent(self._composer.breaking(article))
         return _Content(self._composer, [article], live, digest=False)
 
     def _send(

@@ -23,9 +23,11 @@ from newsdesk.dal.event_bus import PUT_EVENTS_LIMIT, EventBus
 from newsdesk.errors import ServiceBusy
 from newsdesk.models.articles import byline_of
 from newsdesk.models.events import (
+    ArticleCorrectedData,
     ArticleData,
     ArticleDeletedData,
     ArticleReviewData,
+    CorrectionData,
     Event,
     EventType,
     NewsletterCounts,
@@ -114,21 +116,32 @@ def review_event(change: StreamChange) -> Event | None:
     return make_event(kind, identity, _time(new.get("updated_at"), change.at), data)
 
 
+def _public(image: dict[str, Any] | None) -> bool:
+    """Readers can see it: published, and not held by an embargo (a held article has no `published_at`)."""
+    return bool(image and image.get("status") == PUBLISHED and image.get("published_at"))
+
+
 def article_event(change: StreamChange, site_base: str) -> Event | None:
-    """published (now public, was not), updated (public, and a new version), unpublished (was public, now
-    not), deleted (removed, and had been published at some time: a draft never was public); or a move in
-    the review (`review_event`)."""
+    """published (now public, was not), updated (public, and a new version), corrected (public, and a note
+    added), unpublished (was public, now not), deleted (removed, and had been published at some time: a draft
+    never was public); or a move in the review (`review_event`). An article held by its embargo makes no event
+    until it is public."""
     old, new = change.old, change.new
     if new is not None and new.get("status") in _REVIEW_EVENTS:
         return review_event(change)
-    was_public = bool(old and old.get("status") == PUBLISHED)
+    was_public = _public(old)
     if new is None:
         if not old or not old.get("published_at"):
             return None
         identity = f"{old['id']}|{old['created_at']}|{old['version']}|deleted"
         data = ArticleDeletedData(id=str(old["id"]), slug=str(old["slug"]))
         return make_event(EventType.ARTICLE_DELETED, identity, change.at, data)
-    is_public = new.get("status") == PUBLISHED
+    is_public = _public(new)
+    if is_public and was_public and len(new.get("corrections") or []) > len((old or {}).get("corrections") or []):
+        identity = f"{new['id']}|{new['created_at']}|{new['version']}"
+        note = CorrectionData.model_validate((new.get("corrections") or [])[-1])
+        corrected = ArticleCorrectedData(**_article_data(new, site_base, updated=new).model_dump(), correction=note)
+        return make_event(EventType.ARTICLE_CORRECTED, identity, _time(new.get("updated_at"), change.at), corrected)
     if is_public and not was_public:
         kind, image = EventType.ARTICLE_PUBLISHED, new
     elif is_public and old is not None and old.get("version") != new.get("version"):

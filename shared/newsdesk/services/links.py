@@ -61,6 +61,8 @@ _PATHS = {
     LinkPurpose.UNSUBSCRIBE: "/unsubscribe",
     LinkPurpose.PREFERENCES: "/subscribers/preferences",
 }
+READER_LINKS = tuple(_PATHS)
+"""The links of a reader's emails (`url`); a preview's link is made by services/previews.py."""
 # Confirmation links expire; links in sent newsletters must keep working.
 _MAX_AGE = {LinkPurpose.CONFIRM: CONFIRM_DAYS * 86400}
 

@@ -45,8 +45,9 @@ EVERYTHING = "*"
 """The `topics` cell of a subscriber of everything in the CSV export (an empty cell: no topic at all)."""
 DELIVERY = "d"
 """An unsubscribe link's detail: the delivery the email belonged to."""
-_FREQUENCY, _TOPICS = "f", "t"
-"""A confirmation link's details: what its request chose (frequency, and topics unless everything)."""
+_FREQUENCY, _TOPICS, _BREAKING = "f", "t", "b"
+"""A confirmation link's details: what its request chose (frequency, topics unless everything, and breaking-news
+alerts when asked for)."""
 
 
 class ConfirmOutcome(StrEnum):
@@ -153,6 +154,7 @@ class SubscriptionService:
                 name=request.name,
                 frequency=request.frequency,
                 topics=topics,
+                breaking=request.breaking,
                 status=SubscriberStatus.PENDING,
                 created_at=now,
                 updated_at=now,
@@ -171,7 +173,8 @@ class SubscriptionService:
             if refused is not None:
                 # The same reply as ever; the claim is given back so that a request within the limits can send.
                 logger.info("confirmation withheld", extra={"limit": refused.value})
-            sent = refused is None and self._send_confirmation(request.email, consent, (request.frequency, topics))
+            choice = Choice(request.frequency, topics, request.breaking)
+            sent = refused is None and self._send_confirmation(request.email, consent, choice)
         except BaseException:
             self._repo.release_confirmation(request.email, now)  # a busy database must not block the address
             raise
@@ -186,7 +189,7 @@ class SubscriptionService:
         details: dict[str, Any] = {"src": consent.source.value, "pol": consent.policy, "ip": consent.ip,
                                    "key": consent.object_key}  # fmt: skip
         if choice is not None:
-            details.update({_FREQUENCY: choice[0].value, _TOPICS: choice[1]})
+            details.update({_FREQUENCY: choice.frequency.value, _TOPICS: choice.topics, _BREAKING: choice.breaking})
         url = self._links().url(LinkPurpose.CONFIRM, email, {k: v for k, v in details.items() if v})
         return self._composer.confirmation(Recipient(email), url)
 
@@ -269,10 +272,12 @@ class SubscriptionService:
         if frequency not in {member.value for member in Frequency}:
             return None
         topics = details.get(_TOPICS)
+        breaking = details.get(_BREAKING) is True
         if not isinstance(topics, list):
-            return Frequency(frequency), None
+            return Choice(Frequency(frequency), None, breaking)
         existing = self._topics.slugs()
-        return Frequency(frequency), [slug for slug in topics if isinstance(slug, str) and slug in existing]
+        return Choice(Frequency(frequency), [slug for slug in topics if isinstance(slug, str) and slug in existing],
+                      breaking)  # fmt: skip
 
     @staticmethod
     def _outcome(subscriber: Subscriber | None, issued_at: datetime) -> ConfirmOutcome:
@@ -354,7 +359,13 @@ class SubscriptionService:
         return PreferencesView(subscriber, self._topics.all())
 
     def save_preferences(
-        self, token: str | None, *, frequency: Frequency, topics: list[str] | None, change_topics: bool = True
+        self,
+        token: str | None,
+        *,
+        frequency: Frequency,
+        topics: list[str] | None,
+        change_topics: bool = True,
+        breaking: bool | None = None,
     ) -> PreferencesView:
         """Save the preference center's form: how often, and (with `change_topics`) which topics (None:
         everything). A topic not in the catalog (deleted since the page was shown, or never there) refuses the
@@ -365,8 +376,9 @@ class SubscriptionService:
             self._topics.known(topics)
         chosen = None if topics is None else [topic.slug for topic in catalog if topic.slug in set(topics)]
         saved = self._repo.set_preferences(
-            email, frequency=frequency, topics=chosen, keep_topics=not change_topics, now=self._clock()
-        )
+            email, frequency=frequency, topics=chosen, keep_topics=not change_topics, breaking=breaking,
+            now=self._clock(),
+        )  # fmt: skip
         if saved is None:
             raise InvalidLink("this address is not subscribed any more")
         return PreferencesView(saved, catalog)
