@@ -20,6 +20,7 @@ from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 from newsdesk.services.links import LinkPurpose
 from tests.integration.conftest import API_URL, BusTap, Reply, Stack
 from tests.integration.test_articles import create, editor, public, publish
+from tests.integration.test_audit import trail
 from tests.integration.test_newsletter import add_subscribers, newsletters
 from tests.integration.test_subscribers import confirmed
 from tests.integration.test_topics import create_topic
@@ -590,3 +591,21 @@ def test_readers_ask_for_alerts_on_sign_up_and_in_the_preference_center(stack: S
 
 def confirm_token_has_no_address(token: str) -> bool:
     return "@" not in token
+
+
+def test_notes_embargoes_and_breaking_news_are_in_the_audit_trail(stack: Stack, admin: str) -> None:
+    draft = create(stack, title="Harbour report")
+    assert embargo(stack, draft["id"], times.now() + timedelta(days=1)).status == 200
+    assert editor(stack, "editor-lift-embargo", path={"article_id": draft["id"]}).status == 200
+    publish(stack, draft["id"])
+    assert correct(stack, draft["id"]).status == 201
+    assert mark_breaking(stack, draft["id"]).status == 200
+    assert editor(stack, "editor-end-breaking", path={"article_id": draft["id"]}).status == 200
+
+    entries = [entry for entry in trail(stack, admin) if entry["target_id"] == draft["id"]]
+
+    assert [entry["action"] for entry in reversed(entries)] == [
+        "article.created", "article.embargoed", "article.embargo_lifted", "article.published",
+        "article.corrected", "article.breaking", "article.breaking_ended",
+    ]  # fmt: skip
+    assert {entry["actor"] for entry in entries} == {"token:5f2c9a1e"}  # the sample events' token
