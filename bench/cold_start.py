@@ -22,7 +22,8 @@ Stateful functions get fresh state for every run (a new upload key, a new delive
 same work. Before each twin run, every DynamoDB item the recorded calls wrote is put back as it was before
 the recorded run (a snapshot of the tables), so the replayed calls find what the handler found and answer
 alike (the benchmark stops if any answers differently).
-`python -m bench.cold_start [--pairs N] [--functions Public,Mailer]` runs it alone.
+`python -m bench.cold_start [--pairs N] [--functions Public,Mailer]` runs it alone; with `--profile` it measures
+nothing and shows, per function, one cold start under cProfile (`profile`).
 """
 
 from __future__ import annotations
