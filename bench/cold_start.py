@@ -22,13 +22,15 @@ Stateful functions get fresh state for every run (a new upload key, a new delive
 same work. Before each twin run, every DynamoDB item the recorded calls wrote is put back as it was before
 the recorded run (a snapshot of the tables), so the replayed calls find what the handler found and answer
 alike (the benchmark stops if any answers differently).
-`python -m bench.cold_start [--pairs N] [--functions Public,Mailer]` runs it alone.
+`python -m bench.cold_start [--pairs N] [--functions Public,Mailer]` runs it alone; with `--profile` it measures
+nothing and shows, per function, one cold start under cProfile (`profile`).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import statistics
@@ -380,7 +382,7 @@ def _upload_published(reply: Any) -> bool:
 
 
 def _authorized(reply: Any) -> bool:
-    return reply == {"isAuthorized": True}
+    return isinstance(reply, dict) and reply.get("isAuthorized") is True
 
 
 def _nothing_due(reply: Any) -> bool:
@@ -494,9 +496,12 @@ def import_costs(stderr: str) -> ImportCosts:
     )
 
 
-def handler_job(stack: Stack, function: Function, event: Event, *, record: bool = False) -> dict[str, Any]:
+def handler_job(
+    stack: Stack, function: Function, event: Event, *, record: bool = False, profile: str | None = None
+) -> dict[str, Any]:
     return {
         "mode": "handler",
+        "profile": profile,
         "code_dir": str(function.code_dir),
         "module": function.handler_module,
         "function": function.handler_function,
@@ -569,6 +574,53 @@ def measure(stack: Stack, case: Case, pairs: int) -> Row:
     return _row(case, calls, clients, imports, samples)
 
 
+PROFILE_LINES = 30
+
+
+def profile(stack: Stack, case: Case, lines: int = PROFILE_LINES) -> str:
+    """Where one cold start's time goes: a warm-up run (which compiles and caches what the handler imports),
+    then one run under cProfile: own time per package, and the calls with the most cumulative time."""
+    import pstats
+    import tempfile
+    from collections import defaultdict
+
+    function = stack.template.functions[case.function_id]
+    env = stack.environment(function)
+    run_child(handler_job(stack, function, case.prepare(stack, 0)), env)
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "profile.pstats")
+        sample = run_child(handler_job(stack, function, case.prepare(stack, PAIRS + 2), profile=path), env)
+        if not case.check(sample.answer["reply"]):
+            raise RuntimeError(f"{case.function_id} profiled run: unexpected reply {sample.answer['reply']!r}")
+        stats = pstats.Stats(path)
+    own: dict[str, float] = defaultdict(float)
+    for (filename, _line, _name), (_calls, _primitive, own_s, _cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        own[_package(filename)] += own_s * 1000
+    packages = ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(own.items(), key=lambda item: -item[1])[:12])
+    report = io.StringIO()
+    stats.stream = report  # type: ignore[attr-defined]
+    stats.sort_stats("cumulative").print_stats(lines)
+    return (
+        f"{case.function_id} under cProfile (import {sample.import_ms:.0f} ms + first invocation "
+        f"{sample.invoke_ms:.0f} ms, both slowed by the profiler)\nown ms by package: {packages}\n" + report.getvalue()
+    )
+
+
+def _package(filename: str) -> str:
+    """The top-level package a profiled code object comes from: a layer's package, `newsdesk`, the handler
+    (`app`), the standard library's module (`stdlib:name`), or `(built-in)`."""
+    parts = Path(filename).parts
+    for anchor, offset in (("newsdesk-layers", 2), ("shared", 1)):
+        if anchor in parts and parts.index(anchor) + offset < len(parts):
+            return parts[parts.index(anchor) + offset].removesuffix(".py")
+    if "functions" in parts:
+        return "app"
+    if not filename.endswith(".py"):
+        return "(built-in)"
+    python = next((i for i, part in enumerate(parts) if part.startswith("python3")), None)
+    return "stdlib:" + (parts[python + 1].removesuffix(".py") if python is not None else Path(filename).stem)
+
+
 def _grouped(names: list[str]) -> str:
     """ "a, a, b" -> "a x2, b" (consecutive repeats counted)."""
     groups: list[list[Any]] = []
@@ -629,6 +681,17 @@ def run(pairs: int = PAIRS, only: set[str] | None = None) -> list[Row]:
             case = CASES.get(function_id)
             rows.append(measure(stack, case, pairs) if case else _missing_row(function_id))
     return rows
+
+
+def profile_all(only: set[str] | None = None) -> str:
+    """`profile` for every function of template.yaml (or those named in `only`)."""
+    reports = []
+    with Emulator() as emulator:
+        stack = Stack(emulator.endpoint)
+        for function_id, case in CASES.items():
+            if not only or function_id in only or function_id.removesuffix("Function") in only:
+                reports.append(profile(stack, case))
+    return "\n".join(reports)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -725,8 +788,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=PAIRS, help=f"real/twin pairs per function (default {PAIRS})")
     parser.add_argument("--functions", default="", help="comma-separated logical ids (Public or PublicFunction)")
+    parser.add_argument(
+        "--profile", action="store_true", help="instead of measuring, show where one cold start's time goes (cProfile)"
+    )
     args = parser.parse_args()
     only = {name.strip() for name in args.functions.split(",") if name.strip()} or None
+    if args.profile:
+        print(profile_all(only))
+        return
     print(format_table(run(args.pairs, only)))
 
 

@@ -130,6 +130,14 @@ def test_the_authorizer_loads_no_tracer_and_no_event_handler(template: Template)
     assert loaded(answer, "aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.data_classes") == []
 
 
+def test_the_authorizer_loads_no_articles_and_no_delivery_code(template: Template) -> None:
+    """It reads a token and its person: the articles' data access and models, and the delivery's, are for
+    the editor's writes (an author's profile shares the articles' table) and would be part of its cold start."""
+    answer = cold_start(template, "AuthorizerFunction")
+
+    assert loaded(answer, "newsdesk.dal.articles", "newsdesk.models.articles", "newsdesk.models.delivery") == []
+
+
 # --------------------------------------------------------------------------------------------- settings
 def test_settings_are_built_when_first_read_and_only_those(template: Template) -> None:
     imported = cold_start(template, "PublicFunction")

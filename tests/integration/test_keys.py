@@ -254,3 +254,31 @@ def test_an_endpoint_changed_after_a_rotation_has_its_secret_sealed_again_under_
     stack.drain()
     (published,) = receiver.wait_for(1, event_type="article.published")
     assert signed_correctly(hook["secret"], published)
+
+
+def test_reading_the_keyring_and_the_api_url_opens_no_boto3_session_of_their_own(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every boto3 Session loads botocore's endpoint data and each service's model again, which a cold start
+    pays for (MailerFunction reads both: bench/cold_start.py): Powertools' providers get clients of boto3's
+    default session, as every other client of a function is."""
+    # Given boto3's default session, and a count of the sessions opened after it
+    boto3.setup_default_session()
+    opened: list[str] = []
+    real_init = boto3.session.Session.__init__
+
+    def counting(session: boto3.session.Session, *args: Any, **kwargs: Any) -> None:
+        opened.append("session")
+        real_init(session, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counting)
+
+    # When a new execution environment reads the keyring and the API's address
+    container = dependencies.reset()
+    keyring = container.keyring()
+    api_url = container.api_url()
+
+    # Then both are read, and no session was opened for them
+    assert keyring.identifier_key
+    assert api_url.startswith("http")
+    assert opened == []
