@@ -114,6 +114,8 @@ def test_publish_at_alone_means_scheduled_and_keeps_its_instant() -> None:
         (f"---\ntitle: x\nstatus: draft\npublish_at: {times.zulu(NEXT_YEAR)}\n---\nx".encode(), "publish_at goes with"),
         (b"---\ntitle: x\nstatus: live\n---\nText", "status: Input should be"),
     ],
+    # Named by the reason: a value holding the time would give each xdist worker a different test id.
+    ids=lambda value: value if isinstance(value, str) else "file",
 )
 def test_a_bad_file_is_rejected_with_a_reason(data: bytes, reason: str) -> None:
     with pytest.raises(UploadRejected) as rejected:
