@@ -63,7 +63,9 @@ def expand(
 
 
 def function_roles(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each function's execution role (the AWS::IAM::Role its `Role` property points at), by function id."""
+    """Each function's execution role (the AWS::IAM::Role its `Role` property points at), by function id,
+    with the policies that other resources attach to it (AWS::IAM::RolePolicy, AWS::IAM::Policy) among
+    its `Policies`."""
     resources = expanded["Resources"]
     roles = {}
     for logical_id, body in resources.items():
@@ -71,8 +73,37 @@ def function_roles(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         role = body["Properties"].get("Role")
         if isinstance(role, dict) and "Fn::GetAtt" in role:
-            roles[logical_id] = resources[role["Fn::GetAtt"][0]]["Properties"]
+            role_id = role["Fn::GetAtt"][0]
+            properties = dict(resources[role_id]["Properties"])
+            # The template's own managed policies are documents it holds: they join the inline ones.
+            arns = properties.get("ManagedPolicyArns") or []
+            own = [arn["Ref"] for arn in arns if isinstance(arn, dict) and "Ref" in arn]
+            properties["ManagedPolicyArns"] = [arn for arn in arns if not (isinstance(arn, dict) and "Ref" in arn)]
+            properties["Policies"] = [
+                *(properties.get("Policies") or []),
+                *(
+                    {"PolicyName": name, "PolicyDocument": resources[name]["Properties"]["PolicyDocument"]}
+                    for name in own
+                ),
+                *_attached_policies(resources, role_id),
+            ]
+            roles[logical_id] = properties
     return roles
+
+
+def _attached_policies(resources: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    attached = []
+    for body in resources.values():
+        properties = body.get("Properties") or {}
+        names = [properties.get("RoleName")] if body["Type"] == "AWS::IAM::RolePolicy" else []
+        names += (
+            properties.get("Roles") or [] if body["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy") else []
+        )
+        if {"Ref": role_id} in names:
+            attached.append(
+                {"PolicyName": properties.get("PolicyName"), "PolicyDocument": properties["PolicyDocument"]}
+            )
+    return attached
 
 
 _EXPANSIONS: dict[tuple[int, tuple[tuple[str, str], ...], str], tuple[Template, dict[str, Any]]] = {}

@@ -128,7 +128,9 @@ def running_stack(
         # (once per worker: a test freezing time must not be the one whose clock a module's import sees).
         for logical_id in template.functions:
             functions.module(logical_id)
-        sources = EventSources(template, resolver, functions.invoke, endpoint=None)
+        sources = EventSources(
+            template, resolver, functions.invoke, endpoint=None, service_credentials=policy.service_credentials
+        )
         sources.pollers()  # stream positions are taken now, before the test writes anything
         yield Stack(template, resolver, functions, sources, policy)
 
