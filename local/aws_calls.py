@@ -563,7 +563,7 @@ def _sesv2(operation: str, request: _Request, context: _Context) -> list[Permiss
                 recipients=recipients,
                 configuration_set=body.get("ConfigurationSetName"),
                 feedback=body.get("FeedbackForwardingEmailAddress"),
-            )  # fmt: skip
+            )
         ]
     parts = request.path.strip("/").split("/")
     if len(parts) >= 4 and parts[2] == "identities":

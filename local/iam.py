@@ -255,7 +255,7 @@ class Role:
     def grants_used(self, permission: Permission, conditions: Conditions | None = None) -> set[Grant]:
         """The grants that allow `permission`: of every Allow statement that allows it, the actions and
         resources that match it."""
-        used = set()
+        used: set[Grant] = set()
         for statement, actions, resources, names in self._allow_statements:
             if not _applies(statement, permission):
                 continue

@@ -168,8 +168,10 @@ def test_item_requests_set_their_leading_keys_and_a_query_leaves_them_unknown() 
     assert leading_keys(other) is None
 
 
-LEADING_SLUGS = {"Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": TABLE,
-                                "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["slug#*"]}}}]}  # fmt: skip
+SLUGS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["slug#*"]}}
+LEADING_SLUGS = {
+    "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": TABLE, "Condition": SLUGS_ONLY}]
+}
 
 
 @pytest.mark.parametrize(
