@@ -350,6 +350,10 @@ def _dynamodb_streams(operation: str, request: _Request, context: _Context) -> l
     body = request.json()
     if body.get("StreamArn"):
         return [Permission(operation, str(body["StreamArn"]))]
+    # A shard iterator begins with its stream's ARN (`<stream arn>|1|<token>`), on AWS as in moto.
+    iterator = str(body.get("ShardIterator") or "")
+    if iterator.startswith("arn:") and "|" in iterator:
+        return [Permission(operation, iterator.split("|", 1)[0])]
     if operation == "ListStreams" and body.get("TableName"):  # the streams of one table
         return [Permission(operation, f"{_table_arn(str(body['TableName']), context)}/stream/*")]
     return [Permission(operation, context.arn("dynamodb", "table/*/stream/*"))]

@@ -186,6 +186,15 @@ def test_leading_keys_allow_only_the_partitions_named_and_never_when_unknown(
     assert allows([LEADING_SLUGS], Permission("dynamodb:GetItem", TABLE), conditions) is allowed
 
 
+def test_stream_reads_need_their_action_on_the_stream_their_iterator_names() -> None:
+    stream = f"{TABLE}/stream/2026-01-01T00:00:00.000"
+    request = wire_request("dynamodbstreams", "get_records", ShardIterator=f"{stream}|1|AAAAAAAAAAEvJp6D")
+    tables = wire_request("dynamodbstreams", "list_streams", TableName="Articles")
+
+    assert needs(request) == [Permission("dynamodb:GetRecords", stream)]
+    assert needs(tables) == [Permission("dynamodb:ListStreams", f"{TABLE}/stream/*")]
+
+
 def test_a_message_move_task_reads_and_deletes_at_its_source() -> None:
     source = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:dead-letters"
 
