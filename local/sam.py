@@ -1,8 +1,9 @@
 """The template as CloudFormation deploys it: expanded by the SAM translator, as `sam deploy` does.
 
-The local runner takes each function's IAM role from here (policy templates, `Policies` statements and the
-managed policies SAM adds for event sources and tracing) and the permissions to invoke it (the template's
-own and those SAM adds), and the template tests check the expanded resources rather than the YAML.
+The local runner takes each function's IAM role from here (the template's own role with the policies
+attached to it; or SAM's generated one, with its policy templates and the managed policies SAM adds for
+event sources and tracing) and the permissions to invoke it (the template's own and those SAM adds), and
+the template tests check the expanded resources rather than the YAML.
 """
 
 from __future__ import annotations
@@ -75,18 +76,7 @@ def function_roles(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if isinstance(role, dict) and "Fn::GetAtt" in role:
             role_id = role["Fn::GetAtt"][0]
             properties = dict(resources[role_id]["Properties"])
-            # The template's own managed policies are documents it holds: they join the inline ones.
-            arns = properties.get("ManagedPolicyArns") or []
-            own = [arn["Ref"] for arn in arns if isinstance(arn, dict) and "Ref" in arn]
-            properties["ManagedPolicyArns"] = [arn for arn in arns if not (isinstance(arn, dict) and "Ref" in arn)]
-            properties["Policies"] = [
-                *(properties.get("Policies") or []),
-                *(
-                    {"PolicyName": name, "PolicyDocument": resources[name]["Properties"]["PolicyDocument"]}
-                    for name in own
-                ),
-                *_attached_policies(resources, role_id),
-            ]
+            properties["Policies"] = [*(properties.get("Policies") or []), *_attached_policies(resources, role_id)]
             roles[logical_id] = properties
     return roles
 
