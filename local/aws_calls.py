@@ -125,12 +125,14 @@ def describe(
     default_region: str = "us-east-1",
     ses: SesLookup | None = None,
     partition_keys: PartitionKeys | None = None,
+    redrive_sources: RedriveSources | None = None,
 ) -> Call | None:
     """The call a request makes; None when it is not a signed AWS API request.
 
     `ses` tells the SES identities verified in a region and whether SES is in the sandbox there: SES
     authorizes a send against the identities that cover its sender and, in the sandbox, its recipients.
-    `partition_keys` tells a table's partition key attribute, for `dynamodb:LeadingKeys`."""
+    `partition_keys` tells a table's partition key attribute, for `dynamodb:LeadingKeys`; `redrive_sources`
+    the queues whose dead-letter queue a queue is (where SQS moves its messages back to)."""
     parts = urlsplit(url)
     lowered = {
         key.lower(): value.decode("latin-1") if isinstance(value, bytes) else str(value)
@@ -148,7 +150,8 @@ def describe(
     model = _model(service)
     operation = _operation(service, model, request)
     context = _Context(region=region, account_id=account_id, ses=ses or _no_ses,
-                       partition_keys=partition_keys or _no_partition_keys)  # fmt: skip
+                       partition_keys=partition_keys or _no_partition_keys,
+                       redrive_sources=redrive_sources or _no_redrive_sources)  # fmt: skip
     resources = _RESOURCES.get(service, _no_resource)
     needs = tuple(resources(operation, request, context)) if operation else ()
     prefix = _IAM_PREFIX.get(service, service)
@@ -267,12 +270,21 @@ def _no_partition_keys(_region: str, _table: str) -> str | None:
     return None
 
 
+RedriveSources = Callable[[str], list[str]]
+"""A dead-letter queue's ARN -> the ARNs of the queues that send their failed messages to it."""
+
+
+def _no_redrive_sources(_queue_arn: str) -> list[str]:
+    return []
+
+
 @dataclass
 class _Context:
     region: str
     account_id: str
     ses: SesLookup
     partition_keys: PartitionKeys
+    redrive_sources: RedriveSources
     # Condition keys the request sets, filled in by the service's reader.
     conditions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -371,9 +383,11 @@ def _sqs(operation: str, request: _Request, context: _Context) -> list[Permissio
         source = str(params.get("SourceArn", ANY_RESOURCE))
         needs = [Permission(action, source) for action in (operation, "ReceiveMessage", "DeleteMessage",
                                                             "GetQueueAttributes")]  # fmt: skip
-        if params.get("DestinationArn"):
-            needs.append(Permission("SendMessage", str(params["DestinationArn"])))
-        return needs
+        # Without a destination, SQS moves them back to the queues they came from: it sends to those.
+        destinations = (
+            [str(params["DestinationArn"])] if params.get("DestinationArn") else context.redrive_sources(source)
+        )
+        return needs + [Permission("SendMessage", destination) for destination in destinations]
     if params.get("QueueUrl"):
         return [Permission(operation, _queue_arn_from_url(str(params["QueueUrl"]), context))]
     if params.get("QueueName"):

@@ -31,7 +31,7 @@ from functools import cache, cached_property
 from typing import Any
 from xml.sax.saxutils import escape
 
-from local.aws_calls import Call, PartitionKeys, Permission, credential_scope, describe
+from local.aws_calls import Call, PartitionKeys, Permission, RedriveSources, credential_scope, describe
 from local.grants import Grant, GrantRecorder, process_recorder, written
 from local.resolver import Resolver
 from local.sam import expanded_for, function_roles, managed_policy_document
@@ -83,7 +83,8 @@ def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
     # IAM wildcards: * is any run of characters, ? exactly one; everything else is literal (moto's own
     # matcher treats the rest as a regular expression and compares actions case-sensitively).
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
-    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+    # IAM's * matches any character, a newline too (a DynamoDB key may hold one).
+    return re.compile(f"^{body}$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def wildcard_matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
@@ -296,6 +297,22 @@ def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
 # ------------------------------------------------------------------------------------- enforcement
 
 
+def embedded_redrive_sources(account_id: str) -> RedriveSources:
+    """The queues of the embedded SQS whose redrive policy names a dead-letter queue, by its ARN."""
+
+    def sources(queue_arn: str) -> list[str]:
+        from moto.sqs.models import sqs_backends
+
+        region = queue_arn.split(":")[3]
+        return sorted(
+            queue.queue_arn
+            for queue in list(sqs_backends[account_id][region].queues.values())
+            if (queue.redrive_policy or {}).get("deadLetterTargetArn") == queue_arn
+        )
+
+    return sources
+
+
 def embedded_partition_keys(account_id: str) -> PartitionKeys:
     """The partition key attribute of each table of the embedded DynamoDB (`dynamodb:LeadingKeys`)."""
 
@@ -340,6 +357,7 @@ class AccessPolicy:
         self.account_id = account_id
         self.ses = ses or embedded_ses(account_id)
         self.partition_keys = embedded_partition_keys(account_id)
+        self.redrive_sources = embedded_redrive_sources(account_id)
         self.recorder = recorder or process_recorder()
         self.roles: dict[str, Role] = {}
         self.credentials: dict[str, Credentials] = {}
@@ -387,7 +405,7 @@ class AccessPolicy:
     ) -> Call | None:
         """The call a request to this account's embedded AWS makes (local.aws_calls.describe)."""
         return describe(method, url, headers, body, account_id=self.account_id, ses=self.ses,
-                        partition_keys=self.partition_keys)  # fmt: skip
+                        partition_keys=self.partition_keys, redrive_sources=self.redrive_sources)  # fmt: skip
 
     def check(self, call: Call, function_id: str | None) -> Denial | None:
         """The denial of `call` made as `function_id` (None: the administrator), or None if allowed."""

@@ -174,6 +174,12 @@ LEADING_SLUGS = {
 }
 
 
+def test_a_wildcard_matches_across_lines_as_iam_does() -> None:
+    conditions = {"dynamodb:leadingkeys": ("slug#two\nlines",)}
+
+    assert allows([LEADING_SLUGS], Permission("dynamodb:GetItem", TABLE), conditions)
+
+
 @pytest.mark.parametrize(
     ("keys", "allowed"),
     [((("slug#a",)), True), (("slug#a", "article#1"), False), (("article#1",), False), (None, False)],
@@ -195,14 +201,21 @@ def test_stream_reads_need_their_action_on_the_stream_their_iterator_names() -> 
     assert needs(tables) == [Permission("dynamodb:ListStreams", f"{TABLE}/stream/*")]
 
 
-def test_a_message_move_task_reads_and_deletes_at_its_source() -> None:
+def test_a_message_move_task_reads_at_its_source_and_sends_back_where_the_messages_came_from() -> None:
     source = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:dead-letters"
+    queues = [f"arn:aws:sqs:eu-west-1:{ACCOUNT}:jobs", f"arn:aws:sqs:eu-west-1:{ACCOUNT}:other-jobs"]
+    request = wire_request("sqs", "start_message_move_task", SourceArn=source)
+    call = describe(request.method, request.url, dict(request.headers), request.body, account_id=ACCOUNT,
+                    redrive_sources=lambda arn: queues if arn == source else [])  # fmt: skip
 
-    assert needs(wire_request("sqs", "start_message_move_task", SourceArn=source)) == [
+    assert call is not None
+    assert list(call.needs) == [
         Permission("sqs:StartMessageMoveTask", source),
         Permission("sqs:ReceiveMessage", source),
         Permission("sqs:DeleteMessage", source),
         Permission("sqs:GetQueueAttributes", source),
+        Permission("sqs:SendMessage", queues[0]),
+        Permission("sqs:SendMessage", queues[1]),
     ]
 
 
