@@ -220,10 +220,10 @@ def moto_api_status(endpoint: str, credentials: Credentials | None) -> int:
 class TestTheEmbeddedAws:
     def test_a_function_may_read_an_upload_but_not_its_acl(self, embedded: Embedded) -> None:
         bucket = embedded.resolver.physical_name("UploadsBucket")
-        embedded.client("s3").put_object(Bucket=bucket, Key="articles/a.md", Body=b"# A")
-        s3 = embedded.client("s3", "UploadFunction")  # may GetObject on articles/*, nothing more
+        version = embedded.client("s3").put_object(Bucket=bucket, Key="articles/a.md", Body=b"# A")["VersionId"]
+        s3 = embedded.client("s3", "UploadFunction")  # may GetObjectVersion on articles/*, nothing more
 
-        read = s3.get_object(Bucket=bucket, Key="articles/a.md")["Body"].read()
+        read = s3.get_object(Bucket=bucket, Key="articles/a.md", VersionId=version)["Body"].read()
         with pytest.raises(ClientError) as refused:
             s3.get_object_acl(Bucket=bucket, Key="articles/a.md")
 
