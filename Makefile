@@ -7,6 +7,7 @@ INSTALLED := $(VENV)/.installed
 .PHONY: dev test lint chromium bench fuzz clean deploy
 
 $(INSTALLED): requirements-dev.txt shared/requirements.txt local/lambda-runtime-requirements.txt pyproject.toml
+	@echo "Setting up $(VENV): installing the packages of requirements-dev.txt and building the layer (on the first run, and when the requirements change; about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[cli]'
@@ -22,13 +23,18 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used).
+# The browser tests drive Debian's chromium (Playwright's own browser downloads are not used). Installing it
+# changes the system, so it is said first; NEWSDESK_SKIP_BROWSER=1 skips the browser tests instead (CI never).
 CHROMIUM := /usr/bin/chromium
 
 chromium:
-	@if [ ! -x $(CHROMIUM) ]; then \
+	@if [ -n "$$NEWSDESK_SKIP_BROWSER" ]; then \
+	  echo "NEWSDESK_SKIP_BROWSER is set: chromium is not installed and the browser tests will be skipped"; \
+	elif [ ! -x $(CHROMIUM) ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
 	  else echo "$(CHROMIUM) is missing and installing it needs root or sudo: the browser tests will skip (and fail under CI)"; exit 0; fi; \
+	  echo "The browser tests need Debian's chromium: installing it with $${sudo:+sudo }apt-get."; \
+	  echo "To skip those tests instead: NEWSDESK_SKIP_BROWSER=1 make test"; \
 	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y --no-install-recommends chromium; \
 	fi

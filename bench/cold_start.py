@@ -11,7 +11,8 @@ PAIRS pairs per function, the order flipping each pair, so machine noise hits bo
 Measured inside the child: from just before the first import (the handler module, or boto3) to the end
 of the first invocation. The parent also times each whole child process (interpreter start and exit
 included), shown for information. The figure is the median of the per-pair ratios, target <= 1.3. One more
-untimed run under `python -X importtime` shows where the import time goes (the three largest packages).
+untimed run under `python -X importtime` shows where the import time goes: the product's own modules, and the
+five largest imports by cumulative time.
 
 The child gets the variables Lambda sets too, LAMBDA_TASK_ROOT among them. Tracing is off
 (POWERTOOLS_TRACE_DISABLED): there is no X-Ray daemon here, and newsdesk.observability then keeps the X-Ray
@@ -312,9 +313,9 @@ def _article_upload(stack: Stack, n: int) -> Event:
 
 def _ledger_changes(stack: Stack, n: int) -> Event:
     """Run n's stream batch: one recipient of a fresh delivery went from pending to sent."""
-    delivery_id = f"article#cold-tally-{n}"
+    delivery_id = f"article-cold-tally-{n}"
     stack.delivery(delivery_id)
-    keys = {"pk": {"S": delivery_id}, "sk": {"S": f"to#{reader(0)}"}}
+    keys = {"pk": {"S": f"{delivery_id}#0"}, "sk": {"S": f"to#{reader(0)}"}}  # one of the ledger's partitions
     change = {
         "eventID": uuid.uuid4().hex,
         "eventName": "MODIFY",
@@ -362,6 +363,18 @@ def _bus_event(stack: Stack, _n: int) -> Event:
     return _sqs_event(stack, "WebhookEventsQueue", json.dumps(envelope))
 
 
+def _erasure_step(stack: Stack, n: int) -> Event:
+    """Run n's queued erasure step: a confirmed reader, their erasure begun (its tombstone), every step left."""
+    from newsdesk.dal.erasures import ErasureRepository
+    from newsdesk.models.erasures import ErasureTask
+
+    email = f"cold-erasure-{n}@example.org"
+    stack.confirmed(email)
+    erasure_id = f"{n:032x}"
+    ErasureRepository(stack.dynamodb, stack.table("ErasuresTable")).begin(erasure_id, email, datetime.now(UTC))
+    return _sqs_event(stack, "ErasureQueue", ErasureTask(kind="person", id=erasure_id).model_dump_json())
+
+
 def _upload_published(reply: Any) -> bool:
     return isinstance(reply, dict) and [u.get("outcome") for u in reply.get("uploads", [])] == ["published"]
 
@@ -392,6 +405,7 @@ CASES = {
         Case("TallyFunction", "DynamoDB stream batch (1 recipient: pending to sent)", _ledger_changes, _window_closed),
         Case("EventsFunction", "events/stream-article-published.json", _article_published, _no_failures),
         Case("WebhooksFunction", "SQS bus event article.published (no endpoint asks for it)", _bus_event, _no_failures),
+        Case("ErasureFunction", "SQS erasure step (a confirmed reader, every step left)", _erasure_step, _no_failures),
     )
 }
 
@@ -433,22 +447,51 @@ def run_child(job: dict[str, Any], env: dict[str, str], *, importtime: bool = Fa
     return Sample(float(answer["import_ms"]), float(answer["invoke_ms"]), elapsed, answer)
 
 
-def import_costs(stderr: str) -> dict[str, float]:
-    """Milliseconds spent importing each top-level package after the clock started, from the lines
-    `python -X importtime` writes (each module's own time, summed by the package its name starts with)."""
+@dataclass(frozen=True)
+class ImportCosts:
+    """Where the measured part's import time went, from the lines `python -X importtime` writes."""
+
+    total_ms: float
+    """Every module's own time, summed."""
+    product_ms: float
+    """The own time of the product's modules (`newsdesk`, the handler): their bodies, building models."""
+    largest: list[tuple[str, float]]
+    """The largest imports by cumulative time: each import where a package other than the product's is
+    entered (from the product, or at the top level), with everything it imported in turn."""
+
+
+PRODUCT_PACKAGES = ("newsdesk", "app")
+LARGEST_IMPORTS = 5
+
+
+def import_costs(stderr: str) -> ImportCosts:
+    """The import costs of the part of a run after the clock started. Each importtime line is `own |
+    cumulative | name`, indented two spaces a level, written when the import ends: a line's importer is the
+    next line with less indentation."""
     from bench.cold_runner import CLOCK_STARTS
 
-    costs: dict[str, float] = {}
     lines = stderr.splitlines()
+    rows: list[tuple[int, int, int, str]] = []  # own us, cumulative us, depth, module
     for line in lines[lines.index(CLOCK_STARTS) + 1 :]:
         if not line.startswith("import time:") or "|" not in line:
             continue
-        own, _cumulative, name = line.removeprefix("import time:").split("|", 2)
+        own, cumulative, name = line.removeprefix("import time:").split("|", 2)
         if not own.strip().isdigit():
             continue  # the header line
-        package = name.strip().split(".", 1)[0]
-        costs[package] = costs.get(package, 0.0) + int(own) / 1000
-    return costs
+        rows.append((int(own), int(cumulative), (len(name) - len(name.lstrip()) - 1) // 2, name.strip()))
+    entered: list[tuple[str, float]] = []
+    for i, (_own_us, cumulative_us, depth, module) in enumerate(rows):
+        importer = next((row[3] for row in rows[i + 1 :] if row[2] < depth), None)
+        package = module.split(".", 1)[0]
+        if package in PRODUCT_PACKAGES or (importer is not None and importer.split(".", 1)[0] == package):
+            continue
+        if importer is None or importer.split(".", 1)[0] in PRODUCT_PACKAGES:
+            entered.append((module, cumulative_us / 1000))
+    return ImportCosts(
+        total_ms=sum(row[0] for row in rows) / 1000,
+        product_ms=sum(row[0] for row in rows if row[3].split(".", 1)[0] in PRODUCT_PACKAGES) / 1000,
+        largest=sorted(entered, key=lambda item: item[1], reverse=True)[:LARGEST_IMPORTS],
+    )
 
 
 def handler_job(stack: Stack, function: Function, event: Event, *, record: bool = False) -> dict[str, Any]:
@@ -538,12 +581,11 @@ def _grouped(names: list[str]) -> str:
 
 
 def _row(
-    case: Case, calls: list[Call], clients: list[str], imports: dict[str, float], samples: dict[str, list[Sample]]
+    case: Case, calls: list[Call], clients: list[str], imports: ImportCosts, samples: dict[str, list[Sample]]
 ) -> Row:
     real, twin = samples["real"], samples["twin"]
     ratio = statistics.median(r.total_ms / t.total_ms for r, t in zip(real, twin, strict=True))
     process_ratio = statistics.median(r.process_ms / t.process_ms for r, t in zip(real, twin, strict=True))
-    largest = sorted(imports.items(), key=lambda item: item[1], reverse=True)[:3]
     return {
         "benchmark": "cold_start",
         "function": case.function_id,
@@ -552,8 +594,9 @@ def _row(
         "services": sorted({call["service"] for call in calls}),
         "call_list": _grouped([f"{call['service']}.{call['operation']}" for call in calls]),
         "clients": clients,
-        "imports_ms": round(sum(imports.values()), 1),
-        "largest_imports": [(package, round(ms, 1)) for package, ms in largest],
+        "imports_ms": round(imports.total_ms, 1),
+        "product_imports_ms": round(imports.product_ms, 1),
+        "largest_imports": [(module, round(ms, 1)) for module, ms in imports.largest],
         "real_import_ms": round(statistics.median(s.import_ms for s in real), 1),
         "real_invoke_ms": round(statistics.median(s.invoke_ms for s in real), 1),
         "real_ms": round(statistics.median(s.total_ms for s in real), 1),
@@ -607,28 +650,27 @@ def format_table(rows: list[Row]) -> str:
     """The rows as a fixed-width text table, with what was measured in its title."""
     if not rows:
         return "cold start: no rows"
-    headers = ("function", "calls", "import ms", "invoke ms", "real ms", "twin ms", "ratio", "target", "result",
-               "process ms real/twin", "ratio", "importtime ms: total, three largest packages")  # fmt: skip
+    headers = ("function", "calls", "import ms", "import+first ms", "twin import ms", "twin ms", "ratio", "target",
+               "result", "process ms real/twin", "ratio", "importtime ms: all own / product own")  # fmt: skip
     lines = []
     for row in rows:
         if "ratio" not in row:
             lines.append((row["function"], "-", *("-",) * 6, row["result"], "-", "-", row["event"]))
             continue
-        largest = ", ".join(f"{package} {ms:.0f}" for package, ms in row["largest_imports"])
         lines.append(
             (
                 row["function"],
                 str(row["calls"]),
                 f"{row['real_import_ms']:.0f}",
-                f"{row['real_invoke_ms']:.0f}",
                 f"{row['real_ms']:.0f}",
+                f"{row['twin_import_ms']:.0f}",
                 f"{row['twin_ms']:.0f}",
                 f"{row['ratio']:.2f}",
                 f"<= {row['target']:.2f}",
                 row["result"],
                 f"{row['real_process_ms']:.0f}/{row['twin_process_ms']:.0f}",
                 f"{row['process_ratio']:.2f}",
-                f"{row['imports_ms']:.0f}: {largest}",
+                f"{row['imports_ms']:.0f} / {row['product_imports_ms']:.0f}",
             )
         )
     widths = [max(len(cells[i]) for cells in (headers, *lines)) for i in range(len(headers))]
@@ -643,11 +685,13 @@ def format_table(rows: list[Row]) -> str:
     title = (
         f"cold start: fresh process per run against moto (own process); real handler vs a twin that imports boto3 "
         f"and makes every AWS call the handler made, in order; {pairs} alternated pairs per function.\n"
-        "ms = in-child time from just before the first import to the end of the first invocation (median; import "
-        "ms = the handler module's import); ratio = median of per-pair real/twin ratios; process ms = whole "
-        "child process (interpreter start and exit included), for information; importtime = one more untimed "
-        "run under `python -X importtime`: every module imported by the import and the first invocation, its "
-        "own time summed by top-level package (the tool's overhead included)."
+        "ms = in-child time, median: import ms = the handler module's import (the twin's: boto3's); import+first "
+        "ms = from just before the first import to the end of the first invocation (the twin's: to the end of "
+        "its calls); ratio = median of per-pair real/twin ratios of those; process ms = whole child process "
+        "(interpreter start and exit included), for information; importtime = one more untimed run under "
+        "`python -X importtime` (its overhead included): the own time of every module imported by the import "
+        "and the first invocation, and of the product's modules alone; below the table, the largest imports by "
+        "cumulative time (each import of another package made by the product or at the top level)."
     )
     rule = "  ".join("-" * width for width in widths)
     events = [
@@ -661,6 +705,12 @@ def format_table(rows: list[Row]) -> str:
             render(headers),
             rule,
             *map(render, lines),
+            f"largest imports (cumulative ms under importtime, top {LARGEST_IMPORTS}):",
+            *(
+                f"  {row['function']}: " + ", ".join(f"{module} {ms:.0f}" for module, ms in row["largest_imports"])
+                for row in rows
+                if "largest_imports" in row
+            ),
             "events, the handler's AWS calls (the twin makes the same ones) and the clients it made:",
             *events,
         ]

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs
 
+from local import moto_fixes
 from local.aws import (
     aws_environment,
     client,
@@ -22,6 +23,7 @@ from local.events import ApiContext, HttpRequest
 from local.functions import WorkerFunctions
 from local.iam import AccessPolicy
 from local.outbox_routes import add_outbox_routes
+from local.persistence import StateFolder, StateFolderError, state_folder
 from local.resolver import parameter_overrides
 from local.server import ApiServer, serve_in_thread
 from local.sources import EventSources
@@ -38,7 +40,7 @@ log = logging.getLogger("local")
 LOCAL_ONLY_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "LOCAL_PAGES": "/_local/"}
 
 
-def _banner(api_url: str, endpoint: str, region: str, token: str, sandbox: bool) -> str:
+def _banner(api_url: str, endpoint: str, region: str, token: str, data: str, sandbox: bool) -> str:
     aws = f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --region {region} --endpoint-url {endpoint}"
     return "\n".join(
         [
@@ -53,6 +55,7 @@ def _banner(api_url: str, endpoint: str, region: str, token: str, sandbox: bool)
             f'                curl -H "Authorization: Bearer {token}" {api_url}/admin/articles',
             f"  Resources     {api_url}/_local/resources",
             f"  Sent emails   {api_url}/_local/" + ("  (SES sandbox: to verified addresses only)" if sandbox else ""),
+            f"  Data          {data}",
             "Press Ctrl-C to stop.",
             "",
         ]
@@ -68,8 +71,8 @@ def main() -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     port = int(os.environ.get("PORT", "3000"))
     aws_port = int(os.environ.get("AWS_PORT", "4566"))
-    token = os.environ.get("NEWSDESK_DEV_TOKEN") or secrets.token_urlsafe(32)
-    if not 16 <= len(token) <= 512:  # the token service's own bounds, said before anything starts
+    chosen_token = os.environ.get("NEWSDESK_DEV_TOKEN")
+    if chosen_token and not 16 <= len(chosen_token) <= 512:  # the token service's bounds, before anything starts
         log.error("NEWSDESK_DEV_TOKEN must be 16 to 512 characters long")
         return 2
     region = default_region()
@@ -89,10 +92,10 @@ def main() -> int:
 
     try:
         overrides = parameter_overrides(os.environ.get("NEWSDESK_PARAMETERS", ""), project_template())
+        resolver = local_resolver(api_url=f"http://127.0.0.1:{port}", parameters=overrides, region=region)
     except ValueError as error:
         log.error("NEWSDESK_PARAMETERS: %s", error)
         return 2
-    resolver = local_resolver(api_url=f"http://127.0.0.1:{port}", parameters=overrides, region=region)
     template = resolver.template
     policy = AccessPolicy(resolver.account_id)
     try:
@@ -104,12 +107,21 @@ def main() -> int:
     serving: threading.Thread | None = None
     sources: EventSources | None = None
     functions: WorkerFunctions | None = None
+    state = state_folder(resolver, endpoint)
+    entry: LocalStackState | None = None
     try:
         os.environ.update(aws_environment(endpoint, region))
         built = build_stack(resolver, endpoint=endpoint, policy=policy, ses_sandbox=sandbox == "true")
         resources, ses_events = built.resources, built.ses_events
-        tokens = TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
-        TokenService(tokens).create("local-dev", token=token)
+        # Before any function runs or any event source takes its position: see local.persistence.
+        data = _NOT_KEPT if state is None else f"kept in {state.folder} ({state.restore().describe()})"
+        tokens = TokenService(
+            TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))
+        )
+        token = _dev_token(tokens, chosen_token, state.dev_token if state else None)
+        if state is not None:
+            state.dev_token = token
+            state.keep_saving()
 
         functions = WorkerFunctions(
             template,
@@ -141,6 +153,7 @@ def main() -> int:
                 **moto.usage.snapshot(reset=reset),
                 **ses_events.usage(reset=reset),
                 "functions": functions.usage(reset=reset),
+                "dynamodb_writes": moto_fixes.partition_writes.summary(reset=reset),
             }
 
         server.add_local_route("GET", "/_local/iam/denials", list_denials)
@@ -166,17 +179,19 @@ def main() -> int:
         server.add_local_route("POST", "/_local/schedules/run", run_schedules)
         sources.start()
         serving = serve_in_thread(server)
-        # `newsdesk --local` reads it to find this stack (whatever PORT is) and its editor token.
-        write_state(LocalStackState(api_url, endpoint, region, token, os.getpid()))
-        print(_banner(api_url, endpoint, region, token, sandbox == "true"), flush=True)
+        # `newsdesk --local` reads it to find this stack (whatever PORT is, among others) and its editor token.
+        entry = LocalStackState(api_url, endpoint, region, token, os.getpid())
+        write_state(entry)
+        print(_banner(api_url, endpoint, region, token, data, sandbox == "true"), flush=True)
         while not stop.wait(0.5):
             pass
         return 0
-    except OSError as error:
+    except (OSError, StateFolderError) as error:
         log.error("cannot start the local stack: %s", error)
         return 1
     finally:
-        remove_state(os.getpid())
+        if entry is not None:
+            remove_state(entry.port, entry.pid)
         if server is not None:
             if serving is not None:
                 server.shutdown()
@@ -185,8 +200,33 @@ def main() -> int:
             sources.stop()
         if functions is not None:
             functions.stop()
+        if state is not None:
+            _save(state)
         moto.stop()
         log.info("stopped")
+
+
+_NOT_KEPT = "in memory only: stopping the stack loses it (NEWSDESK_STATE_DIR=<folder> keeps it across restarts)"
+
+
+def _dev_token(tokens: TokenService, chosen: str | None, saved: str | None) -> str:
+    """The editor token the stack prints: NEWSDESK_DEV_TOKEN, else the one it printed before its data was
+    saved (while it is not revoked), else a new one; registered unless the restored tokens hold it."""
+    token = chosen or (saved if saved and tokens.is_valid(saved) else secrets.token_urlsafe(32))
+    if not tokens.is_valid(token):
+        tokens.create("local-dev", token=token)
+    return token
+
+
+def _save(state: StateFolder) -> None:
+    state.stop()
+    try:
+        if state.save():
+            log.info("saved the stack's data to %s", state.path)
+    except Exception:  # the embedded AWS is still up: a failure here is a fault to show, not to hide
+        log.exception("could not save the stack's data to %s", state.path)
+    finally:
+        state.close()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -295,8 +296,11 @@ def start_moto(port: int, host: str = "127.0.0.1", policy: AccessPolicy | None =
     """Start moto in this process (port 0: any free port) and return it with its endpoint URL."""
     moto_fixes.apply()
     if port:
-        # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly.
+        # ThreadedMotoServer waits forever when its socket cannot bind, so fail first and clearly. The probe
+        # binds as the server will (werkzeug sets SO_REUSEADDR): connections of a stack stopped a moment ago,
+        # still in TIME_WAIT, do not keep the port; a program listening on it does.
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as error:

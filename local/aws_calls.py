@@ -20,7 +20,8 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import botocore.session
+import botocore.loaders
+import botocore.model
 
 from local.ses_identities import SesLookup, SesState, covering_identity, is_simulator
 
@@ -101,7 +102,11 @@ class _Request:
 
 @cache
 def _model(service: str) -> Any:
-    return botocore.session.get_session().get_service_model(service)
+    # A loader of its own: an S3 client rewrites its model's request URIs the first time it calls an operation
+    # (botocore's remove_bucket_from_url_paths_from_model strips `/{Bucket}`), and the sessions of a process
+    # share one loader (moto_fixes), so their models say what the last client did, not what the wire carries.
+    description = botocore.loaders.create_loader().load_service_model(service, "service-2")
+    return botocore.model.ServiceModel(description, service_name=service)
 
 
 def credential_scope(headers: Mapping[str, str], query: Mapping[str, list[str]]) -> tuple[str, str, str] | None:

@@ -80,21 +80,21 @@ def _new_credentials() -> Credentials:
 
 @cache
 def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
-    # IAM wildcards: * is any run of characters, ? exactly one; everything else is literal (moto's own
-    # matcher treats the rest as a regular expression and compares actions case-sensitively).
+    # IAM wildcards: * is any run of characters (a newline too: a request path may hold one), ? exactly one;
+    # everything else is literal (moto's own matcher treats the rest as a regular expression and compares
+    # actions case-sensitively).
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
-    # IAM's * matches any character, a newline too (a DynamoDB key may hold one).
-    return re.compile(f"^{body}$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def wildcard_matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """IAM's wildcard match (actions, resources, ArnLike and StringLike conditions)."""
-    return _pattern(pattern, ignore_case).match(value) is not None
+    return _pattern(pattern, ignore_case).fullmatch(value) is not None
 
 
 def _any_matches(patterns: Any, value: str, *, ignore_case: bool) -> bool:
     items = patterns if isinstance(patterns, list) else [patterns]
-    return any(_pattern(str(item), ignore_case).match(value) for item in items)
+    return any(wildcard_matches(str(item), value, ignore_case=ignore_case) for item in items)
 
 
 def _applies(statement: dict[str, Any], permission: Permission) -> bool:
@@ -112,9 +112,11 @@ def _applies(statement: dict[str, Any], permission: Permission) -> bool:
 Conditions = Mapping[str, Sequence[str]]
 # Condition keys whose values the local stack reads off the request (local.aws_calls): any other key in a
 # policy (aws:SourceIp, s3:prefix, ...) cannot be evaluated here.
-EVALUATED_KEYS = frozenset(
-    {"ses:fromaddress", "ses:fromdisplayname", "ses:recipients", "ses:feedbackaddress", "dynamodb:leadingkeys"}
-)
+# aws:SourceArn and aws:SourceAccount: what a service invoking a function says (local.invoke_policies).
+EVALUATED_KEYS = frozenset({
+    "ses:fromaddress", "ses:fromdisplayname", "ses:recipients", "ses:feedbackaddress",
+    "aws:sourcearn", "aws:sourceaccount", "dynamodb:leadingkeys",
+})  # fmt: skip
 # Keys the local stack reads only off some requests (a query's leading keys are not read): where such a key
 # is not set, it is unknown rather than absent, and a test of it cannot be evaluated.
 _UNKNOWN_WHEN_UNSET = frozenset({"dynamodb:leadingkeys"})
@@ -126,6 +128,13 @@ _STRING_OPERATORS = {
     "StringLike": (False, False, True),
     "StringNotLike": (True, False, True),
 }
+# IAM compares an ARN's six colon-separated parts one by one, each with wildcards (ArnEquals as ArnLike).
+_ARN_OPERATORS = {"ArnLike": False, "ArnEquals": False, "ArnNotLike": True, "ArnNotEquals": True}
+
+
+def _arn_like(pattern: str, arn: str) -> bool:
+    patterns, parts = pattern.split(":", 5), arn.split(":", 5)
+    return len(patterns) == len(parts) and all(map(wildcard_matches, patterns, parts))
 
 
 def _test(operator: str, key: str, wanted: Any, conditions: Conditions) -> bool | None:
@@ -142,16 +151,23 @@ def _test(operator: str, key: str, wanted: Any, conditions: Conditions) -> bool 
     qualifier, _, base = operator.rpartition(":")
     if_exists = base.endswith("IfExists")
     base = base.removesuffix("IfExists")
-    if base not in _STRING_OPERATORS or qualifier not in ("", "ForAnyValue", "ForAllValues"):
+    if base not in _STRING_OPERATORS.keys() | _ARN_OPERATORS.keys() or qualifier not in (
+        "",
+        "ForAnyValue",
+        "ForAllValues",
+    ):
         return None
-    negated, ignore_case, wildcards = _STRING_OPERATORS[base]
+    arn = base in _ARN_OPERATORS
+    negated, ignore_case, wildcards = (_ARN_OPERATORS[base], False, True) if arn else _STRING_OPERATORS[base]
     if not values:  # the request does not set the key
         if qualifier == "ForAllValues" or if_exists:
             return True
         return negated and qualifier == ""
 
     def matches(value: str) -> bool:
-        if wildcards:
+        if arn:
+            found = any(_arn_like(pattern, value) for pattern in wanted)
+        elif wildcards:
             found = _any_matches(wanted, value, ignore_case=False)
         elif ignore_case:
             found = value.lower() in {item.lower() for item in wanted}
@@ -263,11 +279,11 @@ class Role:
             if statement.get("Condition") and condition_holds(statement["Condition"], conditions or {}) is not True:
                 continue
             matched_actions = [a for a in actions if a.startswith("NotAction ") or
-                               _pattern(a, True).match(permission.action)]  # fmt: skip
+                               _pattern(a, True).fullmatch(permission.action)]  # fmt: skip
             matched_names = [
                 name
                 for resource, name in zip(resources, names, strict=True)
-                if name.startswith("NotResource ") or _pattern(str(resource), False).match(permission.resource)
+                if name.startswith("NotResource ") or _pattern(str(resource), False).fullmatch(permission.resource)
             ]
             used.update(Grant(self.function_id, a, n) for a in matched_actions for n in matched_names)
         return used

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import operator
-from collections.abc import Callable
 from typing import Any
 
-from local.iam import wildcard_matches
+from local.iam import condition_holds, wildcard_matches
 from local.resolver import Resolver
 from local.sam import expanded_for, lambda_permissions
 from local.template import Template
@@ -37,11 +35,19 @@ def statement_id(stack_name: str, permission_id: str) -> str:
     return f"{stack_name}-{permission_id}-{suffix}"[:STATEMENT_ID_LIMIT]
 
 
-def _function_of(reference: Any) -> str:
-    """The function a permission's FunctionName names (!Ref F, !GetAtt F.Arn)."""
-    if isinstance(reference, dict) and "Ref" in reference:
+def _function_of(reference: Any, resources: dict[str, Any]) -> str:
+    """The function a permission's FunctionName names (!Ref F, !GetAtt F.Arn, an alias of F SAM made, or an
+    !If whose branches all name F): the local stack has no versions, so an alias's permission is its function's."""
+    if isinstance(reference, dict) and "Fn::If" in reference:
+        named = {_function_of(branch, resources) for branch in reference["Fn::If"][1:]}
+        if len(named) == 1:
+            return named.pop()
+    elif isinstance(reference, dict) and "Ref" in reference:
+        target = resources.get(str(reference["Ref"])) or {}
+        if target.get("Type") == "AWS::Lambda::Alias":
+            return _function_of(target["Properties"]["FunctionName"], resources)
         return str(reference["Ref"])
-    if isinstance(reference, dict) and "Fn::GetAtt" in reference:
+    elif isinstance(reference, dict) and "Fn::GetAtt" in reference:
         target = reference["Fn::GetAtt"]
         return str(target[0] if isinstance(target, list) else str(target).split(".", 1)[0])
     raise ValueError(f"a permission names its function as {reference!r}: only !Ref or !GetAtt F.Arn run locally")
@@ -60,7 +66,7 @@ def function_policies(resolver: Resolver) -> dict[str, dict[str, Any]]:
         unknown = set(properties) - _EMULATED
         if unknown:
             raise ValueError(f"{permission_id}: {', '.join(sorted(unknown))} not emulated locally")
-        function_id = _function_of(properties["FunctionName"])
+        function_id = _function_of(properties["FunctionName"], resources)
         resolved = resolver.resolve({key: value for key, value in properties.items() if key != "FunctionName"})
         if not str(resolved["Principal"]).endswith(".amazonaws.com"):
             raise ValueError(f"{permission_id}: only service principals are emulated locally")
@@ -82,26 +88,6 @@ def function_policies(resolver: Resolver) -> dict[str, dict[str, Any]]:
     return policies
 
 
-def _arn_like(pattern: str, arn: str) -> bool:
-    # IAM compares an ARN's six colon-separated parts one by one, each with wildcards.
-    patterns, parts = pattern.split(":", 5), arn.split(":", 5)
-    return len(patterns) == len(parts) and all(map(wildcard_matches, patterns, parts))
-
-
-_CONDITION_TESTS: dict[str, Callable[[str, str], bool]] = {"ArnLike": _arn_like, "StringEquals": operator.eq}
-
-
-def _holds(condition: dict[str, dict[str, str]], context: dict[str, str | None]) -> bool:
-    """Every operator of a statement's condition holds; an absent key, or an operator not emulated, fails."""
-    for name, keys in condition.items():
-        test = _CONDITION_TESTS.get(name)
-        for key, wanted in keys.items():
-            value = context.get(key)
-            if test is None or value is None or not test(wanted, value):
-                return False
-    return True
-
-
 class InvokePolicies:
     """The functions' resource-based policies, asked before a service invokes a function."""
 
@@ -114,11 +100,11 @@ class InvokePolicies:
 
     def allows(self, function_id: str, principal: str, source_arn: str, source_account: str | None = None) -> bool:
         """Whether `principal` (a service) may invoke the function for the resource `source_arn`."""
-        context = {"AWS:SourceArn": source_arn, "AWS:SourceAccount": source_account}
+        context = {"aws:sourcearn": [source_arn], "aws:sourceaccount": [source_account] if source_account else []}
         return any(
             statement["Effect"] == "Allow"
             and statement["Principal"].get("Service") == principal
             and wildcard_matches(statement["Action"], INVOKE, ignore_case=True)
-            and _holds(statement.get("Condition") or {}, context)
+            and condition_holds(statement.get("Condition") or {}, context) is True
             for statement in (self.policies.get(function_id) or {}).get("Statement", [])
         )

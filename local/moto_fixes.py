@@ -43,6 +43,10 @@ count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsl
 - `mock_aws` starts every block with no default boto3 session, so each block's first clients load and parse
   botocore's service models again (0.7 s of JSON for the stack's services, paid by every test). Here every
   botocore session of the process shares one model loader (models are read-only data).
+
+Not a correction but a measurement: DynamoDB serves about 1,000 writes a second per partition key, which moto
+never refuses, so every write request is counted by table and partition key (`partition_writes`, shown by
+`GET /_local/usage`); tests check a newsletter's writes per key against docs/capacity.md.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import functools
 import json
 import threading
 import time
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +66,51 @@ _applied = False
 _dynamodb_lock = threading.RLock()
 _in_transaction = threading.local()
 _stream_reader = threading.local()
+
+
+class PartitionWrites:
+    """The write requests (PutItem, UpdateItem, DeleteItem, each item of a BatchWriteItem, each Put, Update and
+    Delete of a TransactWriteItems) the embedded DynamoDB received, by table and partition key value, whether
+    their condition held or not (a write refused by its condition costs a write unit on AWS too)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, table: str, key: str) -> None:
+        with self._lock:
+            self._counts[table, key] += 1
+
+    def of(self, table: str) -> dict[str, int]:
+        """Writes by partition key value of one table (its physical name)."""
+        with self._lock:
+            return {key: count for (name, key), count in self._counts.items() if name == table}
+
+    def summary(self, *, reset: bool = False, busiest: int = 5) -> dict[str, Any]:
+        """Per table: its writes, how many partition keys took them, and the `busiest` keys with their writes."""
+        with self._lock:
+            counts, tables = dict(self._counts), sorted({table for table, _ in self._counts})
+            if reset:
+                self._counts.clear()
+        summary: dict[str, Any] = {}
+        for table in tables:
+            keys = sorted(((key, n) for (name, key), n in counts.items() if name == table), key=lambda kv: -kv[1])
+            summary[table] = {"writes": sum(n for _, n in keys), "keys": len(keys), "busiest": keys[:busiest]}
+        return summary
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+partition_writes = PartitionWrites()
+"""Process-wide, as moto's own tables are."""
+
+
+def dynamodb_requests_lock() -> threading.RLock:
+    """The lock every DynamoDB request to the embedded AWS runs under (see `_serialize_dynamodb`): hold it to
+    read or write moto's tables directly, as local.persistence does, and no request sees half of it."""
+    return _dynamodb_lock
 
 
 def apply() -> None:
@@ -83,6 +133,7 @@ def apply() -> None:
     _streams_free_what_was_read()
     _share_service_models()
     _dynamodb_items_as_json()
+    _count_partition_writes()
 
 
 # What DynamoDB and its streams answer with items: the results moto builds are already in the wire shape.
@@ -207,6 +258,41 @@ def _sqs_queues_change_under_their_lock() -> None:
 
 _query_partition = threading.local()
 _EVERY_ITEM = object()
+
+
+def _count_partition_writes() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    def written(handler: DynamoHandler, operation: str) -> list[tuple[str, dict[str, Any]]]:
+        """(table, key or item) of each item a write request writes."""
+        body = handler.body
+        if operation in ("put_item", "update_item", "delete_item"):
+            return [(str(body.get("TableName", "")), body.get("Item") or body.get("Key") or {})]
+        found: list[tuple[str, dict[str, Any]]] = []
+        for table, requests in (body.get("RequestItems") or {}).items():
+            for request in requests:
+                put, delete = request.get("PutRequest") or {}, request.get("DeleteRequest") or {}
+                found.append((table, put.get("Item") or delete.get("Key") or {}))
+        for entry in body.get("TransactItems") or []:
+            for kind, change in entry.items():
+                if kind in ("Put", "Update", "Delete"):
+                    found.append((str(change.get("TableName", "")), change.get("Item") or change.get("Key") or {}))
+        return found
+
+    for operation in ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"):
+        original = getattr(DynamoHandler, operation)
+
+        @functools.wraps(original)
+        def counted(self: DynamoHandler, _original: Any = original, _operation: str = operation) -> Any:
+            tables = self.dynamodb_backend.tables
+            for table_name, attributes in written(self, _operation):
+                table = tables.get(table_name)
+                value = (attributes or {}).get(table.hash_key_attr) if table is not None else None
+                if isinstance(value, dict) and len(value) == 1:
+                    partition_writes.add(table_name, str(next(iter(value.values()))))
+            return _original(self)
+
+        setattr(DynamoHandler, operation, counted)
 
 
 def _queries_read_their_partition() -> None:

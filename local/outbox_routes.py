@@ -11,10 +11,18 @@ from email import policy
 from email.message import EmailMessage, Message
 from html import escape
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from local.events import HttpRequest, HttpResponse
-from local.outbox import sent_emails
+from local.outbox import (
+    ANY_EMAIL,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    OutboxFilter,
+    emails_page,
+    sent_count,
+    sent_email,
+)
 from local.server import ApiServer, html_response, match_path
 
 EMAIL_PATH = "/_local/emails/{id}"
@@ -94,13 +102,21 @@ def _sent_time(sent_at: str | None) -> str:
     return datetime.fromisoformat(sent_at).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
-def _email_list(emails: list[dict[str, Any]], selected: str | None) -> str:
+def _view_link(**query: str | None) -> str:
+    """A link to the page with these query parameters (the empty ones left out)."""
+    given = {key: value for key, value in query.items() if value}
+    return f"?{urlencode(given, quote_via=quote)}" if given else "./"
+
+
+def _email_list(emails: list[dict[str, Any]], selected: str | None, view: dict[str, str | None]) -> str:
     if not emails:
+        if view.get("to") or view.get("subject"):
+            return "<p>No sent email matches.</p>"
         return "<p>No emails sent yet. Subscribe an address and reload this page.</p>"
     rows = []
-    for sent in reversed(emails):  # newest at the top, as a mail program lists them
+    for sent in emails:  # newest at the top, as a mail program lists them
         current = ' aria-current="true"' if sent["id"] == selected else ""
-        link = f"?id={quote(sent['id'], safe='')}"
+        link = _view_link(id=sent["id"], **view)
         rows.append(
             f'<tr{current}><td><a href="{escape(link)}">{escape(sent["subject"] or "(no subject)")}</a></td>'
             f'<td>{escape(sent["to"])}</td><td><time datetime="{escape(sent["sent_at"] or "")}">'
@@ -110,6 +126,16 @@ def _email_list(emails: list[dict[str, Any]], selected: str | None) -> str:
         "<table><thead><tr><th>Subject</th><th>To</th><th>Sent</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
+    )
+
+
+def _filter_form(matching: OutboxFilter) -> str:
+    # A plain GET form: the page runs no script of its own but the one that sizes the email's frame.
+    return (
+        '<form method="get" action="./" role="search">'
+        f'<label>To <input name="to" value="{escape(matching.to)}"></label> '
+        f'<label>Subject <input name="subject" value="{escape(matching.subject)}"></label> '
+        "<button>Filter</button></form>"
     )
 
 
@@ -137,43 +163,95 @@ def _email_view(sent: dict[str, Any]) -> str:
     )
 
 
-def outbox_page(emails: list[dict[str, Any]], selected: str | None) -> tuple[int, str]:
-    """The outbox page (status, HTML): every email listed, the selected one shown as it was sent."""
+def outbox_page(
+    emails: list[dict[str, Any]],
+    selected: str | None,
+    *,
+    shown: dict[str, Any] | None = None,
+    matching: OutboxFilter = ANY_EMAIL,
+    cursor: str | None = None,
+    next_cursor: str | None = None,
+    total: int | None = None,
+) -> tuple[int, str]:
+    """The outbox page (status, HTML): one page of emails (`emails`, newest first) and the selected one
+    (`shown`, looked up wherever it is; by default among `emails`) as it was sent."""
     status = 200
-    chosen = next((sent for sent in emails if sent["id"] == selected), None)
+    chosen = shown or next((sent for sent in emails if sent["id"] == selected), None)
     if chosen is not None:
         detail = _email_view(chosen)
     elif selected:
         status, detail = 404, "<p>There is no sent email with this id.</p>"
     else:
         detail = "<p>Select an email to read it.</p>" if emails else ""
-    count = f"{len(emails)} email{'' if len(emails) == 1 else 's'}"
+    sent = len(emails) if total is None else total
+    count = f"{sent} email{'' if sent == 1 else 's'}"
+    view: dict[str, str | None] = {"to": matching.to, "subject": matching.subject, "cursor": cursor}
+    paging = []
+    if cursor:
+        paging.append(f'<a href="{escape(_view_link(to=matching.to, subject=matching.subject))}">Newest</a>')
+    if next_cursor:
+        older = _view_link(to=matching.to, subject=matching.subject, cursor=next_cursor)
+        paging.append(f'<a href="{escape(older)}">Older</a>')
+    json_link = "emails" + _view_link(to=matching.to, subject=matching.subject, cursor=cursor).removeprefix("./")
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Local outbox</title><style>{STYLE}</style></head><body>"
         f'<header><h1>Local outbox</h1> &middot; {count} sent by the local SES &middot; <a href="./">reload</a>'
-        f' &middot; <a href="emails">JSON</a></header>'
-        f'<main><nav aria-label="Sent emails">{_email_list(emails, selected)}</nav><div>{detail}</div></main>'
+        f' &middot; <a href="{escape(json_link)}">JSON</a>{_filter_form(matching)}</header>'
+        f'<main><nav aria-label="Sent emails">{_email_list(emails, selected, view)}'
+        f"<p>{' &middot; '.join(paging)}</p></nav><div>{detail}</div></main>"
         f"<script>{FIT_FRAME_SCRIPT}</script></body></html>"
     )
     return status, page
 
 
+def _listing(request: HttpRequest) -> tuple[OutboxFilter, int, str | None]:
+    """The filter, page size and cursor a request asks for; ValueError says what is wrong with them."""
+    query = parse_qs(request.query)
+
+    def one(name: str) -> str:
+        return query.get(name, [""])[0].strip()
+
+    limit_text = one("limit") or str(DEFAULT_PAGE_SIZE)
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be a number from 1 to {MAX_PAGE_SIZE}")
+    return OutboxFilter(to=one("to"), subject=one("subject")), int(limit_text), one("cursor") or None
+
+
 def add_outbox_routes(server: ApiServer, region: str) -> None:
     """Serve the local SES's sent emails: GET /_local/emails[/{id}] as JSON, GET /_local/ as a page."""
 
-    def list_emails(_request: HttpRequest) -> tuple[int, Any]:
-        return 200, sent_emails(region)
+    def list_emails(request: HttpRequest) -> tuple[int, Any]:
+        try:
+            matching, limit, cursor = _listing(request)
+            found = emails_page(region, matching=matching, limit=limit, cursor=cursor)
+        except ValueError as error:  # InvalidCursor too
+            return 400, {"message": str(error)}
+        return 200, {"items": found.emails, "next_cursor": found.next_cursor}
 
     def one_email(request: HttpRequest) -> tuple[int, Any]:
-        wanted = (match_path(EMAIL_PATH, request.decoded_path) or {}).get("id")
-        found = next((sent for sent in sent_emails(region) if sent["id"] == wanted), None)
+        wanted = (match_path(EMAIL_PATH, request.decoded_path) or {}).get("id") or ""
+        found = sent_email(region, wanted)
         return (200, found) if found is not None else (404, {"message": "Not Found"})
 
     def page(request: HttpRequest) -> HttpResponse:
         selected = parse_qs(request.query).get("id", [None])[0]
-        status, body = outbox_page(sent_emails(region), selected)
+        try:
+            matching, limit, cursor = _listing(request)
+            found = emails_page(region, matching=matching, limit=limit, cursor=cursor)
+        except ValueError as error:
+            return html_response(400, f"<!doctype html><p>{escape(str(error))}</p>", PAGE_HEADERS)
+        shown = sent_email(region, selected) if selected else None
+        status, body = outbox_page(
+            found.emails,
+            selected,
+            shown=shown,
+            matching=matching,
+            cursor=cursor,
+            next_cursor=found.next_cursor,
+            total=sent_count(region),
+        )
         return html_response(status, body, PAGE_HEADERS)
 
     def to_page(_request: HttpRequest) -> HttpResponse:

@@ -7,7 +7,8 @@ import base64
 import logging
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from local.template import (
@@ -66,6 +67,53 @@ def parameter_overrides(text: str, template: Template) -> dict[str, str]:
             raise ValueError(f"template.yaml has no parameter {name!r} (it has {', '.join(template.parameters)})")
         overrides[name] = value
     return overrides
+
+
+def check_parameters(template: Template, values: Mapping[str, str]) -> None:
+    """Refuse what CloudFormation would refuse at deploy, in its words, so that a stack that starts locally
+    also deploys: each value against its parameter's Type (Number), AllowedValues, AllowedPattern (the whole
+    value must match), MinValue/MaxValue and MinLength/MaxLength. ValueError names every parameter refused."""
+    problems = [
+        problem
+        for name, value in values.items()
+        if name in template.parameters and (problem := _parameter_problem(name, template.parameters[name], value))
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _parameter_problem(name: str, declared: Mapping[str, Any], value: str) -> str | None:
+    problem = _constraint_broken(name, declared, value)
+    if problem is None:
+        return None
+    # A ConstraintDescription replaces CloudFormation's own words, whichever constraint failed.
+    description = declared.get("ConstraintDescription")
+    return f"Parameter {name} failed to satisfy constraint: {description}" if description else problem
+
+
+def _constraint_broken(name: str, declared: Mapping[str, Any], value: str) -> str | None:
+    if declared.get("Type", "String") == "Number":
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            return f"Parameter '{name}' must be a number"
+        if "MinValue" in declared and number < Decimal(str(declared["MinValue"])):
+            return f"Parameter '{name}' must be a number not less than {declared['MinValue']}"
+        if "MaxValue" in declared and number > Decimal(str(declared["MaxValue"])):
+            return f"Parameter '{name}' must be a number not greater than {declared['MaxValue']}"
+    allowed = declared.get("AllowedValues")
+    if allowed is not None and value not in [_stringify(option) for option in allowed]:
+        return f"Parameter '{name}' must be one of AllowedValues"
+    pattern = declared.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(str(pattern), value) is None:
+        return f"Parameter '{name}' must match pattern {pattern}"
+    if "MinLength" in declared and len(value) < int(declared["MinLength"]):
+        return f"Parameter '{name}' must contain at least {declared['MinLength']} characters"
+    if "MaxLength" in declared and len(value) > int(declared["MaxLength"]):
+        return f"Parameter '{name}' must contain at most {declared['MaxLength']} characters"
+    return None
 
 
 _NO_VALUE = object()
@@ -166,6 +214,11 @@ class Resolver:
             return _stringify(self.template.parameters[name]["Default"])
         if (name, "Ref") in self._recorded:
             return self._recorded[(name, "Ref")]
+        function_id, _, attribute = name.partition(".")
+        if attribute == "Alias" and function_id in self.template.functions:
+            # SAM's reference to the function's AutoPublishAlias: the local stack publishes no versions, so the
+            # alias is the function itself (SnapStart, the reason for the alias, has no local effect).
+            return self.arn(function_id)
         resource = self.template.resources.get(name)
         if resource is None:
             raise ValueError(f"Ref to unknown name {name!r}")

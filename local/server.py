@@ -26,6 +26,7 @@ from local.events import (
 )
 from local.invoke_policies import API_GATEWAY, InvokePolicies
 from local.template import Route, Template
+from newsdesk.redaction import without_addresses
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("access")
@@ -187,6 +188,20 @@ class ApiServer(ThreadingHTTPServer):
                 return handler
         return None
 
+    def logged_path(self, request: HttpRequest) -> str:
+        """The request's path as the runner's logs show it: the template of the route it matched
+        (`/admin/subscribers/{email}`), so no path parameter (an address among them) is ever printed; a path no
+        route names, with anything shaped like an address redacted."""
+        path = request.decoded_path
+        local = next((pattern for method, pattern in self.local_routes if method == request.method.upper()
+                      and (pattern == path or match_path(pattern, path) is not None)), None)  # fmt: skip
+        if local is not None:
+            return local
+        found = match_route(self.routes, request.method, path)
+        if found is not None and found[0].path != "$default":
+            return found[0].path
+        return "/".join(without_addresses(segment) for segment in path.split("/"))
+
     def dispatch(self, request: HttpRequest) -> HttpResponse:
         path = request.decoded_path
         local = self._local_route(request.method, path)
@@ -264,6 +279,16 @@ class ApiServer(ThreadingHTTPServer):
         return dict(answer.get("context") or {})
 
 
+def _content_length(method: str, response: HttpResponse) -> int:
+    """The body's length; for HEAD, the length the function says its GET has (it sends no body), as API
+    Gateway passes the integration's Content-Length on."""
+    if method == "HEAD":
+        declared = next((value for key, value in response.headers if key.lower() == "content-length"), "")
+        if declared.isdigit():
+            return int(declared)
+    return len(response.body)
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
@@ -294,20 +319,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             response = self.server.dispatch(request)
         except Exception:
-            log.exception("the local runner failed on %s %s", self.command, self.path)
+            log.exception("the local runner failed on %s %s", self.command, self.server.logged_path(request))
             response = _message(500, "Internal Server Error")
         self.send_response(response.status)
         for key, value in response.headers:
             if key.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Length", str(_content_length(self.command, response)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
         access_log.info(
             "%s %s %d %dB %.0fms",
             self.command,
-            request.path,  # without the query: signed links carry their tokens there
+            self.server.logged_path(request),  # without the query: signed links carry their tokens there
             response.status,
             len(response.body),
             (time.monotonic() - started) * 1000,

@@ -86,6 +86,10 @@ class EventSources:
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
         self._clients: dict[tuple[str, str | None], Any] = {}
         self._consumers: dict[str, int] = {}  # poller name -> threads polling it at once (SQS)
+        # The pollers of a service share its client, each thread holding a connection while it long-polls: a
+        # pool smaller than the threads makes urllib3 discard connections and warn (six times on every stop).
+        threads = sum(self._sqs_consumers(event) for event in template.events_of("SQS"))
+        self._pool_size = max(10, threads + len(template.events_of("S3")) + 1)
         # Expressions and time zones may be parameters (!Ref DigestSchedule): resolve them once.
         self.schedules = [
             dataclasses.replace(
@@ -102,8 +106,10 @@ class EventSources:
         key = (service, role_of if role_of in self.service_credentials else None)
         if key not in self._clients:
             credentials = self.service_credentials.get(key[1] or "")
-            # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
-            config = Config(account_id_endpoint_mode="disabled") if self.endpoint is None else None
+            config = Config(max_pool_connections=self._pool_size)
+            if self.endpoint is None:
+                # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
+                config = config.merge(Config(account_id_endpoint_mode="disabled"))
             self._clients[key] = client(service, self.endpoint, self.resolver.region, credentials, config=config)
         return self._clients[key]
 

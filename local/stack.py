@@ -17,7 +17,7 @@ from pathlib import Path
 from local.aws import LocalResource, create_resources
 from local.iam import AccessPolicy, function_roles_from_template
 from local.invoke_policies import InvokePolicies
-from local.resolver import Resolver, local_parameters
+from local.resolver import Resolver, check_parameters, local_parameters
 from local.ses_events import SesEventPublisher
 from local.ses_identities import set_sandbox
 from local.template import FUNCTION, NAME_PREFIX, Template, load_template
@@ -41,9 +41,12 @@ def local_resolver(
     template: Template | None = None,
 ) -> Resolver:
     """The template (template.yaml unless given) as the local stack deploys it: the local parameters of an
-    API at `api_url` (when given), then `parameters`, which win."""
+    API at `api_url` (when given), then `parameters`, which win. ValueError when CloudFormation would refuse
+    one of the values."""
+    template = template or project_template()
     overrides = (local_parameters(api_url) if api_url else {}) | dict(parameters or {})
-    return Resolver(template or project_template(), region=region, parameter_overrides=overrides, prefix=prefix)
+    check_parameters(template, overrides)
+    return Resolver(template, region=region, parameter_overrides=overrides, prefix=prefix)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60
@@ -49,8 +50,8 @@ class LocalStack:
 
     @property
     def state_path(self) -> Path:
-        """The file where the stack says where it is (NEWSDESK_LOCAL_STATE for `newsdesk --local`)."""
-        return self.log_path.with_name("local-state.json")
+        """The folder where the stack says where it is (NEWSDESK_LOCAL_STATE for `newsdesk --local`)."""
+        return self.log_path.with_name("local-state")
 
     def physical_name(self, logical_id: str) -> str:
         return str(next(item["physical_name"] for item in self.resources if item["logical_id"] == logical_id))
@@ -77,6 +78,22 @@ class LocalStack:
                 return HttpReply(response.status, dict(response.headers.items()), response.read())
         except urllib.error.HTTPError as error:
             return HttpReply(error.code, dict(error.headers.items()), error.read())
+
+    def emails(self, *, to: str = "", subject: str = "") -> list[dict[str, Any]]:
+        """Every sent email whose To and Subject contain these texts, newest first (GET /_local/emails,
+        page after page)."""
+        found: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            query = urlencode({"to": to, "subject": subject, "limit": 500, "cursor": cursor})
+            reply = self.request("GET", f"/_local/emails?{query}")
+            if reply.status != 200:
+                raise StackFailed(f"GET /_local/emails answered {reply.status}: {reply.body[:300]!r}")
+            page = reply.json()
+            found += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
 
     def denials(self) -> list[dict[str, str]]:
         """The functions' calls the stack refused (their roles do not allow them)."""
@@ -121,17 +138,20 @@ def _wait_until_ready(process: subprocess.Popen[bytes], api_url: str, log_path: 
 
 
 @contextmanager
-def local_stack_process(log_path: Path, environment: dict[str, str] | None = None) -> Iterator[LocalStack]:
-    """Run the local stack until the block ends; StackFailed if it does not start or stop cleanly."""
-    port, aws_port = free_ports(2)
+def local_stack_process(
+    log_path: Path, environment: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None
+) -> Iterator[LocalStack]:
+    """Run the local stack until the block ends; StackFailed if it does not start or stop cleanly. `ports`:
+    the HTTP API's and the embedded AWS's (default: two free ones)."""
+    port, aws_port = ports or free_ports(2)
     token = secrets.token_urlsafe(32)
     variables = os.environ | {
         "PORT": str(port),
         "AWS_PORT": str(aws_port),
         "NEWSDESK_DEV_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
-        # Its own state file: a test's stack never replaces the one `newsdesk --local` finds for `make dev`.
-        "NEWSDESK_LOCAL_STATE": str(log_path.with_name("local-state.json")),
+        # Its own state folder: `newsdesk --local` in a test finds this stack, never a developer's `make dev`.
+        "NEWSDESK_LOCAL_STATE": str(log_path.with_name("local-state")),
         **(environment or {}),
     }
     with log_path.open("wb") as log:

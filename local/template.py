@@ -276,13 +276,13 @@ class Template:
         auth = self.http_api_properties(api_id).get("Auth") or {}
         found = {}
         for name, body in (auth.get("Authorizers") or {}).items():
-            target = body.get("FunctionArn")
-            if not (isinstance(target, dict) and "Fn::GetAtt" in target):
+            function_id = self.function_named(body.get("FunctionArn"))
+            if function_id is None:
                 continue
             identity = body.get("Identity") or {}
             found[name] = Authorizer(
                 name=name,
-                function_id=target["Fn::GetAtt"][0],
+                function_id=function_id,
                 identity_headers=tuple(identity.get("Headers") or (() if identity else ("Authorization",))),
                 identity_query=tuple(identity.get("QueryStrings") or ()),
                 simple_responses=bool(body.get("EnableSimpleResponses", False)),
@@ -363,14 +363,33 @@ class Template:
         functions = set()
         for name in _SUB_VARIABLE.findall(str(text or "")):
             value = variables.get(name, {"Fn::GetAtt": name})  # ${Function.Arn}, or a variable naming it
-            target = value.get("Fn::GetAtt") if isinstance(value, dict) else None
-            parts = target if isinstance(target, list) else str(target).split(".", 1)
-            if parts[-1] == "Arn" and parts[0] in self.functions:
-                functions.add(parts[0])
+            function_id = self.function_named(value)
+            if function_id is not None:
+                functions.add(function_id)
         proxy = (integration.get("type"), str(integration.get("payloadFormatVersion"))) == ("aws_proxy", "2.0")
         if not proxy or len(functions) != 1:
             raise ValueError(f"{where}: only Lambda proxy integrations (payload 2.0) of the template's functions run")
         return functions.pop()
+
+    def function_named(self, reference: Any) -> str | None:
+        """The template's function that `reference` names: `!GetAtt F.Arn`, `!Ref F`, SAM's `!Ref F.Alias` (the
+        local stack has no versions: an alias is its function), or an `!If` whose branches all name it."""
+        if not isinstance(reference, dict) or len(reference) != 1:
+            return None
+        ((kind, argument),) = reference.items()
+        named: set[str | None]
+        if kind == "Fn::If" and isinstance(argument, list) and len(argument) == 3:
+            named = {self.function_named(branch) for branch in argument[1:]}
+        elif kind == "Fn::GetAtt":
+            parts = argument if isinstance(argument, list) else str(argument).split(".", 1)
+            named = {parts[0] if parts[-1] == "Arn" else None}
+        elif kind == "Ref":
+            name, _, attribute = str(argument).partition(".")
+            named = {name if attribute in ("", "Alias") else None}
+        else:
+            return None
+        found = named.pop() if len(named) == 1 else None
+        return found if found in self.functions else None
 
     @property
     def authorizer_function(self) -> str | None:

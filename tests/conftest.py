@@ -113,3 +113,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     summary = terminalreporter.config.stash.get(_GRANTS_SUMMARY, None)
     if summary:
         terminalreporter.write_line(summary)
+    # Said last, where it is read: a run that skipped the browser tests did not check what a browser shows.
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any("NEWSDESK_SKIP_BROWSER" in str(getattr(report, "longrepr", "")) for report in skipped):
+        terminalreporter.write_line(
+            "NEWSDESK_SKIP_BROWSER is set: the browser tests (tests/e2e/test_browser.py, test_outbox_browser.py)"
+            " were skipped; unset it to run them (CI does)",
+            yellow=True,
+        )

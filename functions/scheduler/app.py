@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from newsdesk.dependencies import container
+from newsdesk.models.base import Model
 from newsdesk.observability import logger, metrics, tracer
 
 
-class ScheduledJob(BaseModel):
+class ScheduledJob(Model):
     job: str
     scheduled_time: str = ""
 

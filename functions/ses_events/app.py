@@ -34,4 +34,8 @@ def handle_event(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=handle_event, processor=processor, context=context)
+    try:
+        return process_partial_response(event=event, record_handler=handle_event, processor=processor, context=context)
+    finally:
+        # The batch's opens and clicks, added to each delivery's counts in one write (not one per event).
+        container().ses_feedback.flush()

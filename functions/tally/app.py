@@ -1,7 +1,9 @@
 """TallyFunction: the delivery ledger's stream keeps each delivery's counts by state, and finishes it.
 
 The event source uses a tumbling window only for the `shardId` Lambda then passes along: counts are applied
-per stream shard with its last sequence number, so a retried batch is never counted twice.
+per stream shard with its last sequence number, so a retried batch is never counted twice. A delivery's
+records are in several ledger partitions (`<delivery id>#<n>`), so on several stream shards: each shard's
+changes are summed per delivery, into that shard's own counter item.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from newsdesk.dal.ledger import DUPLICATE_PREFIX
+from newsdesk.dal.ledger import DUPLICATE_PREFIX, delivery_of
 from newsdesk.dal.publications import DUPLICATE
 from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
@@ -30,7 +32,7 @@ def ledger_change(record: dict[str, Any]) -> LedgerChange | None:
     if sort_key.startswith(DUPLICATE_PREFIX):
         if record.get("eventName") != "INSERT":
             return None
-        return LedgerChange(delivery_id=str(keys["pk"]["S"]), sequence=str(stream["SequenceNumber"]),
+        return LedgerChange(delivery_id=delivery_of(str(keys["pk"]["S"])), sequence=str(stream["SequenceNumber"]),
                             old_state=None, new_state=DUPLICATE, late_send=False)  # fmt: skip
     if not sort_key.startswith("to#"):
         return None
@@ -40,7 +42,7 @@ def ledger_change(record: dict[str, Any]) -> LedgerChange | None:
     if old_state == new_state and not late:
         return None
     return LedgerChange(
-        delivery_id=str(keys["pk"]["S"]),
+        delivery_id=delivery_of(str(keys["pk"]["S"])),
         sequence=str(stream["SequenceNumber"]),
         old_state=old_state,
         new_state=new_state,

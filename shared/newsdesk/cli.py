@@ -3,6 +3,10 @@
 examples:
   newsdesk --local token create --name laptop          # the stack `make dev` runs, whatever its PORT
   newsdesk token create --name laptop --stack newsdesk # a deployed stack, by name (options go anywhere)
+  newsdesk --stack newsdesk person create --name "Ada Lovelace" --email ada@example.org --role editor
+  newsdesk --stack newsdesk token create --person <id> # Ada's token: it acts in her role
+  newsdesk --stack newsdesk token create --name ci --role contributor
+  newsdesk --stack newsdesk person list
   newsdesk --stack newsdesk --region eu-west-1 --profile prod token list
   newsdesk --stack newsdesk token revoke <id>
   newsdesk --stack newsdesk articles restore-feeds     # after an upgrade that adds a feed (see the README)
@@ -13,11 +17,17 @@ examples:
   newsdesk --stack newsdesk keys retire 0              # remove an old key (30 days after it was superseded)
 
 where the stack is:
-  --local       the running `make dev` (it writes where it is, and its editor token, to a state file);
-                --local-url (or NEWSDESK_LOCAL_URL) names another address
+  --local       the running `make dev` (each one writes where it is, and its editor token, to a state
+                folder); with several running, --port names one; --local-url (or NEWSDESK_LOCAL_URL)
+                names another address
   --stack NAME  a deployed stack: its tables and its API address (ApiUrl) come from its outputs, with
                 the usual AWS credentials (--profile, --region, or AWS_PROFILE, AWS_DEFAULT_REGION)
-  --table NAME  a tokens table by name (token commands only; ARTICLES_TABLE for articles)
+  --table NAME  a tokens table by name (token commands only; ARTICLES_TABLE for articles); PEOPLE_TABLE
+                and AUDIT_TABLE name the people table and the audit trail
+
+A token made with --name alone acts as an admin (as every token did before people and roles); --role
+limits it. A person's token acts in the person's role (at most --role). Changes to people and tokens are
+recorded in the audit trail as `cli:<your user name>`.
 
 `keys` reads and writes the stack's SigningSecret (Secrets Manager) with your credentials; --secret ARN (or
 SIGNING_SECRET_ARN) and --webhooks-table NAME (or WEBHOOKS_TABLE) name them without a stack.
@@ -38,25 +48,58 @@ import urllib.request
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from newsdesk.errors import NewsdeskError
-from newsdesk.local_state import read_state, state_path
+from newsdesk.local_state import LocalStackState, running_stacks, state_dir
+from newsdesk.models.people import Actor, CreatePersonRequest, CreateTokenRequest, Role
 
 if TYPE_CHECKING:
     from newsdesk.models.keys import Keyring
+    from newsdesk.services.people import PeopleService
+    from newsdesk.services.tokens import TokenService
 
-DEFAULT_LOCAL_PORT = "3000"
-WHERE_OPTIONS = ("local", "stack", "table", "local_url", "api_url", "region", "profile")
+WHERE_OPTIONS = ("local", "stack", "table", "local_url", "port", "api_url", "region", "profile")
+
+
+def _local_stack(args: argparse.Namespace) -> tuple[str, LocalStackState | None]:
+    """The local stack's address (and its state entry, when it wrote one): the one named by --local-url, else
+    the running stack (the one on --port, when several run). Said on stderr, once: stdout is the answer."""
+    chosen: tuple[str, LocalStackState | None] | None = getattr(args, "chosen_local", None)
+    if chosen is not None:
+        return chosen
+    explicit = args.local_url or os.environ.get("NEWSDESK_LOCAL_URL")
+    if explicit:
+        chosen = (str(explicit).rstrip("/"), None)
+    else:
+        state = _running_stack(args.port)
+        chosen = (state.api_url, state)
+    print(f"newsdesk: using the local stack at {chosen[0]}", file=sys.stderr)
+    args.chosen_local = chosen
+    return chosen
+
+
+def _running_stack(port: int | None) -> LocalStackState:
+    stacks = running_stacks()
+    where = ", ".join(state.api_url for state in stacks)
+    if port is not None:
+        found = [state for state in stacks if state.port == port]
+        if not found:
+            running = f" (running: {where})" if stacks else ""
+            raise SystemExit(f"newsdesk: no running local stack on port {port}{running}")
+        return found[0]
+    if not stacks:
+        raise SystemExit(
+            f"newsdesk: no running local stack: start one with `make dev` (each running stack says where it is"
+            f" in {state_dir()}), or name its address with --local-url"
+        )
+    if len(stacks) > 1:
+        raise SystemExit(f"newsdesk: {len(stacks)} local stacks are running ({where}): say which with --port")
+    return stacks[0]
 
 
 def _local_url(args: argparse.Namespace) -> str:
-    """The local stack's address: named explicitly, else where the running stack says it is, else PORT."""
-    explicit = args.local_url or os.environ.get("NEWSDESK_LOCAL_URL")
-    if explicit:
-        return str(explicit).rstrip("/")
-    state = read_state()
-    if state is not None:
-        return state.api_url
-    return f"http://127.0.0.1:{os.environ.get('PORT', DEFAULT_LOCAL_PORT)}"
+    return _local_stack(args)[0]
 
 
 def _local_resources(api_url: str) -> dict[str, Any]:
@@ -64,10 +107,7 @@ def _local_resources(api_url: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"{api_url}/_local/resources", timeout=5) as reply:  # noqa: S310
             resources: dict[str, Any] = json.load(reply)
     except OSError as exc:
-        raise SystemExit(
-            f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`"
-            f" (a running one writes where it is to {state_path()})"
-        ) from exc
+        raise SystemExit(f"newsdesk: no local stack answers at {api_url} ({exc}); start it with `make dev`") from exc
     return resources
 
 
@@ -89,11 +129,8 @@ def _use_aws_options(args: argparse.Namespace) -> None:
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
 
 
-def _table(args: argparse.Namespace) -> str:
-    """The table the command works on: the tokens table, or the articles table for `articles` commands."""
-    logical_id, explicit = (
-        ("ArticlesTable", args.articles_table) if args.area == "articles" else ("TokensTable", args.table)
-    )
+def _table(args: argparse.Namespace, logical_id: str, explicit: str | None, option: str) -> str:
+    """A table of the chosen stack, by its logical id; `explicit` is the name given for --table (or None)."""
     if args.local:
         return _local_table(_local_url(args), logical_id)
     if args.stack:
@@ -102,10 +139,14 @@ def _table(args: argparse.Namespace) -> str:
         return stack_output(args.stack, f"{logical_id}Name")
     if explicit:
         return str(explicit)
-    option = (
-        "--articles-table NAME (or ARTICLES_TABLE)" if args.area == "articles" else "--table NAME (or TOKENS_TABLE)"
-    )
     raise SystemExit(f"newsdesk: say which table: --stack NAME, {option} or --local")
+
+
+def _optional_table(args: argparse.Namespace, logical_id: str, variable: str) -> str | None:
+    """A table the --table form may leave out (its variable unset); the stack's own otherwise."""
+    if args.local or args.stack:
+        return _table(args, logical_id, None, "")
+    return os.environ.get(variable) or None
 
 
 def _editor_api(args: argparse.Namespace) -> Any:
@@ -115,8 +156,8 @@ def _editor_api(args: argparse.Namespace) -> Any:
     token = os.environ.get("NEWSDESK_TOKEN")
     url = args.api_url or os.environ.get("NEWSDESK_API_URL")
     if args.local:
-        url = url or _local_url(args)
-        state = read_state()
+        local_url, state = _local_stack(args)
+        url = url or local_url
         if not token and state is not None and state.api_url == url:
             token = state.token
     elif args.stack and not url:
@@ -143,6 +184,9 @@ def _where(parser: argparse.ArgumentParser, *, default: Any) -> None:
     where.add_argument(
         "--local-url", default=default, help="address of the local stack (default: where the running one says)"
     )
+    where.add_argument(
+        "--port", type=int, default=default, help="the HTTP API port of the local stack, when several run"
+    )
     where.add_argument("--api-url", default=default, help="the API's address for `delivery` and `import`")
     where.add_argument("--region", default=default, help="AWS region of a deployed stack")
     where.add_argument("--profile", default=default, help="AWS profile (~/.aws/config) for a deployed stack")
@@ -159,10 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="area", required=True)
     token = commands.add_parser("token", help="editor API tokens").add_subparsers(dest="action", required=True)
     create = token.add_parser("create", parents=[after], help="mint a token; it is shown once")
-    create.add_argument("--name", required=True, help="who or what the token is for")
+    create.add_argument("--name", help="who or what the token is for (default with --person: their name)")
+    create.add_argument("--person", help="the id of the person it belongs to (`newsdesk person list`)")
+    create.add_argument("--role", choices=[role.value for role in Role], help="at most this role")
     token.add_parser("list", parents=[after], help="list tokens (ids and names, never the secrets)")
     revoke = token.add_parser("revoke", parents=[after], help="revoke a token by id")
     revoke.add_argument("token_id")
+
+    people = commands.add_parser("person", help="the newsroom's people").add_subparsers(dest="action", required=True)
+    person = people.add_parser("create", parents=[after], help="add a person with a role")
+    person.add_argument("--name", required=True)
+    person.add_argument("--email", required=True)
+    person.add_argument("--role", required=True, choices=[role.value for role in Role])
+    people.add_parser("list", parents=[after], help="list people (ids, roles, names)")
 
     articles = commands.add_parser("articles", help="published articles").add_subparsers(dest="action", required=True)
     restore = articles.add_parser(
@@ -211,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.area == "token" and args.action == "create" and not (args.name or args.person):
+        parser.error("token create needs --name or --person")
     chosen = [option for option in ("local", "stack", "table") if getattr(args, option)]
     if len(chosen) > 1:
         parser.error(f"choose one of --local, --stack and --table (got {', '.join(chosen)})")
@@ -285,23 +340,82 @@ def _keys(args: argparse.Namespace) -> None:
             print(f"webhook {webhook_id}: no key opens its secret any more; delete it and create it again")
 
 
-def _tokens(args: argparse.Namespace, table: str) -> None:
+def _cli_actor() -> Actor:
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment
+        user = "unknown"
+    return Actor(id=f"cli:{user}", role=Role.ADMIN)
+
+
+def _services(args: argparse.Namespace) -> tuple[TokenService, PeopleService]:
+    from newsdesk.dal.audit import AuditRepository
     from newsdesk.dal.dynamodb import dynamodb_client
+    from newsdesk.dal.people import PeopleRepository
     from newsdesk.dal.tokens import TokenRepository
+    from newsdesk.services.audit import AuditLog
+    from newsdesk.services.people import PeopleService
     from newsdesk.services.tokens import TokenService
 
-    service = TokenService(TokenRepository(dynamodb_client(), table))
+    # The tables first: for --local, finding them also points boto3 at the local endpoint.
+    if args.area == "person":
+        tokens_table = _optional_table(args, "TokensTable", "TOKENS_TABLE") or ""
+    else:
+        tokens_table = _table(args, "TokensTable", args.table, "--table NAME (or TOKENS_TABLE)")
+    audit_table = _optional_table(args, "AuditTable", "AUDIT_TABLE")
+    people_table = _optional_table(args, "PeopleTable", "PEOPLE_TABLE")
+    if people_table is None and (args.area == "person" or getattr(args, "person", None)):
+        raise SystemExit("newsdesk: say which people table: --stack NAME, --local, or PEOPLE_TABLE")
+    if audit_table is None:
+        print("newsdesk: AUDIT_TABLE is not set: this change is not recorded in the audit trail", file=sys.stderr)
+    client = dynamodb_client()
+    audit = AuditLog(AuditRepository(client, audit_table) if audit_table else None)
+    people = PeopleRepository(client, people_table or "", audit_table=audit_table or "")
+    tokens = TokenService(
+        TokenRepository(client, tokens_table, audit_table=audit_table or ""), people=people, audit=audit
+    )
+    return tokens, PeopleService(people, tokens=tokens, audit=audit)
+
+
+def _tokens(args: argparse.Namespace) -> None:
+    tokens, people = _services(args)
+    actor = _cli_actor()
     if args.action == "create":
-        issued = service.create(args.name)
-        print(f"token {issued.token_id} ({issued.name}) - store it now, it is not shown again:")
+        role = Role(args.role) if args.role else None
+        if args.person:
+            issued = people.issue_token(args.person, CreateTokenRequest(name=args.name, role=role), actor=actor)
+        else:
+            issued = tokens.create(args.name, role=role, actor=actor)
+        print(f"token {issued.token_id} ({issued.name}, {issued.role.value}) - store it now, it is not shown again:")
         print(issued.token)
     elif args.action == "list":
-        for token in service.list():
+        for token in tokens.every_token():
             state = "revoked" if token.revoked else "active"
-            print(f"{token.token_id}  {state:8}  {token.created_at:%Y-%m-%d %H:%M}  {token.name}")
+            owner = f"person {token.person_id}" if token.person_id else "no person"
+            limit = f", at most {token.role.value}" if token.role else ""
+            print(f"{token.token_id}  {state:8}  {token.created_at:%Y-%m-%d %H:%M}  {token.name} ({owner}{limit})")
     else:
-        revoked = service.revoke(args.token_id)
+        revoked = tokens.revoke(args.token_id, actor=actor)
         print(f"revoked {revoked.token_id} ({revoked.name})")
+
+
+def _people(args: argparse.Namespace) -> None:
+    _, people = _services(args)
+    if args.action == "create":
+        request = CreatePersonRequest(name=args.name, email=args.email, role=Role(args.role))
+        person = people.create(request, actor=_cli_actor())
+        print(f"person {person.id} ({person.name}, {person.role.value})")
+        return
+    cursor: str | None = None
+    while True:
+        page, cursor = people.page(limit=100, cursor=cursor)
+        for found in page:
+            state = "disabled" if found.disabled else found.role.value
+            print(f"{found.id}  {state:11}  {found.name} <{found.email}>")
+        if cursor is None:
+            return
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -347,12 +461,21 @@ def _first_record(api: Any, key: str | None, *, interval: float) -> dict[str, An
     from newsdesk.progress import ApiError
 
     deadline = time.monotonic() + (UPLOAD_WAIT_SECONDS if key else 0)
+    waiting = False
     while True:
         try:
             return _subscriber_upload(api, key)
         except ApiError as exc:
-            if exc.status != 404 or time.monotonic() >= deadline:
+            if exc.status != 404 or (time.monotonic() >= deadline and not waiting):
                 raise
+            if time.monotonic() >= deadline:
+                hint = "is the key right, and was the file uploaded to this stack's bucket?"
+                raise ApiError(404, f"{exc.message}: none within {UPLOAD_WAIT_SECONDS:.0f}s; {hint}") from exc
+            if not waiting:
+                why = "S3's notification and the import start a moment after the upload"
+                wait = f"{UPLOAD_WAIT_SECONDS:.0f}s"
+                print(f"newsdesk: waiting up to {wait} for the upload of {key} ({why})", file=sys.stderr)
+                waiting = True
         time.sleep(interval)
 
 
@@ -379,11 +502,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.area == "keys":
             _keys(args)
             return 0
-        table = _table(args)  # first: for --local it also points boto3 at the local endpoint
         if args.area == "articles":
-            _restore_feeds(table)
+            _restore_feeds(
+                _table(args, "ArticlesTable", args.articles_table, "--articles-table NAME (or ARTICLES_TABLE)")
+            )
+        elif args.area == "person":
+            _people(args)
         else:
-            _tokens(args, table)
+            _tokens(args)
+    except ValidationError as exc:
+        print(f"newsdesk: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 1
     except NewsdeskError as exc:
         print(f"newsdesk: {exc.message}", file=sys.stderr)
         return 1

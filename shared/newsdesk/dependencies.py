@@ -8,34 +8,47 @@ importing every service for every function would make each cold start pay for al
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
+from newsdesk import snapstart
 from newsdesk.dal.clients import LazyClient
+from newsdesk.models.base import build_imported_models
 from newsdesk.settings import (
+    ApiUrlSettings,
     ArticleSettings,
+    AuditSettings,
+    ConfirmationBounceSettings,
     ConsentSettings,
     EmailSettings,
     EngagementSettings,
+    ErasureSettings,
+    ErasureTableSettings,
     EventBusSettings,
     FanoutSettings,
     LedgerSettings,
     LinkSettings,
     MailerSettings,
+    NewsSettings,
+    PeopleSettings,
     PublicationSettings,
     RedriveSettings,
+    RevisionSettings,
     SecretSettings,
     SendRateSettings,
     SettingsT,
     SignupLimitSettings,
     SiteSettings,
     SubscriberSettings,
+    TestEmailSettings,
     TokenSettings,
     TopicSettings,
     UploadSettings,
     WebhookSettings,
+    WebhookTableSettings,
     read_settings,
 )
 
@@ -45,18 +58,24 @@ KEYRING_RELOAD_SECONDS = 30.0
 if TYPE_CHECKING:
     from newsdesk.dal.articles import ArticleRepository
     from newsdesk.dal.email import SesSender
+    from newsdesk.dal.erasures import ErasureRepository
     from newsdesk.dal.ledger import LedgerRepository
     from newsdesk.dal.publications import PublicationRepository
     from newsdesk.dal.subscribers import SubscriberRepository
     from newsdesk.dal.webhooks import WebhookRepository
     from newsdesk.models.keys import Keyring
     from newsdesk.services.articles import ArticleService
+    from newsdesk.services.audit import AuditLog
     from newsdesk.services.delivery import DeliveryReports, FanoutService, MailerService, Tally
     from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.erasure import ErasureService, TopicCleanup
     from newsdesk.services.events import ChangeEvents
     from newsdesk.services.keys import SigningKeys
-    from newsdesk.services.limits import ConfirmationLimits
-    from newsdesk.services.links import LinkSigner
+    from newsdesk.services.limits import ConfirmationBounces, ConfirmationLimits, TestEmailLimit
+    from newsdesk.services.links import LinkSigner, Pseudonyms
+    from newsdesk.services.news import NewsEditor, NewsReader
+    from newsdesk.services.people import PeopleService
+    from newsdesk.services.previews import PreviewService
     from newsdesk.services.recipients import RecipientKeys
     from newsdesk.services.scheduling import DeadLetterRedrive, DigestService, Housekeeping
     from newsdesk.services.ses_feedback import SesFeedback
@@ -122,6 +141,9 @@ class Container:
             self.dynamodb,
             self.settings(ArticleSettings).articles_table,
             publications_table=self.settings(PublicationSettings).publications_table,
+            audit_table=self.audit_table,
+            revisions_table=self.settings(RevisionSettings).revisions_table,
+            revisions_kept=self.settings(RevisionSettings).revisions_kept,
         )
 
     @cached_property
@@ -156,7 +178,13 @@ class Container:
     def webhook_repository(self) -> WebhookRepository:
         from newsdesk.dal.webhooks import WebhookRepository
 
-        return WebhookRepository(self.dynamodb, self.settings(WebhookSettings).webhooks_table)
+        return WebhookRepository(self.dynamodb, self.settings(WebhookTableSettings).webhooks_table)
+
+    @cached_property
+    def erasure_repository(self) -> ErasureRepository:
+        from newsdesk.dal.erasures import ErasureRepository
+
+        return ErasureRepository(self.dynamodb, self.settings(ErasureTableSettings).erasures_table)
 
     # ------------------------------------------------------------------ built per use: the keyring is cached
     # by Powertools' parameter cache (CACHE_SECONDS), so a rotated key is picked up without a cold start.
@@ -188,10 +216,21 @@ class Container:
 
         return LinkSigner(self.signing_keys(), api_base_url(self.settings(LinkSettings).api_url_parameter))
 
+    def api_url(self) -> str:
+        """The API's public address (`PublicApiUrl`, else the execute-api one), without a trailing slash."""
+        from newsdesk.dal.parameters import api_base_url
+
+        return api_base_url(self.settings(ApiUrlSettings).api_url_parameter)
+
     def recipient_keys(self) -> RecipientKeys:
         from newsdesk.services.recipients import RecipientKeys
 
         return RecipientKeys(self.keyring().identifier_key)
+
+    def pseudonyms(self) -> Pseudonyms:
+        from newsdesk.services.links import Pseudonyms
+
+        return Pseudonyms(self.keyring().identifier_key)
 
     def webhook_secrets(self) -> WebhookSecrets:
         from newsdesk.services.webhooks import WebhookSecrets
@@ -201,16 +240,75 @@ class Container:
     # ----------------------------------------------------------------------------------------- services
     @cached_property
     def article_service(self) -> ArticleService:
+        from newsdesk.dal.revisions import RevisionRepository
         from newsdesk.services.articles import ArticleService
 
-        return ArticleService(self.article_repository, media_base_url=self.settings(ArticleSettings).media_base_url)
+        return ArticleService(
+            self.article_repository,
+            audit=self.audit_log,
+            revisions=RevisionRepository(self.dynamodb, self.settings(RevisionSettings).revisions_table),
+            media_base_url=self.settings(ArticleSettings).media_base_url,
+        )
+
+    @cached_property
+    def audit_log(self) -> AuditLog:
+        from newsdesk.dal.audit import AuditRepository
+        from newsdesk.services.audit import AuditLog
+
+        return AuditLog(AuditRepository(self.dynamodb, self.audit_table))
+
+    @property
+    def audit_table(self) -> str:
+        return self.settings(AuditSettings).audit_table
+
+    @cached_property
+    def news_editor(self) -> NewsEditor:
+        from newsdesk.services.news import NewsEditor
+
+        return NewsEditor(self.article_service, self.article_repository)
+
+    @cached_property
+    def news_reader(self) -> NewsReader:
+        from newsdesk.services.news import NewsReader
+
+        return NewsReader(self.article_service, self.article_repository)
 
     @cached_property
     def token_service(self) -> TokenService:
+        """What the authorizer checks tokens with: it reads tokens and people, and writes nothing."""
+        from newsdesk.dal.people import PeopleRepository
         from newsdesk.dal.tokens import TokenRepository
         from newsdesk.services.tokens import TokenService
 
-        return TokenService(TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table))
+        people = PeopleRepository(self.dynamodb, self.settings(PeopleSettings).people_table)
+        return TokenService(TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table), people=people)
+
+    @cached_property
+    def people_service(self) -> PeopleService:
+        """People and their tokens, each change recorded in the audit trail in its transaction."""
+        from newsdesk.dal.people import PeopleRepository
+        from newsdesk.dal.tokens import TokenRepository
+        from newsdesk.services.people import PeopleService
+        from newsdesk.services.tokens import TokenService
+
+        people = PeopleRepository(
+            self.dynamodb,
+            self.settings(PeopleSettings).people_table,
+            audit_table=self.audit_table,
+            articles_table=self.settings(ArticleSettings).articles_table,
+        )
+        tokens = TokenRepository(self.dynamodb, self.settings(TokenSettings).tokens_table, audit_table=self.audit_table)
+        return PeopleService(
+            people, tokens=TokenService(tokens, people=people, audit=self.audit_log), audit=self.audit_log
+        )
+
+    @cached_property
+    def preview_service(self) -> PreviewService:
+        from newsdesk.dal.revisions import PreviewRepository
+        from newsdesk.services.previews import PreviewService
+
+        previews = PreviewRepository(self.dynamodb, self.settings(RevisionSettings).revisions_table)
+        return PreviewService(previews, articles=self.article_service, links=self.link_signer, audit=self.audit_log)
 
     @cached_property
     def email_composer(self) -> EmailComposer:
@@ -244,7 +342,32 @@ class Container:
                 per_hour=settings.confirmations_per_hour,
                 exempt_loopback=settings.exempt_loopback_from_source_limit,
             ),
-            links=self.link_signer,
+            pseudonyms=self.pseudonyms,
+            # Sign-ups only (imports are not paused): built when a sign-up first asks.
+            bounces=lambda: self.confirmation_bounces,
+        )
+
+    @cached_property
+    def confirmation_bounces(self) -> ConfirmationBounces:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import ConfirmationBounces
+
+        settings = self.settings(ConfirmationBounceSettings)
+        return ConfirmationBounces(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            max_rate=settings.confirmation_bounce_rate_percent / 100,
+            stack=settings.stack_name,
+        )
+
+    @cached_property
+    def test_email_limit(self) -> TestEmailLimit:
+        from newsdesk.dal.limits import RateLimitRepository
+        from newsdesk.services.limits import TestEmailLimit
+
+        settings = self.settings(TestEmailSettings)
+        return TestEmailLimit(
+            RateLimitRepository(self.dynamodb, settings.rate_limits_table),
+            per_hour=settings.test_emails_per_token_per_hour,
         )
 
     @cached_property
@@ -266,6 +389,7 @@ class Container:
 
     @cached_property
     def fanout_service(self) -> FanoutService:
+        from newsdesk.dal.ledger import shards_for
         from newsdesk.dal.queues import QueuePublisher
         from newsdesk.services.delivery import FanoutService
 
@@ -276,6 +400,7 @@ class Container:
             fanout_queue=QueuePublisher(self.sqs, settings.fanout_queue_url),
             send_queue=QueuePublisher(self.sqs, settings.send_queue_url),
             topics=self.topic_service.slugs,
+            ledger_shards=shards_for(self.settings(SendRateSettings).send_rate_per_second),
         )
 
     @cached_property
@@ -297,6 +422,7 @@ class Container:
             rate=self.settings(SendRateSettings).mailer_rate,
             reconciliation_window=timedelta(seconds=settings.reconciliation_window_seconds),
             catalog=self.topic_service.all,
+            max_attempts=settings.max_send_attempts,
         )
 
     @cached_property
@@ -315,7 +441,11 @@ class Container:
 
             engagement = EngagementCounter(self.publication_repository, self.keyring().identifier_key)
         return SesFeedback(
-            ledger=self.ledger_repository, suppress=self.subscription_service.suppress, engagement=engagement
+            ledger=self.ledger_repository,
+            suppress=self.subscription_service.suppress,
+            engagement=engagement,
+            # Read only for a sign-up's confirmation that bounced.
+            confirmation_bounces=lambda: self.confirmation_bounces,
         )
 
     @cached_property
@@ -329,7 +459,9 @@ class Container:
             sender=self.ses_sender,
             composer=self.email_composer,
             links=self.link_signer,
-            recipient_keys=self.recipient_keys,
+            subscribers=self.subscriber_repository,
+            # Only EditorFunction sends test emails: the limits' table is read when first needed.
+            test_emails=lambda: self.test_email_limit,
         )
 
     @cached_property
@@ -409,8 +541,8 @@ class Container:
             self.webhook_repository,
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,
-            recipient_keys=self.recipient_keys,
             mode=TargetMode(settings.webhook_targets),
+            ports=settings.target_ports,
         )
 
     @cached_property
@@ -422,6 +554,7 @@ class Container:
             self.webhook_repository,
             delivery_queue=QueuePublisher(self.sqs, self.settings(WebhookSettings).webhook_delivery_queue_url),
             recipient_keys=self.recipient_keys,
+            tombstones=lambda ids: self.erasure_repository.tombstones(ids),
         )
 
     @cached_property
@@ -434,11 +567,38 @@ class Container:
         settings = self.settings(WebhookSettings)
         return WebhookSender(
             self.webhook_repository,
-            client=WebhookClient(TargetMode(settings.webhook_targets)),
+            client=WebhookClient(TargetMode(settings.webhook_targets), ports=settings.target_ports),
             delivery_queue=QueuePublisher(self.sqs, settings.webhook_delivery_queue_url),
             received=ReceivedMessages(self.sqs, settings.webhook_delivery_queue_url),
             secrets=self.webhook_secrets,
             retry_base_seconds=settings.webhook_retry_base_seconds,
+        )
+
+    # ------------------------------------------------------------------------------------------ erasure
+    @cached_property
+    def erasure_service(self) -> ErasureService:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.erasure import ErasureService
+
+        return ErasureService(
+            self.erasure_repository,
+            subscribers=self.subscriber_repository,
+            ledger=self.ledger_repository,
+            webhooks=self.webhook_repository,
+            limits=lambda: self.confirmation_limits,
+            recipient_keys=self.recipient_keys,
+            queue=QueuePublisher(self.sqs, self.settings(ErasureSettings).erasure_queue_url),
+        )
+
+    @cached_property
+    def topic_cleanup(self) -> TopicCleanup:
+        from newsdesk.dal.queues import QueuePublisher
+        from newsdesk.services.erasure import TopicCleanup
+
+        return TopicCleanup(
+            self.topic_service,
+            self.subscriber_repository,
+            queue=QueuePublisher(self.sqs, self.settings(ErasureSettings).erasure_queue_url),
         )
 
 
@@ -459,9 +619,34 @@ def reset() -> Container:
     return _current
 
 
+def _resumed_from_snapshot() -> None:
+    """Every environment resumed from one SnapStart snapshot would otherwise share its state: the same
+    `random` sequence (the send back-off's jitter), the snapshot's connections (long closed) and clients,
+    settings and services built then, and the signing secret cached with the snapshot's clock. Anything made
+    before the snapshot is dropped here and made again on first use."""
+    random.seed()
+    reset()
+
+
+# Hooks before the snapshot run in the reverse order of their registration: this one, registered as the
+# handler module starts importing, runs after those its import registers (an HTTP function's routers).
+snapstart.before_snapshot(build_imported_models)
+snapstart.after_restore(_resumed_from_snapshot)
+
+
 def site_settings() -> SiteSettings:
     """The publication's name and site, which pages and the feed show."""
     return _current.settings(SiteSettings)
+
+
+def news_settings() -> NewsSettings:
+    """The publication's language and logo, which the sitemaps, the feed and the structured data say."""
+    return _current.settings(NewsSettings)
+
+
+def api_url() -> str:
+    """Where the API itself is served (the feed's own address is under it)."""
+    return _current.api_url()
 
 
 # ------------------------------------------------------------------------------- for the routes' Depends
@@ -469,6 +654,26 @@ def site_settings() -> SiteSettings:
 # container, so a reset reaches the routes too.
 def article_service() -> ArticleService:
     return _current.article_service
+
+
+def audit_log() -> AuditLog:
+    return _current.audit_log
+
+
+def people_service() -> PeopleService:
+    return _current.people_service
+
+
+def preview_service() -> PreviewService:
+    return _current.preview_service
+
+
+def news_editor() -> NewsEditor:
+    return _current.news_editor
+
+
+def news_reader() -> NewsReader:
+    return _current.news_reader
 
 
 def delivery_reports() -> DeliveryReports:
@@ -489,3 +694,11 @@ def upload_service() -> UploadService:
 
 def webhook_service() -> WebhookService:
     return _current.webhook_service
+
+
+def erasure_service() -> ErasureService:
+    return _current.erasure_service
+
+
+def topic_cleanup() -> TopicCleanup:
+    return _current.topic_cleanup

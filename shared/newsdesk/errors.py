@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -14,18 +15,34 @@ class NewsdeskError(Exception):
 
     status = 400
     code = "bad_request"
+    retry_after: int | None = None
+    """Seconds after which the same request may succeed (the `Retry-After` header), when it may."""
 
-    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: Any = None, code: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
         if code is not None:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidInput(NewsdeskError):
     status = 422
     code = "invalid_input"
+
+
+class RoleRequired(NewsdeskError):
+    """The caller's role may not do this: `details` name the role needed and the caller's."""
+
+    status = 403
+    code = "role_required"
+
+    def __init__(self, message: str, *, required: str, role: str | None) -> None:
+        super().__init__(message, details={"required": required, "role": role})
 
 
 class NotFound(NewsdeskError):
@@ -48,15 +65,24 @@ class PayloadTooLarge(NewsdeskError):
     code = "payload_too_large"
 
 
+class TooManyRequests(NewsdeskError):
+    """The caller used up an allowance; `retry_after` says when it has room again."""
+
+    status = 429
+    code = "too_many_requests"
+
+
 class ServiceBusy(NewsdeskError):
     """AWS throttled us or is briefly unavailable: the client may retry."""
 
     status = 503
     code = "service_busy"
+    retry_after = 2
 
 
 class SendThrottled(Exception):
-    """SES refused for now (rate, or a passing fault): the same message may be sent again later."""
+    """SES refused for now (its rate, a 429), or the request never left: the email was certainly not accepted,
+    and the same message may be sent again after a short wait."""
 
 
 class SendRejected(Exception):
@@ -67,9 +93,16 @@ class SendQuotaExceeded(Exception):
     """SES's 24-hour sending quota is spent: nothing more can be sent until it frees up."""
 
 
+class SendRefusedForAccount(Exception):
+    """SES refuses everything this account or configuration sends, not this one message: sending paused or
+    suspended, no permission, an unverified sender, a configuration set missing or paused. Nothing was
+    accepted, and nothing will be until the account is put right (by its owner, or by AWS lifting a pause)."""
+
+
 class SendUncertain(Exception):
-    """The request may have reached SES but no answer came back: whether the email was accepted is unknown
-    (SES's own `Send` event will tell)."""
+    """The request may have reached SES and no clear answer came back (a 5xx, a read timeout, a connection
+    broken after the request left): whether the email was accepted is unknown, and SES's own `Send` event will
+    tell. Never sent again at once."""
 
 
 class UploadRejected(Exception):
@@ -83,3 +116,15 @@ class UploadRejected(Exception):
 class RetryLater(Exception):
     """This event or message cannot be handled now (busy elsewhere, throttled, out of time): deliver it
     again later."""
+
+
+# pydantic puts these before the text of an exception a validator raised: the reason alone is the message.
+_VALIDATOR_PREFIXES = {"value_error": "Value error, ", "assertion_error": "Assertion failed, "}
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error's message as an editor reads it (in API answers and upload records alike): a
+    validator's own words (`needs a UTC offset, ...`), not `Value error, needs a UTC offset, ...`."""
+    message = str(error.get("msg", ""))
+    prefix = _VALIDATOR_PREFIXES.get(str(error.get("type", "")))
+    return message.removeprefix(prefix) if prefix else message

@@ -1,8 +1,9 @@
-"""Where a running `make dev` says it is: a small state file the runner writes and `newsdesk --local` reads.
+"""Where each running `make dev` says it is: one small entry per stack (by port), which the runner writes when it
+starts and removes when it stops, and `newsdesk --local` reads.
 
-The file lives in the user's runtime folder ($XDG_RUNTIME_DIR, else a folder of the user's own in the
-temporary folder), readable by the user only: it holds the local stack's editor token. NEWSDESK_LOCAL_STATE
-names another path (the end-to-end tests give each stack its own, so they never replace a developer's).
+The entries live in a folder of the user's own ($XDG_RUNTIME_DIR/newsdesk-local, else newsdesk-<uid> in the
+temporary folder), readable by the user only: each holds its stack's editor token. NEWSDESK_LOCAL_STATE
+names another folder (the end-to-end tests give each stack its own, so they never meet a developer's).
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 STATE_VARIABLE = "NEWSDESK_LOCAL_STATE"
+ANSWER_SECONDS = 0.5
+"""How long a stack's port may take to accept a connection before its entry is not believed."""
 
 
 @dataclass(frozen=True)
@@ -25,20 +30,28 @@ class LocalStackState:
     token: str
     pid: int
 
+    @property
+    def port(self) -> int:
+        return urlsplit(self.api_url).port or 80
 
-def state_path() -> Path:
+
+def state_dir() -> Path:
     explicit = os.environ.get(STATE_VARIABLE)
     if explicit:
         return Path(explicit)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():
-        return Path(runtime) / "newsdesk-local.json"
-    return Path(tempfile.gettempdir()) / f"newsdesk-{os.getuid()}" / "local.json"
+        return Path(runtime) / "newsdesk-local"
+    return Path(tempfile.gettempdir()) / f"newsdesk-{os.getuid()}"
+
+
+def _entry(port: int) -> Path:
+    return state_dir() / f"{port}.json"
 
 
 def write_state(state: LocalStackState) -> Path:
-    """Say where this stack is (replacing what an older stack wrote), readable by this user only."""
-    path = state_path()
+    """Say where this stack is, beside any other running stack's entry; readable by this user only."""
+    path = _entry(state.port)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{state.pid}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -48,23 +61,37 @@ def write_state(state: LocalStackState) -> Path:
     return path
 
 
-def remove_state(pid: int) -> None:
-    """Forget the state file when it is this process's (a newer stack may have replaced it)."""
-    current = read_state(check_alive=False)
+def remove_state(port: int, pid: int) -> None:
+    """Remove the entry of the stack on `port` when it is this process's (a stack started on the port since
+    may have replaced it)."""
+    current = _read(_entry(port))
     if current is not None and current.pid == pid:
         with contextlib.suppress(FileNotFoundError):
-            state_path().unlink()
+            _entry(port).unlink()
 
 
-def read_state(*, check_alive: bool = True) -> LocalStackState | None:
-    """The running local stack's state, or None (no file, an unreadable one, or its process is gone)."""
+def running_stacks() -> list[LocalStackState]:
+    """The local stacks that run now, by port. An entry whose process is gone is removed (the stack did not
+    stop cleanly); one whose port does not answer is left out (its process number may be someone else's)."""
+    stacks = []
+    for path in sorted(state_dir().glob("*.json")):
+        state = _read(path)
+        if state is None or path.name != f"{state.port}.json":
+            continue
+        if not _alive(state.pid):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            continue
+        if _answers(state):
+            stacks.append(state)
+    return sorted(stacks, key=lambda state: state.port)
+
+
+def _read(path: Path) -> LocalStackState | None:
     try:
-        state = LocalStackState(**json.loads(state_path().read_text()))
+        return LocalStackState(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    if check_alive and not _alive(state.pid):
-        return None
-    return state
 
 
 def _alive(pid: int) -> bool:
@@ -75,3 +102,11 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process holds that number now
         return False
     return True
+
+
+def _answers(state: LocalStackState) -> bool:
+    try:
+        with socket.create_connection((urlsplit(state.api_url).hostname or "127.0.0.1", state.port), ANSWER_SECONDS):
+            return True
+    except OSError:
+        return False

@@ -1,14 +1,16 @@
-"""Logger, Tracer and Metrics, created once for every function."""
+"""Logger, Tracer and Metrics, created once per process. The tracer is made when a module first imports it: a
+function that does not (AuthorizerFunction) never loads the X-Ray SDK nor has it patch botocore."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Generator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from newsdesk.redaction import scrubbed
@@ -50,10 +52,29 @@ class Untraced(BaseProvider):
     def patch_all(self) -> None: ...
 
 
+def stack_metric(name: str, stack: str, value: float = 1) -> None:
+    """Publish a count an alarm of the stack watches, at once, with the stack's name as a dimension: two
+    stacks in one account (staging beside production) share the namespace, and each alarm must see its own."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, default_dimensions={"stack": stack}):
+        pass
+
+
 logger = Logger(logger_formatter=AddressScrubbingFormatter())
-# Powertools' own rule decides whether tracing is off (POWERTOOLS_TRACE_DISABLED, or not in Lambda).
-tracer = Tracer(provider=Untraced()) if Tracer._is_tracer_disabled() else Tracer()
 metrics = Metrics()
+
+if TYPE_CHECKING:
+    tracer: Tracer
+
+
+def __getattr__(name: str) -> Any:
+    """`tracer`, made on first import (then an ordinary attribute of this module)."""
+    if name != "tracer":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    global tracer
+    # Powertools' own rule decides whether tracing is off (POWERTOOLS_TRACE_DISABLED, or not in Lambda).
+    tracer = Tracer(provider=Untraced()) if Tracer._is_tracer_disabled() else Tracer()
+    return tracer
+
 
 # Most requests (reads, refusals) record no metric; Powertools would warn about that on every one.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -7,6 +7,7 @@ import math
 import posixpath
 import re
 from functools import lru_cache
+from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -100,8 +101,85 @@ def render_markdown(body: str, *, env: dict[str, Any] | None = None) -> str:
 
 
 def plain_text(markup: str) -> str:
+    """The words of `markup` on one line (for summaries and word counts)."""
     text = html.unescape(nh3.clean(markup, tags=set()))
     return re.sub(r"\s+", " ", text).strip()
+
+
+# Marks the parser leaves between blocks and lines; control characters, so no article text can hold them
+# (they are removed from its text first).
+_PARAGRAPH, _LINE = "\x00", "\x01"
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BLOCK_TAGS = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "ul", "ol", "table", "figure", "hr"}
+)
+_BREAKS = re.compile(r" *[\x00\x01][ \x00\x01]*")
+
+
+class _TextWithLinks(HTMLParser):
+    """Sanitized HTML (the stored article) as text: paragraphs, lines and list items kept, links as
+    `text (url)`. The standard library's parser suffices: the markup is nh3's output, a small set of tags."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pieces: list[str] = []
+        self._links: list[tuple[str, int]] = []  # (href, where its text starts) of each open <a>
+        self._lists: list[int | None] = []  # the next number of each open <ol>, None for <ul>
+        self._pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._links.append((dict(attrs).get("href") or "", len(self.pieces)))
+        elif tag == "br" or tag == "tr":
+            self.pieces.append(_LINE)
+        elif tag in ("td", "th"):
+            self.pieces.append(" ")
+        elif tag == "li":
+            number = self._lists[-1] if self._lists else None
+            if number is not None:
+                self._lists[-1] = number + 1
+            self.pieces.append(_LINE + (f"{number}. " if number is not None else "- "))
+        elif tag in _BLOCK_TAGS:
+            self.pieces.append(_PARAGRAPH)
+            if tag == "ol":
+                self._lists.append(int(dict(attrs).get("start") or 1))
+            elif tag == "ul":
+                self._lists.append(None)
+            elif tag == "pre":
+                self._pre += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._links:
+            href, start = self._links.pop()
+            text = " ".join("".join(self.pieces[start:]).split())
+            if href and _without_scheme(href) != _without_scheme(text):
+                self.pieces.append(f" ({href})")
+        elif tag in _BLOCK_TAGS:
+            self.pieces.append(_PARAGRAPH)
+            if tag in ("ol", "ul") and self._lists:
+                self._lists.pop()
+            elif tag == "pre":
+                self._pre = max(0, self._pre - 1)
+
+    def handle_data(self, data: str) -> None:
+        data = _CONTROLS.sub("", data)
+        self.pieces.append(data.replace("\n", _LINE) if self._pre else data)
+
+
+def _without_scheme(address: str) -> str:
+    # A link whose text is its own address (an autolink, a mail address) is written once, not twice.
+    return re.sub(r"^(mailto:|tel:)", "", address.strip()).rstrip("/")
+
+
+def text_with_links(markup: str) -> str:
+    """`markup` as the text part of an email: paragraphs apart, list items on their lines, and every link's
+    address after its text (`See the timetable (https://example.org/timetable).`)."""
+    parser = _TextWithLinks()
+    parser.feed(markup)
+    parser.close()
+    text = re.sub(r"[ \t\r\n\f\v]+", " ", "".join(parser.pieces))
+    text = _BREAKS.sub(lambda breaks: "\n\n" if _PARAGRAPH in breaks.group() else "\n", text)
+    return text.strip()
 
 
 def summarize(markup: str) -> str:

@@ -17,7 +17,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     refused: list[dict[str, str]] = []
     try:
         # Webhooks may point at 127.0.0.1 only: no test (the fuzzer least of all) reaches beyond this machine.
-        with local_stack_process(log_path, {"NEWSDESK_PARAMETERS": "WebhookTargets=loopback"}) as stack:
+        # Every test sends with the one dev token, the fuzzer test emails by the dozen: the hourly allowance
+        # per token has its own integration test.
+        parameters = "WebhookTargets=loopback TestEmailsPerTokenPerHour=100000"
+        with local_stack_process(log_path, {"NEWSDESK_PARAMETERS": parameters}) as stack:
             yield stack
             refused = stack.denials()
     except StackFailed as failure:

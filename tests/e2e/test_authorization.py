@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -27,6 +27,7 @@ from tests.support import times
 
 pytestmark = pytest.mark.e2e
 
+ROLES = ("contributor", "editor", "admin")
 UNAUTHORIZED = (401, {"message": "Unauthorized"})
 FORBIDDEN = (403, {"message": "Forbidden"})
 FAR_FUTURE = times.at_offset(times.now() + timedelta(days=365), hours=0)
@@ -41,6 +42,8 @@ class Operation:
     parameters: tuple[dict[str, Any], ...]
     has_body: bool
     secured: bool
+    role: str | None = None
+    """The lowest role the route declares (`x-newsdesk-role`), for /admin routes."""
 
     @property
     def label(self) -> str:
@@ -71,6 +74,7 @@ def operations(document: dict[str, Any]) -> list[Operation]:
                     parameters=tuple(operation.get("parameters") or ()),
                     has_body="requestBody" in operation,
                     secured=bool(operation.get("security")),
+                    role=operation.get("x-newsdesk-role"),
                 )
             )
     return found
@@ -124,9 +128,10 @@ def revoked_token(local_stack: LocalStack) -> MintedToken:
     return token
 
 
-def create_article(local_stack: LocalStack, title: str, **fields: Any) -> dict[str, Any]:
+def create_article(local_stack: LocalStack, title: str, token: str | None = None, **fields: Any) -> dict[str, Any]:
     body = {"title": title, "author": fields.pop("author", "Ada"), "body": fields.pop("body", "Text."), **fields}
-    reply = local_stack.request("POST", "/admin/articles", json_body=body, editor=True)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    reply = local_stack.request("POST", "/admin/articles", json_body=body, editor=token is None, headers=headers)
     assert reply.status == 201, reply.body
     return dict(reply.json())
 
@@ -205,8 +210,67 @@ def test_every_admin_route_lets_only_a_valid_token_through(
     assert sorted(article["title"] for article in written) == sorted(
         [f"Target of {INTRUDER}", f"Written by {INTRUDER}", f"Changed by {INTRUDER}"]
     )
-    sent = [item for item in local_stack.request("GET", "/_local/emails").json() if INTRUDER in item["to"]]
+    sent = local_stack.emails(to=INTRUDER)
     assert len(sent) == 1, "only the valid token's test email may be sent"
+
+
+@dataclass(frozen=True)
+class Member:
+    person_id: str
+    token: str
+
+
+def join(local_stack: LocalStack, role: str) -> Member:
+    """A person of `role` with a token, made by the stack's admin token over the API."""
+    marker = secrets.token_hex(3)
+    person = local_stack.request(
+        "POST", "/admin/people", editor=True,
+        json_body={"name": f"{role.title()} {marker}", "email": f"{role}-{marker}@example.org", "role": role},
+    )  # fmt: skip
+    assert person.status == 201, person.body
+    person_id = person.json()["id"]
+    issued = local_stack.request("POST", f"/admin/people/{person_id}/tokens", editor=True, json_body={})
+    assert issued.status == 201, issued.body
+    return Member(person_id, issued.json()["token"])
+
+
+def test_every_admin_route_refuses_each_role_below_its_own_before_it_runs(
+    local_stack: LocalStack, admin_operations: list[Operation]
+) -> None:
+    # Given a person of each role, each with their own draft (a contributor may touch only their own)
+    members = {role: join(local_stack, role) for role in ("contributor", "editor")}
+    wrong: list[str] = []
+
+    # When each of them calls every /admin route (the stack's own token is an admin's, from before people)
+    for operation in admin_operations:
+        needed = ROLES.index(operation.role or "admin")
+        for role, member in [*members.items(), ("admin", None)]:
+            token = member.token if member else local_stack.token
+            person_id = member.person_id if member else "0" * 16
+            own = create_article(local_stack, f"{role}'s article for {operation.label}", token=token)
+            path = operation.path_with(f"nobody-{secrets.token_hex(3)}@example.com", article_id=own["id"],
+                                       person_id=person_id)  # fmt: skip
+            body = WORKING_BODIES.get(operation.label, {}) if operation.has_body else None
+            reply = local_stack.request(operation.method, path, json_body=body,
+                                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            answer = gateway_answer(reply)
+            refused = answer[0] == 403 and isinstance(answer[1], dict) and "error" in answer[1]
+            if ROLES.index(role) < needed:
+                expected = {"required": operation.role, "role": role}
+                if (
+                    not refused
+                    or answer[1]["error"]["code"] != "role_required"
+                    or answer[1]["error"]["details"] != expected
+                ):
+                    wrong.append(f"{operation.label} as {role}: {answer}, expected role_required {expected}")
+                after = local_stack.request("GET", f"/admin/articles/{own['id']}", editor=True)
+                if (after.status, after.json()["version"]) != (200, 1):
+                    wrong.append(f"{operation.label} as {role} was refused but changed the article")
+            elif refused or answer in (UNAUTHORIZED, FORBIDDEN) or answer[0] >= 500:
+                wrong.append(f"{operation.label} as {role}: {answer}")
+
+    # Then each role got exactly the routes its rank allows, and a refusal changed nothing
+    assert not wrong, "\n".join(wrong)
 
 
 def _all_admin_articles(local_stack: LocalStack) -> Iterator[dict[str, Any]]:
@@ -220,15 +284,20 @@ def _all_admin_articles(local_stack: LocalStack) -> Iterator[dict[str, Any]]:
             return
 
 
-def test_every_admin_route_documents_the_token_and_the_gateways_refusals(
+def test_every_admin_route_documents_the_token_its_role_and_the_refusals(
     document: dict[str, Any], admin_operations: list[Operation]
 ) -> None:
     gateway_error = {"$ref": "#/components/schemas/GatewayError"}
+    either = [{"$ref": "#/components/schemas/ErrorResponse"}, gateway_error]
     for operation in admin_operations:
-        responses = document["paths"][operation.path][operation.method.lower()]["responses"]
+        described = document["paths"][operation.path][operation.method.lower()]
+        responses = described["responses"]
         assert operation.secured, f"{operation.label} does not declare bearerAuth"
-        for status in ("401", "403"):
-            assert responses[status]["content"]["application/json"]["schema"] == gateway_error, operation.label
+        assert responses["401"]["content"]["application/json"]["schema"] == gateway_error, operation.label
+        # 403: API Gateway's refusal of a wrong token, or the function's role_required
+        assert responses["403"]["content"]["application/json"]["schema"]["anyOf"] == either, operation.label
+        assert operation.role in ROLES, f"{operation.label} declares no x-newsdesk-role"
+        assert f"Needs the `{operation.role}` role" in described["description"], operation.label
 
 
 # -------------------------------------------------------------------------------- the public side
@@ -273,7 +342,7 @@ def hidden(local_stack: LocalStack, revoked_token: MintedToken) -> Secrets:
     pending, confirmed = f"pending-{marker}@example.com", f"confirmed-{marker}@example.com"
     for address in (pending, confirmed):
         assert local_stack.request("POST", "/subscribers", json_body={"email": address}).status == 202
-    raw = next(item["raw"] for item in local_stack.request("GET", "/_local/emails").json() if confirmed in item["to"])
+    [raw] = [item["raw"] for item in local_stack.emails(to=confirmed)]
     link = urlsplit(confirm_link(raw))
     assert local_stack.request("POST", f"{link.path}?{link.query}", data=b"").status == 200  # the page's button
     never_shown = {
@@ -348,8 +417,9 @@ def readme_error_table() -> set[tuple[int, str]]:
 
 
 def test_the_readme_s_errors_are_what_the_api_answers(local_stack: LocalStack) -> None:
-    # Given an article, another one's slug, and a cursor of a tagged list
+    # Given an article, another one's slug, a contributor, and a cursor of a tagged list
     article = create_article(local_stack, "Errors as documented")
+    contributor = join(local_stack, "contributor").token
     taken = create_article(local_stack, "A slug to take")["slug"]
     json_type = {"Content-Type": "application/json"}
     requests: dict[tuple[int, str], tuple[str, str, dict[str, Any]]] = {
@@ -359,6 +429,11 @@ def test_the_readme_s_errors_are_what_the_api_answers(local_stack: LocalStack) -
             "GET",
             "/admin/articles",
             {"headers": {"Authorization": "Bearer " + "x" * 32}},
+        ),
+        (403, "role_required"): (
+            "POST",
+            f"/admin/articles/{article['id']}/publish",
+            {"headers": {"Authorization": f"Bearer {contributor}"}},
         ),
         (404, "not_found"): ("GET", "/articles/no-such-article", {}),
         (404, '{"message": "Not Found"}'): ("GET", "/no-such-route", {}),
@@ -380,6 +455,11 @@ def test_the_readme_s_errors_are_what_the_api_answers(local_stack: LocalStack) -
             {"data": b"title=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
         ),
         (422, "validation_error"): ("PATCH", f"/admin/articles/{article['id']}", {"json_body": {"body": "x" * 70_000}}),
+        (422, "invalid_input"): (
+            "POST",
+            f"/admin/articles/{article['id']}/schedule",
+            {"json_body": {"publish_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}},
+        ),
         (422, "unknown_topics"): (
             "POST",
             "/subscribers",
@@ -391,7 +471,7 @@ def test_the_readme_s_errors_are_what_the_api_answers(local_stack: LocalStack) -
     # When each request of the table is sent, Then the API answers what the README says
     assert set(requests) == readme_error_table()
     for (status, body), (method, path, options) in requests.items():
-        editor = status not in (401, 403) and path.startswith("/admin")
+        editor = status not in (401, 403) and path.startswith("/admin")  # role_required sends its own token
         reply = local_stack.request(method, path, editor=editor, **options)
         answer = reply.json()
         got = json.dumps(answer, separators=(", ", ": ")) if "error" not in answer else answer["error"]["code"]

@@ -1,24 +1,27 @@
-"""The editor's command line against the running local stack, found as a person finds it: through the state
-file the stack writes (no address, no token given), whatever port it runs on."""
+"""The editor's command line against the running local stack, found as a person finds it: through the entry
+the stack writes (no address, no token given), whatever port it runs on, and asking which when several run."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
 
 from local.aws import DUMMY_CREDENTIALS
+from newsdesk.local_state import LocalStackState, remove_state, write_state
 from tests.e2e.conftest import LocalStack
 
 pytestmark = pytest.mark.e2e
 
 
 def newsdesk(local_stack: LocalStack, *arguments: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    # Nothing of this process's AWS settings, no PORT, no token: the stack's state file is all it has.
+    # Nothing of this process's AWS settings, no PORT, no token: the stack's state entry is all it has.
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "NEWSDESK_")) and key != "PORT"
     }
@@ -80,3 +83,33 @@ def test_a_command_for_an_unknown_article_says_so(local_stack: LocalStack) -> No
 
     assert missing.returncode == 1
     assert "newsdesk:" in missing.stderr
+
+
+def test_with_another_stack_running_the_cli_asks_which_and_says_which_it_uses(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a second stack's entry beside this one's, for a port something listens on
+    monkeypatch.setenv("NEWSDESK_LOCAL_STATE", str(local_stack.state_path))
+    port = urlsplit(local_stack.api_url).port
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        other_url = f"http://127.0.0.1:{other.getsockname()[1]}"
+        second = LocalStackState(other_url, "http://127.0.0.1:9", "us-east-1", "other-token", os.getpid())
+        write_state(second)
+        try:
+            # When the command does not say which stack, and then does
+            asked = newsdesk(local_stack, "--local", "token", "list")
+            chosen = newsdesk(local_stack, "--local", "token", "list", "--port", str(port))
+        finally:
+            remove_state(second.port, second.pid)
+
+    # Then it asks, naming both, and with --port it uses this stack and says so (on stderr: stdout is the answer)
+    assert asked.returncode == 1
+    both = ", ".join(sorted([local_stack.api_url, other_url], key=lambda url: int(url.rsplit(":", 1)[1])))
+    assert f"2 local stacks are running ({both}): say which with --port" in asked.stderr
+    assert (chosen.returncode, chosen.stderr) == (0, f"newsdesk: using the local stack at {local_stack.api_url}\n")
+    assert "local-dev" in chosen.stdout
+    # Alone again, it is the one
+    alone = newsdesk(local_stack, "--local", "token", "list")
+    assert (alone.returncode, alone.stderr) == (0, f"newsdesk: using the local stack at {local_stack.api_url}\n")

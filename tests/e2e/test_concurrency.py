@@ -62,18 +62,12 @@ def text_part(raw: str) -> str:
     return str(part.get_content())
 
 
-def emails(local_stack: LocalStack) -> list[dict[str, Any]]:
-    reply = local_stack.request("GET", "/_local/emails")
-    assert reply.status == 200
-    return list(reply.json())
-
-
 def confirmed_subscribers(local_stack: LocalStack, marker: str) -> list[str]:
     """Sign up SUBSCRIBERS addresses and confirm each (the button behind the link in its confirmation email)."""
     addresses = [f"storm-{marker}-{number}@example.com" for number in range(SUBSCRIBERS)]
     for address in addresses:
         assert local_stack.request("POST", "/subscribers", json_body={"email": address}).status == 202
-    for sent in emails(local_stack):
+    for sent in local_stack.emails(to=f"storm-{marker}-"):
         if sent["to"] in addresses:
             link = next(
                 urlsplit(url)
@@ -189,7 +183,11 @@ def test_a_storm_of_concurrent_requests_loses_nothing_and_mails_each_subscriber_
             statuses[outcome.call.kind][outcome.reply.status] += 1
         winners = Counter(outcome.call.target for outcome in outcomes if outcome.call.kind == "edit"
                           and outcome.reply.status == 200)  # fmt: skip
-        newsletters = Counter(sent["to"] for sent in emails(local_stack) if sent["subject"] == published["title"])
+        newsletters = Counter(
+            sent["to"]
+            for sent in local_stack.emails(subject=published["title"])
+            if sent["subject"] == published["title"]
+        )
         per_subscriber = Counter(newsletters[address] for address in subscribers)
         report(
             request.config,

@@ -19,7 +19,7 @@ ADDRESS = "journey@example.org"
 
 def emails_to(local_stack: LocalStack, address: str) -> list[EmailMessage]:
     messages = []
-    for sent in local_stack.request("GET", "/_local/emails").json():
+    for sent in local_stack.emails(to=address):
         message = email.message_from_string(sent["raw"], policy=policy.default)
         assert isinstance(message, EmailMessage)
         if address in str(message["To"]):

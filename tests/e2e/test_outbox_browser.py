@@ -35,7 +35,7 @@ def test_a_long_email_grows_its_frame_instead_of_being_cut_off(page: Page, local
     to = f"long-{secrets.token_hex(4)}@example.org"
     sent = local_stack.request("POST", f"/admin/articles/{article['id']}/test-email", json_body={"to": to}, editor=True)
     assert sent.status == 202, sent.body
-    email_id = next(item["id"] for item in local_stack.request("GET", "/_local/emails").json() if item["to"] == to)
+    [email_id] = [item["id"] for item in local_stack.emails(to=to)]
 
     # When it is opened in the outbox
     page.goto(f"{local_stack.api_url}/_local/?id={email_id}")

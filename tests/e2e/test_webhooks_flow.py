@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -52,3 +53,20 @@ def test_a_published_article_reaches_a_local_receiver_and_a_failure_is_retried_s
     # The retry came after the local stack's 2 s, not the deployed minute.
     first_at, second_at = (datetime.fromisoformat(a["at"]) for a in deliveries[0]["attempts"])
     assert timedelta(seconds=2) <= second_at - first_at < timedelta(seconds=30)
+
+
+def test_the_local_stacks_own_aws_endpoint_is_refused_as_a_webhook_target(local_stack: LocalStack) -> None:
+    # 127.0.0.1 takes receivers on the local stack, but not on the port of its embedded AWS: a webhook
+    # there would POST signed JSON into the stack's own AWS.
+    aws_port = urlsplit(local_stack.aws_endpoint).port
+
+    refused = local_stack.request(
+        "POST",
+        "/admin/webhooks",
+        json_body={"url": f"http://127.0.0.1:{aws_port}/", "events": ["article.published"]},
+        editor=True,
+    )
+
+    assert refused.status == 422, refused.body
+    assert refused.json()["error"]["code"] == "invalid_webhook_url"
+    assert str(aws_port) in refused.json()["error"]["message"]

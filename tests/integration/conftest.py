@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterator
+import pkgutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +16,21 @@ import pytest
 from moto import mock_aws
 
 from local import moto_fixes
+from local.events import ApiContext, HttpRequest
 from local.functions import InProcessFunctions
 from local.iam import AccessPolicy, enforced_in_process
 from local.resolver import Resolver
+from local.server import ApiServer
 from local.sources import EventSources
 from local.stack import build_stack, local_resolver, project_template
 from local.template import Template
-from newsdesk import dependencies
+from newsdesk import dependencies, models
+from newsdesk.api.routing import RoutedApp
+from newsdesk.cli import main
+from newsdesk.models.base import build_imported_models
 
 ROOT = Path(__file__).resolve().parents[2]
+BusTap = Callable[[], list[dict[str, Any]]]
 API_URL = "https://api.newsdesk.test"
 RECONCILIATION_WINDOW_SECONDS = 60
 
@@ -47,6 +55,7 @@ class Stack:
     functions: InProcessFunctions
     sources: EventSources
     policy: AccessPolicy
+    api: ApiServer
 
     def drain(self, *, skip: tuple[str, ...] = (), timeout: float = 120, wait_for_delayed: bool = True) -> None:
         """Run the queue and stream event sources until nothing is left to deliver."""
@@ -60,6 +69,29 @@ class Stack:
         answer = self.invoke(function, event)
         headers = {key.lower(): value for key, value in (answer.get("headers") or {}).items()}
         return Reply(answer["statusCode"], headers, answer.get("body") or "")
+
+    def http(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """A request to the HTTP API as API Gateway serves it: the route, the token authorizer (with `token`,
+        if given) and the function, in this process."""
+        path, _, query = path.partition("?")
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        body = b""
+        if json_body is not None:
+            sent.setdefault("Content-Type", "application/json")
+            body = json.dumps(json_body).encode()
+        response = self.api.dispatch(HttpRequest(method, path, query, list(sent.items()), body))
+        answer_headers = {key.lower(): value for key, value in response.headers}
+        return Reply(response.status, answer_headers, response.body.decode("utf-8", errors="replace"))
 
     def table(self, logical_id: str) -> str:
         return self.resolver.physical_name(logical_id)
@@ -87,6 +119,8 @@ def resolver(template: Template) -> Resolver:
             # Webhooks: retries at once (the schedule has tests of its own), and nothing but 127.0.0.1.
             "WebhookRetryBaseSeconds": "0",
             "WebhookTargets": "loopback",
+            # Every test sends as one editor token; the hourly test-email limit has a test of its own.
+            "TestEmailsPerTokenPerHour": "100000",
         },
         template=template,
     )
@@ -120,19 +154,33 @@ def running_stack(
     moto_fixes.apply()
     policy = AccessPolicy(resolver.account_id)
     with mock_aws(), enforced_in_process(policy):
-        build_stack(resolver, policy=policy, ses_sandbox=ses_sandbox)
+        built = build_stack(resolver, policy=policy, ses_sandbox=ses_sandbox)
         for key, value in resolver.environment().items():
             monkeypatch.setenv(key, value)
         dependencies.reset()
         # Every handler is initialised before the test runs, as Lambda initialises before the first event
         # (once per worker: a test freezing time must not be the one whose clock a module's import sees).
         for logical_id in template.functions:
-            functions.module(logical_id)
+            app = getattr(functions.module(logical_id), "app", None)
+            if isinstance(app, RoutedApp):
+                app.include_all()  # the routers too: importing one binds the clock the module sees
+        # Models build on first use, and pydantic cannot build one while time is frozen (freezegun replaces
+        # datetime.datetime itself): build them all now (some are imported only when a service needs them).
+        for module in pkgutil.iter_modules(models.__path__, f"{models.__name__}."):
+            importlib.import_module(module.name)
+        build_imported_models()
         sources = EventSources(
             template, resolver, functions.invoke, endpoint=None, service_credentials=policy.service_credentials
         )
         sources.pollers()  # stream positions are taken now, before the test writes anything
-        yield Stack(template, resolver, functions, sources, policy)
+        api = ApiServer(
+            ("127.0.0.1", 0), template, functions, ApiContext(region=resolver.region),
+            invoke_policies=built.invoke_policies,
+        )  # fmt: skip
+        try:
+            yield Stack(template, resolver, functions, sources, policy, api)
+        finally:
+            api.server_close()
 
 
 @pytest.fixture
@@ -144,3 +192,34 @@ def stack(
         yield running
     refused = running.policy.take_denials()
     assert not refused, f"AWS would refuse these calls (the function's role lacks them): {refused}"
+
+
+@pytest.fixture
+def bus(stack: Stack) -> BusTap:
+    """What reaches the stack's bus: a rule of our own on it (as any AWS consumer would add), to a queue.
+    Each call returns the events that came since the last one, in the bus's envelope."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue_url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    name = stack.resolver.physical_name("NewsdeskEventBus")
+    events.put_rule(Name="tap", EventBusName=name, EventPattern=json.dumps({"source": ["newsdesk"]}))
+    events.put_targets(Rule="tap", EventBusName=name, Targets=[{"Id": "tap", "Arn": queue_arn}])
+
+    def read() -> list[dict[str, Any]]:
+        found = []
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+            found += [json.loads(message["Body"]) for message in messages]
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        return found
+
+    return read
+
+
+@pytest.fixture
+def admin(stack: Stack, capsys: pytest.CaptureFixture[str]) -> str:
+    """An admin's token: one made as `newsdesk token create --name` made tokens before people existed."""
+    assert main(["--table", stack.table("TokensTable"), "token", "create", "--name", "admin"]) == 0
+    return capsys.readouterr().out.splitlines()[1]

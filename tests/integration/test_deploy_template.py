@@ -414,7 +414,10 @@ def test_every_function_is_watched_for_throttles_by_one_alarm_that_sums_them(exp
         if not throttles:
             continue
         (returned,) = [query for query in queries if query.get("ReturnData", True)]
-        assert sorted(returned["Expression"].replace(" ", "").split("+")) == sorted(throttles)
+        # Each term FILLed with 0: a function not invoked in the period has no datapoint, and a sum with a
+        # missing term is missing, so the others' throttles would go unseen.
+        terms = returned["Expression"].replace(" ", "").split("+")
+        assert sorted(terms) == sorted(f"FILL({query_id},0)" for query_id in throttles)
         assert len(queries) <= 10 + 1  # CloudWatch's hard limit: 10 metrics in an alarm's math
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
         watched += throttles.values()
@@ -481,8 +484,8 @@ def test_every_queue_nothing_reads_has_an_alarm_on_what_waits_in_it(expanded: di
         for dimension in alarm["Dimensions"]
     }
 
-    # 6, the events' and the two webhook queues' dead letters, and the schedules'
-    assert len(dead_letter_queues) == 10
+    # 6, the events', the two webhook queues', the schedules' and the erasure queue's dead letters
+    assert len(dead_letter_queues) == 11
     assert dead_letter_queues <= watched
 
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-import boto3
-import pytest
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
 from newsdesk.models.events import EVENT_DATA, EventType
 from newsdesk.models.subscribers import Frequency
-from tests.integration.conftest import Stack
+from tests.integration.conftest import BusTap, Stack
 from tests.integration.test_ledger import _confirm
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, editor, publish_new_article
 from tests.integration.test_subscribers import confirmed, subscribe
@@ -24,31 +20,6 @@ from tests.support.events import sample_event
 
 SIMULATOR = "simulator.amazonses.com"
 NEWSLETTER_FUNCTIONS = ("FanoutFunction", "MailerFunction", "SesEventsFunction", "TallyFunction", "WebhooksFunction")
-BusTap = Callable[[], list[dict[str, Any]]]
-
-
-@pytest.fixture
-def bus(stack: Stack) -> BusTap:
-    """What reaches the stack's bus: a rule of our own on it (as any AWS consumer would add), to a queue.
-    Each call returns the events that came since the last one, in the bus's envelope."""
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    queue_url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    name = stack.resolver.physical_name("NewsdeskEventBus")
-    events.put_rule(Name="tap", EventBusName=name, EventPattern=json.dumps({"source": ["newsdesk"]}))
-    events.put_targets(Rule="tap", EventBusName=name, Targets=[{"Id": "tap", "Arn": queue_arn}])
-
-    def read() -> list[dict[str, Any]]:
-        found = []
-        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
-            found += [json.loads(message["Body"]) for message in messages]
-            sqs.delete_message_batch(
-                QueueUrl=queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
-        return found
-
-    return read
 
 
 def types(envelopes: list[dict[str, Any]]) -> list[str]:

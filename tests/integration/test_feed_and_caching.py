@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import feedparser
 
-from tests.integration.conftest import Reply, Stack
+from tests.integration.conftest import API_URL, Reply, Stack
 from tests.integration.test_articles import create, editor, public, publish
 
 BODY = "The council **approved** it.\n\n<script>alert(1)</script>\n\n* roads\n* libraries"
@@ -26,6 +26,17 @@ def test_the_feed_carries_each_article_s_sanitized_html(stack: Stack) -> None:
     assert "<strong>approved</strong>" in content.value
     assert "<li>libraries</li>" in content.value
     assert "<script" not in content.value
+
+
+def test_the_feed_says_it_lives_at_the_api_and_its_articles_on_the_site(stack: Stack) -> None:
+    publish(stack, create(stack, title="Where things are")["id"])
+
+    feed = feedparser.parse(public(stack, "public-feed").body)
+
+    links = {link.rel: link.href for link in feed.feed.links}
+    # The API serves the feed (docs/deploy.md: link <ApiUrl>/feed.xml); the site shows the articles
+    assert links == {"self": f"{API_URL}/feed.xml", "alternate": "https://example.com/"}
+    assert feed.entries[0].link == "https://example.com/articles/where-things-are"
 
 
 def test_the_feed_s_updated_is_the_newest_change_not_the_time_of_the_request(stack: Stack) -> None:

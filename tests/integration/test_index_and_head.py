@@ -36,7 +36,7 @@ def test_every_get_route_has_a_head_twin_on_the_same_function_and_authorizer(tem
         assert head is not None, f"GET {get.path} has no HEAD route"
         assert (head.function_id, head.auth_required) == (get.function_id, get.auth_required), get.path
     assert {route.method for route in template.routes if route.method not in ("GET", "HEAD")} <= {
-        "POST", "PATCH", "DELETE",
+        "POST", "PUT", "PATCH", "DELETE",
     }  # fmt: skip
 
 
@@ -76,9 +76,10 @@ def test_head_is_the_get_without_the_body(stack: Stack, name: str) -> None:
 
     assert head.status == get.status
     assert head.body == ""
+    # The GET's headers, and the length of the body a GET would have carried
     assert {key: value for key, value in head.headers.items() if key != "etag"} == {
         key: value for key, value in get.headers.items() if key != "etag"
-    }
+    } | {"content-length": str(len(get.body.encode()))}
     assert get.body
 
 
@@ -89,6 +90,7 @@ def test_head_on_an_editor_route_answers_as_its_get(stack: Stack) -> None:
 
     assert (head.status, head.body) == (get.status, "")
     assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == str(len(get.body.encode()))
 
 
 def test_the_docs_page_links_to_the_json_document(stack: Stack) -> None:

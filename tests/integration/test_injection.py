@@ -29,6 +29,7 @@ from newsdesk.messages import MessageTemplate, Recipient, format_address
 from newsdesk.models.subscribers import Subscriber, SubscriberStatus
 from newsdesk.services.emails import TEST_SUBJECT_PREFIX
 from tests.integration.conftest import Reply, Stack
+from tests.support.events import ADMIN_CONTEXT
 from tests.support.html_safety import executable_content
 from tests.support.mail import Mail, outbox
 from tests.support.xss_payloads import PAYLOADS
@@ -52,7 +53,7 @@ def http(stack: Stack, method: str, path: str, body: Any = None) -> Reply:
         headers=[("content-type", "application/json")] if body is not None else [],
         body=json.dumps(body).encode() if body is not None else b"",
     )
-    authorizer: dict[str, Any] | None = {} if route.authorizer else None
+    authorizer: dict[str, Any] | None = ADMIN_CONTEXT if route.authorizer else None
     return stack.call(
         route.function_id, http_api_event(request, route.route_key, parameters, authorizer_context=authorizer)
     )

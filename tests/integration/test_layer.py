@@ -178,21 +178,21 @@ def test_every_package_the_product_imports_is_in_the_layer(built_layer: Path) ->
 
 # ------------------------------------------------------------------------- the checks fail when they must
 @pytest.fixture(scope="module")
-def layer_without_pydantic_settings(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sam_built_layer(tmp_path_factory.mktemp("incomplete"), without=["pydantic_settings"])
+def layer_without_pydantic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sam_built_layer(tmp_path_factory.mktemp("incomplete"), without=["pydantic"])
 
 
-def test_a_handler_whose_package_is_missing_fails_naming_it(layer_without_pydantic_settings: Path) -> None:
+def test_a_handler_whose_package_is_missing_fails_naming_it(layer_without_pydantic: Path) -> None:
     function = project_template().functions["PublicFunction"]
-    failure = import_failure(function, import_handler(function, layer_without_pydantic_settings))
+    failure = import_failure(function, import_handler(function, layer_without_pydantic))
     assert failure is not None
-    assert "PublicFunction cannot start on Lambda: ModuleNotFoundError: No module named 'pydantic_settings'" in failure
+    assert "PublicFunction cannot start on Lambda: ModuleNotFoundError: No module named 'pydantic'" in failure
 
 
-def test_the_static_walk_names_a_package_the_layer_lacks(layer_without_pydantic_settings: Path) -> None:
-    missing = unavailable_imports(layer_without_pydantic_settings)
-    assert list(missing) == ["pydantic_settings"]
-    assert "shared/newsdesk/settings.py:" in " ".join(missing["pydantic_settings"])
+def test_the_static_walk_names_a_package_the_layer_lacks(layer_without_pydantic: Path) -> None:
+    missing = unavailable_imports(layer_without_pydantic)
+    assert list(missing) == ["pydantic"]
+    assert "shared/newsdesk/settings.py:" in " ".join(missing["pydantic"])
 
 
 # -------------------------------------------------------------------------------- the test process itself

@@ -16,11 +16,19 @@ from freezegun import freeze_time
 
 from newsdesk import dependencies
 from newsdesk.dal.email import SesSender
-from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
+from newsdesk.dal.ledger import LedgerShape, record_key
+from newsdesk.dal.publications import ledger_shape
+from newsdesk.services.delivery import (
+    TAG_ATTEMPT,
+    TAG_DELIVERY,
+    TAG_LEDGER_SHARDS,
+    TAG_RECIPIENT,
+    UNCONFIRMED_METRIC,
+)
 from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, publish_new_article
 from tests.support import times
-from tests.support.chaos import run_chaos
+from tests.support.chaos import KILL, ScriptedSes, run_chaos
 from tests.support.events import sample_event, ses_event
 
 SIMULATOR = "simulator.amazonses.com"
@@ -51,6 +59,13 @@ def recipients(stack: Stack, delivery_id: str, **query: str) -> dict[str | None,
         cursor = page.json()["next_cursor"]
         if not cursor:
             return found
+
+
+def ledger_of(delivery_id: str) -> tuple[LedgerShape, dict[str, list[str]]]:
+    """Where a delivery's ledger is, and the message tag naming its partitions that its emails carry."""
+    shape = ledger_shape(delivery_id, dependencies.container().publication_repository.publication(delivery_id))
+    assert shape.shards is not None
+    return shape, {TAG_LEDGER_SHARDS: [str(shape.shards)]}
 
 
 def test_ses_events_settle_each_recipient_and_the_counts_add_up(stack: Stack) -> None:
@@ -141,34 +156,63 @@ def test_unknown_deliveries_are_404(stack: Stack, sample: str, path: dict[str, s
     assert reply.json()["error"]["code"] == "not_found"
 
 
-def test_a_recipient_whose_send_never_reached_ses_is_sent_again_once_after_the_window(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+def test_a_recipient_whose_attempts_are_killed_before_ses_gets_one_email_or_ends_failed_after_max_attempts(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    readers = add_subscribers(4)
-    real_send = SesSender.send
-    crashed: list[str] = []
-
-    def dies_before_calling_ses(self: SesSender, **request: Any) -> str:
-        if request["recipient"] == readers[2] and not crashed:
-            crashed.append(request["recipient"])
-            raise ConnectionAbortedError("the mailer's process was killed between the claim and the SES call")
-        return real_send(self, **request)
-
-    monkeypatch.setattr(SesSender, "send", dies_before_calling_ses)
-    with freeze_time(NOW, tick=True) as clock:
+    lucky, unlucky, *others = add_subscribers(4)
+    attempts = int(stack.resolver.ref("MaxSendAttempts"))
+    # The mailer dies between its claim and the SES call: all but the last attempt for one reader, every
+    # attempt for another.
+    ses = ScriptedSes(boto3.client("sesv2"), {lucky: [KILL] * (attempts - 1), unlucky: [KILL] * attempts})
+    dependencies.reset().ses = ses
+    capsys.readouterr()
+    with freeze_time(times.now(), tick=True) as clock:
         article = publish_new_article(stack)
         stack.drain(wait_for_delayed=False)
         delivery_id = f"article-{article['id']}"
         waiting = delivery(stack, delivery_id)
-        clock.tick(timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5))
-        stack.drain()
+        for _ in range(attempts):  # each window passes without a Send event: the next attempt goes
+            times.move_on(clock, timedelta(seconds=RECONCILIATION_WINDOW_SECONDS + 5))
+            stack.drain(wait_for_delayed=False)
+        done = delivery(stack, delivery_id)
 
-    assert crashed == [readers[2]]
-    assert (waiting["state"], waiting["counts"]["pending"]) == ("sending", 1)  # no Send event: not known sent
+    assert attempts == 5  # the template's default
+    assert (waiting["state"], waiting["counts"]["pending"]) == ("sending", 2)  # no Send event: not known sent
+    assert ses.attempts[lucky] == list(range(1, attempts + 1))  # each attempt tagged with its number
+    assert ses.attempts[unlucky] == list(range(1, attempts + 1))  # and no more than MaxSendAttempts
     received = [mail.message["To"].addresses[0].addr_spec for mail in newsletters(ARTICLE["title"])]
-    assert sorted(received) == sorted(readers)  # the killed one got it, once, from the second attempt
-    done = delivery(stack, delivery_id)
-    assert (done["state"], done["counts"]["delivered"], done["late_send_events"]) == ("done", 4, 0)
+    assert sorted(received) == sorted([lucky, *others])  # the lucky one once, from the last attempt
+    assert (done["state"], done["counts"]["delivered"], done["failed"], done["late_send_events"]) == ("done", 3, 1, 0)
+    failed = recipients(stack, delivery_id)[unlucky]
+    assert (failed["state"], failed["detail"]) == ("failed", "SES never confirmed sending it, after 5 attempts")
+    assert unconfirmed_metrics(stack, capsys.readouterr().out) == [1.0]  # counted once, where its alarm looks
+    assert set(ses.accepted) == set(received)
+    assert set(ses.accepted.values()) == {1}
+
+
+def unconfirmed_metrics(stack: Stack, output: str) -> list[float]:
+    """The values of the SendsUnconfirmed metric the functions published (EMF), checked to be the metric
+    the template's alarm watches: same namespace, name and dimensions."""
+    (alarm,) = [
+        stack.resolver.resolve(resource.properties)
+        for resource in stack.template.of_type("AWS::CloudWatch::Alarm")
+        if resource.properties.get("MetricName") == UNCONFIRMED_METRIC
+    ]
+    watched = {dimension["Name"]: dimension["Value"] for dimension in alarm["Dimensions"]}
+    values: list[float] = []
+    for line in output.splitlines():
+        try:
+            document: Any = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(document, dict) or UNCONFIRMED_METRIC not in document:
+            continue
+        (directive,) = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == alarm["Namespace"]
+        assert {name: document[name] for group in directive["Dimensions"] for name in group} == watched
+        values += document[UNCONFIRMED_METRIC] if isinstance(document[UNCONFIRMED_METRIC], list) else [
+            document[UNCONFIRMED_METRIC]]  # fmt: skip
+    return values
 
 
 def test_a_mailer_that_dies_after_ses_accepted_sends_nothing_twice(
@@ -205,15 +249,16 @@ def test_a_send_event_later_than_the_window_is_counted_as_a_possible_duplicate(s
     stack.drain()
     delivery_id = f"article-{article['id']}"
     key = dependencies.container().recipient_keys().of(reader)
+    ledger, shards_tag = ledger_of(delivery_id)
     # The record as a second attempt left it, and then the first attempt's Send event, long after.
     boto3.client("dynamodb").update_item(
         TableName=stack.table("DeliveriesTable"),
-        Key={"pk": {"S": delivery_id}, "sk": {"S": f"to#{key}"}},
+        Key=record_key(ledger, key),
         UpdateExpression="SET attempt = :two",
         ExpressionAttributeValues={":two": {"N": "2"}},
     )
     late = {"eventType": "Send", "send": {}, "mail": {"messageId": "late-one", "tags": {
-        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"]}}}  # fmt: skip
+        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"], **shards_tag}}}  # fmt: skip
     envelope = {"source": "aws.ses", "detail-type": "Email Sent", "detail": late}
     boto3.client("sqs").send_message(
         QueueUrl=stack.resolver.queue_url("SesEventsQueue"), MessageBody=json.dumps(envelope)
@@ -227,6 +272,33 @@ def test_a_send_event_later_than_the_window_is_counted_as_a_possible_duplicate(s
     report = delivery(stack, delivery_id)
     assert report["late_send_events"] == 1  # counted once, though the event came twice
     assert report["counts"]["delivered"] == 1
+
+
+def test_a_late_send_event_settles_a_record_still_waiting_for_a_later_attempt(stack: Stack) -> None:
+    (reader,) = add_subscribers(1)
+    article = publish_new_article(stack)
+    stack.drain()
+    delivery_id = f"article-{article['id']}"
+    key = dependencies.container().recipient_keys().of(reader)
+    ledger, shards_tag = ledger_of(delivery_id)
+    # The record as a second attempt left it when its mailer was killed before SES: pending, attempt 2.
+    boto3.client("dynamodb").update_item(
+        TableName=stack.table("DeliveriesTable"),
+        Key=record_key(ledger, key),
+        UpdateExpression="SET attempt = :two, #state = :pending, pending_since = :now",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={":two": {"N": "2"}, ":pending": {"S": "pending"},
+                                   ":now": {"S": datetime.now(UTC).isoformat()}},
+    )  # fmt: skip
+    late = {"eventType": "Send", "send": {}, "mail": {"messageId": "late-one", "tags": {
+        TAG_DELIVERY: [delivery_id], TAG_RECIPIENT: [key], TAG_ATTEMPT: ["1"], **shards_tag}}}  # fmt: skip
+
+    stack.invoke("SesEventsFunction", ses_event(late))
+    stack.drain()
+
+    entry = recipients(stack, delivery_id)[reader]
+    assert (entry["state"], entry["message_id"]) == ("sent", "late-one")  # the first email reached SES: not sent again
+    assert delivery(stack, delivery_id)["late_send_events"] == 1
 
 
 class DailyQuota:

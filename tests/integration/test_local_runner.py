@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -125,6 +128,23 @@ def test_the_path_is_decoded_once_as_api_gateway_does(stack: Stack) -> None:
     event = stack.received("ApiFunction")[-1]
     assert event["pathParameters"] == {"id": "x%41y@example.org"}
     assert event["rawPath"] == event["requestContext"]["http"]["path"] == "/items/x%41y@example.org"
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [("/items/dora%40b%C3%BCcher.example", "/items/{id}"), ("/nowhere/dora%40example.org", "/nowhere/<address>")],
+)
+def test_the_access_log_never_prints_an_address_in_a_path(
+    stack: Stack, caplog: pytest.LogCaptureFixture, path: str, logged: str
+) -> None:
+    # As DELETE /admin/subscribers/{email} is logged: the route, not the address a client put in its path.
+    with caplog.at_level(logging.INFO, logger="access"):
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(urllib.request.Request(stack.server.url + path, method="DELETE"), timeout=10)
+        # The line is written once the answer is sent, so it may come just after the client has it.
+        [line] = wait_for(lambda: [record.getMessage() for record in caplog.records if record.name == "access"])
+    assert line.startswith(f"DELETE {logged} ")
+    assert "dora" not in line
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("POST", "/items"), ("GET", "/files/")])

@@ -3,7 +3,8 @@
 Powertools keeps added metrics in memory until `log_metrics` writes them out (EMF, on stdout) as the
 invocation ends; without it they are never published. Which functions add metrics is found by reading
 the code: from each handler of the template, through the imports of the function's folder and the
-layer (lazy imports inside functions too, name by name), to a call of `add_metric`. Reading cannot tell
+layer (lazy imports inside functions too, name by name, and the routers api/routing.py declares), to a call
+of `add_metric`. Reading cannot tell
 a route that runs from one only imported (PublicFunction's OpenAPI document imports the editor's routes),
 so it may ask for the decorator where it flushes nothing; that costs nothing.
 """
@@ -146,6 +147,7 @@ class CodeReader:
                 called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
                 if called == "add_metric":
                     calls.add(f"{module.path.parent.name}/{module.path.name}:{node.lineno}")
+                found += [(router_module, WHOLE) for router_module in _declared_router(node)]
             elif isinstance(node, ast.Name) and node.id in module.definitions:
                 found.append((module_name, node.id))
             elif isinstance(node, ast.Import):
@@ -157,6 +159,16 @@ class CodeReader:
                     submodule = f"{package}.{alias.name}"
                     found.append((submodule, WHOLE) if self._module(submodule) else (package, alias.name))
         return found
+
+
+def _declared_router(call: ast.Call) -> list[str]:
+    """The module of a router an HTTP function declares (api/routing.py: `Routes("newsdesk.api.editor",
+    "router", paths)`), which the function imports when a request first asks for one of its paths."""
+    name = call.func.id if isinstance(call.func, ast.Name) else ""
+    first = call.args[0] if call.args else None
+    if name == "Routes" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return [first.value]
+    return []
 
 
 def _absolute(module_name: str, path: Path, node: ast.ImportFrom) -> str:

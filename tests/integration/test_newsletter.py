@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import boto3
+import pytest
+from freezegun import freeze_time
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
@@ -105,6 +108,28 @@ def test_every_confirmed_instant_subscriber_gets_one_personal_email(stack: Stack
     assert statuses[readers[0] if readers[0] != reader else readers[1]] is SubscriberStatus.CONFIRMED
 
 
+def test_the_text_part_keeps_each_link_s_address_and_the_paragraphs(stack: Stack) -> None:
+    # Given a reader, and an article with links: one with its own text, one whose text is its address
+    add_subscribers(1)
+    body = (
+        "The ferry runs again. See [timetable](https://example.org/timetable).\n\n"
+        "Questions: <news@example.org> or <https://example.org/ferry>.\n\n"
+        "- [Routes](https://example.org/routes)\n- Fares"
+    )
+
+    # When it is published
+    publish_new_article(stack, title="Ferry timetable", body=body)
+    stack.drain()
+
+    # Then a reader of the text part sees where each link goes, once, and the article's paragraphs
+    [mail] = newsletters("Ferry timetable")
+    assert (
+        "The ferry runs again. See timetable (https://example.org/timetable).\n\n"
+        "Questions: news@example.org or https://example.org/ferry.\n\n"
+        "- Routes (https://example.org/routes)\n- Fares"
+    ) in mail.text
+
+
 def test_a_subscriber_who_leaves_before_their_batch_is_sent_is_skipped(stack: Stack) -> None:
     readers = add_subscribers(40)
     article = publish_new_article(stack)
@@ -181,6 +206,65 @@ def test_test_email_reaches_one_address_without_touching_deliveries(stack: Stack
     assert mail.subject == f"[TEST] {ARTICLE['title']}"
     assert stack.items("DeliveriesTable") == []
     assert stack.items("PublicationsTable") == []
+
+
+def send_test_email(stack: Stack, article_id: str, to: str, *, token: str = "nd_first-editor-token") -> Reply:
+    event = sample_event("editor-publish-article", path={"article_id": article_id}, body={"to": to},
+                         headers={"authorization": f"Bearer {token}"})  # fmt: skip
+    event["rawPath"] = f"/admin/articles/{article_id}/test-email"
+    event["routeKey"] = event["requestContext"]["routeKey"] = "POST /admin/articles/{article_id}/test-email"
+    return stack.call("EditorFunction", event)
+
+
+def test_a_test_email_to_an_address_that_bounced_complained_or_left_is_refused_and_sends_nothing(
+    stack: Stack,
+) -> None:
+    # Given readers who bounced, complained and unsubscribed, and one still subscribed
+    bounced, complained, left, reader = add_subscribers(4)
+    repository = dependencies.container().subscriber_repository
+    now = utc_now()
+    assert repository.suppress(bounced, SubscriberStatus.BOUNCED, now)
+    assert repository.suppress(complained, SubscriberStatus.COMPLAINED, now)
+    assert repository.unsubscribe(left, now)
+    draft = editor(stack, "editor-create-article", body=ARTICLE).json()
+
+    # When an editor sends each a test email (in any spelling of the address)
+    replies = {address: send_test_email(stack, draft["id"], address.upper()) for address in (bounced, complained, left)}
+
+    # Then each is a 409 saying why, and nothing is sent; the subscribed reader still gets one
+    for address, reply in replies.items():
+        assert reply.status == 409, address
+        assert reply.json()["error"]["code"] == "recipient_suppressed"
+        assert address not in reply.body  # the message names the status, not the address
+    assert outbox() == []
+    assert send_test_email(stack, draft["id"], reader).status == 202
+    assert [mail.to for mail in outbox()] == [reader]
+
+
+def test_test_emails_are_limited_per_token_per_hour(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_EMAILS_PER_TOKEN_PER_HOUR", "3")
+    dependencies.reset()
+    draft = editor(stack, "editor-create-article", body=ARTICLE).json()
+    [bounced] = add_subscribers(1, prefix="bounced")
+    assert dependencies.container().subscriber_repository.suppress(bounced, SubscriberStatus.BOUNCED, utc_now())
+    hour = times.now().replace(minute=0)
+    with freeze_time(hour + timedelta(minutes=20)) as clock:
+        assert send_test_email(stack, draft["id"], bounced).status == 409  # refused: counts nothing
+        sent = [send_test_email(stack, draft["id"], f"editor{n}@example.org").status for n in range(3)]
+
+        refused = send_test_email(stack, draft["id"], "editor9@example.org")
+
+        assert sent == [202, 202, 202]
+        assert refused.status == 429
+        assert refused.json()["error"]["code"] == "too_many_test_emails"
+        assert refused.headers["retry-after"] == str(40 * 60)  # the next hour
+        assert len(outbox()) == 3
+        # Another editor's token has its own allowance
+        assert send_test_email(stack, draft["id"], "editor9@example.org", token="nd_second-editor-token").status == 202
+        # The next hour the first token may send again
+        clock.tick(timedelta(minutes=40))
+        assert send_test_email(stack, draft["id"], "editor9@example.org").status == 202
+    assert len(outbox()) == 5
 
 
 def test_a_test_email_says_so_and_has_no_unsubscribe_link_for_its_reader(stack: Stack) -> None:

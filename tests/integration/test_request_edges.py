@@ -23,6 +23,7 @@ from newsdesk.api.routing import openapi_json
 from newsdesk.clock import utc_now
 from newsdesk.models.subscribers import Subscriber, SubscriberStatus
 from tests.integration.conftest import ROOT, Reply, Stack
+from tests.support.events import ADMIN_CONTEXT
 
 ARTICLE = {"title": "Harbour reopens", "author": "Ada", "body": "Boats are **back**."}
 
@@ -38,7 +39,7 @@ def send(stack: Stack, method: str, path: str, body: bytes = b"", content_type: 
     found = match_route(stack.template.routes, method, request.decoded_path)
     assert found is not None, f"no route for {method} {request.decoded_path}"
     route, parameters = found
-    authorizer: dict[str, Any] | None = {} if route.authorizer else None
+    authorizer: dict[str, Any] | None = ADMIN_CONTEXT if route.authorizer else None
     event = http_api_event(request, route.route_key, parameters, authorizer_context=authorizer)
     return stack.call(route.function_id, event)
 

@@ -3,6 +3,7 @@ and per hour, never carry a stranger's words, and the answer is the same whether
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from local.template import Template
 from newsdesk import dependencies
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.support import times
-from tests.support.events import sample_event
+from tests.support.events import sample_event, ses_event
 from tests.support.mail import outbox
 
 START = times.now()
@@ -169,3 +170,87 @@ def test_counters_expire_after_their_window(stack: Stack) -> None:
     assert all(int(item["expires_at"]["N"]) <= (START + timedelta(days=1, hours=1)).timestamp() for item in items)
     # Keys name sources and inboxes by a keyed hash, never in readable form.
     assert not any("reader" in item["pk"]["S"] or CLIENT in item["pk"]["S"] for item in items)
+
+
+# ------------------------------------------------------------------ confirmations that bounce
+
+BOUNCES = "bounce@simulator.amazonses.com"  # SES's mailbox simulator: a permanent bounce (the local SES too)
+
+
+def sign_up_and_settle(stack: Stack, addresses: list[str]) -> list[Reply]:
+    """Sign these addresses up, then let SES's events (sends, deliveries, bounces) be applied."""
+    replies = [sign_up(stack, address) for address in addresses]
+    stack.drain()
+    return replies
+
+
+def emitted_metrics(text: str, name: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric blobs naming `name` among a function's output lines."""
+    blobs = [json.loads(line) for line in text.splitlines() if line.startswith("{") and '"_aws"' in line]
+    return [blob for blob in blobs if any(m["Name"] == name for d in blob["_aws"]["CloudWatchMetrics"]
+                                          for m in d["Metrics"])]  # fmt: skip
+
+
+def test_confirmations_pause_while_the_last_hours_bounce_rate_is_too_high_and_the_reply_stays_the_same(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], template: Template
+) -> None:
+    # The simulator's addresses are all one inbox (+labels): only the bounce rate may hold them back here.
+    configure(monkeypatch, CONFIRMATIONS_PER_MAILBOX_PER_DAY="1000", CONFIRMATIONS_PER_SOURCE_PER_HOUR="1000")
+    hour = times.now().replace(minute=0)
+    with freeze_time(hour + timedelta(minutes=10)) as clock:
+        # 1 bounce of 2 confirmations: 50%, but too few to judge (fewer than 20 in the hour)
+        [open_reply, _] = sign_up_and_settle(stack, ["reader0@example.org", BOUNCES.replace("@", "+0@")])
+        sign_up_and_settle(stack, ["reader1@example.org"])
+        assert [mail.to for mail in outbox()][-1] == "reader1@example.org"
+
+        # 2 bounces of 20 confirmations: 10%, over the default 5%
+        sign_up_and_settle(stack, [*(f"reader{n}@example.org" for n in range(2, 18)), BOUNCES.replace("@", "+1@")])
+        assert len(outbox()) == 20
+        capsys.readouterr()
+
+        # When more people sign up, they get the same answer as ever, and no email
+        paused = [sign_up(stack, f"later{n}@example.org") for n in range(3)]
+        output = capsys.readouterr().out
+
+        assert the_same_answer([*paused, sign_up(stack, "reader0@example.org")])
+        assert (paused[0].status, paused[0].body) == (open_reply.status, open_reply.body)
+        assert len(outbox()) == 20
+        assert stack.items("SubscribersTable")  # the sign-ups are kept, pending, for a later request
+        # A metric says so, and the alarm of the template watches exactly that metric
+        [alarm] = [r for r in template.of_type("AWS::CloudWatch::Alarm") if r.logical_id == "ConfirmationsPausedAlarm"]
+        watched = stack.resolver.resolve(alarm.properties)
+        blobs = emitted_metrics(output, watched["MetricName"])
+        assert len(blobs) == 3  # one per withheld confirmation
+        (directive,) = blobs[0]["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == watched["Namespace"]
+        assert {d["Name"]: d["Value"] for d in watched["Dimensions"]} == {
+            name: blobs[0][name] for name in directive["Dimensions"][0]
+        }
+        assert watched["AlarmActions"] == [stack.resolver.resolve({"Ref": "AlarmTopic"})]
+
+        # The pause ends as the last hour's confirmations age out: late in the next hour, a sign-up is mailed
+        clock.tick(timedelta(hours=1, minutes=45))
+        sign_up_and_settle(stack, ["later0@example.org"])
+        assert [mail.to for mail in outbox()][-1] == "later0@example.org"
+
+
+def test_a_bounce_event_delivered_again_counts_once(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monkeypatch, CONFIRMATIONS_PER_SOURCE_PER_HOUR="1000")
+    hour = times.now().replace(minute=0)
+    with freeze_time(hour + timedelta(minutes=10)):
+        sign_up_and_settle(stack, [f"reader{n}@example.org" for n in range(20)])
+        # One of them bounces: 1 in 20, 5%, not over 5%. SES (through EventBridge and SQS) may deliver an
+        # event more than once: here three times.
+        detail = {
+            "eventType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+                       "bouncedRecipients": [{"emailAddress": "reader19@example.org", "status": "5.1.1"}]},
+            "mail": {"timestamp": times.zulu(hour + timedelta(minutes=10)), "messageId": "0100-confirmation-19",
+                     "destination": ["reader19@example.org"], "tags": {"newsdesk-email": ["signup-confirmation"]}},
+        }  # fmt: skip
+        for _ in range(3):
+            stack.invoke("SesEventsFunction", ses_event(detail))
+
+        sign_up_and_settle(stack, ["one-more@example.org"])
+
+    assert [mail.to for mail in outbox()][-1] == "one-more@example.org"  # counted once: not paused

@@ -386,5 +386,42 @@ def test_editors_list_count_export_and_erase(stack: Stack) -> None:
         "p@example.org",
     ]
     assert next(row for row in rows if row["email"] == "p@example.org")["name"].startswith("'=")
-    assert (erased.status, again.status) == (204, 404)
+    assert (erased.status, again.status) == (204, 204)  # erasing is idempotent: done is done
     assert subscriber(stack, "c0@example.org") == {}
+
+
+def test_a_strangers_sign_up_of_a_pending_address_changes_nothing_until_its_own_link_is_confirmed(
+    stack: Stack,
+) -> None:
+    # Given a reader who asked for every article as it comes, and has not confirmed yet
+    subscribe(stack, frequency="instant")
+    before = subscriber(stack)
+
+    # When someone else signs the address up for a weekly digest
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=11)):
+        assert subscribe(stack, frequency="digest").status == 202
+
+    # Then nothing stored changed: frequency, topics and the consent asked for are the reader's own
+    after = subscriber(stack)
+    assert {key: after[key] for key in ("status", "frequency", "consent", "created_at", "updated_at")} == {
+        key: before[key] for key in ("status", "frequency", "consent", "created_at", "updated_at")
+    }
+    # And confirming the link made for the reader's request keeps the reader's choice
+    first_link, strangers_link = (mail.token("/subscribers/confirm") for mail in mail_to(ADDRESS))
+    assert press_confirm(stack, first_link).status == 200
+    assert (subscriber(stack)["status"], subscriber(stack)["frequency"]) == ("confirmed", "instant")
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=12)):
+        assert press_confirm(stack, strangers_link).status == 200  # already confirmed: nothing more happens
+    assert subscriber(stack)["frequency"] == "instant"
+
+
+def test_the_stranger_s_link_confirmed_by_the_address_s_owner_stores_that_request(stack: Stack) -> None:
+    # A link does what the request it was made for asked: the owner who follows it chooses that.
+    subscribe(stack, frequency="instant")
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=11)):
+        subscribe(stack, frequency="digest")
+
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=12)):
+        assert press_confirm(stack, mail_to(ADDRESS)[-1].token("/subscribers/confirm")).status == 200
+
+    assert (subscriber(stack)["status"], subscriber(stack)["frequency"]) == ("confirmed", "digest")

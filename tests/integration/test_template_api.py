@@ -139,8 +139,39 @@ def expanded(template: Template) -> dict[str, Any]:
     return expand(template, PARAMETERS)
 
 
-def deployed_routes(expanded: dict[str, Any]) -> set[tuple[str, str, str, str | None]]:
-    """(method, path, function, authorizer) of every operation of the API's body as SAM expands it."""
+def deployed_target(expanded: dict[str, Any], reference: Any, conditions: dict[str, bool]) -> str:
+    """What a reference of the expanded template names once deployed with `conditions`: a function's logical id,
+    or `alias <function>` for an alias SAM made of it."""
+    if isinstance(reference, dict) and "Fn::If" in reference:
+        condition, if_true, if_false = reference["Fn::If"]
+        return deployed_target(expanded, if_true if conditions[condition] else if_false, conditions)
+    if isinstance(reference, dict) and "Fn::GetAtt" in reference:
+        logical_id, attribute = reference["Fn::GetAtt"]
+        assert attribute == "Arn"
+        return str(logical_id)
+    if isinstance(reference, dict) and "Ref" in reference:
+        resource = expanded["Resources"][reference["Ref"]]
+        if resource["Type"] == "AWS::Lambda::Alias":
+            return f"alias {deployed_target(expanded, resource['Properties']['FunctionName'], conditions)}"
+        assert resource["Type"] == "AWS::Lambda::Function"
+        return str(reference["Ref"])
+    raise AssertionError(f"not a function: {reference!r}")
+
+
+def integration_target(expanded: dict[str, Any], uri: dict[str, Any], conditions: dict[str, bool]) -> str:
+    """What an integration's `Fn::Sub` URI calls (`${F.Arn}`, or a variable naming it)."""
+    sub = uri["Fn::Sub"]
+    text, variables = sub if isinstance(sub, list) else (sub, {})
+    (name,) = [name for name in re.findall(r"\$\{([^}]+)\}", text) if not name.startswith("AWS::")]
+    return deployed_target(expanded, variables.get(name, {"Fn::GetAtt": name.split(".")}), conditions)
+
+
+def deployed_routes(
+    expanded: dict[str, Any], conditions: dict[str, bool] | None = None
+) -> set[tuple[str, str, str, str | None]]:
+    """(method, path, function, authorizer) of every operation of the API's body as SAM expands it (deployed
+    with `conditions`: SnapStart off by default)."""
+    conditions = conditions or {"SnapStartOn": False}
     (api,) = [body for body in expanded["Resources"].values() if body["Type"] == "AWS::ApiGatewayV2::Api"]
     body = api["Properties"]["Body"]
     shared = body.get("components", {}).get(INTEGRATIONS, {})
@@ -151,7 +182,7 @@ def deployed_routes(expanded: dict[str, Any]) -> set[tuple[str, str, str, str | 
                 continue
             integration = operation[INTEGRATION]
             integration = shared[integration["$ref"].rsplit("/", 1)[1]] if "$ref" in integration else integration
-            (function_id,) = re.findall(r"\$\{(\w+)\.Arn\}", integration["uri"]["Fn::Sub"])
+            function_id = integration_target(expanded, integration["uri"], conditions)
             ((authorizer,),) = [list(requirement) for requirement in operation["security"]]
             found.add((method.upper(), path, function_id, None if authorizer == "NONE" else authorizer))
     return found
@@ -184,3 +215,64 @@ def test_an_operation_without_security_gets_the_default_authorizer_from_sam_and_
     local = {route.route_key: route for route in changed.routes}["GET /articles"]
     assert local.authorizer is not None
     assert ("GET", "/articles", "PublicFunction", local.authorizer.name) in deployed_routes(expand(changed, PARAMETERS))
+
+
+# ------------------------------------------------------------------------------------------------ SnapStart
+HTTP_FUNCTIONS = ("AuthorizerFunction", "PublicFunction", "EditorFunction")
+
+
+def api_callers(expanded: dict[str, Any], conditions: dict[str, bool]) -> dict[str, set[str]]:
+    """What API Gateway calls and may invoke, deployed with `conditions`: the routes' integrations, the
+    authorizer's URI, and the functions (or aliases) its Lambda permissions name."""
+    (api,) = [body for body in expanded["Resources"].values() if body["Type"] == "AWS::ApiGatewayV2::Api"]
+    schemes = api["Properties"]["Body"]["components"]["securitySchemes"]
+    permissions = [
+        body["Properties"]
+        for body in expanded["Resources"].values()
+        if body["Type"] == "AWS::Lambda::Permission" and body["Properties"]["Principal"] == API_GATEWAY
+    ]
+    return {
+        "routes": {function for _, _, function, _ in deployed_routes(expanded, conditions)},
+        "authorizer": {
+            integration_target(expanded, scheme["x-amazon-apigateway-authorizer"]["authorizerUri"], conditions)
+            for scheme in schemes.values()
+        },
+        "permissions": {deployed_target(expanded, p["FunctionName"], conditions) for p in permissions},
+    }
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["default", "EnableSnapStart=true"])
+def test_snapstart_is_a_parameter_that_points_the_api_at_published_versions_only_when_on(
+    template: Template, enabled: bool
+) -> None:
+    parameters = PARAMETERS | ({"EnableSnapStart": "true"} if enabled else {})
+    expanded = expand(template, parameters)
+    assert expanded["Conditions"]["SnapStartOn"] == {"Fn::Equals": [{"Ref": "EnableSnapStart"}, "true"]}
+    conditions = {"SnapStartOn": enabled}
+    resources = expanded["Resources"]
+
+    for function_id in HTTP_FUNCTIONS:
+        snap_start = resources[function_id]["Properties"]["SnapStart"]["Fn::If"]
+        assert snap_start[0] == "SnapStartOn"
+        assert snap_start[1 if enabled else 2] == (
+            {"ApplyOn": "PublishedVersions"} if enabled else {"Ref": "AWS::NoValue"}
+        )
+        (alias,) = [body for body in resources.values() if body["Type"] == "AWS::Lambda::Alias"
+                    and body["Properties"]["FunctionName"] == {"Ref": function_id}]  # fmt: skip
+        assert alias["Properties"]["Name"] == "live"
+
+    called = {f"alias {f}" if enabled else f for f in HTTP_FUNCTIONS}
+    assert api_callers(expanded, conditions) == {
+        "routes": called - {"alias AuthorizerFunction", "AuthorizerFunction"},
+        "authorizer": called & {"alias AuthorizerFunction", "AuthorizerFunction"},
+        "permissions": called,
+    }
+
+
+def test_locally_snapstart_changes_nothing_api_gateway_may_invoke(template: Template) -> None:
+    """The local stack publishes no versions: a permission on an alias is its function's."""
+    default = deployed(template, "newsdesk")
+    with_snapstart = copy.copy(default)
+    with_snapstart.parameter_overrides = PARAMETERS | {"EnableSnapStart": "true"}
+
+    assert function_policies(with_snapstart) == function_policies(default)

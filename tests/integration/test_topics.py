@@ -9,19 +9,21 @@ import json
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import boto3
 import pytest
+from freezegun import freeze_time
 
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
 from newsdesk.dal.subscribers import shard_of
 from newsdesk.models.delivery import FanoutTask, SendBatch
-from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
+from newsdesk.models.subscribers import CONSENT_HISTORY, Consent, ConsentSource, Frequency, Subscriber, SubscriberStatus
 from newsdesk.models.topics import MAX_TOPICS
+from newsdesk.services import erasure
 from newsdesk.services.links import LinkPurpose
 from tests.integration.conftest import Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, progress
@@ -216,6 +218,45 @@ def test_a_reader_signs_up_for_topics_and_the_record_keeps_their_consent(stack: 
     assert editor(stack, "editor-get-subscriber", path={"email": "nobody@example.org"}).status == 404
 
 
+def test_a_re_confirmation_adds_to_the_consent_history_and_keeps_what_was_agreed_before(stack: Stack) -> None:
+    # Given a reader who confirmed harbour and council, then left
+    create_topics(stack)
+    public(stack, "public-subscribe", body={"email": "rea@example.org", "topics": ["harbour", "council"]})
+    confirm_link = mail_to("rea@example.org")[-1].token("/subscribers/confirm")
+    public(stack, "public-confirm-submit", query={"token": confirm_link})
+    first = subscriber("rea@example.org").consent
+    token = dependencies.container().link_signer().token(LinkPurpose.UNSUBSCRIBE, "rea@example.org")
+    public(stack, "public-unsubscribe", query={"token": token}, raw_body="scope=everything")
+
+    # When they sign up again for schools, from a web page, and confirm
+    with freeze_time(utc_now() + timedelta(minutes=11)):
+        public(stack, "public-subscribe", body={"email": "rea@example.org", "topics": ["schools"]},
+               headers={"Origin": "https://example.com"})  # fmt: skip
+        link = mail_to("rea@example.org")[-1].token("/subscribers/confirm")
+        assert public(stack, "public-confirm-submit", query={"token": link}).status == 200
+
+    # Then the consent in force is the new one, with its topics, and the first is kept, as it was
+    record = editor(stack, "editor-get-subscriber", path={"email": "rea@example.org"}).json()
+    assert (record["status"], record["topics"]) == ("confirmed", ["schools"])
+    assert (record["consent"]["source"], record["consent"]["topics"]) == ("form", ["schools"])
+    assert first is not None
+    assert [Consent.model_validate(entry) for entry in record["consent_history"]] == [first]
+    assert first.topics == ["harbour", "council"]
+
+
+def test_the_consent_history_keeps_the_latest_entries() -> None:
+    now = utc_now()
+    consents = [Consent(source=ConsentSource.API, requested_at=now, confirmed_at=now + timedelta(seconds=n))
+                for n in range(CONSENT_HISTORY + 3)]  # fmt: skip
+    reader = Subscriber(email="rea@example.org", status=SubscriberStatus.CONFIRMED, created_at=now, updated_at=now)
+
+    for consent in consents:
+        reader = reader.model_copy(update=reader.agreeing(consent))
+
+    assert reader.consent == consents[-1]
+    assert reader.consent_history == consents[-1 - CONSENT_HISTORY : -1]
+
+
 def test_a_sign_up_from_a_web_page_is_recorded_as_a_form(stack: Stack) -> None:
     reply = public(stack, "public-subscribe", body={"email": "web@example.org"},
                    headers={"Origin": "https://example.com"})  # fmt: skip
@@ -381,10 +422,52 @@ def test_deleted_topics_stop_their_mail_and_their_readers_keep_the_rest(stack: S
 
     assert recipients("Port news") == sorted(everything)
     assert recipients("Port and council") == sorted([*everything, both])
-    assert subscriber(both).topics == ["harbour", "council"]  # kept, but dormant while harbour does not exist
+    assert subscriber(both).topics == ["council"]
+    assert subscriber(harbour).topics == []  # a reader of no topic gets nothing, and is still subscribed
     assert subscriber(harbour).status is SubscriberStatus.CONFIRMED
     assert 'value="harbour"' not in preferences.body
     assert 'value="council" checked' in preferences.body
+
+
+def test_a_topic_created_again_starts_without_the_readers_of_the_deleted_one(stack: Stack) -> None:
+    # Given readers of harbour, one of them of council too
+    create_topics(stack)
+    [harbour] = readers_of(["harbour"], 1, prefix="harbour")
+    [both] = readers_of(["harbour", "council"], 1, prefix="both")
+
+    # When harbour is deleted, then made again with the same slug, and an article of it is published
+    assert editor(stack, "editor-delete-topic", path={"slug": "harbour"}).status == 204
+    assert create_topic(stack, "harbour", "Harbour").status == 201
+    publish(stack, "New port", ["harbour"])
+    stack.drain()
+
+    # Then nobody who followed the old topic is mailed for the new one, and no record lists the old one
+    assert recipients("New port") == []
+    assert (subscriber(harbour).topics, subscriber(both).topics) == ([], ["council"])
+    shard = shard_of(both)
+    assert (members(stack, harbour), members(stack, both)) == ([], [f"instant#council#{shard}"])
+    reply = editor(stack, "editor-get-subscriber", path={"email": both})
+    assert reply.json()["topics"] == ["council"]
+
+
+def test_a_topic_with_many_readers_is_emptied_a_page_at_a_time(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given five readers of harbour, and deletions that remove two readers per call
+    create_topics(stack)
+    readers = readers_of(["harbour", "schools"], 5, prefix="harbour")
+    monkeypatch.setattr(erasure, "WORK_PER_CALL", 2)
+
+    # When harbour is deleted
+    deleted = editor(stack, "editor-delete-topic", path={"slug": "harbour"})
+    too_soon = create_topic(stack, "harbour", "Harbour")
+
+    # Then it is gone at once, and its slug is taken until the rest of its readers are removed, by the queue
+    assert deleted.status == 204
+    assert [topic["slug"] for topic in public(stack, "public-list-topics").json()["items"]] == ["council", "schools"]
+    assert (too_soon.status, too_soon.json()["error"]["code"]) == (409, "topic_being_deleted")
+    stack.drain()
+    assert create_topic(stack, "harbour", "Harbour").status == 201
+    assert {tuple(subscriber(reader).topics or []) for reader in readers} == {("schools",)}
+    assert {audience.split("#")[1] for reader in readers for audience in members(stack, reader)} == {"schools"}
 
 
 def test_a_topic_deleted_while_its_newsletter_is_being_sent_mails_nobody_more(stack: Stack) -> None:
@@ -596,7 +679,7 @@ def test_the_preferences_page_offers_every_topic_and_saves_with_one_button(stack
 
     assert shown.status == 200
     assert "<script" not in shown.body
-    assert shown.body.count('type="checkbox"') == 1 + len(TOPICS)
+    assert shown.body.count('type="checkbox"') == 1 + len(TOPICS) + 1  # everything, each topic, breaking news
     assert 'name="everything" value="yes" checked' in shown.body
     assert shown.body.count("<button") == 1
     assert saved.status == 200
@@ -608,6 +691,21 @@ def test_the_preferences_page_offers_every_topic_and_saves_with_one_button(stack
     assert members(stack, reader) == []
     assert no_frequency.status == 400
     assert "Back to your email preferences" in no_frequency.body
+
+
+def test_a_preferences_form_naming_a_topic_that_does_not_exist_is_refused_and_saves_nothing(stack: Stack) -> None:
+    create_topics(stack)
+    [reader] = readers_of(["harbour"], 1, prefix="rea")
+    token = dependencies.container().link_signer().token(LinkPurpose.PREFERENCES, reader)
+
+    reply = page(stack, "/subscribers/preferences", token,
+                 body="frequency=digest&choosing=topics&topics=council&topics=ghosts")  # fmt: skip
+
+    assert reply.status == 422
+    assert "ghosts" in reply.body
+    assert "Saved" not in reply.body
+    assert reply.body.count('type="checkbox"') == 1 + len(TOPICS) + 1  # the form again, to choose among what exists
+    assert (subscriber(reader).topics, subscriber(reader).frequency) == (["harbour"], Frequency.INSTANT)
 
 
 def test_the_audiences_follow_every_change_of_choice(stack: Stack) -> None:

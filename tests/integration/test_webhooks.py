@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
+from local.stack import local_resolver
+from local.template import Template
+from newsdesk import dependencies
+from newsdesk.dal.webhooks import StoredWebhook
 from newsdesk.services.webhooks import DISABLE_AFTER
-from tests.integration.conftest import Reply, Stack
+from newsdesk.settings import WebhookSettings, read_settings
+from tests.integration.conftest import API_URL, Reply, Stack
 from tests.integration.test_newsletter import add_subscribers, editor, publish_new_article
 from tests.support import times
 from tests.support.events import sample_event
@@ -260,6 +265,85 @@ def test_an_endpoint_failing_for_days_is_disabled_says_so_and_gets_nothing_until
     assert receiver.requests[-1].status == 200
 
 
+@pytest.mark.parametrize("function", ["EditorFunction", "WebhooksFunction"])
+def test_the_ports_the_template_allows_reach_both_functions_that_check_a_target(
+    template: Template, function: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The editor's route checks a URL when it is saved, WebhooksFunction before each delivery: the same ports.
+    for ports, allowed in (({}, {443}), ({"WebhookAllowedPorts": "443,8443"}, {443, 8443})):
+        resolver = local_resolver(api_url=API_URL, parameters=ports, template=template)
+        for name, value in resolver.function_environment(template.functions[function]).items():
+            monkeypatch.setenv(name, value)
+
+        assert read_settings(WebhookSettings).target_ports.allowed == allowed
+
+
+def test_an_editors_change_cannot_undo_an_automatic_disable_made_between_its_read_and_its_write(
+    stack: Stack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an endpoint that has been failing for days
+    hook = register(stack, receiver.url, ["article.published"])
+    path = {"webhook_id": hook["id"]}
+    repository = dependencies.container().webhook_repository
+    start = times.now()
+    assert repository.record_failure(hook["id"], start - DISABLE_AFTER) is not None
+    read = repository.get
+    raced: list[bool] = []
+
+    def read_then_disabled(webhook_id: str) -> StoredWebhook | None:
+        stored = read(webhook_id)  # the editor's read: enabled
+        if not raced and stored is not None:
+            # WebhooksFunction's next failure disables the endpoint, between the editor's read and write
+            failing = repository.record_failure(webhook_id, start)
+            assert failing is not None
+            raced.append(repository.disable(failing, "no delivery succeeded since then", start))
+        return stored
+
+    monkeypatch.setattr(repository, "get", read_then_disabled)
+
+    # When an editor changes its description without If-Match (the update is conditional on what it read)
+    stale = admin(stack, "editor-update-webhook", path=path, body={"description": "Search index"})
+
+    # Then the stale write is refused, and the endpoint stays disabled, unchanged by it
+    assert raced == [True]
+    assert stale.status == 412, stale.body
+    assert stale.json()["error"]["code"] == "version_mismatch"
+    shown = admin(stack, "editor-get-webhook", path=path)
+    assert (shown.json()["enabled"], shown.json()["description"]) == (False, None)
+    assert shown.json()["disabled_reason"] == "no delivery succeeded since then"
+    # Read again, the same change goes through and keeps the disable
+    again = admin(stack, "editor-update-webhook", path=path, body={"description": "Search index"},
+                  headers={"if-match": shown.headers["etag"]})  # fmt: skip
+    assert again.status == 200, again.body
+    assert (again.json()["enabled"], again.json()["description"]) == (False, "Search index")
+
+
+def test_an_endpoint_has_an_etag_and_an_update_with_a_stale_if_match_changes_nothing(
+    stack: Stack, receiver: Receiver
+) -> None:
+    hook = register(stack, receiver.url, ["article.published"])
+    path = {"webhook_id": hook["id"]}
+    read = admin(stack, "editor-get-webhook", path=path)
+    etag = read.headers["etag"]
+    assert etag == f'"{read.json()["version"]}"'
+
+    # Every write moves the version on: here a failed delivery recorded meanwhile
+    dependencies.container().webhook_repository.record_failure(hook["id"], times.now())
+    stale = admin(stack, "editor-update-webhook", path=path, body={"url": receiver.url + "/v2"},
+                  headers={"if-match": etag})  # fmt: skip
+
+    assert stale.status == 412
+    assert stale.json()["error"]["code"] == "version_mismatch"
+    assert stale.json()["error"]["details"] == {"current_version": read.json()["version"] + 1}
+    assert admin(stack, "editor-get-webhook", path=path).json()["url"] == receiver.url
+    current = admin(stack, "editor-get-webhook", path=path).headers["etag"]
+    changed = admin(stack, "editor-update-webhook", path=path, body={"url": receiver.url + "/v2"},
+                    headers={"if-match": current})  # fmt: skip
+    assert changed.status == 200
+    assert changed.json()["url"] == receiver.url + "/v2"
+    assert changed.headers["etag"] == f'"{read.json()["version"] + 2}"'
+
+
 def test_erasing_a_subscriber_removes_the_address_from_the_bodies_kept_for_replays(
     stack: Stack, receiver: Receiver
 ) -> None:
@@ -279,3 +363,25 @@ def test_erasing_a_subscriber_removes_the_address_from_the_bodies_kept_for_repla
     assert reader.encode() not in replayed.body
     assert signed_correctly(hook["secret"], replayed)
     assert not [item for item in stack.items("WebhooksTable") if reader in json.dumps(item)]
+
+
+def test_a_subscriber_event_in_flight_when_its_person_is_erased_is_dropped(stack: Stack, receiver: Receiver) -> None:
+    # Given an endpoint for subscriber.confirmed, and a reader whose confirmation event is on its way to it
+    hook = register(stack, receiver.url, ["subscriber.confirmed"])
+    (reader,) = add_subscribers(1)
+    stack.drain(skip=("WebhooksFunction",))  # on the bus and queued for dispatch, not offered yet
+
+    # When the reader is erased before the event is dispatched
+    assert admin(stack, "editor-erase-subscriber", path={"email": reader}).status == 204
+    stack.drain()
+
+    # Then the event is neither stored nor sent
+    assert receiver.requests == []
+    assert deliveries(stack, hook["id"]) == []
+    assert not [item for item in stack.items("WebhooksTable") if reader in json.dumps(item)]
+
+    # And once the address signs up again, its new confirmation is delivered as any other
+    add_subscribers(1)
+    stack.drain()
+    (request,) = receiver.requests
+    assert request.json()["data"]["email"] == reader

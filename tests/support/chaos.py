@@ -1,6 +1,9 @@
 """The delivery ledger's chaos scenario: SES throttling, a daily quota, mailers killed at random points and
 SQS redeliveries, on a frozen clock — run by tests/integration/test_ledger.py (CI-sized) and by
 bench/chaos.py (50,000 subscribers). Afterwards SES's own record is the truth the ledger must match.
+
+ScriptedSes is the same fault injection one answer at a time: a mailer killed before given attempts, or
+SES's error answers (before or after accepting the email), for tests of exactly what each one does.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +23,7 @@ from botocore.exceptions import ClientError
 from freezegun import freeze_time
 
 from newsdesk import dependencies
+from newsdesk.dal.ledger import delivery_of
 from newsdesk.services import delivery
 from tests.integration.conftest import Stack
 from tests.support import times
@@ -75,6 +79,64 @@ class ChaosSes:
         return answer
 
 
+KILL = "kill"
+"""In a ScriptedSes script: the mailer's process dies between its claim and the SES call."""
+
+
+def ses_error(code: str, status: int, message: str = "") -> ClientError:
+    """An error answer of SES v2 as botocore raises it."""
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, "SendEmail"
+    )
+
+
+@dataclass(frozen=True)
+class Fault:
+    """In a ScriptedSes script: `error` is raised, before SES sees the request or, `after_accepting`, once SES
+    has accepted the email (the answer lost or broken on its way back)."""
+
+    error: Exception
+    after_accepting: bool = False
+
+
+class ScriptedSes:
+    """SES answering each recipient's calls as its script says, in order (KILL or a Fault; once the script
+    is used up, SES accepts), and every call as `everyone` says while that is set (an account-level refusal).
+    `calls` counts the calls per recipient, `attempts` lists the attempt tag of each, `accepted` counts the
+    emails SES took: SES's own record."""
+
+    def __init__(self, real: Any, script: dict[str, list[str | Fault]] | None = None) -> None:
+        self._real = real
+        self._lock = threading.Lock()
+        self.script = {recipient: list(answers) for recipient, answers in (script or {}).items()}
+        self.everyone: Exception | None = None
+        self.calls: Counter[str] = Counter()
+        self.attempts: defaultdict[str, list[int]] = defaultdict(list)
+        self.accepted: Counter[str] = Counter()
+
+    def send_email(self, **request: Any) -> Any:
+        (recipient,) = request["Destination"]["ToAddresses"]
+        tags = {tag["Name"]: tag["Value"] for tag in request.get("EmailTags") or []}
+        with self._lock:
+            self.calls[recipient] += 1
+            if delivery.TAG_ATTEMPT in tags:
+                self.attempts[recipient].append(int(tags[delivery.TAG_ATTEMPT]))
+            if self.everyone is not None:
+                raise self.everyone
+            answers = self.script.get(recipient)
+            answer = answers.pop(0) if answers else None
+        if answer == KILL:
+            raise Killed("between the claim and the SES call")
+        if isinstance(answer, Fault) and not answer.after_accepting:
+            raise answer.error
+        reply = self._real.send_email(**request)
+        with self._lock:
+            self.accepted[recipient] += 1
+        if isinstance(answer, Fault):
+            raise answer.error
+        return reply
+
+
 @dataclass
 class ChaosOutcome:
     ses: ChaosSes
@@ -120,7 +182,8 @@ def run_chaos(stack: Stack, monkeypatch: pytest.MonkeyPatch, *, max_rounds: int 
             # Three hours on: pending sends are decided, a paused delivery resumes once the quota frees.
             clock.tick(timedelta(hours=3))
         report = _progress(stack, delivery_id)
-    states = Counter(item["state"]["S"] for item in stack.items("DeliveriesTable") if item["pk"]["S"] == delivery_id)
+    states = Counter(item["state"]["S"] for item in stack.items("DeliveriesTable")
+                     if delivery_of(item["pk"]["S"]) == delivery_id)  # fmt: skip
     dead = sqs.get_queue_attributes(
         QueueUrl=stack.resolver.queue_url("SendDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]

@@ -11,6 +11,9 @@ from urllib.parse import urlencode
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
+ADMIN_CONTEXT = {"actor": "token:5f2c9a1e", "role": "admin", "token_id": "5f2c9a1e"}
+"""What the authorizer passes on for a token made before people (an admin's), as in the editor samples."""
+
 
 @cache
 def _sample(name: str) -> dict[str, Any]:
@@ -25,9 +28,13 @@ def sample_event(
     body: Any = None,
     raw_body: str | None = None,
     headers: dict[str, str] | None = None,
+    actor: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The sample event `name`, with path parameters, query, JSON body or headers replaced."""
+    """The sample event `name`, with path parameters, query, JSON body or headers replaced, and for an editor
+    route `actor`: who the authorizer said the token is (`actor`, `role`, `token_id`)."""
     event = copy.deepcopy(_sample(name))
+    if actor is not None:
+        event["requestContext"]["authorizer"] = {"lambda": dict(actor)}
     if path is not None:
         event["pathParameters"] = path
         raw_path = event["routeKey"].split(" ", 1)[1]

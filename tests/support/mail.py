@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from local.outbox import sent_emails
@@ -43,13 +44,15 @@ class Mail:
         return parse_qs(urlsplit(self.link(path)).query)["token"][0]
 
 
+def as_mail(sent: dict[str, Any]) -> Mail:
+    """One email of the outbox (an item of `sent_emails` or of GET /_local/emails), read."""
+    message = email.message_from_string(sent["raw"], policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return Mail(to=sent["to"], subject=sent["subject"], message=message, raw=sent["raw"])
+
+
 def outbox(region: str = "us-east-1") -> list[Mail]:
-    mails = []
-    for sent in sent_emails(region):
-        message = email.message_from_string(sent["raw"], policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        mails.append(Mail(to=sent["to"], subject=sent["subject"], message=message, raw=sent["raw"]))
-    return mails
+    return [as_mail(sent) for sent in sent_emails(region)]
 
 
 def mail_to(address: str, region: str = "us-east-1") -> list[Mail]:

@@ -8,6 +8,7 @@ the real day, and a date written today is in the past next week.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 
 def now() -> datetime:
@@ -29,3 +30,10 @@ def at_offset(moment: datetime, hours: int) -> str:
 def naive(moment: datetime) -> str:
     """The instant's UTC wall time with no offset (`2026-12-01T06:00:00`): a time the API must refuse."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def move_on(clock: Any, delta: timedelta) -> None:
+    """Move a ticking frozen clock (`freeze_time(..., tick=True)`) `delta` past the time it shows now.
+    freezegun's own `tick` moves on from the time the clock was last set, dropping the real time that has
+    passed since, so the time it shows can even go back."""
+    clock.move_to(datetime.now(UTC) + delta)

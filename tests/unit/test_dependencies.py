@@ -15,9 +15,10 @@ from newsdesk.errors import ConfigurationError
 # What each handler (and each HTTP function's routes) takes from the container.
 SERVICES = {
     "AuthorizerFunction": ["token_service"],
-    "PublicFunction": ["article_service", "subscription_service"],
+    "PublicFunction": ["article_service", "subscription_service", "preview_service"],
     "EditorFunction": ["article_service", "delivery_reports", "subscription_service", "upload_service",
-                       "webhook_service"],
+                       "webhook_service", "erasure_service", "topic_cleanup", "people_service", "audit_log",
+                       "preview_service"],
     "FanoutFunction": ["fanout_service"],
     "MailerFunction": ["mailer_service"],
     "SchedulerFunction": ["article_service", "digest_service", "housekeeping"],
@@ -26,6 +27,7 @@ SERVICES = {
     "TallyFunction": ["tally"],
     "EventsFunction": ["change_events"],
     "WebhooksFunction": ["webhook_dispatch", "webhook_sender"],
+    "ErasureFunction": ["erasure_service", "topic_cleanup"],
 }  # fmt: skip
 
 
@@ -58,8 +60,8 @@ def test_every_function_builds_its_services_from_its_own_environment_alone(only_
             assert getattr(container, service) is not None, f"{name} cannot build {service}"
 
 
-def test_the_authorizer_needs_nothing_but_its_tokens_table(only_environment: UseOnly) -> None:
-    container = only_environment({"TOKENS_TABLE": "newsdesk-tokens"})
+def test_the_authorizer_needs_nothing_but_its_tokens_and_people_tables(only_environment: UseOnly) -> None:
+    container = only_environment({"TOKENS_TABLE": "newsdesk-tokens", "PEOPLE_TABLE": "newsdesk-people"})
 
     assert container.token_service is not None
     with pytest.raises(ConfigurationError, match="SEND_QUEUE_URL"):
@@ -67,7 +69,7 @@ def test_the_authorizer_needs_nothing_but_its_tokens_table(only_environment: Use
 
 
 def test_a_reset_rebuilds_every_service(only_environment: UseOnly) -> None:
-    first = only_environment({"TOKENS_TABLE": "newsdesk-tokens"})
+    first = only_environment({"TOKENS_TABLE": "newsdesk-tokens", "PEOPLE_TABLE": "newsdesk-people"})
     service = first.token_service
 
     second = dependencies.reset()

@@ -10,7 +10,7 @@ import pytest
 from newsdesk.errors import ConfigurationError
 from newsdesk.models.keys import FIRST_KEY_ID, Keyring, key_id_of, labelled
 from newsdesk.services.keys import SigningKeys
-from newsdesk.services.links import InvalidLink, LinkPurpose, LinkSigner
+from newsdesk.services.links import InvalidLink, LinkPurpose, LinkSigner, Pseudonyms
 from newsdesk.services.recipients import RecipientKeys
 from newsdesk.services.webhooks import WebhookSecrets
 
@@ -80,7 +80,7 @@ def test_a_confirmation_link_made_just_before_the_change_still_confirms_after_it
 @pytest.mark.parametrize("keyring", [first(), rotated(), rotated(3)], ids=["before", "rotated", "rotated-3"])
 def test_recipient_keys_and_pseudonyms_are_what_they_were_before_and_never_rotate(keyring: Keyring) -> None:
     assert RecipientKeys(keyring.identifier_key).of(READER) == RECIPIENT_KEY_BEFORE_KEY_IDS
-    assert links(keyring).pseudonym("mailbox", READER) == MAILBOX_PSEUDONYM_BEFORE_KEY_IDS
+    assert Pseudonyms(keyring.identifier_key).of("mailbox", READER) == MAILBOX_PSEUDONYM_BEFORE_KEY_IDS
 
 
 def test_a_webhook_secret_sealed_before_key_ids_opens_and_is_sealed_again_under_the_current_key() -> None:

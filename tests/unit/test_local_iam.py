@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -14,7 +16,7 @@ from botocore.config import Config
 from botocore.parsers import create_parser
 
 from local.aws_calls import ANY_RESOURCE, Call, Permission, describe
-from local.iam import AccessPolicy, Role, access_denied, allows, signature_refused
+from local.iam import AccessPolicy, Role, access_denied, allows, signature_refused, wildcard_matches
 from local.ses_identities import SesLookup, SesState, covering_identity
 from local.signatures import Received, Refusal, refusal
 
@@ -305,6 +307,24 @@ def test_s3_bucket_sub_resources_need_their_own_actions(operation: str, params: 
     request = wire_request("s3", operation, Bucket="uploads", **params)
 
     assert needs(request) == [Permission(f"s3:{action}", BUCKET)]
+
+
+def test_a_request_is_read_the_same_after_the_sdk_has_sent_its_operation() -> None:
+    # An S3 client rewrites its model's request URIs the first time it calls an operation, and the local
+    # stack's processes share one model loader: reading the wire must not depend on what a client did first.
+    script = """
+import boto3
+from local import moto_fixes
+from tests.unit.test_local_iam import needs, wire_request
+moto_fixes.apply()
+params = {"VersioningConfiguration": {"Status": "Enabled"}}
+used = [wire_request("s3", "put_bucket_versioning", Bucket="uploads", **params) for _ in range(2)]
+listed = [wire_request("s3", "list_objects", Bucket="uploads") for _ in range(2)]
+print(*(permission.action for request in (*used, *listed) for permission in needs(request)))
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+
+    assert ran.stdout.split() == ["s3:PutBucketVersioning"] * 2 + ["s3:ListBucket"] * 2, ran.stderr[-2000:]
 
 
 def test_deleting_several_objects_needs_delete_object_and_listing_buckets_needs_its_own_action() -> None:
@@ -616,3 +636,11 @@ def test_a_wrong_signature_is_answered_with_the_services_own_error(
     reply = {"status_code": answered, "headers": HeadersDict(headers), "body": body}
     parsed = create_parser(model.protocol).parse(reply, model.operation_model(call.operation).output_shape)
     assert (answered, parsed["Error"]["Code"]) == (status, code)
+
+
+def test_a_wildcard_matches_any_character_a_newline_too_and_nothing_follows_a_literal() -> None:
+    # API Gateway's source ARN holds the request's path, which may hold a decoded newline (`%0A`).
+    route = "arn:aws:execute-api:us-east-1:123456789012:api/*/*/admin/*"
+
+    assert wildcard_matches(route, "arn:aws:execute-api:us-east-1:123456789012:api/$default/GET/admin/a\nb")
+    assert not wildcard_matches("arn:aws:s3:::bucket", "arn:aws:s3:::bucket\n")

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any
 
+from local.outbox import OutboxFilter
 from local.outbox_routes import FIT_FRAME_SCRIPT, PAGE_HEADERS, links_in_new_tab, outbox_page
 
 HOSTILE = '<script>alert("x")</script>'
@@ -46,7 +47,8 @@ def sent(message_id: str, subject: str, to: str) -> dict[str, Any]:
     return {"id": message_id, "to": to, "subject": subject, "sent_at": "2024-03-05T07:08:09+00:00", "raw": str(message)}
 
 
-EMAILS = [sent("old-1", "First", "a@example.com"), sent("new&2", HOSTILE, '"<b>Bo</b>" <b@example.com>')]
+EMAILS = [sent("new&2", HOSTILE, '"<b>Bo</b>" <b@example.com>'), sent("old-1", "First", "a@example.com")]
+"""A page of the outbox, newest first."""
 
 
 def test_list_newest_first_with_hostile_subjects_as_text() -> None:
@@ -99,3 +101,25 @@ def test_base_goes_after_the_doctype_when_there_is_no_head() -> None:
 
 def test_empty_outbox() -> None:
     assert "No emails sent yet." in outbox_page([], None)[1]
+
+
+def test_a_filtered_page_keeps_its_filter_in_every_link_and_offers_the_older_emails() -> None:
+    # Given the second page of the emails to b@ whose subject holds "x<"
+    matching = OutboxFilter(to="b@", subject="x<")
+    status, page = outbox_page(EMAILS[:1], None, matching=matching, cursor="c1", next_cursor="new&2", total=916)
+
+    parsed = parse(page)
+    hrefs = [attrs["href"] for tag, attrs in parsed.elements if tag == "a"]
+    # Then each email's link, the JSON and the paging keep the filter; the form shows it, escaped
+    assert "?id=new%262&to=b%40&subject=x%3C&cursor=c1" in hrefs
+    assert "emails?to=b%40&subject=x%3C&cursor=c1" in hrefs
+    assert "?to=b%40&subject=x%3C&cursor=new%262" in hrefs  # Older
+    assert "?to=b%40&subject=x%3C" in hrefs  # Newest
+    inputs = {attrs["name"]: attrs["value"] for tag, attrs in parsed.elements if tag == "input"}
+    assert inputs == {"to": "b@", "subject": "x<"}
+    assert status == 200
+    assert "916 emails sent by the local SES" in "".join(parsed.text)
+
+
+def test_no_match_says_so() -> None:
+    assert "No sent email matches." in outbox_page([], None, matching=OutboxFilter(to="nobody"))[1]

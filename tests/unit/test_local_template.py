@@ -11,7 +11,8 @@ import pytest
 from moto import mock_aws
 
 from local.aws import create_queues, create_tables
-from local.resolver import Resolver
+from local.resolver import Resolver, check_parameters
+from local.stack import local_resolver
 from local.template import Template, load_template, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -296,3 +297,47 @@ def test_create_queues_dead_letter_first(fixture: Template) -> None:
     assert attributes["VisibilityTimeout"] == "1"
     assert '"maxReceiveCount": 2' in attributes["RedrivePolicy"]
     assert names["OrdersQueue"].endswith(".fifo")
+
+
+@pytest.mark.parametrize(
+    ("value", "refusal"),
+    [
+        ({"SiteUrl": "news.example.org"}, r"^Parameter 'SiteUrl' must match pattern \^https\?://\[\^\\s\]\+\$$"),
+        # The pattern must match the whole value, as CloudFormation matches it.
+        ({"SiteUrl": "https://news.example.org and more"}, "Parameter 'SiteUrl' must match pattern"),
+        ({"MailerConcurrency": "1"}, "^Parameter 'MailerConcurrency' must be a number not less than 2$"),
+        ({"MailerConcurrency": "1001"}, "^Parameter 'MailerConcurrency' must be a number not greater than 1000$"),
+        ({"SendRatePerSecond": "fast"}, "^Parameter 'SendRatePerSecond' must be a number$"),
+        ({"TrackEngagement": "yes"}, "^Parameter 'TrackEngagement' must be one of AllowedValues$"),
+        ({"LogRetentionDays": "2"}, "^Parameter 'LogRetentionDays' must be one of AllowedValues$"),
+        # A ConstraintDescription is what CloudFormation says instead of its own words.
+        ({"SenderAddress": "newsroom"}, "^Parameter SenderAddress failed to satisfy constraint: an email address"),
+    ],
+)
+def test_local_parameters_are_refused_where_cloudformation_refuses_them(value: dict[str, str], refusal: str) -> None:
+    with pytest.raises(ValueError, match=refusal):
+        local_resolver(api_url="http://127.0.0.1:3000", parameters=value)
+
+
+def test_every_refused_parameter_is_named_and_good_values_pass() -> None:
+    with pytest.raises(ValueError, match=r"'SiteUrl' must match .*; Parameter 'MailerConcurrency' must be a number"):
+        local_resolver(api_url="http://127.0.0.1:3000", parameters={"SiteUrl": "x", "MailerConcurrency": "many"})
+
+    resolver = local_resolver(
+        api_url="http://127.0.0.1:3000",
+        parameters={"SiteUrl": "https://news.example.org", "MailerConcurrency": "4", "LogRetentionDays": "14"},
+    )
+    assert resolver.ref("SiteUrl") == "https://news.example.org"
+
+
+def test_the_length_limits_of_a_parameter_are_checked() -> None:
+    template = Template(
+        data={"Parameters": {"Code": {"Type": "String", "MinLength": 2, "MaxLength": 3}}, "Resources": {}},
+        root=ROOT,
+    )
+
+    check_parameters(template, {"Code": "ab"})
+    with pytest.raises(ValueError, match=r"^Parameter 'Code' must contain at least 2 characters$"):
+        check_parameters(template, {"Code": "a"})
+    with pytest.raises(ValueError, match=r"^Parameter 'Code' must contain at most 3 characters$"):
+        check_parameters(template, {"Code": "abcd"})

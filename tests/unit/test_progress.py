@@ -59,10 +59,11 @@ def test_a_delivery_in_a_log_is_a_line_per_change_then_the_summary() -> None:
     assert lines[5] == "of the sent: 0 delivered, 0 bounced, 0 complained so far"
 
 
-def test_a_paused_delivery_says_until_when() -> None:
-    paused = progress("sending", 10, 0, 5) | {"paused_until": "2026-05-01T13:00:00Z"}
+def test_a_paused_delivery_says_until_when_and_why() -> None:
+    reason = "SES refuses to send for this account (SendingPausedException: Sending paused for this account.)"
+    paused = progress("sending", 10, 0, 5) | {"paused_until": "2026-05-01T13:00:00Z", "paused_reason": reason}
 
-    assert "paused until 2026-05-01T13:00:00Z" in delivery_snapshot(paused).note
+    assert delivery_snapshot(paused).note == f"paused until 2026-05-01T13:00:00Z: {reason}"
 
 
 def test_in_a_terminal_a_bar_is_drawn_and_the_summary_printed(monkeypatch: pytest.MonkeyPatch) -> None:

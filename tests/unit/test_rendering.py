@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsdesk.rendering import reading_time_minutes, render_markdown, summarize
+from newsdesk.rendering import reading_time_minutes, render_markdown, summarize, text_with_links
 from newsdesk.slugs import make_slug, normalize_tag
 from tests.support.html_safety import executable_content
 
@@ -60,3 +60,20 @@ def test_slugs_and_tags_are_url_safe() -> None:
     assert make_slug("Héllo, Wörld! 2026") == "hello-world-2026"
     assert make_slug("!!!") == "article"
     assert normalize_tag("Local News") == "local-news"
+
+
+def test_the_text_of_an_email_keeps_links_lists_and_paragraphs() -> None:
+    html = render_markdown(
+        "## Ferry\n\nSee [the *new* timetable](https://example.org/t) and <tel:+441234>.\n\n"
+        "3. third\n4. [fourth](mailto:ada@example.org)\n\n```\nline one\nline two\n```"
+    )
+
+    assert text_with_links(html) == (
+        "Ferry\n\nSee the new timetable (https://example.org/t) and tel:+441234.\n\n"
+        "3. third\n4. fourth (mailto:ada@example.org)\n\nline one\nline two"
+    )
+
+
+def test_the_text_of_an_email_holds_only_the_article_s_characters() -> None:
+    # Control characters in the article cannot pose as the converter's own paragraph marks.
+    assert text_with_links("<p>a\x00b\x01c</p><p>d</p>") == "abc\n\nd"

@@ -19,7 +19,7 @@ from newsdesk.models.keys import Keyring
 from newsdesk.services.events import ChangeSource, StreamChange, article_event, newsletter_event, subscriber_event
 from newsdesk.services.keys import SigningKeys
 from newsdesk.services.webhooks import RETRY_ATTEMPTS, WebhookSecrets, retry_delay, retry_schedule, signature
-from newsdesk.webhook_targets import TargetMode, TargetRefused, parse_target
+from newsdesk.webhook_targets import TargetMode, TargetPorts, TargetRefused, parse_target
 from tests.support.receiver import webhook_receiver
 
 AT = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -32,7 +32,7 @@ SITE = "https://example.com"
     "url",
     [
         "https://hooks.example.org/newsdesk",
-        "https://hooks.example.org:8443/in?source=newsdesk",
+        "https://hooks.example.org:443/in?source=newsdesk",
         "https://xn--bcher-kva.de/hook",
         "https://bücher.de/hook",
         "https://93.184.216.34/hook",  # a public IP literal
@@ -93,16 +93,122 @@ def test_the_loopback_exemption_is_the_local_stacks_alone() -> None:
         parse_target("http://localhost:8765/hooks", TargetMode.PUBLIC_AND_LOOPBACK)  # only the literal
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://localhost:8000/hooks", "https://localhost:8000/hooks", "http://[::1]:8000/", "https://127.0.0.2/"],
+)
+def test_the_local_stack_says_which_address_on_this_machine_it_takes(url: str) -> None:
+    # Someone trying webhooks with `make dev` types localhost: the refusal names what to type instead.
+    with pytest.raises(TargetRefused, match=r"allows only http://127\.0\.0\.1:<port>, not localhost"):
+        parse_target(url, TargetMode.PUBLIC_AND_LOOPBACK)
+    with pytest.raises(TargetRefused) as deployed:
+        parse_target(url, TargetMode.PUBLIC)
+    assert "127.0.0.1" not in str(deployed.value)  # a deployed stack takes no address on its own machine
+
+
+# IPv6 addresses that stand for an IPv4 address (the network translates, tunnels or maps them to it): each
+# is judged by the IPv4 address inside, so none is a way around the IPv4 rules.
+EMBEDDING_METADATA = [
+    "64:ff9b::a9fe:a9fe",  # NAT64, the well-known prefix (RFC 6052)
+    "64:ff9b::169.254.169.254",
+    "64:ff9b:1::a9fe:a9fe",  # NAT64, the local-use prefix (RFC 8215), IPv4 in the last 32 bits (a /96)
+    "64:ff9b:1:a9fe:a9:fe00::",  # the same prefix used as a /48: the IPv4 around the u octet
+    "2002:a9fe:a9fe::1",  # 6to4 (RFC 3056)
+    "::169.254.169.254",  # IPv4-compatible (deprecated, RFC 4291)
+    "::ffff:169.254.169.254",  # IPv4-mapped
+    "::ffff:0:a9fe:a9fe",  # SIIT (RFC 2765)
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo: client 169.254.169.254 (obfuscated: each bit flipped)
+]
+EMBEDDING_PRIVATE = [
+    "64:ff9b::a00:1",  # 10.0.0.1
+    "64:ff9b::7f00:1",  # 127.0.0.1
+    "2002:c0a8:101::1",  # 192.168.1.1
+    "::127.0.0.1",
+    "::ffff:0:10.1.2.3",
+    "2002:6440:1::1",  # 100.64.0.1, carrier-grade NAT
+    "2001:0:a00:1:8000:63bf:3fff:fdd2",  # Teredo with a private server, 10.0.0.1
+]
+EMBEDDING_PUBLIC = [
+    "64:ff9b::5db8:d822",  # 93.184.216.34
+    "2002:5db8:d822::1",
+    "::ffff:0:93.184.216.34",
+    "2001:0:5db8:d822:8000:63bf:a247:27dd",  # Teredo: server and client 93.184.216.34
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDING_METADATA + EMBEDDING_PRIVATE)
+def test_an_ipv6_literal_that_embeds_a_private_ipv4_is_judged_by_that_ipv4(address: str) -> None:
+    with pytest.raises(TargetRefused, match="private, loopback, link-local or reserved"):
+        parse_target(f"https://[{address}]/hook", TargetMode.PUBLIC)
+
+
+@pytest.mark.parametrize("address", EMBEDDING_PUBLIC)
+def test_an_ipv6_literal_that_embeds_a_public_ipv4_is_accepted(address: str) -> None:
+    assert parse_target(f"https://[{address}]/hook", TargetMode.PUBLIC).literal
+
+
+def test_only_port_443_unless_the_template_widens_it() -> None:
+    with pytest.raises(TargetRefused, match="port 443"):
+        parse_target("https://hooks.example.org:8443/in", TargetMode.PUBLIC)
+    with pytest.raises(TargetRefused, match="port 443"):
+        parse_target("https://93.184.216.34:22/in", TargetMode.PUBLIC)
+    assert parse_target("https://hooks.example.org/in", TargetMode.PUBLIC).port == 443
+
+    widened = TargetPorts(allowed=frozenset({443, 8443}))  # WebhookAllowedPorts=443,8443
+    assert parse_target("https://hooks.example.org:8443/in", TargetMode.PUBLIC, ports=widened).port == 8443
+    with pytest.raises(TargetRefused, match="port 443 or 8443"):
+        parse_target("https://hooks.example.org:9000/in", TargetMode.PUBLIC, ports=widened)
+
+
+@pytest.mark.parametrize("mode", [TargetMode.PUBLIC_AND_LOOPBACK, TargetMode.LOOPBACK])
+def test_the_local_stacks_own_aws_endpoint_is_never_a_target(mode: TargetMode) -> None:
+    local = TargetPorts(local_aws=4566)  # AWS_ENDPOINT_URL=http://127.0.0.1:4566, as `make dev` runs the functions
+
+    with pytest.raises(TargetRefused, match="4566"):
+        parse_target("http://127.0.0.1:4566/", mode, ports=local)
+    with pytest.raises(TargetRefused, match="4566"):
+        parse_target("https://127.0.0.1:4566/", mode, ports=local)
+    # Any other port of 127.0.0.1 still takes a local receiver
+    assert parse_target("http://127.0.0.1:8765/hooks", mode, ports=local).port == 8765
+
+
+def test_the_local_aws_port_is_read_from_the_functions_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from newsdesk.settings import WebhookSettings, read_settings
+
+    base = {"WEBHOOKS_TABLE": "webhooks", "WEBHOOK_DELIVERY_QUEUE_URL": "https://sqs.local/q"}
+    for name, value in base.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4599")
+    monkeypatch.setenv("WEBHOOK_ALLOWED_PORTS", "443,8443")
+
+    ports = read_settings(WebhookSettings).target_ports
+
+    assert ports == TargetPorts(allowed=frozenset({443, 8443}), local_aws=4599)
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # deployed: no endpoint of its own
+    monkeypatch.delenv("WEBHOOK_ALLOWED_PORTS")
+    assert read_settings(WebhookSettings).target_ports == TargetPorts()
+
+
 def _resolving_to(*addresses: str) -> Any:
     def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses]
+        return [
+            (socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+            for address in addresses
+        ]
 
     return resolve
 
 
 @pytest.mark.parametrize(
     "addresses",
-    [("169.254.169.254",), ("10.1.2.3",), ("127.0.0.1",), ("93.184.216.34", "192.168.0.10"), ("::1",)],
+    [
+        ("169.254.169.254",),
+        ("10.1.2.3",),
+        ("127.0.0.1",),
+        ("93.184.216.34", "192.168.0.10"),
+        ("::1",),
+        *((address,) for address in EMBEDDING_METADATA + EMBEDDING_PRIVATE),
+    ],
 )
 def test_a_public_name_that_resolves_to_a_private_address_is_never_connected_to(addresses: tuple[str, ...]) -> None:
     # DNS rebinding: the name passed when it was saved; what it resolves to is checked before each POST.

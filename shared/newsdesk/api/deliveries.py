@@ -8,9 +8,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from newsdesk.api.access import requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import delivery_reports
 from newsdesk.models.delivery import DeliveryPage, DeliveryProgress, LedgerPage, LedgerState
+from newsdesk.models.people import Role
 from newsdesk.services.delivery import DeliveryReports
 
 router = EditorRouter()
@@ -27,6 +29,7 @@ NO_STORE = {"Cache-Control": "no-store"}
     tags=["Deliveries"],
     responses=documented(200, "One page of deliveries, each with its progress.", *AUTH_ERRORS, 503),
 )
+@requires(Role.EDITOR)
 def list_deliveries(
     deliveries: Deliveries, limit: Annotated[int, Query(ge=1, le=50)] = 20, cursor: Cursor = None
 ) -> DeliveryPage:
@@ -40,6 +43,7 @@ def list_deliveries(
     tags=["Deliveries"],
     responses=documented(200, "Progress, with the counts by ledger state.", *AUTH_ERRORS, 404, 503),
 )
+@requires(Role.EDITOR)
 def get_delivery(delivery_id: str, deliveries: Deliveries) -> DeliveryProgress:
     return deliveries.get(delivery_id)
 
@@ -53,6 +57,7 @@ def get_delivery(delivery_id: str, deliveries: Deliveries) -> DeliveryProgress:
         *AUTH_ERRORS, 404, 503,
     ),
 )  # fmt: skip
+@requires(Role.ADMIN)
 def list_recipients(
     delivery_id: str,
     deliveries: Deliveries,
@@ -72,6 +77,7 @@ def list_recipients(
         200, "CSV with a header row.", *AUTH_ERRORS, 404, 503, content_type="text/csv", headers=("X-Next-Cursor",)
     ),
 )
+@requires(Role.ADMIN)
 def export_recipients(
     delivery_id: str, deliveries: Deliveries, state: State = None, cursor: Cursor = None
 ) -> Response[str]:

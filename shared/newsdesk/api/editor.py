@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 
+from newsdesk.api.access import current_actor, requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import article_service, delivery_reports
 from newsdesk.models.articles import (
@@ -15,17 +16,22 @@ from newsdesk.models.articles import (
     Article,
     ArticleStatus,
     CreateArticleRequest,
+    RequestChangesRequest,
     ScheduleRequest,
     UpdateArticleRequest,
 )
 from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
+from newsdesk.models.people import Actor, Role
+from newsdesk.models.webhooks import Webhook, WebhookCreated
 from newsdesk.services.articles import ArticleService
 from newsdesk.services.delivery import DeliveryReports
+from newsdesk.services.tokens import bearer_token
 
 router = EditorRouter()
 
 Articles = Annotated[ArticleService, Depends(article_service)]
 Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
+Caller = Annotated[Actor, Depends(current_actor)]
 IfMatch = Annotated[
     str | None,
     Header(max_length=200, description="The `ETag` of the version you edited; a stale one gets 412."),
@@ -40,8 +46,12 @@ def parse_if_match(value: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 10 else -1
 
 
-def with_etag(article: Article, status: int = 200) -> Response[Article]:
-    return Response(status, content_types.APPLICATION_JSON, article, headers={"ETag": f'"{article.version}"'})
+Versioned = TypeVar("Versioned", Article, Webhook, WebhookCreated)
+
+
+def with_etag(resource: Versioned, status: int = 200) -> Response[Versioned]:
+    """An article or a webhook with its version as the `ETag`, which `If-Match` names."""
+    return Response(status, content_types.APPLICATION_JSON, resource, headers={"ETag": f'"{resource.version}"'})
 
 
 @router.post(
@@ -50,8 +60,11 @@ def with_etag(article: Article, status: int = 200) -> Response[Article]:
     tags=["Editor"],
     responses=documented(201, "The draft.", *AUTH_ERRORS, 400, 409, 413, 415, 503, headers=("ETag", "Location")),
 )
-def create_article(request: Annotated[CreateArticleRequest, Body()], articles: Articles) -> Response[Article]:
-    article = articles.create(request)
+@requires(Role.CONTRIBUTOR)
+def create_article(
+    request: Annotated[CreateArticleRequest, Body()], articles: Articles, actor: Caller
+) -> Response[Article]:
+    article = articles.create(request, actor=actor)
     response = with_etag(article, 201)
     response.headers["Location"] = f"/admin/articles/{article.id}"
     return response
@@ -59,76 +72,128 @@ def create_article(request: Annotated[CreateArticleRequest, Body()], articles: A
 
 @router.get(
     "/articles",
-    summary="List articles, optionally by status",
+    summary="List articles, optionally by status (a contributor's: their own)",
     tags=["Editor"],
     responses=documented(200, "One page of articles.", *AUTH_ERRORS, 503),
 )
+@requires(Role.CONTRIBUTOR)
 def list_articles(
     articles: Articles,
+    actor: Caller,
     status: Annotated[ArticleStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> AdminArticlePage:
-    items, next_cursor = articles.list_admin(status=status, limit=limit, cursor=cursor)
+    items, next_cursor = articles.list_admin(status=status, limit=limit, cursor=cursor, actor=actor)
     return AdminArticlePage(items=items, next_cursor=next_cursor)
 
 
 @router.get(
     "/articles/<article_id>",
-    summary="Read one article",
+    summary="Read one article (a contributor: their own)",
     tags=["Editor"],
     responses=documented(200, "The article, with its `ETag`.", *AUTH_ERRORS, 404, 503, headers=("ETag",)),
 )
-def get_article(article_id: str, articles: Articles) -> Response[Article]:
-    return with_etag(articles.get(article_id))
+@requires(Role.CONTRIBUTOR)
+def get_article(article_id: str, articles: Articles, actor: Caller) -> Response[Article]:
+    return with_etag(articles.read(article_id, actor=actor))
 
 
 @router.patch(
     "/articles/<article_id>",
-    summary="Change some fields of an article",
+    summary="Change some fields of an article (a contributor: their own draft, or one with changes requested)",
     tags=["Editor"],
     responses=documented(
         200, "The changed article.", *AUTH_ERRORS, 400, 404, 409, 412, 413, 415, 503, headers=("ETag",)
     ),
 )
+@requires(Role.CONTRIBUTOR)
 def update_article(
     article_id: str,
     request: Annotated[UpdateArticleRequest, Body()],
     articles: Articles,
+    actor: Caller,
     if_match: IfMatch = None,
 ) -> Response[Article]:
-    return with_etag(articles.update(article_id, request, if_match=parse_if_match(if_match)))
+    return with_etag(articles.update(article_id, request, if_match=parse_if_match(if_match), actor=actor))
 
 
 @router.delete(
     "/articles/<article_id>",
-    summary="Delete an article",
+    summary="Delete an article (a contributor: their own draft, never published)",
     tags=["Editor"],
-    responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 412, 503),
+    responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 409, 412, 503),
 )
-def delete_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[None]:
-    articles.delete(article_id, if_match=parse_if_match(if_match))
+@requires(Role.CONTRIBUTOR)
+def delete_article(article_id: str, articles: Articles, actor: Caller, if_match: IfMatch = None) -> Response[None]:
+    articles.delete(article_id, if_match=parse_if_match(if_match), actor=actor)
     return Response(204)
 
 
 @router.post(
+    "/articles/<article_id>/submit",
+    summary="Submit an article for review (its author or an editor; again: no effect)",
+    tags=["Review"],
+    responses=documented(200, "The article, in review.", *AUTH_ERRORS, 404, 409, 412, 503, headers=("ETag",)),
+)
+@requires(Role.CONTRIBUTOR)
+def submit_article(article_id: str, articles: Articles, actor: Caller, if_match: IfMatch = None) -> Response[Article]:
+    return with_etag(articles.submit(article_id, if_match=parse_if_match(if_match), actor=actor))
+
+
+@router.post(
+    "/articles/<article_id>/approve",
+    summary="Approve an article in review (again: no effect)",
+    tags=["Review"],
+    responses=documented(200, "The article, approved.", *AUTH_ERRORS, 404, 409, 412, 503, headers=("ETag",)),
+)
+@requires(Role.EDITOR)
+def approve_article(article_id: str, articles: Articles, actor: Caller, if_match: IfMatch = None) -> Response[Article]:
+    return with_etag(articles.approve(article_id, if_match=parse_if_match(if_match), actor=actor))
+
+
+@router.post(
+    "/articles/<article_id>/request-changes",
+    summary="Send an article in review (or approved) back to its author with a comment",
+    tags=["Review"],
+    responses=documented(
+        200, "The article, with changes requested.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503, headers=("ETag",)
+    ),
+)
+@requires(Role.EDITOR)
+def request_changes(
+    article_id: str,
+    request: Annotated[RequestChangesRequest, Body()],
+    articles: Articles,
+    actor: Caller,
+    if_match: IfMatch = None,
+) -> Response[Article]:
+    changed = articles.request_changes(article_id, request.comment, if_match=parse_if_match(if_match), actor=actor)
+    return with_etag(changed)
+
+
+@router.post(
     "/articles/<article_id>/publish",
-    summary="Publish an article (again: no effect)",
+    summary="Publish an article, from any status (again: no effect); its first publish sends the newsletter",
     tags=["Editor"],
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
-def publish_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
-    return with_etag(articles.publish(article_id, if_match=parse_if_match(if_match)))
+@requires(Role.EDITOR)
+def publish_article(article_id: str, articles: Articles, actor: Caller, if_match: IfMatch = None) -> Response[Article]:
+    return with_etag(articles.publish(article_id, if_match=parse_if_match(if_match), actor=actor))
 
 
 @router.post(
     "/articles/<article_id>/unpublish",
-    summary="Take an article off the public routes",
+    summary="Take an article off the public routes (back to draft)",
     tags=["Editor"],
     responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
-def unpublish_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
-    return with_etag(articles.unpublish(article_id, if_match=parse_if_match(if_match)))
+@requires(Role.EDITOR)
+def unpublish_article(
+    article_id: str, articles: Articles, actor: Caller, if_match: IfMatch = None
+) -> Response[Article]:
+    return with_etag(articles.unpublish(article_id, if_match=parse_if_match(if_match), actor=actor))
 
 
 @router.post(
@@ -137,23 +202,29 @@ def unpublish_article(article_id: str, articles: Articles, if_match: IfMatch = N
     tags=["Editor"],
     responses=documented(200, "The scheduled article.", *AUTH_ERRORS, 400, 404, 409, 412, 415, 503, headers=("ETag",)),
 )
+@requires(Role.EDITOR)
 def schedule_article(
     article_id: str,
     request: Annotated[ScheduleRequest, Body()],
     articles: Articles,
+    actor: Caller,
     if_match: IfMatch = None,
 ) -> Response[Article]:
-    return with_etag(articles.schedule(article_id, request.publish_at, if_match=parse_if_match(if_match)))
+    scheduled = articles.schedule(article_id, request.publish_at, if_match=parse_if_match(if_match), actor=actor)
+    return with_etag(scheduled)
 
 
 @router.delete(
     "/articles/<article_id>/schedule",
-    summary="Cancel the schedule: the article goes back to draft",
+    summary="Cancel the schedule: the article goes back to the status it was scheduled from (draft, approved...)",
     tags=["Editor"],
-    responses=documented(200, "The draft.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
+    responses=documented(200, "The article.", *AUTH_ERRORS, 404, 412, 503, headers=("ETag",)),
 )
-def unschedule_article(article_id: str, articles: Articles, if_match: IfMatch = None) -> Response[Article]:
-    return with_etag(articles.unschedule(article_id, if_match=parse_if_match(if_match)))
+@requires(Role.EDITOR)
+def unschedule_article(
+    article_id: str, articles: Articles, actor: Caller, if_match: IfMatch = None
+) -> Response[Article]:
+    return with_etag(articles.unschedule(article_id, if_match=parse_if_match(if_match), actor=actor))
 
 
 @router.get(
@@ -164,6 +235,7 @@ def unschedule_article(article_id: str, articles: Articles, if_match: IfMatch = 
         200, "Delivery progress, with the counts by ledger state (they add up to `total`).", *AUTH_ERRORS, 404, 503
     ),
 )
+@requires(Role.EDITOR)
 def delivery_progress(article_id: str, articles: Articles, deliveries: Deliveries) -> DeliveryProgress:
     return deliveries.of_article(articles.get(article_id))
 
@@ -172,13 +244,16 @@ def delivery_progress(article_id: str, articles: Articles, deliveries: Deliverie
     "/articles/<article_id>/test-email",
     summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
     tags=["Editor"],
-    responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 415, 503, body=False),
+    responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 409, 415, 429, 503, body=False),
 )
+@requires(Role.EDITOR)
 def send_test_email(
     article_id: str,
     request: Annotated[TestEmailRequest, Body()],
     articles: Articles,
     deliveries: Deliveries,
 ) -> Response[None]:
-    deliveries.send_test(articles.get(article_id), request.to)
+    # The token API Gateway's authorizer accepted: the allowance of test emails is per token.
+    token = bearer_token(router.current_event.headers.get("authorization"))
+    deliveries.send_test(articles.get(article_id), request.to, token=token)
     return Response(202)

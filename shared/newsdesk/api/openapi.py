@@ -28,17 +28,26 @@ def openapi_document(routers: Sequence[Router], request_bodies: dict[tuple[str, 
     """The document of `routers`; `request_bodies` (by path and method) replace what Powertools infers."""
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 
+    # Including a router makes it hand its routes the including app's request: give each back to the app it
+    # serves, or the function's next request under it would read this document's app's (empty) request.
+    serving = [(router, router.api_resolver) for router in routers]
     app = create_resolver()
     include(app, routers)
-    document = json.loads(
-        app.get_openapi_json_schema(
-            title=TITLE,
-            version=VERSION,
-            description="Articles, feed and editor API of a Newsdesk publication.",
-            servers=[Server(url="/")],
-            security_schemes={"bearerAuth": HTTPBearer(description="An editor token from `newsdesk token create`.")},
+    try:
+        document = json.loads(
+            app.get_openapi_json_schema(
+                title=TITLE,
+                version=VERSION,
+                description="Articles, feed and editor API of a Newsdesk publication.",
+                servers=[Server(url="/")],
+                security_schemes={
+                    "bearerAuth": HTTPBearer(description="An editor token from `newsdesk token create`.")
+                },
+            )
         )
-    )
+    finally:
+        for router, resolver in serving:
+            router.api_resolver = resolver
     for (path, method), body in request_bodies.items():
         document["paths"][path][method]["requestBody"] = body
     _drop_unreferenced_schemas(document)

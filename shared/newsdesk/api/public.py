@@ -9,22 +9,28 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from newsdesk.api.caching import CDN_CACHE, FEED_CACHE, validators
 from newsdesk.api.resolver import CONDITIONAL_READ, documented
-from newsdesk.dependencies import article_service, site_settings
-from newsdesk.models.articles import ArticlePage, PublicArticle
+from newsdesk.dependencies import article_service, news_reader, news_settings, site_settings
+from newsdesk.errors import InvalidInput
+from newsdesk.models.articles import ArticlePage, AuthorPage
+from newsdesk.models.authors import AuthorList
+from newsdesk.models.base import Model
+from newsdesk.models.news import ReaderArticle
 from newsdesk.services.articles import ArticleService
+from newsdesk.services.news import NewsReader
 
 router = Router()
 
 # The index differs by Accept (HTML for a browser, JSON otherwise): a cache in front must keep both.
 INDEX_HEADERS = {"Cache-Control": "public, max-age=300", "Vary": "Accept"}
 Articles = Annotated[ArticleService, Depends(article_service)]
+News = Annotated[NewsReader, Depends(news_reader)]
 
 
-class ApiIndex(BaseModel):
+class ApiIndex(Model):
     """Where to go from the API's root."""
 
     name: str = Field(description="The publication's name.")
@@ -66,12 +72,22 @@ def index() -> Response[ApiIndex | str]:
 )
 def list_articles(
     articles: Articles,
+    news: News,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     cursor: Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")] = None,
     tag: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
     author: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    breaking: Annotated[
+        bool, Query(description="`true`: only breaking news, the latest to expire first (not with `tag` or `author`).")
+    ] = False,
 ) -> Response[ArticlePage]:
-    items, next_cursor = articles.list_public(tag=tag, author=author, limit=limit, cursor=cursor)
+    if breaking and (tag or author):
+        raise InvalidInput("breaking=true lists breaking news only: leave out tag and author",
+                           details=[{"loc": ["query", "breaking"]}])  # fmt: skip
+    if breaking:
+        items, next_cursor = news.breaking(limit=limit, cursor=cursor)
+    else:
+        items, next_cursor = articles.list_public(tag=tag, author=author, limit=limit, cursor=cursor)
     page = ArticlePage(items=items, next_cursor=next_cursor)
     changed = max((item.changed_at for item in items), default=None)
     headers = validators(router.current_event.headers, page.model_dump_json(), changed, cache_control=CDN_CACHE)
@@ -84,12 +100,53 @@ def list_articles(
     tags=["Articles"],
     responses=documented(200, "The article.", 404, 503, headers=CONDITIONAL_READ),
 )
-def get_article(slug: str, articles: Articles) -> Response[PublicArticle]:
-    article = articles.get_public(slug)
+def get_article(slug: str, articles: Articles) -> Response[ReaderArticle]:
+    from newsdesk.structured_data import Publisher, news_article
+
+    stored = articles.get_public(slug)
+    site, news = site_settings(), news_settings()
+    publisher = Publisher(site.publication_name, news.publisher_logo_url, site.site_base, news.publication_language)
+    article = ReaderArticle(**stored.model_dump(), json_ld=news_article(stored, publisher))
     headers = validators(
         router.current_event.headers, article.model_dump_json(), article.changed_at, cache_control=CDN_CACHE
     )
     return Response(200, content_types.APPLICATION_JSON, article, headers=headers)
+
+
+@router.get(
+    "/authors",
+    summary="The publication's authors, by slug",
+    tags=["Articles"],
+    responses=documented(200, "One page of author profiles.", 503, headers=CONDITIONAL_READ),
+)
+def list_authors(
+    articles: Articles,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")] = None,
+) -> Response[AuthorList]:
+    items, next_cursor = articles.author_list(limit=limit, cursor=cursor)
+    page = AuthorList(items=items, next_cursor=next_cursor)
+    changed = max((item.updated_at for item in items), default=None)
+    headers = validators(router.current_event.headers, page.model_dump_json(), changed, cache_control=CDN_CACHE)
+    return Response(200, content_types.APPLICATION_JSON, page, headers=headers)
+
+
+@router.get(
+    "/authors/<slug>",
+    summary="An author's profile and their published articles, newest first",
+    tags=["Articles"],
+    responses=documented(200, "The author and one page of their articles.", 404, 503, headers=CONDITIONAL_READ),
+)
+def get_author(
+    slug: str,
+    articles: Articles,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")] = None,
+) -> Response[AuthorPage]:
+    page = articles.author_page(slug, limit=limit, cursor=cursor)
+    changed = max([page.author.updated_at, *(item.changed_at for item in page.items)])
+    headers = validators(router.current_event.headers, page.model_dump_json(), changed, cache_control=CDN_CACHE)
+    return Response(200, content_types.APPLICATION_JSON, page, headers=headers)
 
 
 @router.get(

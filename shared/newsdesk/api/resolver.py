@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -12,24 +13,26 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_RESPONSE_DESCRIPTION
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ValidationException
-from pydantic import BaseModel
 
+from newsdesk.api.access import ROLE_EXTENSION, acting, authorized_actor, declared_role, role_description
 from newsdesk.api.caching import NotModified, not_modified_reply
-from newsdesk.errors import NewsdeskError
+from newsdesk.errors import NewsdeskError, RoleRequired, validation_message
+from newsdesk.models.base import Model
+from newsdesk.models.people import Role
 from newsdesk.observability import logger
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     code: str
     message: str
     details: Any = None
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Model):
     error: ErrorBody
 
 
-class GatewayError(BaseModel):
+class GatewayError(Model):
     """What API Gateway itself answers when the authorizer refuses a request."""
 
     message: str
@@ -38,7 +41,10 @@ class GatewayError(BaseModel):
 _DESCRIPTIONS = {
     400: "Malformed request (for example, a body that is not JSON).",
     401: "No `Authorization` header (answered by API Gateway).",
-    403: "The token is wrong or revoked (answered by API Gateway).",
+    403: (
+        'The token is wrong or revoked (API Gateway answers `{"message": "Forbidden"}`), or its role may not do'
+        " this (`role_required`, naming the role needed)."
+    ),
     404: (
         'Not found; API Gateway answers `{"message": "Not Found"}` itself when no route matches'
         " (for example, a path parameter holding an encoded `/`)."
@@ -48,11 +54,12 @@ _DESCRIPTIONS = {
     413: "Too large.",
     415: "The body is not sent as `application/json`.",
     422: "The request does not match the schema.",
+    429: "An allowance is used up; `Retry-After` says when there is room again.",
     503: "AWS is throttling; retry after a moment.",
 }
 
 # Statuses API Gateway answers itself (in its own shape), without or besides the function.
-_MODELS: dict[int, Any] = {401: GatewayError, 403: GatewayError, 404: ErrorResponse | GatewayError}
+_MODELS: dict[int, Any] = {401: GatewayError, 403: ErrorResponse | GatewayError, 404: ErrorResponse | GatewayError}
 
 
 _HEADER_DESCRIPTIONS = {
@@ -105,15 +112,17 @@ def documented(
     return responses
 
 
-def error_reply(status: int, code: str, message: str, details: Any = None) -> Response[str]:
+def error_reply(
+    status: int, code: str, message: str, details: Any = None, *, retry_after: int | None = None
+) -> Response[str]:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
-    headers = {"Retry-After": "2"} if status == 503 else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return Response(status, content_types.APPLICATION_JSON, body.model_dump_json(), headers=headers)
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return [
-        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        {"loc": list(error.get("loc", ())), "msg": validation_message(error), "type": str(error.get("type", ""))}
         for error in errors
     ]
 
@@ -139,13 +148,31 @@ class HttpApiResolver(APIGatewayHttpResolver):
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """A HEAD request is answered as its GET without the body (RFC 9110, 9.3.2): the same status and
-        headers (ETag, Cache-Control, ...). The template routes HEAD to the function that serves the GET."""
+        headers (ETag, Cache-Control, ...), and the GET body's Content-Length, which API Gateway passes on
+        from the function's headers (as Powertools' own HEAD example does). The template routes HEAD to the
+        function that serves the GET."""
         http = (event.get("requestContext") or {}).get("http") or {}
         if str(http.get("method", "")).upper() != "HEAD":
             return super().resolve(event, context)
         as_get = {**event, "requestContext": {**event["requestContext"], "http": {**http, "method": "GET"}}}
         answer = super().resolve(as_get, context)
-        return {**answer, "body": "", "isBase64Encoded": False}
+        body = str(answer.get("body") or "")
+        length = len(base64.b64decode(body)) if answer.get("isBase64Encoded") else len(body.encode())
+        headers = {**(answer.get("headers") or {}), "Content-Length": str(length)}
+        return {**answer, "headers": headers, "body": "", "isBase64Encoded": False}
+
+    def _call_route(self, route: Any, route_arguments: dict[str, str]) -> Any:
+        """An /admin route's role (its `x-newsdesk-role`) is checked before anything of the route runs, the
+        request's validation included: a refused caller learns nothing of the route, whatever they send."""
+        role = (route.openapi_extensions or {}).get(ROLE_EXTENSION)
+        if role is None:
+            return super()._call_route(route, route_arguments)
+        try:
+            actor = authorized_actor(self.current_event, Role(role))
+        except RoleRequired as exc:
+            return self._call_exception_handler(exc, route)
+        with acting(actor):
+            return super()._call_route(route, route_arguments)
 
     def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
         given = self.current_event.path_parameters or {}
@@ -165,14 +192,16 @@ def read_json(text: str | bytes | bytearray) -> Any:
 
 ADMIN_PREFIX = "/admin"
 AUTH_ERRORS = (401, 403)
-"""What API Gateway answers itself on an editor route: no token (401), a wrong or revoked one (403)."""
+"""What an editor route may answer before it runs: no token (401), a wrong or revoked one (403, from API
+Gateway), a role below the route's (403, role_required)."""
 EDITOR_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 class EditorRouter(Router):
     """Editor routes: their paths are relative to /admin (every function and the OpenAPI document include
     them with `prefix=ADMIN_PREFIX`), and each is documented with the editor's bearer token, which API
-    Gateway's authorizer has checked before any of them runs."""
+    Gateway's authorizer has checked before any of them runs. Each route declares its lowest role
+    (`@requires` in newsdesk.api.access), which is documented and checked before the route runs."""
 
     def route(
         self,
@@ -189,22 +218,33 @@ class EditorRouter(Router):
         operation_id: str | None = None,
         include_in_schema: bool = True,
         security: list[dict[str, list[str]]] | None = None,
-        *rest: Any,
-        **options: Any,
+        openapi_extensions: dict[str, Any] | None = None,
+        deprecated: bool = False,
+        enable_validation: bool | None = None,
+        custom_response_validation_http_code: Any = None,
+        status_code: int = 200,
+        middlewares: list[Callable[..., Any]] | None = None,
     ) -> Callable[[Any], Any]:
-        return super().route(
-            rule, method, cors, compress, cache_control, summary, description, responses, response_description,
-            tags, operation_id, include_in_schema, security or EDITOR_SECURITY, *rest, **options,
-        )  # fmt: skip
+        def register(route: Any) -> Any:
+            role = declared_role(route)
+            return super(EditorRouter, self).route(
+                rule, method, cors, compress, cache_control, summary, role_description(role, description),
+                responses, response_description, tags, operation_id, include_in_schema,
+                security or EDITOR_SECURITY, {**(openapi_extensions or {}), ROLE_EXTENSION: role.value},
+                deprecated, enable_validation, custom_response_validation_http_code, status_code, middlewares,
+            )(route)  # fmt: skip
+
+        return register
 
 
-def create_resolver() -> APIGatewayHttpResolver:
-    app = HttpApiResolver(enable_validation=True, json_body_deserializer=read_json)
+def create_resolver(make: Callable[..., HttpApiResolver] = HttpApiResolver) -> HttpApiResolver:
+    """A resolver (`make(**options)`: HttpApiResolver or a subclass) with the one exception-to-HTTP mapping."""
+    app = make(enable_validation=True, json_body_deserializer=read_json)
 
     @app.exception_handler(NewsdeskError)
     def _newsdesk_error(exc: NewsdeskError) -> Response[str]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.status})
-        return error_reply(exc.status, exc.code, exc.message, exc.details)
+        return error_reply(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after)
 
     @app.exception_handler(NotModified)
     def _not_modified(exc: NotModified) -> Response[str]:

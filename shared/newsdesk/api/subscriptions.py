@@ -14,8 +14,12 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from newsdesk.api.access import current_actor, requires
 from newsdesk.api.resolver import EditorRouter, documented
-from newsdesk.dependencies import delivery_reports, site_settings, subscription_service, webhook_service
+from newsdesk.dependencies import audit_log, erasure_service, site_settings, subscription_service
+from newsdesk.models.audit import AuditTarget
+from newsdesk.models.erasures import Erasure, ErasureState
+from newsdesk.models.people import Actor, Role
 from newsdesk.models.subscribers import (
     ConsentSource,
     Frequency,
@@ -27,18 +31,20 @@ from newsdesk.models.subscribers import (
     SubscriberStatus,
 )
 from newsdesk.models.topics import Topic
-from newsdesk.services.delivery import DeliveryReports
+from newsdesk.services.audit import AuditLog
+from newsdesk.services.erasure import ErasureService
 from newsdesk.services.links import InvalidLink
 from newsdesk.services.subscriptions import ConfirmOutcome, PreferencesView, SubscriptionService, UnsubscribeScope
-from newsdesk.services.webhooks import WebhookService
+from newsdesk.services.topics import UnknownTopics
 from newsdesk.templating import render
 
 router = Router()
 admin_router = EditorRouter()
 
 Subscriptions = Annotated[SubscriptionService, Depends(subscription_service)]
-Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
-Webhooks = Annotated[WebhookService, Depends(webhook_service)]
+Erasures = Annotated[ErasureService, Depends(erasure_service)]
+Audit = Annotated[AuditLog, Depends(audit_log)]
+Caller = Annotated[Actor, Depends(current_actor)]
 Token = Annotated[str | None, Query(description="The signed token from the email's link.")]
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -260,11 +266,15 @@ def _receives(view: PreferencesView) -> str:
     subscriber = view.subscriber
     how = FREQUENCY_TEXT[subscriber.frequency]
     if subscriber.topics is None:
-        return f"You receive {how}, about everything we publish."
+        alerts = " You also get breaking-news alerts." if subscriber.breaking else ""
+        return f"You receive {how}, about everything we publish.{alerts}"
     named = [topic for topic in view.topics if topic.slug in set(subscriber.topics)]
+    alerts = " You also get breaking-news alerts." if subscriber.breaking else ""
     if not named:
+        if subscriber.breaking:
+            return "You follow no topic: you receive breaking-news alerts only. Choose topics below."
         return "You follow no topic, so you receive no emails. Choose some below."
-    return f"You receive {how}, about {_names(named)}."
+    return f"You receive {how}, about {_names(named)}.{alerts}"
 
 
 def _preferences_form(token: str | None, view: PreferencesView) -> dict[str, Any]:
@@ -274,6 +284,7 @@ def _preferences_form(token: str | None, view: PreferencesView) -> dict[str, Any
         "label": "Save",
         "frequency": view.subscriber.frequency.value,
         "everything": followed is None,
+        "breaking": view.subscriber.breaking,
         "topics": [
             {"slug": topic.slug, "name": topic.name, "description": topic.description,
              "checked": followed is None or topic.slug in followed}
@@ -308,7 +319,12 @@ PREFERENCES_FORM = {
                         "type": "string",
                         "enum": [frequency.value for frequency in Frequency],
                         "description": "`instant`: an email per article; `digest`: one email a week.",
-                    }
+                    },
+                    "breaking": {
+                        "type": "string",
+                        "enum": ["yes"],
+                        "description": "`yes`: breaking-news alerts (the page's form without it turns them off).",
+                    },
                 },
             }
         }
@@ -321,10 +337,18 @@ PREFERENCES_FORM = {
     "/subscribers/preferences",
     summary=(
         "Save email preferences (form fields: `frequency` instant or digest; `everything=yes`, or a `topics` "
-        "field per topic to follow)"
+        "field per topic to follow; `breaking=yes` for breaking-news alerts)"
     ),
     tags=["Subscribers"],
-    responses={**documented(200, "ok", 503), **html_page("Saved.")},
+    responses={
+        **documented(200, "ok", 503),
+        **html_page("Saved."),
+        422: {
+            "description": "A topic that does not exist: a page saying so; nothing is saved. A request that does "
+            "not match the schema (a `token` given twice): the error body.",
+            "content": {"text/html": {"schema": {"type": "string"}}, **documented(200, "ok")[422]["content"]},
+        },
+    },
 )
 def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Response[str]:
     form = _form()
@@ -336,10 +360,20 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
     # The page's form always says it chooses topics; a form that only sets the frequency leaves them alone.
     choosing = form.get("choosing") == ["topics"] or "everything" in form or "topics" in form
     topics = None if form.get("everything") == ["yes"] else form.get("topics", [])
+    # An unchecked box sends nothing: the page's own form turns alerts off; a form without the box leaves them.
+    breaking = True if form.get("breaking") == ["yes"] else False if form.get("choosing") == ["topics"] else None
     try:
-        view = subscriptions.save_preferences(token, frequency=frequency, topics=topics, change_topics=choosing)
+        view = subscriptions.save_preferences(
+            token, frequency=frequency, topics=topics, change_topics=choosing, breaking=breaking
+        )
     except InvalidLink as exc:
         return invalid_link_page(subscriptions, f"{exc.message.capitalize()}.")
+    except UnknownTopics as exc:
+        # The page offered only topics that existed; one deleted since (or a form made elsewhere) saves nothing.
+        current = subscriptions.preferences(token)
+        named = ", ".join(f"“{slug}”" for slug in exc.unknown)
+        message = f"Nothing was saved: we have no topic {named} (any more). Choose among these, then save."
+        return page(422, "Unknown topic", message, preferences=_preferences_form(token, current))
     return page(200, "Preferences saved", f"Saved. {_receives(view)}", preferences=_preferences_form(token, view))
 
 
@@ -349,6 +383,7 @@ def save_preferences(subscriptions: Subscriptions, token: Token = None) -> Respo
     tags=["Subscribers"],
     responses=documented(200, "The subscriber.", 401, 403, 404, 503),
 )
+@requires(Role.ADMIN)
 def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
     return subscriptions.get(email)
@@ -360,6 +395,7 @@ def get_subscriber(email: str, subscriptions: Subscriptions) -> Subscriber:
     tags=["Subscribers"],
     responses=documented(200, "One page of subscribers.", 401, 403, 503),
 )
+@requires(Role.ADMIN)
 def list_subscribers(
     subscriptions: Subscriptions,
     status: Annotated[SubscriberStatus | None, Query()] = None,
@@ -376,6 +412,7 @@ def list_subscribers(
     tags=["Subscribers"],
     responses=documented(200, "Counts per status.", 401, 403, 503),
 )
+@requires(Role.EDITOR)
 def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
     return subscriptions.stats()
 
@@ -388,12 +425,18 @@ def subscriber_stats(subscriptions: Subscriptions) -> SubscriberStats:
         200, "CSV with a header row.", 401, 403, 503, content_type="text/csv", headers=("X-Next-Cursor",)
     ),
 )
+@requires(Role.ADMIN)
 def export_subscribers(
     subscriptions: Subscriptions,
+    audit: Audit,
+    actor: Caller,
     status: Annotated[SubscriberStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
     body, next_cursor = subscriptions.export_csv(status=status, cursor=cursor)
+    # Who took a copy of the list, and which part: the whole list, never the addresses it held.
+    audit.record(actor, "subscribers.exported", AuditTarget.SUBSCRIBER, "*",
+                 status=status.value if status else None, first_page=cursor is None)  # fmt: skip
     headers = {"Content-Disposition": 'attachment; filename="subscribers.csv"', **NO_STORE}
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
@@ -402,15 +445,35 @@ def export_subscribers(
 
 @admin_router.delete(
     "/subscribers/<email>",
-    summary="Erase a subscriber's data (privacy requests)",
+    summary="Erase a subscriber's data (privacy requests); repeat it, or poll its Location, until it is done",
     tags=["Subscribers"],
-    responses=documented(204, "Erased.", 401, 403, 404, 503),
+    responses={
+        **documented(204, "Erased (also: erased already, within the last 14 days).", 401, 403, 404, 503),
+        202: {
+            "description": "Erasing: the rest continues by itself; the Location (GET) says how far it got.",
+            "content": {content_types.APPLICATION_JSON: {"model": Erasure}},
+        },
+    },
 )
-def erase_subscriber(
-    email: str, subscriptions: Subscriptions, deliveries: Deliveries, webhooks: Webhooks
-) -> Response[None]:
+@requires(Role.ADMIN)
+def erase_subscriber(email: str, erasures: Erasures, audit: Audit, actor: Caller) -> Response[Erasure | None]:
     # API Gateway decoded the path once already: `email` is the address as the editor named it.
-    subscriptions.erase(email)
-    deliveries.forget(email)
-    webhooks.forget(email)  # the bodies of subscriber events kept for replays
-    return Response(204)
+    erasure = erasures.erase(email)
+    # That someone was erased (or the erasure went on), by whom and when, but not whom: nothing derived from
+    # the address may outlive its erasure (not its recipient key, which is also the erasure's id).
+    audit.record(actor, "subscriber.erased", AuditTarget.SUBSCRIBER, "-", state=erasure.state.value)
+    if erasure.state is ErasureState.DONE:
+        return Response(204)
+    headers = {"Location": f"/admin/erasures/{erasure.id}", **NO_STORE}
+    return Response(202, content_types.APPLICATION_JSON, erasure, headers=headers)
+
+
+@admin_router.get(
+    "/erasures/<erasure_id>",
+    summary="How far an erasure got (the Location of a DELETE /admin/subscribers/{email} that answered 202)",
+    tags=["Subscribers"],
+    responses=documented(200, "The erasure: running (and its step) or done, and what it removed.", 401, 403, 404, 503),
+)
+@requires(Role.ADMIN)
+def get_erasure(erasure_id: str, erasures: Erasures) -> Erasure:
+    return erasures.status(erasure_id)

@@ -9,8 +9,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from newsdesk.api.access import requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
-from newsdesk.dependencies import topic_service
+from newsdesk.dependencies import topic_cleanup, topic_service
+from newsdesk.models.people import Role
 from newsdesk.models.topics import (
     CreateTopicRequest,
     PublicTopic,
@@ -19,6 +21,7 @@ from newsdesk.models.topics import (
     TopicList,
     UpdateTopicRequest,
 )
+from newsdesk.services.erasure import TopicCleanup
 from newsdesk.services.topics import TopicService
 
 router = Router()
@@ -44,6 +47,7 @@ def list_public_topics(topics: Topics) -> Response[PublicTopicList]:
     tags=["Topics"],
     responses=documented(201, "The topic.", *AUTH_ERRORS, 400, 409, 415, 503),
 )
+@requires(Role.EDITOR)
 def create_topic(request: Annotated[CreateTopicRequest, Body()], topics: Topics) -> Response[Topic]:
     topic = topics.create(request)
     return Response(201, content_types.APPLICATION_JSON, topic, headers={"Location": f"/admin/topics/{topic.slug}"})
@@ -55,6 +59,7 @@ def create_topic(request: Annotated[CreateTopicRequest, Body()], topics: Topics)
     tags=["Topics"],
     responses=documented(200, "Every topic, by slug.", *AUTH_ERRORS, 503),
 )
+@requires(Role.EDITOR)
 def list_topics(topics: Topics) -> TopicList:
     return TopicList(items=topics.all())
 
@@ -65,16 +70,18 @@ def list_topics(topics: Topics) -> TopicList:
     tags=["Topics"],
     responses=documented(200, "The topic.", *AUTH_ERRORS, 400, 404, 415, 503),
 )
+@requires(Role.EDITOR)
 def update_topic(slug: str, request: Annotated[UpdateTopicRequest, Body()], topics: Topics) -> Topic:
     return topics.update(slug, request)
 
 
 @admin_router.delete(
     "/topics/<slug>",
-    summary="Delete a topic: nobody is mailed for it any more; its readers keep their other topics",
+    summary="Delete a topic: nobody is mailed for it any more, and it leaves every reader's topics",
     tags=["Topics"],
     responses=documented(204, "Deleted.", *AUTH_ERRORS, 404, 503),
 )
-def delete_topic(slug: str, topics: Topics) -> Response[None]:
-    topics.delete(slug)
+@requires(Role.EDITOR)
+def delete_topic(slug: str, cleanup: Annotated[TopicCleanup, Depends(topic_cleanup)]) -> Response[None]:
+    cleanup.delete(slug)
     return Response(204)

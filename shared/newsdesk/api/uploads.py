@@ -7,8 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from newsdesk.api.access import requires
 from newsdesk.api.resolver import EditorRouter, documented
 from newsdesk.dependencies import upload_service
+from newsdesk.models.people import Role
 from newsdesk.models.uploads import UploadPage
 from newsdesk.services.uploads import UploadService
 
@@ -23,6 +25,7 @@ Uploads = Annotated[UploadService, Depends(upload_service)]
     tags=["Uploads"],
     responses=documented(200, "One page of uploads.", 401, 403, 503),
 )
+@requires(Role.EDITOR)
 def list_uploads(
     uploads: Uploads,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

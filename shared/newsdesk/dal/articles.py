@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from newsdesk.clock import iso
+from newsdesk.dal.audit import audit_write
 from newsdesk.dal.dynamodb import (
     Filters,
     Item,
@@ -18,15 +19,20 @@ from newsdesk.dal.dynamodb import (
     query_page,
     to_attributes,
 )
-from newsdesk.dal.publications import publication_write
+from newsdesk.dal.news import NewsRepository, news_entries
+from newsdesk.dal.publications import breaking_write, publication_write
+from newsdesk.dal.revisions import revision_writes
 from newsdesk.errors import Conflict, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
+from newsdesk.models.audit import AuditEntry
+from newsdesk.models.authors import Author, AuthorProfile
+from newsdesk.models.revisions import Revision
 from newsdesk.slugs import make_slug
 
 FEED_ALL = "all"
 _LIST_FIELDS = tuple(ArticleSummary.model_fields)
 _PUBLIC_FIELDS = tuple(PublicArticle.model_fields)
-_PARTITION_KEY = {"by-feed": "feed", "by-status": "status", "by-entity": "entity"}
+_PARTITION_KEY = {"by-feed": "feed", "by-status": "status", "by-entity": "entity", "by-owner": "owner"}
 _FEED_PAGE_KEYS = frozenset({"pk", "feed", "feed_sort"})
 
 
@@ -39,7 +45,12 @@ class VersionConflict(PreconditionFailed):
 
 
 class AlreadyAnnounced(PreconditionFailed):
-    """The article's id has a newsletter already (its publication record exists): nothing was written."""
+    """The article's id has a newsletter already (its publication record exists): nothing was written.
+    `kinds` names the records that exist: `announce` (the newsletter), `alert` (the breaking-news alert)."""
+
+    def __init__(self, message: str, *, kinds: frozenset[str] = frozenset({"announce"})) -> None:
+        super().__init__(message)
+        self.kinds = kinds
 
 
 def tag_feed(tag: str) -> str:
@@ -64,25 +75,65 @@ def _slug_key(slug: str) -> dict[str, Any]:
     return {"pk": {"S": f"slug#{slug}"}}
 
 
+def _author_keys(article: Article) -> list[str]:
+    """Each author's part of the feed keys: the profile's slug, or (a byline without a profile, such as every
+    article's from before profiles) the slug of the name, as `?author=` makes it from a name or a slug."""
+    return list(dict.fromkeys(byline.slug or make_slug(byline.name) for byline in article.authors))
+
+
 def _feeds(article: Article) -> list[str]:
+    authors = _author_keys(article)
     return [
         FEED_ALL,
-        author_feed(article.author),
+        *(f"author#{author}" for author in authors),
         *(tag_feed(tag) for tag in article.tags),
-        *(tag_author_feed(tag, article.author) for tag in article.tags),
+        *(f"tag-author#{tag}#{author}" for tag in article.tags for author in authors),
     ]
+
+
+def _author_key(slug: str) -> dict[str, Any]:
+    return {"pk": {"S": f"author#{slug}"}}
+
+
+def author_profile_write(table: str, profile: AuthorProfile) -> dict[str, Any]:
+    """A person's author profile as an item of their transaction: it claims the slug, which no other person's
+    profile may hold (SlugTaken when the transaction fails on it)."""
+    item = {**profile.model_dump(mode="json"), "pk": f"author#{profile.slug}", "entity": "author",
+            "entity_sort": profile.slug}  # fmt: skip
+    return {"Put": {
+        "TableName": table,
+        "Item": to_attributes(item),
+        "ConditionExpression": "attribute_not_exists(pk) OR person_id = :person",
+        "ExpressionAttributeValues": {":person": {"S": profile.person_id}},
+    }}  # fmt: skip
 
 
 class ArticleRepository:
     """Every article write is one transaction over the article, its slug claim and its feed entries, so a
     reader never sees half an edit and the public copies can never drift from the article."""
 
-    def __init__(self, client: Any, table_name: str, *, publications_table: str = "") -> None:
-        """`publications_table` receives the newsletter's record when a save announces an article (the
-        command-line tool, which only restores feed entries, needs none)."""
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        publications_table: str = "",
+        audit_table: str = "",
+        revisions_table: str = "",
+        revisions_kept: int = 20,
+    ) -> None:
+        """`publications_table` receives the newsletter's record when a save announces an article,
+        `audit_table` the audit entry of a save that has one, and `revisions_table` the revision of a save
+        that makes one (the newest `revisions_kept` of each article are kept). The command-line tool, which
+        only restores feed entries, needs none of them."""
         self._client = client
         self._table = table_name
         self._publications_table = publications_table
+        self._audit_table = audit_table
+        self._revisions_table = revisions_table
+        self._revisions_kept = revisions_kept
+        self.news = NewsRepository(client, table_name)
+        """The news entries' reads (their writes are this repository's `save`)."""
 
     # ------------------------------------------------------------------ reads
     def get(self, article_id: str) -> Article | None:
@@ -117,6 +168,38 @@ class ArticleRepository:
             # DynamoDB may leave keys unprocessed when throttled or past 16 MB: ask again for those only.
             keys = reply.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
         return found
+
+    def author(self, slug: str) -> AuthorProfile | None:
+        with aws_errors():
+            reply = self._client.get_item(TableName=self._table, Key=_author_key(slug))
+        item = reply.get("Item")
+        return AuthorProfile.model_validate(from_attributes(item)) if item else None
+
+    def authors(self, slugs: Sequence[str]) -> dict[str, AuthorProfile]:
+        """Author profiles by slug, in one BatchGetItem (an article has at most a few); unknown ones are absent."""
+        keys: list[dict[str, Any]] = [_author_key(slug) for slug in dict.fromkeys(slugs)]
+        found: dict[str, AuthorProfile] = {}
+        while keys:
+            with aws_errors():
+                reply = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys}})
+            for attributes in reply.get("Responses", {}).get(self._table, []):
+                profile = AuthorProfile.model_validate(from_attributes(attributes))
+                found[profile.slug] = profile
+            keys = reply.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+        return found
+
+    def author_page(self, *, limit: int, cursor: str | None) -> tuple[list[Author], str | None]:
+        """Authors by slug: one Query of `by-entity` reading at most `limit + 1` profiles."""
+        items, next_cursor = self._query_page(
+            index="by-entity",
+            condition="entity = :v",
+            values={":v": {"S": "author"}},
+            key_names=frozenset({"pk", "entity", "entity_sort"}),
+            limit=limit,
+            cursor=cursor,
+            newest_first=False,
+        )
+        return [Author.model_validate(item) for item in items], next_cursor
 
     def slug_owner(self, slug: str) -> str | None:
         with aws_errors():
@@ -164,6 +247,34 @@ class ArticleRepository:
             cursor=cursor,
             # Scheduled articles come soonest first; everything else newest first.
             newest_first=status is not ArticleStatus.SCHEDULED,
+            filters={"status": status.value if status else None},
+        )
+        return [Article.model_validate(item) for item in items], next_cursor
+
+    def list_owned(
+        self, owner: str, *, status: ArticleStatus | None, limit: int, cursor: str | None
+    ) -> tuple[list[Article], str | None]:
+        """One author's articles, newest first: one Query of `by-owner` reading at most `limit + 1` items (with
+        a status, the ones of other statuses among them are left out: a page may be short)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-owner",
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            request["FilterExpression"] = "#status = :status"
+            request["ExpressionAttributeNames"]["#status"] = "status"
+            request["ExpressionAttributeValues"][":status"] = {"S": status.value}
+        items, next_cursor = query_page(
+            self._client.query,
+            request,
+            limit=limit,
+            cursor=cursor,
+            key_names=frozenset({"pk", "owner", "owner_sort"}),
+            partition={"owner": {"S": owner}},
             filters={"status": status.value if status else None},
         )
         return [Article.model_validate(item) for item in items], next_cursor
@@ -225,12 +336,24 @@ class ArticleRepository:
                           partition=partition, filters=filters)  # fmt: skip
 
     # ------------------------------------------------------------------ writes
-    def save(self, old: Article | None, new: Article | None, *, announce: bool = False) -> None:
+    def save(
+        self,
+        old: Article | None,
+        new: Article | None,
+        *,
+        announce: bool = False,
+        alert: bool = False,
+        audit: AuditEntry | None = None,
+        revision: Revision | None = None,
+    ) -> None:
         """Move an article from `old` to `new` (None: absent) in one transaction.
 
         The article write is conditional on `old.version`, a new slug on nobody holding it. With `announce`,
         the newsletter's publication record (its outbox entry) joins the same transaction, on condition that
-        the id was never announced before (AlreadyAnnounced otherwise).
+        the id was never announced before (AlreadyAnnounced otherwise); with `alert`, the breaking-news
+        alert's record, on the same condition. `audit`, the change's entry in the audit trail, and
+        `revision`, the content a save wrote, are written in the same transaction too (with the deletion of
+        the revision that falls out of the kept ones).
         """
         assert old or new
         writes: list[dict[str, Any]] = []
@@ -271,6 +394,17 @@ class ArticleRepository:
             assert new is not None
             assert self._publications_table, "this repository was built without the publications table"
             add("announce", publication_write(self._publications_table, new))
+        if audit is not None:
+            assert self._audit_table, "this repository was built without the audit table"
+            add("audit", audit_write(self._audit_table, audit))
+        if revision is not None:
+            assert self._revisions_table, "this repository was built without the revisions table"
+            for write in revision_writes(self._revisions_table, revision, kept=self._revisions_kept):
+                add("revision", write)
+        if alert:
+            assert new is not None
+            assert self._publications_table, "this repository was built without the publications table"
+            add("alert", breaking_write(self._publications_table, new))
 
         try:
             with aws_errors():
@@ -282,8 +416,8 @@ class ArticleRepository:
             failed = {kinds[i] for i, code in enumerate(reasons) if code not in ("None", "")}
             if "slug" in failed:
                 raise SlugTaken(f"the slug {new_slug!r} belongs to another article") from exc
-            if failed == {"announce"}:
-                raise AlreadyAnnounced("this article's id was announced before") from exc
+            if failed and failed <= {"announce", "alert"}:
+                raise AlreadyAnnounced("this article's id was announced before", kinds=frozenset(failed)) from exc
             raise VersionConflict(
                 "the article was changed by someone else; read it again and retry",
                 details={"reasons": sorted(set(reasons) - {"None"})},
@@ -319,16 +453,17 @@ class ArticleRepository:
     def _put_article(self, new: Article, old: Article | None) -> dict[str, Any]:
         item = new.model_dump(mode="json", exclude_none=True)
         status_moment = {
-            ArticleStatus.DRAFT: new.updated_at,
             ArticleStatus.SCHEDULED: new.publish_at or new.updated_at,
             ArticleStatus.PUBLISHED: new.published_at or new.updated_at,
-        }[new.status]
+        }.get(new.status, new.updated_at)
         item.update(
             pk=f"article#{new.id}",
             entity="article",
             entity_sort=f"{iso(new.created_at)}#{new.id}",
             status_sort=f"{iso(status_moment)}#{new.id}",
         )
+        if new.created_by:
+            item.update(owner=new.created_by, owner_sort=item["entity_sort"])
         put: dict[str, Any] = {"TableName": self._table, "Item": to_attributes(item)}
         if old is None:
             put["ConditionExpression"] = "attribute_not_exists(pk)"
@@ -353,8 +488,13 @@ class ArticleRepository:
         return to_attributes(item)
 
     def _feed_entries(self, article: Article | None) -> dict[str, Item]:
-        if article is None or article.status is not ArticleStatus.PUBLISHED or article.published_at is None:
+        """The article's entries in the `by-feed` index: its public lists, and its news entries (dal.news)."""
+        if article is None:
             return {}
+        news = news_entries(article)
+        if not article.public:
+            return news
+        assert article.published_at is not None
         summary = article.model_dump(mode="json", include=set(_LIST_FIELDS))
         sort = f"{iso(article.published_at)}#{article.id}"
         return {
@@ -365,10 +505,10 @@ class ArticleRepository:
                 "feed_sort": sort,
             }
             for feed in _feeds(article)
-        }
+        } | news
 
 
 def _public_copy(article: Article | None) -> dict[str, Any] | None:
-    if article is None or article.status is not ArticleStatus.PUBLISHED:
+    if article is None or not article.public:
         return None
     return article.model_dump(mode="json", include=set(_PUBLIC_FIELDS))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -29,6 +28,7 @@ from newsdesk.dal.dynamodb import (
     to_attributes,
     write_if,
 )
+from newsdesk.dal.ledger import DETAIL_LIMIT, LedgerShape
 from newsdesk.errors import ServiceBusy
 from newsdesk.models.articles import Article
 from newsdesk.models.delivery import (
@@ -68,6 +68,11 @@ def newsletter_id(article_id: str) -> str:
     return f"article-{article_id}"
 
 
+def breaking_id(article_id: str) -> str:
+    """The delivery of an article's breaking-news alert (at most one per article, ever)."""
+    return f"breaking-{article_id}"
+
+
 def digest_id(run: str) -> str:
     """The delivery of one digest run, named by its scheduled time (2026-11-30T08:00:00Z: 20261130T080000Z)."""
     return "digest-" + "".join(ch for ch in run if ch.isalnum())
@@ -75,6 +80,13 @@ def digest_id(run: str) -> str:
 
 def _key(delivery_id: str, sk: str = PUBLICATION_SK) -> dict[str, Any]:
     return {"pk": {"S": delivery_id}, "sk": {"S": sk}}
+
+
+def ledger_shape(delivery_id: str, publication: dict[str, Any] | None) -> LedgerShape:
+    """Where the ledger of a delivery is, as its publication record says: spread over `ledger_shards`
+    partitions, or, for a delivery started before ledgers were sharded (no count), in one."""
+    shards = (publication or {}).get("ledger_shards")
+    return LedgerShape(delivery_id, int(shards) if shards else None)
 
 
 def publication_write(table_name: str, article: Article) -> dict[str, Any]:
@@ -87,6 +99,14 @@ def publication_write(table_name: str, article: Article) -> dict[str, Any]:
         {"kind": "newsletter", "article_id": article.id, "frequency": Frequency.INSTANT.value, "tags": article.tags},
         article.published_at,
     )
+
+
+def breaking_write(table_name: str, article: Article) -> dict[str, Any]:
+    """The transaction item that records an article marked breaking news: its alert's outbox entry. Its tags
+    tell which readers the article's own newsletter reaches (those the alert leaves out)."""
+    attributes = {"kind": "breaking", "article_id": article.id, "frequency": Frequency.INSTANT.value,
+                  "tags": article.tags}  # fmt: skip
+    return _publication_put(table_name, breaking_id(article.id), attributes, article.updated_at)
 
 
 def _publication_put(table_name: str, delivery_id: str, attributes: dict[str, Any], opened: datetime) -> dict[str, Any]:
@@ -140,6 +160,8 @@ def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datet
     counts, late, duplicates = _counts(aggregates, int(item.get("total", 0)))
     paused = item.get("paused_until")
     paused_until = datetime.fromisoformat(paused) if paused else None
+    if not (paused_until and paused_until > now and item["state"] != "done"):
+        paused_until = None
     return DeliveryProgress(
         id=item["pk"],
         kind=DeliveryKind(item.get("kind", DeliveryKind.NEWSLETTER.value)),
@@ -152,7 +174,8 @@ def _progress(item: dict[str, Any], aggregates: list[dict[str, Any]], now: datet
         suppressed=counts.suppressed,
         counts=counts,
         late_send_events=late,
-        paused_until=paused_until if paused_until and paused_until > now and item["state"] != "done" else None,
+        paused_until=paused_until,
+        paused_reason=item.get("paused_reason") if paused_until else None,
         engagement=_engagement(aggregates),
         started_at=item.get("started_at"),
         finished_at=item.get("finished_at"),
@@ -205,24 +228,6 @@ class PublicationRepository:
             self._client.query, request, limit=limit, cursor=cursor, key_names=_LISTED_CURSOR_KEYS
         )
         return [_progress(item, self._aggregates(item["pk"]), now) for item in items], next_cursor
-
-    def delivery_ids(self) -> Iterator[str]:
-        """Every delivery's id, newest first."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by-listed",
-            "KeyConditionExpression": "listed = :listed",
-            "ExpressionAttributeValues": {":listed": {"S": _LISTED}},
-            "ProjectionExpression": "pk",
-            "ScanIndexForward": False,
-        }
-        while True:
-            with aws_errors():
-                reply = self._client.query(**request)
-            yield from (str(item["pk"]["S"]) for item in reply["Items"])
-            if "LastEvaluatedKey" not in reply:
-                return
-            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def publication(self, delivery_id: str) -> dict[str, Any] | None:
         with aws_errors():
@@ -287,20 +292,22 @@ class PublicationRepository:
             },
         )
 
-    def resolve_topics(self, delivery_id: str, topics: list[str], *, shards: int) -> list[str]:
+    def resolve_topics(self, delivery_id: str, topics: list[str], *, shards: int, ledger_shards: int) -> list[str]:
         """Fix the topics a delivery is sent for, once (the first start decides; a repeated start reads what it
-        decided), with the number of shard chains its fan-out runs: one per shard for everything, and one per
-        shard and topic."""
+        decided), with the number of shard chains its fan-out runs (one per shard for everything, and one per
+        shard and topic) and the partitions its ledger is spread over. A delivery that a version before ledger
+        shards started keeps its one partition."""
         with aws_errors():
             try:
                 self._client.update_item(
                     TableName=self._table,
                     Key=_key(delivery_id),
-                    UpdateExpression="SET topics = :topics, shards_expected = :expected",
+                    UpdateExpression="SET topics = :topics, shards_expected = :expected, ledger_shards = :ledger",
                     ConditionExpression="attribute_exists(pk) AND attribute_not_exists(shards_expected)",
                     ExpressionAttributeValues={
                         ":topics": to_attributes({"topics": topics})["topics"],
                         ":expected": {"N": str(shards * (1 + len(topics)))},
+                        ":ledger": {"N": str(ledger_shards)},
                     },
                 )
             except ClientError as exc:
@@ -404,15 +411,16 @@ class PublicationRepository:
             },
         )
 
-    def pause(self, delivery_id: str, until: datetime) -> None:
-        """SES's daily quota is spent: sending waits until `until` (shown in the progress)."""
+    def pause(self, delivery_id: str, until: datetime, *, reason: str) -> None:
+        """SES sends nothing for now (its daily quota is spent, or it refuses the account): sending waits until
+        `until`, and the progress shows until when and why. A longer pause already set stays."""
         self._update_if(
             Key=_key(delivery_id),
-            UpdateExpression="SET paused_until = :until",
+            UpdateExpression="SET paused_until = :until, paused_reason = :reason",
             ConditionExpression=(
                 "attribute_exists(pk) AND (attribute_not_exists(paused_until) OR paused_until < :until)"
             ),
-            ExpressionAttributeValues={":until": {"S": iso(until)}},
+            ExpressionAttributeValues={":until": {"S": iso(until)}, ":reason": {"S": reason[:DETAIL_LIMIT]}},
         )
 
     def apply_counts(
@@ -434,10 +442,11 @@ class PublicationRepository:
             request["ExpressionAttributeNames"] = names
         return self._update_if(**request)
 
-    def first_sighting(self, delivery_id: str, marker: str, *, forget_at: datetime) -> bool:
-        """True the first time `marker` (a keyed hash, never an address) is seen for this delivery; the
-        marker is forgotten at `forget_at` (TTL)."""
-        item = {"pk": delivery_id, "sk": f"seen#{marker}", "expires_at": int(forget_at.timestamp())}
+    def first_sighting(self, marker: str, *, forget_at: datetime) -> bool:
+        """True the first time `marker` (a keyed hash of an SES message id, never an address) is seen; the
+        marker is forgotten at `forget_at` (TTL). Each marker is a partition of its own: a delivery's opens and
+        clicks come about as fast as its emails are delivered, more than one partition key takes at R = 1,000."""
+        item = {"pk": f"seen#{marker}", "sk": "#seen", "expires_at": int(forget_at.timestamp())}
         return write_if(
             self._client.put_item,
             TableName=self._table,
@@ -460,13 +469,13 @@ class PublicationRepository:
                 },
             )
 
-    def add_click(self, delivery_id: str, link: str, link_key: str) -> None:
+    def add_clicks(self, delivery_id: str, link: str, link_key: str, clicks: int) -> None:
         with aws_errors():
             self._client.update_item(
                 TableName=self._table,
                 Key=_key(delivery_id, f"{CLICKS_PREFIX}{link_key}"),
-                UpdateExpression="SET link = :link ADD clicks :one",
-                ExpressionAttributeValues={":link": {"S": link[:2000]}, ":one": {"N": "1"}},
+                UpdateExpression="SET link = :link ADD clicks :clicks",
+                ExpressionAttributeValues={":link": {"S": link[:2000]}, ":clicks": {"N": str(clicks)}},
             )
 
     def finish_if_complete(self, delivery_id: str, now: datetime) -> bool:

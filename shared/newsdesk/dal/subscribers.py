@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -39,10 +39,19 @@ from newsdesk.models.subscribers import Consent, Frequency, Subscriber, Subscrib
 
 FANOUT_SHARDS = 8
 _AUDIENCE_CURSOR_KEYS = frozenset({"email", "audience"})  # by-audience and TopicMembersTable alike
+_BREAKING_CURSOR_KEYS = frozenset({"email", "breaking_audience"})
 """Confirmed subscribers are spread over this many `audience` partitions, which fan-out reads in parallel."""
 
 _STATUS = {"#status": "status"}
 PENDING_DAYS = 7
+
+
+class Choice(NamedTuple):
+    """What a sign-up chose: how often, which topics (None: everything), and breaking-news alerts."""
+
+    frequency: Frequency
+    topics: list[str] | None
+    breaking: bool = False
 
 
 def _expiry(moment: datetime) -> int:
@@ -70,6 +79,11 @@ def topic_audience(frequency: Frequency, topic: str, email: str) -> str:
     return topic_audience_key(frequency, topic, shard_of(email))
 
 
+def breaking_audience_key(shard: int) -> str:
+    """A partition of the sparse `by-breaking` index: the readers of one shard who asked for breaking news."""
+    return f"breaking#{shard}"
+
+
 @dataclass(frozen=True)
 class AudienceState:
     """What the mailer checks about a recipient just before sending."""
@@ -78,6 +92,8 @@ class AudienceState:
     topics: list[str] | None
     """None: everything."""
     audience_changed_at: datetime | None
+    breaking: bool = False
+    """Asked for breaking-news alerts."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,8 @@ class Member:
     email: str
     name: str | None
     topics: list[str] | None
+    frequency: Frequency | None = None
+    """Read for breaking-news alerts only (their audience mixes frequencies)."""
 
 
 def _key(email: str) -> dict[str, Any]:
@@ -155,7 +173,7 @@ class SubscriberRepository:
                 self._table: {
                     "Keys": keys,
                     "ConsistentRead": True,
-                    "ProjectionExpression": "email, #status, topics, audience_changed_at",
+                    "ProjectionExpression": "email, #status, topics, audience_changed_at, breaking",
                     "ExpressionAttributeNames": _STATUS,
                 }
             }
@@ -169,6 +187,7 @@ class SubscriberRepository:
                         SubscriberStatus(plain["status"]),
                         plain.get("topics"),
                         datetime.fromisoformat(changed) if changed else None,
+                        bool(plain.get("breaking")),
                     )
                 request = reply.get("UnprocessedKeys") or {}
         return found
@@ -217,6 +236,33 @@ class SubscriberRepository:
             for item in map(from_attributes, reply["Items"]):
                 topics = None if topic is None else list(item.get("topics", []))
                 members.append(Member(item["email"], item.get("name") or None, topics))
+            last = reply.get("LastEvaluatedKey")
+            yield members, encode_cursor(last) if last else None
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+    def breaking_audience(
+        self, shard: int, *, page_size: int, cursor: str | None
+    ) -> Iterator[tuple[list[Member], str | None]]:
+        """The confirmed readers of one shard who asked for breaking news, with their frequency and topics (so
+        fan-out can leave out those the article's newsletter reaches), a page at a time as `audience` gives."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-breaking",
+            "KeyConditionExpression": "breaking_audience = :audience",
+            "ExpressionAttributeValues": {":audience": {"S": breaking_audience_key(shard)}},
+            "Limit": page_size,
+        }
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(cursor, _BREAKING_CURSOR_KEYS)
+        while True:
+            with aws_errors():
+                reply = self._client.query(**request)
+            members = [
+                Member(item["email"], item.get("name") or None, item.get("topics"), Frequency(item["frequency"]))
+                for item in map(from_attributes, reply["Items"])
+            ]
             last = reply.get("LastEvaluatedKey")
             yield members, encode_cursor(last) if last else None
             if not last:
@@ -295,58 +341,29 @@ class SubscriberRepository:
             },
         )
 
-    def claim_confirmation(
-        self,
-        email: str,
-        *,
-        now: datetime,
-        resend_after: datetime,
-        frequency: Frequency,
-        topics: list[str] | None = None,
-        consent: Consent | None = None,
-    ) -> bool:
+    def claim_confirmation(self, email: str, *, now: datetime, resend_after: datetime) -> bool:
         """The right to send a known address a confirmation now, if none went to it since `resend_after`.
 
-        A pending address takes the sign-up's frequency, topics and consent request, and lives PENDING_DAYS
-        longer. An unsubscribed one keeps everything it has (status, name, frequency, topics, consent, no
-        expiry): the opt-out stands until the person follows the new link. Nobody's request changes a stored
-        name. Confirmed, bounced and complained addresses are never claimed.
+        Nothing the person chose or agreed to changes (status, name, frequency, topics, consent): the request's
+        choices travel in its confirmation link and are stored only when that link is confirmed, so a
+        stranger's sign-up of a pending or unsubscribed address cannot alter it. A pending address lives
+        PENDING_DAYS longer, so the new link can still be confirmed. Confirmed, bounced and complained
+        addresses are never claimed.
         """
         guard = "(attribute_not_exists(confirmation_sent_at) OR confirmation_sent_at < :cutoff)"
-        values: dict[str, Any] = {
-            ":pending": {"S": SubscriberStatus.PENDING.value},
-            ":now": {"S": iso(now)},
-            ":cutoff": {"S": iso(resend_after)},
-            ":frequency": {"S": frequency.value},
-            ":expires": {"N": str(_expiry(now))},
-            ":one": {"N": "1"},
-            ":zero": {"N": "0"},
-        }
-        sets = [
-            "confirmation_sent_at = :now", "updated_at = :now", "frequency = :frequency", "expires_at = :expires",
-            "revision = if_not_exists(revision, :zero) + :one",
-        ]  # fmt: skip
-        removes = []
-        if topics is None:
-            removes.append("topics")
-        else:
-            sets.append("topics = :topics")
-            values[":topics"] = to_attributes({"topics": topics})["topics"]
-        if consent is None:
-            removes.append("consent")
-        else:
-            sets.append("consent = :consent")
-            values[":consent"] = to_attributes({"consent": consent.model_dump(mode="json", exclude_none=True)})[
-                "consent"
-            ]
+        values: dict[str, Any] = {":now": {"S": iso(now)}, ":cutoff": {"S": iso(resend_after)}}
         if write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_key(email),
-            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            UpdateExpression="SET confirmation_sent_at = :now, expires_at = :expires",
             ConditionExpression=f"#status = :pending AND {guard}",
             ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues=values,
+            ExpressionAttributeValues={
+                **values,
+                ":pending": {"S": SubscriberStatus.PENDING.value},
+                ":expires": {"N": str(_expiry(now))},
+            },
         ):
             return True
         return write_if(
@@ -356,11 +373,7 @@ class SubscriberRepository:
             UpdateExpression="SET confirmation_sent_at = :now",
             ConditionExpression=f"#status = :unsubscribed AND {guard}",
             ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues={
-                ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value},
-                ":now": {"S": iso(now)},
-                ":cutoff": {"S": iso(resend_after)},
-            },
+            ExpressionAttributeValues={**values, ":unsubscribed": {"S": SubscriberStatus.UNSUBSCRIBED.value}},
         )
 
     def release_confirmation(self, email: str, sent_at: datetime) -> None:
@@ -380,23 +393,30 @@ class SubscriberRepository:
     # in one transaction: racing requests cannot resurrect an address or leave a membership behind. A write
     # that lost a race reads again and decides again.
 
-    def confirm(self, subscriber: Subscriber, now: datetime, consent: Consent | None = None) -> bool:
-        """pending -> confirmed; False if the status, frequency or topics moved on since `subscriber` was read
-        (an unsubscribe wins the race; so does a new sign-up's other choice)."""
+    def confirm(
+        self, subscriber: Subscriber, now: datetime, consent: Consent | None = None, choice: Choice | None = None
+    ) -> bool:
+        """pending -> confirmed, with the `choice` (frequency and topics) the confirmed link carried; False if the
+        status moved on since `subscriber` was read (an unsubscribe wins the race). Without a `choice` (a link
+        from before links carried it) the stored choice is kept, and must be the one read."""
 
         def decide(current: Subscriber) -> Subscriber | None:
-            if current.status is not SubscriberStatus.PENDING or _choice(current) != _choice(subscriber):
+            moved = choice is None and _choice(current) != _choice(subscriber)
+            if current.status is not SubscriberStatus.PENDING or moved:
                 return None
             return current.model_copy(update={
-                "status": SubscriberStatus.CONFIRMED, "confirmed_at": now, "updated_at": now,
-                "consent": consent or _confirmed(current.consent, now),
+                "status": SubscriberStatus.CONFIRMED, "confirmed_at": now, "updated_at": now, **_chosen(choice),
+                **current.agreeing(consent or _confirmed(current.consent, now)),
             })  # fmt: skip
 
         return self._apply(subscriber.email, decide, now) is not None
 
-    def reconfirm(self, subscriber: Subscriber, now: datetime, consent: Consent | None = None) -> bool:
-        """unsubscribed -> confirmed, when the person follows a confirmation link made after they left;
-        False if anything moved meanwhile (another unsubscribe, a bounce, an erasure)."""
+    def reconfirm(
+        self, subscriber: Subscriber, now: datetime, consent: Consent | None = None, choice: Choice | None = None
+    ) -> bool:
+        """unsubscribed -> confirmed, when the person follows a confirmation link made after they left (with the
+        link's `choice`, if it carries one); False if anything moved meanwhile (another unsubscribe, a bounce, an
+        erasure). The consent they gave before joins the history."""
         if subscriber.unsubscribed_at is None:
             return False
 
@@ -404,12 +424,13 @@ class SubscriberRepository:
             if (
                 current.status is not SubscriberStatus.UNSUBSCRIBED
                 or current.unsubscribed_at != subscriber.unsubscribed_at
-                or _choice(current) != _choice(subscriber)
+                or (choice is None and _choice(current) != _choice(subscriber))
             ):
                 return None
             return current.model_copy(update={
                 "status": SubscriberStatus.CONFIRMED, "confirmed_at": now, "updated_at": now,
-                "unsubscribed_at": None, "consent": consent or _confirmed(current.consent, now),
+                "unsubscribed_at": None, **_chosen(choice),
+                **current.agreeing(consent or _confirmed(current.consent, now)),
             })  # fmt: skip
 
         return self._apply(subscriber.email, decide, now) is not None
@@ -452,18 +473,56 @@ class SubscriberRepository:
         return self._apply(email, decide, now) is not None
 
     def set_preferences(
-        self, email: str, *, frequency: Frequency, topics: list[str] | None, keep_topics: bool = False, now: datetime
+        self,
+        email: str,
+        *,
+        frequency: Frequency,
+        topics: list[str] | None,
+        keep_topics: bool = False,
+        breaking: bool | None = None,
+        now: datetime,
     ) -> Subscriber | None:
-        """Choose instant or digest, and the topics (None: everything; unless `keep_topics`); a confirmed
-        subscriber moves to those audiences at once. None unless the subscriber is pending or confirmed."""
+        """Choose instant or digest, and the topics (None: everything; unless `keep_topics`), and breaking-news
+        alerts (None: as they are); a confirmed subscriber moves to those audiences at once. None unless the
+        subscriber is pending or confirmed."""
 
         def decide(current: Subscriber) -> Subscriber | None:
             if current.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
                 return None
             chosen = current.topics if keep_topics else topics
-            return current.model_copy(update={"frequency": frequency, "topics": chosen, "updated_at": now})
+            alerts = current.breaking if breaking is None else breaking
+            return current.model_copy(
+                update={"frequency": frequency, "topics": chosen, "breaking": alerts, "updated_at": now}
+            )
 
         return self._apply(email, decide, now)
+
+    # ------------------------------------------------------------------ erasure (services.erasure), in its order
+    def stop_mailing(self, email: str, now: datetime) -> int:
+        """The person being erased follows nothing from now on (no topic, and not everything), so no audience
+        lists them; how many topic membership items went (with the change, in its transaction)."""
+        removed = 0
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            nonlocal removed
+            removed = len(_memberships(current))
+            if current.topics == [] and not current.breaking:
+                return None
+            return current.model_copy(update={"topics": [], "breaking": False, "updated_at": now})
+
+        self._apply(email, decide, now)
+        return removed
+
+    def forget_consent(self, email: str) -> bool:
+        """Remove the consent record and its history; False if there is no such subscriber."""
+        return write_if(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(email),
+            UpdateExpression="SET revision = if_not_exists(revision, :zero) + :one REMOVE consent, consent_history",
+            ConditionExpression="attribute_exists(email)",
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
 
     def erase(self, email: str) -> bool:
         """Delete the subscriber, consent record included, and every membership item; False if unknown."""
@@ -476,6 +535,42 @@ class SubscriberRepository:
             _pause(attempt)
         raise ServiceBusy("this subscriber keeps changing; try again in a moment")
 
+    # ------------------------------------------------------------------ a deleted topic's readers
+    def topic_readers(self, topic: str, *, limit: int) -> list[str]:
+        """Up to `limit` addresses that still hold a membership of `topic` (any frequency and shard): at most
+        one Query per partition, and the partitions empty as their readers are dropped."""
+        found: list[str] = []
+        for frequency in Frequency:
+            for shard in range(FANOUT_SHARDS):
+                if len(found) >= limit:
+                    return found
+                with aws_errors():
+                    reply = self._client.query(
+                        TableName=self._members,
+                        KeyConditionExpression="audience = :audience",
+                        ExpressionAttributeValues={":audience": {"S": topic_audience_key(frequency, topic, shard)}},
+                        ProjectionExpression="email",
+                        Limit=limit - len(found),
+                    )
+                found += [str(item["email"]["S"]) for item in reply["Items"]]
+        return found
+
+    def drop_topic(self, email: str, topic: str, now: datetime) -> None:
+        """A deleted topic leaves the reader's topics, with its membership items (in one transaction); a
+        membership that no record accounts for is removed on its own."""
+
+        def decide(current: Subscriber) -> Subscriber | None:
+            if current.topics is None or topic not in current.topics:
+                return None
+            return current.model_copy(update={"topics": [t for t in current.topics if t != topic], "updated_at": now})
+
+        if self._apply(email, decide, now) is None:
+            for frequency in Frequency:
+                with aws_errors():
+                    self._client.delete_item(
+                        TableName=self._members, Key=_member_key(topic_audience(frequency, topic, email), email)
+                    )
+
     def _apply(self, email: str, decide: Callable[[Subscriber], Subscriber | None], now: datetime) -> Subscriber | None:
         """Read, decide and write until the write finds what was read; the subscriber written, or None when
         `decide` found nothing to do (or nobody with that address)."""
@@ -487,7 +582,11 @@ class SubscriberRepository:
             if after is None:
                 return None
             after = after.model_copy(update={"revision": current.revision + 1})
-            if _memberships(after) != _memberships(current) or _audience(after) != _audience(current):
+            if (
+                _memberships(after) != _memberships(current)
+                or _audience(after) != _audience(current)
+                or _breaking_audience(after) != _breaking_audience(current)
+            ):
                 after = after.model_copy(update={"audience_changed_at": now})
             if self._write(current, after):
                 return after
@@ -542,15 +641,25 @@ class SubscriberRepository:
 
 _RACE_RETRIES = 8
 _STATE_FIELDS = ("status", "frequency", "topics", "confirmed_at", "unsubscribed_at", "updated_at", "consent",
-                 "audience_changed_at", "revision")  # fmt: skip
+                 "consent_history", "audience_changed_at", "revision", "breaking")  # fmt: skip
 
 
 def _pause(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not security
 
 
-def _choice(subscriber: Subscriber) -> tuple[Frequency, tuple[str, ...] | None]:
-    return subscriber.frequency, tuple(subscriber.topics) if subscriber.topics is not None else None
+def _choice(subscriber: Subscriber) -> tuple[Frequency, tuple[str, ...] | None, bool]:
+    return (
+        subscriber.frequency,
+        tuple(subscriber.topics) if subscriber.topics is not None else None,
+        subscriber.breaking,
+    )
+
+
+def _chosen(choice: Choice | None) -> dict[str, object]:
+    return (
+        {} if choice is None else {"frequency": choice.frequency, "topics": choice.topics, "breaking": choice.breaking}
+    )
 
 
 def _confirmed(consent: Consent | None, now: datetime) -> Consent | None:
@@ -562,6 +671,13 @@ def _audience(subscriber: Subscriber) -> str | None:
     if subscriber.status is not SubscriberStatus.CONFIRMED or subscriber.topics is not None:
         return None
     return audience(subscriber.frequency, subscriber.email)
+
+
+def _breaking_audience(subscriber: Subscriber) -> str | None:
+    """The `by-breaking` key of a reader who asked for breaking news, while confirmed."""
+    if subscriber.status is not SubscriberStatus.CONFIRMED or not subscriber.breaking:
+        return None
+    return breaking_audience_key(shard_of(subscriber.email))
 
 
 def _memberships(subscriber: Subscriber | None) -> set[str]:
@@ -591,6 +707,7 @@ def _state_update(after: Subscriber) -> dict[str, Any]:
         stored["audience_changed_at"] = iso(after.audience_changed_at)
     fields: dict[str, Any] = {name: stored.get(name) for name in _STATE_FIELDS}
     fields["audience"] = _audience(after)
+    fields["breaking_audience"] = _breaking_audience(after)
     if after.status is not SubscriberStatus.PENDING:
         fields["expires_at"] = None
     names = {f"#f{index}": name for index, name in enumerate(fields)}

@@ -1,4 +1,5 @@
-"""The topic catalog in DynamoDB: one partition holding every topic, and a counter that caps how many."""
+"""The topic catalog in DynamoDB: one partition holding every topic, a counter that caps how many, and a marker
+per deleted topic whose readers are still being removed (a topic cannot be created again until they are)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from newsdesk.models.topics import MAX_TOPICS, Topic
 
 _CATALOG = "topic"
 _COUNTER = {"pk": {"S": "count"}, "sk": {"S": "topics"}}
+_DELETING = "deleting"
 
 
 class TopicExists(Exception):
@@ -23,8 +25,16 @@ class TooManyTopics(Exception):
     """The catalog holds MAX_TOPICS topics already."""
 
 
+class TopicBeingDeleted(Exception):
+    """A topic of that slug was deleted and its readers are still being removed."""
+
+
 def _key(slug: str) -> dict[str, Any]:
     return {"pk": {"S": _CATALOG}, "sk": {"S": slug}}
+
+
+def _marker(slug: str) -> dict[str, Any]:
+    return {"pk": {"S": _DELETING}, "sk": {"S": slug}}
 
 
 def _topic(item: dict[str, Any]) -> Topic:
@@ -65,6 +75,8 @@ class TopicRepository:
                         "UpdateExpression": "ADD topics :one",
                         "ConditionExpression": "attribute_not_exists(topics) OR topics < :max",
                         "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(MAX_TOPICS)}}}},
+            {"ConditionCheck": {"TableName": self._table, "Key": _marker(topic.slug),
+                                "ConditionExpression": "attribute_not_exists(sk)"}},
         ]  # fmt: skip
         try:
             with aws_errors():
@@ -77,6 +89,8 @@ class TopicRepository:
                 raise TopicExists(topic.slug) from exc
             if reasons[1:2] == ["ConditionalCheckFailed"]:
                 raise TooManyTopics(topic.slug) from exc
+            if reasons[2:3] == ["ConditionalCheckFailed"]:
+                raise TopicBeingDeleted(topic.slug) from exc
             raise
 
     def update(self, slug: str, *, name: str | None, description: str | None, clear_description: bool,
@@ -112,12 +126,14 @@ class TopicRepository:
             raise
         return _topic(reply["Attributes"])
 
-    def delete(self, slug: str) -> bool:
-        """Remove a topic and uncount it, together; False if there was no such topic."""
+    def delete(self, slug: str, now: datetime) -> bool:
+        """Remove a topic and uncount it, and mark its readers as still to be removed, together; False if
+        there was no such topic."""
         writes = [
             {"Delete": {"TableName": self._table, "Key": _key(slug), "ConditionExpression": "attribute_exists(sk)"}},
             {"Update": {"TableName": self._table, "Key": _COUNTER, "UpdateExpression": "ADD topics :minus",
                         "ExpressionAttributeValues": {":minus": {"N": "-1"}}}},
+            {"Put": {"TableName": self._table, "Item": {**_marker(slug), "deleted_at": {"S": iso(now)}}}},
         ]  # fmt: skip
         try:
             with aws_errors():
@@ -129,3 +145,14 @@ class TopicRepository:
                 return False
             raise
         return True
+
+    def being_deleted(self, slug: str) -> bool:
+        """Whether a deleted topic of this slug still has readers to remove."""
+        with aws_errors():
+            reply = self._client.get_item(TableName=self._table, Key=_marker(slug), ConsistentRead=True)
+        return "Item" in reply
+
+    def deleted(self, slug: str) -> None:
+        """The deleted topic's readers are all removed: the slug may be used again."""
+        with aws_errors():
+            self._client.delete_item(TableName=self._table, Key=_marker(slug))

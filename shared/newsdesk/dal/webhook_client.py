@@ -19,7 +19,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from newsdesk.webhook_targets import Target, TargetMode, TargetRefused, address_allowed, parse_target
+from newsdesk.webhook_targets import (
+    HTTPS_ONLY,
+    Target,
+    TargetMode,
+    TargetPorts,
+    TargetRefused,
+    address_allowed,
+    parse_target,
+)
 
 TIMEOUT_SECONDS = 10.0
 _RESPONSE_BYTES_READ = 4096
@@ -62,11 +70,13 @@ class WebhookClient:
         self,
         mode: TargetMode,
         *,
+        ports: TargetPorts = HTTPS_ONLY,
         timeout: float = TIMEOUT_SECONDS,
         resolve: Resolve = socket.getaddrinfo,
         user_agent: str = "Newsdesk-Webhooks/1.0",
     ) -> None:
         self._mode = mode
+        self._ports = ports
         self._timeout = timeout
         self._resolve = resolve
         self._user_agent = user_agent
@@ -80,7 +90,7 @@ class WebhookClient:
             return PostOutcome(status, error, int((time.monotonic() - started) * 1000))
 
         try:
-            target = parse_target(url, self._mode)
+            target = parse_target(url, self._mode, ports=self._ports)
             addresses = self._addresses(target)
         except TargetRefused as refused:
             return outcome(error=f"refused: the address {refused}")

@@ -25,7 +25,7 @@ from newsdesk.dal.dynamodb import (
     to_attributes,
     write_if,
 )
-from newsdesk.errors import Conflict, NotFound
+from newsdesk.errors import Conflict, NotFound, PreconditionFailed
 from newsdesk.models.events import EventType
 from newsdesk.models.webhooks import Attempt, DeliveryState, Webhook, WebhookDelivery
 
@@ -39,6 +39,10 @@ _COUNT_KEY = {"pk": {"S": "webhooks#count"}, "sk": {"S": "#count"}}
 _ENDPOINTS_LIST = "webhooks"
 _LIST_KEYS = frozenset({"pk", "sk", "list", "list_sort"})
 _STATE = {"#state": "state", "#round": "round"}
+_VERSION = {"#version": "version"}
+_NEXT_VERSION = "#version = if_not_exists(#version, :zero) + :one"
+"""Every write of an endpoint raises its version, so an editor's update made from an older read fails."""
+_ONE_MORE = {":zero": {"N": "0"}, ":one": {"N": "1"}}
 
 
 def _endpoint_key(webhook_id: str) -> dict[str, Any]:
@@ -159,22 +163,27 @@ class WebhookRepository:
         return [_webhook(item) for item in items], next_cursor
 
     def update(self, old: Webhook, new: Webhook) -> None:
-        """Save `new` over `old` (conditional on `old.updated_at`), its subscription items with it."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {":seen": iso(old.updated_at)}
-        sets, removes = [], []
-        for index, (name, value) in enumerate(_stored(new, exclude={"id", "created_at"}).items()):
+        """Save `new` over `old`, its subscription items with it; PreconditionFailed unless the endpoint is
+        still at `old.version` (no write of any kind since it was read)."""
+        names: dict[str, str] = dict(_VERSION)
+        values: dict[str, Any] = {":next": new.version}
+        sets, removes = ["#version = :next"], []
+        for index, (name, value) in enumerate(_stored(new, exclude={"id", "created_at", "version"}).items()):
             names[f"#f{index}"] = name
             if value is None:
                 removes.append(f"#f{index}")
             else:
                 sets.append(f"#f{index} = :f{index}")
                 values[f":f{index}"] = value
+        if old.version:
+            condition, values[":seen"] = "#version = :seen", old.version
+        else:
+            condition = "attribute_not_exists(#version)"  # stored before endpoints had versions: version 0
         update = {
             "TableName": self._table,
             "Key": _endpoint_key(old.id),
             "UpdateExpression": f"SET {', '.join(sets)}" + (f" REMOVE {', '.join(removes)}" if removes else ""),
-            "ConditionExpression": "updated_at = :seen",
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": to_attributes(values),
         }
@@ -189,8 +198,8 @@ class WebhookRepository:
             self._transact(writes)
         except ClientError as exc:
             if error_code(exc) == "TransactionCanceledException":
-                message = "the webhook changed meanwhile; read it again and retry"
-                raise Conflict(message, code="webhook_changed") from exc
+                message = f"the webhook changed since version {old.version} was read; read it again and retry"
+                raise PreconditionFailed(message) from exc
             raise
 
     def delete(self, webhook: Webhook) -> None:
@@ -251,9 +260,10 @@ class WebhookRepository:
             self._client.update_item,
             TableName=self._table,
             Key=_endpoint_key(webhook_id),
-            UpdateExpression="SET last_success_at = :now REMOVE failing_since",
+            UpdateExpression=f"SET last_success_at = :now, {_NEXT_VERSION} REMOVE failing_since",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":now": {"S": iso(now)}},
+            ExpressionAttributeNames=_VERSION,
+            ExpressionAttributeValues={":now": {"S": iso(now)}, **_ONE_MORE},
         )
 
     def record_failure(self, webhook_id: str, now: datetime) -> Webhook | None:
@@ -263,9 +273,11 @@ class WebhookRepository:
                 reply = self._client.update_item(
                     TableName=self._table,
                     Key=_endpoint_key(webhook_id),
-                    UpdateExpression="SET last_failure_at = :now, failing_since = if_not_exists(failing_since, :now)",
+                    UpdateExpression="SET last_failure_at = :now, failing_since = if_not_exists(failing_since, :now), "
+                    + _NEXT_VERSION,
                     ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeValues={":now": {"S": iso(now)}},
+                    ExpressionAttributeNames=_VERSION,
+                    ExpressionAttributeValues={":now": {"S": iso(now)}, **_ONE_MORE},
                     ReturnValues="ALL_NEW",
                 )
         except ClientError as exc:
@@ -281,9 +293,11 @@ class WebhookRepository:
             self._client.update_item,
             TableName=self._table,
             Key=_endpoint_key(webhook.id),
-            UpdateExpression="SET enabled = :off, disabled_at = :now, disabled_reason = :reason",
+            UpdateExpression=f"SET enabled = :off, disabled_at = :now, disabled_reason = :reason, {_NEXT_VERSION}",
             ConditionExpression="enabled = :on AND failing_since = :since",
+            ExpressionAttributeNames=_VERSION,
             ExpressionAttributeValues={
+                **_ONE_MORE,
                 ":off": {"BOOL": False},
                 ":on": {"BOOL": True},
                 ":now": {"S": iso(now)},
@@ -454,34 +468,31 @@ class WebhookRepository:
             raise Conflict("the delivery is being replayed already; try again in a moment", code="replay_conflict")
         return round_number
 
-    def deliveries_about(self, subject: str) -> list[tuple[str, str]]:
-        """(webhook id, event id) of every delivery whose body names the subscriber `subject` stands for."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by-subject",
-            "KeyConditionExpression": "subject = :subject",
-            "ExpressionAttributeValues": {":subject": {"S": subject}},
-        }
-        found: list[tuple[str, str]] = []
-        while True:
-            with aws_errors():
-                reply = self._client.query(**request)
-            found += [
-                (str(item["pk"]["S"]).removeprefix("webhook#"), str(item["sk"]["S"]).removeprefix("delivery#"))
-                for item in reply["Items"]
-            ]
-            if "LastEvaluatedKey" not in reply:
-                return found
-            request["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    def deliveries_about(self, subject: str, *, limit: int) -> list[tuple[str, str]]:
+        """(webhook id, event id) of up to `limit` deliveries whose body still names the subscriber `subject`
+        stands for. The index is sparse (a scrubbed body leaves it), so the first page is always what is left."""
+        with aws_errors():
+            reply = self._client.query(
+                TableName=self._table,
+                IndexName="by-subject",
+                KeyConditionExpression="subject = :subject",
+                ExpressionAttributeValues={":subject": {"S": subject}},
+                Limit=limit,
+            )
+        return [
+            (str(item["pk"]["S"]).removeprefix("webhook#"), str(item["sk"]["S"]).removeprefix("delivery#"))
+            for item in reply["Items"]
+        ]
 
-    def replace_body(self, webhook_id: str, event_id: str, body: str) -> None:
-        """Keep a scrubbed body in place of the stored one, and stop naming the subject."""
-        write_if(
+    def replace_body(self, webhook_id: str, event_id: str, body: str) -> bool:
+        """Keep a scrubbed body in place of the stored one, and stop naming the subject; False if it named
+        nobody any more (scrubbed already, or expired)."""
+        return write_if(
             self._client.update_item,
             TableName=self._table,
             Key=_delivery_key(webhook_id, event_id),
             UpdateExpression="SET body = :body REMOVE subject",
-            ConditionExpression="attribute_exists(pk)",
+            ConditionExpression="attribute_exists(subject)",
             ExpressionAttributeValues={":body": {"S": body}},
         )
 

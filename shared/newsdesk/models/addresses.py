@@ -3,6 +3,7 @@ events) and kept in the one form that SES can send to: ASCII, lower-case, the do
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -41,6 +42,17 @@ def normalize_address(value: str) -> str:
     if len(address) > MAX_ADDRESS_LENGTH:
         raise ValueError(f"an address may have at most {MAX_ADDRESS_LENGTH} characters (its domain in IDNA form)")
     return address
+
+
+def stored_forms(value: str) -> list[str]:
+    """The forms an address an editor names may be stored under, the one form every edge stores first; then,
+    for records stored before addresses were normalized (a Unicode domain, or a spelling the rules now
+    refuse), the spelling given, lower-cased."""
+    forms = []
+    with contextlib.suppress(ValueError):
+        forms.append(normalize_address(value))
+    legacy = value.strip().lower()
+    return forms if legacy in forms else [*forms, legacy]
 
 
 def mailbox(address: str) -> str:

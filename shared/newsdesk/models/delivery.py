@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from newsdesk.models.base import Model
 from newsdesk.models.subscribers import Email, Frequency
 
 
@@ -19,6 +20,8 @@ class DeliveryState(StrEnum):
 class DeliveryKind(StrEnum):
     NEWSLETTER = "newsletter"
     DIGEST = "digest"
+    BREAKING = "breaking"
+    """A breaking-news alert: to the readers who asked for them and whom the article's newsletter does not reach."""
 
 
 class LedgerState(StrEnum):
@@ -41,7 +44,7 @@ class LedgerState(StrEnum):
 ACCEPTED_STATES = frozenset({LedgerState.SENT, LedgerState.DELIVERED, LedgerState.BOUNCED, LedgerState.COMPLAINED})
 
 
-class FanoutTask(BaseModel):
+class FanoutTask(Model):
     """Queue one audience shard's subscribers of a delivery, resuming after `cursor`: the subscribers of
     everything (`topic` None) or the readers of one topic who were not queued for an earlier one."""
 
@@ -55,14 +58,19 @@ class FanoutTask(BaseModel):
     number: int = Field(default=0, description="Position in the shard's chain of tasks.")
     cursor: str | None = None
     counted: int = Field(default=0, description="Recipients the chain queued before this task.")
+    breaking: bool = Field(default=False, description="A breaking-news alert's pass: the readers who asked for them.")
+    newsletter_topics: list[str] = Field(
+        default_factory=list,
+        description="For a breaking-news alert: the article newsletter's topics; its instant readers get that instead.",
+    )
 
 
-class BatchRecipient(BaseModel):
+class BatchRecipient(Model):
     email: str
     name: str | None = None
 
 
-class SendBatch(BaseModel):
+class SendBatch(Model):
     """Up to BATCH_SIZE recipients of one delivery. `batch_id` is the same for every copy of the batch,
     however many times fan-out queues it, which is what lets the mailer send it once."""
 
@@ -71,7 +79,7 @@ class SendBatch(BaseModel):
     recipients: list[BatchRecipient]
 
 
-class LedgerCounts(BaseModel):
+class LedgerCounts(Model):
     """How many recipients are in each state; with `queued` (not yet claimed) they add up to the total."""
 
     queued: int = Field(default=0, description="Queued by fan-out, not yet taken by a mailer.")
@@ -84,7 +92,7 @@ class LedgerCounts(BaseModel):
     suppressed: int = 0
 
 
-class Engagement(BaseModel):
+class Engagement(Model):
     """Aggregate opens and clicks of a delivery (only with TrackEngagement); never per person."""
 
     unique_opens: int = Field(default=0, description="Recipients who opened it, as far as a person did.")
@@ -93,7 +101,7 @@ class Engagement(BaseModel):
     scanner_clicks: int = Field(default=0, description="Clicks by link scanners, counted apart.")
 
 
-class DeliveryProgress(BaseModel):
+class DeliveryProgress(Model):
     id: str = Field(description="The delivery's id (`article-<article id>` or `digest-<scheduled time>`).")
     kind: DeliveryKind
     article_id: str | None = None
@@ -111,18 +119,22 @@ class DeliveryProgress(BaseModel):
         default=0,
         description="`Send` events that arrived after the email was sent again (the recipient may have two copies).",
     )
-    paused_until: datetime | None = Field(default=None, description="Sending waits for SES's daily quota until then.")
+    paused_until: datetime | None = Field(
+        default=None,
+        description="Sending waits until then: SES's daily quota is spent, or SES refuses the account (see why).",
+    )
+    paused_reason: str | None = Field(default=None, description="Why sending waits, while it does.")
     engagement: Engagement | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
-class DeliveryPage(BaseModel):
+class DeliveryPage(Model):
     items: list[DeliveryProgress]
     next_cursor: str | None = None
 
 
-class LedgerEntry(BaseModel):
+class LedgerEntry(Model):
     """One recipient of one delivery, as the editor sees it."""
 
     email: str | None = Field(description="None once the person was erased.")
@@ -132,12 +144,12 @@ class LedgerEntry(BaseModel):
     updated_at: datetime
 
 
-class LedgerPage(BaseModel):
+class LedgerPage(Model):
     items: list[LedgerEntry]
     next_cursor: str | None = None
 
 
-class TestEmailRequest(BaseModel):
+class TestEmailRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     to: Email

@@ -14,7 +14,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from newsdesk.models.authors import Byline
+from newsdesk.models.base import Model
 
 EVENT_SOURCE = "newsdesk"
 """The `source` of every event on the bus."""
@@ -25,6 +28,10 @@ class EventType(StrEnum):
     ARTICLE_UPDATED = "article.updated"
     ARTICLE_UNPUBLISHED = "article.unpublished"
     ARTICLE_DELETED = "article.deleted"
+    ARTICLE_SUBMITTED = "article.submitted"
+    ARTICLE_APPROVED = "article.approved"
+    ARTICLE_CHANGES_REQUESTED = "article.changes_requested"
+    ARTICLE_CORRECTED = "article.corrected"
     NEWSLETTER_FINISHED = "newsletter.finished"
     SUBSCRIBER_CONFIRMED = "subscriber.confirmed"
     SUBSCRIBER_UNSUBSCRIBED = "subscriber.unsubscribed"
@@ -51,7 +58,7 @@ def event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-class Event(BaseModel):
+class Event(Model):
     """One event, exactly as it is sent: the webhook body is `body()`, the bus event's detail too."""
 
     model_config = ConfigDict(frozen=True)
@@ -68,7 +75,7 @@ class Event(BaseModel):
 # ---------------------------------------------------------------------------------------- the data
 
 
-class _Data(BaseModel):
+class _Data(Model):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -82,6 +89,7 @@ class ArticleData(_Data):
     title: str
     summary: str
     author: str
+    authors: list[Byline] = Field(description="Each author; `author` is their names as one line.")
     tags: list[str]
     reading_time_minutes: int
     published_at: datetime | None
@@ -89,9 +97,36 @@ class ArticleData(_Data):
     version: int
 
 
+class CorrectionData(_Data):
+    kind: str = Field(description="`correction`, `clarification` or `update`.")
+    text: str
+    published_at: datetime
+
+
+class ArticleCorrectedData(ArticleData):
+    """article.corrected: a note was added to a published article (the article as it is now, and the note)."""
+
+    correction: CorrectionData
+
+
 class ArticleDeletedData(_Data):
     id: str
     slug: str
+
+
+class ArticleReviewData(_Data):
+    """article.submitted, article.approved and article.changes_requested: an article moved in the review. It
+    is not public yet: the fields say which article and who moved it, not what it says."""
+
+    id: str
+    slug: str
+    title: str
+    status: str = Field(description="in_review, approved or changes_requested.")
+    previous_status: str
+    by: str = Field(description="Who moved it: a person's id (`token:<id>` for a token made before people).")
+    comment: str | None = Field(description="What an editor asked to change (changes_requested); else null.")
+    updated_at: datetime
+    version: int
 
 
 class NewsletterCounts(_Data):
@@ -137,6 +172,10 @@ EVENT_DATA: dict[EventType, type[_Data]] = {
     EventType.ARTICLE_UPDATED: ArticleData,
     EventType.ARTICLE_UNPUBLISHED: ArticleData,
     EventType.ARTICLE_DELETED: ArticleDeletedData,
+    EventType.ARTICLE_SUBMITTED: ArticleReviewData,
+    EventType.ARTICLE_APPROVED: ArticleReviewData,
+    EventType.ARTICLE_CHANGES_REQUESTED: ArticleReviewData,
+    EventType.ARTICLE_CORRECTED: ArticleCorrectedData,
     EventType.NEWSLETTER_FINISHED: NewsletterData,
     EventType.SUBSCRIBER_CONFIRMED: SubscriberData,
     EventType.SUBSCRIBER_UNSUBSCRIBED: SubscriberData,

@@ -21,9 +21,10 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from newsdesk.errors import ConfigurationError
+from newsdesk.models.base import Model
 
 FIRST_KEY_ID = "0"
 """The key the stack was created with: what signed and sealed everything made before values carried a key id."""
@@ -36,7 +37,7 @@ KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
 _KEY_ID = re.compile(KEY_ID_PATTERN)
 
 
-class SigningKey(BaseModel):
+class SigningKey(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     secret: str = Field(min_length=1)
@@ -46,7 +47,7 @@ class SigningKey(BaseModel):
     """When a rotation made another key current: what it made after this is what the other key makes."""
 
 
-class Keyring(BaseModel):
+class Keyring(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     current: KeyId

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from newsdesk.models.base import Model
 from newsdesk.models.types import SLUG_PATTERN, AuthorName, Summary
 
 MAX_TOPICS = 40
@@ -21,7 +22,7 @@ TopicName = AuthorName
 """One line, 100 characters at most, shown to readers."""
 
 
-class CreateTopicRequest(BaseModel):
+class CreateTopicRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     slug: TopicSlug = Field(description="The tag that puts an article in this topic; it cannot change later.")
@@ -29,7 +30,7 @@ class CreateTopicRequest(BaseModel):
     description: Summary | None = None
 
 
-class UpdateTopicRequest(BaseModel):
+class UpdateTopicRequest(Model):
     """Only the fields present change; `description: null` removes the description."""
 
     model_config = ConfigDict(extra="forbid")
@@ -44,7 +45,7 @@ class UpdateTopicRequest(BaseModel):
         return self
 
 
-class Topic(BaseModel):
+class Topic(Model):
     slug: str
     name: str
     description: str | None = None
@@ -52,11 +53,11 @@ class Topic(BaseModel):
     updated_at: datetime
 
 
-class TopicList(BaseModel):
+class TopicList(Model):
     items: list[Topic]
 
 
-class PublicTopic(BaseModel):
+class PublicTopic(Model):
     """What a sign-up form needs to offer a topic."""
 
     slug: str
@@ -64,5 +65,5 @@ class PublicTopic(BaseModel):
     description: str | None = None
 
 
-class PublicTopicList(BaseModel):
+class PublicTopicList(Model):
     items: list[PublicTopic]

@@ -7,9 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from newsdesk.models.articles import ArticleStatus, PublishTime
+from newsdesk.models.base import Model
 from newsdesk.models.subscribers import Frequency
 from newsdesk.models.types import AuthorName, Slug, Summary, Tags, Title
 
@@ -36,7 +37,7 @@ class UploadOutcome(StrEnum):
     IMPORTED = "imported"
 
 
-class ObjectUpload(BaseModel):
+class ObjectUpload(Model):
     """One object version an S3 event announces, with its key decoded."""
 
     bucket: str
@@ -47,7 +48,7 @@ class ObjectUpload(BaseModel):
     sequencer: str = Field(description="S3's order of events for this key (hex; compare left-padded).")
 
 
-class ArticleFile(BaseModel):
+class ArticleFile(Model):
     """The front matter of an uploaded Markdown file: the API's article fields, plus what to do with it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -76,12 +77,12 @@ class ArticleFile(BaseModel):
         return ArticleStatus.SCHEDULED if self.publish_at is not None else ArticleStatus.PUBLISHED
 
 
-class RowNote(BaseModel):
+class RowNote(Model):
     row: int = Field(description="Row number as a spreadsheet shows it: the header is row 1.")
     reason: str
 
 
-class Upload(BaseModel):
+class Upload(Model):
     """What became of one uploaded file (one object version)."""
 
     id: str
@@ -105,18 +106,18 @@ class Upload(BaseModel):
     updated_at: datetime
 
 
-class UploadPage(BaseModel):
+class UploadPage(Model):
     items: list[Upload]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")
 
 
-class ImportedRecipient(BaseModel):
+class ImportedRecipient(Model):
     email: str
     name: str | None = None
     frequency: Frequency = Frequency.INSTANT
 
 
-class ImportChunk(BaseModel):
+class ImportChunk(Model):
     """Continue a subscriber import at `start_row` (the ImportQueue)."""
 
     kind: Literal["import"] = "import"
@@ -128,7 +129,7 @@ class ImportChunk(BaseModel):
     start_row: int
 
 
-class ConfirmationBatch(BaseModel):
+class ConfirmationBatch(Model):
     """Send confirmation emails to addresses an import added as pending (the ConfirmationQueue)."""
 
     kind: Literal["confirm"] = "confirm"

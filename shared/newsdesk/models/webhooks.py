@@ -6,8 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
+from newsdesk.models.base import Model
 from newsdesk.models.events import SUBSCRIBABLE, EventType
 from newsdesk.models.types import Summary
 from newsdesk.webhook_targets import MAX_URL_LENGTH
@@ -28,7 +29,7 @@ def _subscribable(events: list[EventType] | None) -> list[EventType] | None:
     return sorted(unique, key=SUBSCRIBABLE.index)
 
 
-class _Request(BaseModel):
+class _Request(Model):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -51,7 +52,7 @@ class UpdateWebhookRequest(_Request):
     _events = field_validator("events")(_subscribable)
 
 
-class Webhook(BaseModel):
+class Webhook(Model):
     """An endpoint as editors see it (never its secret)."""
 
     id: str
@@ -66,13 +67,17 @@ class Webhook(BaseModel):
     last_failure_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+    version: int = Field(
+        default=0,
+        description="Raised by every write (an editor's, a delivery's outcome, the automatic disable); the `ETag`.",
+    )
 
 
 class WebhookCreated(Webhook):
     secret: str = Field(description="Signs every delivery (Newsdesk-Signature). Shown once: keep it now.")
 
 
-class WebhookPage(BaseModel):
+class WebhookPage(Model):
     items: list[Webhook]
     next_cursor: str | None = None
 
@@ -85,7 +90,7 @@ class DeliveryState(StrEnum):
     """Every attempt failed (or the endpoint was disabled or deleted meanwhile); a replay sends it again."""
 
 
-class Attempt(BaseModel):
+class Attempt(Model):
     attempt: int
     at: datetime
     status_code: int | None = Field(default=None, description="The receiver's answer; none if it never answered.")
@@ -93,7 +98,7 @@ class Attempt(BaseModel):
     duration_ms: int
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(Model):
     """One event sent to one endpoint, with its attempts."""
 
     event_id: str
@@ -108,18 +113,18 @@ class WebhookDelivery(BaseModel):
     updated_at: datetime
 
 
-class WebhookDeliveryPage(BaseModel):
+class WebhookDeliveryPage(Model):
     items: list[WebhookDelivery]
     next_cursor: str | None = None
 
 
-class SendAccepted(BaseModel):
+class SendAccepted(Model):
     """A test or a replay is queued; follow it in the endpoint's deliveries."""
 
     event_id: str
 
 
-class DeliveryTask(BaseModel):
+class DeliveryTask(Model):
     """One attempt at one delivery (a message of the WebhookDeliveryQueue)."""
 
     webhook_id: str

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from newsdesk.messages import PREFERENCES_URL, UNSUBSCRIBE_URL, MessageTemplate, Recipient
 from newsdesk.models.articles import Article
 from newsdesk.models.topics import Topic
-from newsdesk.rendering import plain_text
+from newsdesk.rendering import text_with_links
 from newsdesk.services.links import CONFIRM_DAYS
 from newsdesk.templating import render
 
 TEST_SUBJECT_PREFIX = "[TEST] "
+BREAKING_SUBJECT_PREFIX = "Breaking: "
 
 
 @dataclass(frozen=True)
@@ -38,25 +39,33 @@ class EmailComposer:
             list_unsubscribe=False,
         ).render(recipient)
 
+    def breaking(self, article: Article) -> MessageTemplate:
+        """A breaking-news alert: the article as its newsletter has it, marked breaking, for the readers who
+        asked for alerts."""
+        return self.newsletter(article, breaking=True)
+
     def newsletter(
-        self, article: Article, *, sent_for: list[Topic] | None = None, test: bool = False
+        self, article: Article, *, sent_for: list[Topic] | None = None, test: bool = False, breaking: bool = False
     ) -> MessageTemplate:
         """The article as an email; render it for each subscriber with their own links. `sent_for`: the
         topics of the article the readers it goes to follow (None: they follow everything). A `test` copy
         says so in its subject and body, and has no unsubscribe links: its reader is not a subscriber."""
         context = {
             "test": test,
+            "breaking": breaking,
             "topics": _names(sent_for),
             "publication": self.publication,
             "title": article.title,
             "author": article.author,
             "html": article.html,
-            "text": plain_text(article.html),
+            "text": text_with_links(article.html),
             "article_url": f"{self.site_url}/articles/{article.slug}",
             "unsubscribe_url": UNSUBSCRIBE_URL,
             "preferences_url": PREFERENCES_URL,
         }
         subject = f"{TEST_SUBJECT_PREFIX}{article.title}" if test else article.title
+        if breaking:
+            subject = f"{BREAKING_SUBJECT_PREFIX}{subject}"
         return self._to_subscribers(subject, "newsletter", context, list_unsubscribe=not test)
 
     def digest(self, articles: list[Article], *, sent_for: list[Topic] | None = None) -> MessageTemplate:

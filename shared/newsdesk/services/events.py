@@ -21,9 +21,13 @@ from typing import Any
 
 from newsdesk.dal.event_bus import PUT_EVENTS_LIMIT, EventBus
 from newsdesk.errors import ServiceBusy
+from newsdesk.models.articles import byline_of
 from newsdesk.models.events import (
+    ArticleCorrectedData,
     ArticleData,
     ArticleDeletedData,
+    ArticleReviewData,
+    CorrectionData,
     Event,
     EventType,
     NewsletterCounts,
@@ -34,6 +38,11 @@ from newsdesk.models.events import (
 from newsdesk.observability import logger
 
 PUBLISHED = "published"
+_REVIEW_EVENTS = {
+    "in_review": EventType.ARTICLE_SUBMITTED,
+    "approved": EventType.ARTICLE_APPROVED,
+    "changes_requested": EventType.ARTICLE_CHANGES_REQUESTED,
+}
 _SUBSCRIBER_EVENTS = {
     "confirmed": EventType.SUBSCRIBER_CONFIRMED,
     "unsubscribed": EventType.SUBSCRIBER_UNSUBSCRIBED,
@@ -74,6 +83,7 @@ def _article_data(image: dict[str, Any], site_base: str, *, updated: dict[str, A
         title=str(image["title"]),
         summary=str(image.get("summary", "")),
         author=str(image["author"]),
+        authors=image.get("authors") or byline_of(str(image["author"])),
         tags=[str(tag) for tag in image.get("tags") or []],
         reading_time_minutes=int(image.get("reading_time_minutes", 0)),
         published_at=image.get("published_at"),
@@ -82,18 +92,56 @@ def _article_data(image: dict[str, Any], site_base: str, *, updated: dict[str, A
     )
 
 
-def article_event(change: StreamChange, site_base: str) -> Event | None:
-    """published (now public, was not), updated (public, and a new version), unpublished (was public, now
-    not), deleted (removed, and had been published at some time: a draft never was public)."""
+def review_event(change: StreamChange) -> Event | None:
+    """submitted, approved, changes_requested: the article moved into that status of the review."""
     old, new = change.old, change.new
-    was_public = bool(old and old.get("status") == PUBLISHED)
+    status = str(new.get("status")) if new else None
+    previous = str(old.get("status")) if old else "draft"
+    if new is None or status not in _REVIEW_EVENTS or status == previous:
+        return None
+    kind = _REVIEW_EVENTS[status]
+    transition = new.get("last_transition") or {}
+    data = ArticleReviewData(
+        id=str(new["id"]),
+        slug=str(new["slug"]),
+        title=str(new["title"]),
+        status=status,
+        previous_status=previous,
+        by=str(transition.get("by", "")),
+        comment=transition.get("comment"),
+        updated_at=new["updated_at"],
+        version=int(new["version"]),
+    )
+    identity = f"{new['id']}|{new['created_at']}|{new['version']}"
+    return make_event(kind, identity, _time(new.get("updated_at"), change.at), data)
+
+
+def _public(image: dict[str, Any] | None) -> bool:
+    """Readers can see it: published, and not held by an embargo (a held article has no `published_at`)."""
+    return bool(image and image.get("status") == PUBLISHED and image.get("published_at"))
+
+
+def article_event(change: StreamChange, site_base: str) -> Event | None:
+    """published (now public, was not), updated (public, and a new version), corrected (public, and a note
+    added), unpublished (was public, now not), deleted (removed, and had been published at some time: a draft
+    never was public); or a move in the review (`review_event`). An article held by its embargo makes no event
+    until it is public."""
+    old, new = change.old, change.new
+    if new is not None and new.get("status") in _REVIEW_EVENTS:
+        return review_event(change)
+    was_public = _public(old)
     if new is None:
         if not old or not old.get("published_at"):
             return None
         identity = f"{old['id']}|{old['created_at']}|{old['version']}|deleted"
         data = ArticleDeletedData(id=str(old["id"]), slug=str(old["slug"]))
         return make_event(EventType.ARTICLE_DELETED, identity, change.at, data)
-    is_public = new.get("status") == PUBLISHED
+    is_public = _public(new)
+    if is_public and was_public and len(new.get("corrections") or []) > len((old or {}).get("corrections") or []):
+        identity = f"{new['id']}|{new['created_at']}|{new['version']}"
+        note = CorrectionData.model_validate((new.get("corrections") or [])[-1])
+        corrected = ArticleCorrectedData(**_article_data(new, site_base, updated=new).model_dump(), correction=note)
+        return make_event(EventType.ARTICLE_CORRECTED, identity, _time(new.get("updated_at"), change.at), corrected)
     if is_public and not was_public:
         kind, image = EventType.ARTICLE_PUBLISHED, new
     elif is_public and old is not None and old.get("version") != new.get("version"):

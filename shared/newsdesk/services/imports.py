@@ -25,7 +25,7 @@ from newsdesk.clock import utc_now
 from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import ImportResult, SubscriberRepository
 from newsdesk.dal.uploads import StoredObject, UploadObjects, UploadRepository
-from newsdesk.errors import SendThrottled, ServiceBusy, UploadRejected
+from newsdesk.errors import SendThrottled, ServiceBusy, UploadRejected, validation_message
 from newsdesk.models.subscribers import Consent, ConsentSource, Subscriber, SubscribeRequest, SubscriberStatus
 from newsdesk.models.uploads import (
     MAX_ROW_NOTES,
@@ -109,7 +109,7 @@ def _reason(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     # Kept on the upload's record for months: the row number says which row, the address need not.
-    message = without_addresses(str(first["msg"]))
+    message = without_addresses(validation_message(first))
     return f"{where}: {message}" if where else message
 
 

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from newsdesk.services.keys import SigningKeys
 
 CONFIRM_DAYS = 7
-MAX_TOKEN_LENGTH = 1024
+MAX_TOKEN_LENGTH = 4096
+"""A confirmation link carries its request's topics (40 slugs of 40 characters at most): about 3 KB at worst."""
 _NONCE_BYTES = 12
 _SEALED = "s"
 """The payload's key for the encrypted address (a legacy payload is the address itself, a string)."""
@@ -51,6 +52,8 @@ class LinkPurpose(StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    PREVIEW = "preview"
+    """A draft's share link (services/previews.py): it names a preview's id, and its token is in the path."""
 
 
 _PATHS = {
@@ -58,6 +61,8 @@ _PATHS = {
     LinkPurpose.UNSUBSCRIBE: "/unsubscribe",
     LinkPurpose.PREFERENCES: "/subscribers/preferences",
 }
+READER_LINKS = tuple(_PATHS)
+"""The links of a reader's emails (`url`); a preview's link is made by services/previews.py."""
 # Confirmation links expire; links in sent newsletters must keep working.
 _MAX_AGE = {LinkPurpose.CONFIRM: CONFIRM_DAYS * 86400}
 
@@ -79,12 +84,21 @@ def _derive(secret: bytes, label: str) -> bytes:
     return hmac.new(secret, f"newsdesk.{label}".encode(), hashlib.sha256).digest()
 
 
+class Pseudonyms:
+    """Stable keyed ids of addresses and IPs, to name them in stored keys (the limits' counters) without
+    revealing them: from the keyring's identifiers key, which never rotates (models/keys.py)."""
+
+    def __init__(self, identifiers_key: bytes) -> None:
+        self._key = _derive(identifiers_key, "pseudonyms")
+
+    def of(self, kind: str, value: str) -> str:
+        return hmac.new(self._key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
 class LinkSigner:
     def __init__(self, keys: SigningKeys, api_base_url: str) -> None:
         self._keys = keys
         self._ciphers: dict[str, AESGCM] = {}
-        # Pseudonyms name things in stored keys: from the identifiers key, which never rotates.
-        self._pseudonym_key = _derive(keys.identifiers, "pseudonyms")
         self._base = api_base_url.rstrip("/")
 
     @property
@@ -165,7 +179,3 @@ class LinkSigner:
         except (binascii.Error, ValueError, InvalidTag) as exc:
             # Only reachable with our own signature on it: a key change, never a client's doing.
             raise InvalidLink("this link is not valid") from exc
-
-    def pseudonym(self, kind: str, value: str) -> str:
-        """A stable keyed id of `value` (an address, an IP): names it in stored keys without revealing it."""
-        return hmac.new(self._pseudonym_key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -4,6 +4,7 @@ engagement services alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -20,6 +21,15 @@ class SesEvent:
     def tag(self, name: str) -> str | None:
         values = ((self.body.get("mail") or {}).get("tags") or {}).get(name) or []
         return str(values[0]) if values else None
+
+    @property
+    def sent_at(self) -> datetime | None:
+        """When SES accepted the email (`mail.timestamp`)."""
+        value = (self.body.get("mail") or {}).get("timestamp")
+        try:
+            return datetime.fromisoformat(str(value)) if value else None
+        except ValueError:
+            return None
 
     @property
     def message_id(self) -> str | None:

@@ -2,17 +2,20 @@
 mailed again.
 
 SES publishes an event for each email of the configuration set (through EventBridge and a queue). The
-newsletter's message tags name its delivery, recipient key and attempt, which find the ledger record; every
+newsletter's message tags name its delivery, the partitions of its ledger, the recipient key and the attempt,
+which find the ledger record (an email without the partitions' tag is of a ledger in one partition); every
 change is conditional on the state it moves from, so a repeated or late event changes nothing twice:
 
 - Send: pending -> sent, with SES's message id (a Send of an earlier attempt than the record's is a late
-  event: that recipient may have two copies, and it is counted).
+  event: that recipient may have two copies, and it is counted; it settles a record still pending too).
 - Delivery: pending or sent -> delivered.
 - Bounce: a permanent one -> bounced, and the subscriber is suppressed; a transient one changes nothing.
 - Complaint: -> complained, and the subscriber is suppressed.
 - Reject, Rendering Failure: -> failed, with the reason.
 
-Bounces and complaints about other emails (confirmations) suppress too. Details kept never hold an address.
+Bounces and complaints about other emails (confirmations) suppress too, and a permanent bounce of a
+sign-up's confirmation counts towards the bounce rate that pauses confirmations (newsdesk.services.limits).
+Details kept never hold an address.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from datetime import datetime
 from typing import Any
 
 from newsdesk.clock import utc_now
-from newsdesk.dal.ledger import LedgerRepository
+from newsdesk.dal.ledger import MAX_SHARDS, LedgerRepository, LedgerShape
 from newsdesk.models.delivery import LedgerState
 from newsdesk.models.subscribers import SubscriberStatus
 from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
-from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
+from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_LEDGER_SHARDS, TAG_RECIPIENT
 from newsdesk.services.engagement import EngagementCounter
+from newsdesk.services.limits import EMAIL_TAG, SIGNUP_CONFIRMATION, ConfirmationBounces
 from newsdesk.services.ses_event import SesEvent
 
 _SENT_OR_BEFORE = (LedgerState.PENDING, LedgerState.SENT)
@@ -42,11 +46,13 @@ class SesFeedback:
         ledger: LedgerRepository,
         suppress: Callable[[str, SubscriberStatus], bool],
         engagement: EngagementCounter | None,
+        confirmation_bounces: Callable[[], ConfirmationBounces],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._ledger = ledger
         self._suppress = suppress
         self._engagement = engagement
+        self._confirmation_bounces = confirmation_bounces
         self._clock = clock
 
     def handle(self, event: SesEvent) -> None:
@@ -55,6 +61,9 @@ class SesFeedback:
             for recipient in event.part("bounce").get("bouncedRecipients") or []:
                 if recipient.get("emailAddress"):
                     self._suppress(str(recipient["emailAddress"]), SubscriberStatus.BOUNCED)
+            if event.tag(EMAIL_TAG) == SIGNUP_CONFIRMATION and event.message_id:
+                now = self._clock()
+                self._confirmation_bounces().count(event.message_id, sent_at=event.sent_at or now, now=now)
         if kind == "Complaint":
             for recipient in event.part("complaint").get("complainedRecipients") or []:
                 if recipient.get("emailAddress"):
@@ -67,20 +76,35 @@ class SesFeedback:
             if self._engagement is not None:
                 self._engagement.count(delivery_id, event)
             return
-        self._settle(kind, event, delivery_id, recipient_key, attempt)
+        shards = event.tag(TAG_LEDGER_SHARDS)
+        if shards is not None and not (shards.isdigit() and 0 < int(shards) <= MAX_SHARDS):
+            logger.warning("ignored an SES event whose ledger tag is not ours", extra={"delivery": delivery_id})
+            return
+        ledger = LedgerShape(delivery_id, int(shards) if shards else None)
+        self._settle(kind, event, ledger, recipient_key, attempt)
 
-    def _settle(self, kind: str, event: SesEvent, delivery_id: str, recipient_key: str, attempt: int) -> None:
+    def flush(self) -> None:
+        """Write what the events handled since the last flush add to the deliveries' counts (once per batch of
+        events: see services.engagement)."""
+        if self._engagement is not None:
+            self._engagement.flush()
+
+    def _settle(self, kind: str, event: SesEvent, ledger: LedgerShape, recipient_key: str, attempt: int) -> None:
         now = self._clock()
+        delivery_id = ledger.delivery_id
 
         def move(to: LedgerState, allowed: tuple[LedgerState, ...], **extra: Any) -> bool:
-            return self._ledger.move(delivery_id, recipient_key, to=to, allowed_from=allowed, now=now, **extra)
+            return self._ledger.move(ledger, recipient_key, to=to, allowed_from=allowed, now=now, **extra)
 
         if kind == "Send":
             # A record failed for want of a Send event that then came is sent after all.
             sent = move(LedgerState.SENT, (LedgerState.PENDING, LedgerState.FAILED), attempt=attempt,
                         message_id=event.message_id)  # fmt: skip
-            if not sent and self._ledger.mark_late_send(delivery_id, recipient_key, attempt=attempt, now=now):
+            if not sent and self._ledger.mark_late_send(ledger, recipient_key, attempt=attempt, now=now):
                 logger.warning("a Send event came after its email was sent again", extra={"delivery": delivery_id})
+                # The email reached its reader: a record still waiting for a later attempt's Send event (an
+                # attempt perhaps killed before SES) is settled, and not sent yet again.
+                move(LedgerState.SENT, (LedgerState.PENDING, LedgerState.FAILED), message_id=event.message_id)
         elif kind == "Delivery":
             move(LedgerState.DELIVERED, _SENT_OR_BEFORE, message_id=event.message_id)
         elif kind == "Bounce":

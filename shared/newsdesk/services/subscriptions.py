@@ -3,19 +3,19 @@ unsubscribe (from an email's topics or from everything), suppression, and the ed
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.email import SesSender
 from newsdesk.dal.publications import PublicationRepository
-from newsdesk.dal.subscribers import SubscriberRepository
-from newsdesk.errors import NotFound, SendRejected, SendThrottled
+from newsdesk.dal.subscribers import Choice, SubscriberRepository
+from newsdesk.errors import NotFound, SendRefusedForAccount, SendRejected, SendThrottled
 from newsdesk.messages import Recipient
-from newsdesk.models.addresses import normalize_address
+from newsdesk.models.addresses import normalize_address, stored_forms
 from newsdesk.models.subscribers import (
     Consent,
     ConsentSource,
@@ -30,7 +30,7 @@ from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
 from newsdesk.services.csv_export import csv_page
 from newsdesk.services.emails import EmailComposer
-from newsdesk.services.limits import ConfirmationLimits
+from newsdesk.services.limits import EMAIL_TAG, SIGNUP_CONFIRMATION, ConfirmationLimits
 from newsdesk.services.links import InvalidLink, LinkPurpose, LinkSigner
 from newsdesk.services.topics import TopicService
 
@@ -45,6 +45,9 @@ EVERYTHING = "*"
 """The `topics` cell of a subscriber of everything in the CSV export (an empty cell: no topic at all)."""
 DELIVERY = "d"
 """An unsubscribe link's detail: the delivery the email belonged to."""
+_FREQUENCY, _TOPICS, _BREAKING = "f", "t", "b"
+"""A confirmation link's details: what its request chose (frequency, topics unless everything, and breaking-news
+alerts when asked for)."""
 
 
 class ConfirmOutcome(StrEnum):
@@ -151,6 +154,7 @@ class SubscriptionService:
                 name=request.name,
                 frequency=request.frequency,
                 topics=topics,
+                breaking=request.breaking,
                 status=SubscriberStatus.PENDING,
                 created_at=now,
                 updated_at=now,
@@ -158,13 +162,9 @@ class SubscriptionService:
                 consent=consent,
             )
         )
+        # A known address keeps what it has: this request's choices travel in its link, stored once confirmed.
         claimed = created or self._repo.claim_confirmation(
-            request.email,
-            now=now,
-            resend_after=now - CONFIRMATION_INTERVAL,
-            frequency=request.frequency,
-            topics=topics,
-            consent=consent,
+            request.email, now=now, resend_after=now - CONFIRMATION_INTERVAL
         )
         if not claimed:
             return
@@ -173,27 +173,38 @@ class SubscriptionService:
             if refused is not None:
                 # The same reply as ever; the claim is given back so that a request within the limits can send.
                 logger.info("confirmation withheld", extra={"limit": refused.value})
-            sent = refused is None and self._send_confirmation(request.email, consent)
+            choice = Choice(request.frequency, topics, request.breaking)
+            sent = refused is None and self._send_confirmation(request.email, consent, choice)
         except BaseException:
             self._repo.release_confirmation(request.email, now)  # a busy database must not block the address
             raise
         if not sent:
             self._repo.release_confirmation(request.email, now)
 
-    def _confirmation_email(self, email: str, consent: Consent) -> bytes:
+    def _confirmation_email(self, email: str, consent: Consent, choice: Choice | None = None) -> bytes:
         # Never the name from the request: whoever asked may not be the address's owner, and the owner
         # must not get a stranger's words in an email they did not ask for. The link carries how consent
-        # was asked for, so the record kept is the one the person confirms (an unsubscribed address keeps
-        # its stored record until then).
-        details = {"src": consent.source.value, "pol": consent.policy, "ip": consent.ip, "key": consent.object_key}
+        # was asked for and what the request chose, so what is kept is what the person confirms (a known
+        # address keeps its stored record until then).
+        details: dict[str, Any] = {"src": consent.source.value, "pol": consent.policy, "ip": consent.ip,
+                                   "key": consent.object_key}  # fmt: skip
+        if choice is not None:
+            details.update({_FREQUENCY: choice.frequency.value, _TOPICS: choice.topics, _BREAKING: choice.breaking})
         url = self._links().url(LinkPurpose.CONFIRM, email, {k: v for k, v in details.items() if v})
         return self._composer.confirmation(Recipient(email), url)
 
-    def _send_confirmation(self, email: str, consent: Consent) -> bool:
+    def _send_confirmation(self, email: str, consent: Consent, choice: Choice) -> bool:
         """Send one confirmation; False when it did not go (a later request may try again)."""
         try:
-            raw = self._confirmation_email(email, consent)
-            self._sender.send(sender=self._composer.sender, recipient=email, raw=raw)
+            raw = self._confirmation_email(email, consent, choice)
+            # Tagged: SES's events about it tell its bounce apart, for the bounce rate that pauses confirmations.
+            self._sender.send(sender=self._composer.sender, recipient=email, raw=raw,
+                              tags={EMAIL_TAG: SIGNUP_CONFIRMATION})  # fmt: skip
+        except SendRefusedForAccount as exc:
+            logger.error(
+                "SES refuses to send for this account: confirmation email not sent", extra={"reason": str(exc)}
+            )
+            return False
         except (SendThrottled, SendRejected, ValueError) as exc:
             # ValueError: an address no message can be addressed to. The reply stays the same either way.
             logger.warning("confirmation email not sent", extra={"reason": without_addresses(str(exc))})
@@ -230,10 +241,9 @@ class SubscriptionService:
         link = self._links().open(LinkPurpose.CONFIRM, token)
         subscriber = self._repo.get(link.email)
         outcome = self._outcome(subscriber, link.issued_at)
-        topics = None
-        if subscriber is not None and subscriber.topics is not None:
-            topics = self._named(subscriber.topics)
-        return ConfirmationView(outcome, subscriber, topics)
+        choice = self._choice_of(link.details)
+        chosen = choice[1] if choice is not None else subscriber.topics if subscriber is not None else None
+        return ConfirmationView(outcome, subscriber, None if chosen is None else self._named(chosen))
 
     def confirm(self, token: str | None) -> ConfirmOutcome:
         """The person pressed the confirmation page's button."""
@@ -243,15 +253,31 @@ class SubscriptionService:
         if outcome is not ConfirmOutcome.CONFIRMABLE or subscriber is None:
             return outcome
         now = self._clock()
-        consent = _consent_confirmed(subscriber, link.details, link.issued_at, now)
+        choice = self._choice_of(link.details)
+        topics = choice[1] if choice is not None else subscriber.topics
+        consent = _consent_confirmed(subscriber, link.details, link.issued_at, now, topics)
         if subscriber.status is SubscriberStatus.PENDING:
-            done = self._repo.confirm(subscriber, now, consent)
+            done = self._repo.confirm(subscriber, now, consent, choice)
         else:
-            done = self._repo.reconfirm(subscriber, now, consent)
+            done = self._repo.reconfirm(subscriber, now, consent, choice)
         if not done:
             return ConfirmOutcome.NOT_PENDING
         logger.info("subscription confirmed")
         return ConfirmOutcome.CONFIRMED
+
+    def _choice_of(self, details: dict[str, Any]) -> Choice | None:
+        """What the request a confirmation link was made for chose (None for links from before links carried
+        it). A topic deleted since is left out."""
+        frequency = details.get(_FREQUENCY)
+        if frequency not in {member.value for member in Frequency}:
+            return None
+        topics = details.get(_TOPICS)
+        breaking = details.get(_BREAKING) is True
+        if not isinstance(topics, list):
+            return Choice(Frequency(frequency), None, breaking)
+        existing = self._topics.slugs()
+        return Choice(Frequency(frequency), [slug for slug in topics if isinstance(slug, str) and slug in existing],
+                      breaking)  # fmt: skip
 
     @staticmethod
     def _outcome(subscriber: Subscriber | None, issued_at: datetime) -> ConfirmOutcome:
@@ -333,16 +359,26 @@ class SubscriptionService:
         return PreferencesView(subscriber, self._topics.all())
 
     def save_preferences(
-        self, token: str | None, *, frequency: Frequency, topics: list[str] | None, change_topics: bool = True
+        self,
+        token: str | None,
+        *,
+        frequency: Frequency,
+        topics: list[str] | None,
+        change_topics: bool = True,
+        breaking: bool | None = None,
     ) -> PreferencesView:
         """Save the preference center's form: how often, and (with `change_topics`) which topics (None:
-        everything). Topics that are no longer in the catalog are dropped."""
+        everything). A topic not in the catalog (deleted since the page was shown, or never there) refuses the
+        whole form (UnknownTopics), which then changes nothing."""
         email = self._links().email(LinkPurpose.PREFERENCES, token)
         catalog = self._topics.all()
+        if topics is not None and change_topics:
+            self._topics.known(topics)
         chosen = None if topics is None else [topic.slug for topic in catalog if topic.slug in set(topics)]
         saved = self._repo.set_preferences(
-            email, frequency=frequency, topics=chosen, keep_topics=not change_topics, now=self._clock()
-        )
+            email, frequency=frequency, topics=chosen, keep_topics=not change_topics, breaking=breaking,
+            now=self._clock(),
+        )  # fmt: skip
         if saved is None:
             raise InvalidLink("this address is not subscribed any more")
         return PreferencesView(saved, catalog)
@@ -358,8 +394,7 @@ class SubscriptionService:
 
     # ------------------------------------------------------------------ editors
     def get(self, email: str) -> Subscriber:
-        # Both forms, as for erasure: records stored before addresses were normalized may hold a Unicode domain.
-        for form in _forms(email):
+        for form in stored_forms(email):
             found = self._repo.get(form)
             if found is not None:
                 return found
@@ -380,30 +415,15 @@ class SubscriptionService:
         rows = ({column: _cell(subscriber, column) for column in EXPORT_COLUMNS} for subscriber in subscribers)
         return csv_page(EXPORT_COLUMNS, rows), next_cursor
 
-    def erase(self, email: str) -> None:
-        """Erase the person: their record, consent included, and every topic membership."""
-        erased = [self._repo.erase(form) for form in _forms(email)]
-        if not any(erased):
-            raise NotFound("no subscriber with that address")
-        logger.info("subscriber erased")
-
 
 _SUBSCRIBED = (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED)
 
 
-def _forms(email: str) -> list[str]:
-    # Records stored before addresses were normalized may hold a Unicode domain: both spellings are looked at.
-    forms = {email.strip().lower()}
-    with contextlib.suppress(ValueError):
-        forms.add(normalize_address(email))
-    return sorted(forms)
-
-
 def _consent_confirmed(
-    subscriber: Subscriber, details: dict[str, object], issued_at: datetime, now: datetime
+    subscriber: Subscriber, details: dict[str, object], issued_at: datetime, now: datetime, topics: list[str] | None
 ) -> Consent | None:
-    """The consent the person gives by confirming: the request their link was made for (links made before
-    links carried it fall back on the stored request)."""
+    """The consent the person gives by confirming, with the topics they agree to: the request their link was
+    made for (links made before links carried it fall back on the stored request)."""
     source = details.get("src")
     if isinstance(source, str) and source in {member.value for member in ConsentSource}:
 
@@ -412,9 +432,9 @@ def _consent_confirmed(
             return value if isinstance(value, str) and value else None
 
         return Consent(source=ConsentSource(source), requested_at=issued_at, confirmed_at=now, policy=text("pol"),
-                       ip=text("ip"), object_key=text("key"))  # fmt: skip
+                       ip=text("ip"), object_key=text("key"), topics=topics)  # fmt: skip
     if subscriber.consent is not None:
-        return subscriber.consent.model_copy(update={"confirmed_at": now})
+        return subscriber.consent.model_copy(update={"confirmed_at": now, "topics": topics})
     return None
 
 

@@ -6,10 +6,19 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from newsdesk.clock import utc_now
-from newsdesk.dal.topics import TooManyTopics, TopicExists, TopicRepository
+from newsdesk.dal.topics import TooManyTopics, TopicBeingDeleted, TopicExists, TopicRepository
 from newsdesk.errors import Conflict, InvalidInput, NotFound
 from newsdesk.models.topics import MAX_TOPICS, CreateTopicRequest, Topic, UpdateTopicRequest
 from newsdesk.observability import logger
+
+
+class UnknownTopics(InvalidInput):
+    code = "unknown_topics"
+
+    def __init__(self, unknown: list[str]) -> None:
+        super().__init__(f"no such topic: {', '.join(unknown)} (GET /topics lists them)",
+                         details=[{"loc": ["body", "topics"], "unknown": unknown}])  # fmt: skip
+        self.unknown = unknown
 
 
 class TopicService:
@@ -33,6 +42,12 @@ class TopicService:
             raise Conflict(f"there is a topic {request.slug!r} already", code="topic_exists") from None
         except TooManyTopics:
             raise Conflict(f"a publication has at most {MAX_TOPICS} topics", code="too_many_topics") from None
+        except TopicBeingDeleted:
+            raise Conflict(
+                f"the topic {request.slug!r} was deleted and its readers are still being removed; try again in a "
+                "minute",
+                code="topic_being_deleted",
+            ) from None
         logger.info("topic created", extra={"topic": topic.slug})
         return topic
 
@@ -50,10 +65,17 @@ class TopicService:
         return updated
 
     def delete(self, slug: str) -> None:
-        """Remove a topic: nobody is mailed for it any more; its readers keep their other topics."""
-        if not self._repo.delete(slug):
+        """Remove a topic from the catalog: nobody is mailed for it any more. Its readers are removed from it
+        next (services.erasure.TopicCleanup); until then the slug cannot be used again."""
+        if not self._repo.delete(slug, self._clock()):
             raise NotFound(f"no topic {slug!r}")
         logger.info("topic deleted", extra={"topic": slug})
+
+    def being_deleted(self, slug: str) -> bool:
+        return self._repo.being_deleted(slug)
+
+    def deleted(self, slug: str) -> None:
+        self._repo.deleted(slug)
 
     def known(self, slugs: Iterable[str]) -> list[str]:
         """`slugs` without repeats, in order, if every one is a topic; InvalidInput naming the others if not."""
@@ -61,9 +83,5 @@ class TopicService:
         existing = self.slugs() if wanted else set()
         unknown = [slug for slug in wanted if slug not in existing]
         if unknown:
-            raise InvalidInput(
-                f"no such topic: {', '.join(unknown)} (GET /topics lists them)",
-                code="unknown_topics",
-                details=[{"loc": ["body", "topics"], "unknown": unknown}],
-            )
+            raise UnknownTopics(unknown)
         return wanted

@@ -26,8 +26,10 @@ from newsdesk.errors import (
     PreconditionFailed,
     RetryLater,
     UploadRejected,
+    validation_message,
 )
 from newsdesk.models.articles import Article, ArticleStatus, CreateArticleRequest, UpdateArticleRequest
+from newsdesk.models.people import SYSTEM_UPLOAD
 from newsdesk.models.types import MAX_BODY_BYTES
 from newsdesk.models.uploads import (
     ArticleFile,
@@ -79,7 +81,8 @@ def _validation_reason(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"])
-        problems.append(f"{where}: {item['msg']}" if where else str(item["msg"]))
+        message = validation_message(item)
+        problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 
 
@@ -266,21 +269,26 @@ class UploadService:
             if current is None:
                 # A deleted article's file makes it again under the key's id; if it was announced before,
                 # publishing it again sends no second newsletter (ArticleService.publish).
-                article = self._articles.create(upload.request, article_id=article_id)
+                article = self._articles.create(upload.request, article_id=article_id, actor=SYSTEM_UPLOAD)
                 outcome = UploadOutcome.CREATED
             else:
-                article = self._articles.update(current.id, _changes(current, upload), if_match=current.version)
+                changes = _changes(current, upload)
+                article = self._articles.update(current.id, changes, if_match=current.version, actor=SYSTEM_UPLOAD)
                 outcome = UploadOutcome.UPDATED
             if wanted is ArticleStatus.PUBLISHED and article.status is not ArticleStatus.PUBLISHED:
-                return UploadOutcome.PUBLISHED, self._articles.publish(article.id, if_match=article.version)
+                published = self._articles.publish(article.id, if_match=article.version, actor=SYSTEM_UPLOAD)
+                return UploadOutcome.PUBLISHED, published
             if wanted is ArticleStatus.SCHEDULED:
                 assert publish_at is not None
-                scheduled = self._articles.schedule(article.id, publish_at, if_match=article.version)
+                scheduled = self._articles.schedule(
+                    article.id, publish_at, if_match=article.version, actor=SYSTEM_UPLOAD
+                )
                 return UploadOutcome.SCHEDULED, scheduled
             if wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.PUBLISHED:
-                return UploadOutcome.UNPUBLISHED, self._articles.unpublish(article.id, if_match=article.version)
+                unpublished = self._articles.unpublish(article.id, if_match=article.version, actor=SYSTEM_UPLOAD)
+                return UploadOutcome.UNPUBLISHED, unpublished
             if wanted is ArticleStatus.DRAFT and article.status is ArticleStatus.SCHEDULED:
-                article = self._articles.unschedule(article.id, if_match=article.version)
+                article = self._articles.unschedule(article.id, if_match=article.version, actor=SYSTEM_UPLOAD)
         except (InvalidInput, Conflict, PayloadTooLarge) as exc:
             # What the API answers with a 4xx is the file's fault here (a taken slug, an empty tag, ...).
             raise UploadRejected(exc.message) from exc

@@ -21,15 +21,13 @@ key still opens; it is sealed again under the current key when it is next used o
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import json
 import math
 import os
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,8 +41,8 @@ from newsdesk.clock import utc_now
 from newsdesk.dal.queues import QueuePublisher, ReceivedMessages
 from newsdesk.dal.webhook_client import PostOutcome, WebhookClient
 from newsdesk.dal.webhooks import MAX_WEBHOOKS, StoredDelivery, StoredWebhook, WebhookRepository
-from newsdesk.errors import InvalidInput, NotFound
-from newsdesk.models.addresses import normalize_address
+from newsdesk.errors import InvalidInput, NotFound, PreconditionFailed
+from newsdesk.models.erasures import Erasure
 from newsdesk.models.events import SUBSCRIBER_EVENTS, Event, EventType, PingData, make_event
 from newsdesk.models.keys import key_id_of, labelled
 from newsdesk.models.webhooks import (
@@ -62,7 +60,7 @@ from newsdesk.models.webhooks import (
 )
 from newsdesk.observability import logger, metrics
 from newsdesk.services.recipients import RecipientKeys
-from newsdesk.webhook_targets import TargetMode, TargetRefused, parse_target
+from newsdesk.webhook_targets import HTTPS_ONLY, TargetMode, TargetPorts, TargetRefused, parse_target
 
 if TYPE_CHECKING:
     from newsdesk.services.keys import SigningKeys
@@ -180,9 +178,9 @@ def seal_every_secret_with_current_key(repository: WebhookRepository, sealer: We
 # -------------------------------------------------------------------------------------- for editors
 
 
-def _check_url(url: str, mode: TargetMode) -> str:
+def _check_url(url: str, mode: TargetMode, ports: TargetPorts) -> str:
     try:
-        parse_target(url, mode)
+        parse_target(url, mode, ports=ports)
     except TargetRefused as refused:
         raise InvalidInput(
             f"the webhook URL {refused}", code="invalid_webhook_url", details=[{"loc": ["body", "url"]}]
@@ -196,7 +194,7 @@ def _task(webhook_id: str, event_id: str, *, round_number: int, attempt: int, du
 
 
 class WebhookService:
-    """What editors do with webhooks: register, change, list, test, follow deliveries, replay, erase."""
+    """What editors do with webhooks: register, change, list, test, follow deliveries, replay."""
 
     def __init__(
         self,
@@ -204,22 +202,22 @@ class WebhookService:
         *,
         delivery_queue: QueuePublisher,
         secrets: Callable[[], WebhookSecrets],
-        recipient_keys: Callable[[], RecipientKeys],
         mode: TargetMode,
+        ports: TargetPorts = HTTPS_ONLY,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
         self._queue = delivery_queue
         self._secrets = secrets
-        self._recipient_keys = recipient_keys
         self._mode = mode
+        self._ports = ports
         self._clock = clock
 
     def create(self, request: CreateWebhookRequest) -> WebhookCreated:
-        url = _check_url(request.url, self._mode)
+        url = _check_url(request.url, self._mode, self._ports)
         now = self._clock()
         webhook = Webhook(id=f"wh_{secrets.token_hex(8)}", url=url, events=request.events,
-                          description=request.description, created_at=now, updated_at=now)  # fmt: skip
+                          description=request.description, created_at=now, updated_at=now, version=1)  # fmt: skip
         secret = WebhookSecrets.new_secret()
         self._repo.create(webhook, self._secrets().seal(webhook.id, secret))
         logger.info("webhook created", extra={"webhook_id": webhook.id, "events": [e.value for e in webhook.events]})
@@ -234,8 +232,14 @@ class WebhookService:
     def page(self, *, limit: int, cursor: str | None) -> tuple[list[Webhook], str | None]:
         return self._repo.page(limit=limit, cursor=cursor)
 
-    def update(self, webhook_id: str, request: UpdateWebhookRequest) -> Webhook:
+    def update(self, webhook_id: str, request: UpdateWebhookRequest, *, if_match: int | None = None) -> Webhook:
+        """Change an endpoint as the editor read it: at version `if_match` when given, else at the version read
+        here. Any write since (another editor's, a delivery's outcome, the automatic disable) makes this a
+        PreconditionFailed, never a silent undo of it."""
         current = self.get(webhook_id)
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(f"the webhook is at version {current.version}, not {if_match}",
+                                     details={"current_version": current.version})  # fmt: skip
         changes = request.model_dump(exclude_unset=True)
         nulls = sorted(name for name in ("url", "events", "enabled") if name in changes and changes[name] is None)
         if nulls:
@@ -244,9 +248,9 @@ class WebhookService:
         if not changes:
             return current
         if "url" in changes:
-            _check_url(changes["url"], self._mode)
+            _check_url(changes["url"], self._mode, self._ports)
         now = self._clock()
-        update: dict[str, object] = {**changes, "updated_at": max(now, current.updated_at + timedelta(microseconds=1))}
+        update: dict[str, object] = {**changes, "updated_at": now, "version": current.version + 1}
         if changes.get("enabled") is True and not current.enabled:
             # Back on: a fresh start, so the old failures do not disable it again at its next one.
             update.update(disabled_at=None, disabled_reason=None, failing_since=None)
@@ -291,25 +295,6 @@ class WebhookService:
         logger.info("delivery replayed", extra={"webhook_id": webhook.id, "event_id": event_id})
         return SendAccepted(event_id=event_id)
 
-    def forget(self, email: str) -> int:
-        """Remove an erased person's address from every stored delivery body; how many held it."""
-        keys = self._recipient_keys()
-        # Both forms, as the erasure itself: records stored before addresses were normalized.
-        forms = {email.strip().lower()}
-        with contextlib.suppress(ValueError):
-            forms.add(normalize_address(email))
-        scrubbed = 0
-        for subject in {keys.of(address) for address in forms}:
-            for webhook_id, event_id in self._repo.deliveries_about(subject):
-                stored = self._repo.delivery(webhook_id, event_id)
-                if stored is None:
-                    continue
-                body = json.loads(stored.body)
-                body["data"]["email"] = None
-                self._repo.replace_body(webhook_id, event_id, json.dumps(body, separators=(",", ":")))
-                scrubbed += 1
-        return scrubbed
-
 
 # -------------------------------------------------------------------------------------------- dispatch
 
@@ -323,16 +308,20 @@ class WebhookDispatch:
         *,
         delivery_queue: QueuePublisher,
         recipient_keys: Callable[[], RecipientKeys],
+        tombstones: Callable[[Iterable[str]], Mapping[str, Erasure]],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._repo = repository
         self._queue = delivery_queue
         self._recipient_keys = recipient_keys
+        self._tombstones = tombstones
         self._clock = clock
 
     def dispatch(self, events: Sequence[Event]) -> int:
         """Record and queue a delivery per (event, interested enabled endpoint); how many were queued. Safe to
-        repeat: an event offered before is not offered again (unless its first attempt was never queued)."""
+        repeat: an event offered before is not offered again (unless its first attempt was never queued). An
+        event about a person erased since is dropped: neither stored nor sent."""
+        events = self._without_erased(events)
         wanted = self._repo.subscribers_of({event.type for event in events if event.type is not EventType.PING})
         endpoints = self._repo.endpoints(webhook_id for ids in wanted.values() for webhook_id in ids)
         now = self._clock()
@@ -349,12 +338,30 @@ class WebhookDispatch:
             logger.info("deliveries queued", extra={"events": len(events), "deliveries": len(tasks)})
         return len(tasks)
 
+    def _without_erased(self, events: Sequence[Event]) -> list[Event]:
+        subjects = {event.id: self._subject(event) for event in events}
+        about = {event_id: subject for event_id, subject in subjects.items() if subject is not None}
+        erased = self._tombstones(about.values()) if about else {}
+        kept = []
+        for event in events:
+            erasure = erased.get(about.get(event.id, ""))
+            # A change made after the erasure finished is a new subscription's (the address signed up again).
+            if erasure is not None and (erasure.finished_at is None or event.created_at <= erasure.finished_at):
+                logger.info("event about an erased person dropped", extra={"event_id": event.id})
+                continue
+            kept.append(event)
+        return kept
+
+    def _subject(self, event: Event) -> str | None:
+        """The recipient key of the person a subscriber event is about (None for other events)."""
+        if event.type in SUBSCRIBER_EVENTS and event.data.get("email"):
+            return self._recipient_keys().of(str(event.data["email"]))
+        return None
+
     def _offer(self, webhook_id: str, event: Event, now: datetime) -> bool:
         """Whether a first attempt is to be queued."""
-        subject = None
-        if event.type in SUBSCRIBER_EVENTS and event.data.get("email"):
-            # So that erasing the person finds this body (a keyed hash, never the address itself).
-            subject = self._recipient_keys().of(str(event.data["email"]))
+        # So that erasing the person finds this body (a keyed hash, never the address itself).
+        subject = self._subject(event)
         if self._repo.add_delivery(webhook_id, event_id=event.id, kind=event.type, body=event.body(), now=now,
                                    subject=subject):  # fmt: skip
             return True

@@ -1,0 +1,24 @@
+"""The base of the product's pydantic models."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Model(BaseModel):
+    """A pydantic model whose validator and serializer are built when it is first used, not when its module is
+    imported: a function imports many more models than its request uses (each service brings its own), and
+    building them all was a large part of every cold start (bench/cold_start.py)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+def build_imported_models() -> None:
+    """Build every model imported so far that is not built yet: what a SnapStart snapshot should hold, so that
+    no resumed environment builds them again (and what tests do before a test may freeze the clock)."""
+    pending: list[type[Model]] = [Model]
+    while pending:
+        model = pending.pop()
+        pending += model.__subclasses__()
+        if model is not Model and not model.__pydantic_complete__:
+            model.model_rebuild()

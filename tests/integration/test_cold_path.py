@@ -1,0 +1,192 @@
+"""What a cold start loads: each function imports what its first request needs and no more (the time it takes
+is measured by bench/cold_start.py, never here). Handlers are imported in a clean interpreter with only the
+function's code, the layer and the runtime's boto3 on the path, and the function's environment, as Lambda
+starts them."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from local.functions import lambda_environment
+from local.iam import Credentials
+from local.stack import local_resolver
+from local.template import Template
+from newsdesk.api.openapi import include
+from newsdesk.api.resolver import create_resolver
+from newsdesk.api.routing import EDITOR_ROUTES, PUBLIC_ROUTES, Routes, router_for
+from tests.support.events import sample_event
+
+TIMEOUT_SECONDS = 120
+ROUTER_MODULES = {routes.module for routes in (*PUBLIC_ROUTES, *EDITOR_ROUTES)} - {"newsdesk.api.routing"}
+
+# Run as `python -I -S -c COLD_START <module> <event or "">`: import the handler module, then (with an event)
+# let its resolver answer it; print the status, every module loaded and the settings classes built.
+COLD_START = """
+import importlib, json, os, sys
+sys.path[:0] = os.environ["PYTHONPATH"].split(os.pathsep)
+module = importlib.import_module(sys.argv[1])
+status = None
+if sys.argv[2]:
+    status = module.app.resolve(json.loads(sys.argv[2]), None)["statusCode"]
+settings = sys.modules.get("newsdesk.settings")
+built = sorted(
+    name for name, kind in vars(settings).items()
+    if isinstance(kind, type) and name.endswith("Settings") and kind.__dict__.get("__pydantic_complete__")
+) if settings else []
+print(json.dumps({"status": status, "modules": sorted(sys.modules), "settings_built": built}))
+"""
+
+
+def cold_start(
+    template: Template,
+    function_id: str,
+    event: dict[str, Any] | None = None,
+    *,
+    script: str = COLD_START,
+    lambda_variables: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    function = template.functions[function_id]
+    resolver = local_resolver(api_url="https://api.newsdesk.test", template=template)
+    credentials = Credentials("ASIAEXAMPLEEXAMPLE00", "secret", "token")
+    environment = lambda_environment(function, resolver, credentials, lambda_variables or {})
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script, function.handler_module, json.dumps(event) if event else ""],
+        env=environment,
+        cwd=function.code_dir,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, f"{function_id}: the cold start failed:\n{done.stderr[-3000:]}"
+    answer: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return answer
+
+
+def loaded(answer: dict[str, Any], *packages: str) -> list[str]:
+    """The modules of `packages` (or modules) that the cold start loaded."""
+    return [name for name in answer["modules"] if any(name == p or name.startswith(f"{p}.") for p in packages)]
+
+
+# ---------------------------------------------------------------------------------------------- routers
+def sample_path(rule: str) -> str:
+    return re.sub(r"<\w+>", "value", rule)
+
+
+@pytest.mark.parametrize("routes", [PUBLIC_ROUTES, EDITOR_ROUTES], ids=["PublicFunction", "EditorFunction"])
+def test_each_route_is_claimed_by_its_own_router_and_no_other(routes: tuple[Routes, ...]) -> None:
+    for mine in routes:
+        app = create_resolver()
+        include(app, [mine.router()])
+        for route in app._static_routes + app._dynamic_routes:
+            path = sample_path(route.path)
+            claimant = router_for(routes, path)
+            assert claimant is mine, f"{route.method} {route.rule} is claimed by {claimant}, not {mine}"
+
+
+def test_every_template_route_is_claimed_by_one_router_of_its_function(template: Template) -> None:
+    routes = {"PublicFunction": PUBLIC_ROUTES, "EditorFunction": EDITOR_ROUTES}
+    for route in template.routes:
+        path = re.sub(r"\{\w+\}", "value", route.path)
+        assert router_for(routes[route.function_id], path) is not None, f"{route.route_key} ({route.function_id})"
+
+
+def test_a_http_function_imports_no_router_before_its_first_request(template: Template) -> None:
+    for function_id in ("PublicFunction", "EditorFunction"):
+        assert loaded(cold_start(template, function_id), *ROUTER_MODULES) == [], function_id
+
+
+def test_a_request_loads_the_router_of_its_path_alone(template: Template) -> None:
+    answer = cold_start(template, "PublicFunction", sample_event("public-index"))
+
+    assert answer["status"] == 200
+    assert loaded(answer, *ROUTER_MODULES) == ["newsdesk.api.public"]
+
+
+def test_a_path_no_router_claims_loads_none_and_is_not_found(template: Template) -> None:
+    event = sample_event("public-index")
+    context = {**event["requestContext"], "http": {**event["requestContext"]["http"], "path": "/nowhere"}}
+    event |= {"rawPath": "/nowhere", "routeKey": "GET /nowhere", "requestContext": context}
+
+    answer = cold_start(template, "PublicFunction", event)
+
+    assert answer["status"] == 404
+    assert loaded(answer, *ROUTER_MODULES) == []
+
+
+# ------------------------------------------------------------------------------------------ observability
+def test_the_authorizer_loads_no_tracer_and_no_event_handler(template: Template) -> None:
+    """It sits in front of every editor request and does one GetItem: X-Ray's SDK (with botocore's patching),
+    Powertools' data classes and its event handler would each cost more than they tell."""
+    answer = cold_start(template, "AuthorizerFunction")
+
+    assert loaded(answer, "aws_xray_sdk") == []
+    assert loaded(answer, "aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.data_classes") == []
+
+
+# --------------------------------------------------------------------------------------------- settings
+def test_settings_are_built_when_first_read_and_only_those(template: Template) -> None:
+    imported = cold_start(template, "PublicFunction")
+    answered = cold_start(template, "PublicFunction", sample_event("public-index"))
+
+    assert imported["settings_built"] == []
+    assert answered["status"] == 200
+    assert answered["settings_built"] == ["SiteSettings"]  # what the index shows; nothing else was read
+
+
+# -------------------------------------------------------------------------------------------- SnapStart
+# Run as `python -I -S -c SNAPSHOT <module> ""`: the init Lambda takes a snapshot of (the handler's import and
+# the before-snapshot hooks, run as the runtime runs them), then two environments resumed from it (forks of
+# this process: the same memory, as a restore gives), each running the after-restore hooks.
+SNAPSHOT = """
+import importlib, json, os, random, sys
+sys.path[:0] = os.environ["PYTHONPATH"].split(os.pathsep)
+importlib.import_module(sys.argv[1])
+import snapshot_restore_py as hooks
+from newsdesk import dependencies
+for hook, args, kwargs in reversed(hooks.get_before_snapshot()):
+    hook(*args, **kwargs)
+client = dependencies.container().dynamodb
+restored = []
+for _ in range(2):
+    read, write = os.pipe()
+    if os.fork() == 0:
+        for hook, args, kwargs in hooks.get_after_restore():
+            hook(*args, **kwargs)
+        same = dependencies.container().dynamodb is client
+        os.write(write, json.dumps({"random": random.random(), "snapshot_client": same}).encode())
+        os._exit(0)
+    os.close(write)
+    os.wait()
+    restored.append(json.loads(os.read(read, 4096)))
+print(json.dumps({"restored": restored, "modules": sorted(sys.modules),
+                  "hooks": [len(hooks.get_before_snapshot()), len(hooks.get_after_restore())]}))
+"""
+SNAP_START = {"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+
+
+def test_environments_resumed_from_one_snapshot_share_no_random_sequence_and_no_client(template: Template) -> None:
+    answer = cold_start(template, "MailerFunction", script=SNAPSHOT, lambda_variables=SNAP_START)
+
+    first, second = answer["restored"]
+    assert first["random"] != second["random"]  # the send back-off's jitter
+    assert [env["snapshot_client"] for env in (first, second)] == [False, False]  # new clients and connections
+
+
+def test_the_snapshot_of_a_http_function_holds_every_router_it_serves(template: Template) -> None:
+    answer = cold_start(template, "EditorFunction", script=SNAPSHOT, lambda_variables=SNAP_START)
+
+    assert set(loaded(answer, *ROUTER_MODULES)) == {routes.module for routes in EDITOR_ROUTES}
+
+
+def test_without_snapstart_no_hook_is_registered(template: Template) -> None:
+    answer = cold_start(template, "EditorFunction", script=SNAPSHOT, lambda_variables={})
+
+    assert answer["hooks"] == [0, 0]
+    assert loaded(answer, *ROUTER_MODULES) == []
