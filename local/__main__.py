@@ -161,7 +161,9 @@ def main() -> int:
         server.add_local_route("DELETE", "/_local/usage", usage)
         server.add_local_route("GET", "/_local/resources", list_resources)
         add_outbox_routes(server, region)
-        sources = EventSources(template, resolver, functions.invoke, endpoint)
+        sources = EventSources(
+            template, resolver, functions.invoke, endpoint, service_credentials=policy.service_credentials
+        )
 
         def run_schedules(request: HttpRequest) -> tuple[int, Any]:
             query = parse_qs(request.query)

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
-from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -30,6 +29,7 @@ from local.iam import (
     ADMIN_ACCESS_KEY_ID,
     ADMIN_SECRET_ACCESS_KEY,
     AccessPolicy,
+    Credentials,
     access_denied,
     invalid_session_token,
     signature_refused,
@@ -108,16 +108,26 @@ def aws_environment(endpoint: str, region: str) -> dict[str, str]:
     }
 
 
-def client(service: str, endpoint: str, region: str, config: Config | None = None) -> Any:
-    """A boto3 client for the embedded AWS; explicit arguments so it can never reach real AWS."""
+def client(
+    service: str, endpoint: str | None, region: str, credentials: Credentials | None = None, **options: Any
+) -> Any:
+    """A boto3 client for the embedded AWS (the administrator's, unless `credentials` are given); explicit
+    arguments so it can never reach real AWS. `endpoint` None: inside moto's in-process `mock_aws`."""
+    keys = (
+        credentials.environment()
+        if credentials is not None
+        else {
+            key: DUMMY_CREDENTIALS[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+        }
+    )
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=region,
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-        config=config,
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys["AWS_SESSION_TOKEN"],
+        **options,
     )
 
 
@@ -127,7 +137,8 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 class Usage:
     """What each function asked of the embedded AWS: requests by service and operation, and the DynamoDB
     items its reads examined (what read units are billed on), for the benchmarks' cost figures. The
-    runner's own requests (its event-source polling, set-up) are not counted: Lambda's pollers differ."""
+    runner's own requests (set-up, and its event-source polling, made with the function's role as Lambda's
+    service: `AccessPolicy.service_credentials`) are not counted: Lambda's pollers differ."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -205,7 +216,7 @@ class IamEnforcement:
         denial = self.policy.check(call, function_id)
         if denial is not None:
             return self._answer(start_response, *access_denied(call, denial))
-        if function_id is None:
+        if function_id is None or self.policy.is_service_key(call.access_key_id or ""):
             return self.app(environ, start_response)
         self.usage.add(function_id, call, body)
         if call.service == "dynamodb" and call.operation in ("Query", "Scan"):

@@ -129,11 +129,15 @@ def describe(
     account_id: str,
     default_region: str = "us-east-1",
     ses: SesLookup | None = None,
+    partition_keys: PartitionKeys | None = None,
+    redrive_sources: RedriveSources | None = None,
 ) -> Call | None:
     """The call a request makes; None when it is not a signed AWS API request.
 
     `ses` tells the SES identities verified in a region and whether SES is in the sandbox there: SES
-    authorizes a send against the identities that cover its sender and, in the sandbox, its recipients."""
+    authorizes a send against the identities that cover its sender and, in the sandbox, its recipients.
+    `partition_keys` tells a table's partition key attribute, for `dynamodb:LeadingKeys`; `redrive_sources`
+    the queues whose dead-letter queue a queue is (where SQS moves its messages back to)."""
     parts = urlsplit(url)
     lowered = {
         key.lower(): value.decode("latin-1") if isinstance(value, bytes) else str(value)
@@ -150,7 +154,9 @@ def describe(
     service = _service(signing_name, request)
     model = _model(service)
     operation = _operation(service, model, request)
-    context = _Context(region=region, account_id=account_id, ses=ses or _no_ses)
+    context = _Context(region=region, account_id=account_id, ses=ses or _no_ses,
+                       partition_keys=partition_keys or _no_partition_keys,
+                       redrive_sources=redrive_sources or _no_redrive_sources)  # fmt: skip
     resources = _RESOURCES.get(service, _no_resource)
     needs = tuple(resources(operation, request, context)) if operation else ()
     prefix = _IAM_PREFIX.get(service, service)
@@ -261,11 +267,29 @@ def _no_ses(_region: str) -> SesState:
     return SesState(frozenset())
 
 
+PartitionKeys = Callable[[str, str], str | None]
+"""(region, table name) -> the attribute name of the table's partition key, None if unknown."""
+
+
+def _no_partition_keys(_region: str, _table: str) -> str | None:
+    return None
+
+
+RedriveSources = Callable[[str], list[str]]
+"""A dead-letter queue's ARN -> the ARNs of the queues that send their failed messages to it."""
+
+
+def _no_redrive_sources(_queue_arn: str) -> list[str]:
+    return []
+
+
 @dataclass
 class _Context:
     region: str
     account_id: str
     ses: SesLookup
+    partition_keys: PartitionKeys
+    redrive_sources: RedriveSources
     # Condition keys the request sets, filled in by the service's reader.
     conditions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -294,7 +318,15 @@ _TRANSACT_ACTIONS = {
 
 def _dynamodb(operation: str, request: _Request, context: _Context) -> list[Permission]:
     body = request.json()
+    keys: list[tuple[str, Any]] = []  # (table, key or item) of every item the request names
     if operation in ("BatchGetItem", "BatchWriteItem"):
+        for name, asked in (body.get("RequestItems") or {}).items():
+            if operation == "BatchGetItem":
+                keys += [(name, key) for key in asked.get("Keys") or []]
+            else:
+                keys += [(name, (w.get("PutRequest") or {}).get("Item") or (w.get("DeleteRequest") or {}).get("Key"))
+                         for w in asked]  # fmt: skip
+        _set_leading_keys(keys, context)
         return [Permission(operation, _table_arn(name, context)) for name in body.get("RequestItems") or {}]
     if operation in ("TransactWriteItems", "TransactGetItems"):
         # IAM authorizes each item of a transaction as its own single-item action.
@@ -303,18 +335,45 @@ def _dynamodb(operation: str, request: _Request, context: _Context) -> list[Perm
             for kind, item in entry.items():
                 action = "GetItem" if kind == "Get" else _TRANSACT_ACTIONS.get(kind, kind)
                 needs.append(Permission(action, _table_arn(str(item.get("TableName", "")), context)))
+                keys.append((str(item.get("TableName", "")), item.get("Item") if kind == "Put" else item.get("Key")))
+        _set_leading_keys(keys, context)
         return needs
     name = body.get("TableName")
     if not name:
         return [Permission(operation, ANY_RESOURCE)]
     arn = _table_arn(str(name), context)
     index = body.get("IndexName")
+    if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+        _set_leading_keys([(str(name), body.get("Item") if operation == "PutItem" else body.get("Key"))], context)
     return [Permission(operation, f"{arn}/index/{index}" if index else arn)]
 
 
+def _set_leading_keys(keys: list[tuple[str, Any]], context: _Context) -> None:
+    """`dynamodb:LeadingKeys`: the partition key values of the items a request names (of every table it
+    names: stricter than AWS for a batch over several tables). Left unset when one cannot be read here (a
+    query's, a table this account does not have): then a policy that tests it cannot allow the request."""
+    values = []
+    for table, key in keys:
+        attribute = context.partition_keys(context.region, table.rsplit("/", 1)[-1])
+        value = (key or {}).get(attribute) if attribute else None
+        if not isinstance(value, dict) or not value:
+            return
+        values.append(str(next(iter(value.values()))))
+    if values:
+        context.conditions["dynamodb:leadingkeys"] = tuple(dict.fromkeys(values))
+
+
 def _dynamodb_streams(operation: str, request: _Request, context: _Context) -> list[Permission]:
-    stream = request.json().get("StreamArn")
-    return [Permission(operation, str(stream) if stream else context.arn("dynamodb", "table/*/stream/*"))]
+    body = request.json()
+    if body.get("StreamArn"):
+        return [Permission(operation, str(body["StreamArn"]))]
+    # A shard iterator begins with its stream's ARN (`<stream arn>|1|<token>`), on AWS as in moto.
+    iterator = str(body.get("ShardIterator") or "")
+    if iterator.startswith("arn:") and "|" in iterator:
+        return [Permission(operation, iterator.split("|", 1)[0])]
+    if operation == "ListStreams" and body.get("TableName"):  # the streams of one table
+        return [Permission(operation, f"{_table_arn(str(body['TableName']), context)}/stream/*")]
+    return [Permission(operation, context.arn("dynamodb", "table/*/stream/*"))]
 
 
 def _queue_arn_from_url(url: str, context: _Context) -> str:
@@ -325,10 +384,15 @@ def _queue_arn_from_url(url: str, context: _Context) -> str:
 def _sqs(operation: str, request: _Request, context: _Context) -> list[Permission]:
     params: dict[str, Any] = request.json() if request.headers.get("x-amz-target") else dict(request.form())
     if operation == "StartMessageMoveTask":
-        needs = [Permission(operation, str(params.get("SourceArn", ANY_RESOURCE)))]
-        if params.get("DestinationArn"):
-            needs.append(Permission("SendMessage", str(params["DestinationArn"])))
-        return needs
+        # SQS moves the messages with the caller's permissions: it reads and deletes them at the source.
+        source = str(params.get("SourceArn", ANY_RESOURCE))
+        needs = [Permission(action, source) for action in (operation, "ReceiveMessage", "DeleteMessage",
+                                                            "GetQueueAttributes")]  # fmt: skip
+        # Without a destination, SQS moves them back to the queues they came from: it sends to those.
+        destinations = (
+            [str(params["DestinationArn"])] if params.get("DestinationArn") else context.redrive_sources(source)
+        )
+        return needs + [Permission("SendMessage", destination) for destination in destinations]
     if params.get("QueueUrl"):
         return [Permission(operation, _queue_arn_from_url(str(params["QueueUrl"]), context))]
     if params.get("QueueName"):
@@ -509,9 +573,21 @@ def _sesv2(operation: str, request: _Request, context: _Context) -> list[Permiss
             headers = _raw_headers(raw)
             sender = sender or headers.get("From")
             recipients = recipients or _addresses([str(v) for h in ("To", "Cc", "Bcc") for v in headers.get_all(h, [])])
-        return _send_needs(operation, context, sender=sender and str(sender), recipients=recipients,
-                           configuration_set=body.get("ConfigurationSetName"),
-                           feedback=body.get("FeedbackForwardingEmailAddress"))  # fmt: skip
+        # The Service Authorization Reference names ses:SendEmail for SendEmail, but AWS authorizes a send of
+        # raw content as ses:SendRawEmail (its AccessDenied names that action): both are needed here.
+        actions = [operation, "SendRawEmail"] if operation == "SendEmail" and raw else [operation]
+        return [
+            need
+            for action in actions
+            for need in _send_needs(
+                action,
+                context,
+                sender=sender and str(sender),
+                recipients=recipients,
+                configuration_set=body.get("ConfigurationSetName"),
+                feedback=body.get("FeedbackForwardingEmailAddress"),
+            )
+        ]
     parts = request.path.strip("/").split("/")
     if len(parts) >= 4 and parts[2] == "identities":
         return [Permission(operation, context.arn("ses", f"identity/{unquote(parts[3])}"))]

@@ -305,6 +305,8 @@ class InProcessFunctions:
         self.resolver = resolver
         self._locks = {logical_id: threading.Lock() for logical_id in template.functions}
         self._modules: dict[str, ModuleType] = {}
+        self._cache_lock = threading.Lock()
+        self._last_invoked: str | None = None
         layer.use_in_this_process(template.layer_dirs)
 
     def _load(self, logical_id: str) -> ModuleType:
@@ -330,6 +332,17 @@ class InProcessFunctions:
         self._modules[logical_id] = module
         return module
 
+    def _own_parameter_cache(self, logical_id: str) -> None:
+        """Powertools caches parameters and secrets per process; on Lambda each function has its own. A
+        function that follows another here starts with an empty cache, so that it reads (and its role is
+        checked for) what it needs itself rather than what the other read."""
+        with self._cache_lock:
+            if self._last_invoked not in (None, logical_id):
+                from aws_lambda_powertools.utilities.parameters import clear_caches
+
+                clear_caches()
+            self._last_invoked = logical_id
+
     def module(self, logical_id: str) -> ModuleType:
         """The function's loaded handler module (loading it if needed)."""
         with self._locks[logical_id]:
@@ -339,6 +352,7 @@ class InProcessFunctions:
         """Run the function on one event; its exception is logged with the traceback, then raised."""
         function = self.template.functions[logical_id]
         with self._locks[logical_id], acting_as(logical_id):
+            self._own_parameter_cache(logical_id)
             if started is not None:
                 started.set()
             context = LambdaContext(

@@ -7,9 +7,10 @@ explicit Deny wins, then any Allow, otherwise it is refused with the service's o
 A statement's Condition is evaluated for the condition keys the request sets (`local.aws_calls`); one the
 local stack cannot evaluate never allows, and always denies.
 
-Callers are told apart by their credentials (each function's worker has its own) or, for functions run
-inside the test process, by `acting_as`. The administrator's credentials (`testing`/`testing`) may do
-anything.
+Callers are told apart by their credentials (each function's worker has its own, and Lambda's event-source
+pollers another set with the same role) or, for functions run inside the test process, by `acting_as`. The
+administrator's credentials (`testing`/`testing`) may do anything. Every allowed call marks the grants of
+the role that allowed it (local.grants), for the least-privilege check.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 from xml.sax.saxutils import escape
 
-from local.aws_calls import Call, Permission, describe
+from local.aws_calls import Call, PartitionKeys, Permission, RedriveSources, credential_scope, describe
+from local.grants import Grant, GrantRecorder, process_recorder, written
 from local.resolver import Resolver
 from local.sam import expanded_for, function_roles, managed_policy_document
 from local.ses_identities import SesLookup, embedded_ses
@@ -113,8 +115,11 @@ Conditions = Mapping[str, Sequence[str]]
 # aws:SourceArn and aws:SourceAccount: what a service invoking a function says (local.invoke_policies).
 EVALUATED_KEYS = frozenset({
     "ses:fromaddress", "ses:fromdisplayname", "ses:recipients", "ses:feedbackaddress",
-    "aws:sourcearn", "aws:sourceaccount",
+    "aws:sourcearn", "aws:sourceaccount", "dynamodb:leadingkeys",
 })  # fmt: skip
+# Keys the local stack reads only off some requests (a query's leading keys are not read): where such a key
+# is not set, it is unknown rather than absent, and a test of it cannot be evaluated.
+_UNKNOWN_WHEN_UNSET = frozenset({"dynamodb:leadingkeys"})
 _STRING_OPERATORS = {
     "StringEquals": (False, False, False),  # (negated, ignore case, wildcards)
     "StringNotEquals": (True, False, False),
@@ -138,6 +143,8 @@ def _test(operator: str, key: str, wanted: Any, conditions: Conditions) -> bool 
     key = key.lower()
     if key not in EVALUATED_KEYS or any("${" in value for value in wanted):
         return None  # a key not read here, or a policy variable
+    if key in _UNKNOWN_WHEN_UNSET and key not in conditions:
+        return None
     values = list(conditions.get(key) or ())
     if operator == "Null":
         return {"true": not values, "false": bool(values)}.get(wanted[0].lower()) if len(wanted) == 1 else None
@@ -208,32 +215,130 @@ def allows(documents: list[dict[str, Any]], permission: Permission, conditions: 
     return allowed
 
 
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = document.get("Statement", [])
+    return list(statements) if isinstance(statements, list) else [statements]
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
 @dataclass(frozen=True)
 class Role:
-    """A function's execution role: its inline policies and the managed policies attached to it."""
+    """A function's execution role: its policies, resolved (`documents`) and as the template writes them
+    (`written`, same shape: the names of its grants, local.grants), and the folder of that template."""
 
     function_id: str
     arn: str
     documents: tuple[dict[str, Any], ...]
+    written: tuple[dict[str, Any], ...] = ()
+    template: str = ""
 
     def allows(self, permission: Permission, conditions: Conditions | None = None) -> bool:
         return allows(list(self.documents), permission, conditions)
 
+    @cached_property
+    def _allow_statements(self) -> list[tuple[dict[str, Any], list[str], list[Any], list[str]]]:
+        """Each Allow statement: itself, its actions, its resources resolved and as written."""
+        found = []
+        for index, document in enumerate(self.documents):
+            as_written = self.written[index] if index < len(self.written) else document
+            for statement, source in zip(_statements(document), _statements(as_written), strict=False):
+                if statement.get("Effect") != "Allow":
+                    continue
+                key = "NotResource" if "NotResource" in statement else "Resource"
+                resources = _listed(statement.get(key, []))
+                names = [written(r) for r in _listed(source.get(key, []))]
+                if len(names) != len(resources):  # an Fn::If dropped one: name them as resolved
+                    names = [written(r) for r in resources]
+                if key == "NotResource":
+                    names = [f"NotResource {name}" for name in names]
+                actions = [str(a) for a in _listed(statement.get("Action", []))]
+                if "NotAction" in statement:
+                    actions = [f"NotAction {a}" for a in _listed(statement["NotAction"])]
+                found.append((statement, actions, resources, names))
+        return found
+
+    def grants(self) -> set[Grant]:
+        """Every (action, resource) pair the role's Allow statements grant."""
+        return {
+            Grant(self.function_id, action, name)
+            for _statement, actions, _resources, names in self._allow_statements
+            for action in actions
+            for name in names
+        }
+
+    def grants_used(self, permission: Permission, conditions: Conditions | None = None) -> set[Grant]:
+        """The grants that allow `permission`: of every Allow statement that allows it, the actions and
+        resources that match it."""
+        used: set[Grant] = set()
+        for statement, actions, resources, names in self._allow_statements:
+            if not _applies(statement, permission):
+                continue
+            if statement.get("Condition") and condition_holds(statement["Condition"], conditions or {}) is not True:
+                continue
+            matched_actions = [a for a in actions if a.startswith("NotAction ") or
+                               _pattern(a, True).fullmatch(permission.action)]  # fmt: skip
+            matched_names = [
+                name
+                for resource, name in zip(resources, names, strict=True)
+                if name.startswith("NotResource ") or _pattern(str(resource), False).fullmatch(permission.resource)
+            ]
+            used.update(Grant(self.function_id, a, n) for a in matched_actions for n in matched_names)
+        return used
+
 
 def function_roles_from_template(resolver: Resolver) -> dict[str, Role]:
-    """Each function's role as SAM generates it, with the local stack's names and ARNs filled in."""
+    """Each function's role as CloudFormation creates it (SAM's, or the template's own with the policies
+    attached to it), with the local stack's names and ARNs filled in."""
     roles = {}
     for function_id, role in function_roles(expanded_for(resolver)).items():
-        documents = [resolver.resolve(policy["PolicyDocument"]) for policy in role.get("Policies") or []]
-        documents += [
+        as_written = [policy["PolicyDocument"] for policy in role.get("Policies") or []]
+        as_written += [
             managed_policy_document(str(resolver.resolve(arn))) for arn in role.get("ManagedPolicyArns") or []
         ]
+        documents = [resolver.resolve(document) for document in as_written]
         name = f"arn:aws:sts::{resolver.account_id}:assumed-role/{resolver.prefix}-{function_id}Role/"
-        roles[function_id] = Role(function_id, name + resolver.physical_name(function_id), tuple(documents))
+        roles[function_id] = Role(
+            function_id,
+            name + resolver.physical_name(function_id),
+            tuple(documents),
+            tuple(as_written),
+            str(resolver.template.root),
+        )
     return roles
 
 
 # ------------------------------------------------------------------------------------- enforcement
+
+
+def embedded_redrive_sources(account_id: str) -> RedriveSources:
+    """The queues of the embedded SQS whose redrive policy names a dead-letter queue, by its ARN."""
+
+    def sources(queue_arn: str) -> list[str]:
+        from moto.sqs.models import sqs_backends
+
+        region = queue_arn.split(":")[3]
+        return sorted(
+            queue.queue_arn
+            for queue in list(sqs_backends[account_id][region].queues.values())
+            if (queue.redrive_policy or {}).get("deadLetterTargetArn") == queue_arn
+        )
+
+    return sources
+
+
+def embedded_partition_keys(account_id: str) -> PartitionKeys:
+    """The partition key attribute of each table of the embedded DynamoDB (`dynamodb:LeadingKeys`)."""
+
+    def partition_key(region: str, table: str) -> str | None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        found = dynamodb_backends[account_id][region].tables.get(table)
+        return str(found.hash_key_attr) if found is not None else None
+
+    return partition_key
 
 
 @dataclass(frozen=True)
@@ -251,15 +356,30 @@ class AccessPolicy:
     """Who may call what on the embedded AWS: the administrator anything, each function its role.
 
     Roles name resources whose ARNs exist only once the resources do (a secret's), so they are set with
-    `use_roles` after creation; until then a function's calls are refused. `ses` tells the SES identities
-    and sandbox a send is authorized against (the embedded SES's, unless given)."""
+    `use_roles` after creation; until then a function's calls are refused. Each function has two sets of
+    credentials for its role: its own (`credentials`), and those Lambda's service uses with the role to read
+    the function's queues and streams and to send its failed events on (`service_credentials`, local.sources;
+    not counted as the function's usage). `ses` tells the SES identities and sandbox a send is authorized
+    against (the embedded SES's, unless given). Allowed calls mark the grants they used on `recorder` (this
+    process's, local.grants, unless given)."""
 
-    def __init__(self, account_id: str, roles: dict[str, Role] | None = None, ses: SesLookup | None = None) -> None:
+    def __init__(
+        self,
+        account_id: str,
+        roles: dict[str, Role] | None = None,
+        ses: SesLookup | None = None,
+        recorder: GrantRecorder | None = None,
+    ) -> None:
         self.account_id = account_id
         self.ses = ses or embedded_ses(account_id)
+        self.partition_keys = embedded_partition_keys(account_id)
+        self.redrive_sources = embedded_redrive_sources(account_id)
+        self.recorder = recorder or process_recorder()
         self.roles: dict[str, Role] = {}
         self.credentials: dict[str, Credentials] = {}
+        self.service_credentials: dict[str, Credentials] = {}
         self._by_key: dict[str, str] = {}
+        self._service_keys: set[str] = set()
         self._denials: list[Denial] = []
         self._lock = threading.Lock()
         self.use_roles(roles or {})
@@ -269,10 +389,18 @@ class AccessPolicy:
         self.roles = dict(roles)
         for function_id in roles:
             self.credentials.setdefault(function_id, _new_credentials())
+            self.service_credentials.setdefault(function_id, _new_credentials())
         self._by_key = {creds.access_key_id: function_id for function_id, creds in self.credentials.items()}
+        self._service_keys = {creds.access_key_id for creds in self.service_credentials.values()}
+        self._by_key |= {creds.access_key_id: function_id for function_id, creds in self.service_credentials.items()}
 
     def function_for_key(self, access_key_id: str) -> str | None:
+        """The function whose role an access key has (its own, or Lambda's service's for it)."""
         return self._by_key.get(access_key_id)
+
+    def is_service_key(self, access_key_id: str) -> bool:
+        """Whether the key is one Lambda's service uses with a function's role (not the function's own)."""
+        return access_key_id in self._service_keys
 
     def is_known_key(self, access_key_id: str) -> bool:
         return access_key_id == ADMIN_ACCESS_KEY_ID or access_key_id in self._by_key
@@ -284,14 +412,16 @@ class AccessPolicy:
         function_id = self._by_key.get(access_key_id)
         if function_id is None:
             return None
-        credentials = self.credentials[function_id]
+        own = self.credentials[function_id]
+        credentials = own if own.access_key_id == access_key_id else self.service_credentials[function_id]
         return credentials.secret_access_key, credentials.session_token
 
     def describe(
         self, method: str, url: str, headers: Mapping[str, str | bytes], body: bytes | str | None
     ) -> Call | None:
         """The call a request to this account's embedded AWS makes (local.aws_calls.describe)."""
-        return describe(method, url, headers, body, account_id=self.account_id, ses=self.ses)
+        return describe(method, url, headers, body, account_id=self.account_id, ses=self.ses,
+                        partition_keys=self.partition_keys, redrive_sources=self.redrive_sources)  # fmt: skip
 
     def check(self, call: Call, function_id: str | None) -> Denial | None:
         """The denial of `call` made as `function_id` (None: the administrator), or None if allowed."""
@@ -312,6 +442,9 @@ class AccessPolicy:
                     self._denials.append(denial)
                 log.warning("IAM: %s may not %s on %s", function_id, permission.action, permission.resource)
                 return denial
+        if self.recorder is not None and role is not None:
+            for permission in call.needs:
+                self.recorder.record(role.template, role.grants_used(permission, call.conditions))
         return None
 
     def denials(self) -> list[Denial]:
@@ -417,11 +550,16 @@ def acting_as(function_id: str) -> Iterator[None]:
         _acting_function.reset(token)
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 @contextmanager
 def enforced_in_process(policy: AccessPolicy) -> Iterator[None]:
     """Check every call that moto's in-process mock (`mock_aws`) receives against `policy`.
 
-    The caller is whoever `acting_as` names; outside it, the test itself (the administrator)."""
+    The caller is whoever `acting_as` names; outside it, whose credentials signed the request (a function's,
+    or Lambda's service's with its role), else the test itself (the administrator)."""
     from moto.core.models import botocore_stubber
 
     process_request: Callable[[Any], Any] = botocore_stubber.process_request
@@ -429,6 +567,9 @@ def enforced_in_process(policy: AccessPolicy) -> Iterator[None]:
 
     def checked(request: Any) -> Any:
         function_id = _acting_function.get()
+        if function_id is None:  # a client with a function's (or Lambda's service's) credentials: local.sources
+            scope = credential_scope({k.lower(): _text(v) for k, v in request.headers.items()}, {})
+            function_id = policy.function_for_key(scope[0]) if scope else None
         if function_id is not None:
             body = request.body if isinstance(request.body, bytes | str) else None  # a stream: an S3 upload
             call = policy.describe(request.method, request.url, dict(request.headers), body)

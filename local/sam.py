@@ -1,8 +1,9 @@
 """The template as CloudFormation deploys it: expanded by the SAM translator, as `sam deploy` does.
 
-The local runner takes each function's IAM role from here (policy templates, `Policies` statements and the
-managed policies SAM adds for event sources and tracing) and the permissions to invoke it (the template's
-own and those SAM adds), and the template tests check the expanded resources rather than the YAML.
+The local runner takes each function's IAM role from here (the template's own role with the policies
+attached to it; or SAM's generated one, with its policy templates and the managed policies SAM adds for
+event sources and tracing) and the permissions to invoke it (the template's own and those SAM adds), and
+the template tests check the expanded resources rather than the YAML.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def expand(
 
 
 def function_roles(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each function's execution role (the AWS::IAM::Role its `Role` property points at), by function id."""
+    """Each function's execution role (the AWS::IAM::Role its `Role` property points at), by function id,
+    with the policies that other resources attach to it (AWS::IAM::RolePolicy, AWS::IAM::Policy) among
+    its `Policies`."""
     resources = expanded["Resources"]
     roles = {}
     for logical_id, body in resources.items():
@@ -71,8 +74,26 @@ def function_roles(expanded: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         role = body["Properties"].get("Role")
         if isinstance(role, dict) and "Fn::GetAtt" in role:
-            roles[logical_id] = resources[role["Fn::GetAtt"][0]]["Properties"]
+            role_id = role["Fn::GetAtt"][0]
+            properties = dict(resources[role_id]["Properties"])
+            properties["Policies"] = [*(properties.get("Policies") or []), *_attached_policies(resources, role_id)]
+            roles[logical_id] = properties
     return roles
+
+
+def _attached_policies(resources: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    attached = []
+    for body in resources.values():
+        properties = body.get("Properties") or {}
+        names = [properties.get("RoleName")] if body["Type"] == "AWS::IAM::RolePolicy" else []
+        names += (
+            properties.get("Roles") or [] if body["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy") else []
+        )
+        if {"Ref": role_id} in names:
+            attached.append(
+                {"PolicyName": properties.get("PolicyName"), "PolicyDocument": properties["PolicyDocument"]}
+            )
+    return attached
 
 
 _EXPANSIONS: dict[tuple[int, tuple[tuple[str, str], ...], str], tuple[Template, dict[str, Any]]] = {}

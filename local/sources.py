@@ -1,5 +1,10 @@
 """Event sources as Lambda runs them: SQS and DynamoDB stream pollers, S3 notifications, schedules.
 
+Lambda's service reads a function's queues and streams, and sends its failed asynchronous events on, with the
+function's execution role: here with the role's service credentials (`AccessPolicy.service_credentials`), so
+a role that lacks a grant its event sources need fails locally as the event source mapping fails on AWS.
+The runner's own emulation (a failed message's quick return, S3's notifications) stays the administrator's.
+
 S3 and EventBridge Scheduler invoke a function asynchronously: Lambda retries a failed event as the
 function's `EventInvokeConfig` says (twice by default, a minute and then two apart) and then sends it to
 the `OnFailure` destination. A schedule's own `RetryPolicy` and `DeadLetterConfig` cover only handing the
@@ -14,12 +19,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 from botocore.config import Config
 
 from local import events
@@ -27,7 +31,7 @@ from local.aws import LOCAL_MAX_VISIBILITY_SECONDS, client
 from local.cron import next_fire
 from local.filters import EventFilters
 from local.functions import DEFAULT_CONCURRENCY, FunctionError
-from local.iam import acting_as
+from local.iam import Credentials
 from local.resolver import Resolver
 from local.template import EventSource, Schedule, Template
 
@@ -62,9 +66,12 @@ class EventSources:
         *,
         poll_seconds: float = 0.25,
         retry_delay_seconds: float = ASYNC_RETRY_DELAY_SECONDS,
+        service_credentials: Mapping[str, Credentials] | None = None,
     ) -> None:
-        """`endpoint` None: plain boto3 clients, for tests inside moto's `mock_aws`."""
+        """`endpoint` None: for tests inside moto's `mock_aws`. `service_credentials`: each function's role
+        as Lambda's service uses it (none: the administrator's, on a stack that checks no IAM)."""
         self.template = template
+        self.service_credentials = dict(service_credentials or {})
         self.resolver = resolver
         self.invoke = invoke
         self.endpoint = endpoint
@@ -77,7 +84,7 @@ class EventSources:
         self._draining = False
         self._pollers: list[tuple[str, Poll]] | None = None
         self._source_queues: dict[str, str] = {}  # queue URL -> the function it feeds
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str | None], Any] = {}
         self._consumers: dict[str, int] = {}  # poller name -> threads polling it at once (SQS)
         # The pollers of a service share its client, each thread holding a connection while it long-polls: a
         # pool smaller than the threads makes urllib3 discard connections and warn (six times on every stop).
@@ -93,17 +100,18 @@ class EventSources:
             for schedule in template.schedules
         ]
 
-    def _client(self, service: str) -> Any:
-        """One client per service, shared by the pollers (boto3 clients are thread-safe)."""
-        if service not in self._clients:
-            pool = Config(max_pool_connections=self._pool_size)
+    def _client(self, service: str, role_of: str | None = None) -> Any:
+        """One client per service (and per function whose role Lambda's service uses, `role_of`), shared by
+        the pollers (boto3 clients are thread-safe)."""
+        key = (service, role_of if role_of in self.service_credentials else None)
+        if key not in self._clients:
+            credentials = self.service_credentials.get(key[1] or "")
+            config = Config(max_pool_connections=self._pool_size)
             if self.endpoint is None:
                 # moto does not know the account-based endpoints (123456789012.streams-ddb...) botocore picks.
-                config = pool.merge(Config(account_id_endpoint_mode="disabled"))
-                self._clients[service] = boto3.client(service, region_name=self.resolver.region, config=config)
-            else:
-                self._clients[service] = client(service, self.endpoint, self.resolver.region, pool)
-        return self._clients[service]
+                config = config.merge(Config(account_id_endpoint_mode="disabled"))
+            self._clients[key] = client(service, self.endpoint, self.resolver.region, credentials, config=config)
+        return self._clients[key]
 
     def _spawn(self, name: str, target: Callable[[], object]) -> None:
         def run() -> None:
@@ -179,8 +187,10 @@ class EventSources:
     def _sqs_poller(self, event: EventSource) -> Poll:
         props = self.resolver.resolve(event.properties)
         queue_arn = str(props["Queue"])
-        sqs = self._client("sqs")
+        sqs, role = self._client("sqs"), self._client("sqs", event.function_id)
         queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        # Lambda reads the queue's attributes with the role when the mapping is created.
+        role.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
         self._source_queues[queue_url] = event.function_id
         batch_size = int(props.get("BatchSize", 10))
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
@@ -191,7 +201,7 @@ class EventSources:
         in_flight_seconds = self.template.functions[event.function_id].timeout + IN_FLIGHT_MARGIN_SECONDS
 
         def poll() -> bool:
-            messages = self._receive(sqs, queue_url, batch_size, in_flight_seconds)
+            messages = self._receive(role, queue_url, batch_size, in_flight_seconds)
             if not messages:
                 return False
             records = [events.sqs_record(message, queue_arn, self.resolver.region) for message in messages]
@@ -201,7 +211,7 @@ class EventSources:
             if wanted:
                 done |= self._deliver_sqs(event.function_id, wanted, report_failures)
             for entries in _batch_entries(sorted(done)):
-                sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+                role.delete_message_batch(QueueUrl=queue_url, Entries=entries)
             failed = [message["ReceiptHandle"] for message in messages if message["ReceiptHandle"] not in done]
             for entries in _batch_entries(failed, VisibilityTimeout=LOCAL_MAX_VISIBILITY_SECONDS):
                 sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
@@ -258,7 +268,9 @@ class EventSources:
     def _stream_poller(self, event: EventSource) -> Poll:
         props = self.resolver.resolve(event.properties)
         stream_arn = str(props["Stream"])
-        streams = self._client("dynamodbstreams")
+        streams = self._client("dynamodbstreams", event.function_id)
+        # Lambda lists the table's streams with the role when the mapping is created.
+        streams.list_streams(TableName=stream_arn.split(":table/", 1)[1].split("/", 1)[0])
         batch_size = int(props.get("BatchSize", 100))
         max_retries = int(props.get("MaximumRetryAttempts", -1))
         report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
@@ -492,10 +504,8 @@ class EventSources:
             error_message=message,
             condition=condition,
         )
-        sqs = self._client("sqs")
-        queue_url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
-        with acting_as(function_id):
-            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+        queue_url = self._client("sqs").get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
+        self._client("sqs", function_id).send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
         log.error("%s failed on an asynchronous event %d times; recorded in %s", function_id, attempts, queue_arn)
 
     # ---------------------------------------------------------------------------------- schedules

@@ -169,7 +169,9 @@ def running_stack(
         for module in pkgutil.iter_modules(models.__path__, f"{models.__name__}."):
             importlib.import_module(module.name)
         build_imported_models()
-        sources = EventSources(template, resolver, functions.invoke, endpoint=None)
+        sources = EventSources(
+            template, resolver, functions.invoke, endpoint=None, service_credentials=policy.service_credentials
+        )
         sources.pollers()  # stream positions are taken now, before the test writes anything
         api = ApiServer(
             ("127.0.0.1", 0), template, functions, ApiContext(region=resolver.region),

@@ -37,8 +37,9 @@ REGION = "us-east-1"
 def without_action(template: Template, function_id: str, action: str) -> Template:
     """A copy of the template whose function may no longer perform `action`."""
     data = copy.deepcopy(template.data)
-    for policy in data["Resources"][function_id]["Properties"]["Policies"]:
-        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+    role = data["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    for policy in data["Resources"][role]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             statement["Action"] = [name for name in actions if name != action]
     return Template(data=data, root=template.root)
@@ -93,7 +94,7 @@ def with_the_former_send_grant(template: Template) -> Template:
               {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "SenderAddress"}]}]}}]  # fmt: skip
     for resource in data["Resources"].values():
         for policy in resource.get("Properties", {}).get("Policies") or []:
-            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            for statement in policy["PolicyDocument"]["Statement"] if resource["Type"] == "AWS::IAM::Role" else []:
                 if "ses:SendEmail" in statement["Action"]:
                     statement.pop("Condition")
                     statement["Resource"][0] = {"Fn::Sub": domain}
@@ -219,10 +220,10 @@ def moto_api_status(endpoint: str, credentials: Credentials | None) -> int:
 class TestTheEmbeddedAws:
     def test_a_function_may_read_an_upload_but_not_its_acl(self, embedded: Embedded) -> None:
         bucket = embedded.resolver.physical_name("UploadsBucket")
-        embedded.client("s3").put_object(Bucket=bucket, Key="articles/a.md", Body=b"# A")
-        s3 = embedded.client("s3", "UploadFunction")  # may GetObject on articles/*, nothing more
+        version = embedded.client("s3").put_object(Bucket=bucket, Key="articles/a.md", Body=b"# A")["VersionId"]
+        s3 = embedded.client("s3", "UploadFunction")  # may GetObjectVersion on articles/*, nothing more
 
-        read = s3.get_object(Bucket=bucket, Key="articles/a.md")["Body"].read()
+        read = s3.get_object(Bucket=bucket, Key="articles/a.md", VersionId=version)["Body"].read()
         with pytest.raises(ClientError) as refused:
             s3.get_object_acl(Bucket=bucket, Key="articles/a.md")
 

@@ -55,7 +55,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
+    from moto.moto_api._internal.models import moto_api_backend
+
     template = load_template(TEMPLATE)
+    # moto keeps its resources per process: pytest-xdist may set this module up twice in one worker.
+    moto_api_backend.reset()
     moto, endpoint = start_moto(0)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in aws_environment(endpoint, REGION).items():

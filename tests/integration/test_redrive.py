@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
 
 from newsdesk.services.scheduling import MAX_REDRIVE_ROUNDS
 from tests.integration.conftest import Stack
@@ -17,6 +18,7 @@ from tests.integration.test_newsletter import add_subscribers, newsletters
 from tests.integration.test_schedules import publish_now, run_job
 
 POISON = '{"not": "a batch"}'
+DEAD_LETTERS = {"SendQueue": "SendDeadLetterQueue", "FanoutQueue": "FanoutDeadLetterQueue"}
 
 
 def bodies(queue_url: str) -> list[str]:
@@ -25,10 +27,11 @@ def bodies(queue_url: str) -> list[str]:
     return [message["Body"] for message in messages.get("Messages", [])]
 
 
-def fail_again(stack: Stack, body: str) -> None:
-    """What a mailer failing on `body` ten times would do: SQS moves it to the dead-letter queue again."""
+def fail_again(stack: Stack, body: str, queue: str = "SendQueue") -> None:
+    """What a mailer (or fan-out) failing on `body` every time would do: SQS moves it to the dead-letter queue
+    again."""
     sqs = boto3.client("sqs")
-    live, dead = stack.resolver.queue_url("SendQueue"), stack.resolver.queue_url("SendDeadLetterQueue")
+    live, dead = stack.resolver.queue_url(queue), stack.resolver.queue_url(DEAD_LETTERS[queue])
     for message in sqs.receive_message(QueueUrl=live, MaxNumberOfMessages=10).get("Messages", []):
         if message["Body"] == body:
             sqs.send_message(QueueUrl=dead, MessageBody=body)
@@ -58,14 +61,15 @@ def test_dead_letters_go_back_to_their_queue_and_are_delivered(stack: Stack) -> 
     assert len(newsletters("Redriven")) == len(readers)
 
 
-def test_a_letter_that_keeps_failing_is_held_after_three_rounds(stack: Stack) -> None:
-    dead = stack.resolver.queue_url("SendDeadLetterQueue")
+@pytest.mark.parametrize("queue", sorted(DEAD_LETTERS))
+def test_a_letter_that_keeps_failing_is_held_after_three_rounds(stack: Stack, queue: str) -> None:
+    dead = stack.resolver.queue_url(DEAD_LETTERS[queue])
     boto3.client("sqs").send_message(QueueUrl=dead, MessageBody=POISON)
 
     reports = []
     for _ in range(MAX_REDRIVE_ROUNDS + 2):
         reports.append(housekeeping(stack))
-        fail_again(stack, POISON)
+        fail_again(stack, POISON, queue)
 
     assert [report["redriven"] for report in reports] == [1] * MAX_REDRIVE_ROUNDS + [0, 0]
     assert [report["held"] for report in reports] == [0] * MAX_REDRIVE_ROUNDS + [1, 1]

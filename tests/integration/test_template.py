@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from local.aws_calls import Permission
+from local.iam import Role, function_roles_from_template
 from local.resolver import Resolver
+from local.sam import expanded_for, function_roles
 from local.template import Template
 from newsdesk.api.routing import openapi_json
 
@@ -37,17 +40,80 @@ def test_only_admin_routes_need_a_token_and_all_of_them_do(template: Template) -
         assert route.auth_required == route.path.startswith("/admin"), route.route_key
 
 
-def test_public_function_cannot_write_articles(template: Template) -> None:
-    policies = template.resources["PublicFunction"].properties["Policies"]
-    for policy in policies:
-        for name, body in policy.items():
-            if name != "Statement":  # a SAM policy template: only read templates may name the articles
-                assert "ArticlesTable" not in repr(body) or name == "DynamoDBReadPolicy", name
-                continue
-            for statement in body:
+def public_role(resolver: Resolver) -> Role:
+    return function_roles_from_template(resolver)["PublicFunction"]
+
+
+def articles(resolver: Resolver, suffix: str = "") -> str:
+    return resolver.arn("ArticlesTable") + suffix
+
+
+def test_public_function_cannot_write_articles(resolver: Resolver) -> None:
+    role = public_role(resolver)
+    for action in WRITE_ACTIONS:
+        for key in ("slug#a-story", "article#1", "feed#all"):
+            assert not role.allows(Permission(action, articles(resolver)), {"dynamodb:leadingkeys": (key,)}), action
+
+
+def test_public_function_reads_only_public_copies_of_articles_never_drafts(resolver: Resolver) -> None:
+    role = public_role(resolver)
+
+    def reads(action: str, *keys: str) -> bool:
+        return role.allows(Permission(action, articles(resolver)), {"dynamodb:leadingkeys": keys})
+
+    # A slug claim carries a published article's public copy; the article item (a draft too) is not for it.
+    assert reads("dynamodb:GetItem", "slug#a-story")
+    assert reads("dynamodb:BatchGetItem", "slug#a-story", "slug#another")
+    assert not reads("dynamodb:GetItem", "article#01hdraft")
+    assert not reads("dynamodb:BatchGetItem", "slug#a-story", "article#01hdraft")
+    # Feeds hold published articles only; the editor's indexes list drafts. by-entity is the exception GET
+    # /authors needs (its `author` partition): a query's partition is not a condition IAM can test here.
+    assert role.allows(Permission("dynamodb:Query", articles(resolver, "/index/by-feed")))
+    for index in ("by-status", "by-owner"):
+        assert not role.allows(Permission("dynamodb:Query", articles(resolver, f"/index/{index}")))
+    assert not role.allows(Permission("dynamodb:Query", articles(resolver)))
+
+
+def test_public_function_cannot_scan_any_table(resolver: Resolver, template: Template) -> None:
+    role = public_role(resolver)
+    for table in template.tables:
+        for resource in (resolver.arn(table.logical_id), resolver.arn(table.logical_id) + "/index/by-feed"):
+            assert not role.allows(Permission("dynamodb:Scan", resource)), resource
+            assert not role.allows(Permission("dynamodb:PartiQLSelect", resource)), resource
+
+
+def test_no_role_has_aws_managed_policies_or_grants_on_every_resource_but_xray(resolver: Resolver) -> None:
+    # SAM's generated roles carry AWSLambdaSQSQueueExecutionRole and AWSLambdaDynamoDBExecutionRole (every
+    # queue and stream: `*`) for event sources, and AWSLambdaBasicExecutionRole (every log group).
+    expanded = expanded_for(resolver)
+    for function_id, role in function_roles(expanded).items():
+        assert not role.get("ManagedPolicyArns"), function_id
+        for policy in role["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                if set(actions) & WRITE_ACTIONS:
-                    assert "ArticlesTable" not in repr(statement["Resource"])
+                if "*" in resources:  # X-Ray's actions take no resource
+                    assert all(action.startswith("xray:") for action in actions), (function_id, actions)
+
+
+def test_each_function_reads_its_own_queues_and_streams_and_no_others(resolver: Resolver, template: Template) -> None:
+    # Lambda reads a function's event sources with the function's role (local.sources does too).
+    def sources(kind: str, key: str) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for event in template.events_of(kind):
+            found.setdefault(str(resolver.resolve(event.properties[key])), set()).add(event.function_id)
+        return found
+
+    queues, streams = sources("SQS", "Queue"), sources("DynamoDB", "Stream")
+    for function_id, role in function_roles_from_template(resolver).items():
+        for arn, readers in queues.items():
+            reads = all(role.allows(Permission(f"sqs:{a}", arn)) for a in ("ReceiveMessage", "DeleteMessage"))
+            assert reads == (function_id in readers), (function_id, arn)
+        for arn, readers in streams.items():
+            reads = all(role.allows(Permission(f"dynamodb:{a}", arn)) for a in ("GetRecords", "GetShardIterator"))
+            assert reads == (function_id in readers), (function_id, arn)
 
 
 # ---------------------------------------------------------------------- privacy: traces and old uploads

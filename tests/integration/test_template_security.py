@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 SIMPLE_TABLE = "AWS::Serverless::SimpleTable"
 BUCKET_POLICY = "AWS::S3::BucketPolicy"
-IAM_POLICY_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+IAM_POLICY_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
 DATA_STORE_SERVICES = frozenset({"dynamodb", "s3", "sqs", "sns", "secretsmanager"})
 PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
 PUBLIC_CANNED_ACLS = {"PublicRead", "PublicReadWrite", "AuthenticatedRead"}
@@ -67,7 +67,8 @@ def _policy_documents(template: Template) -> Iterator[tuple[str, Any]]:
         if "PolicyDocument" in resource.properties:
             yield resource.logical_id, resource.properties["PolicyDocument"]
         for name in resource.properties.get("ManagedPolicyArns") or []:
-            yield resource.logical_id, name
+            if isinstance(name, str):  # not a !Ref: the template's own managed policies are checked above
+                yield resource.logical_id, name
 
 
 def _resource_text(resource: Any) -> str | None:

@@ -29,7 +29,7 @@ from tests.integration.conftest import Reply, Stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, progress
 from tests.integration.test_schedules import run_job
 from tests.integration.test_uploads import upload
-from tests.support.events import sample_event
+from tests.support.events import sample_event, ses_event
 from tests.support.mail import Mail, mail_to, outbox
 
 TOPICS = {"council": "Council", "harbour": "Harbour", "schools": "Schools"}
@@ -735,7 +735,12 @@ def test_suppressing_a_reader_of_topics_removes_their_memberships(stack: Stack) 
     create_topics(stack)
     [reader] = readers_of(["harbour", "council"], 1, prefix="rea")
 
-    dependencies.container().subscription_service.suppress(reader, SubscriberStatus.BOUNCED)
+    # SES reports a permanent bounce: SesEventsFunction suppresses the address, with its own role.
+    bounce = {
+        "eventType": "Bounce",
+        "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": reader}]},
+    }
+    stack.invoke("SesEventsFunction", ses_event(bounce))
 
     assert subscriber(reader).status is SubscriberStatus.BOUNCED
     assert members(stack, reader) == []

@@ -124,12 +124,100 @@ def test_s3_objects_are_read_as_bucket_and_key_in_either_url_style(endpoint: str
 def test_an_ses_send_needs_the_sender_identity_and_the_configuration_set() -> None:
     request = wire_request("sesv2", "send_email", FromEmailAddress="news@example.org",
                            Destination={"ToAddresses": ["reader@example.net"]},
-                           Content={"Raw": {"Data": b"From: news@example.org\r\n\r\nhi"}},
+                           Content={"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hi"}}}},
                            ConfigurationSetName="newsletters")  # fmt: skip
 
     assert needs(request) == [
         Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:identity/example.org"),
         Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:configuration-set/newsletters"),
+    ]
+
+
+def test_a_v2_send_of_raw_content_needs_send_raw_email_too() -> None:
+    # AWS refuses it without ses:SendRawEmail (its AccessDenied names that action), and documents
+    # ses:SendEmail for the operation: the local stack needs both.
+    request = wire_request("sesv2", "send_email", FromEmailAddress="news@example.org",
+                           Destination={"ToAddresses": ["reader@example.net"]},
+                           Content={"Raw": {"Data": b"From: news@example.org\r\n\r\nhi"}})  # fmt: skip
+
+    assert needs(request) == [
+        Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:identity/example.org"),
+        Permission("ses:SendRawEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:identity/example.org"),
+    ]
+
+
+def _partition_key_pk(_region: str, table: str) -> str | None:
+    return "pk" if table == "Articles" else None
+
+
+def test_item_requests_set_their_leading_keys_and_a_query_leaves_them_unknown() -> None:
+    def leading_keys(request: AWSPreparedRequest) -> tuple[str, ...] | None:
+        call = describe(request.method, request.url, dict(request.headers), request.body, account_id=ACCOUNT,
+                        partition_keys=_partition_key_pk)  # fmt: skip
+        assert call is not None
+        return call.conditions.get("dynamodb:leadingkeys")
+
+    get = wire_request("dynamodb", "get_item", TableName="Articles", Key={"pk": {"S": "slug#a"}})
+    batch = wire_request("dynamodb", "batch_get_item", RequestItems={
+        "Articles": {"Keys": [{"pk": {"S": "slug#a"}}, {"pk": {"S": "article#1"}}]}})  # fmt: skip
+    query = wire_request("dynamodb", "query", TableName="Articles", KeyConditionExpression="pk = :v",
+                         ExpressionAttributeValues={":v": {"S": "slug#a"}})  # fmt: skip
+    other = wire_request("dynamodb", "get_item", TableName="Unknown", Key={"pk": {"S": "slug#a"}})
+
+    assert leading_keys(get) == ("slug#a",)
+    assert leading_keys(batch) == ("slug#a", "article#1")
+    assert leading_keys(query) is None
+    assert leading_keys(other) is None
+
+
+SLUGS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["slug#*"]}}
+LEADING_SLUGS = {
+    "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": TABLE, "Condition": SLUGS_ONLY}]
+}
+
+
+def test_a_wildcard_matches_across_lines_as_iam_does() -> None:
+    conditions = {"dynamodb:leadingkeys": ("slug#two\nlines",)}
+
+    assert allows([LEADING_SLUGS], Permission("dynamodb:GetItem", TABLE), conditions)
+
+
+@pytest.mark.parametrize(
+    ("keys", "allowed"),
+    [((("slug#a",)), True), (("slug#a", "article#1"), False), (("article#1",), False), (None, False)],
+)
+def test_leading_keys_allow_only_the_partitions_named_and_never_when_unknown(
+    keys: tuple[str, ...] | None, allowed: bool
+) -> None:
+    conditions = {} if keys is None else {"dynamodb:leadingkeys": keys}
+
+    assert allows([LEADING_SLUGS], Permission("dynamodb:GetItem", TABLE), conditions) is allowed
+
+
+def test_stream_reads_need_their_action_on_the_stream_their_iterator_names() -> None:
+    stream = f"{TABLE}/stream/2026-01-01T00:00:00.000"
+    request = wire_request("dynamodbstreams", "get_records", ShardIterator=f"{stream}|1|AAAAAAAAAAEvJp6D")
+    tables = wire_request("dynamodbstreams", "list_streams", TableName="Articles")
+
+    assert needs(request) == [Permission("dynamodb:GetRecords", stream)]
+    assert needs(tables) == [Permission("dynamodb:ListStreams", f"{TABLE}/stream/*")]
+
+
+def test_a_message_move_task_reads_at_its_source_and_sends_back_where_the_messages_came_from() -> None:
+    source = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:dead-letters"
+    queues = [f"arn:aws:sqs:eu-west-1:{ACCOUNT}:jobs", f"arn:aws:sqs:eu-west-1:{ACCOUNT}:other-jobs"]
+    request = wire_request("sqs", "start_message_move_task", SourceArn=source)
+    call = describe(request.method, request.url, dict(request.headers), request.body, account_id=ACCOUNT,
+                    redrive_sources=lambda arn: queues if arn == source else [])  # fmt: skip
+
+    assert call is not None
+    assert list(call.needs) == [
+        Permission("sqs:StartMessageMoveTask", source),
+        Permission("sqs:ReceiveMessage", source),
+        Permission("sqs:DeleteMessage", source),
+        Permission("sqs:GetQueueAttributes", source),
+        Permission("sqs:SendMessage", queues[0]),
+        Permission("sqs:SendMessage", queues[1]),
     ]
 
 
@@ -284,10 +372,19 @@ def send(*recipients: str, sender: str | None = "news@mail.example.org") -> AWSP
 CONFIGURATION_SET = Permission("ses:SendEmail", f"arn:aws:ses:eu-west-1:{ACCOUNT}:configuration-set/newsletters")
 
 
+def send_email_needs(call: Call) -> list[Permission]:
+    """A raw send needs ses:SendRawEmail on the same resources as ses:SendEmail: the latter's, checked once."""
+    sends = [need for need in call.needs if need.action == "ses:SendEmail"]
+    assert [need for need in call.needs if need.action == "ses:SendRawEmail"] == [
+        Permission("ses:SendRawEmail", need.resource) for need in sends
+    ]
+    return sends
+
+
 def test_a_send_needs_the_identity_covering_its_sender_and_sets_the_sending_condition_keys() -> None:
     call = read(send("me@example.net", "you@example.com"), ses_state("example.org", "me@example.net", sandbox=False))
 
-    assert list(call.needs) == [identity("example.org"), CONFIGURATION_SET]
+    assert send_email_needs(call) == [identity("example.org"), CONFIGURATION_SET]
     assert call.conditions == {
         "ses:fromaddress": ("news@mail.example.org",),
         "ses:recipients": ("me@example.net", "you@example.com"),
@@ -301,14 +398,14 @@ def test_in_the_sandbox_a_send_needs_the_identity_covering_each_recipient_too() 
                      "stranger@example.io"), state)  # fmt: skip
 
     # The simulator needs no identity; an address none covers is SES's own MessageRejected, not IAM's.
-    assert list(call.needs) == [identity("example.org"), identity("me@example.net"), identity("example.com"),
-                                CONFIGURATION_SET]  # fmt: skip
+    assert send_email_needs(call) == [identity("example.org"), identity("me@example.net"), identity("example.com"),
+                                      CONFIGURATION_SET]  # fmt: skip
 
 
 def test_a_raw_message_without_a_from_address_is_read_from_its_headers() -> None:
     call = read(send("me@example.net", sender=None), ses_state("example.org", "me@example.net", sandbox=True))
 
-    assert list(call.needs) == [identity("example.org"), identity("me@example.net"), CONFIGURATION_SET]
+    assert send_email_needs(call) == [identity("example.org"), identity("me@example.net"), CONFIGURATION_SET]
     assert call.conditions["ses:fromaddress"] == ("news@mail.example.org",)
     assert call.conditions["ses:fromdisplayname"] == ("The Gazette",)
 
