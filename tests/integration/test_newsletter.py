@@ -21,14 +21,17 @@ from tests.support.mail import Mail, outbox
 ARTICLE = {"title": "Harbour reopens", "author": "Ada", "body": "Boats are **back**.\n\nMore soon."}
 
 
-def add_subscribers(count: int, *, prefix: str = "reader", frequency: Frequency = Frequency.INSTANT) -> list[str]:
-    """Confirmed subscribers, written through the product's own repository."""
+def add_subscribers(
+    count: int, *, prefix: str = "reader", frequency: Frequency = Frequency.INSTANT, topics: list[str] | None = None
+) -> list[str]:
+    """Confirmed subscribers (of `topics`; None: everything), written through the product's own repository."""
     repository = dependencies.container().subscriber_repository
     emails = [f"{prefix}{n}@example.org" for n in range(count)]
     now = utc_now()
     for email in emails:
         pending = Subscriber(
-            email=email, frequency=frequency, status=SubscriberStatus.PENDING, created_at=now, updated_at=now
+            email=email, frequency=frequency, topics=topics, status=SubscriberStatus.PENDING, created_at=now,
+            updated_at=now,
         )
         assert repository.create_pending(pending)
         assert repository.confirm(pending, now)

@@ -190,6 +190,19 @@ def test_revoking_one_token_of_a_person_leaves_the_others(stack: Stack, admin: s
     assert gone.status == 404
 
 
+def test_changing_a_persons_address_frees_the_old_one_and_claims_the_new(stack: Stack, admin: str) -> None:
+    ada = stack.http("POST", "/admin/people", token=admin,
+                     json_body={"name": "Ada", "email": "ada@example.org", "role": "editor"}).json()  # fmt: skip
+
+    moved = stack.http("PATCH", f"/admin/people/{ada['id']}", token=admin, json_body={"email": "ada@news.example"})
+
+    assert (moved.status, moved.json()["email"]) == (200, "ada@news.example")
+    newcomer = {"name": "Another Ada", "email": "ada@example.org", "role": "contributor"}
+    assert stack.http("POST", "/admin/people", token=admin, json_body=newcomer).status == 201
+    taken = stack.http("POST", "/admin/people", token=admin, json_body={**newcomer, "email": "ada@news.example"})
+    assert taken.status == 409, taken.body
+
+
 def test_two_people_cannot_share_an_address_and_bad_input_changes_nothing(stack: Stack, admin: str) -> None:
     first = {"name": "Ada", "email": "ada@example.org", "role": "editor"}
     assert stack.http("POST", "/admin/people", token=admin, json_body=first).status == 201

@@ -125,8 +125,8 @@ def test_bad_schedules_are_refused(stack: Stack) -> None:
 # ---------------------------------------------------------------------- digest
 
 
-def publish_now(stack: Stack, title: str) -> None:
-    article = editor(stack, "editor-create-article", body={**ARTICLE, "title": title}).json()
+def publish_now(stack: Stack, title: str, tags: list[str] | None = None) -> None:
+    article = editor(stack, "editor-create-article", body={**ARTICLE, "title": title, "tags": tags or []}).json()
     assert editor(stack, "editor-publish-article", path={"article_id": article["id"]}).status == 200
 
 
@@ -200,9 +200,15 @@ def test_unconfirmed_subscribers_expire_after_seven_days(stack: Stack) -> None:
 
 
 def test_housekeeping_restarts_a_delivery_the_stream_never_started(stack: Stack) -> None:
+    # The restart reads the topic catalog as fan-out's start does: followers of the article's topic get it,
+    # followers of another topic only do not.
+    for slug, name in (("harbour", "Harbour"), ("schools", "Schools")):
+        assert editor(stack, "editor-create-topic", body={"slug": slug, "name": name}).status == 201
     readers = add_subscribers(4)
+    harbour = add_subscribers(2, prefix="harbour", topics=["harbour"])
+    add_subscribers(1, prefix="schools", topics=["schools"])
     with freeze_time(T):
-        publish_now(stack, "Missed by the stream")
+        publish_now(stack, "Missed by the stream", tags=["harbour"])
     stack.sources.pollers()  # nothing was drained: the stream records are dropped below
     stack.drain(skip=("FanoutFunction", "MailerFunction"))
 
@@ -211,7 +217,8 @@ def test_housekeeping_restarts_a_delivery_the_stream_never_started(stack: Stack)
     stack.drain()
 
     assert report["restarted"] == 1
-    assert len(newsletters("Missed by the stream")) == len(readers)
+    sent = {mail.message["To"].addresses[0].addr_spec for mail in newsletters("Missed by the stream")}
+    assert sent == set(readers + harbour)
 
 
 def test_housekeeping_redrives_dead_letters(stack: Stack) -> None:

@@ -201,6 +201,21 @@ def test_uploading_again_updates_the_same_article_and_sends_no_second_newsletter
     assert [item["outcome"] for item in uploads(stack)["items"]] == ["updated", "published"]
 
 
+def test_uploads_keep_only_the_newest_revisions_as_editors_saves_do(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVISIONS_KEPT", "2")  # a stack deployed with RevisionsKept = 2
+    dependencies.reset()
+    key = "articles/harbour.md"
+    for take in ("Boats are back.", "Boats are back, and ferries.", "Boats, ferries and a new quay."):
+        upload(stack, key, article_file("Harbour reopens", take))
+
+    [article] = admin_articles(stack)
+    kept = sorted((item for item in stack.items("RevisionsTable") if item["pk"]["S"] == f"article#{article['id']}"
+                   and item["sk"]["S"].startswith("revision#")), key=lambda item: item["sk"]["S"])  # fmt: skip
+    assert [item["body"]["S"] for item in kept] == ["Boats are back, and ferries.", "Boats, ferries and a new quay."]
+
+
 def test_the_same_file_uploaded_again_changes_nothing(stack: Stack) -> None:
     key = "articles/harbour.md"
     upload(stack, key, article_file("Harbour reopens"))
