@@ -30,7 +30,11 @@ def add_subscribers(
     now = utc_now()
     for email in emails:
         pending = Subscriber(
-            email=email, frequency=frequency, topics=topics, status=SubscriberStatus.PENDING, created_at=now,
+            email=email,
+            frequency=frequency,
+            topics=topics,
+            status=SubscriberStatus.PENDING,
+            created_at=now,
             updated_at=now,
         )
         assert repository.create_pending(pending)
