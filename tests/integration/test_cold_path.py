@@ -26,7 +26,8 @@ TIMEOUT_SECONDS = 120
 ROUTER_MODULES = {routes.module for routes in (*PUBLIC_ROUTES, *EDITOR_ROUTES)} - {"newsdesk.api.routing"}
 
 # Run as `python -I -S -c COLD_START <module> <event or "">`: import the handler module, then (with an event)
-# let its resolver answer it; print the status, every module loaded and the settings classes built.
+# let its resolver answer it; print the status, every module loaded, every pydantic model class created and the
+# settings classes built.
 COLD_START = """
 import importlib, json, os, sys
 sys.path[:0] = os.environ["PYTHONPATH"].split(os.pathsep)
@@ -34,12 +35,18 @@ module = importlib.import_module(sys.argv[1])
 status = None
 if sys.argv[2]:
     status = module.app.resolve(json.loads(sys.argv[2]), None)["statusCode"]
+from pydantic import BaseModel
+classes, pending = set(), [BaseModel]
+while pending:
+    classes.update(found := set(pending.pop().__subclasses__()) - classes)
+    pending.extend(found)
 settings = sys.modules.get("newsdesk.settings")
 built = sorted(
     name for name, kind in vars(settings).items()
     if isinstance(kind, type) and name.endswith("Settings") and kind.__dict__.get("__pydantic_complete__")
 ) if settings else []
-print(json.dumps({"status": status, "modules": sorted(sys.modules), "settings_built": built}))
+models = sorted(f"{kind.__module__}.{kind.__qualname__}" for kind in classes)
+print(json.dumps({"status": status, "modules": sorted(sys.modules), "models": models, "settings_built": built}))
 """
 
 
@@ -72,6 +79,17 @@ def cold_start(
 def loaded(answer: dict[str, Any], *packages: str) -> list[str]:
     """The modules of `packages` (or modules) that the cold start loaded."""
     return [name for name in answer["modules"] if any(name == p or name.startswith(f"{p}.") for p in packages)]
+
+
+def created(answer: dict[str, Any], *modules: str) -> list[str]:
+    """The pydantic model classes of `modules` that the cold start created."""
+    return [name for name in answer["models"] if name.rsplit(".", 1)[0] in modules]
+
+
+def at_path(event: dict[str, Any], path: str) -> dict[str, Any]:
+    """`event` (an HTTP API request) asking for `path` instead."""
+    context = {**event["requestContext"], "http": {**event["requestContext"]["http"], "path": path}}
+    return event | {"rawPath": path, "requestContext": context}
 
 
 # ---------------------------------------------------------------------------------------------- routers
@@ -110,14 +128,29 @@ def test_a_request_loads_the_router_of_its_path_alone(template: Template) -> Non
 
 
 def test_a_path_no_router_claims_loads_none_and_is_not_found(template: Template) -> None:
-    event = sample_event("public-index")
-    context = {**event["requestContext"], "http": {**event["requestContext"]["http"], "path": "/nowhere"}}
-    event |= {"rawPath": "/nowhere", "routeKey": "GET /nowhere", "requestContext": context}
+    event = at_path(sample_event("public-index"), "/nowhere") | {"routeKey": "GET /nowhere"}
 
     answer = cold_start(template, "PublicFunction", event)
 
     assert answer["status"] == 404
     assert loaded(answer, *ROUTER_MODULES) == []
+
+
+def test_a_cold_article_read_creates_no_delivery_webhook_or_subscriber_model(template: Template) -> None:
+    """An editor reading an article pays for the articles' routes, service and models alone: the newsletter's
+    routes, the webhooks' and the mailing list's are other routers, and the outbox is written only by a
+    publish. (An id that cannot exist is answered 404 without a call to AWS, after the whole route ran.)"""
+    event = at_path(sample_event("editor-get-article"), "/admin/articles/no-such-article")
+    event["pathParameters"] = {"article_id": "no-such-article"}
+
+    answer = cold_start(template, "EditorFunction", event)
+
+    assert answer["status"] == 404
+    assert loaded(answer, *ROUTER_MODULES) == ["newsdesk.api.editor"]
+    assert created(answer, "newsdesk.models.articles") != []
+    others = ("delivery", "webhooks", "events", "subscribers", "topics", "tokens", "erasures", "uploads")
+    assert created(answer, *(f"newsdesk.models.{name}" for name in others)) == []
+    assert loaded(answer, "newsdesk.services.delivery", "newsdesk.dal.publications", "newsdesk.dal.ledger") == []
 
 
 # ------------------------------------------------------------------------------------------ observability

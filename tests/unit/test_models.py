@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from newsdesk.api.editor import parse_if_match
+from newsdesk.api.etags import parse_if_match
 from newsdesk.models.articles import CreateArticleRequest, UpdateArticleRequest
 from newsdesk.models.types import MAX_BODY_BYTES
 

@@ -1,4 +1,5 @@
-"""Editor routes for deliveries (newsletters and digests): progress, and the ledger of every recipient."""
+"""Editor routes for deliveries (newsletters and digests): progress, the ledger of every recipient, and an
+article's newsletter (its progress, a test email)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from newsdesk.api.access import requires
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
-from newsdesk.dependencies import delivery_reports
-from newsdesk.models.delivery import DeliveryPage, DeliveryProgress, LedgerPage, LedgerState
+from newsdesk.dependencies import article_service, delivery_reports
+from newsdesk.models.delivery import DeliveryPage, DeliveryProgress, LedgerPage, LedgerState, TestEmailRequest
 from newsdesk.models.people import Role
+from newsdesk.services.articles import ArticleService
 from newsdesk.services.delivery import DeliveryReports
+from newsdesk.services.tokens import bearer_token
 
 router = EditorRouter()
 
 Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
+Articles = Annotated[ArticleService, Depends(article_service)]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
 State = Annotated[LedgerState | None, Query(description="Only recipients in this state.")]
 NO_STORE = {"Cache-Control": "no-store"}
@@ -86,3 +90,35 @@ def export_recipients(
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
     return Response(200, "text/csv; charset=utf-8", body, headers=headers)
+
+
+@router.get(
+    "/articles/<article_id>/delivery",
+    summary="How the article's newsletter is going",
+    tags=["Editor"],
+    responses=documented(
+        200, "Delivery progress, with the counts by ledger state (they add up to `total`).", *AUTH_ERRORS, 404, 503
+    ),
+)
+@requires(Role.EDITOR)
+def delivery_progress(article_id: str, articles: Articles, deliveries: Deliveries) -> DeliveryProgress:
+    return deliveries.of_article(articles.get(article_id))
+
+
+@router.post(
+    "/articles/<article_id>/test-email",
+    summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
+    tags=["Editor"],
+    responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 409, 415, 429, 503, body=False),
+)
+@requires(Role.EDITOR)
+def send_test_email(
+    article_id: str,
+    request: Annotated[TestEmailRequest, Body()],
+    articles: Articles,
+    deliveries: Deliveries,
+) -> Response[None]:
+    # The token API Gateway's authorizer accepted: the allowance of test emails is per token.
+    token = bearer_token(router.current_event.headers.get("authorization"))
+    deliveries.send_test(articles.get(article_id), request.to, token=token)
+    return Response(202)

@@ -1,16 +1,18 @@
-"""Editor routes under /admin. API Gateway's Lambda authorizer has checked the token before these run."""
+"""Editor routes under /admin: articles and their review. API Gateway's Lambda authorizer has checked the token
+before these run. An article's newsletter (its progress, a test email) is served by api/deliveries.py."""
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from newsdesk.api.access import current_actor, requires
+from newsdesk.api.etags import IfMatch, parse_if_match, with_etag
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
-from newsdesk.dependencies import article_service, delivery_reports
+from newsdesk.dependencies import article_service
 from newsdesk.models.articles import (
     AdminArticlePage,
     Article,
@@ -20,38 +22,13 @@ from newsdesk.models.articles import (
     ScheduleRequest,
     UpdateArticleRequest,
 )
-from newsdesk.models.delivery import DeliveryProgress, TestEmailRequest
 from newsdesk.models.people import Actor, Role
-from newsdesk.models.webhooks import Webhook, WebhookCreated
 from newsdesk.services.articles import ArticleService
-from newsdesk.services.delivery import DeliveryReports
-from newsdesk.services.tokens import bearer_token
 
 router = EditorRouter()
 
 Articles = Annotated[ArticleService, Depends(article_service)]
-Deliveries = Annotated[DeliveryReports, Depends(delivery_reports)]
 Caller = Annotated[Actor, Depends(current_actor)]
-IfMatch = Annotated[
-    str | None,
-    Header(max_length=200, description="The `ETag` of the version you edited; a stale one gets 412."),
-]
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """`"7"`, `W/"7"` and `7` name version 7; `*` or no header match any. Anything else matches nothing."""
-    if value is None or value.strip() == "*":
-        return None
-    text = value.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() and len(text) < 10 else -1
-
-
-Versioned = TypeVar("Versioned", Article, Webhook, WebhookCreated)
-
-
-def with_etag(resource: Versioned, status: int = 200) -> Response[Versioned]:
-    """An article or a webhook with its version as the `ETag`, which `If-Match` names."""
-    return Response(status, content_types.APPLICATION_JSON, resource, headers={"ETag": f'"{resource.version}"'})
 
 
 @router.post(
@@ -225,35 +202,3 @@ def unschedule_article(
     article_id: str, articles: Articles, actor: Caller, if_match: IfMatch = None
 ) -> Response[Article]:
     return with_etag(articles.unschedule(article_id, if_match=parse_if_match(if_match), actor=actor))
-
-
-@router.get(
-    "/articles/<article_id>/delivery",
-    summary="How the article's newsletter is going",
-    tags=["Editor"],
-    responses=documented(
-        200, "Delivery progress, with the counts by ledger state (they add up to `total`).", *AUTH_ERRORS, 404, 503
-    ),
-)
-@requires(Role.EDITOR)
-def delivery_progress(article_id: str, articles: Articles, deliveries: Deliveries) -> DeliveryProgress:
-    return deliveries.of_article(articles.get(article_id))
-
-
-@router.post(
-    "/articles/<article_id>/test-email",
-    summary="Send the article's newsletter to one address (drafts too); subscribers are not touched",
-    tags=["Editor"],
-    responses=documented(202, "Sent (no body).", *AUTH_ERRORS, 400, 404, 409, 415, 429, 503, body=False),
-)
-@requires(Role.EDITOR)
-def send_test_email(
-    article_id: str,
-    request: Annotated[TestEmailRequest, Body()],
-    articles: Articles,
-    deliveries: Deliveries,
-) -> Response[None]:
-    # The token API Gateway's authorizer accepted: the allowance of test emails is per token.
-    token = bearer_token(router.current_event.headers.get("authorization"))
-    deliveries.send_test(articles.get(article_id), request.to, token=token)
-    return Response(202)

@@ -11,16 +11,16 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from newsdesk.api.access import requires
+from newsdesk.api.access import current_actor, requires
 from newsdesk.api.caching import CDN_CACHE, FEED_CACHE, validators
-from newsdesk.api.editor import Caller, IfMatch, parse_if_match, with_etag
+from newsdesk.api.etags import IfMatch, parse_if_match, with_etag
 from newsdesk.api.resolver import AUTH_ERRORS, CONDITIONAL_READ, EditorRouter, documented
 from newsdesk.dependencies import api_url, news_editor, news_reader, news_settings, site_settings
 from newsdesk.errors import NotFound
 from newsdesk.models.articles import Article
 from newsdesk.models.corrections import CorrectionPage, CorrectionRequest
 from newsdesk.models.news import BreakingRequest, EmbargoRequest
-from newsdesk.models.people import Role
+from newsdesk.models.people import Actor, Role
 from newsdesk.services.news import NewsEditor, NewsReader
 
 router = Router()
@@ -28,6 +28,7 @@ admin_router = EditorRouter()
 
 Editor = Annotated[NewsEditor, Depends(news_editor)]
 Reader = Annotated[NewsReader, Depends(news_reader)]
+Caller = Annotated[Actor, Depends(current_actor)]
 XML = "application/xml"
 _PAGE_NAME_DIGITS = 6
 

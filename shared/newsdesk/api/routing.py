@@ -97,7 +97,11 @@ EDITOR_ROUTES = (
     Routes("newsdesk.api.subscriptions", "admin_router", (f"{ADMIN_PREFIX}/subscribers", f"{ADMIN_PREFIX}/erasures")),
     Routes("newsdesk.api.topics", "admin_router", (f"{ADMIN_PREFIX}/topics",)),
     Routes("newsdesk.api.uploads", "router", (f"{ADMIN_PREFIX}/uploads",)),
-    Routes("newsdesk.api.deliveries", "router", (f"{ADMIN_PREFIX}/deliveries",)),
+    Routes(
+        "newsdesk.api.deliveries",
+        "router",
+        (f"{ADMIN_PREFIX}/deliveries", f"{_ARTICLE}/delivery", f"{_ARTICLE}/test-email"),
+    ),
     Routes("newsdesk.api.webhooks", "router", (f"{ADMIN_PREFIX}/webhooks",)),
 )
 """EditorFunction's routers."""

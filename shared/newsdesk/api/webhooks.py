@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from newsdesk.api.access import current_actor, requires
-from newsdesk.api.editor import IfMatch, parse_if_match, with_etag
+from newsdesk.api.etags import IfMatch, parse_if_match, with_etag
 from newsdesk.api.resolver import AUTH_ERRORS, EditorRouter, documented
 from newsdesk.dependencies import audit_log, webhook_service
 from newsdesk.models.audit import AuditTarget

@@ -20,7 +20,6 @@ from newsdesk.dal.dynamodb import (
     to_attributes,
 )
 from newsdesk.dal.news import NewsRepository, news_entries
-from newsdesk.dal.publications import breaking_write, publication_write
 from newsdesk.dal.revisions import revision_writes
 from newsdesk.errors import Conflict, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
@@ -390,6 +389,10 @@ class ArticleRepository:
         for pk in old_entries.keys() - new_entries.keys():
             add("feed", {"Delete": {"TableName": self._table, "Key": {"pk": {"S": pk}}}})
 
+        if announce or alert:
+            # Only a publish or an alert writes an outbox entry: reads and other edits of an article need not
+            # load the delivery records (and their models) on a cold start.
+            from newsdesk.dal.publications import breaking_write, publication_write
         if announce:
             assert new is not None
             assert self._publications_table, "this repository was built without the publications table"

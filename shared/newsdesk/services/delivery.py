@@ -38,16 +38,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from newsdesk.clock import utc_now
-from newsdesk.dal.articles import ArticleRepository
-from newsdesk.dal.email import SesSender
-from newsdesk.dal.ledger import LedgerRecord, LedgerRepository, LedgerShape
+from newsdesk.dal.ledger import LedgerShape
 from newsdesk.dal.publications import Claim, PublicationRepository, ledger_shape, newsletter_id
-from newsdesk.dal.queues import QueuePublisher
 from newsdesk.dal.subscribers import (
     FANOUT_SHARDS,
     AudienceState,
@@ -79,14 +76,22 @@ from newsdesk.models.delivery import (
     SendBatch,
 )
 from newsdesk.models.subscribers import Frequency, SubscriberStatus
-from newsdesk.models.topics import Topic
 from newsdesk.observability import logger, metrics
 from newsdesk.services.csv_export import csv_page
-from newsdesk.services.emails import EmailComposer
-from newsdesk.services.limits import TestEmailLimit
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from newsdesk.services.pacing import RateLimiter, backoff_delay
-from newsdesk.services.recipients import RecipientKeys
+
+if TYPE_CHECKING:
+    # Collaborators handed in by the container: a function that runs one of these services (the tally, the
+    # mailer) should not load the others' modules and models with this one.
+    from newsdesk.dal.articles import ArticleRepository
+    from newsdesk.dal.email import SesSender
+    from newsdesk.dal.ledger import LedgerRecord, LedgerRepository
+    from newsdesk.dal.queues import QueuePublisher
+    from newsdesk.models.topics import Topic
+    from newsdesk.services.emails import EmailComposer
+    from newsdesk.services.limits import TestEmailLimit
+    from newsdesk.services.recipients import RecipientKeys
 
 BATCH_SIZE = 100
 PAGES_PER_TASK = 100
