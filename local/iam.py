@@ -567,7 +567,8 @@ def enforced_in_process(policy: AccessPolicy) -> Iterator[None]:
 
     def checked(request: Any) -> Any:
         function_id = _acting_function.get()
-        if function_id is None:  # a client with a function's (or Lambda's service's) credentials: local.sources
+        # None: a client with a function's (or Lambda's service's) credentials (local.sources).
+        if function_id is None:
             scope = credential_scope({k.lower(): _text(v) for k, v in request.headers.items()}, {})
             function_id = policy.function_for_key(scope[0]) if scope else None
         if function_id is not None:
