@@ -6,12 +6,12 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: dev test lint chromium bench fuzz clean deploy
 
-$(INSTALLED): requirements-dev.txt shared/requirements.txt local/lambda-runtime-requirements.txt pyproject.toml
+$(INSTALLED): requirements-dev.txt shared/requirements.txt local/lambda_runtime/lambda-runtime-requirements.txt pyproject.toml
 	@echo "Setting up $(VENV): installing the packages of requirements-dev.txt and building the layer (on the first run, and when the requirements change; about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[cli]'
-	$(PY) -m local.layer >/dev/null
+	$(PY) -m local.lambda_runtime.layer >/dev/null
 	touch $@
 
 dev: $(INSTALLED)

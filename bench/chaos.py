@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 import tests.conftest  # noqa: F401 - the template's Powertools settings, set before any product import
-from local.functions import InProcessFunctions
+from local.lambda_runtime.functions import InProcessFunctions
 from local.stack import local_resolver
 from tests.integration.conftest import API_URL, RECONCILIATION_WINDOW_SECONDS, running_stack
 from tests.support.chaos import run_chaos

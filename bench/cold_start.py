@@ -46,11 +46,11 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from bench.emulator import Emulator
-from local.aws import aws_environment, client
-from local.events import sqs_record
-from local.layer import layer_path
+from local.aws.embedded import aws_environment, client
+from local.lambda_runtime.events import sqs_record
+from local.lambda_runtime.layer import layer_path
 from local.stack import build_stack, local_resolver
-from local.template import Function, Template
+from local.template.model import Function, Template
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "bench" / "cold_runner.py"

@@ -190,12 +190,12 @@ class Stack:
     """The template's resources under one prefix, and its functions loaded in this process."""
 
     def __init__(self, job: Job) -> None:
-        from local.aws import aws_environment
+        from local.aws.embedded import aws_environment
 
         # Before the product's modules are imported: Powertools reads its variables when they load.
         os.environ.update(BASE_ENVIRONMENT | aws_environment(job.endpoint, REGION))
         CALLS.install()
-        from local.functions import InProcessFunctions
+        from local.lambda_runtime.functions import InProcessFunctions
         from local.stack import build_stack, local_resolver
         from newsdesk import dependencies
 
@@ -254,7 +254,7 @@ class Stack:
 
     def delete(self) -> None:
         """Drop this stack's tables and queues, so the emulator's state does not grow from run to run."""
-        from local.template import QUEUE, TABLE
+        from local.template.model import QUEUE, TABLE
         from newsdesk.dal.dynamodb import dynamodb_client
         from newsdesk.dal.queues import sqs_client
 
@@ -454,7 +454,7 @@ def _use_ses(stack: Stack, client: Any) -> None:
 
 def pipeline(stack: Stack, result: Result, standin: ThrottlingSes | None) -> None:
     """Publish, then run the fan-out and the mailer until every queue is empty."""
-    from local.sources import EventSources
+    from local.lambda_runtime.sources import EventSources
 
     if standin is not None:
         _use_ses(stack, standin)

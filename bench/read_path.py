@@ -27,11 +27,11 @@ import boto3
 from botocore.config import Config
 
 from bench.dynalite import Dynalite
-from local.aws import DUMMY_CREDENTIALS, aws_environment, create_tables
-from local.events import HttpRequest, http_api_event
+from local.aws.embedded import DUMMY_CREDENTIALS, aws_environment, create_tables
+from local.lambda_runtime.events import HttpRequest, http_api_event
+from local.lambda_runtime.worker import LambdaContext
 from local.stack import local_resolver, project_template
-from local.template import Template
-from local.worker import LambdaContext
+from local.template.model import Template
 from newsdesk.dal.articles import ArticleRepository
 from newsdesk.models.articles import Article, ArticleStatus
 from newsdesk.rendering import reading_time_minutes, render_markdown, summarize

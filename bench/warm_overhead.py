@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.dynalite import Dynalite
-from local.aws import aws_environment, client, create_tables
-from local.functions import InProcessFunctions
+from local.aws.embedded import aws_environment, client, create_tables
+from local.lambda_runtime.functions import InProcessFunctions
+from local.lambda_runtime.worker import LambdaContext
 from local.stack import local_resolver
-from local.template import Template
-from local.worker import LambdaContext
+from local.template.model import Template
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"

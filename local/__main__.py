@@ -12,23 +12,23 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs
 
-from local import moto_fixes
-from local.aws import (
+from local.apigateway.server import ApiServer, serve_in_thread
+from local.aws import moto_fixes
+from local.aws.embedded import (
     aws_environment,
     client,
     default_region,
     start_moto,
 )
-from local.events import ApiContext, HttpRequest
-from local.functions import WorkerFunctions
-from local.iam import AccessPolicy
-from local.outbox_routes import add_outbox_routes
-from local.persistence import StateFolder, StateFolderError, state_folder
-from local.resolver import parameter_overrides
-from local.server import ApiServer, serve_in_thread
-from local.sources import EventSources
+from local.aws.persistence import StateFolder, StateFolderError, state_folder
+from local.iam.policies import AccessPolicy
+from local.lambda_runtime.events import ApiContext, HttpRequest
+from local.lambda_runtime.functions import WorkerFunctions
+from local.lambda_runtime.sources import EventSources
+from local.outbox.routes import add_outbox_routes
 from local.stack import build_stack, local_resolver, project_template
-from local.template import FUNCTION
+from local.template.model import FUNCTION
+from local.template.resolver import parameter_overrides
 from newsdesk.dal.tokens import TokenRepository
 from newsdesk.local_state import LocalStackState, remove_state, write_state
 from newsdesk.services.tokens import TokenService
@@ -113,7 +113,7 @@ def main() -> int:
         os.environ.update(aws_environment(endpoint, region))
         built = build_stack(resolver, endpoint=endpoint, policy=policy, ses_sandbox=sandbox == "true")
         resources, ses_events = built.resources, built.ses_events
-        # Before any function runs or any event source takes its position: see local.persistence.
+        # Before any function runs or any event source takes its position: see local.aws.persistence.
         data = _NOT_KEPT if state is None else f"kept in {state.folder} ({state.restore().describe()})"
         tokens = TokenService(
             TokenRepository(client("dynamodb", endpoint, region), resolver.physical_name("TokensTable"))

@@ -3,7 +3,7 @@
 `build_stack` resolves template.yaml with the local parameters, creates its resources (in moto's server at
 an endpoint, or in this process under moto's `mock_aws`), gives each function the IAM role SAM generates
 for it and the resource-based policy its permissions make, and makes the local SES publish its events. What
-runs the functions (worker processes or this process) and what feeds them (local.sources) is the caller's
+runs the functions (worker processes or this process) and what feeds them (local.lambda_runtime.sources) is the caller's
 choice.
 """
 
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from local.aws import LocalResource, create_resources
-from local.iam import AccessPolicy, function_roles_from_template
-from local.invoke_policies import InvokePolicies
-from local.resolver import Resolver, check_parameters, local_parameters
-from local.ses_events import SesEventPublisher
-from local.ses_identities import set_sandbox
-from local.template import FUNCTION, NAME_PREFIX, Template, load_template
+from local.apigateway.invoke_policies import InvokePolicies
+from local.aws.embedded import LocalResource, create_resources
+from local.aws.ses_events import SesEventPublisher
+from local.iam.policies import AccessPolicy, function_roles_from_template
+from local.iam.ses_identities import set_sandbox
+from local.template.model import FUNCTION, NAME_PREFIX, Template, load_template
+from local.template.resolver import Resolver, check_parameters, local_parameters
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 DEFAULT_REGION = "us-east-1"
@@ -73,7 +73,7 @@ def build_stack(
     role, `invoke_policies` who may invoke each function, and the local SES publishes the events of this
     stack's emails. With `ses_sandbox` the local SES behaves as a new account's does: it sends only to
     addresses a verified identity covers, and IAM checks the send against their identities too
-    (local.ses_identities).
+    (local.iam.ses_identities).
 
     Without an endpoint the resources are created in this process, inside moto's `mock_aws`.
     """

@@ -1,5 +1,5 @@
 """What every test process needs before any product module is imported, as Lambda has it at start: the
-template's layer ahead of the venv on the import path (local/layer.py), and the Powertools settings."""
+template's layer ahead of the venv on the import path (local/lambda_runtime/layer.py), and the Powertools settings."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from local import layer
-from local.template import load_template
+from local.lambda_runtime import layer
+from local.template.model import load_template
 
 # Before any test module imports the product: its packages then come from the layer built from
 # shared/requirements.txt, not from the venv that runs pytest and moto (a package the venv has and the
 # layer lacks fails here as it fails on Lambda). Built once per change of the requirements; under
-# pytest-xdist the controller builds it before the workers start. The template is read with local.template
+# pytest-xdist the controller builds it before the workers start. The template is read with local.template.model
 # alone: local.stack would import boto3 (through moto) from the venv before the layer is on the path.
 PRODUCT_PATH = layer.use_in_this_process(load_template(layer.ROOT / "template.yaml").layer_dirs)
 
@@ -35,7 +35,7 @@ def product_path() -> layer.ProductPath:
     return PRODUCT_PATH
 
 
-# ------------------------------------------------------------------------- least privilege (local.grants)
+# ------------------------------------------------------------------------- least privilege (local.iam.grants)
 # When the whole suite runs (`make test`, or pytest without paths, -k, -m or --deselect), every process
 # records the grants of the functions' roles its calls used in one folder (NEWSDESK_GRANTS_DIR: the xdist
 # workers and the local stacks they start inherit it), and the controller then fails the run on a grant no
@@ -55,7 +55,7 @@ def _runs_whole_suite(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from local.grants import GRANTS_DIR_VARIABLE
+    from local.iam.grants import GRANTS_DIR_VARIABLE
 
     if hasattr(config, "workerinput") or not _runs_whole_suite(config):
         return
@@ -70,8 +70,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # On the controller, after every worker finished (and stopped the local stacks it started).
     from _pytest.reports import TestReport
 
-    from local.grants import check_least_privilege, load_allow_list, read_records
-    from local.iam import function_roles_from_template
+    from local.iam.grants import check_least_privilege, load_allow_list, read_records
+    from local.iam.policies import function_roles_from_template
     from local.stack import local_resolver, project_template
 
     found = session.config.stash.get(_GRANTS_FOLDER, None)

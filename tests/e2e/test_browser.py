@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect, sync_playwright
 
-from local.aws import client
+from local.aws.embedded import client
 from newsdesk.models.keys import Keyring
 from newsdesk.services.keys import SigningKeys
 from newsdesk.services.links import LinkPurpose, LinkSigner

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 
-from local.aws import DUMMY_CREDENTIALS
+from local.aws.embedded import DUMMY_CREDENTIALS
 from newsdesk.local_state import LocalStackState, remove_state, write_state
 from tests.e2e.conftest import LocalStack
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from local.aws import client
+from local.aws.embedded import client
 from local.stack import local_resolver
 from tests.e2e.conftest import LocalStack
 

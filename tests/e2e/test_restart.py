@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from local.aws import client
+from local.aws.embedded import client
 from local.stack_process import LocalStack, free_ports, local_stack_process
 from tests.support.mail import as_mail
 

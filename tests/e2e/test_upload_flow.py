@@ -9,7 +9,7 @@ import uuid
 import boto3
 import pytest
 
-from local.aws import DUMMY_CREDENTIALS
+from local.aws.embedded import DUMMY_CREDENTIALS
 from tests.e2e.conftest import HttpReply, LocalStack
 
 pytestmark = pytest.mark.e2e

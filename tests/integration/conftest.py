@@ -15,15 +15,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import moto_fixes
-from local.events import ApiContext, HttpRequest
-from local.functions import InProcessFunctions
-from local.iam import AccessPolicy, enforced_in_process
-from local.resolver import Resolver
-from local.server import ApiServer
-from local.sources import EventSources
+from local.apigateway.server import ApiServer
+from local.aws import moto_fixes
+from local.iam.policies import AccessPolicy, enforced_in_process
+from local.lambda_runtime.events import ApiContext, HttpRequest
+from local.lambda_runtime.functions import InProcessFunctions
+from local.lambda_runtime.sources import EventSources
 from local.stack import build_stack, local_resolver, project_template
-from local.template import Template
+from local.template.model import Template
+from local.template.resolver import Resolver
 from newsdesk import dependencies, models
 from newsdesk.api.routing import RoutedApp
 from newsdesk.cli import main
@@ -141,7 +141,7 @@ def running_stack(
     ses_sandbox: bool = False,
 ) -> Iterator[Stack]:
     """The template's resources in moto, its functions in this process, each checked against its role
-    (with `ses_sandbox`, SES as a new account has it: local.ses_identities)."""
+    (with `ses_sandbox`, SES as a new account has it: local.iam.ses_identities)."""
     base = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

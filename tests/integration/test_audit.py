@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from local.aws_calls import Permission
+from local.iam.calls import Permission
 from tests.integration.conftest import Stack
 from tests.integration.test_people import ARTICLE, Member, join, refused_for_role
 from tests.integration.test_review import act, write

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from local.functions import lambda_environment
-from local.iam import Credentials
+from local.iam.policies import Credentials
+from local.lambda_runtime.functions import lambda_environment
 from local.stack import local_resolver
-from local.template import Template
+from local.template.model import Template
 from newsdesk.api.openapi import include
 from newsdesk.api.resolver import create_resolver
 from newsdesk.api.routing import EDITOR_ROUTES, PUBLIC_ROUTES, Routes, router_for

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from local.resolver import Resolver
-from local.sam import expand, function_roles, managed_policy_document
-from local.template import LAYER, Template
+from local.template.model import LAYER, Template
+from local.template.resolver import Resolver
+from local.template.sam import expand, function_roles, managed_policy_document
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMETERS = {"SenderAddress": "newsletter@example.org"}

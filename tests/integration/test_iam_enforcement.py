@@ -20,12 +20,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from local.aws import start_moto
-from local.functions import InProcessFunctions
-from local.iam import AccessPolicy, acting_as
-from local.resolver import LOCAL_SENDER, Resolver
+from local.aws.embedded import start_moto
+from local.iam.policies import AccessPolicy, acting_as
+from local.lambda_runtime.functions import InProcessFunctions
 from local.stack import build_stack, local_resolver
-from local.template import ACCOUNT_ID, Template
+from local.template.model import ACCOUNT_ID, Template
+from local.template.resolver import LOCAL_SENDER, Resolver
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.test_newsletter import ARTICLE, add_subscribers, newsletters, progress, publish_new_article
 from tests.integration.test_subscribers import confirmed, subscribe

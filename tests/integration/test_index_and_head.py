@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local.template import Template
+from local.template.model import Template
 from newsdesk import dependencies
 from tests.integration.conftest import Reply, Stack
 from tests.support.events import sample_event

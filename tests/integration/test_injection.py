@@ -21,8 +21,8 @@ import yaml
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from local.events import HttpRequest, http_api_event
-from local.server import match_route
+from local.apigateway.server import match_route
+from local.lambda_runtime.events import HttpRequest, http_api_event
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
 from newsdesk.messages import MessageTemplate, Recipient, format_address

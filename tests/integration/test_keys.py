@@ -14,7 +14,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from freezegun import freeze_time
 
-from local.events import sqs_event
+from local.lambda_runtime.events import sqs_event
 from newsdesk import dependencies
 from newsdesk.cli import main
 from newsdesk.clock import utc_now

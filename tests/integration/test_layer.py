@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from local import layer
-from local.functions import lambda_environment
-from local.iam import Credentials
+from local.iam.policies import Credentials
+from local.lambda_runtime import layer
+from local.lambda_runtime.functions import lambda_environment
 from local.stack import local_resolver, project_template
-from local.template import Function
+from local.template.model import Function
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "shared" / "requirements.txt"
@@ -211,7 +211,7 @@ def test_the_tests_import_the_products_packages_from_the_layer(product_path: lay
 
 
 # ------------------------------------------------------------------------------------------- the builder
-ASK_FOR_PACKAGES = "import sys; from pathlib import Path; from local import layer; " + (
+ASK_FOR_PACKAGES = "import sys; from pathlib import Path; from local.lambda_runtime import layer; " + (
     "print(layer.packages(Path(sys.argv[1]), root=Path(sys.argv[2])))"
 )
 

@@ -388,7 +388,7 @@ def test_chaos_every_subscriber_gets_exactly_one_email_and_the_ledger_matches_se
 
 
 def test_without_track_engagement_ses_is_asked_for_no_opens_or_clicks(stack: Stack) -> None:
-    from local.sam import expand
+    from local.template.sam import expand
 
     expanded = expand(stack.template, {"SenderAddress": "news@example.org"})
     (destination,) = [

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from local import moto_fixes
+from local.aws import moto_fixes
 from newsdesk import dependencies
 from newsdesk.dal.ledger import WRITES_PER_RECIPIENT, LedgerShape, shards_for
 from newsdesk.dal.publications import ledger_shape

@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from local.aws import aws_environment, client, start_moto
-from local.events import ApiContext, HttpRequest
-from local.functions import InProcessFunctions
-from local.invoke_policies import InvokePolicies
-from local.resolver import Resolver
-from local.server import ApiServer, serve_in_thread
-from local.sources import EventSources
+from local.apigateway.invoke_policies import InvokePolicies
+from local.apigateway.server import ApiServer, serve_in_thread
+from local.aws.embedded import aws_environment, client, start_moto
+from local.lambda_runtime.events import ApiContext, HttpRequest
+from local.lambda_runtime.functions import InProcessFunctions
+from local.lambda_runtime.sources import EventSources
 from local.stack import build_stack, local_resolver
-from local.template import Template, load_template
+from local.template.model import Template, load_template
+from local.template.resolver import Resolver
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "local_stack" / "template.yaml"
 REGION = "us-east-1"

@@ -1,4 +1,4 @@
-"""NEWSDESK_STATE_DIR (local.persistence): what one local stack saved, another one built from the same template
+"""NEWSDESK_STATE_DIR (local.aws.persistence): what one local stack saved, another one built from the same template
 finds, whatever its resources' physical names: items (binary values too), every version of every object and
 the delete markers, the messages waiting in its queues, the signing secret."""
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from local.aws import client, start_moto
-from local.persistence import StateFolder, StateFolderError, state_folder
-from local.resolver import Resolver
+from local.aws.embedded import client, start_moto
+from local.aws.persistence import StateFolder, StateFolderError, state_folder
 from local.stack import build_stack, local_resolver
+from local.template.resolver import Resolver
 
 REGION = "us-east-1"
 

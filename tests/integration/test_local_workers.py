@@ -16,16 +16,16 @@ from typing import Any
 import boto3
 import pytest
 
-from local import layer
-from local.aws import Usage, aws_environment, client, start_moto
-from local.events import ApiContext
-from local.functions import FunctionError, WorkerFunctions
-from local.iam import AccessPolicy, Credentials
-from local.resolver import Resolver
-from local.server import ApiServer, serve_in_thread
-from local.sources import EventSources
+from local.apigateway.server import ApiServer, serve_in_thread
+from local.aws.embedded import Usage, aws_environment, client, start_moto
+from local.iam.policies import AccessPolicy, Credentials
+from local.lambda_runtime import layer
+from local.lambda_runtime.events import ApiContext
+from local.lambda_runtime.functions import FunctionError, WorkerFunctions
+from local.lambda_runtime.sources import EventSources
 from local.stack import build_stack, local_resolver
-from local.template import ACCOUNT_ID, load_template
+from local.template.model import ACCOUNT_ID, load_template
+from local.template.resolver import Resolver
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "local_workers" / "template.yaml"
 REGION = "us-east-1"

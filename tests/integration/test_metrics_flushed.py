@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from local.template import Function, Template, load_yaml
+from local.template.model import Function, Template, load_yaml
 from tests.integration.conftest import Stack
 from tests.integration.test_schedules import T, run_job, scheduled_article
 from tests.integration.test_uploads import article_file, upload

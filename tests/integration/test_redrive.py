@@ -1,7 +1,7 @@
 """Housekeeping hands dead letters back to their queues with SQS's move task, and stops redriving a
 queue whose letters fail again every time (a poison message), rather than cycling them forever.
 
-moto 5.2.5 has no StartMessageMoveTask: the stack here runs local/sqs_move_tasks.py's emulation of it
+moto 5.2.5 has no StartMessageMoveTask: the stack here runs local/aws/sqs_move_tasks.py's emulation of it
 (tests/unit/test_sqs_move_tasks.py checks the request against botocore's model of the real API).
 """
 

@@ -13,10 +13,10 @@ from typing import Any, cast
 import pytest
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from local.events import HttpRequest, http_api_event
-from local.server import match_route
+from local.apigateway.server import match_route
+from local.lambda_runtime.events import HttpRequest, http_api_event
 from local.stack import project_template
-from local.template import Template
+from local.template.model import Template
 from newsdesk import dependencies
 from newsdesk.api.resolver import create_resolver
 from newsdesk.api.routing import openapi_json

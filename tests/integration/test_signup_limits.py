@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from local.resolver import local_parameters
-from local.template import Template
+from local.template.model import Template
+from local.template.resolver import local_parameters
 from newsdesk import dependencies
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.support import times

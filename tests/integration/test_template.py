@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local.aws_calls import Permission
-from local.iam import Role, function_roles_from_template
-from local.resolver import Resolver
-from local.sam import expanded_for, function_roles
-from local.template import Template
+from local.iam.calls import Permission
+from local.iam.policies import Role, function_roles_from_template
+from local.template.model import Template
+from local.template.resolver import Resolver
+from local.template.sam import expanded_for, function_roles
 from newsdesk.api.routing import openapi_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_no_role_has_aws_managed_policies_or_grants_on_every_resource_but_xray(r
 
 
 def test_each_function_reads_its_own_queues_and_streams_and_no_others(resolver: Resolver, template: Template) -> None:
-    # Lambda reads a function's event sources with the function's role (local.sources does too).
+    # Lambda reads a function's event sources with the function's role (local.lambda_runtime.sources does too).
     def sources(kind: str, key: str) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
         for event in template.events_of(kind):

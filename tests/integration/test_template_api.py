@@ -2,7 +2,7 @@
 the same authorizer), API Gateway may invoke each function through its routes only, and no function's
 resource-based policy can outgrow Lambda's 20 KB, whatever the number of routes and the stack's name.
 
-Policies are written as Lambda stores them (local.invoke_policies), with every name as long as it can be.
+Policies are written as Lambda stores them (local.apigateway.invoke_policies), with every name as long as it can be.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from local.events import ApiContext, HttpRequest, execute_api_arn, route_arn
-from local.invoke_policies import API_GATEWAY, POLICY_SIZE_LIMIT, InvokePolicies, function_policies
-from local.resolver import Resolver
-from local.sam import expand
-from local.template import FUNCTION, HTTP_API, INTEGRATION, INTEGRATIONS, Template
+from local.apigateway.invoke_policies import API_GATEWAY, POLICY_SIZE_LIMIT, InvokePolicies, function_policies
+from local.lambda_runtime.events import ApiContext, HttpRequest, execute_api_arn, route_arn
+from local.template.model import FUNCTION, HTTP_API, INTEGRATION, INTEGRATIONS, Template
+from local.template.resolver import Resolver
+from local.template.sam import expand
 
 PARAMETERS = {"SenderAddress": "newsletter@example.org"}
 LONGEST_STACK_NAME = "newsdesk-" + "x" * 119  # CloudFormation's limit: 128 characters

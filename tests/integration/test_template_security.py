@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from local import stack
-from local.template import BUCKET, FUNCTION, LOG_GROUP, QUEUE, TABLE, Resource, Template, load_yaml
+from local.template.model import BUCKET, FUNCTION, LOG_GROUP, QUEUE, TABLE, Resource, Template, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_FUNCTION = "AWS::Lambda::Function"

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from freezegun import freeze_time
 
-from local.events import s3_event, s3_event_record
+from local.lambda_runtime.events import s3_event, s3_event_record
 from newsdesk import dependencies
 from newsdesk.clock import utc_now
 from newsdesk.dal.subscribers import audience

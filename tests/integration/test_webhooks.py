@@ -14,7 +14,7 @@ import pytest
 from freezegun import freeze_time
 
 from local.stack import local_resolver
-from local.template import Template
+from local.template.model import Template
 from newsdesk import dependencies
 from newsdesk.dal.webhooks import StoredWebhook
 from newsdesk.services import erasure

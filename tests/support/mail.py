@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.outbox import sent_emails
+from local.outbox.emails import sent_emails
 
 _URL = re.compile(r"https?://[^\s<>\"]+")
 

@@ -1,4 +1,4 @@
-"""local.grants: the grants each allowed call used, recorded by every process, and the check that fails on a
+"""local.iam.grants: the grants each allowed call used, recorded by every process, and the check that fails on a
 grant no call used unless the allow-list explains it."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from local.aws_calls import Call, Permission
-from local.grants import (
+from local.iam.calls import Call, Permission
+from local.iam.grants import (
     AllowListEntry,
     Grant,
     GrantRecorder,
@@ -17,8 +17,8 @@ from local.grants import (
     read_records,
     written,
 )
-from local.iam import AccessPolicy, Role
-from local.ses_identities import SesState
+from local.iam.policies import AccessPolicy, Role
+from local.iam.ses_identities import SesState
 
 ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/newsdesk-ArticlesTable"

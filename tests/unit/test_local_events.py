@@ -1,4 +1,5 @@
-"""local.events: the Lambda events and context the runner hands to functions, shaped as AWS sends them."""
+"""local.lambda_runtime.events: the Lambda events and context the runner hands to functions, shaped as AWS sends
+them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local.events import (
+from local.lambda_runtime.events import (
     ApiContext,
     HttpRequest,
     authorizer_event,
@@ -20,7 +21,7 @@ from local.events import (
     scheduled_event,
     sqs_event,
 )
-from local.worker import LambdaContext
+from local.lambda_runtime.worker import LambdaContext
 
 NOW = datetime(2024, 3, 5, 7, 8, 9, 123000, tzinfo=UTC)
 REQUEST = HttpRequest(

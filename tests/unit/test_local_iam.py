@@ -1,4 +1,4 @@
-"""local.aws_calls and local.iam: each SDK request read as IAM reads it, and checked against a role."""
+"""local.iam.calls and local.iam.policies: each SDK request read as IAM reads it, and checked against a role."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 from botocore.config import Config
 from botocore.parsers import create_parser
 
-from local.aws_calls import ANY_RESOURCE, Call, Permission, describe
-from local.iam import AccessPolicy, Role, access_denied, allows, signature_refused, wildcard_matches
-from local.ses_identities import SesLookup, SesState, covering_identity
-from local.signatures import Received, Refusal, refusal
+from local.iam.calls import ANY_RESOURCE, Call, Permission, describe
+from local.iam.policies import AccessPolicy, Role, access_denied, allows, signature_refused, wildcard_matches
+from local.iam.ses_identities import SesLookup, SesState, covering_identity
+from local.iam.signatures import Received, Refusal, refusal
 
 ACCOUNT = "123456789012"
 TABLE = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/Articles"
@@ -314,7 +314,7 @@ def test_a_request_is_read_the_same_after_the_sdk_has_sent_its_operation() -> No
     # stack's processes share one model loader: reading the wire must not depend on what a client did first.
     script = """
 import boto3
-from local import moto_fixes
+from local.aws import moto_fixes
 from tests.unit.test_local_iam import needs, wire_request
 moto_fixes.apply()
 params = {"VersioningConfiguration": {"Status": "Enabled"}}

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from local.logs import compact_logs, readable
+from local.lambda_runtime.logs import compact_logs, readable
 
 RECORD = {
     "level": "WARNING",

@@ -1,4 +1,4 @@
-"""local.outbox_routes: the outbox page escapes what senders and subscribers wrote and runs none of it."""
+"""local.outbox.routes: the outbox page escapes what senders and subscribers wrote and runs none of it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any
 
-from local.outbox import OutboxFilter
-from local.outbox_routes import FIT_FRAME_SCRIPT, PAGE_HEADERS, links_in_new_tab, outbox_page
+from local.outbox.emails import OutboxFilter
+from local.outbox.routes import FIT_FRAME_SCRIPT, PAGE_HEADERS, links_in_new_tab, outbox_page
 
 HOSTILE = '<script>alert("x")</script>'
 EMAIL_HTML = (

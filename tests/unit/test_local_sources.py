@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local.cron import Cron, next_fire
-from local.filters import EventFilters
-from local.server import match_route
-from local.template import Route, Schedule
+from local.apigateway.server import match_route
+from local.lambda_runtime.cron import Cron, next_fire
+from local.lambda_runtime.filters import EventFilters
+from local.template.model import Route, Schedule
 
 RECORD = {
     "eventName": "INSERT",

@@ -1,4 +1,5 @@
-"""local.template: short tags, SAM globals, routes, schedules, intrinsics; local.aws builds tables from it."""
+"""local.template.model: short tags, SAM globals, routes, schedules, intrinsics; local.aws.embedded builds tables from
+it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws import create_queues, create_tables
-from local.resolver import Resolver, check_parameters
+from local.aws.embedded import create_queues, create_tables
 from local.stack import local_resolver
-from local.template import Template, load_template, load_yaml
+from local.template.model import Template, load_template, load_yaml
+from local.template.resolver import Resolver, check_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "local_stack" / "template.yaml"
@@ -255,7 +256,7 @@ def test_resolver_intrinsics(fixture: Template) -> None:
 
 
 def test_environment_is_strings_and_conflicts_are_logged(fixture: Template, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="local.template"):
+    with caplog.at_level(logging.WARNING, logger="local.template.model"):
         environment = Resolver(fixture).environment()
 
     assert environment["GREETING"] == "hello"

@@ -1,4 +1,4 @@
-"""local.moto_fixes: DynamoDB transactions, streams, answers and memory, and SES's identities and sandbox, in the
+"""local.aws.moto_fixes: DynamoDB transactions, streams, answers and memory, and SES's identities and sandbox, in the
 embedded AWS behave as AWS's do."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import Item
 
-from local import moto_fixes
-from local.ses_identities import set_sandbox
+from local.aws import moto_fixes
+from local.iam.ses_identities import set_sandbox
 from tests.support import times
 
 REGION = "us-east-1"

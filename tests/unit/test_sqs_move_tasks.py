@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from local import sqs_move_tasks
+from local.aws import sqs_move_tasks
 from newsdesk.dal.queues import DeadLetterQueue
 from newsdesk.services.scheduling import REDRIVE_MESSAGES_PER_SECOND
 

@@ -2,15 +2,15 @@
 
 moto checks neither the action nor the resource of most calls, so a function that works locally could be
 refused on AWS (a missing `dynamodb:UpdateItem` costs subscribers their newsletter). Here every request to
-the embedded AWS is read as IAM reads it (`local.aws_calls`) and checked against the caller's policies:
+the embedded AWS is read as IAM reads it (`local.iam.calls`) and checked against the caller's policies:
 explicit Deny wins, then any Allow, otherwise it is refused with the service's own AccessDenied error.
-A statement's Condition is evaluated for the condition keys the request sets (`local.aws_calls`); one the
+A statement's Condition is evaluated for the condition keys the request sets (`local.iam.calls`); one the
 local stack cannot evaluate never allows, and always denies.
 
 Callers are told apart by their credentials (each function's worker has its own, and Lambda's event-source
 pollers another set with the same role) or, for functions run inside the test process, by `acting_as`. The
 administrator's credentials (`testing`/`testing`) may do anything. Every allowed call marks the grants of
-the role that allowed it (local.grants), for the least-privilege check.
+the role that allowed it (local.iam.grants), for the least-privilege check.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from functools import cache, cached_property
 from typing import Any
 from xml.sax.saxutils import escape
 
-from local.aws_calls import Call, PartitionKeys, Permission, RedriveSources, credential_scope, describe
-from local.grants import Grant, GrantRecorder, process_recorder, written
-from local.resolver import Resolver
-from local.sam import expanded_for, function_roles, managed_policy_document
-from local.ses_identities import SesLookup, embedded_ses
-from local.signatures import Refusal
+from local.iam.calls import Call, PartitionKeys, Permission, RedriveSources, credential_scope, describe
+from local.iam.grants import Grant, GrantRecorder, process_recorder, written
+from local.iam.ses_identities import SesLookup, embedded_ses
+from local.iam.signatures import Refusal
+from local.template.resolver import Resolver
+from local.template.sam import expanded_for, function_roles, managed_policy_document
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,9 @@ def _applies(statement: dict[str, Any], permission: Permission) -> bool:
 
 
 Conditions = Mapping[str, Sequence[str]]
-# Condition keys whose values the local stack reads off the request (local.aws_calls): any other key in a
+# Condition keys whose values the local stack reads off the request (local.iam.calls): any other key in a
 # policy (aws:SourceIp, s3:prefix, ...) cannot be evaluated here.
-# aws:SourceArn and aws:SourceAccount: what a service invoking a function says (local.invoke_policies).
+# aws:SourceArn and aws:SourceAccount: what a service invoking a function says (local.apigateway.invoke_policies).
 EVALUATED_KEYS = frozenset({
     "ses:fromaddress", "ses:fromdisplayname", "ses:recipients", "ses:feedbackaddress",
     "aws:sourcearn", "aws:sourceaccount", "dynamodb:leadingkeys",
@@ -227,7 +227,7 @@ def _listed(value: Any) -> list[Any]:
 @dataclass(frozen=True)
 class Role:
     """A function's execution role: its policies, resolved (`documents`) and as the template writes them
-    (`written`, same shape: the names of its grants, local.grants), and the folder of that template."""
+    (`written`, same shape: the names of its grants, local.iam.grants), and the folder of that template."""
 
     function_id: str
     arn: str
@@ -358,10 +358,11 @@ class AccessPolicy:
     Roles name resources whose ARNs exist only once the resources do (a secret's), so they are set with
     `use_roles` after creation; until then a function's calls are refused. Each function has two sets of
     credentials for its role: its own (`credentials`), and those Lambda's service uses with the role to read
-    the function's queues and streams and to send its failed events on (`service_credentials`, local.sources;
+    the function's queues and streams and to send its failed events on (`service_credentials`,
+    local.lambda_runtime.sources;
     not counted as the function's usage). `ses` tells the SES identities and sandbox a send is authorized
     against (the embedded SES's, unless given). Allowed calls mark the grants they used on `recorder` (this
-    process's, local.grants, unless given)."""
+    process's, local.iam.grants, unless given)."""
 
     def __init__(
         self,
@@ -419,7 +420,7 @@ class AccessPolicy:
     def describe(
         self, method: str, url: str, headers: Mapping[str, str | bytes], body: bytes | str | None
     ) -> Call | None:
-        """The call a request to this account's embedded AWS makes (local.aws_calls.describe)."""
+        """The call a request to this account's embedded AWS makes (local.iam.calls.describe)."""
         return describe(method, url, headers, body, account_id=self.account_id, ses=self.ses,
                         partition_keys=self.partition_keys, redrive_sources=self.redrive_sources)  # fmt: skip
 
@@ -567,7 +568,8 @@ def enforced_in_process(policy: AccessPolicy) -> Iterator[None]:
 
     def checked(request: Any) -> Any:
         function_id = _acting_function.get()
-        if function_id is None:  # a client with a function's (or Lambda's service's) credentials: local.sources
+        # None: a client with a function's (or Lambda's service's) credentials (local.lambda_runtime.sources).
+        if function_id is None:
             scope = credential_scope({k.lower(): _text(v) for k, v in request.headers.items()}, {})
             function_id = policy.function_for_key(scope[0]) if scope else None
         if function_id is not None:

@@ -13,10 +13,10 @@ import copy
 import hashlib
 from typing import Any
 
-from local.iam import condition_holds, wildcard_matches
-from local.resolver import Resolver
-from local.sam import expanded_for, lambda_permissions
-from local.template import Template
+from local.iam.policies import condition_holds, wildcard_matches
+from local.template.model import Template
+from local.template.resolver import Resolver
+from local.template.sam import expanded_for, lambda_permissions
 
 POLICY_SIZE_LIMIT = 20 * 1024
 """Bytes: Lambda refuses a permission that would make its function's policy larger (PolicyLengthExceeded)."""

@@ -3,7 +3,7 @@ that every grant was used by some test or is allow-listed with a reason.
 
 A grant is one (action, resource) pair an Allow statement of a function's role names, both as the template
 writes them (`dynamodb:Query` on `${ArticlesTable.Arn}/index/by-feed`). Every call the local IAM check
-allows marks the grants that allowed it (local.iam); with `NEWSDESK_GRANTS_DIR` set, each process appends
+allows marks the grants that allowed it (local.iam.policies); with `NEWSDESK_GRANTS_DIR` set, each process appends
 the grants it marks, once each, to a file of its own in that folder: the test processes (pytest-xdist's
 workers) and the local stacks they start as child processes alike. After the whole suite, the test run reads
 every file and fails on a grant nothing used (tests/conftest.py, tests/iam_allowlist.yaml).

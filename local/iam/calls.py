@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import botocore.loaders
 import botocore.model
 
-from local.ses_identities import SesLookup, SesState, covering_identity, is_simulator
+from local.iam.ses_identities import SesLookup, SesState, covering_identity, is_simulator
 
 ANY_RESOURCE = "*"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")

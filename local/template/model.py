@@ -1,5 +1,5 @@
 """The SAM template as a model: resources, SAM Globals, functions, routes, authorizers, event sources and
-schedules. Resolving intrinsic functions to the local stack's names is local.resolver's job."""
+schedules. Resolving intrinsic functions to the local stack's names is local.template.resolver's job."""
 
 from __future__ import annotations
 

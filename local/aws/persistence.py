@@ -31,10 +31,10 @@ from typing import Any
 from moto.dynamodb.models import dynamodb_backends
 from moto.sqs.models import sqs_backends
 
-from local.aws import client
-from local.moto_fixes import dynamodb_requests_lock
-from local.resolver import Resolver
-from local.template import BUCKET, QUEUE, SECRET, TABLE, Resource
+from local.aws.embedded import client
+from local.aws.moto_fixes import dynamodb_requests_lock
+from local.template.model import BUCKET, QUEUE, SECRET, TABLE, Resource
+from local.template.resolver import Resolver
 
 log = logging.getLogger(__name__)
 

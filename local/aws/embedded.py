@@ -23,9 +23,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 from werkzeug.wsgi import get_input_stream
 
-from local import moto_fixes
-from local.aws_calls import Call, credential_scope
-from local.iam import (
+from local.aws import moto_fixes
+from local.iam.calls import Call, credential_scope
+from local.iam.policies import (
     ADMIN_ACCESS_KEY_ID,
     ADMIN_SECRET_ACCESS_KEY,
     AccessPolicy,
@@ -35,9 +35,8 @@ from local.iam import (
     signature_refused,
     unknown_key,
 )
-from local.resolver import Resolver
-from local.signatures import Received, refusal
-from local.template import (
+from local.iam.signatures import Received, refusal
+from local.template.model import (
     BUCKET,
     EVENT_BUS,
     EVENT_RULE,
@@ -55,6 +54,7 @@ from local.template import (
     Resource,
     Template,
 )
+from local.template.resolver import Resolver
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ _MISSING_AUTHENTICATION = (
 
 
 class EmbeddedAws(ThreadedMotoServer):
-    """moto's server, corrected where it is looser than AWS (`local.moto_fixes`) and, given an access
+    """moto's server, corrected where it is looser than AWS (`local.aws.moto_fixes`) and, given an access
     policy, refusing what IAM would refuse."""
 
     def __init__(self, host: str, port: int, policy: AccessPolicy | None) -> None:

@@ -26,14 +26,14 @@ from urllib.parse import unquote_plus
 
 from botocore.config import Config
 
-from local import events
-from local.aws import LOCAL_MAX_VISIBILITY_SECONDS, client
-from local.cron import next_fire
-from local.filters import EventFilters
-from local.functions import DEFAULT_CONCURRENCY, FunctionError
-from local.iam import Credentials
-from local.resolver import Resolver
-from local.template import EventSource, Schedule, Template
+from local.aws.embedded import LOCAL_MAX_VISIBILITY_SECONDS, client
+from local.iam.policies import Credentials
+from local.lambda_runtime import events
+from local.lambda_runtime.cron import next_fire
+from local.lambda_runtime.filters import EventFilters
+from local.lambda_runtime.functions import DEFAULT_CONCURRENCY, FunctionError
+from local.template.model import EventSource, Schedule, Template
+from local.template.resolver import Resolver
 
 log = logging.getLogger(__name__)
 

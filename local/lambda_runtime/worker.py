@@ -1,6 +1,6 @@
 """One function's execution environment, as a Lambda sandbox is: a process of its own.
 
-The runner starts `python -S local/worker.py <fd>` with only the function's environment (its template
+The runner starts `python -S local/lambda_runtime/worker.py <fd>` with only the function's environment (its template
 variables, its own credentials, Lambda's own variables) and the import path Lambda gives it (PYTHONPATH: the
 code folder, then the layers, then the runtime's boto3; `-S` keeps the venv's site-packages out). It loads
 the handler once (a cold start) and then answers invocations on the connection `fd`, one at a time, until

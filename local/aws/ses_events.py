@@ -25,8 +25,8 @@ from email.utils import parseaddr
 from functools import wraps
 from typing import Any
 
-from local.resolver import Resolver
-from local.ses_identities import covering_identity, embedded_ses
+from local.iam.ses_identities import covering_identity, embedded_ses
+from local.template.resolver import Resolver
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from local.template import (
+from local.template.model import (
     ACCOUNT_ID,
     BUCKET,
     EVENT_BUS,

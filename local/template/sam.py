@@ -17,8 +17,8 @@ import boto3
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from local.resolver import Resolver
-from local.template import FUNCTION, LAYER, Template
+from local.template.model import FUNCTION, LAYER, Template
+from local.template.resolver import Resolver
 
 MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
 

@@ -2,9 +2,9 @@
 
 `WorkerFunctions` is what `make dev` runs: each function in processes of its own (started on first use and
 kept warm), with only its own environment and credentials, stopped when it runs past its `Timeout`, and
-only Lambda's import path (its code, the layers, the runtime's boto3: local/layer.py), none of the venv.
+only Lambda's import path (its code, the layers, the runtime's boto3: local/lambda_runtime/layer.py), none of the venv.
 `InProcessFunctions` runs handlers in the calling process, so integration tests can freeze time and swap
-collaborators; its calls to AWS are still checked against the function's role (`local.iam.acting_as`), and
+collaborators; its calls to AWS are still checked against the function's role (`local.iam.policies.acting_as`), and
 the product's packages come from the layers there too, ahead of the venv.
 """
 
@@ -27,12 +27,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
-from local import layer
-from local.iam import Credentials, acting_as
-from local.logs import compact_logs, readable
-from local.resolver import Resolver
-from local.template import ACCOUNT_ID, Function, Template
-from local.worker import LambdaContext, lambda_json
+from local.iam.policies import Credentials, acting_as
+from local.lambda_runtime import layer
+from local.lambda_runtime.logs import compact_logs, readable
+from local.lambda_runtime.worker import LambdaContext, lambda_json
+from local.template.model import ACCOUNT_ID, Function, Template
+from local.template.resolver import Resolver
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from local.events import (
+from local.apigateway.invoke_policies import API_GATEWAY, InvokePolicies
+from local.lambda_runtime.events import (
     ApiContext,
     HttpRequest,
     HttpResponse,
@@ -24,8 +25,7 @@ from local.events import (
     http_api_response,
     route_arn,
 )
-from local.invoke_policies import API_GATEWAY, InvokePolicies
-from local.template import Route, Template
+from local.template.model import Route, Template
 from newsdesk.redaction import without_addresses
 
 log = logging.getLogger(__name__)

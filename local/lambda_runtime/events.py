@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, unquote
 
-from local.template import ACCOUNT_ID, LOCAL_API_ID
+from local.template.model import ACCOUNT_ID, LOCAL_API_ID
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _TEXT_TYPES = ("application/json", "application/xml", "application/x-www-form-urlencoded")

@@ -13,8 +13,9 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from local.events import HttpRequest, HttpResponse
-from local.outbox import (
+from local.apigateway.server import ApiServer, html_response, match_path
+from local.lambda_runtime.events import HttpRequest, HttpResponse
+from local.outbox.emails import (
     ANY_EMAIL,
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -23,7 +24,6 @@ from local.outbox import (
     sent_count,
     sent_email,
 )
-from local.server import ApiServer, html_response, match_path
 
 EMAIL_PATH = "/_local/emails/{id}"
 # The page's own script, and the only one it runs: it sizes the email's frame to the email, so a long digest

@@ -5,7 +5,7 @@ Lambda runtime itself provides (boto3, after the layers, as /var/runtime is) —
 The packages are installed once with `pip install --target` by the interpreter that runs the stack, into a
 cache folder named after a hash of the requirements file, the Python version and the platform, and reused
 until one of them changes. The content folder (shared/, the product) is used where it is, so an edit takes
-effect without a rebuild. `python -m local.layer` builds whatever is missing and prints the folders.
+effect without a rebuild. `python -m local.lambda_runtime.layer` builds whatever is missing and prints the folders.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_REQUIREMENTS = Path(__file__).resolve().parent / "lambda-runtime-requirements.txt"
 LAYER_REQUIREMENTS = "requirements.txt"
 """The file `sam build` installs into a layer built with a python BuildMethod, in the layer's ContentUri."""
@@ -68,7 +68,8 @@ def packages(requirements: Path, *, root: Path | None = None) -> Path:
 
 
 def runtime_packages() -> Path:
-    """What the Lambda runtime provides beside the interpreter (local/lambda-runtime-requirements.txt)."""
+    """What the Lambda runtime provides beside the interpreter
+    (local/lambda_runtime/lambda-runtime-requirements.txt)."""
     return packages(RUNTIME_REQUIREMENTS)
 
 

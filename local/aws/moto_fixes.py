@@ -13,9 +13,9 @@ count (775 MB at 20, 6.8 GB at 284) and a cancelled transaction could stop newsl
   every reader of the stream has read is freed.
 - moto serves requests on many threads without locks, so two conditional writes can both pass their
   check; DynamoDB makes each write (and each transaction) atomic. Here DynamoDB requests run one at a time.
-- moto lacks SQS's StartMessageMoveTask, which the dead-letter redrive uses (local.sqs_move_tasks).
+- moto lacks SQS's StartMessageMoveTask, which the dead-letter redrive uses (local.aws.sqs_move_tasks).
 - moto's SES takes an address as verified only if the address or its own domain is (SES: a parent domain
-  too), and has no sandbox (local.ses_identities).
+  too), and has no sandbox (local.iam.ses_identities).
 - moto's SQS works out, for every message of a queue on every receive and attribute read, whether it is
   visible, through several datetime conversions: minutes of CPU for a queue of a few thousand messages.
   Here it compares against the clock read once (still `time.time`, so tests that freeze time still can).
@@ -109,7 +109,7 @@ partition_writes = PartitionWrites()
 
 def dynamodb_requests_lock() -> threading.RLock:
     """The lock every DynamoDB request to the embedded AWS runs under (see `_serialize_dynamodb`): hold it to
-    read or write moto's tables directly, as local.persistence does, and no request sees half of it."""
+    read or write moto's tables directly, as local.aws.persistence does, and no request sees half of it."""
     return _dynamodb_lock
 
 
@@ -119,7 +119,8 @@ def apply() -> None:
     if _applied:
         return
     _applied = True
-    from local import ses_identities, sqs_move_tasks
+    from local.aws import sqs_move_tasks
+    from local.iam import ses_identities
 
     sqs_move_tasks.install()
     ses_identities.install()
