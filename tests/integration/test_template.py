@@ -55,16 +55,18 @@ def test_public_function_cannot_write_articles(resolver: Resolver) -> None:
             assert not role.allows(Permission(action, articles(resolver)), {"dynamodb:leadingkeys": (key,)}), action
 
 
-def test_public_function_reads_only_public_copies_of_articles_never_drafts(resolver: Resolver) -> None:
+def test_public_function_reads_public_copies_and_a_previewed_draft_by_key_but_lists_no_drafts(resolver: Resolver) -> None:
     role = public_role(resolver)
 
     def reads(action: str, *keys: str) -> bool:
         return role.allows(Permission(action, articles(resolver)), {"dynamodb:leadingkeys": keys})
 
-    # A slug claim carries a published article's public copy; the article item (a draft too) is not for it.
+    # A slug claim carries a published article's public copy. An article item (a draft too) is read one at a
+    # time, by key, for a preview link that the service checked first; never in a batch.
     assert reads("dynamodb:GetItem", "slug#a-story")
     assert reads("dynamodb:BatchGetItem", "slug#a-story", "slug#another")
-    assert not reads("dynamodb:GetItem", "article#01hdraft")
+    assert reads("dynamodb:GetItem", "article#01hdraft")
+    assert not reads("dynamodb:BatchGetItem", "article#01hdraft")
     assert not reads("dynamodb:BatchGetItem", "slug#a-story", "article#01hdraft")
     # Feeds hold published articles only; the editor's indexes list drafts. by-entity is the exception GET
     # /authors needs (its `author` partition): a query's partition is not a condition IAM can test here.
