@@ -55,7 +55,7 @@ def test_public_function_cannot_write_articles(resolver: Resolver) -> None:
             assert not role.allows(Permission(action, articles(resolver)), {"dynamodb:leadingkeys": (key,)}), action
 
 
-def test_public_function_reads_public_copies_and_a_previewed_draft_by_key_but_lists_no_drafts(resolver: Resolver) -> None:
+def test_public_function_reads_public_copies_and_a_previewed_draft_but_lists_no_drafts(resolver: Resolver) -> None:
     role = public_role(resolver)
 
     def reads(action: str, *keys: str) -> bool:
