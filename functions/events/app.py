@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
 from newsdesk.services.events import ChangeSource, StreamChange
 from newsdesk.settings import ArticleSettings, PublicationSettings, SubscriberSettings
+
+if TYPE_CHECKING:
+    # Types only: importing Powertools' batch package loads its processors (asyncio among them), which this
+    # function, answering its batch item failures itself, never uses.
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def _plain(value: Any) -> Any:

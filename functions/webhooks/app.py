@@ -4,10 +4,8 @@ for them; each delivery attempt (WebhookDeliveryQueue) is one signed POST (newsd
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from newsdesk.dependencies import container
@@ -16,6 +14,12 @@ from newsdesk.models.webhooks import DeliveryTask
 from newsdesk.observability import logger, metrics, tracer
 from newsdesk.services.webhooks import ReceivedTask
 from newsdesk.settings import WebhookSettings
+
+if TYPE_CHECKING:
+    # Types only: importing Powertools' batch package loads its processors (asyncio among them), which this
+    # function, answering its batch item failures itself, never uses.
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def bus_event(record: dict[str, Any]) -> Event | None:

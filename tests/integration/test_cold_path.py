@@ -46,7 +46,9 @@ built = sorted(
     if isinstance(kind, type) and name.endswith("Settings") and kind.__dict__.get("__pydantic_complete__")
 ) if settings else []
 models = sorted(f"{kind.__module__}.{kind.__qualname__}" for kind in classes)
-print(json.dumps({"status": status, "modules": sorted(sys.modules), "models": models, "settings_built": built}))
+plugins = getattr(sys.modules.get("pydantic.plugin._loader"), "_plugins", None)
+print(json.dumps({"status": status, "modules": sorted(sys.modules), "models": models, "settings_built": built,
+                  "plugins_looked_up": plugins is not None}))
 """
 
 
@@ -169,6 +171,32 @@ def test_the_authorizer_loads_no_articles_and_no_delivery_code(template: Templat
     answer = cold_start(template, "AuthorizerFunction")
 
     assert loaded(answer, "newsdesk.dal.articles", "newsdesk.models.articles", "newsdesk.models.delivery") == []
+
+
+# ------------------------------------------------------------------------------------------- batches
+@pytest.mark.parametrize("function_id", ["EventsFunction", "WebhooksFunction", "TallyFunction", "SchedulerFunction"])
+def test_a_function_that_reports_its_batch_failures_itself_loads_no_batch_processor(
+    template: Template, function_id: str
+) -> None:
+    """Powertools' batch package loads every processor (and asyncio for the async ones) for a type these
+    functions only name in annotations."""
+    answer = cold_start(template, function_id)
+
+    assert loaded(answer, "aws_lambda_powertools.utilities.batch") == []
+
+
+# ------------------------------------------------------------------------------------------- pydantic
+def test_the_first_model_a_cold_start_builds_looks_up_no_plugins(template: Template) -> None:
+    """No pydantic plugin is deployed, and looking for one reads the metadata of every package in the layer
+    (PYDANTIC_DISABLE_PLUGINS in the template's Globals)."""
+    answered = cold_start(template, "PublicFunction", sample_event("public-index"))
+    looked = cold_start(
+        template, "PublicFunction", sample_event("public-index"), lambda_variables={"PYDANTIC_DISABLE_PLUGINS": ""}
+    )
+
+    assert answered["status"] == looked["status"] == 200
+    assert answered["plugins_looked_up"] is False
+    assert looked["plugins_looked_up"] is True
 
 
 # --------------------------------------------------------------------------------------------- settings
