@@ -5,12 +5,16 @@ representative event; its twin, also a fresh process, imports boto3 and makes ev
 handler made, in the same order (recorded in an untimed warm-up run: service, operation and parameters;
 one client per service). Both run with the function's environment from the template against one moto
 server in its own process (bench/emulator.py), with the template's resources created and seeded so that
-every call succeeds. Real and twin runs alternate,
-PAIRS pairs per function, the order flipping each pair, so machine noise hits both alike.
+every call succeeds. A third process, the floor, makes the twin's calls after loading the product's core
+packages as any handler built on them must (Powertools' logger and metrics, pydantic with one model): the
+part of a cold start no code of Newsdesk's can remove while it keeps those packages. Real, twin and floor
+runs alternate, PAIRS rounds per function, each kind first, second and last in turn, so machine noise hits
+all alike.
 
 Measured inside the child: from just before the first import (the handler module, or boto3) to the end
 of the first invocation. The parent also times each whole child process (interpreter start and exit
-included), shown for information. The figure is the median of the per-pair ratios, target <= 1.3. One more
+included), shown for information. The figure is the median of the per-round real/twin ratios, target
+<= 1.3; floor/twin and real/floor are shown beside it. One more
 untimed run under `python -X importtime` shows where the import time goes: the product's own modules, and the
 five largest imports by cumulative time.
 
@@ -517,7 +521,7 @@ def handler_job(
     }
 
 
-def twin_job(calls: list[Call]) -> dict[str, Any]:
+def twin_job(calls: list[Call], mode: str = "twin") -> dict[str, Any]:
     from botocore import xform_name
 
     from bench.cold_runner import encode
@@ -526,12 +530,12 @@ def twin_job(calls: list[Call]) -> dict[str, Any]:
         {"service": call["service"], "method": xform_name(call["operation"]), "params": call["params"]}
         for call in calls
     ]
-    return {"mode": "twin", "calls": json.dumps(replayed, default=encode)}
+    return {"mode": mode, "calls": json.dumps(replayed, default=encode)}
 
 
 # ---------------------------------------------------------------------------------------------- measure
 def measure(stack: Stack, case: Case, pairs: int) -> Row:
-    """Warm up (recording the real handler's calls), then alternate real and twin runs."""
+    """Warm up (recording the real handler's calls), then alternate real, twin and floor runs."""
     function = stack.template.functions[case.function_id]
     env = stack.environment(function)
     before: Snapshot = {}
@@ -546,10 +550,10 @@ def measure(stack: Stack, case: Case, pairs: int) -> Row:
             raise RuntimeError(f"{case.function_id} run {n}: unexpected reply {sample.answer['reply']!r}")
         return sample
 
-    def twin() -> Sample:
+    def twin(mode: str = "twin") -> Sample:
         case.prepare(stack, 0)  # what the recorded run read outside DynamoDB (an uploaded object, ...)
         stack.restore(before, calls)  # and the items its calls wrote, as they were before it
-        sample = run_child(twin_job(calls), env)
+        sample = run_child(twin_job(calls, mode), env)
         expected = [call.get("error") for call in calls]
         if sample.answer["errors"] != expected:
             differing = [
@@ -557,19 +561,21 @@ def measure(stack: Stack, case: Case, pairs: int) -> Row:
                 for call, got, want in zip(calls, sample.answer["errors"], expected, strict=True)
                 if got != want
             ]
-            raise RuntimeError(f"{case.function_id} twin: calls answered differently: {'; '.join(differing)}")
+            raise RuntimeError(f"{case.function_id} {mode}: calls answered differently: {'; '.join(differing)}")
         return sample
 
     recorded = real(0, record=True).answer  # this run also compiles and caches everything the handler imports
     calls, clients = recorded["calls"], recorded["clients"]
     if not calls:
         raise RuntimeError(f"{case.function_id} made no AWS call")
-    twin()  # warm-up
+    twin()  # warm-ups
+    twin("floor")
     imports = real(pairs + 1, importtime=True).answer["imports"]  # untimed: importtime slows every import
-    samples: dict[str, list[Sample]] = {"real": [], "twin": []}
+    kinds = ("real", "twin", "floor")
+    samples: dict[str, list[Sample]] = {kind: [] for kind in kinds}
     for n in range(1, pairs + 1):
-        for kind in ("real", "twin") if n % 2 else ("twin", "real"):
-            samples[kind].append(real(n) if kind == "real" else twin())
+        for kind in kinds[n % 3 :] + kinds[: n % 3]:  # each kind first, second and last in turn
+            samples[kind].append(real(n) if kind == "real" else twin(kind))
     _progress(f"{case.function_id}: {pairs} pairs measured")
     return _row(case, calls, clients, imports, samples)
 
@@ -635,8 +641,10 @@ def _grouped(names: list[str]) -> str:
 def _row(
     case: Case, calls: list[Call], clients: list[str], imports: ImportCosts, samples: dict[str, list[Sample]]
 ) -> Row:
-    real, twin = samples["real"], samples["twin"]
+    real, twin, floor = samples["real"], samples["twin"], samples["floor"]
     ratio = statistics.median(r.total_ms / t.total_ms for r, t in zip(real, twin, strict=True))
+    floor_ratio = statistics.median(f.total_ms / t.total_ms for f, t in zip(floor, twin, strict=True))
+    over_floor = statistics.median(r.total_ms / f.total_ms for r, f in zip(real, floor, strict=True))
     process_ratio = statistics.median(r.process_ms / t.process_ms for r, t in zip(real, twin, strict=True))
     return {
         "benchmark": "cold_start",
@@ -655,6 +663,9 @@ def _row(
         "twin_import_ms": round(statistics.median(s.import_ms for s in twin), 1),
         "twin_ms": round(statistics.median(s.total_ms for s in twin), 1),
         "ratio": round(ratio, 3),
+        "floor_ms": round(statistics.median(s.total_ms for s in floor), 1),
+        "floor_ratio": round(floor_ratio, 3),
+        "over_floor": round(over_floor, 3),
         "real_process_ms": round(statistics.median(s.process_ms for s in real), 1),
         "twin_process_ms": round(statistics.median(s.process_ms for s in twin), 1),
         "process_ratio": round(process_ratio, 3),
@@ -700,7 +711,7 @@ def summary_rows(rows: list[Row]) -> list[Row]:
     return [
         {
             "benchmark": "cold start",
-            "figure": f"{row['function']} real/twin (median of {row.get('pairs', 0)} pairs)",
+            "figure": f"{row['function']} real/twin (median of {row.get('pairs', 0)} rounds)",
             "value": f"{row['ratio']:.2f}" if "ratio" in row else "-",
             "target": f"<= {row['target']:.2f}",
             "result": row["result"],
@@ -714,11 +725,12 @@ def format_table(rows: list[Row]) -> str:
     if not rows:
         return "cold start: no rows"
     headers = ("function", "calls", "import ms", "import+first ms", "twin import ms", "twin ms", "ratio", "target",
-               "result", "process ms real/twin", "ratio", "importtime ms: all own / product own")  # fmt: skip
+               "result", "floor ms", "floor/twin", "real/floor", "process ms real/twin", "ratio",
+               "importtime ms: all own / product own")  # fmt: skip
     lines = []
     for row in rows:
         if "ratio" not in row:
-            lines.append((row["function"], "-", *("-",) * 6, row["result"], "-", "-", row["event"]))
+            lines.append((row["function"], "-", *("-",) * 6, row["result"], *("-",) * 5, row["event"]))
             continue
         lines.append(
             (
@@ -731,6 +743,9 @@ def format_table(rows: list[Row]) -> str:
                 f"{row['ratio']:.2f}",
                 f"<= {row['target']:.2f}",
                 row["result"],
+                f"{row['floor_ms']:.0f}",
+                f"{row['floor_ratio']:.2f}",
+                f"{row['over_floor']:.2f}",
                 f"{row['real_process_ms']:.0f}/{row['twin_process_ms']:.0f}",
                 f"{row['process_ratio']:.2f}",
                 f"{row['imports_ms']:.0f} / {row['product_imports_ms']:.0f}",
@@ -747,10 +762,13 @@ def format_table(rows: list[Row]) -> str:
     pairs = max(int(row.get("pairs", 0)) for row in rows)
     title = (
         f"cold start: fresh process per run against moto (own process); real handler vs a twin that imports boto3 "
-        f"and makes every AWS call the handler made, in order; {pairs} alternated pairs per function.\n"
+        f"and makes every AWS call the handler made, in order, and a floor that makes them after loading the core "
+        f"packages (Powertools' logger and metrics, pydantic, one model); {pairs} alternated rounds per function.\n"
         "ms = in-child time, median: import ms = the handler module's import (the twin's: boto3's); import+first "
         "ms = from just before the first import to the end of the first invocation (the twin's: to the end of "
-        "its calls); ratio = median of per-pair real/twin ratios of those; process ms = whole child process "
+        "its calls); ratio = median of per-round real/twin ratios of those; floor ms, floor/twin and real/floor: "
+        "the same for the floor (what any handler on Powertools and pydantic pays, and what the product adds to "
+        "it); process ms = whole child process "
         "(interpreter start and exit included), for information; importtime = one more untimed run under "
         "`python -X importtime` (its overhead included): the own time of every module imported by the import "
         "and the first invocation, and of the product's modules alone; below the table, the largest imports by "
@@ -786,7 +804,9 @@ def _progress(message: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=PAIRS, help=f"real/twin pairs per function (default {PAIRS})")
+    parser.add_argument(
+        "--pairs", type=int, default=PAIRS, help=f"rounds (real, twin, floor) per function (default {PAIRS})"
+    )
     parser.add_argument("--functions", default="", help="comma-separated logical ids (Public or PublicFunction)")
     parser.add_argument(
         "--profile", action="store_true", help="instead of measuring, show where one cold start's time goes (cProfile)"
