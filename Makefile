@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint chromium bench fuzz clean deploy
+.PHONY: dev test lint chromium bench fuzz clean deploy bytecode
 
 $(INSTALLED): requirements-dev.txt shared/requirements.txt local/lambda_runtime/lambda-runtime-requirements.txt pyproject.toml
 	@echo "Setting up $(VENV): installing the packages of requirements-dev.txt and building the layer (on the first run, and when the requirements change; about 2 minutes)"
@@ -57,8 +57,18 @@ fuzz: $(INSTALLED)
 # stack's parameters, as they do for `make dev`; samconfig.toml holds the rest (stack name, capabilities).
 # The check runs the interpreter: a pyenv shim answers `command -v python3.13` for a version pyenv knows
 # and then fails when that version is not selected.
-SAM_BUILD_FLAGS ?= $(if $(shell python3.13 -c 'import sys' 2>/dev/null && echo runs),,--use-container)
+PYTHON313_RUNS = $(shell python3.13 -c 'import sys' 2>/dev/null && echo yes)
+SAM_BUILD_FLAGS ?= $(if $(PYTHON313_RUNS),,--use-container)
 SAM_DEPLOY_FLAGS ?=
+# Then bytecode for what `sam build` built: Lambda cannot write any into /var/task or /opt, and SAM's zips
+# date every file 1980-01-01, which no bytecode checked by date matches, so without it every module of the
+# layer (botocore, pydantic, Powertools, the product) would be compiled again at every cold start. Bytecode
+# checked against its source's hash stays valid whatever the date (PEP 552). It takes the runtime's Python:
+# python3.13 when it runs, else SAM's build image (as `sam build --use-container` does).
+BUILD_DIR ?= .aws-sam/build
+SAM_BUILD_IMAGE ?= public.ecr.aws/sam/build-python3.13:latest-arm64
+COMPILE := -m compileall -q -f -j 0 --invalidation-mode checked-hash
+BYTECODE ?= $(if $(PYTHON313_RUNS),python3.13 $(COMPILE) $(BUILD_DIR),docker run --rm -v "$(abspath $(BUILD_DIR)):/build" $(SAM_BUILD_IMAGE) python $(COMPILE) /build)
 # The region is never guessed: REGION=eu-west-1, else AWS_DEFAULT_REGION (what SAM CLI and boto3 read; they
 # ignore AWS_REGION). A profile's own region does not count, so that a deploy never lands in a region
 # nobody named.
@@ -67,7 +77,12 @@ REGION ?= $(AWS_DEFAULT_REGION)
 deploy:
 	$(if $(strip $(REGION)),,$(error make deploy needs a region: make deploy REGION=eu-west-1, or export AWS_DEFAULT_REGION (SAM CLI does not read AWS_REGION)))
 	sam build $(SAM_BUILD_FLAGS)
+	$(BYTECODE)
 	sam deploy --region $(REGION) $(SAM_DEPLOY_FLAGS) $${NEWSDESK_PARAMETERS:+--parameter-overrides "$$NEWSDESK_PARAMETERS"}
+
+# After a `sam build` of your own (before `sam deploy --guided`, say).
+bytecode:
+	$(BYTECODE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -4,18 +4,22 @@ Lambda runtime itself provides (boto3, after the layers, as /var/runtime is) —
 
 The packages are installed once with `pip install --target` by the interpreter that runs the stack, into a
 cache folder named after a hash of the requirements file, the Python version and the platform, and reused
-until one of them changes. The content folder (shared/, the product) is used where it is, so an edit takes
+until one of them changes. They are shipped as `make deploy` ships them: bytecode compiled with hash-checked
+invalidation (`as_deployed`), and every file dated as Lambda unpacks SAM's zip (1980-01-01), a date no
+timestamp-checked bytecode matches. The content folder (shared/, the product) is used where it is, so an edit takes
 effect without a rebuild. `python -m local.lambda_runtime.layer` builds whatever is missing and prints the folders.
 """
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
 import os
 import platform
+import py_compile
 import shutil
 import site
 import subprocess
@@ -31,6 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_REQUIREMENTS = Path(__file__).resolve().parent / "lambda-runtime-requirements.txt"
 LAYER_REQUIREMENTS = "requirements.txt"
 """The file `sam build` installs into a layer built with a python BuildMethod, in the layer's ContentUri."""
+
+
+ZIP_EPOCH = 315532800
+"""1980-01-01T00:00:00Z: SAM writes its zips without dates, so every file of a deployed function or layer is
+dated so on Lambda (aws/aws-lambda-builders#924)."""
+BUILD_RECIPE = "pip --no-compile; checked-hash bytecode; dated ZIP_EPOCH"
+"""Part of a build's cache key: a build made another way is made again."""
 
 
 class LayerError(RuntimeError):
@@ -49,6 +60,7 @@ def build_key(requirements: Path) -> str:
     digest = hashlib.sha256(requirements.read_bytes())
     # A compiled package (pydantic-core, cryptography) fits one interpreter and platform only.
     digest.update(f"{sys.implementation.cache_tag} {sysconfig.get_platform()} {platform.libc_ver()}".encode())
+    digest.update(BUILD_RECIPE.encode())
     return digest.hexdigest()[:16]
 
 
@@ -162,7 +174,16 @@ def _build(requirements: Path, target: Path) -> None:
     shown = requirements.relative_to(ROOT) if requirements.is_relative_to(ROOT) else requirements
     _say(f"installing the packages of {shown} into {target} (once per change of that file: about a minute)")
     began = time.monotonic()
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-compile",
+    ]
     done = subprocess.run(  # noqa: S603 - our own interpreter's pip, on our own requirements file
         [*pip, "--progress-bar", "off", "--target", str(building), "--requirement", str(requirements)],
         stdin=subprocess.DEVNULL,
@@ -173,8 +194,22 @@ def _build(requirements: Path, target: Path) -> None:
     if done.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
         raise LayerError(f"pip could not install {shown}:\n{done.stderr.strip()[-3000:]}")
+    as_deployed(building)
     building.rename(target)
     _say(f"installed {shown} in {time.monotonic() - began:.0f} s")
+
+
+def as_deployed(folder: Path) -> None:
+    """The folder as Lambda finds it after `make deploy`: bytecode for every module, checked against its
+    source's hash rather than its date (the Makefile's `bytecode` step, `compileall --invalidation-mode
+    checked-hash`), then every file dated ZIP_EPOCH as SAM's zip leaves it. Bytecode checked by date, what pip
+    writes, never matches that date: Lambda would compile every module at every cold start, since it cannot
+    write bytecode into /opt or /var/task either."""
+    compileall.compile_dir(
+        folder, quiet=2, force=True, workers=0, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
+    )
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (ZIP_EPOCH, ZIP_EPOCH), follow_symlinks=False)
 
 
 def _say(message: str) -> None:

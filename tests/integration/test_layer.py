@@ -12,6 +12,7 @@ import ast
 import importlib
 import importlib.machinery
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,67 @@ def test_every_function_imports_its_handler_from_the_layer_alone(built_layer: Pa
     assert failure is None, failure
     cli = sorted(name for name in answer["modules"] if name in CLI_MODULES or name.split(".")[0] in CLI_PACKAGES)
     assert not cli, f"{logical_id} loads the CLI's own modules (its extra is not in the layer): {cli}"
+
+
+# ------------------------------------------------------------------------------------------- bytecode
+# Run as `python -I -S -B -c COMPILING <module> <folder>...`: import the handler as Lambda does (which cannot
+# write bytecode into /var/task or /opt) and print every source file compiled because no valid bytecode was
+# there for it.
+COMPILING = """
+import importlib, importlib.machinery, json, sys
+compiled = []
+compile_source = importlib.machinery.SourceFileLoader.source_to_code
+def source_to_code(loader, data, path, *args, **kwargs):
+    compiled.append(str(path))
+    return compile_source(loader, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = source_to_code
+module, *folders = sys.argv[1:]
+sys.path[:0] = folders
+importlib.import_module(module)
+print(json.dumps({"compiled": compiled, "modules": sorted(sys.modules)}))
+"""
+
+
+def compiled_at_cold_start(function: Function, layer_python: Path) -> list[str]:
+    """The layer's source files the function's cold start compiles, its layer dated as Lambda unpacks it."""
+    for path in [layer_python, *layer_python.rglob("*")]:
+        os.utime(path, (layer.ZIP_EPOCH, layer.ZIP_EPOCH), follow_symlinks=False)
+    folders = [str(function.code_dir), str(layer_python), str(layer.runtime_packages())]
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", COMPILING, function.handler_module, *folders],
+        env=lambda_environment(
+            function,
+            local_resolver(api_url="https://api.newsdesk.test", template=project_template()),
+            Credentials("ASIAEXAMPLEEXAMPLE00", "secret", "token"),
+            {},
+        ),
+        cwd=function.code_dir,
+        capture_output=True,
+        text=True,
+        timeout=IMPORT_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert "pydantic" in answer["modules"]  # the handler's packages were imported: there was much to compile
+    assert "aws_lambda_powertools" in answer["modules"]
+    return [path for path in answer["compiled"] if Path(path).is_relative_to(layer_python)]
+
+
+@pytest.mark.parametrize("logical_id", ["PublicFunction", "MailerFunction"])
+def test_a_cold_start_compiles_nothing_of_the_layer_make_deploy_ships(tmp_path: Path, logical_id: str) -> None:
+    python = sam_built_layer(tmp_path)
+    layer.as_deployed(python)  # what `make deploy`'s bytecode step leaves of `sam build`'s layer
+
+    assert compiled_at_cold_start(project_template().functions[logical_id], python) == []
+
+
+def test_without_the_bytecode_step_a_cold_start_compiles_the_product_again(tmp_path: Path) -> None:
+    python = sam_built_layer(tmp_path)  # sam build alone: the product's sources, no bytecode
+
+    compiled = compiled_at_cold_start(project_template().functions["PublicFunction"], python)
+
+    assert any(Path(path).is_relative_to(python / "newsdesk") for path in compiled)
 
 
 # ------------------------------------------------------------------------------------------ static walk

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import shlex
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -51,8 +53,9 @@ def test_make_deploy_builds_then_deploys_with_the_parameters() -> None:
     lines = dry_run.stdout.splitlines()
     assert dry_run.returncode == 0, dry_run.stderr
     assert lines[0] == "sam build --use-container"
-    assert lines[1].startswith("sam deploy --region eu-west-1 ")
-    assert "--parameter-overrides" in lines[1]
+    assert "-m compileall" in lines[1]  # bytecode for what was built (test_make_bytecode_...)
+    assert lines[2].startswith("sam deploy --region eu-west-1 ")
+    assert "--parameter-overrides" in lines[2]
 
 
 @pytest.mark.parametrize(
@@ -96,9 +99,38 @@ def test_make_deploy_builds_in_a_container_unless_python313_runs(
 
     dry_run = deploy_dry_run("REGION=eu-west-1", path=str(tmp_path))
 
-    build = dry_run.stdout.splitlines()[0]
+    build, bytecode = dry_run.stdout.splitlines()[:2]
     assert dry_run.returncode == 0, dry_run.stderr
     assert build.split() == ["sam", "build", *(["--use-container"] if container else [])]
+    # The bytecode needs the runtime's Python too: SAM's build image when python3.13 does not run.
+    assert bytecode.startswith("docker run ") if container else bytecode.startswith("python3.13 -m compileall ")
+
+
+def test_make_bytecode_leaves_every_module_bytecode_that_a_zips_1980_dates_do_not_invalidate(tmp_path: Path) -> None:
+    built = tmp_path / ".aws-sam" / "build"
+    (built / "NewsdeskLayer" / "python" / "package").mkdir(parents=True)
+    (built / "NewsdeskLayer" / "python" / "package" / "__init__.py").write_text("ANSWER = 42\n", encoding="utf-8")
+    (built / "PublicFunction").mkdir()
+    (built / "PublicFunction" / "app.py").write_text("from package import ANSWER\n", encoding="utf-8")
+    python313 = tmp_path / "bin" / "python3.13"  # the runtime's Python, here the one running the tests
+    python313.parent.mkdir()
+    python313.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n', encoding="utf-8")
+    python313.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    env["PATH"] = f"{python313.parent}{os.pathsep}{env['PATH']}"
+
+    done = subprocess.run(
+        ["make", "--no-print-directory", "bytecode", f"BUILD_DIR={built}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    sources = sorted(built.rglob("*.py"))
+    for source in sources:
+        os.utime(source, (315532800, 315532800))  # as Lambda unpacks SAM's zip: 1980-01-01
+        flags = int.from_bytes(Path(importlib.util.cache_from_source(str(source))).read_bytes()[4:8], "little")
+        assert flags == 0b11, f"{source}: bytecode checked by date (flags {flags}) goes stale in the zip"
+    assert len(sources) == 2
 
 
 DEPLOY_DOCS = ("README.md", "docs/deploy.md", "samconfig.toml", "examples/github-actions.yml", "Makefile")
