@@ -26,7 +26,8 @@ Stateful functions get fresh state for every run (a new upload key, a new delive
 same work. Before each twin run, every DynamoDB item the recorded calls wrote is put back as it was before
 the recorded run (a snapshot of the tables), so the replayed calls find what the handler found and answer
 alike (the benchmark stops if any answers differently).
-`python -m bench.cold_start [--pairs N] [--functions Public,Mailer]` runs it alone; with `--profile` it measures
+`python -m bench.cold_start [--pairs N] [--functions Public,Mailer] [--python python3.13]` runs it alone
+(`--python`: the functions on that interpreter, their layer built for it); with `--profile` it measures
 nothing and shows, per function, one cold start under cProfile (`profile`).
 """
 
@@ -37,6 +38,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,8 +92,10 @@ def reader(n: int) -> str:
 class Stack:
     """The template's resources in the emulator, seeded with what the sample events refer to."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, python: str = sys.executable) -> None:
         self.endpoint = endpoint
+        self.python = python
+        """The interpreter the functions run on, their layer built for it."""
         self.resolver = local_resolver(api_url=API_URL, region=REGION)
         self.template: Template = self.resolver.template
         build_stack(self.resolver, endpoint=endpoint)
@@ -114,7 +118,9 @@ class Stack:
             | {
                 # As the local stack's workers: the code, the layers, the runtime's boto3; never the venv
                 # (the child runs with -S).
-                "PYTHONPATH": os.pathsep.join(map(str, [function.code_dir, *layer_path(function.layer_dirs)])),
+                "PYTHONPATH": os.pathsep.join(
+                    map(str, [function.code_dir, *layer_path(function.layer_dirs, self.python)])
+                ),
                 "AWS_LAMBDA_FUNCTION_NAME": self.resolver.physical_name(function.logical_id),
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
                 "LAMBDA_TASK_ROOT": str(function.code_dir),
@@ -431,11 +437,11 @@ class Sample:
         return self.import_ms + self.invoke_ms
 
 
-def run_child(job: dict[str, Any], env: dict[str, str], *, importtime: bool = False) -> Sample:
+def run_child(job: dict[str, Any], env: dict[str, str], python: str, *, importtime: bool = False) -> Sample:
     """Run bench/cold_runner.py on one job in a fresh interpreter (killed if it overruns)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-S", *(["-X", "importtime"] if importtime else []), str(RUNNER), json.dumps(job)],
+        [python, "-S", *(["-X", "importtime"] if importtime else []), str(RUNNER), json.dumps(job)],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -545,7 +551,7 @@ def measure(stack: Stack, case: Case, pairs: int) -> Row:
         if record:
             nonlocal before
             before = stack.snapshot()
-        sample = run_child(handler_job(stack, function, event, record=record), env, importtime=importtime)
+        sample = run_child(handler_job(stack, function, event, record=record), env, stack.python, importtime=importtime)
         if not case.check(sample.answer["reply"]):
             raise RuntimeError(f"{case.function_id} run {n}: unexpected reply {sample.answer['reply']!r}")
         return sample
@@ -553,7 +559,7 @@ def measure(stack: Stack, case: Case, pairs: int) -> Row:
     def twin(mode: str = "twin") -> Sample:
         case.prepare(stack, 0)  # what the recorded run read outside DynamoDB (an uploaded object, ...)
         stack.restore(before, calls)  # and the items its calls wrote, as they were before it
-        sample = run_child(twin_job(calls, mode), env)
+        sample = run_child(twin_job(calls, mode), env, stack.python)
         expected = [call.get("error") for call in calls]
         if sample.answer["errors"] != expected:
             differing = [
@@ -592,10 +598,12 @@ def profile(stack: Stack, case: Case, lines: int = PROFILE_LINES) -> str:
 
     function = stack.template.functions[case.function_id]
     env = stack.environment(function)
-    run_child(handler_job(stack, function, case.prepare(stack, 0)), env)
+    run_child(handler_job(stack, function, case.prepare(stack, 0)), env, stack.python)
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "profile.pstats")
-        sample = run_child(handler_job(stack, function, case.prepare(stack, PAIRS + 2), profile=path), env)
+        sample = run_child(
+            handler_job(stack, function, case.prepare(stack, PAIRS + 2), profile=path), env, stack.python
+        )
         if not case.check(sample.answer["reply"]):
             raise RuntimeError(f"{case.function_id} profiled run: unexpected reply {sample.answer['reply']!r}")
         stats = pstats.Stats(path)
@@ -680,12 +688,12 @@ def _missing_row(function_id: str) -> Row:
             "target": RATIO_TARGET, "result": "SHORT"}  # fmt: skip
 
 
-def run(pairs: int = PAIRS, only: set[str] | None = None) -> list[Row]:
+def run(pairs: int = PAIRS, only: set[str] | None = None, python: str = sys.executable) -> list[Row]:
     """Every function of template.yaml (or those named in `only`), one row each."""
     rows = []
     with Emulator() as emulator:
         _progress(f"moto server at {emulator.endpoint} (pid {emulator.pid})")
-        stack = Stack(emulator.endpoint)
+        stack = Stack(emulator.endpoint, python)
         for function_id in stack.template.functions:
             if only and function_id not in only and function_id.removesuffix("Function") not in only:
                 continue
@@ -694,11 +702,11 @@ def run(pairs: int = PAIRS, only: set[str] | None = None) -> list[Row]:
     return rows
 
 
-def profile_all(only: set[str] | None = None) -> str:
+def profile_all(only: set[str] | None = None, python: str = sys.executable) -> str:
     """`profile` for every function of template.yaml (or those named in `only`)."""
     reports = []
     with Emulator() as emulator:
-        stack = Stack(emulator.endpoint)
+        stack = Stack(emulator.endpoint, python)
         for function_id, case in CASES.items():
             if not only or function_id in only or function_id.removesuffix("Function") in only:
                 reports.append(profile(stack, case))
@@ -811,12 +819,19 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="instead of measuring, show where one cold start's time goes (cProfile)"
     )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter the functions run on, e.g. python3.13 (the template's runtime); the layer is built "
+        "for it. Default: the one running this",
+    )
     args = parser.parse_args()
     only = {name.strip() for name in args.functions.split(",") if name.strip()} or None
+    python = shutil.which(args.python) or args.python
     if args.profile:
-        print(profile_all(only))
+        print(profile_all(only, python))
         return
-    print(format_table(run(args.pairs, only)))
+    print(format_table(run(args.pairs, only, python)))
 
 
 if __name__ == "__main__":

@@ -2,24 +2,24 @@
 (its content folder, then the packages `sam build` installs from the folder's requirements.txt), then what the
 Lambda runtime itself provides (boto3, after the layers, as /var/runtime is) — never the development venv.
 
-The packages are installed once with `pip install --target` by the interpreter that runs the stack, into a
-cache folder named after a hash of the requirements file, the Python version and the platform, and reused
-until one of them changes. They are shipped as `make deploy` ships them: bytecode compiled with hash-checked
-invalidation (`as_deployed`), and every file dated as Lambda unpacks SAM's zip (1980-01-01), a date no
-timestamp-checked bytecode matches. The content folder (shared/, the product) is used where it is, so an edit takes
-effect without a rebuild. `python -m local.lambda_runtime.layer` builds whatever is missing and prints the folders.
+The packages are installed once with `pip install --target` by the interpreter that runs the stack (or the
+one named, as for `python -m bench.cold_start --python python3.13`), into a cache folder named after a hash
+of the requirements file, the interpreter's version and platform, and reused until one of them changes.
+They are shipped as `make deploy` ships them: bytecode compiled with hash-checked invalidation
+(`as_deployed`), and every file dated as Lambda unpacks SAM's zip (1980-01-01), a date no timestamp-checked
+bytecode matches. The content folder (shared/, the product) is used where it is, so an edit takes effect
+without a rebuild. `python -m local.lambda_runtime.layer` builds whatever is missing and prints the folders.
 """
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import os
 import platform
-import py_compile
 import shutil
 import site
 import subprocess
@@ -56,43 +56,61 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsdesk" / "layers"
 
 
-def build_key(requirements: Path) -> str:
+INTERPRETER = (
+    "import platform, sys, sysconfig\n"
+    "print(sys.implementation.cache_tag, sysconfig.get_platform(), platform.libc_ver())"
+)
+"""Prints what a compiled package (pydantic-core, cryptography) and bytecode fit: version, platform, C library."""
+
+
+@functools.cache
+def interpreter_tag(python: str) -> str:
+    if python == sys.executable:
+        return f"{sys.implementation.cache_tag} {sysconfig.get_platform()} {platform.libc_ver()}"
+    done = subprocess.run([python, "-c", INTERPRETER], capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise LayerError(f"{python} does not run: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip()
+
+
+def build_key(requirements: Path, python: str | None = None) -> str:
     digest = hashlib.sha256(requirements.read_bytes())
-    # A compiled package (pydantic-core, cryptography) fits one interpreter and platform only.
-    digest.update(f"{sys.implementation.cache_tag} {sysconfig.get_platform()} {platform.libc_ver()}".encode())
+    digest.update(interpreter_tag(python or sys.executable).encode())
     digest.update(BUILD_RECIPE.encode())
     return digest.hexdigest()[:16]
 
 
-def packages(requirements: Path, *, root: Path | None = None) -> Path:
-    """The folder holding what `pip install --target` installs from `requirements`, built on first use.
-    Processes asking at once (pytest-xdist workers) wait for one build instead of each making their own."""
+def packages(requirements: Path, *, root: Path | None = None, python: str | None = None) -> Path:
+    """The folder holding what `pip install --target` installs from `requirements` for `python` (the
+    interpreter running this by default), built on first use. Processes asking at once (pytest-xdist workers)
+    wait for one build instead of each making their own."""
     root = root or cache_root()
+    python = python or sys.executable
     name = requirements.parent.name if requirements.stem == "requirements" else requirements.stem
-    target = root / f"{name.removesuffix('-requirements')}-{build_key(requirements)}"
+    target = root / f"{name.removesuffix('-requirements')}-{build_key(requirements, python)}"
     if target.is_dir():  # a build appears whole (renamed into place) or not at all
         return target
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root / f"{target.name}.lock"):
         if not target.is_dir():
-            _build(requirements, target)
+            _build(requirements, target, python)
     return target
 
 
-def runtime_packages() -> Path:
+def runtime_packages(python: str | None = None) -> Path:
     """What the Lambda runtime provides beside the interpreter
     (local/lambda_runtime/lambda-runtime-requirements.txt)."""
-    return packages(RUNTIME_REQUIREMENTS)
+    return packages(RUNTIME_REQUIREMENTS, python=python)
 
 
-def layer_path(layer_dirs: Iterable[Path]) -> list[Path]:
+def layer_path(layer_dirs: Iterable[Path], python: str | None = None) -> list[Path]:
     """Each layer's content folder, then its installed requirements; then the runtime's own packages."""
     path: list[Path] = []
     for layer_dir in layer_dirs:
         path.append(layer_dir)
         if (layer_dir / LAYER_REQUIREMENTS).is_file():
-            path.append(packages(layer_dir / LAYER_REQUIREMENTS))
-    return [*path, runtime_packages()]
+            path.append(packages(layer_dir / LAYER_REQUIREMENTS, python=python))
+    return [*path, runtime_packages(python)]
 
 
 @dataclass(frozen=True)
@@ -167,7 +185,7 @@ def _locked(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build(requirements: Path, target: Path) -> None:
+def _build(requirements: Path, target: Path, python: str) -> None:
     for leftover in target.parent.glob(f".{target.name}-*"):  # a build that was killed half-way
         shutil.rmtree(leftover, ignore_errors=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -175,7 +193,7 @@ def _build(requirements: Path, target: Path) -> None:
     _say(f"installing the packages of {shown} into {target} (once per change of that file: about a minute)")
     began = time.monotonic()
     pip = [
-        sys.executable,
+        python,
         "-m",
         "pip",
         "install",
@@ -194,20 +212,21 @@ def _build(requirements: Path, target: Path) -> None:
     if done.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
         raise LayerError(f"pip could not install {shown}:\n{done.stderr.strip()[-3000:]}")
-    as_deployed(building)
+    as_deployed(building, python)
     building.rename(target)
     _say(f"installed {shown} in {time.monotonic() - began:.0f} s")
 
 
-def as_deployed(folder: Path) -> None:
+def as_deployed(folder: Path, python: str | None = None) -> None:
     """The folder as Lambda finds it after `make deploy`: bytecode for every module, checked against its
-    source's hash rather than its date (the Makefile's `bytecode` step, `compileall --invalidation-mode
-    checked-hash`), then every file dated ZIP_EPOCH as SAM's zip leaves it. Bytecode checked by date, what pip
-    writes, never matches that date: Lambda would compile every module at every cold start, since it cannot
-    write bytecode into /opt or /var/task either."""
-    compileall.compile_dir(
-        folder, quiet=2, force=True, workers=0, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
-    )
+    source's hash rather than its date (the Makefile's `bytecode` step, the same command), then every file
+    dated ZIP_EPOCH as SAM's zip leaves it. Bytecode checked by date, what pip writes, never matches that date:
+    Lambda would compile every module at every cold start, since it cannot write bytecode into /opt or
+    /var/task either."""
+    compile_all = ["-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", "checked-hash", str(folder)]
+    done = subprocess.run([python or sys.executable, *compile_all], capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise LayerError(f"compiling {folder} failed:\n{(done.stdout + done.stderr).strip()[-3000:]}")
     for path in [folder, *folder.rglob("*")]:
         os.utime(path, (ZIP_EPOCH, ZIP_EPOCH), follow_symlinks=False)
 
