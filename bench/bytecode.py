@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -60,8 +59,7 @@ def build_layers(into: Path) -> dict[str, Path]:
         if kind == "deployed":
             layer.as_deployed(python)
         else:
-            for path in [python, *python.rglob("*")]:
-                os.utime(path, (layer.ZIP_EPOCH, layer.ZIP_EPOCH), follow_symlinks=False)
+            layer.dated_as_zipped(python)
         layers[kind] = python
     return layers
 

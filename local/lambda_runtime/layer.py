@@ -227,6 +227,11 @@ def as_deployed(folder: Path, python: str | None = None) -> None:
     done = subprocess.run([python or sys.executable, *compile_all], capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         raise LayerError(f"compiling {folder} failed:\n{(done.stdout + done.stderr).strip()[-3000:]}")
+    dated_as_zipped(folder)
+
+
+def dated_as_zipped(folder: Path) -> None:
+    """Every file and folder in `folder` dated ZIP_EPOCH, as Lambda unpacks SAM's zip (links left as they are)."""
     for path in [folder, *folder.rglob("*")]:
         os.utime(path, (ZIP_EPOCH, ZIP_EPOCH), follow_symlinks=False)
 

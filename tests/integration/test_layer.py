@@ -12,7 +12,6 @@ import ast
 import importlib
 import importlib.machinery
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -67,14 +66,19 @@ def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sam_built_layer(tmp_path_factory.mktemp("sam-build"))
 
 
-def import_handler(function: Function, layer_python: Path) -> dict[str, Any]:
-    """Import the function's handler module as Lambda's cold start does; what it loaded, or what was missing."""
-    environment = lambda_environment(
+def function_environment(function: Function) -> dict[str, str]:
+    """Only the function's environment from the template, as Lambda gives it."""
+    return lambda_environment(
         function,
         local_resolver(api_url="https://api.newsdesk.test", template=project_template()),
         Credentials("ASIAEXAMPLEEXAMPLE00", "secret", "token"),
         {},
     )
+
+
+def import_handler(function: Function, layer_python: Path) -> dict[str, Any]:
+    """Import the function's handler module as Lambda's cold start does; what it loaded, or what was missing."""
+    environment = function_environment(function)
     folders = [str(function.code_dir), str(layer_python), str(layer.runtime_packages())]
     done = subprocess.run(
         [sys.executable, "-I", "-S", "-c", IMPORT_HANDLER, function.handler_module, *folders],
@@ -132,17 +136,11 @@ print(json.dumps({"compiled": compiled, "modules": sorted(sys.modules)}))
 
 def compiled_at_cold_start(function: Function, layer_python: Path) -> list[str]:
     """The layer's source files the function's cold start compiles, its layer dated as Lambda unpacks it."""
-    for path in [layer_python, *layer_python.rglob("*")]:
-        os.utime(path, (layer.ZIP_EPOCH, layer.ZIP_EPOCH), follow_symlinks=False)
+    layer.dated_as_zipped(layer_python)
     folders = [str(function.code_dir), str(layer_python), str(layer.runtime_packages())]
     done = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", COMPILING, function.handler_module, *folders],
-        env=lambda_environment(
-            function,
-            local_resolver(api_url="https://api.newsdesk.test", template=project_template()),
-            Credentials("ASIAEXAMPLEEXAMPLE00", "secret", "token"),
-            {},
-        ),
+        env=function_environment(function),
         cwd=function.code_dir,
         capture_output=True,
         text=True,
