@@ -3,9 +3,11 @@ template's layer ahead of the venv on the import path (local/lambda_runtime/laye
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,19 @@ def pytest_report_header() -> str:
 @pytest.fixture(scope="session")
 def product_path() -> layer.ProductPath:
     return PRODUCT_PATH
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """What the product logs (Powertools' JSON lines), as CloudWatch would keep it."""
+    from newsdesk.observability import logger
+
+    captured = io.StringIO()
+    previous = logger.registered_handler.setStream(captured)  # type: ignore[attr-defined]
+    try:
+        yield captured
+    finally:
+        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------- least privilege (local.iam.grants)

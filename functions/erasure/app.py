@@ -3,22 +3,20 @@ clean-ups that one editor request could not finish (newsdesk.services.erasure)."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from newsdesk.batches import Record, process_batch
 from newsdesk.dependencies import container
 from newsdesk.models.erasures import ErasureTask
 from newsdesk.observability import logger, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def run_step(record: SQSRecord) -> None:
-    task = ErasureTask.model_validate_json(record.body)
+def run_step(record: Record) -> None:
+    task = ErasureTask.model_validate_json(record["body"])
     if task.kind == "person":
         container().erasure_service.resume(task.id)
     else:
@@ -28,4 +26,4 @@ def run_step(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=run_step, processor=processor, context=context)
+    return process_batch(event["Records"], run_step)

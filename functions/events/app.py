@@ -5,11 +5,9 @@ let through only the changes that make an event."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-
+from newsdesk.dal.dynamodb import from_attributes
 from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
 from newsdesk.services.events import ChangeSource, StreamChange
@@ -22,17 +20,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def _plain(value: Any) -> Any:
-    """Stream images hold numbers as Decimal and sets as sets: JSON's kinds instead."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _source(stream_arn: str) -> ChangeSource | None:
     table = stream_arn.split(":table/", 1)[-1].split("/", 1)[0]
     settings = container().settings
@@ -43,20 +30,20 @@ def _source(stream_arn: str) -> ChangeSource | None:
     }.get(table)
 
 
-def stream_change(raw: dict[str, Any]) -> StreamChange | None:
-    record = DynamoDBRecord(raw)
-    source = _source(record.event_source_arn or "")
-    change = record.dynamodb
-    if source is None or change is None:
-        logger.warning("stream record of an unknown table ignored", extra={"event_id": record.event_id})
+def stream_change(record: dict[str, Any]) -> StreamChange | None:
+    source = _source(str(record.get("eventSourceARN") or ""))
+    change = record.get("dynamodb")
+    if source is None or not change:
+        logger.warning("stream record of an unknown table ignored", extra={"event_id": record.get("eventID")})
         return None
-    created = change.approximate_creation_date_time
+    created = change.get("ApproximateCreationDateTime")
+    old, new = change.get("OldImage"), change.get("NewImage")
     return StreamChange(
         source=source,
-        record_id=str(record.event_id),
-        sequence=str(change.sequence_number),
-        old=_plain(change.old_image) if change.old_image else None,
-        new=_plain(change.new_image) if change.new_image else None,
+        record_id=str(record["eventID"]),
+        sequence=str(change["SequenceNumber"]),
+        old=from_attributes(old) if old else None,
+        new=from_attributes(new) if new else None,
         at=datetime.fromtimestamp(int(created), UTC) if created else datetime.now(UTC),
     )
 

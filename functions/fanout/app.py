@@ -3,36 +3,33 @@ recipients of one audience shard per task (SQS FanoutQueue), in batches for the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from newsdesk.batches import Record, message_id, process_batch, sequence_number
 from newsdesk.dependencies import container
 from newsdesk.models.delivery import FanoutTask
 from newsdesk.models.subscribers import Frequency
 from newsdesk.observability import logger, tracer
 
-stream_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-task_processor = BatchProcessor(event_type=EventType.SQS)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def start_delivery(record: DynamoDBRecord) -> None:
-    image = record.dynamodb.new_image if record.dynamodb else None
-    if not image or "pk" not in image:
-        logger.warning("stream record without a delivery ignored", extra={"event_id": record.event_id})
+def start_delivery(record: Record) -> None:
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    if "S" not in image.get("pk", {}):
+        logger.warning("stream record without a delivery ignored", extra={"event_id": record.get("eventID")})
         return
-    container().fanout_service.start(str(image["pk"]), Frequency(str(image.get("frequency", Frequency.INSTANT.value))))
+    frequency = image.get("frequency", {}).get("S", Frequency.INSTANT.value)
+    container().fanout_service.start(image["pk"]["S"], Frequency(frequency))
 
 
-def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    task = FanoutTask.model_validate_json(record.body)
+def run_task(record: Record, lambda_context: LambdaContext) -> None:
+    task = FanoutTask.model_validate_json(record["body"])
     container().fanout_service.run(
         task,
-        task_owner=record.message_id,
+        task_owner=message_id(record),
         seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
     )
 
@@ -40,9 +37,7 @@ def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    records = event.get("Records") or [{}]
-    if records[0].get("eventSource") == "aws:dynamodb":
-        return process_partial_response(
-            event=event, record_handler=start_delivery, processor=stream_processor, context=context
-        )
-    return process_partial_response(event=event, record_handler=run_task, processor=task_processor, context=context)
+    records = event["Records"]
+    if records and records[0].get("eventSource") == "aws:dynamodb":
+        return process_batch(records, start_delivery, item_id=sequence_number)
+    return process_batch(records, lambda record: run_task(record, context))

@@ -6,22 +6,20 @@ failed item, so SQS delivers it again; what was sent stays recorded and is not s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from newsdesk.batches import Record, process_batch
 from newsdesk.dependencies import container
 from newsdesk.models.delivery import SendBatch
 from newsdesk.observability import logger, metrics, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def send_batch(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    batch = SendBatch.model_validate_json(record.body)
+def send_batch(record: Record, lambda_context: LambdaContext) -> None:
+    batch = SendBatch.model_validate_json(record["body"])
     container().mailer_service.deliver(batch, seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
 
 
@@ -29,4 +27,4 @@ def send_batch(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=send_batch, processor=processor, context=context)
+    return process_batch(event["Records"], lambda record: send_batch(record, context))

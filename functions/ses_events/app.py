@@ -4,29 +4,27 @@ batches) settle the delivery ledger and suppress addresses that bounced for good
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from newsdesk.batches import Record, message_id, process_batch
 from newsdesk.dependencies import container
 from newsdesk.observability import logger, tracer
 from newsdesk.services.ses_feedback import SesEvent
 
-processor = BatchProcessor(event_type=EventType.SQS)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def handle_event(record: SQSRecord) -> None:
+def handle_event(record: Record) -> None:
     try:
-        envelope = json.loads(record.body)
+        envelope = json.loads(record["body"])
     except json.JSONDecodeError:
-        logger.warning("ignored a message that is not JSON", extra={"message_id": record.message_id})
+        logger.warning("ignored a message that is not JSON", extra={"message_id": message_id(record)})
         return
     detail = envelope.get("detail") if isinstance(envelope, dict) else None
     if not isinstance(detail, dict):
-        logger.warning("ignored a message that is no SES event", extra={"message_id": record.message_id})
+        logger.warning("ignored a message that is no SES event", extra={"message_id": message_id(record)})
         return
     container().ses_feedback.handle(SesEvent(detail))
 
@@ -35,7 +33,7 @@ def handle_event(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     try:
-        return process_partial_response(event=event, record_handler=handle_event, processor=processor, context=context)
+        return process_batch(event["Records"], handle_event)
     finally:
         # The batch's opens and clicks, added to each delivery's counts in one write (not one per event).
         container().ses_feedback.flush()

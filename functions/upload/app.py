@@ -7,41 +7,45 @@ is retried by Lambda's asynchronous invocation; a failed queue message is report
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes import S3Event
-from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
+from newsdesk.batches import Record, process_batch
 from newsdesk.dependencies import container
 from newsdesk.models.uploads import ImportTask, ObjectUpload
 from newsdesk.observability import logger, metrics, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
-tasks: TypeAdapter[ImportTask] = TypeAdapter(ImportTask)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def object_upload(record: S3EventRecord) -> ObjectUpload:
-    s3_object = record.s3.get_object
+@cache
+def import_tasks() -> TypeAdapter[ImportTask]:
+    """The queues' tasks, validated by an adapter built when the first one arrives (not at every cold start)."""
+    return TypeAdapter(ImportTask)
+
+
+def object_upload(record: Record) -> ObjectUpload:
+    s3 = record["s3"]
+    s3_object = s3["object"]
     return ObjectUpload(
-        bucket=record.s3.bucket.name,
+        bucket=s3["bucket"]["name"],
         # S3 sends keys form-encoded: "My+Story+%C3%A9.md" is "My Story é.md".
-        key=unquote_plus(s3_object.key, encoding="utf-8", errors="strict"),
+        key=unquote_plus(s3_object["key"], encoding="utf-8", errors="strict"),
         size=s3_object.get("size"),
-        etag=s3_object.etag,
-        version_id=s3_object.version_id,
+        etag=s3_object.get("eTag") or "",
+        version_id=s3_object.get("versionId"),
         sequencer=s3_object.get("sequencer") or "",
     )
 
 
-def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:
+def run_task(record: Record, lambda_context: LambdaContext) -> None:
     container().upload_service.run_task(
-        tasks.validate_json(record.body),
+        import_tasks().validate_json(record["body"]),
         seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
     )
 
@@ -50,12 +54,12 @@ def run_task(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
-    records = event.get("Records") or [{}]
-    if records[0].get("eventSource") == "aws:sqs":
-        return process_partial_response(event=event, record_handler=run_task, processor=processor, context=context)
+    records = event["Records"]
+    if records and records[0].get("eventSource") == "aws:sqs":
+        return process_batch(records, lambda record: run_task(record, context))
     service = container().upload_service
     applied = []
-    for record in S3Event(event).records:
+    for record in records:
         upload = service.receive(
             object_upload(record), seconds_left=lambda: context.get_remaining_time_in_millis() / 1000
         )

@@ -11,11 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from freezegun import freeze_time
 
 from local.lambda_runtime.events import sqs_event
 from newsdesk import dependencies
+from newsdesk.batches import BatchFailedError
 from newsdesk.cli import main
 from newsdesk.clock import utc_now
 from newsdesk.dal import parameters
@@ -106,7 +106,7 @@ def test_a_rotation_in_the_middle_of_a_newsletter_breaks_no_link_and_sends_nobod
         assert len(batches) >= 4
         assert [send(stack, batch)["batchItemFailures"] for batch in batches[:2]] == [[], []]
         monkeypatch.setattr(SesSender, "send", dies_after_ses_accepted)
-        with pytest.raises(BatchProcessingError):  # the invocation failed: SQS delivers the batch again
+        with pytest.raises(BatchFailedError):  # the invocation failed: SQS delivers the batch again
             send(stack, batches[2])
         monkeypatch.setattr(SesSender, "send", real_send)
         stack.drain(skip=("MailerFunction",))  # SES's events of what was sent

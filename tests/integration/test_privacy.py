@@ -115,17 +115,6 @@ def refusing_ses(monkeypatch: pytest.MonkeyPatch) -> SesRefusing:
     return refusing
 
 
-@pytest.fixture
-def logs() -> Iterator[io.StringIO]:
-    """What the functions log, as CloudWatch would keep it."""
-    captured = io.StringIO()
-    previous = logger.registered_handler.setStream(captured)  # type: ignore[attr-defined]
-    try:
-        yield captured
-    finally:
-        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
-
-
 def test_a_refused_confirmation_is_logged_without_the_address(
     stack: Stack, refusing_ses: SesRefusing, logs: io.StringIO
 ) -> None:
