@@ -253,11 +253,13 @@ class Case:
     event: str
     prepare: Callable[[Stack, int], Event]
     check: Callable[[Any], bool]
+    http: bool = False
+    """An HTTP API function: its floor also answers one route through Powertools' API Gateway resolver."""
 
 
-def _as_is(function_id: str, name: str, check: Callable[[Any], bool]) -> Case:
+def _as_is(function_id: str, name: str, check: Callable[[Any], bool], *, http: bool = False) -> Case:
     """A case whose event is a sample of events/ as it is (the function changes nothing it reads)."""
-    return Case(function_id, f"events/{name}", lambda _stack, _n: _sample(name), check)
+    return Case(function_id, f"events/{name}", lambda _stack, _n: _sample(name), check, http)
 
 
 def _status_200(reply: Any) -> bool:
@@ -407,8 +409,8 @@ CASES = {
     case.function_id: case
     for case in (
         _as_is("AuthorizerFunction", "authorizer.json", _authorized),
-        _as_is("PublicFunction", "public-get-article.json", _status_200),
-        _as_is("EditorFunction", "editor-get-article.json", _status_200),
+        _as_is("PublicFunction", "public-get-article.json", _status_200, http=True),
+        _as_is("EditorFunction", "editor-get-article.json", _status_200, http=True),
         Case("FanoutFunction", f"SQS FanoutTask (the fullest shard of {READERS} readers)", _fanout_task, _no_failures),
         Case("MailerFunction", "SQS SendBatch (1 recipient)", _send_batch, _no_failures),
         _as_is("SchedulerFunction", "schedule-publish-due.json", _nothing_due),
@@ -527,7 +529,7 @@ def handler_job(
     }
 
 
-def twin_job(calls: list[Call], mode: str = "twin") -> dict[str, Any]:
+def twin_job(calls: list[Call], mode: str = "twin", *, http: bool = False) -> dict[str, Any]:
     from botocore import xform_name
 
     from bench.cold_runner import encode
@@ -536,7 +538,7 @@ def twin_job(calls: list[Call], mode: str = "twin") -> dict[str, Any]:
         {"service": call["service"], "method": xform_name(call["operation"]), "params": call["params"]}
         for call in calls
     ]
-    return {"mode": mode, "calls": json.dumps(replayed, default=encode)}
+    return {"mode": mode, "http": http, "calls": json.dumps(replayed, default=encode)}
 
 
 # ---------------------------------------------------------------------------------------------- measure
@@ -559,7 +561,7 @@ def measure(stack: Stack, case: Case, pairs: int) -> Row:
     def twin(mode: str = "twin") -> Sample:
         case.prepare(stack, 0)  # what the recorded run read outside DynamoDB (an uploaded object, ...)
         stack.restore(before, calls)  # and the items its calls wrote, as they were before it
-        sample = run_child(twin_job(calls, mode), env, stack.python)
+        sample = run_child(twin_job(calls, mode, http=case.http), env, stack.python)
         expected = [call.get("error") for call in calls]
         if sample.answer["errors"] != expected:
             differing = [

@@ -9,7 +9,7 @@ import os
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from newsdesk.errors import ConfigurationError
 from newsdesk.webhook_targets import TargetPorts
@@ -25,7 +25,9 @@ class _Environment(BaseModel):
 
 class SiteSettings(_Environment):
     publication_name: str = "Newsdesk"
-    site_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
+    # The template's SiteUrl pattern; a str, as pydantic's URL types import importlib.metadata (and build their
+    # validator) at every cold start for a value only ever joined to paths.
+    site_url: str = Field(default="https://example.com", pattern=r"^https?://[^\s/]+\S*$")
     privacy_policy_url: str = Field(
         default="",
         pattern=r"^(https?://\S+)?$",

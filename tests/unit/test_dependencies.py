@@ -11,6 +11,7 @@ import pytest
 from local.stack import local_resolver
 from newsdesk import dependencies
 from newsdesk.errors import ConfigurationError
+from newsdesk.settings import SiteSettings
 
 # What each handler (and each HTTP function's routes) takes from the container.
 SERVICES = {
@@ -66,6 +67,16 @@ def test_the_authorizer_needs_nothing_but_its_tokens_and_people_tables(only_envi
     assert container.token_service is not None
     with pytest.raises(ConfigurationError, match="SEND_QUEUE_URL"):
         _ = container.mailer_service  # what the authorizer never builds names what it lacks
+
+
+def test_the_site_address_is_checked_and_joined_to_paths_without_a_double_slash(only_environment: UseOnly) -> None:
+    assert only_environment({"SITE_URL": "https://news.example.org/"}).settings(SiteSettings).site_base == (
+        "https://news.example.org"
+    )
+    assert only_environment({}).settings(SiteSettings).site_base == "https://example.com"
+    for wrong in ("news.example.org", "https://", "ftp://news.example.org", "https://news example.org"):
+        with pytest.raises(ConfigurationError, match="SITE_URL"):
+            only_environment({"SITE_URL": wrong}).settings(SiteSettings)
 
 
 def test_a_reset_rebuilds_every_service(only_environment: UseOnly) -> None:
