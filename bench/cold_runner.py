@@ -170,9 +170,12 @@ def core_packages(*, http: bool) -> None:
 
     app = APIGatewayHttpResolver(enable_validation=True)
 
-    @app.get("/requests/<request_id>")
     def get_request(request_id: str) -> Request:
         return Request(id=request_id)
+
+    # The types themselves, not this module's postponed strings: the resolver cannot find a local class by name.
+    get_request.__annotations__ = {"request_id": str, "return": Request}
+    app.get("/requests/<request_id>")(get_request)
 
     request = {"version": "2.0", "routeKey": "GET /requests/{request_id}", "rawPath": "/requests/floor",
                "rawQueryString": "", "headers": {}, "pathParameters": {"request_id": "floor"}, "isBase64Encoded": False,

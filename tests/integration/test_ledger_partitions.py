@@ -146,7 +146,8 @@ def test_a_delivery_started_before_ledgers_were_sharded_is_finished_in_its_one_p
 
     from newsdesk.dal.subscribers import shard_of
     from newsdesk.models.delivery import BatchRecipient
-    from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT, batch_id
+    from newsdesk.services.delivery import batch_id
+    from newsdesk.services.ses_event import TAG_ATTEMPT, TAG_DELIVERY, TAG_RECIPIENT
     from tests.integration.test_newsletter import ARTICLE, newsletters
 
     # Given a newsletter the previous version started (its topics and fan-out fixed, no ledger partitions),

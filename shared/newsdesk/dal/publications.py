@@ -14,7 +14,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -30,7 +30,6 @@ from newsdesk.dal.dynamodb import (
 )
 from newsdesk.dal.ledger import DETAIL_LIMIT, LedgerShape
 from newsdesk.errors import ServiceBusy
-from newsdesk.models.articles import Article
 from newsdesk.models.delivery import (
     DeliveryKind,
     DeliveryProgress,
@@ -40,6 +39,11 @@ from newsdesk.models.delivery import (
     LedgerState,
 )
 from newsdesk.models.subscribers import Frequency
+
+if TYPE_CHECKING:
+    # Annotations only: the articles' models (authors, corrections) are no part of a cold start that reads a
+    # delivery (the SES events' and the tally's).
+    from newsdesk.models.articles import Article
 
 PUBLICATION_SK = "#publication"
 AGGREGATES = "agg#"

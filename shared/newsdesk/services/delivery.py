@@ -80,6 +80,7 @@ from newsdesk.observability import logger, metrics
 from newsdesk.services.csv_export import csv_page
 from newsdesk.services.links import LinkPurpose, LinkSigner
 from newsdesk.services.pacing import RateLimiter, backoff_delay
+from newsdesk.services.ses_event import TAG_ATTEMPT, TAG_DELIVERY, TAG_LEDGER_SHARDS, TAG_RECIPIENT
 
 if TYPE_CHECKING:
     # Collaborators handed in by the container: a function that runs one of these services (the tally, the
@@ -110,11 +111,6 @@ UNCONFIRMED_METRIC = "SendsUnconfirmed"
 """Recipients `failed` because SES never confirmed any of their attempts (an alarm watches it)."""
 ACCOUNT_REFUSED_METRIC = "SesAccountRefusals"
 """Batches stopped because SES refused the account (an alarm watches it)."""
-TAG_DELIVERY = "newsdesk-delivery"
-TAG_LEDGER_SHARDS = "newsdesk-ledger-shards"
-"""How many partitions the delivery's ledger has (absent: one, keyed by the delivery id alone)."""
-TAG_RECIPIENT = "newsdesk-recipient"
-TAG_ATTEMPT = "newsdesk-attempt"
 
 
 CHANGE_MARGIN = timedelta(minutes=5)

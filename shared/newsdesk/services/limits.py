@@ -25,7 +25,6 @@ from newsdesk.dal.limits import RateLimitRepository
 from newsdesk.models.addresses import mailbox
 from newsdesk.observability import logger, stack_metric
 from newsdesk.services.links import Pseudonyms
-from newsdesk.services.tokens import hash_token
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -217,5 +216,8 @@ class TestEmailLimit:
 
     @staticmethod
     def _subject(token: str | None) -> str:
-        # The token's hash, as TokensTable keys it: the counter never holds the token itself.
+        # The token's hash, as TokensTable keys it: the counter never holds the token itself. Imported here:
+        # the tokens' service (people, audit) is no part of the cold starts that only read SES's events.
+        from newsdesk.services.tokens import hash_token
+
         return hash_token(token or "")

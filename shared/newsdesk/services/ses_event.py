@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# The message tags each newsletter email carries (set by the mailer); SES's events about it carry them back.
+TAG_DELIVERY = "newsdesk-delivery"
+TAG_LEDGER_SHARDS = "newsdesk-ledger-shards"
+"""How many partitions the delivery's ledger has (absent: one, keyed by the delivery id alone)."""
+TAG_RECIPIENT = "newsdesk-recipient"
+TAG_ATTEMPT = "newsdesk-attempt"
+
 
 @dataclass(frozen=True)
 class SesEvent:

@@ -30,10 +30,9 @@ from newsdesk.models.delivery import LedgerState
 from newsdesk.models.subscribers import SubscriberStatus
 from newsdesk.observability import logger
 from newsdesk.redaction import without_addresses
-from newsdesk.services.delivery import TAG_ATTEMPT, TAG_DELIVERY, TAG_LEDGER_SHARDS, TAG_RECIPIENT
 from newsdesk.services.engagement import EngagementCounter
 from newsdesk.services.limits import EMAIL_TAG, SIGNUP_CONFIRMATION, ConfirmationBounces
-from newsdesk.services.ses_event import SesEvent
+from newsdesk.services.ses_event import TAG_ATTEMPT, TAG_DELIVERY, TAG_LEDGER_SHARDS, TAG_RECIPIENT, SesEvent
 
 _SENT_OR_BEFORE = (LedgerState.PENDING, LedgerState.SENT)
 _ACCEPTED = (LedgerState.PENDING, LedgerState.SENT, LedgerState.DELIVERED)
