@@ -173,6 +173,15 @@ def test_the_authorizer_loads_no_articles_and_no_delivery_code(template: Templat
     assert loaded(answer, "newsdesk.dal.articles", "newsdesk.models.articles", "newsdesk.models.delivery") == []
 
 
+def test_reading_ses_events_loads_no_delivery_service_and_no_articles_or_people(template: Template) -> None:
+    """SES's events settle ledger records and suppress addresses: the delivery service (message building, pacing,
+    CSV export), the articles' models and the tokens' and people's code are for other functions' cold starts."""
+    answer = cold_start(template, "SesEventsFunction")
+
+    assert loaded(answer, "newsdesk.services.delivery", "newsdesk.models.articles", "newsdesk.services.tokens") == []
+    assert loaded(answer, "newsdesk.services.ses_feedback") == ["newsdesk.services.ses_feedback"]
+
+
 # ------------------------------------------------------------------------------------------- batches
 RECORD_FUNCTIONS = ["FanoutFunction", "MailerFunction", "UploadFunction", "SesEventsFunction", "TallyFunction",
                     "EventsFunction", "WebhooksFunction", "ErasureFunction", "SchedulerFunction"]  # fmt: skip
