@@ -15,8 +15,8 @@ Measured inside the child: from just before the first import (the handler module
 of the first invocation. The parent also times each whole child process (interpreter start and exit
 included), shown for information. Each ratio is the median of the per-round ratios. The target, 1.3, is
 judged on real/floor, what Newsdesk adds to a handler on its core packages making the same calls: the floor
-alone costs up to 1.4 times the twin (the HTTP functions' about 1.6), so no handler on Powertools and pydantic
-reaches 1.3 times the twin (issue 25's first figure, still printed: real/twin). One more
+alone costs up to 1.45 times the twin (the HTTP functions' 1.5-1.8), so with no code of their own most
+functions would miss 1.3 times the twin (issue 25's first figure, still printed: real/twin). One more
 untimed run under `python -X importtime` shows where the import time goes: the product's own modules, and the
 five largest imports by cumulative time.
 
