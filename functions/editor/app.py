@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -19,3 +21,6 @@ app = editor_app()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+startup.started()

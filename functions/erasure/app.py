@@ -3,6 +3,8 @@ clean-ups that one editor request could not finish (newsdesk.services.erasure)."
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 from typing import TYPE_CHECKING, Any
 
 from newsdesk.batches import Record, process_batch
@@ -27,3 +29,6 @@ def run_step(record: Record) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_batch(event["Records"], run_step)
+
+
+startup.started()

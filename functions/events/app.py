@@ -4,6 +4,8 @@ let through only the changes that make an event."""
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,3 +57,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     first_failed = container().change_events.publish(changes)
     # The stream gives back the first change not on the bus, and every later one (they stay in order).
     return {"batchItemFailures": [{"itemIdentifier": first_failed}] if first_failed else []}
+
+
+startup.started()

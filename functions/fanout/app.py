@@ -3,6 +3,8 @@ recipients of one audience shard per task (SQS FanoutQueue), in batches for the 
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 from typing import TYPE_CHECKING, Any
 
 from newsdesk.batches import Record, message_id, process_batch, sequence_number
@@ -41,3 +43,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     if records and records[0].get("eventSource") == "aws:dynamodb":
         return process_batch(records, start_delivery, item_id=sequence_number)
     return process_batch(records, lambda record: run_task(record, context))
+
+
+startup.started()

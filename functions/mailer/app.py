@@ -6,6 +6,8 @@ failed item, so SQS delivers it again; what was sent stays recorded and is not s
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 from typing import TYPE_CHECKING, Any
 
 from newsdesk.batches import Record, process_batch
@@ -28,3 +30,6 @@ def send_batch(record: Record, lambda_context: LambdaContext) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_batch(event["Records"], lambda record: send_batch(record, context))
+
+
+startup.started()

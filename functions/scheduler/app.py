@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,3 +37,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if job.job == "housekeeping":
         return container().housekeeping.run()
     raise ValueError(f"unknown job {job.job!r}")
+
+
+startup.started()

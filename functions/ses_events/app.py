@@ -3,6 +3,8 @@ batches) settle the delivery ledger and suppress addresses that bounced for good
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -37,3 +39,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     finally:
         # The batch's opens and clicks, added to each delivery's counts in one write (not one per event).
         container().ses_feedback.flush()
+
+
+startup.started()

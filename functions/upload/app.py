@@ -7,6 +7,8 @@ is retried by Lambda's asynchronous invocation; a failed queue message is report
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -66,3 +68,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         if upload is not None:
             applied.append({"key": upload.key, "outcome": upload.outcome.value})
     return {"uploads": applied}
+
+
+startup.started()

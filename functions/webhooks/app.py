@@ -3,6 +3,8 @@ for them; each delivery attempt (WebhookDeliveryQueue) is one signed POST (newsd
 
 from __future__ import annotations
 
+from newsdesk import startup  # isort: skip  (first: the load runs without the cyclic GC)
+
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -62,3 +64,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     # Events from the bus: a failure is the whole batch's (retried as one; dispatch is safe to repeat).
     container().webhook_dispatch.dispatch([found for record in records if (found := bus_event(record)) is not None])
     return {"batchItemFailures": []}
+
+
+startup.started()

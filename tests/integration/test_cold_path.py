@@ -5,17 +5,19 @@ starts them."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.iam.policies import Credentials
 from local.lambda_runtime.functions import lambda_environment
-from local.stack import local_resolver
+from local.stack import local_resolver, project_template
 from local.template.model import Template
 from newsdesk.api.openapi import include
 from newsdesk.api.resolver import create_resolver
@@ -26,12 +28,15 @@ TIMEOUT_SECONDS = 120
 ROUTER_MODULES = {routes.module for routes in (*PUBLIC_ROUTES, *EDITOR_ROUTES)} - {"newsdesk.api.routing"}
 
 # Run as `python -I -S -c COLD_START <module> <event or "">`: import the handler module, then (with an event)
-# let its resolver answer it; print the status, every module loaded, every pydantic model class created and the
-# settings classes built.
+# let its resolver answer it; print the status, every module loaded, every pydantic model class created, the
+# settings classes built, and what the garbage collector did during the import and is left doing.
 COLD_START = """
-import importlib, json, os, sys
+import gc, importlib, json, os, sys
 sys.path[:0] = os.environ["PYTHONPATH"].split(os.pathsep)
+collections = sum(generation["collections"] for generation in gc.get_stats())
 module = importlib.import_module(sys.argv[1])
+collections = sum(generation["collections"] for generation in gc.get_stats()) - collections
+collector = {"collections_during_load": collections, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
 status = None
 if sys.argv[2]:
     status = module.app.resolve(json.loads(sys.argv[2]), None)["statusCode"]
@@ -48,7 +53,7 @@ built = sorted(
 models = sorted(f"{kind.__module__}.{kind.__qualname__}" for kind in classes)
 plugins = getattr(sys.modules.get("pydantic.plugin._loader"), "_plugins", None)
 print(json.dumps({"status": status, "modules": sorted(sys.modules), "models": models, "settings_built": built,
-                  "plugins_looked_up": plugins is not None}))
+                  "plugins_looked_up": plugins is not None, "collector": collector}))
 """
 
 
@@ -197,6 +202,31 @@ def test_a_function_fed_records_loads_no_batch_processor_and_no_event_classes(
     answer = cold_start(template, function_id)
 
     assert loaded(answer, "aws_lambda_powertools.utilities.batch", "aws_lambda_powertools.utilities.data_classes") == []
+
+
+# ------------------------------------------------------------------------------------------- collector
+@pytest.mark.parametrize("function_id", sorted(project_template().functions))
+def test_a_function_loads_without_garbage_collection_and_leaves_the_collector_on(
+    template: Template, function_id: str
+) -> None:
+    """newsdesk.startup: every collection during the load would traverse everything loaded so far again; after
+    it the collector must run (a process that never collects keeps every reference cycle it ever made), and
+    what the load made is frozen, so that no later collection traverses it."""
+    answer = cold_start(template, function_id)
+
+    assert answer["collector"]["collections_during_load"] == 0
+    assert answer["collector"]["enabled"] is True
+    assert answer["collector"]["frozen"] > 0
+
+
+def test_every_handler_module_turns_the_collector_off_first_and_on_last() -> None:
+    """Imported after anything else, newsdesk.startup would leave that import to the collector; without
+    `startup.started()` as the module's last line, the collector would stay off for the process's life."""
+    for app in sorted(Path(__file__).resolve().parents[2].glob("functions/*/app.py")):
+        statements = [ast.unparse(node) for node in ast.parse(app.read_text(encoding="utf-8")).body[1:]]  # no docstring
+
+        assert statements[:2] == ["from __future__ import annotations", "from newsdesk import startup"], app
+        assert statements[-1] == "startup.started()", app
 
 
 # ------------------------------------------------------------------------------------------- pydantic
