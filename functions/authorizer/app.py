@@ -22,6 +22,7 @@ from newsdesk.observability import logger
 from newsdesk.services.tokens import bearer_token
 
 
+@startup.loaded
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Payload 2.0: header names arrive in lower case.
@@ -34,6 +35,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "isAuthorized": True,
         "context": {"actor": actor.id, "role": actor.role.value, "token_id": actor.token_id or ""},
     }
-
-
-startup.started()

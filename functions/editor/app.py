@@ -15,12 +15,10 @@ from newsdesk.observability import logger, metrics, tracer
 app = editor_app()
 
 
+@startup.loaded
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 # X-Ray records no answer here, whatever the environment says: they hold subscriber lists and exports.
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
-
-
-startup.started()

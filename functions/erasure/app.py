@@ -25,10 +25,8 @@ def run_step(record: Record) -> None:
         container().topic_cleanup.resume(task.id)
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_batch(event["Records"], run_step)
-
-
-startup.started()

@@ -50,6 +50,7 @@ def stream_change(record: dict[str, Any]) -> StreamChange | None:
     )
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
@@ -57,6 +58,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     first_failed = container().change_events.publish(changes)
     # The stream gives back the first change not on the bus, and every later one (they stay in order).
     return {"batchItemFailures": [{"itemIdentifier": first_failed}] if first_failed else []}
-
-
-startup.started()

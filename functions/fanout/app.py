@@ -36,6 +36,7 @@ def run_task(record: Record, lambda_context: LambdaContext) -> None:
     )
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
@@ -43,6 +44,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     if records and records[0].get("eventSource") == "aws:dynamodb":
         return process_batch(records, start_delivery, item_id=sequence_number)
     return process_batch(records, lambda record: run_task(record, context))
-
-
-startup.started()

@@ -25,11 +25,9 @@ def send_batch(record: Record, lambda_context: LambdaContext) -> None:
     container().mailer_service.deliver(batch, seconds_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_batch(event["Records"], lambda record: send_batch(record, context))
-
-
-startup.started()

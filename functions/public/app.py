@@ -15,6 +15,7 @@ from newsdesk.observability import logger, metrics, tracer
 app = public_app()
 
 
+@startup.loaded
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 # X-Ray records no response body here whatever the environment says (the template's Globals say it too).
 @tracer.capture_lambda_handler(capture_response=False)
@@ -23,6 +24,3 @@ app = public_app()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
-
-
-startup.started()

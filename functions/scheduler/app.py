@@ -24,6 +24,7 @@ class ScheduledJob(Model):
     scheduled_time: str = ""
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -37,6 +38,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if job.job == "housekeeping":
         return container().housekeeping.run()
     raise ValueError(f"unknown job {job.job!r}")
-
-
-startup.started()

@@ -31,6 +31,7 @@ def handle_event(record: Record) -> None:
     container().ses_feedback.handle(SesEvent(detail))
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
@@ -39,6 +40,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     finally:
         # The batch's opens and clicks, added to each delivery's counts in one write (not one per event).
         container().ses_feedback.flush()
-
-
-startup.started()

@@ -52,6 +52,7 @@ def ledger_change(record: dict[str, Any]) -> LedgerChange | None:
     )
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -59,6 +60,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if changes:
         container().tally.apply(str(event["shardId"]), changes)
     return {"state": {}}
-
-
-startup.started()

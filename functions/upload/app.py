@@ -52,6 +52,7 @@ def run_task(record: Record, lambda_context: LambdaContext) -> None:
     )
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -68,6 +69,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         if upload is not None:
             applied.append({"key": upload.key, "outcome": upload.outcome.value})
     return {"uploads": applied}
-
-
-startup.started()

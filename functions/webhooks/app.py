@@ -48,6 +48,7 @@ def _queue_name(url_or_arn: str) -> str:
     return url_or_arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 
+@startup.loaded
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -64,6 +65,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     # Events from the bus: a failure is the whole batch's (retried as one; dispatch is safe to repeat).
     container().webhook_dispatch.dispatch([found for record in records if (found := bus_event(record)) is not None])
     return {"batchItemFailures": []}
-
-
-startup.started()
