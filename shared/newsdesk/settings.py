@@ -6,13 +6,15 @@ variable one function lacks cannot break another. Variable names are the upper-c
 from __future__ import annotations
 
 import os
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from newsdesk.errors import ConfigurationError
-from newsdesk.webhook_targets import TargetPorts
+
+if TYPE_CHECKING:
+    from newsdesk.webhook_targets import TargetPorts
 
 
 class _Environment(BaseModel):
@@ -206,6 +208,9 @@ class WebhookSettings(WebhookTableSettings):
 
     @property
     def target_ports(self) -> TargetPorts:
+        # Imported here: the webhook rules (and ipaddress) are for the functions that check a target.
+        from newsdesk.webhook_targets import TargetPorts
+
         allowed = frozenset(int(port) for port in self.webhook_allowed_ports.split(","))
         if not all(0 < port < 65536 for port in allowed):
             raise ConfigurationError(f"WEBHOOK_ALLOWED_PORTS: not a port list: {self.webhook_allowed_ports}")
