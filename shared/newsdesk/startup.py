@@ -2,11 +2,11 @@
 
 Loading a handler creates a few hundred thousand objects (modules, classes, botocore's models) that live as long
 as the process, and its first invocation loads and builds more (the services, models and clients a request
-needs); every full collection meanwhile traverses all of them again: over a hundred collections per load. The
-collector is off from this module's import, which a handler module makes before any other. `loaded`, the
-handler's outermost decorator, freezes what the load made (`gc.freeze()`: no later collection traverses it
-again, in any invocation), and the collector comes back on when the first invocation returns. What the first
-invocation leaves as garbage in reference cycles is collected then.
+needs). Meanwhile the collector runs over a hundred times per load, and each of its full collections traverses
+all of them again. The collector is off from this module's import, which a handler module makes before any
+other. `loaded`, the handler's outermost decorator, freezes what the load made (`gc.freeze()`: no later
+collection traverses it again, in any invocation), and the collector comes back on when the first invocation
+returns. What the first invocation leaves as garbage in reference cycles is collected then.
 """
 
 from __future__ import annotations
