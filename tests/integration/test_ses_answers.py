@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ from botocore.exceptions import ReadTimeoutError
 from freezegun import freeze_time
 
 from newsdesk import dependencies
-from newsdesk.observability import logger
 from newsdesk.services.delivery import ACCOUNT_REFUSED_METRIC
 from tests.integration.conftest import RECONCILIATION_WINDOW_SECONDS, Stack
 from tests.integration.test_ledger import delivery
@@ -154,20 +152,9 @@ ACCOUNT_REFUSALS = {
 }
 
 
-@pytest.fixture
-def error_logs() -> Iterator[io.StringIO]:
-    """What the functions log, as CloudWatch would keep it."""
-    captured = io.StringIO()
-    previous = logger.registered_handler.setStream(captured)  # type: ignore[attr-defined]
-    try:
-        yield captured
-    finally:
-        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize(("refusal", "count"), ACCOUNT_REFUSALS.values(), ids=ACCOUNT_REFUSALS.keys())
 def test_a_refusal_of_the_whole_account_pauses_the_delivery_visibly_until_ses_sends_again(
-    stack: Stack, error_logs: io.StringIO, capsys: pytest.CaptureFixture[str], refusal: Exception, count: int
+    stack: Stack, logs: io.StringIO, capsys: pytest.CaptureFixture[str], refusal: Exception, count: int
 ) -> None:
     readers = add_subscribers(count)
     ses = scripted()
@@ -207,7 +194,7 @@ def test_a_refusal_of_the_whole_account_pauses_the_delivery_visibly_until_ses_se
     assert first <= 2
     assert within_the_minute == first
     assert minutes_later - within_the_minute <= 2 * 3
-    refusals = [json.loads(line) for line in error_logs.getvalue().splitlines() if '"ERROR"' in line]
+    refusals = [json.loads(line) for line in logs.getvalue().splitlines() if '"ERROR"' in line]
     assert len(refusals) == minutes_later  # logged once for each batch SES refused, at ERROR
     assert {entry["message"] for entry in refusals} == {"SES refuses to send for this account: delivery paused"}
     assert ACCOUNT_REFUSED_METRIC in published_metrics(capsys.readouterr().out)
