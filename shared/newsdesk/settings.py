@@ -3,8 +3,6 @@ service that needs it is built (newsdesk.dependencies), so each function reads o
 variable one function lacks cannot break another. Variable names are the upper-case field names.
 """
 
-from __future__ import annotations
-
 import os
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -207,7 +205,7 @@ class WebhookSettings(WebhookTableSettings):
     )
 
     @property
-    def target_ports(self) -> TargetPorts:
+    def target_ports(self) -> "TargetPorts":
         # Imported here: the webhook rules (and ipaddress) are for the functions that check a target.
         from newsdesk.webhook_targets import TargetPorts
 

@@ -329,6 +329,54 @@ def test_feedback_about_unknown_addresses_creates_nothing(stack: Stack) -> None:
     assert stack.items("SubscribersTable") == []
 
 
+@pytest.mark.parametrize(
+    ("signed_up", "reported", "stored"),
+    [
+        (ADDRESS, "Reader@Example.ORG", ADDRESS),
+        ("dora@bücher.example", "dora@xn--bcher-kva.example", "dora@xn--bcher-kva.example"),
+        ("dora@bücher.example", "Dora@Bücher.example", "dora@xn--bcher-kva.example"),
+    ],
+)
+def test_a_bounce_suppresses_the_subscriber_whichever_spelling_ses_reports(
+    stack: Stack, signed_up: str, reported: str, stored: str
+) -> None:
+    assert subscribe(stack, signed_up).status == 202
+    assert press_confirm(stack, mail_to(stored)[-1].token("/subscribers/confirm")).status == 200
+
+    stack.invoke("SesEventsFunction", ses_event(bounce(reported, "Permanent")))
+
+    assert subscriber(stack, stored)["status"] == "bounced"
+    assert len(stack.items("SubscribersTable")) == 1
+
+
+def test_an_address_ses_reports_as_stored_is_not_checked_again(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SES reports the address it was asked to send to, the stored form: suppressing it needs no address rules
+    (email_validator's import is tens of milliseconds of SesEventsFunction's cold start); another spelling is
+    checked, and one that could never have been stored is ignored."""
+    from newsdesk.dependencies import container
+    from newsdesk.models.subscribers import SubscriberStatus
+    from newsdesk.services import subscriptions
+
+    confirmed(stack)
+    checked: list[str] = []
+    check = subscriptions.normalize_address
+
+    def normalize_address(value: str) -> str:
+        checked.append(value)
+        return check(value)
+
+    monkeypatch.setattr(subscriptions, "normalize_address", normalize_address)
+    service = container().subscription_service
+
+    assert service.suppress(ADDRESS, SubscriberStatus.BOUNCED)
+    assert checked == []
+    assert not service.suppress("not an address", SubscriberStatus.BOUNCED)
+    assert not service.suppress("stranger@example.org", SubscriberStatus.BOUNCED)
+    assert checked == ["not an address", "stranger@example.org"]
+    assert subscriber(stack)["status"] == "bounced"
+    assert len(stack.items("SubscribersTable")) == 1
+
+
 # ---------------------------------------------------------------------- bad input
 
 

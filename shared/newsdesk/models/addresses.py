@@ -1,8 +1,6 @@
 """Email addresses as Newsdesk accepts them, checked once at every edge (the API, the CSV import, SES
 events) and kept in the one form that SES can send to: ASCII, lower-case, the domain in IDNA form."""
 
-from __future__ import annotations
-
 import contextlib
 from typing import Annotated
 

@@ -1,10 +1,8 @@
 """Article shapes: what editors send, what the service works with, and what readers and editors get back."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
@@ -60,7 +58,7 @@ class CreateArticleRequest(_Request):
     slug: Slug | None = Field(default=None, description="Generated from the title when absent.")
 
     @model_validator(mode="after")
-    def _someone_wrote_it(self) -> CreateArticleRequest:
+    def _someone_wrote_it(self) -> Self:
         if (self.author is None) == (self.authors is None):
             raise ValueError("give either `author` (a name) or `authors` (profile slugs)")
         return self
@@ -78,7 +76,7 @@ class UpdateArticleRequest(_Request):
     slug: Slug | None = None
 
     @model_validator(mode="after")
-    def _no_nulls(self) -> UpdateArticleRequest:
+    def _no_nulls(self) -> Self:
         nulls = sorted(name for name in self.model_fields_set if name != "summary" and getattr(self, name) is None)
         if nulls:
             raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
@@ -149,7 +147,7 @@ class Article(Model):
     revision: int = Field(default=0, description="Its latest revision's number (0: not saved since revisions exist).")
 
     @model_validator(mode="after")
-    def _bylines(self) -> Article:
+    def _bylines(self) -> Self:
         self.authors = self.authors or byline_of(self.author)
         return self
 
@@ -191,7 +189,7 @@ class ArticleSummary(Model):
     )
 
     @model_validator(mode="after")
-    def _bylines(self) -> ArticleSummary:
+    def _bylines(self) -> Self:
         self.authors = self.authors or byline_of(self.author)
         return self
 

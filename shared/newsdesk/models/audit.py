@@ -4,8 +4,6 @@ Entries are written once and never changed. They name people by id and subscribe
 (a keyed hash of the address), never by an address.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 

@@ -1,7 +1,5 @@
 """Bylines and author profiles: who wrote an article, and the public page of each author."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit

@@ -1,13 +1,13 @@
 """Corrections, clarifications and updates: notes on a published article, kept for good (an editor adds a
 note, never removes one), shown with the article, in its feed entry and in the public corrections list."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+
+from newsdesk.models.base import Model
 
 MAX_CORRECTIONS = 20
 """Notes one article may carry. Each is written with the article, its public copy and its entry in the
@@ -35,14 +35,14 @@ class CorrectionKind(StrEnum):
     """Something happened since."""
 
 
-class CorrectionRequest(BaseModel):
+class CorrectionRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     kind: CorrectionKind
     text: CorrectionText = Field(description="Plain text (not Markdown), up to 1,000 characters.")
 
 
-class Correction(BaseModel):
+class Correction(Model):
     """One note, as the article carries it."""
 
     kind: CorrectionKind
@@ -58,6 +58,6 @@ class CorrectionEntry(Correction):
     title: str
 
 
-class CorrectionPage(BaseModel):
+class CorrectionPage(Model):
     items: list[CorrectionEntry]
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` to get the next page.")

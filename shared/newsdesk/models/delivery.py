@@ -1,7 +1,5 @@
 """Deliveries (an article's newsletter, a digest): queue messages, the ledger's states, and the editor's views."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 

@@ -1,7 +1,5 @@
 """Erasures: where the erasure of one person stands (the editor polls it), and the queue's steps."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal

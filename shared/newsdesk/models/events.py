@@ -6,8 +6,6 @@ the same change always carries the same id, however often it is published or del
 and public fields; only subscriber events hold an address, and only endpoints that ask for them get them.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 from datetime import datetime

@@ -15,11 +15,9 @@ that string is signing key `0` (current) and the identifiers key both, which is 
 key ids was made with. The first rotation writes the keyring as JSON (docs/data-model.md shows it).
 """
 
-from __future__ import annotations
-
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -55,13 +53,13 @@ class Keyring(Model):
     identifiers: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _current_is_kept(self) -> Keyring:
+    def _current_is_kept(self) -> Self:
         if self.current not in self.keys:
             raise ValueError(f"the current key {self.current!r} is not among the keys")
         return self
 
     @classmethod
-    def parse(cls, value: str) -> Keyring:
+    def parse(cls, value: str) -> Self:
         """The keyring a secret's value holds: JSON as a rotation writes it, or the stack's first secret."""
         if not value.startswith("{"):
             return cls(current=FIRST_KEY_ID, keys={FIRST_KEY_ID: SigningKey(secret=value)}, identifiers=value)
@@ -88,7 +86,7 @@ class Keyring(Model):
     def identifier_key(self) -> bytes:
         return self.identifiers.encode()
 
-    def rotated(self, secret: str, now: datetime) -> Keyring:
+    def rotated(self, secret: str, now: datetime) -> Self:
         """A new current key (the next id), every older one kept to open what it made."""
         kid = str(max(int(k) for k in self.keys) + 1)
         keys = dict(self.keys)
@@ -96,7 +94,7 @@ class Keyring(Model):
         keys[kid] = SigningKey(secret=secret, created_at=now)
         return self.model_copy(update={"current": kid, "keys": keys})
 
-    def without(self, kid: str) -> Keyring:
+    def without(self, kid: str) -> Self:
         """The keyring once key `kid` is retired (never the current one: a rotation comes first)."""
         if kid == self.current:
             raise ValueError(f"key {kid} is current")

@@ -1,20 +1,19 @@
 """What a news site asks of an article beyond a blog's: an embargo, breaking news, its place in the sitemaps,
 and its schema.org structured data (corrections have their own module)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from newsdesk.models.articles import PublicArticle, PublishTime
+from newsdesk.models.base import Model
 
 MAX_BREAKING_HOURS = 48
 """Longest an article stays breaking news: after that it is news."""
 
 
-class _Request(BaseModel):
+class _Request(Model):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -30,7 +29,7 @@ class BreakingRequest(_Request):
     )
 
 
-class SitemapUrl(BaseModel):
+class SitemapUrl(Model):
     """One article of a sitemap: where it is (its slug under SiteUrl) and when it was published and changed."""
 
     slug: str
@@ -39,7 +38,7 @@ class SitemapUrl(BaseModel):
     updated_at: datetime
 
 
-class SitemapPage(BaseModel):
+class SitemapPage(Model):
     """One page of the sitemap index: its number (from 1) and its newest change."""
 
     number: int

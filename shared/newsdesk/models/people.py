@@ -1,11 +1,9 @@
 """The newsroom's people and what each may do: roles, who made a request (the actor), and the people API's
 shapes. A token belongs to a person; the person's role says which /admin routes the token opens."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
@@ -25,11 +23,11 @@ class Role(StrEnum):
     ADMIN = "admin"
     """People and tokens, subscribers, webhooks, the audit trail: everything."""
 
-    def allows(self, needed: Role) -> bool:
+    def allows(self, needed: "Role") -> bool:
         return _RANKS[self] >= _RANKS[needed]
 
     @staticmethod
-    def lowest(*roles: Role) -> Role:
+    def lowest(*roles: "Role") -> "Role":
         return min(roles, key=_RANKS.__getitem__)
 
 
@@ -55,9 +53,11 @@ class Actor(Model):
         return None if ":" in self.id else self.id
 
 
-SYSTEM_UPLOAD = Actor(id="system:upload", role=Role.EDITOR)
+# Constructed as given (they are valid): validating them would build Actor's validator in every function that
+# imports this module, at import.
+SYSTEM_UPLOAD = Actor.model_construct(id="system:upload", role=Role.EDITOR)
 """Markdown uploaded to the bucket: whoever may write there acts as an editor."""
-SYSTEM_SCHEDULE = Actor(id="system:schedule", role=Role.EDITOR)
+SYSTEM_SCHEDULE = Actor.model_construct(id="system:schedule", role=Role.EDITOR)
 """The scheduler publishing what an editor scheduled."""
 
 
@@ -96,7 +96,7 @@ class UpdatePersonRequest(_Request):
     disabled: bool | None = None
 
     @model_validator(mode="after")
-    def _no_nulls(self) -> UpdatePersonRequest:
+    def _no_nulls(self) -> Self:
         nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
         if nulls:
             raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")

@@ -1,8 +1,6 @@
 """An article's revisions: what each save wrote (who, when, title, body, tags), kept to restore from and to
 preview; and the share links that show a draft to someone without a token."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from pydantic import ConfigDict, Field

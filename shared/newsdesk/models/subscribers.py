@@ -1,7 +1,5 @@
 """Subscriber shapes: the public sign-up form, the stored record, and the editor's views."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated

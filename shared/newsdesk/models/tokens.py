@@ -1,7 +1,5 @@
 """Editor API token shapes."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from pydantic import Field

@@ -1,9 +1,7 @@
 """Topics: the beats a newsroom writes about, which readers may choose to follow."""
 
-from __future__ import annotations
-
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
@@ -39,7 +37,7 @@ class UpdateTopicRequest(Model):
     description: Summary | None = None
 
     @model_validator(mode="after")
-    def _name_not_null(self) -> UpdateTopicRequest:
+    def _name_not_null(self) -> Self:
         if "name" in self.model_fields_set and self.name is None:
             raise ValueError("name cannot be null")
         return self

@@ -1,7 +1,5 @@
 """Reusable field types for requests and responses."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints

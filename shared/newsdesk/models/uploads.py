@@ -1,11 +1,9 @@
 """Uploads to the UploadsBucket: the S3 object an event names, an article file's front matter, the
 upload records editors list, and the import queue's messages."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -62,7 +60,7 @@ class ArticleFile(Model):
     publish_at: PublishTime | None = None
 
     @model_validator(mode="after")
-    def _schedule_needs_a_time(self) -> ArticleFile:
+    def _schedule_needs_a_time(self) -> Self:
         if self.status is ArticleStatus.SCHEDULED and self.publish_at is None:
             raise ValueError("status: scheduled needs publish_at")
         if self.publish_at is not None and self.status not in (None, ArticleStatus.SCHEDULED):

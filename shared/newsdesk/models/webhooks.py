@@ -1,7 +1,5 @@
 """Webhook shapes: what editors send and get back, the stored endpoint and deliveries, and the queue's tasks."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
