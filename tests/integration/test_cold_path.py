@@ -178,6 +178,32 @@ def test_the_authorizer_loads_no_articles_and_no_delivery_code(template: Templat
     assert loaded(answer, "newsdesk.dal.articles", "newsdesk.models.articles", "newsdesk.models.delivery") == []
 
 
+# Run like COLD_START: import the articles' data access and read an article through a client that has none.
+ARTICLE_READ = """
+import json, os, sys
+sys.path[:0] = os.environ["PYTHONPATH"].split(os.pathsep)
+from newsdesk.dal.articles import ArticleRepository
+
+class Client:
+    def get_item(self, **request):
+        return {}
+
+found = ArticleRepository(Client(), "articles").get("a1")
+print(json.dumps({"status": found, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_reading_an_article_loads_none_of_the_records_its_writes_add(template: Template) -> None:
+    """The mailer reads the article it sends: the audit trail's, revisions' and news entries' records (and the
+    people's, sitemaps' and revisions' models) are written with an article's changes and load with the first."""
+    answer = cold_start(template, "MailerFunction", script=ARTICLE_READ)
+
+    assert answer["status"] is None
+    write_side = ("newsdesk.dal.audit", "newsdesk.dal.revisions", "newsdesk.dal.news", "newsdesk.dal.publications")
+    assert loaded(answer, *write_side, "newsdesk.models.audit", "newsdesk.models.revisions") == []
+    assert loaded(answer, "newsdesk.models.news", "newsdesk.models.people") == []
+
+
 def test_reading_ses_events_loads_no_delivery_service_and_no_articles_or_people(template: Template) -> None:
     """SES's events settle ledger records and suppress addresses: the delivery service (message building, pacing,
     CSV export), the articles' models and the tokens' and people's code are for other functions' cold starts."""

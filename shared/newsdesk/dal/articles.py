@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from newsdesk.clock import iso
-from newsdesk.dal.audit import audit_write
 from newsdesk.dal.dynamodb import (
     Filters,
     Item,
@@ -19,14 +19,15 @@ from newsdesk.dal.dynamodb import (
     query_page,
     to_attributes,
 )
-from newsdesk.dal.news import NewsRepository, news_entries
-from newsdesk.dal.revisions import revision_writes
 from newsdesk.errors import Conflict, PreconditionFailed
 from newsdesk.models.articles import Article, ArticleStatus, ArticleSummary, PublicArticle
-from newsdesk.models.audit import AuditEntry
 from newsdesk.models.authors import Author, AuthorProfile
-from newsdesk.models.revisions import Revision
 from newsdesk.slugs import make_slug
+
+if TYPE_CHECKING:
+    from newsdesk.dal.news import NewsRepository
+    from newsdesk.models.audit import AuditEntry
+    from newsdesk.models.revisions import Revision
 
 FEED_ALL = "all"
 _LIST_FIELDS = tuple(ArticleSummary.model_fields)
@@ -131,8 +132,13 @@ class ArticleRepository:
         self._audit_table = audit_table
         self._revisions_table = revisions_table
         self._revisions_kept = revisions_kept
-        self.news = NewsRepository(client, table_name)
+
+    @cached_property
+    def news(self) -> NewsRepository:
         """The news entries' reads (their writes are this repository's `save`)."""
+        from newsdesk.dal.news import NewsRepository
+
+        return NewsRepository(self._client, self._table)
 
     # ------------------------------------------------------------------ reads
     def get(self, article_id: str) -> Article | None:
@@ -398,9 +404,13 @@ class ArticleRepository:
             assert self._publications_table, "this repository was built without the publications table"
             add("announce", publication_write(self._publications_table, new))
         if audit is not None:
+            from newsdesk.dal.audit import audit_write
+
             assert self._audit_table, "this repository was built without the audit table"
             add("audit", audit_write(self._audit_table, audit))
         if revision is not None:
+            from newsdesk.dal.revisions import revision_writes
+
             assert self._revisions_table, "this repository was built without the revisions table"
             for write in revision_writes(self._revisions_table, revision, kept=self._revisions_kept):
                 add("revision", write)
@@ -494,6 +504,10 @@ class ArticleRepository:
         """The article's entries in the `by-feed` index: its public lists, and its news entries (dal.news)."""
         if article is None:
             return {}
+        # The news entries' records (and the sitemap's and corrections' models) load with the first write:
+        # a function that only reads articles, as the mailer does, never needs them.
+        from newsdesk.dal.news import news_entries
+
         news = news_entries(article)
         if not article.public:
             return news
