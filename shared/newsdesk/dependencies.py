@@ -442,7 +442,7 @@ class Container:
             engagement = EngagementCounter(self.publication_repository, self.keyring().identifier_key)
         return SesFeedback(
             ledger=self.ledger_repository,
-            suppress=self.subscription_service.suppress,
+            subscribers=self.subscriber_repository,
             engagement=engagement,
             # Read only for a sign-up's confirmation that bounced.
             confirmation_bounces=lambda: self.confirmation_bounces,

@@ -204,12 +204,25 @@ def test_reading_an_article_loads_none_of_the_records_its_writes_add(template: T
     assert loaded(answer, "newsdesk.models.news", "newsdesk.models.people") == []
 
 
+# Run like COLD_START: import the handler module, then build the service its first SES event uses.
+SES_FEEDBACK = """
+import importlib, json, os, sys
+sys.path[:0] = os.environ["PYTHONPATH"].split(os.pathsep)
+importlib.import_module(sys.argv[1])
+from newsdesk.dependencies import container
+container().ses_feedback
+print(json.dumps({"modules": sorted(sys.modules)}))
+"""
+
+
 def test_reading_ses_events_loads_no_delivery_service_and_no_articles_or_people(template: Template) -> None:
     """SES's events settle ledger records and suppress addresses: the delivery service (message building, pacing,
-    CSV export), the articles' models and the tokens' and people's code are for other functions' cold starts."""
-    answer = cold_start(template, "SesEventsFunction")
+    CSV export), the subscription service (sign-ups and their emails), the articles' models and the tokens' and
+    people's code are for other functions' cold starts."""
+    answer = cold_start(template, "SesEventsFunction", script=SES_FEEDBACK)
 
     assert loaded(answer, "newsdesk.services.delivery", "newsdesk.models.articles", "newsdesk.services.tokens") == []
+    assert loaded(answer, "newsdesk.services.subscriptions", "newsdesk.services.emails", "jinja2") == []
     assert loaded(answer, "newsdesk.services.ses_feedback") == ["newsdesk.services.ses_feedback"]
 
 

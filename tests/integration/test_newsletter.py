@@ -15,7 +15,7 @@ from newsdesk.dal.subscribers import audience
 from newsdesk.models.subscribers import Frequency, Subscriber, SubscriberStatus
 from tests.integration.conftest import API_URL, Reply, Stack
 from tests.support import times
-from tests.support.events import sample_event
+from tests.support.events import sample_event, ses_event
 from tests.support.mail import Mail, outbox
 
 ARTICLE = {"title": "Harbour reopens", "author": "Ada", "body": "Boats are **back**.\n\nMore soon."}
@@ -141,12 +141,12 @@ def test_a_subscriber_who_leaves_before_their_batch_is_sent_is_skipped(stack: St
     readers = add_subscribers(40)
     article = publish_new_article(stack)
     stack.drain(skip=("MailerFunction",))  # the batches are queued, not yet sent
-    subscriptions = dependencies.container().subscription_service
     stack.call(
         "PublicFunction",
         sample_event("public-unsubscribe", query={"token": _unsubscribe_token(readers[0])}),
     )
-    subscriptions.suppress(readers[1], SubscriberStatus.BOUNCED)
+    bounce = {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": readers[1]}]}
+    stack.invoke("SesEventsFunction", ses_event({"eventType": "Bounce", "bounce": bounce}))
 
     stack.drain()
 

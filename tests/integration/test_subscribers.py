@@ -354,24 +354,24 @@ def test_an_address_ses_reports_as_stored_is_not_checked_again(stack: Stack, mon
     (email_validator's import is tens of milliseconds of SesEventsFunction's cold start); another spelling is
     checked, and one that could never have been stored is ignored."""
     from newsdesk.dependencies import container
-    from newsdesk.models.subscribers import SubscriberStatus
-    from newsdesk.services import subscriptions
+    from newsdesk.services import ses_feedback
+    from newsdesk.services.ses_event import SesEvent
 
     confirmed(stack)
     checked: list[str] = []
-    check = subscriptions.normalize_address
+    check = ses_feedback.normalize_address
 
     def normalize_address(value: str) -> str:
         checked.append(value)
         return check(value)
 
-    monkeypatch.setattr(subscriptions, "normalize_address", normalize_address)
-    service = container().subscription_service
+    monkeypatch.setattr(ses_feedback, "normalize_address", normalize_address)
+    feedback = container().ses_feedback
 
-    assert service.suppress(ADDRESS, SubscriberStatus.BOUNCED)
+    feedback.handle(SesEvent(bounce(ADDRESS, "Permanent")))
     assert checked == []
-    assert not service.suppress("not an address", SubscriberStatus.BOUNCED)
-    assert not service.suppress("stranger@example.org", SubscriberStatus.BOUNCED)
+    feedback.handle(SesEvent(bounce("not an address", "Permanent")))
+    feedback.handle(SesEvent(bounce("stranger@example.org", "Permanent")))
     assert checked == ["not an address", "stranger@example.org"]
     assert subscriber(stack)["status"] == "bounced"
     assert len(stack.items("SubscribersTable")) == 1

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.ledger import MAX_SHARDS, LedgerRepository, LedgerShape
+from newsdesk.models.addresses import normalize_address
 from newsdesk.models.delivery import LedgerState
 from newsdesk.models.subscribers import SubscriberStatus
 from newsdesk.observability import logger
@@ -33,6 +34,9 @@ from newsdesk.redaction import without_addresses
 from newsdesk.services.engagement import EngagementCounter
 from newsdesk.services.limits import EMAIL_TAG, SIGNUP_CONFIRMATION, ConfirmationBounces
 from newsdesk.services.ses_event import TAG_ATTEMPT, TAG_DELIVERY, TAG_LEDGER_SHARDS, TAG_RECIPIENT, SesEvent
+
+if TYPE_CHECKING:
+    from newsdesk.dal.subscribers import SubscriberRepository
 
 _SENT_OR_BEFORE = (LedgerState.PENDING, LedgerState.SENT)
 _ACCEPTED = (LedgerState.PENDING, LedgerState.SENT, LedgerState.DELIVERED)
@@ -43,13 +47,13 @@ class SesFeedback:
         self,
         *,
         ledger: LedgerRepository,
-        suppress: Callable[[str, SubscriberStatus], bool],
+        subscribers: SubscriberRepository,
         engagement: EngagementCounter | None,
         confirmation_bounces: Callable[[], ConfirmationBounces],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._ledger = ledger
-        self._suppress = suppress
+        self._subscribers = subscribers
         self._engagement = engagement
         self._confirmation_bounces = confirmation_bounces
         self._clock = clock
@@ -81,6 +85,22 @@ class SesFeedback:
             return
         ledger = LedgerShape(delivery_id, int(shards) if shards else None)
         self._settle(kind, event, ledger, recipient_key, attempt)
+
+    def _suppress(self, email: str, status: SubscriberStatus) -> bool:
+        """Suppress an address SES reported; one that could never have been stored is ignored.
+
+        SES reports the address it was asked to send to, which is the stored form: that spelling (lower-cased)
+        is tried as it is, and the address is normalized only when nobody changed under it (its rules, in
+        email_validator, are tens of milliseconds of a cold start: bench/cold_start.py)."""
+        reported = email.strip().lower()
+        now = self._clock()
+        if self._subscribers.suppress(reported, status, now):
+            return True
+        try:
+            address = normalize_address(email)
+        except ValueError:
+            return False
+        return address != reported and self._subscribers.suppress(address, status, now)
 
     def flush(self) -> None:
         """Write what the events handled since the last flush add to the deliveries' counts (once per batch of

@@ -15,7 +15,7 @@ from newsdesk.dal.publications import PublicationRepository
 from newsdesk.dal.subscribers import Choice, SubscriberRepository
 from newsdesk.errors import NotFound, SendRefusedForAccount, SendRejected, SendThrottled
 from newsdesk.messages import Recipient
-from newsdesk.models.addresses import normalize_address, stored_forms
+from newsdesk.models.addresses import stored_forms
 from newsdesk.models.subscribers import (
     Consent,
     ConsentSource,
@@ -382,23 +382,6 @@ class SubscriptionService:
         if saved is None:
             raise InvalidLink("this address is not subscribed any more")
         return PreferencesView(saved, catalog)
-
-    # ------------------------------------------------------------------ SES feedback
-    def suppress(self, email: str, status: SubscriberStatus) -> bool:
-        """Suppress an address SES reported; one that could never have been stored is ignored.
-
-        SES reports the address it was asked to send to, which is the stored form: that spelling (lower-cased)
-        is tried as it is, and the address is normalized only when nobody changed under it (its rules, in
-        email_validator, are tens of milliseconds of a cold start: bench/cold_start.py)."""
-        reported = email.strip().lower()
-        now = self._clock()
-        if self._repo.suppress(reported, status, now):
-            return True
-        try:
-            address = normalize_address(email)
-        except ValueError:
-            return False
-        return address != reported and self._repo.suppress(address, status, now)
 
     # ------------------------------------------------------------------ editors
     def get(self, email: str) -> Subscriber:
