@@ -373,6 +373,8 @@ def test_an_address_ses_reports_as_stored_is_not_checked_again(stack: Stack, mon
     feedback.handle(SesEvent(bounce("not an address", "Permanent")))
     feedback.handle(SesEvent(bounce("stranger@example.org", "Permanent")))
     assert checked == ["not an address", "stranger@example.org"]
+    for odd in (" ", "@", f"{'a' * 300}@example.org"):
+        feedback.handle(SesEvent(bounce(odd, "Permanent")))
     assert subscriber(stack)["status"] == "bounced"
     assert len(stack.items("SubscribersTable")) == 1
 

@@ -2,7 +2,7 @@
 
 The modules defining models (these and newsdesk.settings) do not use `from __future__ import annotations`:
 pydantic would then evaluate each field's annotation from its string when the class is made, which made
-making a model class about half as slow again, and a function makes around a hundred of them as it loads
+making a model class about half as slow again, and a function makes 50 to 100 of them as it loads
 (bench/cold_start.py). A model's method returning the model says `Self`.
 """
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from newsdesk.clock import utc_now
 from newsdesk.dal.ledger import MAX_SHARDS, LedgerRepository, LedgerShape
-from newsdesk.models.addresses import normalize_address
+from newsdesk.models.addresses import MAX_ADDRESS_LENGTH, normalize_address
 from newsdesk.models.delivery import LedgerState
 from newsdesk.models.subscribers import SubscriberStatus
 from newsdesk.observability import logger
@@ -94,7 +94,9 @@ class SesFeedback:
         email_validator, are tens of milliseconds of a cold start: bench/cold_start.py)."""
         reported = email.strip().lower()
         now = self._clock()
-        if self._subscribers.suppress(reported, status, now):
+        # Only what could be a stored key is looked up as it is (DynamoDB refuses an empty or oversized key).
+        could_be_stored = "@" in reported and len(reported) <= MAX_ADDRESS_LENGTH
+        if could_be_stored and self._subscribers.suppress(reported, status, now):
             return True
         try:
             address = normalize_address(email)
