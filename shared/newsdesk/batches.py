@@ -43,8 +43,9 @@ def process_batch(
         try:
             handle(record)
         except Exception:  # any failure is this record's alone: the others are still handled
-            logger.exception("a record failed; its event source delivers it again", extra={"item": item_id(record)})
-            failed.append(item_id(record))
+            item = item_id(record)
+            logger.exception("a record failed; its event source delivers it again", extra={"item": item})
+            failed.append(item)
     if records and len(failed) == len(records):
         raise BatchFailedError(f"all {len(records)} records of the batch failed (each is logged above)")
     return {"batchItemFailures": [{"itemIdentifier": item} for item in failed]}
